@@ -41,7 +41,7 @@ type Entry struct {
 	// Attempt is the attempt the job died at (1-based).
 	Attempt int `json:"attempt"`
 	// MaxAttempts is the job's max attempts at that moment.
-	MaxAttempts int `json:"max_attempts"`
+	MaxAttempts int    `json:"max_attempts"`
 	Kind        string `json:"kind"`
 	Queue       string `json:"queue"`
 	Priority    int    `json:"priority"`
