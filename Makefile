@@ -1,0 +1,34 @@
+# rebound: `make demo` shows it working, `make test` proves it.
+GO       ?= go
+BIN      := bin
+GOFLAGS  ?=
+TESTFLAGS ?= -race -count=1 -timeout 12m
+
+.PHONY: build demo test lint bench clean
+
+## build: the three binaries (worker, enqueue, rebound) into ./bin
+build:
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+
+## demo: go-httpbin upstream + migrate + worker + a mix of jobs, about a minute
+demo: build
+	$(GO) build -o $(BIN)/go-httpbin github.com/mccutchen/go-httpbin/v2/cmd/go-httpbin
+	DATABASE_URL="$$(scripts/ensure-postgres.sh)" scripts/demo.sh
+
+## test: the whole suite against a real PostgreSQL (found or started by scripts/ensure-postgres.sh)
+test:
+	DATABASE_URL="$$(scripts/ensure-postgres.sh)"; export DATABASE_URL; \
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$DATABASE_URL}" $(GO) test $(TESTFLAGS) ./...
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: benchmarks, reported against plain River in the same run
+bench:
+	DATABASE_URL="$$(scripts/ensure-postgres.sh)"; export DATABASE_URL; \
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$DATABASE_URL}" $(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN) .demo

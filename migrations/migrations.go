@@ -1,0 +1,463 @@
+// Package migrations creates and upgrades the database schema rebound needs:
+// River's own tables first (through River's rivermigrate), then rebound's.
+//
+// # Files
+//
+// rebound's migrations are SQL files embedded in the binary:
+//
+//   - sql/NNN_name.sql: versioned, forward-only migrations applied in order
+//     of NNN, each in its own transaction together with its row in the
+//     rebound_migration table. An applied file is never edited: a change
+//     comes as a new file.
+//   - sql/river_triggers/NAME.sql: one CREATE TRIGGER statement each for a
+//     trigger named NAME on River's river_job table (the dead-letter capture).
+//     They are dropped before River's own migrations run (a River migration
+//     that alters river_job.state fails while a trigger depends on that
+//     column) and created again after every migration has run, so
+//     `rebound migrate up` also repairs a trigger that went missing.
+//
+// # Concurrency
+//
+// [Migrator.Up] holds a session-level PostgreSQL advisory lock for its whole
+// run, so any number of pods may run it at the same moment: one migrates, the
+// others wait and then find nothing to do. Session advisory locks need a
+// direct connection: behind PgBouncer in transaction mode, point DATABASE_URL
+// for `rebound migrate` at PostgreSQL itself.
+package migrations
+
+import (
+	"cmp"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+//go:embed sql
+var files embed.FS
+
+// AdvisoryLockKey is the key of the session advisory lock [Migrator.Up]
+// holds while it migrates (pg_advisory_lock(bigint)).
+const AdvisoryLockKey int64 = 0x7265626f756e64 // "rebound"
+
+// VersionTable is the table that records which of rebound's versioned
+// migrations are applied.
+const VersionTable = "rebound_migration"
+
+// Migration is one of rebound's versioned migrations.
+type Migration struct {
+	// Version is the number the file name starts with (001 -> 1).
+	Version int
+	// Name is the file name without version and extension ("foundation").
+	Name string
+	// SQL is the file's content.
+	SQL string
+}
+
+// Trigger is a trigger rebound keeps on River's river_job table.
+type Trigger struct {
+	// Name is the trigger's name (the file name without extension).
+	Name string
+	// SQL is the CREATE TRIGGER statement.
+	SQL string
+}
+
+// ErrBehind is returned (wrapped, with what is pending) by [Migrator.Check]
+// when the database needs `rebound migrate up`.
+var ErrBehind = errors.New("database migrations are behind")
+
+// All returns rebound's versioned migrations in the order they apply.
+func All() []Migration {
+	all, err := loadMigrations(files)
+	if err != nil {
+		panic(err) // embedded files are checked by tests; a bad name is a build defect
+	}
+	return all
+}
+
+// Triggers returns the triggers rebound keeps on river_job, by name.
+func Triggers() []Trigger {
+	entries, err := fs.ReadDir(files, "sql/river_triggers")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		panic(err)
+	}
+	out := make([]Trigger, 0, len(entries))
+	for _, e := range entries {
+		b, err := fs.ReadFile(files, path.Join("sql/river_triggers", e.Name()))
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, Trigger{Name: strings.TrimSuffix(e.Name(), ".sql"), SQL: string(b)})
+	}
+	return out
+}
+
+// Fingerprint identifies the complete schema this binary migrates to
+// (River's migrations and rebound's files). Test harnesses use it to name a
+// template database.
+func Fingerprint() string {
+	var b strings.Builder
+	for _, m := range rivermigrateVersions() {
+		fmt.Fprintf(&b, "river:%d:%d\n", m.Version, len(m.SQLUp))
+	}
+	for _, m := range All() {
+		fmt.Fprintf(&b, "rebound:%d:%s:%s\n", m.Version, m.Name, m.SQL)
+	}
+	for _, t := range Triggers() {
+		fmt.Fprintf(&b, "trigger:%s:%s\n", t.Name, t.SQL)
+	}
+	return b.String()
+}
+
+func rivermigrateVersions() []rivermigrate.Migration {
+	m, err := rivermigrate.New(riverpgxv5.New(nil), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	return m.AllVersions()
+}
+
+func loadMigrations(fsys fs.FS) ([]Migration, error) {
+	entries, err := fs.ReadDir(fsys, "sql")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Migration, 0, len(entries))
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		num, name, ok := strings.Cut(strings.TrimSuffix(e.Name(), ".sql"), "_")
+		version, err := strconv.Atoi(num)
+		if !ok || err != nil || version < 1 || name == "" {
+			return nil, fmt.Errorf("migration file %q: want NNN_name.sql", e.Name())
+		}
+		b, err := fs.ReadFile(fsys, path.Join("sql", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Migration{Version: version, Name: name, SQL: string(b)})
+	}
+	slices.SortFunc(out, func(a, b Migration) int { return cmp.Compare(a.Version, b.Version) })
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("two migrations with version %d", out[i].Version)
+		}
+	}
+	return out, nil
+}
+
+// Config configures a [Migrator]. The zero value is usable.
+type Config struct {
+	// Logger receives one line per applied migration. Defaults to a logger
+	// that discards everything.
+	Logger *slog.Logger
+	// LockTimeout bounds the wait for another process's migration to finish.
+	// Defaults to [DefaultLockTimeout].
+	LockTimeout time.Duration
+}
+
+// DefaultLockTimeout is the default wait for the migration advisory lock.
+const DefaultLockTimeout = 5 * time.Minute
+
+// Migrator applies River's and rebound's migrations to one database.
+type Migrator struct {
+	pool   *pgxpool.Pool
+	river  *rivermigrate.Migrator[pgx.Tx]
+	logger *slog.Logger
+	config Config
+}
+
+// New returns a Migrator for the database behind pool. config may be nil.
+func New(pool *pgxpool.Pool, config *Config) (*Migrator, error) {
+	if config == nil {
+		config = &Config{}
+	}
+	c := *config
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
+	c.LockTimeout = cmp.Or(c.LockTimeout, DefaultLockTimeout)
+	river, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: c.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("river migrator: %w", err)
+	}
+	return &Migrator{pool: pool, river: river, logger: c.Logger, config: c}, nil
+}
+
+// Applied is one migration [Migrator.Up] applied.
+type Applied struct {
+	// Line is "river" or "rebound".
+	Line     string        `json:"line"`
+	Version  int           `json:"version"`
+	Name     string        `json:"name"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Up applies every pending migration, River's first, then rebound's, and
+// (re)creates rebound's triggers on river_job. It is idempotent: on a
+// current database it applies nothing and returns an empty slice. It holds
+// the advisory lock [AdvisoryLockKey] throughout; errors name the migration
+// that failed, and a failed migration leaves its own transaction rolled back.
+func (m *Migrator) Up(ctx context.Context) ([]Applied, error) {
+	conn, err := m.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Release()
+
+	lockCtx, cancel := context.WithTimeout(ctx, m.config.LockTimeout)
+	defer cancel()
+	if _, err := conn.Exec(lockCtx, "SELECT pg_advisory_lock($1)", AdvisoryLockKey); err != nil {
+		return nil, fmt.Errorf("wait for migration lock: %w", err)
+	}
+	defer func() {
+		// A fresh context: the unlock must happen even when ctx was cancelled.
+		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(unlockCtx, "SELECT pg_advisory_unlock($1)", AdvisoryLockKey); err != nil {
+			// The lock dies with the session; make sure the session dies too.
+			_ = conn.Conn().Close(unlockCtx)
+		}
+	}()
+
+	var applied []Applied
+
+	riverPending, err := m.riverPending(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(riverPending) > 0 {
+		if err := m.dropTriggers(ctx, conn.Conn()); err != nil {
+			return nil, err
+		}
+		res, err := m.river.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		if err != nil {
+			return nil, fmt.Errorf("river migrations: %w", err)
+		}
+		for _, v := range res.Versions {
+			applied = append(applied, Applied{Line: "river", Version: v.Version, Name: v.Name, Duration: v.Duration})
+			m.logger.InfoContext(ctx, "applied migration", "line", "river", "version", v.Version, "name", v.Name, "duration", v.Duration)
+		}
+	}
+
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+VersionTable+` (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, fmt.Errorf("create %s: %w", VersionTable, err)
+	}
+	done, err := appliedVersions(ctx, conn.Conn())
+	if err != nil {
+		return nil, err
+	}
+	for _, mig := range All() {
+		if _, ok := done[mig.Version]; ok {
+			continue
+		}
+		start := time.Now()
+		err := pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, mig.SQL); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO "+VersionTable+" (version, name) VALUES ($1, $2)", mig.Version, mig.Name)
+			return err
+		})
+		if err != nil {
+			return applied, fmt.Errorf("migration %03d_%s: %w", mig.Version, mig.Name, err)
+		}
+		a := Applied{Line: "rebound", Version: mig.Version, Name: mig.Name, Duration: time.Since(start)}
+		applied = append(applied, a)
+		m.logger.InfoContext(ctx, "applied migration", "line", "rebound", "version", a.Version, "name", a.Name, "duration", a.Duration)
+	}
+
+	if err := m.createTriggers(ctx, conn.Conn()); err != nil {
+		return applied, err
+	}
+	return applied, nil
+}
+
+func (m *Migrator) riverPending(ctx context.Context) ([]rivermigrate.Migration, error) {
+	existing, err := m.river.ExistingVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read river migrations: %w", err)
+	}
+	have := make(map[int]bool, len(existing))
+	for _, e := range existing {
+		have[e.Version] = true
+	}
+	var pending []rivermigrate.Migration
+	for _, v := range m.river.AllVersions() {
+		if !have[v.Version] {
+			pending = append(pending, v)
+		}
+	}
+	return pending, nil
+}
+
+func (m *Migrator) dropTriggers(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('river_job') IS NOT NULL").Scan(&exists); err != nil {
+		return fmt.Errorf("look for river_job: %w", err)
+	}
+	if !exists {
+		return nil
+	}
+	for _, t := range Triggers() {
+		if _, err := conn.Exec(ctx, "DROP TRIGGER IF EXISTS "+pgx.Identifier{t.Name}.Sanitize()+" ON river_job"); err != nil {
+			return fmt.Errorf("drop trigger %s before River's migrations: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+func (m *Migrator) createTriggers(ctx context.Context, conn *pgx.Conn) error {
+	for _, t := range Triggers() {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "DROP TRIGGER IF EXISTS "+pgx.Identifier{t.Name}.Sanitize()+" ON river_job"); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, t.SQL)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("create trigger %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+func appliedVersions(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}) (map[int]time.Time, error) {
+	rows, err := q.Query(ctx, "SELECT version, applied_at FROM "+VersionTable)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", VersionTable, err)
+	}
+	out := map[int]time.Time{}
+	for rows.Next() {
+		var v int
+		var at time.Time
+		if err := rows.Scan(&v, &at); err != nil {
+			return nil, err
+		}
+		out[v] = at
+	}
+	return out, rows.Err()
+}
+
+// Status is the state of one migration or trigger.
+type Status struct {
+	// Line is "river", "rebound" or "trigger".
+	Line    string `json:"line"`
+	Version int    `json:"version,omitempty"`
+	Name    string `json:"name"`
+	// Applied reports whether the migration is applied (for a trigger:
+	// whether it exists on river_job).
+	Applied bool `json:"applied"`
+	// AppliedAt is when it was applied; nil when pending or unknown.
+	AppliedAt *time.Time `json:"applied_at,omitempty"`
+}
+
+// Status lists every migration this binary knows, River's then rebound's,
+// then rebound's triggers, with whether each is applied. It takes no lock
+// and writes nothing.
+func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
+	existing, err := m.river.ExistingVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read river migrations: %w", err)
+	}
+	riverDone := make(map[int]time.Time, len(existing))
+	for _, e := range existing {
+		riverDone[e.Version] = time.Time{}
+	}
+	var out []Status
+	for _, v := range m.river.AllVersions() {
+		_, ok := riverDone[v.Version]
+		out = append(out, Status{Line: "river", Version: v.Version, Name: v.Name, Applied: ok})
+	}
+
+	var tableExists bool
+	if err := m.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", VersionTable).Scan(&tableExists); err != nil {
+		return nil, fmt.Errorf("look for %s: %w", VersionTable, err)
+	}
+	done := map[int]time.Time{}
+	if tableExists {
+		if done, err = appliedVersions(ctx, m.pool); err != nil {
+			return nil, err
+		}
+	}
+	for _, mig := range All() {
+		s := Status{Line: "rebound", Version: mig.Version, Name: mig.Name}
+		if at, ok := done[mig.Version]; ok {
+			s.Applied, s.AppliedAt = true, &at
+		}
+		out = append(out, s)
+	}
+
+	present, err := m.presentTriggers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range Triggers() {
+		out = append(out, Status{Line: "trigger", Name: t.Name, Applied: present[t.Name]})
+	}
+	return out, nil
+}
+
+func (m *Migrator) presentTriggers(ctx context.Context) (map[string]bool, error) {
+	rows, err := m.pool.Query(ctx, `SELECT tgname FROM pg_trigger
+		WHERE tgrelid = to_regclass('river_job') AND NOT tgisinternal`)
+	if err != nil {
+		return nil, fmt.Errorf("list triggers on river_job: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list triggers on river_job: %w", err)
+	}
+	out := make(map[string]bool, len(names))
+	for _, n := range names {
+		out[n] = true
+	}
+	return out, nil
+}
+
+// Check returns nil when every migration is applied and every trigger
+// exists, and otherwise an error wrapping [ErrBehind] that names what is
+// missing. Errors reaching the database are returned as they are. It is what
+// the worker's /readyz and start-up check call.
+func (m *Migrator) Check(ctx context.Context) error {
+	statuses, err := m.Status(ctx)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, s := range statuses {
+		if s.Applied {
+			continue
+		}
+		switch s.Line {
+		case "trigger":
+			missing = append(missing, "trigger "+s.Name)
+		default:
+			missing = append(missing, fmt.Sprintf("%s %03d_%s", s.Line, s.Version, s.Name))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %d pending (%s); run `rebound migrate up`", ErrBehind, len(missing), strings.Join(missing, ", "))
+	}
+	return nil
+}

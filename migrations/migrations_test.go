@@ -1,0 +1,122 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/migrations"
+)
+
+// emptyDatabase returns a database with nothing in it: the harness's
+// databases come migrated, so drop everything first.
+func emptyDatabase(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool := dbtest.Pool(t)
+	_, err := pool.Exec(context.Background(), "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+	require.NoError(t, err)
+	return pool
+}
+
+func TestUpIsIdempotent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := emptyDatabase(t)
+	m, err := migrations.New(pool, nil)
+	require.NoError(t, err)
+
+	require.ErrorIs(t, m.Check(ctx), migrations.ErrBehind)
+
+	first, err := m.Up(ctx)
+	require.NoError(t, err)
+	riverCount := len(rivermigrateAll(t))
+	require.Len(t, first, riverCount+len(migrations.All()))
+	require.Equal(t, "river", first[0].Line)
+	require.Equal(t, "rebound", first[len(first)-1].Line)
+
+	second, err := m.Up(ctx)
+	require.NoError(t, err)
+	require.Empty(t, second)
+	require.NoError(t, m.Check(ctx))
+
+	statuses, err := m.Status(ctx)
+	require.NoError(t, err)
+	require.Len(t, statuses, riverCount+len(migrations.All())+len(migrations.Triggers()))
+	for _, s := range statuses {
+		require.True(t, s.Applied, "%s %d %s", s.Line, s.Version, s.Name)
+	}
+}
+
+func TestConcurrentUpMigratesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := emptyDatabase(t)
+
+	const pods = 4
+	results := make([][]migrations.Applied, pods)
+	errs := make([]error, pods)
+	var wg sync.WaitGroup
+	for i := range pods {
+		wg.Go(func() {
+			m, err := migrations.New(pool, nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			results[i], errs[i] = m.Up(ctx)
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range pods {
+		require.NoError(t, errs[i])
+		total += len(results[i])
+	}
+	require.Equal(t, len(rivermigrateAll(t))+len(migrations.All()), total, "every migration applied exactly once")
+
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM "+migrations.VersionTable).Scan(&n))
+	require.Equal(t, len(migrations.All()), n)
+}
+
+func TestStatusOnEmptyDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m, err := migrations.New(emptyDatabase(t), nil)
+	require.NoError(t, err)
+	statuses, err := m.Status(ctx)
+	require.NoError(t, err)
+	for _, s := range statuses {
+		require.False(t, s.Applied, "%s %d %s", s.Line, s.Version, s.Name)
+	}
+	err = m.Check(ctx)
+	require.ErrorIs(t, err, migrations.ErrBehind)
+	require.Contains(t, err.Error(), "rebound 001_foundation")
+	require.Contains(t, err.Error(), "run `rebound migrate up`")
+}
+
+func TestCheckReportsUnreachableDatabase(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?connect_timeout=2")
+	require.NoError(t, err)
+	defer pool.Close()
+	m, err := migrations.New(pool, nil)
+	require.NoError(t, err)
+	err = m.Check(context.Background())
+	require.Error(t, err)
+	require.False(t, errors.Is(err, migrations.ErrBehind))
+}
+
+func rivermigrateAll(t *testing.T) []rivermigrate.Migration {
+	t.Helper()
+	m, err := rivermigrate.New(riverpgxv5.New(nil), nil)
+	require.NoError(t, err)
+	return m.AllVersions()
+}

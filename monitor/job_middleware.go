@@ -1,0 +1,72 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// JobMiddleware is a River worker middleware that counts every attempt in
+// rebound_job_attempts_total and times it in rebound_job_duration_seconds.
+// Install it outermost (first in river.Config.Middleware) so it also sees
+// the snoozes of the circuit breaker gate. Build it with
+// [Metrics.JobMiddleware].
+type JobMiddleware struct {
+	river.MiddlewareDefaults
+	metrics *Metrics
+}
+
+// JobMiddleware returns the worker middleware that feeds m.
+func (m *Metrics) JobMiddleware() *JobMiddleware {
+	return &JobMiddleware{metrics: m}
+}
+
+// Work implements rivertype.WorkerMiddleware. It returns what the rest of
+// the chain returns, and re-panics a panic after counting it.
+func (mw *JobMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+	start := time.Now()
+	panicked := true
+	defer func() {
+		if panicked {
+			mw.observe(job, OutcomePanicked, start)
+		}
+	}()
+	err := doInner(ctx)
+	panicked = false
+	mw.observe(job, AttemptOutcome(ctx, job, err), start)
+	return err
+}
+
+func (mw *JobMiddleware) observe(job *rivertype.JobRow, outcome string, start time.Time) {
+	mw.metrics.JobAttempts.WithLabelValues(job.Kind, job.Queue, outcome).Inc()
+	mw.metrics.JobDuration.WithLabelValues(job.Kind, outcome).Observe(time.Since(start).Seconds())
+}
+
+// AttemptOutcome names what River will do with an attempt that returned err
+// (one of the Outcome* constants, never OutcomePanicked): a snooze or a
+// cancel error as such; a context.Canceled while the work context is
+// cancelled (the client is stopping) is interrupted; any other error on the
+// last attempt is discarded, before it errored.
+func AttemptOutcome(ctx context.Context, job *rivertype.JobRow, err error) string {
+	var (
+		snooze *rivertype.JobSnoozeError
+		cancel *rivertype.JobCancelError
+	)
+	switch {
+	case err == nil:
+		return OutcomeCompleted
+	case errors.As(err, &snooze):
+		return OutcomeSnoozed
+	case errors.As(err, &cancel):
+		return OutcomeCancelled
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return OutcomeInterrupted
+	case job.Attempt >= job.MaxAttempts:
+		return OutcomeDiscarded
+	default:
+		return OutcomeErrored
+	}
+}

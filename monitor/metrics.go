@@ -1,0 +1,87 @@
+package monitor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Namespace prefixes every metric rebound exports.
+const Namespace = "rebound"
+
+// Metrics holds the metrics a worker pod updates in process. Build it with
+// [NewMetrics]; every field is registered and ready to use.
+//
+// No label ever holds a job ID, an error message or a URL: kind, queue,
+// outcome, class and strategy come from small fixed sets (kinds and queues
+// are configured by the operator).
+type Metrics struct {
+	// JobAttempts counts worked attempts by outcome: completed, errored (will
+	// be retried), discarded (attempts used up), cancelled (ended for good by
+	// the job or the retry policy), snoozed (no attempt used), interrupted
+	// (returned to the queue at shutdown, no attempt used) and panicked.
+	// rebound_job_attempts_total{kind,queue,outcome}
+	JobAttempts *prometheus.CounterVec
+
+	// JobDuration is how long attempts ran, in seconds, by outcome.
+	// rebound_job_duration_seconds{kind,outcome}
+	JobDuration *prometheus.HistogramVec
+
+	// JobErrors counts failed attempts by failure class.
+	// rebound_job_errors_total{kind,class}
+	JobErrors *prometheus.CounterVec
+
+	// RetriesScheduled counts retries the retry policy scheduled.
+	// rebound_retries_scheduled_total{kind,class,strategy}
+	RetriesScheduled *prometheus.CounterVec
+
+	// RetryDelay is the delay chosen before a retry, in seconds.
+	// rebound_retry_delay_seconds{class}
+	RetryDelay *prometheus.HistogramVec
+}
+
+// Outcomes of an attempt, the values of the outcome label.
+const (
+	OutcomeCompleted   = "completed"
+	OutcomeErrored     = "errored"
+	OutcomeDiscarded   = "discarded"
+	OutcomeCancelled   = "cancelled"
+	OutcomeSnoozed     = "snoozed"
+	OutcomeInterrupted = "interrupted"
+	OutcomePanicked    = "panicked"
+)
+
+// NewMetrics creates rebound's in-process metrics and registers them with
+// reg (use a non-global registry; prometheus.NewRegistry()). It panics if
+// one is already registered there, as prometheus.MustRegister does.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		JobAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "job_attempts_total",
+			Help:      "Attempts worked by this pod, by job kind, queue and outcome (completed, errored, discarded, cancelled, snoozed, interrupted, panicked).",
+		}, []string{"kind", "queue", "outcome"}),
+		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "job_duration_seconds",
+			Help:      "Time an attempt ran, in seconds, by job kind and outcome.",
+			Buckets:   []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"kind", "outcome"}),
+		JobErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "job_errors_total",
+			Help:      "Failed attempts by job kind and failure class.",
+		}, []string{"kind", "class"}),
+		RetriesScheduled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "retries_scheduled_total",
+			Help:      "Retries scheduled by the retry policy, by job kind, failure class and backoff strategy.",
+		}, []string{"kind", "class", "strategy"}),
+		RetryDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "retry_delay_seconds",
+			Help:      "Delay chosen before a retry, in seconds, by failure class.",
+			Buckets:   []float64{.1, .5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
+		}, []string{"class"}),
+	}
+	reg.MustRegister(m.JobAttempts, m.JobDuration, m.JobErrors, m.RetriesScheduled, m.RetryDelay)
+	return m
+}
