@@ -1,0 +1,208 @@
+package retrypolicy
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ConfigKey is the key under which the worker's --config file holds retry
+// policies; validation errors name settings from it, e.g.
+// "retry.kinds.http_request.max_delay".
+const ConfigKey = "retry"
+
+// Config is the YAML form of a set of policies, as found under the `retry:`
+// key of the worker's --config file:
+//
+//	retry:
+//	  default:                  # every field optional; unset = package default
+//	    max_attempts: 5
+//	    initial_delay: 2s       # durations are Go duration strings: 100ms, 2s, 5m, 1h
+//	    max_delay: 5m
+//	    min_delay: 100ms
+//	    jitter: proportional    # none | full | equal | proportional | decorrelated (true = proportional, false = none)
+//	    retry_after_max: 1h
+//	    rescue_limit: 2
+//	    classes:                # overrides of the decision matrix, per class
+//	      not_found: {retry: true, strategy: linear}
+//	      timeout: {strategy: exponential}
+//	  kinds:
+//	    http_request:           # unset fields and classes come from default
+//	      max_attempts: 10
+//	      max_delay: 10m
+//
+// Unlike a Go [Policy], an explicit zero is refused (max_attempts: 0 is an
+// error, not "default"). Build the policies with [Config.Policies].
+type Config struct {
+	// Default applies to every kind; its unset fields take the package
+	// defaults.
+	Default PolicyConfig `yaml:"default"`
+
+	// Kinds overrides Default per job kind; unset fields and classes take
+	// Default's.
+	Kinds map[string]PolicyConfig `yaml:"kinds"`
+}
+
+// PolicyConfig is the YAML form of a [Policy]. nil fields are unset.
+type PolicyConfig struct {
+	MaxAttempts   *int                 `yaml:"max_attempts,omitempty"`
+	InitialDelay  *Duration            `yaml:"initial_delay,omitempty"`
+	MaxDelay      *Duration            `yaml:"max_delay,omitempty"`
+	MinDelay      *Duration            `yaml:"min_delay,omitempty"`
+	Jitter        *Jitter              `yaml:"jitter,omitempty"`
+	RetryAfterMax *Duration            `yaml:"retry_after_max,omitempty"`
+	RescueLimit   *int                 `yaml:"rescue_limit,omitempty"`
+	Classes       map[Class]RuleConfig `yaml:"classes,omitempty"`
+}
+
+// RuleConfig is the YAML form of a [Rule]. Unset retry keeps the inherited
+// decision; unset strategy keeps the inherited strategy.
+type RuleConfig struct {
+	Retry    *bool     `yaml:"retry,omitempty"`
+	Strategy *Strategy `yaml:"strategy,omitempty"`
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string ("2s",
+// "5m", "1h30m", "100ms"). Bare numbers are refused: their unit would be a
+// guess.
+type Duration time.Duration
+
+// UnmarshalYAML parses a duration string.
+func (d *Duration) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind != yaml.ScalarNode || node.Tag != "!!str" {
+		return fmt.Errorf("line %d: %q is not a duration: write a number with a unit, e.g. 2s, 5m, 100ms", node.Line, node.Value)
+	}
+	v, err := time.ParseDuration(node.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration: write a number with a unit, e.g. 2s, 5m, 100ms", node.Line, node.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string, e.g. "2s".
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// UnmarshalYAML accepts a jitter mode name, or a boolean as in the seed
+// document's "jitter on": true is proportional, false is none. The name is
+// validated by [Config.Policies], which names the key.
+func (j *Jitter) UnmarshalYAML(node *yaml.Node) error {
+	if node.Kind == yaml.ScalarNode && node.Tag == "!!bool" {
+		var on bool
+		if err := node.Decode(&on); err != nil {
+			return err
+		}
+		*j = JitterNone
+		if on {
+			*j = JitterProportional
+		}
+		return nil
+	}
+	var s string
+	if err := node.Decode(&s); err != nil {
+		return err
+	}
+	*j = Jitter(s)
+	return nil
+}
+
+// Policies validates the configuration and builds the set of policies.
+// Errors are *ConfigError naming the offending key, e.g.
+// "retry.kinds.http_request.max_delay: must be >= initial_delay (2s)".
+// Refused: max_attempts < 1, rescue_limit < 1, initial_delay, min_delay or
+// retry_after_max <= 0, max_delay below initial_delay, min_delay above
+// max_delay, an unknown class, strategy or jitter mode.
+func (c Config) Policies() (*Policies, error) {
+	def, err := c.Default.policy(ConfigKey+".default.", nil)
+	if err != nil {
+		return nil, err
+	}
+	parentRules := def.WithDefaults().Rules
+	kinds := make(map[string]Policy, len(c.Kinds))
+	for _, kind := range slices.Sorted(maps.Keys(c.Kinds)) {
+		p, err := c.Kinds[kind].policy(ConfigKey+".kinds."+kind+".", parentRules)
+		if err != nil {
+			return nil, err
+		}
+		kinds[kind] = p
+	}
+	return NewPolicies(def, kinds)
+}
+
+// policy converts to a Policy whose zero fields mean "unset", after refusing
+// explicit values that would read as unset (zero) or are out of range.
+// parentRules are the inherited rules a partial class override completes (nil:
+// the decision matrix).
+func (c PolicyConfig) policy(prefix string, parentRules map[Class]Rule) (Policy, error) {
+	var p Policy
+	if c.MaxAttempts != nil {
+		if *c.MaxAttempts < 1 {
+			return p, &ConfigError{Key: prefix + "max_attempts", Problem: fmt.Sprintf("must be >= 1 (got %d)", *c.MaxAttempts)}
+		}
+		p.MaxAttempts = *c.MaxAttempts
+	}
+	if c.RescueLimit != nil {
+		if *c.RescueLimit < 1 {
+			return p, &ConfigError{Key: prefix + "rescue_limit", Problem: fmt.Sprintf("must be >= 1 (got %d)", *c.RescueLimit)}
+		}
+		p.RescueLimit = *c.RescueLimit
+	}
+	for _, f := range []struct {
+		key string
+		in  *Duration
+		out *time.Duration
+	}{
+		{"initial_delay", c.InitialDelay, &p.InitialDelay},
+		{"max_delay", c.MaxDelay, &p.MaxDelay},
+		{"min_delay", c.MinDelay, &p.MinDelay},
+		{"retry_after_max", c.RetryAfterMax, &p.RetryAfterMax},
+	} {
+		if f.in == nil {
+			continue
+		}
+		if *f.in <= 0 {
+			return p, &ConfigError{Key: prefix + f.key, Problem: fmt.Sprintf("must be > 0 (got %s)", time.Duration(*f.in))}
+		}
+		*f.out = time.Duration(*f.in)
+	}
+	if c.Jitter != nil {
+		if !c.Jitter.Valid() {
+			return p, &ConfigError{Key: prefix + "jitter", Problem: fmt.Sprintf("unknown jitter mode %q (known: %s)", *c.Jitter, joinNames(allJitters[:]))}
+		}
+		p.Jitter = *c.Jitter
+	}
+	return p, c.rules(prefix, parentRules, &p)
+}
+
+// rules converts the class overrides. A class with only a strategy keeps the
+// inherited retry decision; with only retry, the inherited strategy.
+func (c PolicyConfig) rules(prefix string, parentRules map[Class]Rule, p *Policy) error {
+	if len(c.Classes) == 0 {
+		return nil
+	}
+	p.Rules = make(map[Class]Rule, len(c.Classes))
+	for _, class := range slices.Sorted(maps.Keys(c.Classes)) {
+		if !class.Valid() {
+			return &ConfigError{Key: prefix + "classes." + string(class), Problem: fmt.Sprintf("unknown class (known: %s)", joinNames(allClasses[:]))}
+		}
+		rc := c.Classes[class]
+		r, ok := parentRules[class]
+		if !ok {
+			r = DefaultRule(class)
+		}
+		if rc.Retry != nil {
+			r.Retry = *rc.Retry
+		}
+		if rc.Strategy != nil {
+			if !rc.Strategy.Valid() {
+				return &ConfigError{Key: prefix + "classes." + string(class) + ".strategy", Problem: fmt.Sprintf("unknown strategy %q (known: %s)", *rc.Strategy, joinNames(allStrategies[:]))}
+			}
+			r.Strategy = *rc.Strategy
+		}
+		p.Rules[class] = r
+	}
+	return nil
+}

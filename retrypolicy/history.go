@@ -1,0 +1,203 @@
+package retrypolicy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Size limits of one history entry, so a job with many attempts cannot
+// approach River's 32 MB output limit.
+const (
+	// MaxErrorBytes is the longest error message kept in an entry; longer
+	// messages are cut at a UTF-8 boundary and end in "…".
+	MaxErrorBytes = 4 << 10
+
+	// MaxStackBytes is the longest panic stack kept in an entry (its top,
+	// where the panic happened), cut the same way.
+	MaxStackBytes = 16 << 10
+
+	// MaxResultBytes is the largest JSON result [RecordResult] accepts.
+	MaxResultBytes = 16 << 20
+)
+
+// Output is a job's metadata.output when it runs under the [AttemptRecorder]:
+//
+//	{"result": <the JSON the job recorded with RecordResult, or null>,
+//	 "attempts": [<Attempt>, ...]}
+//
+// Both keys are always written. The recorder is the only writer of "output"
+// (river.RecordOutput replaces the whole key on each call, so job code must
+// use RecordResult, not river.RecordOutput).
+type Output struct {
+	// Result is what the job recorded with RecordResult; null when nothing.
+	Result json.RawMessage `json:"result"`
+
+	// Attempts is the history of failed attempts, oldest first.
+	Attempts []Attempt `json:"attempts"`
+}
+
+// Attempt is one entry of a job's history: one failed attempt. The JSON
+// names are a stable contract — the dead-letter queue's trigger reads
+// metadata->'output'->'attempts' and the CLI prints them:
+//
+//	{"attempt": 2,                         // int, River's attempt number (1-based)
+//	 "at": "2026-11-30T08:49:37.123456789Z", // RFC 3339 (UTC, nanoseconds): when the failure was recorded
+//	 "class": "rate_limited",              // a Class
+//	 "strategy": "aggressive",             // the class's strategy; absent when the class is not retried
+//	 "delay_ms": 6000,                     // int, wait before the next attempt, ms; 0 when none follows
+//	 "retry_after_ms": 3000,               // int, the server's (or marker's) Retry-After as asked, ms; 0 when none
+//	 "error": "upstream: 429 Too Many Requests", // the error message (panic value for panics), ≤ 4 KiB
+//	 "stack": "goroutine 7 [running]: ...", // panics only: runtime/debug.Stack(), ≤ 16 KiB
+//	 "final": true}                        // present when the recorder knew no attempt follows
+type Attempt struct {
+	Attempt      int       `json:"attempt"`
+	At           time.Time `json:"at"`
+	Class        Class     `json:"class"`
+	Strategy     Strategy  `json:"strategy,omitempty"`
+	DelayMS      int64     `json:"delay_ms"`
+	RetryAfterMS int64     `json:"retry_after_ms"`
+	Error        string    `json:"error"`
+	Stack        string    `json:"stack,omitempty"`
+	Final        bool      `json:"final,omitempty"`
+}
+
+// ParseOutput reads the history out of a job's metadata (the whole metadata
+// JSON object, rivertype.JobRow.Metadata). Metadata without "output" gives an
+// empty Output. An "output" not written by the recorder (not an object with
+// "result" or "attempts") is kept whole as Result, so it is carried forward
+// rather than lost. It returns an error only for malformed JSON.
+func ParseOutput(metadata []byte) (Output, error) {
+	var out Output
+	if len(bytes.TrimSpace(metadata)) == 0 {
+		return out, nil
+	}
+	var meta struct {
+		Output json.RawMessage `json:"output"`
+	}
+	if err := json.Unmarshal(metadata, &meta); err != nil {
+		return out, fmt.Errorf("retrypolicy: parsing job metadata: %w", err)
+	}
+	raw := bytes.TrimSpace(meta.Output)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return out, nil
+	}
+	if raw[0] == '{' {
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &keys); err != nil {
+			return out, fmt.Errorf("retrypolicy: parsing job metadata.output: %w", err)
+		}
+		_, hasResult := keys["result"]
+		_, hasAttempts := keys["attempts"]
+		if hasResult || hasAttempts {
+			if err := json.Unmarshal(raw, &out); err != nil {
+				return Output{}, fmt.Errorf("retrypolicy: parsing job metadata.output: %w", err)
+			}
+			if bytes.Equal(bytes.TrimSpace(out.Result), []byte("null")) {
+				out.Result = nil
+			}
+			return out, nil
+		}
+	}
+	out.Result = slices.Clone(raw)
+	return out, nil
+}
+
+// LostAttempts returns, sorted, the numbers of the job's attempts that were
+// lost: attempts River recorded an error for (job.Errors) with no entry in
+// the history, plus history entries of class lost (lost attempts the
+// recorder back-filled earlier).
+//
+// Why absence and not the rescuer's message: River's rescuer appends an
+// error ("Stuck job rescued by JobRescuer") with no middleware, hook or
+// handler running, so the recorder never sees that attempt; its wording is
+// not an API and could change in any River release. Absence catches every
+// attempt that ended without the recorder finishing it — a worker killed by
+// the OOM killer, a pod deleted mid-job, a hung worker — whatever River
+// writes. Consequence: an attempt that fails before the middleware runs (an
+// unknown job kind, a job row River cannot decode) or in a middleware outside
+// the recorder that does not record (see [CancelWithClass]) also counts as
+// lost.
+func LostAttempts(job *rivertype.JobRow, out Output) []int {
+	recorded := make(map[int]bool, len(out.Attempts))
+	var lost []int
+	for _, a := range out.Attempts {
+		recorded[a.Attempt] = true
+		if a.Class == ClassLost {
+			lost = append(lost, a.Attempt)
+		}
+	}
+	for _, e := range job.Errors {
+		if !recorded[e.Attempt] {
+			recorded[e.Attempt] = true // count each attempt once
+			lost = append(lost, e.Attempt)
+		}
+	}
+	slices.Sort(lost)
+	return slices.Compact(lost)
+}
+
+// lostEntries back-fills history entries for lost attempts that have none.
+// The wait River gave the most recent one (job.ScheduledAt minus the time it
+// was rescued) is known; older ones' are not and stay 0.
+func lostEntries(job *rivertype.JobRow, out Output, rule Rule) []Attempt {
+	recorded := make(map[int]bool, len(out.Attempts))
+	for _, a := range out.Attempts {
+		recorded[a.Attempt] = true
+	}
+	var entries []Attempt
+	for i, e := range job.Errors {
+		if recorded[e.Attempt] {
+			continue
+		}
+		recorded[e.Attempt] = true
+		entry := Attempt{
+			Attempt: e.Attempt,
+			At:      e.At.UTC(),
+			Class:   ClassLost,
+			Error:   truncateUTF8(e.Error, MaxErrorBytes),
+		}
+		if rule.Retry {
+			entry.Strategy = rule.Strategy
+		}
+		if i == len(job.Errors)-1 && job.ScheduledAt.After(e.At) {
+			entry.DelayMS = job.ScheduledAt.Sub(e.At).Milliseconds()
+		}
+		entries = append(entries, entry)
+	}
+	return entries
+}
+
+// previousDelay is the wait before the current attempt as the history
+// records it: the last entry's delay_ms; 0 when none.
+func (o Output) previousDelay() time.Duration {
+	if len(o.Attempts) == 0 {
+		return 0
+	}
+	return time.Duration(o.Attempts[len(o.Attempts)-1].DelayMS) * time.Millisecond
+}
+
+// appendSorted adds entries keeping the history ordered by attempt.
+func (o *Output) appendSorted(entries ...Attempt) {
+	o.Attempts = append(o.Attempts, entries...)
+	slices.SortStableFunc(o.Attempts, func(a, b Attempt) int { return a.Attempt - b.Attempt })
+}
+
+// truncateUTF8 cuts s to at most n bytes at a rune boundary, ending in "…"
+// when cut.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const ellipsis = "…"
+	cut := n - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + ellipsis
+}

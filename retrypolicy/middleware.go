@@ -1,0 +1,454 @@
+package retrypolicy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// DefaultMaxPendingRetries is the default cap on hand-overs held in memory
+// between the recorder and [ClientRetryPolicy.NextRetry].
+const DefaultMaxPendingRetries = 10_000
+
+// RecorderOpts are optional settings of an [AttemptRecorder]; nil means all
+// defaults.
+type RecorderOpts struct {
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+
+	// Rand is the jitter source; it must be safe for concurrent use (jobs
+	// run in parallel). Default math/rand/v2's global source.
+	Rand Rand
+
+	// Logger receives warnings (a history that could not be written or
+	// read, a hand-over evicted). Default slog.Default().
+	Logger *slog.Logger
+
+	// MaxPendingRetries caps the hand-overs held for NextRetry (see
+	// [ClientRetryPolicy]). Default 10,000.
+	MaxPendingRetries int
+}
+
+// AttemptRecorder is the worker middleware that records every failed attempt
+// in the job's history and decides what happens next (DESIGN.md, "Flow of one
+// job", step 4). Install it in river.Config.Middleware after the breaker gate
+// and install its ClientRetryPolicy as river.Config.RetryPolicy:
+//
+//	rec := retrypolicy.NewAttemptRecorder(policies, nil)
+//	cfg := &river.Config{
+//		Middleware:  []rivertype.Middleware{breakerGate, rec},
+//		RetryPolicy: rec.ClientRetryPolicy(),
+//	}
+//
+// Per attempt, with the policy of the job's kind:
+//
+//   - Start: if the job has lost attempts (see [LostAttempts]) reaching the
+//     rescue limit, the worker is not run: the lost attempts and this one
+//     are recorded as class lost and river.JobCancel is returned, so a
+//     poison pill cannot take down pod after pod.
+//   - Success: nothing is written unless the job called [RecordResult] (or
+//     lost attempts need back-filling).
+//   - river.JobSnooze: passed through; no attempt is used, nothing recorded.
+//   - Shutdown (the error satisfies errors.Is(err, context.Canceled) and the
+//     job's context was cancelled by the client stopping): the error is
+//     returned untouched, nothing recorded; River returns the job with its
+//     attempt unused.
+//   - Any other error: classified ([Diagnose]); an entry is appended to the
+//     history; then a class the policy does not retry (or a [Permanent]
+//     marker, or the policy's max attempts reached before the job's) returns
+//     river.JobCancel(err): the job ends now; on the job's last attempt the
+//     error is returned and River discards the job; otherwise the delay the
+//     class's strategy gives is handed to [ClientRetryPolicy.NextRetry].
+//     An error that is already a river.JobCancel, or a cancellation by an
+//     operator (client.JobCancel), is recorded as final and returned as is.
+//   - Panic: recovered, recorded as class panic with its stack
+//     (runtime/debug.Stack), and re-panicked with the same value so River
+//     keeps its stack trace and ErrorHandler.HandlePanic runs — unless the
+//     policy does not retry panics (or its max attempts are reached first),
+//     in which case river.JobCancel is returned instead of re-panicking.
+//
+// The history is written with river.RecordOutput at the end of the attempt
+// (see [Output] for the schema); a failure to write it is logged, never
+// returned. The zero value is not usable; use [NewAttemptRecorder].
+type AttemptRecorder struct {
+	river.MiddlewareDefaults
+
+	policies *Policies
+	now      func() time.Time
+	rand     Rand
+	logger   *slog.Logger
+	retry    *ClientRetryPolicy
+}
+
+var _ rivertype.WorkerMiddleware = (*AttemptRecorder)(nil)
+
+// NewAttemptRecorder returns a recorder using policies (nil: the package
+// defaults for every kind) and its ClientRetryPolicy.
+func NewAttemptRecorder(policies *Policies, opts *RecorderOpts) *AttemptRecorder {
+	if opts == nil {
+		opts = &RecorderOpts{}
+	}
+	r := &AttemptRecorder{
+		policies: policies,
+		now:      opts.Now,
+		rand:     opts.Rand,
+		logger:   opts.Logger,
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.rand == nil {
+		r.rand = globalRand{}
+	}
+	if r.logger == nil {
+		r.logger = slog.Default()
+	}
+	maxPending := opts.MaxPendingRetries
+	if maxPending <= 0 {
+		maxPending = DefaultMaxPendingRetries
+	}
+	r.retry = &ClientRetryPolicy{
+		policies:   policies,
+		now:        r.now,
+		rand:       r.rand,
+		logger:     r.logger,
+		maxPending: maxPending,
+		pending:    make(map[pendingKey]pendingRetry),
+	}
+	return r
+}
+
+// ClientRetryPolicy returns the river.ClientRetryPolicy that receives this
+// recorder's hand-overs. Install it as river.Config.RetryPolicy.
+func (r *AttemptRecorder) ClientRetryPolicy() *ClientRetryPolicy { return r.retry }
+
+// attemptCtx is the job's context plus the attempt's recorded result. It is
+// its own context value, so installing it costs one allocation.
+type attemptCtx struct {
+	context.Context
+
+	mu        sync.Mutex
+	result    json.RawMessage
+	hasResult bool
+}
+
+type attemptCtxKey struct{}
+
+func (c *attemptCtx) Value(key any) any {
+	if key == (attemptCtxKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+func (c *attemptCtx) takeResult() (json.RawMessage, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.result, c.hasResult
+}
+
+// RecordResult sets the "result" of the job's metadata.output to v's JSON.
+// Call it from a job's Work (or anything it calls with its context); each
+// call replaces the previous value; the recorder writes it at the end of the
+// attempt, whether the attempt succeeds or fails, next to the history.
+//
+// Errors: v does not marshal to JSON; its JSON exceeds MaxResultBytes
+// (16 MiB); ctx does not come from a job run under the [AttemptRecorder].
+func RecordResult(ctx context.Context, v any) error {
+	a, ok := ctx.Value(attemptCtxKey{}).(*attemptCtx)
+	if !ok {
+		return errors.New("retrypolicy: RecordResult must be called from a job run under the AttemptRecorder middleware")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("retrypolicy: RecordResult: %w", err)
+	}
+	if len(b) > MaxResultBytes {
+		return fmt.Errorf("retrypolicy: RecordResult: result is %d bytes (max %d)", len(b), MaxResultBytes)
+	}
+	a.mu.Lock()
+	a.result, a.hasResult = b, true
+	a.mu.Unlock()
+	return nil
+}
+
+// attemptRun is the state of one attempt while the recorder handles it.
+type attemptRun struct {
+	job    *rivertype.JobRow
+	policy Policy
+	out    Output
+	parsed bool
+	lost   []Attempt // back-fill for lost attempts found at the start
+}
+
+// history parses the job's history once.
+func (r *AttemptRecorder) history(run *attemptRun) {
+	if run.parsed {
+		return
+	}
+	run.parsed = true
+	out, err := ParseOutput(run.job.Metadata)
+	if err != nil {
+		r.logger.Warn("retrypolicy: unreadable job history; starting a new one",
+			slog.Int64("job_id", run.job.ID), slog.String("kind", run.job.Kind), slog.String("error", err.Error()))
+	}
+	run.out = out
+}
+
+// Work implements rivertype.WorkerMiddleware; see [AttemptRecorder].
+func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) (retErr error) {
+	run := attemptRun{job: job, policy: r.policies.Lookup(job.Kind)}
+
+	// River consumed (or never asked for) the previous attempt's hand-over
+	// before this attempt could start.
+	if job.Attempt > 1 {
+		r.retry.forget(job.ID, job.Attempt-1)
+	}
+
+	if len(job.Errors) > 0 {
+		if err := r.checkRescueLimit(ctx, &run); err != nil {
+			return err
+		}
+	}
+
+	actx := &attemptCtx{Context: ctx}
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		v := recover()
+		if v == nil { // runtime.Goexit (e.g. t.FailNow): nothing to record
+			return
+		}
+		if err := r.recordPanic(ctx, actx, &run, v, debug.Stack()); err != nil {
+			retErr = err
+			return
+		}
+		panic(v)
+	}()
+	err := doInner(actx)
+	finished = true
+
+	if err == nil {
+		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
+			r.write(ctx, actx, &run)
+		}
+		return nil
+	}
+	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
+		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
+			r.write(ctx, actx, &run)
+		}
+		return err
+	}
+	remoteCancel := ctx.Err() != nil && errors.Is(context.Cause(ctx), rivertype.ErrJobCancelledRemotely)
+	if ctx.Err() != nil && !remoteCancel && errors.Is(err, context.Canceled) {
+		// Client shutdown: River's interrupt path returns the job with its
+		// attempt unused, and needs errors.Is(err, context.Canceled).
+		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
+			r.write(ctx, actx, &run)
+		}
+		return err
+	}
+
+	diag := Diagnose(err)
+	_, alreadyCancelled := errors.AsType[*rivertype.JobCancelError](err)
+	if remoteCancel {
+		diag.Class = ClassCancelled // River replaces err with ErrJobCancelledRemotely
+	}
+	entry, decision := r.decide(&run, diag, err.Error())
+	ret := err
+	switch {
+	case alreadyCancelled || remoteCancel:
+		entry.Final, entry.DelayMS = true, 0
+	case decision == decideCancel:
+		ret = river.JobCancel(err)
+	case decision == decideRetry:
+		r.retry.put(job.ID, job.Attempt, entry.At.Add(time.Duration(entry.DelayMS)*time.Millisecond), entry.At)
+	}
+	run.out.appendSorted(entry)
+	r.write(ctx, actx, &run)
+	return ret
+}
+
+type decision uint8
+
+const (
+	decideRetry   decision = iota // hand the delay to NextRetry
+	decideDiscard                 // job's last attempt: River discards
+	decideCancel                  // return river.JobCancel
+)
+
+// decide builds the history entry of a failed attempt and what follows it.
+// It parses the history (needed to carry it forward anyway).
+func (r *AttemptRecorder) decide(run *attemptRun, diag Diagnosis, msg string) (Attempt, decision) {
+	r.history(run)
+	run.out.appendSorted(run.lost...)
+	run.lost = nil
+
+	rule := run.policy.Rule(diag.Class)
+	retry := rule.Retry
+	switch diag.Override {
+	case OverridePermanent:
+		retry = false
+	case OverrideRetry:
+		retry = true
+	}
+	entry := Attempt{
+		Attempt:      run.job.Attempt,
+		At:           r.now().UTC(),
+		Class:        diag.Class,
+		RetryAfterMS: diag.RetryAfter.Milliseconds(),
+		Error:        truncateUTF8(msg, MaxErrorBytes),
+	}
+	if !retry {
+		entry.Final = true
+		return entry, decideCancel
+	}
+	entry.Strategy = rule.Strategy
+	switch {
+	case run.job.Attempt >= run.job.MaxAttempts:
+		entry.Final = true
+		return entry, decideDiscard
+	case run.job.Attempt >= run.policy.MaxAttempts:
+		entry.Final = true
+		return entry, decideCancel
+	}
+	delay := run.policy.Delay(DelayParams{
+		Attempt:    run.job.Attempt,
+		Strategy:   rule.Strategy,
+		RetryAfter: diag.RetryAfter,
+		Previous:   run.out.previousDelay(),
+	}, r.rand)
+	entry.DelayMS = delay.Milliseconds()
+	return entry, decideRetry
+}
+
+// recordPanic records a recovered panic. It returns a river.JobCancel error
+// when the job must end now (the caller returns it instead of re-panicking),
+// nil when the caller must re-panic.
+func (r *AttemptRecorder) recordPanic(ctx context.Context, actx *attemptCtx, run *attemptRun, v any, stack []byte) error {
+	msg := fmt.Sprint(v)
+	entry, decision := r.decide(run, Diagnosis{Class: ClassPanic}, msg)
+	entry.Stack = truncateUTF8(string(stack), MaxStackBytes)
+	if decision == decideRetry {
+		r.retry.put(run.job.ID, run.job.Attempt, entry.At.Add(time.Duration(entry.DelayMS)*time.Millisecond), entry.At)
+	}
+	run.out.appendSorted(entry)
+	r.write(ctx, actx, run)
+	if decision == decideCancel {
+		return river.JobCancel(&panicError{value: v, msg: msg})
+	}
+	return nil
+}
+
+// panicError is what a job that panicked is cancelled with when its policy
+// does not retry panics.
+type panicError struct {
+	value any
+	msg   string
+}
+
+func (e *panicError) Error() string { return "panic: " + e.msg }
+
+// checkRescueLimit cancels the job without running it when its lost attempts
+// reach the policy's rescue limit; otherwise it remembers the lost attempts
+// to back-fill.
+func (r *AttemptRecorder) checkRescueLimit(ctx context.Context, run *attemptRun) error {
+	r.history(run)
+	lost := LostAttempts(run.job, run.out)
+	if len(lost) == 0 {
+		return nil
+	}
+	rule := run.policy.Rule(ClassLost)
+	run.lost = lostEntries(run.job, run.out, rule)
+	limit := run.policy.RescueLimit
+	if !rule.Retry {
+		limit = 1
+	}
+	if len(lost) < limit {
+		return nil
+	}
+	cause := fmt.Errorf("retrypolicy: rescue limit reached: %d lost attempts %v (rescue_limit %d); the worker was not run", len(lost), lost, limit)
+	run.out.appendSorted(run.lost...)
+	run.lost = nil
+	run.out.appendSorted(Attempt{
+		Attempt: run.job.Attempt,
+		At:      r.now().UTC(),
+		Class:   ClassLost,
+		Error:   cause.Error(),
+		Final:   true,
+	})
+	r.write(ctx, nil, run)
+	return river.JobCancel(cause)
+}
+
+// write stores the history (and the attempt's result, if any) in
+// metadata.output via river.RecordOutput.
+func (r *AttemptRecorder) write(ctx context.Context, actx *attemptCtx, run *attemptRun) {
+	r.history(run)
+	run.out.appendSorted(run.lost...)
+	run.lost = nil
+	if actx != nil {
+		if result, ok := actx.takeResult(); ok {
+			run.out.Result = result
+		}
+	}
+	if err := writeOutput(ctx, run.out); err != nil {
+		r.logger.Warn("retrypolicy: could not record job history",
+			slog.Int64("job_id", run.job.ID), slog.String("kind", run.job.Kind), slog.String("error", err.Error()))
+	}
+}
+
+func writeOutput(ctx context.Context, out Output) error {
+	if out.Attempts == nil {
+		out.Attempts = []Attempt{}
+	}
+	return river.RecordOutput(ctx, out)
+}
+
+// CancelWithClass ends the job now with a terminal class, for middleware that
+// runs outside the attempt recorder — the circuit breaker gate, when a job
+// has been parked behind an open breaker longer than max_park: it appends a
+// final entry {attempt, at, class, error: cause's message, retry_after_ms} to
+// the job's history in metadata.output and returns river.JobCancel(cause),
+// which the caller returns from its Work. The worker is not run and the job
+// lands in the dead-letter queue with that class.
+//
+// ctx must be the job's work context (the one River passed to the
+// middleware). An invalid class is recorded as unknown; a nil cause becomes an
+// error naming the class. If the history cannot be written the returned
+// error still cancels the job, and its message says why.
+func CancelWithClass(ctx context.Context, job *rivertype.JobRow, class Class, cause error) error {
+	if !class.Valid() {
+		class = ClassUnknown
+	}
+	if cause == nil {
+		cause = fmt.Errorf("retrypolicy: job ended with class %s", class)
+	}
+	out, err := ParseOutput(job.Metadata)
+	if err == nil {
+		out.appendSorted(Attempt{
+			Attempt:      job.Attempt,
+			At:           time.Now().UTC(),
+			Class:        class,
+			RetryAfterMS: Diagnose(cause).RetryAfter.Milliseconds(),
+			Error:        truncateUTF8(cause.Error(), MaxErrorBytes),
+			Final:        true,
+		})
+		err = writeOutput(ctx, out)
+	}
+	if err != nil {
+		return river.JobCancel(errors.Join(cause, fmt.Errorf("retrypolicy: recording history: %w", err)))
+	}
+	return river.JobCancel(cause)
+}
