@@ -2,13 +2,19 @@ package deadletter_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/deadletter"
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 func TestCaptureByTrigger(t *testing.T) {
@@ -25,9 +31,11 @@ func TestCaptureByTrigger(t *testing.T) {
 		wantClasses   []string // per attempt in history
 	}{
 		{
-			name: "permanent failure without recorder", args: failArgs{Mode: "cancel", Message: "bad request: 400"},
-			maxAttempts: 5, wantState: "cancelled", wantClass: "unknown", wantReason: "bad request: 400",
-			wantClasses: []string{"unknown"},
+			// No history entry for an attempt with an error: lost, as
+			// retrypolicy.LostAttempts counts it.
+			name: "permanent failure without history", args: failArgs{Mode: "cancel", Message: "bad request: 400"},
+			maxAttempts: 5, wantState: "cancelled", wantClass: "lost", wantReason: "bad request: 400",
+			wantClasses: []string{"lost"},
 		},
 		{
 			name: "permanent failure with recorder", args: failArgs{Mode: "cancel", Message: "HTTP 404"},
@@ -40,9 +48,9 @@ func TestCaptureByTrigger(t *testing.T) {
 			wantClasses: []string{"server_error", "server_error", "server_error"},
 		},
 		{
-			name: "retries exhausted without recorder", args: failArgs{Mode: "error", Message: "boom"},
-			maxAttempts: 2, wantState: "discarded", wantClass: "unknown", wantReason: "boom",
-			wantClasses: []string{"unknown", "unknown"},
+			name: "retries exhausted without history", args: failArgs{Mode: "error", Message: "boom"},
+			maxAttempts: 2, wantState: "discarded", wantClass: "lost", wantReason: "boom",
+			wantClasses: []string{"lost", "lost"},
 		},
 	}
 	for _, tt := range tests {
@@ -232,4 +240,92 @@ func TestDeadUniqueJobDoesNotBlockEnqueue(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, again.UniqueSkippedAsDuplicate)
 	require.NotEqual(t, first.Job.ID, again.Job.ID)
+}
+
+// statusError is an HTTP failure as retrypolicy classifies it (by
+// behaviour: StatusCode() int).
+type statusError struct{ code int }
+
+func (e statusError) Error() string   { return fmt.Sprintf("upstream answered HTTP %d", e.code) }
+func (e statusError) StatusCode() int { return e.code }
+
+type statusArgs struct {
+	Code int `json:"code"`
+}
+
+func (statusArgs) Kind() string { return "dlq_status" }
+
+type statusWorker struct {
+	river.WorkerDefaults[statusArgs]
+}
+
+func (w *statusWorker) Work(_ context.Context, job *river.Job[statusArgs]) error {
+	return statusError{job.Args.Code}
+}
+
+// With retrypolicy's own attempt recorder the classes come from its
+// history.
+func TestCaptureWithRetryPolicyRecorder(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	policies, err := retrypolicy.NewPolicies(retrypolicy.Policy{
+		MaxAttempts: 3, InitialDelay: 10 * time.Millisecond, MaxDelay: 40 * time.Millisecond,
+		MinDelay: time.Millisecond, Jitter: retrypolicy.JitterNone,
+	}, nil)
+	require.NoError(t, err)
+	recorder := retrypolicy.NewAttemptRecorder(policies, nil)
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &statusWorker{})
+	client, err := river.NewClient(riverpgxv5.New(b.pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
+		Workers:           workers,
+		Middleware:        []rivertype.Middleware{recorder},
+		RetryPolicy:       recorder.ClientRetryPolicy(),
+		FetchCooldown:     10 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		Logger:            slog.New(slog.DiscardHandler),
+		TestOnly:          true,
+	})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.Stop(stopCtx)
+	})
+
+	tests := []struct {
+		code        int
+		wantState   string
+		wantClasses []string
+		wantReason  string
+	}{
+		{code: 503, wantState: "discarded", wantClasses: []string{"server_error", "server_error", "server_error"}, wantReason: "upstream answered HTTP 503"},
+		{code: 404, wantState: "cancelled", wantClasses: []string{"not_found"}, wantReason: "upstream answered HTTP 404"},
+	}
+	for _, tt := range tests {
+		t.Run(strconv.Itoa(tt.code), func(t *testing.T) {
+			res, err := client.Insert(ctx, statusArgs{Code: tt.code}, &river.InsertOpts{MaxAttempts: 3})
+			require.NoError(t, err)
+			waitFinal(t, b.pool, res.Job.ID, tt.wantState)
+			entries := entriesOf(t, b.pool, res.Job.ID)
+			require.Len(t, entries, 1)
+			e := entries[0]
+			require.Equal(t, tt.wantClasses[len(tt.wantClasses)-1], e.FailureClass)
+			require.Equal(t, tt.wantReason, e.FailureReason)
+			require.Equal(t, "dlq_status", e.OperationKey)
+			require.Len(t, e.History, len(tt.wantClasses))
+			for i, h := range e.History {
+				require.Equal(t, i+1, h.Attempt)
+				require.Equal(t, tt.wantClasses[i], h.Class)
+				require.Equal(t, tt.wantReason, h.Error)
+			}
+			if tt.code == 503 {
+				require.Equal(t, "exponential", e.History[0].Strategy)
+				require.Equal(t, int64(10), *e.History[0].DelayMS)
+				require.Equal(t, int64(20), *e.History[1].DelayMS)
+			}
+		})
+	}
 }

@@ -90,9 +90,10 @@ type Attempt struct {
 	At *time.Time `json:"at,omitempty"`
 	// Error is the attempt's error, without "JobCancelError: ".
 	Error string `json:"error,omitempty"`
-	// Class is the failure class: from rebound's history; "lost" for an
-	// attempt River's rescuer took back (or that the recorder never saw
-	// while it saw others); "unknown" otherwise.
+	// Class is the failure class from rebound's history; "lost" for an
+	// attempt River has an error for and the history has not (the worker
+	// died or hung and River's rescuer took the job back); "unknown" for
+	// an entry without a class.
 	Class string `json:"class"`
 	// Strategy is the backoff strategy chosen for the next attempt, if any.
 	Strategy string `json:"strategy,omitempty"`

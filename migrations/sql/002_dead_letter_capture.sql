@@ -106,9 +106,10 @@ $$;
 -- Every attempt of a job: River's errors ([{at, attempt, error, trace}])
 -- merged by attempt number with rebound's history (metadata.output.attempts:
 -- [{attempt, at, class, strategy, delay_ms, retry_after_ms, error, stack}]).
--- An attempt without a history entry has class 'lost' when River's rescuer
--- wrote its error, or when the job has a history for other attempts (the
--- recorder ran, so this attempt's worker died or hung); otherwise 'unknown'.
+-- An attempt River recorded an error for but the history has no entry for
+-- has class 'lost' (the worker died or hung and River's rescuer took the job
+-- back, the same rule as retrypolicy.LostAttempts); an entry without a class
+-- gets 'unknown'.
 -- Malformed input never raises: entries that are not objects or have no
 -- integer attempt are left out.
 CREATE FUNCTION rebound_dead_letter_history(p_errors jsonb, p_metadata jsonb) RETURNS jsonb
@@ -132,16 +133,14 @@ hist AS (
              WHERE jsonb_typeof(h) = 'object') s
      WHERE a IS NOT NULL
      ORDER BY a, ord DESC
-),
-recorded AS (SELECT EXISTS (SELECT 1 FROM hist) AS any)
+)
 SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
            'attempt',        attempt,
            'at',             coalesce(e -> 'at', h -> 'at'),
            'error',          to_jsonb(rebound_dead_letter_reason(coalesce(e ->> 'error', h ->> 'error'))),
            'class',          to_jsonb(CASE
                                  WHEN jsonb_typeof(h -> 'class') = 'string' AND h ->> 'class' <> '' THEN h ->> 'class'
-                                 WHEN e ->> 'error' = 'Stuck job rescued by JobRescuer' THEN 'lost'
-                                 WHEN h IS NULL AND recorded.any THEN 'lost'
+                                 WHEN e IS NOT NULL AND h IS NULL THEN 'lost'
                                  ELSE 'unknown' END),
            'strategy',       h -> 'strategy',
            'delay_ms',       h -> 'delay_ms',
@@ -149,7 +148,7 @@ SELECT coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
            'trace',          nullif(e -> 'trace', '""'::jsonb),
            'stack',          h -> 'stack'
        )) ORDER BY attempt), '[]'::jsonb)
-  FROM errs FULL JOIN hist USING (attempt), recorded
+  FROM errs FULL JOIN hist USING (attempt)
 $$;
 
 -- rebound_dead_letter_capture inserts the dead-letter row for one River job
