@@ -101,6 +101,13 @@ func redactValue(v any) any {
 		}
 		return t
 	case string:
+		// A JSON object or array inside a string (a request body).
+		if trimmed := strings.TrimSpace(t); len(trimmed) > 1 && (trimmed[0] == '{' || trimmed[0] == '[') && json.Valid([]byte(trimmed)) {
+			if inner := RedactJSON(json.RawMessage(trimmed)); !bytes.Equal(inner, []byte(trimmed)) {
+				return string(inner)
+			}
+			return t
+		}
 		return RedactText(t)
 	}
 	return v
