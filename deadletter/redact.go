@@ -121,7 +121,12 @@ func RedactText(s string) string {
 	if !strings.Contains(s, "://") {
 		return s
 	}
-	return urlPattern.ReplaceAllStringFunc(s, redactURL)
+	return urlPattern.ReplaceAllStringFunc(s, func(m string) string {
+		// Punctuation that ends a sentence or an error prefix is not part
+		// of the URL: "GET https://h/?k=v: 401".
+		trimmed := strings.TrimRight(m, ".,;:)]}")
+		return redactURL(trimmed) + m[len(trimmed):]
+	})
 }
 
 func redactURL(raw string) string {
