@@ -101,7 +101,7 @@ func TestAdminAPIRedactsAndValidates(t *testing.T) {
 		}
 		require.Contains(t, body, "[REDACTED]")
 		require.Contains(t, body, "application/json") // harmless headers stay
-		require.Contains(t, body, `\"name\":\"ann\"`)  // so do harmless body fields
+		require.Contains(t, body, `\"name\":\"ann\"`) // so do harmless body fields
 	}
 	// The stored args are intact for replay.
 	e, err := b.store.Get(ctx, id)
