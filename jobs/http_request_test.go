@@ -118,8 +118,10 @@ func TestHTTPRequestWorker(t *testing.T) {
 		wantClass  retrypolicy.Class
 	}{
 		{
-			name:    "2xx with a JSON body",
-			args:    func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/hook", Body: []byte(`{"a":1}`)} },
+			name: "2xx with a JSON body",
+			args: func(b string) jobs.HTTPRequestArgs {
+				return jobs.HTTPRequestArgs{URL: b + "/hook", Body: []byte(`{"a":1}`)}
+			},
 			respond: func(w http.ResponseWriter) { w.WriteHeader(http.StatusAccepted) },
 			want:    seen{method: "POST", path: "/hook", contentType: "application/json", idemKey: "rebound-7-hegozy2b7k", userAgent: "rebound/1", body: `{"a":1}`},
 		},
