@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -61,6 +62,11 @@ func Parse(content []byte) (*Settings, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(content))
 		dec.KnownFields(true)
 		if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+			var te *yaml.TypeError
+			if errors.As(err, &te) {
+				// One message per bad key, on one line.
+				return nil, fmt.Errorf("invalid configuration: %s", strings.Join(te.Errors, "; "))
+			}
 			return nil, fmt.Errorf("invalid YAML: %w", err)
 		}
 	}

@@ -181,7 +181,13 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := monitor.NewMetrics(reg)
-	reg.MustRegister(monitor.NewQueueCollector(monitor.NewSnapshots(c.Pool), 0, c.Logger))
+	queueNames := make([]string, 0, len(c.Queues))
+	for name := range c.Queues {
+		queueNames = append(queueNames, name)
+	}
+	reg.MustRegister(monitor.NewQueueCollector(monitor.NewSnapshots(c.Pool), &monitor.QueueCollectorOpts{
+		Queues: queueNames, Kinds: c.Registry.Names(), Logger: c.Logger,
+	}))
 
 	workers := river.NewWorkers()
 	if err := c.Registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: c.HTTPClient}); err != nil {
