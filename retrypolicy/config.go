@@ -47,22 +47,37 @@ type Config struct {
 	Kinds map[string]PolicyConfig `yaml:"kinds"`
 }
 
-// PolicyConfig is the YAML form of a [Policy]. nil fields are unset.
+// PolicyConfig is the YAML form of a [Policy]. nil fields are unset (take
+// the parent's value); see [Policy] for each setting's meaning and default.
 type PolicyConfig struct {
-	MaxAttempts   *int                 `yaml:"max_attempts,omitempty"`
-	InitialDelay  *Duration            `yaml:"initial_delay,omitempty"`
-	MaxDelay      *Duration            `yaml:"max_delay,omitempty"`
-	MinDelay      *Duration            `yaml:"min_delay,omitempty"`
-	Jitter        *Jitter              `yaml:"jitter,omitempty"`
-	RetryAfterMax *Duration            `yaml:"retry_after_max,omitempty"`
-	RescueLimit   *int                 `yaml:"rescue_limit,omitempty"`
-	Classes       map[Class]RuleConfig `yaml:"classes,omitempty"`
+	// MaxAttempts is max_attempts: attempts including the first, >= 1.
+	MaxAttempts *int `yaml:"max_attempts,omitempty"`
+	// InitialDelay is initial_delay: the strategies' base, > 0, e.g. "2s".
+	InitialDelay *Duration `yaml:"initial_delay,omitempty"`
+	// MaxDelay is max_delay: the cap of a computed wait, >= initial_delay.
+	MaxDelay *Duration `yaml:"max_delay,omitempty"`
+	// MinDelay is min_delay: the floor of a computed wait, > 0.
+	MinDelay *Duration `yaml:"min_delay,omitempty"`
+	// Jitter is jitter: none, full, equal, proportional, decorrelated, or a
+	// boolean (true = proportional, false = none).
+	Jitter *Jitter `yaml:"jitter,omitempty"`
+	// RetryAfterMax is retry_after_max: the cap of a server's Retry-After,
+	// > 0.
+	RetryAfterMax *Duration `yaml:"retry_after_max,omitempty"`
+	// RescueLimit is rescue_limit: lost attempts before the job is cancelled
+	// into the dead-letter queue, >= 1.
+	RescueLimit *int `yaml:"rescue_limit,omitempty"`
+	// Classes is classes: per-class overrides of the decision matrix, keyed
+	// by class name.
+	Classes map[Class]RuleConfig `yaml:"classes,omitempty"`
 }
 
 // RuleConfig is the YAML form of a [Rule]. Unset retry keeps the inherited
 // decision; unset strategy keeps the inherited strategy.
 type RuleConfig struct {
-	Retry    *bool     `yaml:"retry,omitempty"`
+	// Retry is retry: true or false.
+	Retry *bool `yaml:"retry,omitempty"`
+	// Strategy is strategy: exponential, linear, fibonacci or aggressive.
 	Strategy *Strategy `yaml:"strategy,omitempty"`
 }
 

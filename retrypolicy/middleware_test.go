@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -56,7 +57,8 @@ func TestRecorderDecisions(t *testing.T) {
 		{"503 exponential", noJitter, jobRow(3, 3, 25), &statusError{code: 503}, false, 8 * time.Second, true, false},
 		{"timeout linear", noJitter, jobRow(4, 3, 25), context.DeadlineExceeded, false, 6 * time.Second, true, false},
 		{"404 cancelled", noJitter, jobRow(5, 1, 25), &statusError{code: 404}, true, 0, false, false},
-		{"401 wrapped twice cancelled", noJitter, jobRow(6, 1, 25), errors.Join(errors.New("a"), &statusError{code: 401}), true, 0, false, false},
+		{"401 wrapped twice cancelled", noJitter, jobRow(6, 1, 25), fmt.Errorf("deliver: %w", fmt.Errorf("post: %w", &statusError{code: 401})), true, 0, false, false},
+		{"401 joined cancelled", noJitter, jobRow(14, 1, 25), errors.Join(errors.New("a"), &statusError{code: 401}), true, 0, false, false},
 		{"Permanent cancelled", noJitter, jobRow(7, 1, 25), retrypolicy.Permanent(context.DeadlineExceeded), true, 0, false, false},
 		{"Retryable 404 retried", noJitter, jobRow(8, 1, 25), retrypolicy.Retryable(&statusError{code: 404}, retrypolicy.ClassTimeout), false, 2 * time.Second, true, false},
 		{"last attempt left to River", noJitter, jobRow(9, 25, 25), &statusError{code: 503}, false, 0, true, false},
