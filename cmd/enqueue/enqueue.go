@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/jobs"
+	"github.com/rebound-queue/rebound/migrations"
+)
+
+// Limits of enqueue.
+const (
+	// insertBatchSize is how many jobs go in one INSERT.
+	insertBatchSize = 1000
+	// maxLineBytes is the longest NDJSON line accepted.
+	maxLineBytes = 10 << 20
+	// progressThreshold is the number of lines from which a progress bar is
+	// drawn (when stderr is a terminal).
+	progressThreshold = 5000
+)
+
+type options struct {
+	args        string
+	argsSet     bool
+	file        string
+	queue       string
+	priority    int
+	maxAttempts int
+	scheduleIn  time.Duration
+	unique      bool
+	json        bool
+}
+
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	o := &options{}
+	registry := jobs.Builtin()
+	cmd := &cobra.Command{
+		Use:   "enqueue KIND (--args JSON | --file PATH|-)",
+		Short: "Insert rebound jobs of one kind",
+		Long: `enqueue inserts jobs of one kind into the rebound queue in PostgreSQL (DATABASE_URL).
+
+  --args JSON      one job, its args as a JSON object
+  --file PATH|-    many jobs: NDJSON, one args object per line (blank lines are
+                   skipped; - reads standard input). Every line is validated
+                   first; if any is bad, nothing is inserted and the error names
+                   the line. Then all lines go in one transaction.
+
+Known kinds: ` + strings.Join(registry.Names(), ", "),
+		Example: `  enqueue http_request --args '{"url": "https://example.com/hook", "body": {"id": 1}}'
+  enqueue http_request --file jobs.ndjson --queue webhooks --max-attempts 8
+  producer | enqueue http_request --file - --json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("want exactly one KIND (known kinds: %s)", strings.Join(registry.Names(), ", "))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.argsSet = cmd.Flags().Changed("args")
+			return run(cmd.Context(), registry, args[0], o, stdin, stdout, stderr)
+		},
+	}
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	f := cmd.Flags()
+	f.StringVar(&o.args, "args", "", "the job's args, a JSON object")
+	f.StringVar(&o.file, "file", "", "NDJSON file of args objects, one per line (- for standard input)")
+	f.StringVar(&o.queue, "queue", river.QueueDefault, "queue to insert into")
+	f.IntVar(&o.priority, "priority", river.PriorityDefault, "priority from 1 (first) to 4 (last)")
+	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts before a job is dead-lettered (default: the kind's, 5 for http_request)")
+	f.DurationVar(&o.scheduleIn, "schedule-in", 0, "run the jobs this long from now (e.g. 10m) instead of at once")
+	f.BoolVar(&o.unique, "unique", false, "skip a job when one with the same kind, queue and args is still waiting or running")
+	f.BoolVar(&o.json, "json", false, "print the result (inserted IDs) as JSON")
+	return cmd
+}
+
+// line is one validated job of the input.
+type line struct {
+	number int
+	args   river.JobArgs
+}
+
+func run(ctx context.Context, registry *jobs.Registry, kindName string, o *options, stdin io.Reader, stdout, stderr io.Writer) error {
+	kind, err := registry.Lookup(kindName)
+	if err != nil {
+		return err
+	}
+	opts, err := o.insertOpts()
+	if err != nil {
+		return err
+	}
+
+	var lines []line
+	switch {
+	case o.argsSet && o.file != "":
+		return errors.New("give --args or --file, not both")
+	case o.argsSet:
+		args, err := kind.Parse([]byte(o.args))
+		if err != nil {
+			return fmt.Errorf("--args: %w", err)
+		}
+		lines = []line{{number: 1, args: args}}
+	case o.file != "":
+		if lines, err = readFile(kind, o.file, stdin); err != nil {
+			return err
+		}
+		if len(lines) == 0 {
+			return fmt.Errorf("%s: no jobs in it", displayName(o.file))
+		}
+	default:
+		return errors.New("give the args: --args JSON or --file PATH (- for standard input)")
+	}
+
+	// River refuses a batch holding two unique jobs with the same key, so
+	// twins within the input are skipped here, as the table's are by River.
+	skippedInInput := 0
+	if o.unique {
+		lines, skippedInInput = dedupe(lines)
+	}
+
+	pool, err := cli.Connect(ctx, func(c *pgxpool.Config) { c.MaxConns = 2 })
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	m, err := migrations.New(pool, nil)
+	if err != nil {
+		return err
+	}
+	if err := m.Check(ctx); err != nil {
+		return err
+	}
+
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Middleware: []rivertype.Middleware{registry.InsertMiddleware()},
+	})
+	if err != nil {
+		return err
+	}
+
+	var bar *progressbar.ProgressBar
+	if len(lines) >= progressThreshold && cli.IsTerminal(stderr) && !o.json {
+		bar = progressbar.NewOptions(len(lines),
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("inserting "+kind.Name),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("jobs"),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+
+	res := result{Kind: kind.Name, Queue: o.queue, IDs: make([]int64, 0, len(lines)), SkippedDuplicates: skippedInInput}
+	start := time.Now()
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		params := make([]river.InsertManyParams, 0, insertBatchSize)
+		for i := 0; i < len(lines); i += insertBatchSize {
+			params = params[:0]
+			for _, l := range lines[i:min(i+insertBatchSize, len(lines))] {
+				params = append(params, river.InsertManyParams{Args: l.args, InsertOpts: opts})
+			}
+			inserted, err := client.InsertManyTx(ctx, tx, params)
+			if err != nil {
+				return fmt.Errorf("insert lines %d-%d: %w", lines[i].number, lines[i+len(params)-1].number, err)
+			}
+			for _, r := range inserted {
+				if r.UniqueSkippedAsDuplicate {
+					res.SkippedDuplicates++
+					continue
+				}
+				res.IDs = append(res.IDs, r.Job.ID)
+			}
+			if bar != nil {
+				_ = bar.Add(len(params))
+			}
+		}
+		return nil
+	})
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	if err != nil {
+		return fmt.Errorf("%w (nothing inserted)", err)
+	}
+	res.Inserted = len(res.IDs)
+
+	if o.json {
+		return cli.PrintJSON(stdout, res)
+	}
+	msg := fmt.Sprintf("inserted %d %s job(s) into queue %s", res.Inserted, res.Kind, res.Queue)
+	switch {
+	case res.Inserted == 1:
+		msg += fmt.Sprintf(" (id %d)", res.IDs[0])
+	case res.Inserted > 1:
+		msg += fmt.Sprintf(" (ids %d..%d)", res.IDs[0], res.IDs[len(res.IDs)-1])
+	}
+	if res.SkippedDuplicates > 0 {
+		msg += fmt.Sprintf("; skipped %d duplicate(s) still waiting or running", res.SkippedDuplicates)
+	}
+	if d := time.Since(start); res.Inserted >= progressThreshold {
+		msg += fmt.Sprintf(" in %s", d.Round(time.Millisecond))
+	}
+	_, err = fmt.Fprintln(stdout, msg)
+	return err
+}
+
+// result is what enqueue prints with --json.
+type result struct {
+	Kind              string  `json:"kind"`
+	Queue             string  `json:"queue"`
+	Inserted          int     `json:"inserted"`
+	SkippedDuplicates int     `json:"skipped_duplicates"`
+	IDs               []int64 `json:"ids"`
+}
+
+func (o *options) insertOpts() (*river.InsertOpts, error) {
+	if o.priority < 1 || o.priority > 4 {
+		return nil, fmt.Errorf("invalid --priority %d: must be from 1 to 4", o.priority)
+	}
+	if o.maxAttempts < 0 {
+		return nil, fmt.Errorf("invalid --max-attempts %d: must be at least 1", o.maxAttempts)
+	}
+	if o.scheduleIn < 0 {
+		return nil, fmt.Errorf("invalid --schedule-in %s: must not be negative", o.scheduleIn)
+	}
+	if o.queue == "" {
+		return nil, errors.New("invalid --queue: empty")
+	}
+	opts := &river.InsertOpts{Queue: o.queue, Priority: o.priority, MaxAttempts: o.maxAttempts}
+	if o.scheduleIn > 0 {
+		opts.ScheduledAt = time.Now().Add(o.scheduleIn)
+	}
+	if o.unique {
+		opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByQueue: true}
+	}
+	return opts, nil
+}
+
+// readFile reads and validates every line of an NDJSON file ("-" is
+// stdin). Nothing is inserted unless every line is valid: the error names
+// the first bad line and how many others are bad.
+func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
+	var r io.Reader = stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("--file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	var (
+		out      []line
+		firstErr error
+		bad      int
+		number   int
+	)
+	for sc.Scan() {
+		number++
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
+			continue
+		}
+		args, err := kind.Parse(raw)
+		if err != nil {
+			bad++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s line %d: %w", displayName(path), number, err)
+			}
+			continue
+		}
+		out = append(out, line{number: number, args: args})
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", displayName(path), number+1, maxLineBytes>>20)
+		}
+		return nil, fmt.Errorf("read %s: %w", displayName(path), err)
+	}
+	if firstErr != nil {
+		if bad > 1 {
+			return nil, fmt.Errorf("%w (and %d more bad lines; nothing inserted)", firstErr, bad-1)
+		}
+		return nil, fmt.Errorf("%w (nothing inserted)", firstErr)
+	}
+	return out, nil
+}
+
+// dedupe drops lines whose args equal an earlier line's (same JSON
+// encoding), keeping the first; it returns the kept lines and how many were
+// dropped.
+func dedupe(lines []line) ([]line, int) {
+	seen := make(map[string]bool, len(lines))
+	out := lines[:0]
+	for _, l := range lines {
+		b, err := json.Marshal(l.args)
+		if err == nil && seen[string(b)] {
+			continue
+		}
+		seen[string(b)] = true
+		out = append(out, l)
+	}
+	return out, len(lines) - len(out)
+}
+
+func displayName(path string) string {
+	if path == "-" {
+		return "stdin"
+	}
+	return path
+}

@@ -1,0 +1,56 @@
+// Command rebound is the operator's tool: database migrations, the
+// dead-letter queue, circuit breakers, batches, health and alerts.
+//
+// It reads DATABASE_URL (libpq's defaults when unset). Every command prints a
+// table for humans, or JSON with --json.
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+
+	"github.com/rebound-queue/rebound/internal/cli"
+)
+
+func main() {
+	cli.Execute(newRootCmd(os.Stdout))
+}
+
+// app is what every command shares: output, --json, the database.
+type app struct {
+	out  io.Writer
+	json bool
+}
+
+// connect opens a pool on DATABASE_URL; the caller closes it.
+func (a *app) connect(ctx context.Context) (*pgxpool.Pool, error) {
+	return cli.Connect(ctx, func(c *pgxpool.Config) { c.MaxConns = 4 })
+}
+
+// print writes v as JSON with --json, else calls human.
+func (a *app) print(v any, human func(io.Writer) error) error {
+	if a.json {
+		return cli.PrintJSON(a.out, v)
+	}
+	return human(a.out)
+}
+
+func newRootCmd(out io.Writer) *cobra.Command {
+	a := &app{out: out}
+	root := &cobra.Command{
+		Use:   "rebound",
+		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers",
+		Long: `rebound is the operator's tool for a rebound job queue in PostgreSQL (DATABASE_URL).
+Every command prints a table for humans, or JSON with --json.`,
+		Args: cobra.NoArgs,
+	}
+	root.SetOut(out)
+	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON instead of a table")
+	root.AddCommand(newMigrateCmd(a))
+	root.AddCommand(newDLQCmd(a))
+	return root
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/migrations"
+)
+
+func newMigrateCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade the database schema (River's tables, then rebound's)",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "up",
+		Short: "Apply every pending migration; safe to run from many pods at once",
+		Long: `Apply River's pending migrations, then rebound's, and (re)create rebound's
+triggers on river_job. Idempotent. Holds an advisory lock, so pods running it at
+the same moment migrate once. Needs a direct connection to PostgreSQL (not
+PgBouncer in transaction mode).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pool, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			m, err := migrations.New(pool, &migrations.Config{Logger: logger})
+			if err != nil {
+				return err
+			}
+			applied, err := m.Up(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if applied == nil {
+				applied = []migrations.Applied{}
+			}
+			return a.print(map[string]any{"applied": applied}, func(w io.Writer) error {
+				if len(applied) == 0 {
+					_, err := fmt.Fprintln(w, "database is up to date; nothing to apply")
+					return err
+				}
+				for _, m := range applied {
+					fmt.Fprintf(w, "applied %s %03d_%s (%s)\n", m.Line, m.Version, m.Name, m.Duration.Round(time.Millisecond))
+				}
+				_, err := fmt.Fprintf(w, "%d migrations applied\n", len(applied))
+				return err
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "List every migration and trigger and whether it is applied",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pool, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			m, err := migrations.New(pool, nil)
+			if err != nil {
+				return err
+			}
+			statuses, err := m.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			pending := 0
+			for _, s := range statuses {
+				if !s.Applied {
+					pending++
+				}
+			}
+			return a.print(map[string]any{"migrations": statuses, "pending": pending}, func(w io.Writer) error {
+				rows := make([][]string, 0, len(statuses))
+				for _, s := range statuses {
+					state, version, at := "pending", "", ""
+					if s.Applied {
+						state = "applied"
+					}
+					if s.Line == "trigger" {
+						state = map[bool]string{true: "present", false: "missing"}[s.Applied]
+					} else {
+						version = strconv.Itoa(s.Version)
+					}
+					if s.AppliedAt != nil {
+						at = s.AppliedAt.Local().Format(time.DateTime)
+					}
+					rows = append(rows, []string{s.Line, version, s.Name, state, at})
+				}
+				if err := cli.Table(w, []string{"LINE", "VERSION", "NAME", "STATE", "APPLIED AT"}, rows); err != nil {
+					return err
+				}
+				if pending > 0 {
+					_, err := fmt.Fprintf(w, "\n%d pending: run `rebound migrate up`\n", pending)
+					return err
+				}
+				_, err := fmt.Fprintln(w, "\nup to date")
+				return err
+			})
+		},
+	})
+	return cmd
+}

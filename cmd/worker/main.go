@@ -1,0 +1,121 @@
+// Command worker is rebound's worker daemon, one per pod: it works jobs from
+// the queues it is given and serves /healthz, /readyz, /metrics and the
+// admin routes over HTTP.
+//
+// Every flag can also be set through the environment: --http-addr by
+// REBOUND_HTTP_ADDR, --queues by REBOUND_QUEUES, and so on. The database is
+// DATABASE_URL (libpq's defaults when unset).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rebound-queue/rebound/internal/adminauth"
+	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/internal/config"
+	"github.com/rebound-queue/rebound/internal/worker"
+)
+
+func main() {
+	cli.Execute(newRootCmd())
+}
+
+type options struct {
+	httpAddr             string
+	queues               queuesFlag
+	configPath           string
+	shutdownTimeout      time.Duration
+	fetchCooldown        time.Duration
+	fetchPollInterval    time.Duration
+	rescueStuckJobsAfter time.Duration
+	logFormat            string
+	logLevel             string
+	id                   string
+}
+
+func newRootCmd() *cobra.Command {
+	o := &options{queues: queuesFlag{"default": worker.DefaultQueueWorkers}}
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Work rebound jobs from PostgreSQL (DATABASE_URL) until SIGTERM",
+		Long: `worker leases jobs from the rebound queues in PostgreSQL (DATABASE_URL) and works them.
+Run any number of workers (pods) against one database.
+
+On SIGTERM or SIGINT it stops fetching, lets running jobs finish within
+--shutdown-timeout, then cancels the rest: they return to the queue without
+using an attempt. Every flag can be set through the environment as
+REBOUND_<FLAG>, e.g. REBOUND_QUEUES=default=50,mail=5.`,
+		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return cli.BindEnv(cmd, "REBOUND")
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.httpAddr, "http-addr", worker.DefaultHTTPAddr, "address of the HTTP server (/healthz, /readyz, /metrics, admin routes)")
+	f.Var(&o.queues, "queues", "queues to work and how many jobs of each at once, as name=workers,...")
+	f.StringVar(&o.configPath, "config", "", "YAML file with per-kind retry policy, breaker settings and notifiers")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout,
+		"on SIGTERM, how long running jobs may finish before they are cancelled and returned to the queue (keep it under the pod's grace period)")
+	f.DurationVar(&o.fetchCooldown, "fetch-cooldown", worker.DefaultFetchCooldown,
+		"least time between two fetches of one queue; a queue works at most workers/fetch-cooldown jobs per second (River's default 100ms caps 50 workers at 500 jobs/s; 20ms allows 2,500/s)")
+	f.DurationVar(&o.fetchPollInterval, "fetch-poll-interval", worker.DefaultFetchPollInterval,
+		"how often an idle queue polls when no LISTEN/NOTIFY wake-up arrives (the only way behind PgBouncer in transaction mode)")
+	f.DurationVar(&o.rescueStuckJobsAfter, "rescue-stuck-jobs-after", 0,
+		"how long a job may stay running before it counts as lost (its worker died) and River's rescuer retries it; 0 means River's default, 1h")
+	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (JSON unless stdout is a terminal), json or text")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.id, "id", "", "name of this worker in River (default: host name and a random suffix)")
+	return cmd
+}
+
+func run(ctx context.Context, o *options) error {
+	logger, err := cli.NewLogger(os.Stdout, o.logFormat, o.logLevel)
+	if err != nil {
+		return err
+	}
+	if o.shutdownTimeout <= 0 {
+		return fmt.Errorf("invalid --shutdown-timeout %s: must be positive", o.shutdownTimeout)
+	}
+
+	settings, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	pool, err := cli.Connect(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	w, err := worker.New(ctx, worker.Config{
+		Pool:                 pool,
+		Retry:                settings.Retry,
+		Queues:               o.queues,
+		FetchCooldown:        o.fetchCooldown,
+		FetchPollInterval:    o.fetchPollInterval,
+		RescueStuckJobsAfter: o.rescueStuckJobsAfter,
+		ShutdownTimeout:      o.shutdownTimeout,
+		HTTPAddr:             o.httpAddr,
+		Logger:               logger,
+		ID:                   o.id,
+		AdminToken:           os.Getenv(adminauth.EnvToken),
+	})
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}

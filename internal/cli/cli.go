@@ -1,0 +1,171 @@
+// Package cli holds what rebound's three programs (worker, enqueue,
+// rebound) share: connecting from DATABASE_URL with clear errors, logging,
+// flags that environment variables can set, JSON and table output, and the
+// rule that every failure is one line on stderr and exit code 1.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+)
+
+// DefaultConnectTimeout bounds each attempt to connect to the database when
+// DATABASE_URL sets no connect_timeout.
+const DefaultConnectTimeout = 10 * time.Second
+
+// Connect opens a pool on DATABASE_URL (libpq's PG* variables and defaults
+// when it is unset) and checks that the database answers. Errors say which:
+// "invalid DATABASE_URL: ..." or "database unreachable: ...".
+func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(os.Getenv("DATABASE_URL"))
+	if err != nil {
+		return nil, fmt.Errorf("invalid DATABASE_URL: %s", parseErrorMessage(err))
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
+	}
+	if configure != nil {
+		configure(cfg)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database unreachable at %s: %s", describeTarget(cfg), oneLine(err))
+	}
+	return pool, nil
+}
+
+func parseErrorMessage(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		// Its message repeats the whole connection string; keep the reason.
+		if inner := errors.Unwrap(pe); inner != nil {
+			return inner.Error()
+		}
+	}
+	return err.Error()
+}
+
+func describeTarget(cfg *pgxpool.Config) string {
+	return fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// NewLogger returns a slog logger writing to w at level: JSON when format
+// is "json", or when it is "auto" and w is not a terminal; text otherwise.
+// An unknown format or level is an error naming it.
+func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid log level %q (debug, info, warn, error)", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "auto", "":
+		if IsTerminal(w) {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("invalid log format %q (auto, json, text)", format)
+	}
+}
+
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// BindEnv lets environment variables set the flags of cmd that were not
+// given on the command line: flag --http-addr reads PREFIX_HTTP_ADDR. A
+// bad value is an error naming the variable. Call it from PreRunE.
+func BindEnv(cmd *cobra.Command, prefix string) error {
+	var firstErr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if firstErr != nil || f.Changed {
+			return
+		}
+		name := EnvName(prefix, f.Name)
+		if v, ok := os.LookupEnv(name); ok {
+			if err := f.Value.Set(v); err != nil {
+				firstErr = fmt.Errorf("invalid %s %q: %v", name, v, err)
+			}
+		}
+	})
+	return firstErr
+}
+
+// EnvName is the environment variable that sets flag name under prefix.
+func EnvName(prefix, flag string) string {
+	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// PrintJSON writes v as indented JSON.
+func PrintJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// Table writes rows under a header, aligned in columns.
+func Table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// Execute runs root and turns any error into one line on stderr,
+// "PROGRAM: message", and exit code 1. Cobra's own usage dump on errors is
+// silenced; --help still prints it.
+func Execute(root *cobra.Command) {
+	root.SilenceUsage = true
+	root.SilenceErrors = true
+	if err := root.Execute(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), err)
+		os.Exit(1)
+	}
+}
+
+// WithDatabase returns base (a postgres:// URL or a key=value connection
+// string) pointing at database name instead.
+func WithDatabase(base, name string) (string, error) {
+	if strings.HasPrefix(base, "postgres://") || strings.HasPrefix(base, "postgresql://") {
+		u, err := url.Parse(base)
+		if err != nil {
+			return "", fmt.Errorf("parse database URL: %w", err)
+		}
+		u.Path = "/" + name
+		return u.String(), nil
+	}
+	// In a key=value string a later key wins.
+	return strings.TrimSpace(base) + " dbname=" + name, nil
+}

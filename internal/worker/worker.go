@@ -1,0 +1,296 @@
+// Package worker assembles one worker pod: a River client with rebound's
+// job kinds and middleware, and the HTTP server with health, readiness,
+// metrics and admin routes. cmd/worker parses flags into a [Config] and
+// calls [Run].
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rebound-queue/rebound/internal/httpserver"
+	"github.com/rebound-queue/rebound/jobs"
+	"github.com/rebound-queue/rebound/migrations"
+	"github.com/rebound-queue/rebound/monitor"
+	"github.com/rebound-queue/rebound/retrypolicy"
+)
+
+// Defaults of a worker pod.
+const (
+	// DefaultHTTPAddr is where the HTTP server listens: loopback only.
+	DefaultHTTPAddr = "127.0.0.1:8080"
+	// DefaultQueueWorkers is the number of concurrent jobs of the default
+	// queue ("default=50").
+	DefaultQueueWorkers = 50
+	// DefaultFetchCooldown is the least time between two fetches of one
+	// queue. River's own default is 100 ms, which caps a queue at
+	// MaxWorkers / FetchCooldown jobs per second (500/s for 50 workers);
+	// 20 ms lifts that to 2,500/s at the cost of up to 50 fetch queries
+	// per second per queue and pod when the queue is busy.
+	DefaultFetchCooldown = 20 * time.Millisecond
+	// DefaultFetchPollInterval is how often an idle queue polls for jobs when
+	// no LISTEN/NOTIFY wake-up arrives (River's default: 1 s).
+	DefaultFetchPollInterval = time.Second
+	// DefaultShutdownTimeout is how long running jobs may finish after
+	// SIGTERM before they are cancelled: 25 s, under Kubernetes' 30 s grace
+	// period.
+	DefaultShutdownTimeout = 25 * time.Second
+)
+
+// Config configures a worker pod. Pool and Queues are required; every
+// other field has a default.
+type Config struct {
+	// Pool connects to the database (DATABASE_URL). Required.
+	Pool *pgxpool.Pool
+	// Queues maps queue names to the number of jobs worked at once.
+	Queues map[string]int
+	// FetchCooldown, FetchPollInterval: River's fetch settings for every
+	// queue. 0 means [DefaultFetchCooldown], [DefaultFetchPollInterval].
+	FetchCooldown     time.Duration
+	FetchPollInterval time.Duration
+	// RescueStuckJobsAfter is how long a job may stay running before River's
+	// rescuer takes it back (its worker died or hung). 0 means River's
+	// default (1 hour).
+	RescueStuckJobsAfter time.Duration
+	// ShutdownTimeout bounds a graceful stop: running jobs get this long to
+	// finish, minus a hard-stop margin, after which they are cancelled and
+	// return to the queue without using an attempt. 0 means
+	// [DefaultShutdownTimeout].
+	ShutdownTimeout time.Duration
+	// HTTPAddr is the HTTP server's address; "" means [DefaultHTTPAddr].
+	HTTPAddr string
+	// Retry holds the retry policy of every job kind. nil means the
+	// package defaults (the seed's decision matrix).
+	Retry *retrypolicy.Policies
+	// Registry holds the job kinds worked. nil means jobs.Builtin().
+	Registry *jobs.Registry
+	// HTTPClient sends http_request jobs' requests. nil means
+	// jobs.NewHTTPClient().
+	HTTPClient *http.Client
+	// Logger receives everything the pod logs. nil discards.
+	Logger *slog.Logger
+	// ID names this pod in River (leader election, logs). "" lets River
+	// choose one.
+	ID string
+	// Ready, when set, is closed once the pod is serving and working.
+	Ready chan<- struct{}
+	// AdminToken guards the admin routes (REBOUND_ADMIN_TOKEN; see package
+	// adminauth). "" serves them only on a loopback HTTPAddr; New refuses
+	// any other address without one.
+	AdminToken string
+}
+
+func (c *Config) withDefaults() Config {
+	out := *c
+	if out.FetchCooldown == 0 {
+		out.FetchCooldown = DefaultFetchCooldown
+	}
+	if out.FetchPollInterval == 0 {
+		out.FetchPollInterval = DefaultFetchPollInterval
+	}
+	if out.ShutdownTimeout == 0 {
+		out.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if out.HTTPAddr == "" {
+		out.HTTPAddr = DefaultHTTPAddr
+	}
+	if out.Retry == nil {
+		out.Retry, _ = retrypolicy.NewPolicies(retrypolicy.Policy{}, nil)
+	}
+	if out.Registry == nil {
+		out.Registry = jobs.Builtin()
+	}
+	if out.HTTPClient == nil {
+		out.HTTPClient = jobs.NewHTTPClient()
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	return out
+}
+
+func (c *Config) validate() error {
+	if c.Pool == nil {
+		return errors.New("worker: Pool is required")
+	}
+	if len(c.Queues) == 0 {
+		return errors.New("worker: at least one queue is required")
+	}
+	for name, n := range c.Queues {
+		if n < 1 || n > river.QueueNumWorkersMax {
+			return fmt.Errorf("worker: queue %q: workers must be between 1 and %d, got %d", name, river.QueueNumWorkersMax, n)
+		}
+	}
+	if c.FetchCooldown < river.FetchCooldownMin {
+		return fmt.Errorf("worker: fetch cooldown must be at least %s", river.FetchCooldownMin)
+	}
+	if c.FetchPollInterval < c.FetchCooldown {
+		return fmt.Errorf("worker: fetch poll interval (%s) must be at least the fetch cooldown (%s)", c.FetchPollInterval, c.FetchCooldown)
+	}
+	if c.ShutdownTimeout < 0 {
+		return errors.New("worker: shutdown timeout must not be negative")
+	}
+	return nil
+}
+
+// Worker is one assembled worker pod.
+type Worker struct {
+	config     Config
+	client     *river.Client[pgx.Tx]
+	http       *httpserver.Server
+	metrics    *monitor.Metrics
+	deadLetter *deadLetter
+}
+
+// New checks the database (reachable, migrations current) and assembles the
+// pod without starting it. Errors name what is wrong: an unreachable
+// database, migrations behind (wrapping [migrations.ErrBehind]), a bad
+// setting.
+func New(ctx context.Context, config Config) (*Worker, error) {
+	if err := config.validate(); err != nil {
+		return nil, err
+	}
+	c := config.withDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+
+	if err := c.Pool.Ping(ctx); err != nil {
+		return nil, fmt.Errorf("database unreachable: %w", err)
+	}
+	migrator, err := migrations.New(c.Pool, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrator.Check(ctx); err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := monitor.NewMetrics(reg)
+	queueNames := make([]string, 0, len(c.Queues))
+	for name := range c.Queues {
+		queueNames = append(queueNames, name)
+	}
+	reg.MustRegister(monitor.NewQueueCollector(monitor.NewSnapshots(c.Pool), &monitor.QueueCollectorOpts{
+		Queues: queueNames, Kinds: c.Registry.Names(), Logger: c.Logger,
+	}))
+
+	workers := river.NewWorkers()
+	if err := c.Registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: c.HTTPClient}); err != nil {
+		return nil, err
+	}
+
+	recorder := retrypolicy.NewAttemptRecorder(c.Retry, &retrypolicy.RecorderOpts{Logger: c.Logger})
+
+	queues := make(map[string]river.QueueConfig, len(c.Queues))
+	for name, n := range c.Queues {
+		queues[name] = river.QueueConfig{MaxWorkers: n}
+	}
+	client, err := river.NewClient(riverpgxv5.New(c.Pool), &river.Config{
+		ID:                   c.ID,
+		Logger:               c.Logger,
+		Queues:               queues,
+		FetchCooldown:        c.FetchCooldown,
+		FetchPollInterval:    c.FetchPollInterval,
+		RescueStuckJobsAfter: c.RescueStuckJobsAfter,
+		Workers:              workers,
+		RetryPolicy:          recorder.ClientRetryPolicy(),
+		// Worker middleware runs in this order around each attempt:
+		// metrics -> breaker gate -> attempt recorder -> the job's Work.
+		Middleware: []rivertype.Middleware{
+			c.Registry.InsertMiddleware(),
+			metrics.JobMiddleware(),
+			recorder,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+
+	srv := httpserver.New(httpserver.Config{Addr: c.HTTPAddr, Logger: c.Logger, Gatherer: reg})
+	srv.AddReadinessCheck("database", func(ctx context.Context) error { return c.Pool.Ping(ctx) })
+	srv.AddReadinessCheck("migrations", migrator.Check)
+	dl, err := mountDeadLetter(ctx, c, client, srv, reg)
+	if err != nil {
+		return nil, err
+	}
+
+	return &Worker{config: c, client: client, http: srv, metrics: metrics, deadLetter: dl}, nil
+}
+
+// Client is the pod's River client (for inserting from the same process).
+func (w *Worker) Client() *river.Client[pgx.Tx] { return w.client }
+
+// HTTPAddr is the address the HTTP server listens on, once started.
+func (w *Worker) HTTPAddr() string { return w.http.Addr() }
+
+// Run starts the HTTP server and the River client, works jobs until ctx is
+// done, then stops gracefully: no new jobs are fetched, running jobs get
+// ShutdownTimeout minus a hard-stop margin to finish, then their contexts
+// are cancelled so they return to the queue with their attempt unused
+// (River's soft-stop path, which needs the job's error to satisfy
+// errors.Is(err, context.Canceled)). It returns nil after a clean stop, and
+// an error if the pod could not start or jobs were still running when the
+// timeout ran out (River's rescuer will return those jobs later).
+func (w *Worker) Run(ctx context.Context) error {
+	log := w.config.Logger
+	if err := w.http.Start(); err != nil {
+		return err
+	}
+	// The client's own context is not ctx: cancelling it would skip the
+	// soft stop. Stop is driven below.
+	if err := w.client.Start(context.WithoutCancel(ctx)); err != nil {
+		_ = w.http.Shutdown(context.Background())
+		return fmt.Errorf("start river client: %w", err)
+	}
+	w.deadLetter.start(context.WithoutCancel(ctx))
+	log.Info("worker started", "http_addr", w.http.Addr(), "queues", w.config.Queues)
+	if w.config.Ready != nil {
+		close(w.config.Ready)
+	}
+
+	<-ctx.Done()
+	w.http.Drain()
+	w.deadLetter.stop()
+	stopErr := w.stop(log)
+
+	httpCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = w.http.Shutdown(httpCtx)
+	return stopErr
+}
+
+func (w *Worker) stop(log *slog.Logger) error {
+	total := w.config.ShutdownTimeout
+	hard := min(5*time.Second, total/5)
+	log.Info("shutting down: no new jobs; waiting for running jobs", "soft_timeout", total-hard, "hard_timeout", hard)
+
+	softCtx, cancel := context.WithTimeout(context.Background(), total-hard)
+	defer cancel()
+	if err := w.client.Stop(softCtx); err == nil {
+		log.Info("worker stopped: every running job finished")
+		return nil
+	}
+	log.Warn("shutdown timeout reached; cancelling running jobs so they return to the queue")
+	hardCtx, cancel := context.WithTimeout(context.Background(), hard)
+	defer cancel()
+	if err := w.client.StopAndCancel(hardCtx); err != nil {
+		return fmt.Errorf("jobs still running after cancellation (River's rescuer will return them after RescueStuckJobsAfter): %w", err)
+	}
+	log.Info("worker stopped: running jobs were cancelled and returned to the queue")
+	return nil
+}

@@ -1,0 +1,174 @@
+// Package jobs holds rebound's job kinds (one file per kind) and the
+// registry that maps a kind's name to what validates its args, names its
+// circuit breaker operation key and works it.
+//
+// # Kinds
+//
+//   - http_request ([HTTPRequestArgs]): deliver one HTTP request, the
+//     webhook / API-call job. A 2xx response is success; any other status is
+//     an [*HTTPStatusError] that the retry policy classifies by its
+//     StatusCode and RetryAfter methods.
+//
+// # Operation keys
+//
+// The circuit breaker gate runs before a job's args are decoded, so every
+// kind names its operation key from the raw args JSON ([Kind.OperationKey];
+// the default is the kind's name). rebound's producers also stamp the key
+// into the job's metadata at insert ([InsertMiddleware]), where the
+// dead-letter capture trigger reads it.
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/riverqueue/river"
+	"github.com/tidwall/gjson"
+)
+
+// MetadataOperationKey is the key in a job's metadata that holds its
+// operation key, stamped at insert by [InsertMiddleware].
+const MetadataOperationKey = "operation_key"
+
+// Kind describes one job kind.
+type Kind struct {
+	// Name is the kind as stored in river_job.kind (at least 2 characters).
+	Name string
+
+	// Parse decodes and validates raw args JSON, returning the args to
+	// insert or an error that names the offending field.
+	Parse func(raw []byte) (river.JobArgs, error)
+
+	// OperationKey names the circuit breaker key of a job from its raw args
+	// JSON. It must be cheap (it runs on every attempt) and must not fail:
+	// malformed args give "". nil means the kind's name.
+	OperationKey func(raw []byte) string
+
+	// AddWorker registers the kind's worker in workers, built with deps.
+	AddWorker func(workers *river.Workers, deps WorkerDeps) error
+}
+
+// WorkerDeps are what kinds' workers may need from the pod.
+type WorkerDeps struct {
+	// HTTPClient sends outgoing HTTP requests. nil means [NewHTTPClient]'s.
+	HTTPClient *http.Client
+}
+
+// AddWorkers registers the worker of every kind in r.
+func (r *Registry) AddWorkers(workers *river.Workers, deps WorkerDeps) error {
+	for _, name := range r.Names() {
+		k := r.kinds[name]
+		if k.AddWorker == nil {
+			return fmt.Errorf("jobs: kind %q has no worker", name)
+		}
+		if err := k.AddWorker(workers, deps); err != nil {
+			return fmt.Errorf("jobs: add worker of %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Registry maps kind names to their [Kind]. The zero value is empty and
+// ready to use; it is not safe for concurrent registration (register at
+// start-up, read afterwards from any goroutine).
+type Registry struct {
+	kinds map[string]Kind
+}
+
+// UnknownKindError is returned for a kind the registry does not hold. Its
+// message lists the known kinds.
+type UnknownKindError struct {
+	Kind  string
+	Known []string
+}
+
+func (e *UnknownKindError) Error() string {
+	return fmt.Sprintf("unknown job kind %q (known kinds: %s)", e.Kind, strings.Join(e.Known, ", "))
+}
+
+// ErrInvalidArgs is wrapped by every error a Kind's Parse returns.
+var ErrInvalidArgs = errors.New("invalid args")
+
+// Builtin returns a registry holding rebound's own kinds.
+func Builtin() *Registry {
+	r := &Registry{}
+	r.Register(HTTPRequestKind())
+	return r
+}
+
+// Register adds k, replacing a kind of the same name. It panics on a name
+// shorter than 2 characters or a nil Parse, which are programming errors.
+func (r *Registry) Register(k Kind) {
+	if len(k.Name) < 2 || k.Parse == nil {
+		panic(fmt.Sprintf("jobs: kind %q needs a name of 2+ characters and a Parse func", k.Name))
+	}
+	if r.kinds == nil {
+		r.kinds = map[string]Kind{}
+	}
+	r.kinds[k.Name] = k
+}
+
+// Names returns the registered kind names, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.kinds))
+	for n := range r.kinds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Lookup returns the kind named name, or an [*UnknownKindError].
+func (r *Registry) Lookup(name string) (Kind, error) {
+	k, ok := r.kinds[name]
+	if !ok {
+		return Kind{}, &UnknownKindError{Kind: name, Known: r.Names()}
+	}
+	return k, nil
+}
+
+// Parse validates raw args for kind; see [Kind.Parse].
+func (r *Registry) Parse(kind string, raw []byte) (river.JobArgs, error) {
+	k, err := r.Lookup(kind)
+	if err != nil {
+		return nil, err
+	}
+	return k.Parse(raw)
+}
+
+// OperationKey returns the circuit breaker key of a job: the operation key
+// stamped into its metadata at insert if any, else what its kind extracts
+// from the raw args, else the kind's name. It never fails and does no I/O.
+func (r *Registry) OperationKey(kind string, rawArgs, metadata []byte) string {
+	if len(metadata) > 0 {
+		if v := gjson.GetBytes(metadata, MetadataOperationKey); v.Type == gjson.String && v.Str != "" {
+			return v.Str
+		}
+	}
+	if k, ok := r.kinds[kind]; ok && k.OperationKey != nil {
+		if key := k.OperationKey(rawArgs); key != "" {
+			return key
+		}
+	}
+	return kind
+}
+
+// decodeStrict unmarshals raw into v, refusing unknown fields and trailing
+// data, so a typo such as "timeout" for "timeout_seconds" is reported
+// instead of silently ignored.
+func decodeStrict(raw []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %s", ErrInvalidArgs, strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
+	}
+	return nil
+}
