@@ -130,7 +130,7 @@ const (
 	// JitterDecorrelated ignores the strategy's growth: the wait is
 	// min(max_delay, uniform in [base, 3*previous]), previous being the
 	// wait before the last attempt (read from the job's history; base when
-	// there is none). AWS's "decorrelated jitter".
+	// there is none or it is below base). AWS's "decorrelated jitter".
 	JitterDecorrelated Jitter = "decorrelated"
 )
 
@@ -186,6 +186,7 @@ type DelayParams struct {
 
 	// Previous is the wait before the attempt that just failed, for
 	// [JitterDecorrelated]; 0 when there was none (the first failure).
+	// Values below the base count as the base.
 	Previous time.Duration
 }
 

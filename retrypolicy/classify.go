@@ -190,8 +190,13 @@ func (w *walker) visit(err error) {
 		return
 	}
 	if w.weakClass == "" {
+		// syscall.Errno has Timeout and Temporary too, so it is a net.Error
+		// by shape; an errno not mapped above (EINVAL, ENOENT ...) is no
+		// network failure.
 		if _, ok := err.(net.Error); ok {
-			w.weakClass = ClassNetwork
+			if _, errno := err.(syscall.Errno); !errno {
+				w.weakClass = ClassNetwork
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package retrypolicy
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -46,22 +47,37 @@ type Config struct {
 	Kinds map[string]PolicyConfig `yaml:"kinds"`
 }
 
-// PolicyConfig is the YAML form of a [Policy]. nil fields are unset.
+// PolicyConfig is the YAML form of a [Policy]. nil fields are unset (take
+// the parent's value); see [Policy] for each setting's meaning and default.
 type PolicyConfig struct {
-	MaxAttempts   *int                 `yaml:"max_attempts,omitempty"`
-	InitialDelay  *Duration            `yaml:"initial_delay,omitempty"`
-	MaxDelay      *Duration            `yaml:"max_delay,omitempty"`
-	MinDelay      *Duration            `yaml:"min_delay,omitempty"`
-	Jitter        *Jitter              `yaml:"jitter,omitempty"`
-	RetryAfterMax *Duration            `yaml:"retry_after_max,omitempty"`
-	RescueLimit   *int                 `yaml:"rescue_limit,omitempty"`
-	Classes       map[Class]RuleConfig `yaml:"classes,omitempty"`
+	// MaxAttempts is max_attempts: attempts including the first, >= 1.
+	MaxAttempts *int `yaml:"max_attempts,omitempty"`
+	// InitialDelay is initial_delay: the strategies' base, > 0, e.g. "2s".
+	InitialDelay *Duration `yaml:"initial_delay,omitempty"`
+	// MaxDelay is max_delay: the cap of a computed wait, >= initial_delay.
+	MaxDelay *Duration `yaml:"max_delay,omitempty"`
+	// MinDelay is min_delay: the floor of a computed wait, > 0.
+	MinDelay *Duration `yaml:"min_delay,omitempty"`
+	// Jitter is jitter: none, full, equal, proportional, decorrelated, or a
+	// boolean (true = proportional, false = none).
+	Jitter *Jitter `yaml:"jitter,omitempty"`
+	// RetryAfterMax is retry_after_max: the cap of a server's Retry-After,
+	// > 0.
+	RetryAfterMax *Duration `yaml:"retry_after_max,omitempty"`
+	// RescueLimit is rescue_limit: lost attempts before the job is cancelled
+	// into the dead-letter queue, >= 1.
+	RescueLimit *int `yaml:"rescue_limit,omitempty"`
+	// Classes is classes: per-class overrides of the decision matrix, keyed
+	// by class name.
+	Classes map[Class]RuleConfig `yaml:"classes,omitempty"`
 }
 
 // RuleConfig is the YAML form of a [Rule]. Unset retry keeps the inherited
 // decision; unset strategy keeps the inherited strategy.
 type RuleConfig struct {
-	Retry    *bool     `yaml:"retry,omitempty"`
+	// Retry is retry: true or false.
+	Retry *bool `yaml:"retry,omitempty"`
+	// Strategy is strategy: exponential, linear, fibonacci or aggressive.
 	Strategy *Strategy `yaml:"strategy,omitempty"`
 }
 
@@ -72,14 +88,11 @@ type Duration time.Duration
 
 // UnmarshalYAML parses a duration string.
 func (d *Duration) UnmarshalYAML(node *yaml.Node) error {
-	if node.Kind != yaml.ScalarNode || node.Tag != "!!str" {
-		return fmt.Errorf("line %d: %q is not a duration: write a number with a unit, e.g. 2s, 5m, 100ms", node.Line, node.Value)
-	}
-	v, err := time.ParseDuration(node.Value)
+	v, err := decodeDuration(node, "")
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration: write a number with a unit, e.g. 2s, 5m, 100ms", node.Line, node.Value)
+		return err
 	}
-	*d = Duration(v)
+	*d = v
 	return nil
 }
 
@@ -101,12 +114,168 @@ func (j *Jitter) UnmarshalYAML(node *yaml.Node) error {
 		}
 		return nil
 	}
-	var s string
-	if err := node.Decode(&s); err != nil {
-		return err
+	if node.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: jitter must be a mode name or a boolean", node.Line)
 	}
-	*j = Jitter(s)
+	*j = Jitter(node.Value)
 	return nil
+}
+
+// UnmarshalYAML decodes the `retry:` section. Unknown keys, duplicate keys
+// and values of the wrong type are refused with a *ConfigError naming the key
+// (e.g. "retry.kinds.http_request.max_delay"), whatever the decoder's
+// KnownFields setting. Ranges are checked later by [Config.Policies].
+func (c *Config) UnmarshalYAML(node *yaml.Node) error {
+	*c = Config{}
+	return eachKey(node, ConfigKey, func(key string, value *yaml.Node) error {
+		switch key {
+		case "default":
+			return c.Default.decode(value, ConfigKey+".default")
+		case "kinds":
+			c.Kinds = map[string]PolicyConfig{}
+			return eachKey(value, ConfigKey+".kinds", func(kind string, value *yaml.Node) error {
+				var p PolicyConfig
+				if err := p.decode(value, ConfigKey+".kinds."+kind); err != nil {
+					return err
+				}
+				c.Kinds[kind] = p
+				return nil
+			})
+		}
+		return unknownKey(ConfigKey+"."+key, "default, kinds")
+	})
+}
+
+// UnmarshalYAML decodes one policy; errors name keys relative to it. See
+// [Config.UnmarshalYAML].
+func (c *PolicyConfig) UnmarshalYAML(node *yaml.Node) error { return c.decode(node, "") }
+
+func (c *PolicyConfig) decode(node *yaml.Node, path string) error {
+	*c = PolicyConfig{}
+	return eachKey(node, path, func(key string, value *yaml.Node) error {
+		k := joinKey(path, key)
+		switch key {
+		case "max_attempts", "rescue_limit":
+			var n int
+			if err := value.Decode(&n); err != nil || value.Kind != yaml.ScalarNode {
+				return &ConfigError{Key: k, Problem: fmt.Sprintf("%q is not an integer (line %d)", value.Value, value.Line)}
+			}
+			if key == "max_attempts" {
+				c.MaxAttempts = &n
+			} else {
+				c.RescueLimit = &n
+			}
+		case "initial_delay", "max_delay", "min_delay", "retry_after_max":
+			d, err := decodeDuration(value, k)
+			if err != nil {
+				return err
+			}
+			switch key {
+			case "initial_delay":
+				c.InitialDelay = &d
+			case "max_delay":
+				c.MaxDelay = &d
+			case "min_delay":
+				c.MinDelay = &d
+			default:
+				c.RetryAfterMax = &d
+			}
+		case "jitter":
+			var j Jitter
+			if err := j.UnmarshalYAML(value); err != nil {
+				return &ConfigError{Key: k, Problem: fmt.Sprintf("must be a jitter mode (%s) or a boolean (line %d)", joinNames(allJitters[:]), value.Line)}
+			}
+			c.Jitter = &j
+		case "classes":
+			c.Classes = map[Class]RuleConfig{}
+			return eachKey(value, k, func(class string, value *yaml.Node) error {
+				var r RuleConfig
+				if err := r.decode(value, joinKey(k, class)); err != nil {
+					return err
+				}
+				c.Classes[Class(class)] = r
+				return nil
+			})
+		default:
+			return unknownKey(k, "max_attempts, initial_delay, max_delay, min_delay, jitter, retry_after_max, rescue_limit, classes")
+		}
+		return nil
+	})
+}
+
+// UnmarshalYAML decodes one class rule; errors name keys relative to it.
+func (r *RuleConfig) UnmarshalYAML(node *yaml.Node) error { return r.decode(node, "") }
+
+func (r *RuleConfig) decode(node *yaml.Node, path string) error {
+	*r = RuleConfig{}
+	return eachKey(node, path, func(key string, value *yaml.Node) error {
+		k := joinKey(path, key)
+		switch key {
+		case "retry":
+			var b bool
+			if value.Kind != yaml.ScalarNode || value.Tag != "!!bool" || value.Decode(&b) != nil {
+				return &ConfigError{Key: k, Problem: fmt.Sprintf("%q is not a boolean (line %d): write true or false", value.Value, value.Line)}
+			}
+			r.Retry = &b
+		case "strategy":
+			if value.Kind != yaml.ScalarNode {
+				return &ConfigError{Key: k, Problem: fmt.Sprintf("must be a strategy name (line %d)", value.Line)}
+			}
+			s := Strategy(value.Value)
+			r.Strategy = &s
+		default:
+			return unknownKey(k, "retry, strategy")
+		}
+		return nil
+	})
+}
+
+// eachKey calls fn for each key of a mapping node, in file order. null is an
+// empty mapping; anything else that is not a mapping, and a key seen twice,
+// is a *ConfigError at path.
+func eachKey(node *yaml.Node, path string, fn func(key string, value *yaml.Node) error) error {
+	if node.Kind == yaml.AliasNode && node.Alias != nil {
+		node = node.Alias
+	}
+	if node.Kind == yaml.ScalarNode && node.Tag == "!!null" {
+		return nil
+	}
+	if node.Kind != yaml.MappingNode {
+		return &ConfigError{Key: cmp.Or(path, "(top level)"), Problem: fmt.Sprintf("must be a mapping (line %d)", node.Line)}
+	}
+	seen := make(map[string]bool, len(node.Content)/2)
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		key := node.Content[i].Value
+		if seen[key] {
+			return &ConfigError{Key: joinKey(path, key), Problem: fmt.Sprintf("set twice (line %d)", node.Content[i].Line)}
+		}
+		seen[key] = true
+		if err := fn(key, node.Content[i+1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func joinKey(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func unknownKey(key, known string) error {
+	return &ConfigError{Key: key, Problem: "unknown setting (known: " + known + ")"}
+}
+
+// decodeDuration reads a duration string; errors name key.
+func decodeDuration(node *yaml.Node, key string) (Duration, error) {
+	if node.Kind == yaml.ScalarNode && node.Tag == "!!str" {
+		if v, err := time.ParseDuration(node.Value); err == nil {
+			return Duration(v), nil
+		}
+	}
+	return 0, &ConfigError{Key: cmp.Or(key, "duration"), Problem: fmt.Sprintf("%q is not a duration (line %d): write a number with a unit, e.g. 2s, 5m, 100ms", node.Value, node.Line)}
 }
 
 // Policies validates the configuration and builds the set of policies.

@@ -56,15 +56,33 @@ type Output struct {
 //	 "stack": "goroutine 7 [running]: ...", // panics only: runtime/debug.Stack(), ≤ 16 KiB
 //	 "final": true}                        // present when the recorder knew no attempt follows
 type Attempt struct {
-	Attempt      int       `json:"attempt"`
-	At           time.Time `json:"at"`
-	Class        Class     `json:"class"`
-	Strategy     Strategy  `json:"strategy,omitempty"`
-	DelayMS      int64     `json:"delay_ms"`
-	RetryAfterMS int64     `json:"retry_after_ms"`
-	Error        string    `json:"error"`
-	Stack        string    `json:"stack,omitempty"`
-	Final        bool      `json:"final,omitempty"`
+	// Attempt is River's attempt number, 1-based.
+	Attempt int `json:"attempt"`
+	// At is when the failure was recorded (UTC); for a back-filled lost
+	// attempt, when River's rescuer recorded it.
+	At time.Time `json:"at"`
+	// Class is the failure's class.
+	Class Class `json:"class"`
+	// Strategy is the class's strategy; "" (absent) when the class is not
+	// retried.
+	Strategy Strategy `json:"strategy,omitempty"`
+	// DelayMS is the wait before the next attempt, in milliseconds; 0 when
+	// none follows (or, for an older lost attempt, when it is unknown).
+	DelayMS int64 `json:"delay_ms"`
+	// RetryAfterMS is the wait the server (or a WithRetryAfter marker)
+	// asked for, in milliseconds, before the retry_after_max cap; 0 when
+	// none.
+	RetryAfterMS int64 `json:"retry_after_ms"`
+	// Error is the error message (the panic value for panics), at most
+	// MaxErrorBytes.
+	Error string `json:"error"`
+	// Stack is the panic's stack (runtime/debug.Stack), at most
+	// MaxStackBytes; "" (absent) for other classes.
+	Stack string `json:"stack,omitempty"`
+	// Final is true (present) when the recorder knew no attempt follows:
+	// a class not retried, the job's or the policy's last attempt, the
+	// rescue limit, CancelWithClass. Absent otherwise.
+	Final bool `json:"final,omitempty"`
 }
 
 // ParseOutput reads the history out of a job's metadata (the whole metadata

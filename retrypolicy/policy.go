@@ -234,7 +234,9 @@ func joinNames[S ~string](names []S) string {
 // key, e.g. "retry.kinds.http_request.max_delay"; Problem says what is wrong,
 // e.g. "must be >= initial_delay (2s)".
 type ConfigError struct {
-	Key     string
+	// Key is the full YAML key of the refused setting.
+	Key string
+	// Problem says what is wrong with it.
 	Problem string
 }
 
