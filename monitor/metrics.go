@@ -1,6 +1,8 @@
 package monitor
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -48,6 +50,18 @@ const (
 	OutcomeInterrupted = "interrupted"
 	OutcomePanicked    = "panicked"
 )
+
+// ObserveFailedAttempt counts one failed attempt of a job of kind in
+// rebound_job_errors_total, and, when a retry follows (retry true, after
+// delay), in rebound_retries_scheduled_total and
+// rebound_retry_delay_seconds.
+func (m *Metrics) ObserveFailedAttempt(kind, class, strategy string, retry bool, delay time.Duration) {
+	m.JobErrors.WithLabelValues(kind, class).Inc()
+	if retry {
+		m.RetriesScheduled.WithLabelValues(kind, class, strategy).Inc()
+		m.RetryDelay.WithLabelValues(class).Observe(delay.Seconds())
+	}
+}
 
 // NewMetrics creates rebound's in-process metrics and registers them with
 // reg (use a non-global registry; prometheus.NewRegistry()). It panics if

@@ -35,6 +35,12 @@ type RecorderOpts struct {
 	// MaxPendingRetries caps the hand-overs held for NextRetry (see
 	// [ClientRetryPolicy]). Default 10,000.
 	MaxPendingRetries int
+
+	// OnAttempt, when set, is called with every history entry the recorder
+	// appends for a failed attempt (after the decision: Strategy and
+	// DelayMS say what follows, Final that nothing does), from the job's
+	// goroutine. It feeds metrics; it must be fast and must not panic.
+	OnAttempt func(job *rivertype.JobRow, a Attempt)
 }
 
 // AttemptRecorder is the worker middleware that records every failed attempt
@@ -86,6 +92,7 @@ type AttemptRecorder struct {
 	rand     Rand
 	logger   *slog.Logger
 	retry    *ClientRetryPolicy
+	onEntry  func(job *rivertype.JobRow, a Attempt)
 }
 
 var _ rivertype.WorkerMiddleware = (*AttemptRecorder)(nil)
@@ -101,6 +108,7 @@ func NewAttemptRecorder(policies *Policies, opts *RecorderOpts) *AttemptRecorder
 		now:      opts.Now,
 		rand:     opts.Rand,
 		logger:   opts.Logger,
+		onEntry:  opts.OnAttempt,
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -277,7 +285,15 @@ func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInn
 	}
 	run.out.appendSorted(entry)
 	r.write(ctx, actx, &run)
+	r.report(job, entry)
 	return ret
+}
+
+// report hands an appended entry to OnAttempt.
+func (r *AttemptRecorder) report(job *rivertype.JobRow, entry Attempt) {
+	if r.onEntry != nil {
+		r.onEntry(job, entry)
+	}
 }
 
 type decision uint8
@@ -345,6 +361,7 @@ func (r *AttemptRecorder) recordPanic(ctx context.Context, actx *attemptCtx, run
 	}
 	run.out.appendSorted(entry)
 	r.write(ctx, actx, run)
+	r.report(run.job, entry)
 	if decision == decideCancel {
 		return river.JobCancel(&panicError{value: v, msg: msg})
 	}
@@ -381,14 +398,16 @@ func (r *AttemptRecorder) checkRescueLimit(ctx context.Context, run *attemptRun)
 	cause := fmt.Errorf("retrypolicy: rescue limit reached: %d lost attempts %v (rescue_limit %d); the worker was not run", len(lost), lost, limit)
 	run.out.appendSorted(run.lost...)
 	run.lost = nil
-	run.out.appendSorted(Attempt{
+	final := Attempt{
 		Attempt: run.job.Attempt,
 		At:      r.now().UTC(),
 		Class:   ClassLost,
 		Error:   cause.Error(),
 		Final:   true,
-	})
+	}
+	run.out.appendSorted(final)
 	r.write(ctx, nil, run)
+	r.report(run.job, final)
 	return river.JobCancel(cause)
 }
 

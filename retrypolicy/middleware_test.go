@@ -322,3 +322,28 @@ func TestClientRetryPolicy(t *testing.T) {
 		require.Equal(t, 2, policy.Pending())
 	})
 }
+
+// OnAttempt sees every entry the recorder appends, after the decision.
+func TestRecorderOnAttempt(t *testing.T) {
+	t.Parallel()
+	var got []retrypolicy.Attempt
+	rec := newTestRecorder(t, retrypolicy.Policy{Jitter: retrypolicy.JitterNone}, &retrypolicy.RecorderOpts{
+		OnAttempt: func(job *rivertype.JobRow, a retrypolicy.Attempt) {
+			require.Equal(t, "http_request", job.Kind)
+			got = append(got, a)
+		},
+	})
+	_ = rec.Work(t.Context(), jobRow(1, 2, 5), func(context.Context) error { return &statusError{code: 503} })
+	_ = rec.Work(t.Context(), jobRow(2, 1, 5), func(context.Context) error { return &statusError{code: 404} })
+	_ = rec.Work(t.Context(), jobRow(3, 1, 5), func(context.Context) error { return nil })
+	_ = rec.Work(t.Context(), jobRow(4, 1, 5), func(context.Context) error { return river.JobSnooze(time.Second) })
+	require.Panics(t, func() {
+		_ = rec.Work(t.Context(), jobRow(5, 1, 5), func(context.Context) error { panic("boom") })
+	})
+	require.Len(t, got, 3, "a success and a snooze are not failed attempts")
+	require.Equal(t, []string{"server_error exponential 4000 false", "not_found  0 true", "panic exponential 2000 false"}, []string{
+		fmt.Sprintf("%s %s %d %v", got[0].Class, got[0].Strategy, got[0].DelayMS, got[0].Final),
+		fmt.Sprintf("%s %s %d %v", got[1].Class, got[1].Strategy, got[1].DelayMS, got[1].Final),
+		fmt.Sprintf("%s %s %d %v", got[2].Class, got[2].Strategy, got[2].DelayMS, got[2].Final),
+	})
+}

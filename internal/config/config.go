@@ -62,6 +62,10 @@ func Parse(content []byte) (*Settings, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(content))
 		dec.KnownFields(true)
 		if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+			var ce *retrypolicy.ConfigError
+			if errors.As(err, &ce) {
+				return nil, ce // already names its key
+			}
 			var te *yaml.TypeError
 			if errors.As(err, &te) {
 				// One message per bad key, on one line.

@@ -23,7 +23,8 @@ func TestParse(t *testing.T) {
 		{name: "retry overrides", yaml: "retry:\n  default:\n    max_attempts: 3\n  kinds:\n    http_request:\n      max_delay: 10m\n"},
 		{name: "unknown top-level key", yaml: "retyr: {}\n", wantErr: "invalid configuration: line 1: field retyr not found in type config.File"},
 		{name: "two unknown keys on one line", yaml: "a: 1\nb: 2\n", wantErr: "invalid configuration: line 1: field a not found in type config.File; line 2: field b not found in type config.File"},
-		{name: "bad value names its key", yaml: "retry:\n  default:\n    initial_delay: 5s\n    max_delay: 1s\n", wantErr: "retry.default.max_delay"},
+		{name: "bad value names its key", yaml: "retry:\n  default:\n    initial_delay: 5s\n    max_delay: 1s\n", wantErr: "retry.default.max_delay: must be >= initial_delay (5s)"},
+		{name: "unknown retry key", yaml: "retry:\n  default:\n    max_atempts: 3\n", wantErr: "retry.default.max_atempts: unknown setting (known: max_attempts, initial_delay, max_delay, min_delay, jitter, retry_after_max, rescue_limit, classes)"},
 		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content"},
 	}
 	for _, tt := range tests {
@@ -31,7 +32,7 @@ func TestParse(t *testing.T) {
 			t.Parallel()
 			s, err := config.Parse([]byte(tt.yaml))
 			if tt.wantErr != "" {
-				require.ErrorContains(t, err, tt.wantErr)
+				require.EqualError(t, err, tt.wantErr)
 				return
 			}
 			require.NoError(t, err)

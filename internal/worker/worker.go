@@ -194,7 +194,12 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 		return nil, err
 	}
 
-	recorder := retrypolicy.NewAttemptRecorder(c.Retry, &retrypolicy.RecorderOpts{Logger: c.Logger})
+	recorder := retrypolicy.NewAttemptRecorder(c.Retry, &retrypolicy.RecorderOpts{
+		Logger: c.Logger,
+		OnAttempt: func(job *rivertype.JobRow, a retrypolicy.Attempt) {
+			metrics.ObserveFailedAttempt(job.Kind, string(a.Class), string(a.Strategy), !a.Final, time.Duration(a.DelayMS)*time.Millisecond)
+		},
+	})
 
 	queues := make(map[string]river.QueueConfig, len(c.Queues))
 	for name, n := range c.Queues {
