@@ -35,7 +35,7 @@ type AdminRequest struct {
 //	POST /api/admin/breakers/{key}/open   hold open: {"for": "10m", "by": "...", "reason": "..."}
 //
 // Keys are path segments: escape a "/" in a key as %2F. Errors are
-// {"error": "..."} with 400 (bad input, naming it), 404 (unknown key), 405
+// {"error": "..."} with 400 (bad input, naming it), 404 (unknown key or route)
 // or 500; bad input changes nothing.
 func NewAdminHandler(store *Store) http.Handler {
 	mux := http.NewServeMux()

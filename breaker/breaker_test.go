@@ -70,7 +70,7 @@ func setupOn(t *testing.T, db *dbtest.Database, cfg Config) *testBundle {
 
 var errDown = errors.New("upstream: HTTP 503")
 
-func fail(context.Context) error { return errDown }
+func fail(context.Context) error    { return errDown }
 func succeed(context.Context) error { return nil }
 
 // openRow forces key's row to open with its probe time passed.

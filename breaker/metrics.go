@@ -27,13 +27,13 @@ const OtherKey = "_other"
 // Transitions made by hand (rebound breaker reset|open, SQL) are not counted
 // by any pod; the state gauge shows them. A nil *Metrics records nothing.
 type Metrics struct {
-	transitions    *prometheus.CounterVec
-	shortCircuits  *prometheus.CounterVec
-	staleResults   *prometheus.CounterVec
-	stateDesc      *prometheus.Desc
-	mu             sync.Mutex
-	keys           map[string]struct{}
-	breakers       []*Breaker
+	transitions   *prometheus.CounterVec
+	shortCircuits *prometheus.CounterVec
+	staleResults  *prometheus.CounterVec
+	stateDesc     *prometheus.Desc
+	mu            sync.Mutex
+	keys          map[string]struct{}
+	breakers      []*Breaker
 }
 
 // NewMetrics creates the breaker's metrics and registers them on reg. It

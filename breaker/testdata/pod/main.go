@@ -193,7 +193,9 @@ func (w *upstreamWorker) Work(ctx context.Context, job *river.Job[UpstreamArgs])
 // upstream exhausts a job's attempts within seconds.
 type fastRetry struct{}
 
-func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(200 * time.Millisecond) }
+func (fastRetry) NextRetry(*rivertype.JobRow) time.Time {
+	return time.Now().Add(200 * time.Millisecond)
+}
 
 func worker(ctx context.Context, b *breaker.Breaker, pool *pgxpool.Pool) error {
 	n, _ := strconv.Atoi(os.Args[2])
