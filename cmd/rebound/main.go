@@ -51,5 +51,6 @@ Every command prints a table for humans, or JSON with --json.`,
 	root.SetOut(out)
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	root.AddCommand(newMigrateCmd(a))
+	root.AddCommand(newBreakerCmd(a))
 	return root
 }
