@@ -12,8 +12,7 @@ build:
 
 ## demo: go-httpbin upstream + migrate + worker + a mix of jobs, about a minute
 demo: build
-	$(GO) build -o $(BIN)/go-httpbin github.com/mccutchen/go-httpbin/v2/cmd/go-httpbin
-	DATABASE_URL="$$(scripts/ensure-postgres.sh)" scripts/demo.sh
+	DATABASE_URL="$$(scripts/ensure-postgres.sh)" $(GO) run ./internal/demo --bin $(BIN)
 
 ## test: the whole suite against a real PostgreSQL (found or started by scripts/ensure-postgres.sh)
 test:

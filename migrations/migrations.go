@@ -457,7 +457,11 @@ func (m *Migrator) Check(ctx context.Context) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: %d pending (%s); run `rebound migrate up`", ErrBehind, len(missing), strings.Join(missing, ", "))
+		shown := missing
+		if len(shown) > 4 {
+			shown = append(shown[:3:3], fmt.Sprintf("and %d more", len(missing)-3))
+		}
+		return fmt.Errorf("%w: %d pending (%s); run `rebound migrate up`", ErrBehind, len(missing), strings.Join(shown, ", "))
 	}
 	return nil
 }

@@ -52,7 +52,9 @@ func TestQueueCollectorReportsOpenStates(t *testing.T) {
 	_, err = pool.Exec(ctx, "UPDATE river_job SET scheduled_at = now() - interval '90 seconds' WHERE queue = 'mail' AND state = 'available'")
 	require.NoError(t, err)
 
-	c := monitor.NewQueueCollector(monitor.NewSnapshots(pool), time.Minute, nil)
+	c := monitor.NewQueueCollector(monitor.NewSnapshots(pool), &monitor.QueueCollectorOpts{
+		MaxAge: time.Minute, Queues: []string{"default", "idle"}, Kinds: []string{"noop"},
+	})
 	expected := `
 # HELP rebound_queue_jobs Jobs not yet finished, by queue, job kind and River state (available, pending, retryable, running, scheduled); shared snapshot, refreshed at most every 10 s.
 # TYPE rebound_queue_jobs gauge
@@ -61,6 +63,11 @@ rebound_queue_jobs{kind="noop",queue="default",state="pending"} 0
 rebound_queue_jobs{kind="noop",queue="default",state="retryable"} 0
 rebound_queue_jobs{kind="noop",queue="default",state="running"} 0
 rebound_queue_jobs{kind="noop",queue="default",state="scheduled"} 1
+rebound_queue_jobs{kind="noop",queue="idle",state="available"} 0
+rebound_queue_jobs{kind="noop",queue="idle",state="pending"} 0
+rebound_queue_jobs{kind="noop",queue="idle",state="retryable"} 0
+rebound_queue_jobs{kind="noop",queue="idle",state="running"} 0
+rebound_queue_jobs{kind="noop",queue="idle",state="scheduled"} 0
 rebound_queue_jobs{kind="other",queue="mail",state="available"} 1
 rebound_queue_jobs{kind="other",queue="mail",state="pending"} 0
 rebound_queue_jobs{kind="other",queue="mail",state="retryable"} 0

@@ -46,6 +46,8 @@ type queueOldestRow struct {
 // (and a warning logged) rather than reported as zero.
 type QueueCollector struct {
 	snapshots *Snapshots
+	queues    []string
+	kinds     []string
 	maxAge    time.Duration
 	logger    *slog.Logger
 
@@ -53,9 +55,26 @@ type QueueCollector struct {
 	oldestDesc *prometheus.Desc
 }
 
-// NewQueueCollector returns a collector reading through snapshots; maxAge 0
-// means [DefaultSnapshotMaxAge]. logger may be nil.
-func NewQueueCollector(snapshots *Snapshots, maxAge time.Duration, logger *slog.Logger) *QueueCollector {
+// QueueCollectorOpts are optional settings of a [QueueCollector].
+type QueueCollectorOpts struct {
+	// MaxAge is how old the shared snapshot may be; 0 means
+	// [DefaultSnapshotMaxAge].
+	MaxAge time.Duration
+	// Queues and Kinds are always reported, with 0 when they have no open
+	// job, so dashboards and alerts see 0 instead of a missing series.
+	Queues, Kinds []string
+	// Logger receives a warning when the database cannot be read. nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// NewQueueCollector returns a collector reading through snapshots. opts may
+// be nil.
+func NewQueueCollector(snapshots *Snapshots, opts *QueueCollectorOpts) *QueueCollector {
+	if opts == nil {
+		opts = &QueueCollectorOpts{}
+	}
+	maxAge, logger := opts.MaxAge, opts.Logger
 	if maxAge <= 0 {
 		maxAge = DefaultSnapshotMaxAge
 	}
@@ -64,6 +83,8 @@ func NewQueueCollector(snapshots *Snapshots, maxAge time.Duration, logger *slog.
 	}
 	return &QueueCollector{
 		snapshots: snapshots,
+		queues:    opts.Queues,
+		kinds:     opts.Kinds,
 		maxAge:    maxAge,
 		logger:    logger,
 		jobsDesc: prometheus.NewDesc(Namespace+"_queue_jobs",
@@ -94,6 +115,11 @@ func (c *QueueCollector) Collect(ch chan<- prometheus.Metric) {
 	// empties reports 0 instead of vanishing.
 	type qk struct{ queue, kind string }
 	counts := map[qk]map[string]int64{}
+	for _, q := range c.queues {
+		for _, k := range c.kinds {
+			counts[qk{q, k}] = map[string]int64{}
+		}
+	}
 	for _, r := range snap.Jobs {
 		k := qk{r.Queue, r.Kind}
 		if counts[k] == nil {

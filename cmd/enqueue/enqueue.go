@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -127,6 +128,13 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 		return errors.New("give the args: --args JSON or --file PATH (- for standard input)")
 	}
 
+	// River refuses a batch holding two unique jobs with the same key, so
+	// twins within the input are skipped here, as the table's are by River.
+	skippedInInput := 0
+	if o.unique {
+		lines, skippedInInput = dedupe(lines)
+	}
+
 	pool, err := cli.Connect(ctx, func(c *pgxpool.Config) { c.MaxConns = 2 })
 	if err != nil {
 		return err
@@ -160,7 +168,7 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 		)
 	}
 
-	res := result{Kind: kind.Name, Queue: o.queue, IDs: make([]int64, 0, len(lines))}
+	res := result{Kind: kind.Name, Queue: o.queue, IDs: make([]int64, 0, len(lines)), SkippedDuplicates: skippedInInput}
 	start := time.Now()
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		params := make([]river.InsertManyParams, 0, insertBatchSize)
@@ -296,6 +304,23 @@ func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
 		return nil, fmt.Errorf("%w (nothing inserted)", firstErr)
 	}
 	return out, nil
+}
+
+// dedupe drops lines whose args equal an earlier line's (same JSON
+// encoding), keeping the first; it returns the kept lines and how many were
+// dropped.
+func dedupe(lines []line) ([]line, int) {
+	seen := make(map[string]bool, len(lines))
+	out := lines[:0]
+	for _, l := range lines {
+		b, err := json.Marshal(l.args)
+		if err == nil && seen[string(b)] {
+			continue
+		}
+		seen[string(b)] = true
+		out = append(out, l)
+	}
+	return out, len(lines) - len(out)
 }
 
 func displayName(path string) string {

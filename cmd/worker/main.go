@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/internal/config"
 	"github.com/rebound-queue/rebound/internal/worker"
 )
 
@@ -85,6 +86,11 @@ func run(ctx context.Context, o *options) error {
 		return fmt.Errorf("invalid --shutdown-timeout %s: must be positive", o.shutdownTimeout)
 	}
 
+	settings, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -96,6 +102,7 @@ func run(ctx context.Context, o *options) error {
 
 	w, err := worker.New(ctx, worker.Config{
 		Pool:                 pool,
+		Retry:                settings.Retry,
 		Queues:               o.queues,
 		FetchCooldown:        o.fetchCooldown,
 		FetchPollInterval:    o.fetchPollInterval,

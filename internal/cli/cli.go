@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -152,4 +153,19 @@ func Execute(root *cobra.Command) {
 		fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), err)
 		os.Exit(1)
 	}
+}
+
+// WithDatabase returns base (a postgres:// URL or a key=value connection
+// string) pointing at database name instead.
+func WithDatabase(base, name string) (string, error) {
+	if strings.HasPrefix(base, "postgres://") || strings.HasPrefix(base, "postgresql://") {
+		u, err := url.Parse(base)
+		if err != nil {
+			return "", fmt.Errorf("parse database URL: %w", err)
+		}
+		u.Path = "/" + name
+		return u.String(), nil
+	}
+	// In a key=value string a later key wins.
+	return strings.TrimSpace(base) + " dbname=" + name, nil
 }

@@ -41,6 +41,7 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 
+	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/migrations"
 )
 
@@ -104,7 +105,7 @@ func New(t testing.TB) *Database {
 		t.Fatalf("dbtest: create database %s: %v", name, err)
 	}
 
-	dbURL, err := WithDatabase(baseURL, name)
+	dbURL, err := cli.WithDatabase(baseURL, name)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
@@ -128,21 +129,6 @@ func New(t testing.TB) *Database {
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	return New(t).Pool
-}
-
-// WithDatabase returns base (a postgres:// URL or a key=value connection
-// string) pointing at database name instead.
-func WithDatabase(base, name string) (string, error) {
-	if strings.HasPrefix(base, "postgres://") || strings.HasPrefix(base, "postgresql://") {
-		u, err := url.Parse(base)
-		if err != nil {
-			return "", fmt.Errorf("parse database URL: %w", err)
-		}
-		u.Path = "/" + name
-		return u.String(), nil
-	}
-	// In a key=value string a later key wins.
-	return strings.TrimSpace(base) + " dbname=" + name, nil
 }
 
 func setup(t testing.TB) {
@@ -200,7 +186,7 @@ func doSetup() error {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
 		return fmt.Errorf("create template: %w", err)
 	}
-	tplURL, err := WithDatabase(baseURL, template)
+	tplURL, err := cli.WithDatabase(baseURL, template)
 	if err != nil {
 		return err
 	}

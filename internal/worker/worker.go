@@ -24,6 +24,7 @@ import (
 	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/migrations"
 	"github.com/rebound-queue/rebound/monitor"
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 // Defaults of a worker pod.
@@ -70,6 +71,9 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// HTTPAddr is the HTTP server's address; "" means [DefaultHTTPAddr].
 	HTTPAddr string
+	// Retry holds the retry policy of every job kind. nil means the
+	// package defaults (the seed's decision matrix).
+	Retry *retrypolicy.Policies
 	// Registry holds the job kinds worked. nil means jobs.Builtin().
 	Registry *jobs.Registry
 	// HTTPClient sends http_request jobs' requests. nil means
@@ -97,6 +101,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.HTTPAddr == "" {
 		out.HTTPAddr = DefaultHTTPAddr
+	}
+	if out.Retry == nil {
+		out.Retry, _ = retrypolicy.NewPolicies(retrypolicy.Policy{}, nil)
 	}
 	if out.Registry == nil {
 		out.Registry = jobs.Builtin()
@@ -169,12 +176,20 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := monitor.NewMetrics(reg)
-	reg.MustRegister(monitor.NewQueueCollector(monitor.NewSnapshots(c.Pool), 0, c.Logger))
+	queueNames := make([]string, 0, len(c.Queues))
+	for name := range c.Queues {
+		queueNames = append(queueNames, name)
+	}
+	reg.MustRegister(monitor.NewQueueCollector(monitor.NewSnapshots(c.Pool), &monitor.QueueCollectorOpts{
+		Queues: queueNames, Kinds: c.Registry.Names(), Logger: c.Logger,
+	}))
 
 	workers := river.NewWorkers()
 	if err := c.Registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: c.HTTPClient}); err != nil {
 		return nil, err
 	}
+
+	recorder := retrypolicy.NewAttemptRecorder(c.Retry, &retrypolicy.RecorderOpts{Logger: c.Logger})
 
 	queues := make(map[string]river.QueueConfig, len(c.Queues))
 	for name, n := range c.Queues {
@@ -188,9 +203,13 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 		FetchPollInterval:    c.FetchPollInterval,
 		RescueStuckJobsAfter: c.RescueStuckJobsAfter,
 		Workers:              workers,
+		RetryPolicy:          recorder.ClientRetryPolicy(),
+		// Worker middleware runs in this order around each attempt:
+		// metrics -> breaker gate -> attempt recorder -> the job's Work.
 		Middleware: []rivertype.Middleware{
 			c.Registry.InsertMiddleware(),
 			metrics.JobMiddleware(),
+			recorder,
 		},
 	})
 	if err != nil {

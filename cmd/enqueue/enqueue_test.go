@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/internal/proctest"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "jobs.ndjson")
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	return path
+}
+
+// Every bad input: exit code 1, one line on stderr naming the problem, and
+// the job table as it was (one job was there before).
+func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	env := []string{"DATABASE_URL=" + db.URL}
+	seed := proctest.Run(t, env, "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/seed"}`)
+	require.Equal(t, 0, seed.ExitCode, seed.Stderr)
+
+	behind := dbtest.New(t)
+	_, err := behind.Pool.Exec(context.Background(), "DELETE FROM rebound_migration WHERE version = 4; DROP TABLE rebound_metric_snapshot")
+	require.NoError(t, err)
+
+	good := `{"url": "http://127.0.0.1:9/a"}`
+	tests := []struct {
+		name    string
+		url     string
+		args    []string
+		stdin   string
+		wantErr string
+	}{
+		{name: "unknown kind", args: []string{"email", "--args", "{}"}, wantErr: `enqueue: unknown job kind "email" (known kinds: http_request)`},
+		{name: "no kind", args: []string{"--args", good}, wantErr: "enqueue: want exactly one KIND (known kinds: http_request)"},
+		{name: "no args", args: []string{"http_request"}, wantErr: "enqueue: give the args: --args JSON or --file PATH (- for standard input)"},
+		{name: "args and file", args: []string{"http_request", "--args", good, "--file", "x"}, wantErr: "enqueue: give --args or --file, not both"},
+		{name: "malformed args", args: []string{"http_request", "--args", `{"url": `}, wantErr: "enqueue: --args: invalid args: unexpected EOF"},
+		{name: "missing url", args: []string{"http_request", "--args", `{"method": "GET"}`}, wantErr: "enqueue: --args: invalid args: url is required"},
+		{name: "relative url", args: []string{"http_request", "--args", `{"url": "/hook"}`}, wantErr: `enqueue: --args: invalid args: url must be absolute http or https, got "/hook"`},
+		{name: "unknown field", args: []string{"http_request", "--args", `{"url": "http://x", "timeout": 5}`}, wantErr: `enqueue: --args: invalid args: unknown field "timeout"`},
+		{name: "bad method", args: []string{"http_request", "--args", `{"url": "http://x", "method": "FETCH"}`}, wantErr: `method "FETCH" is not one of`},
+		{name: "bad timeout", args: []string{"http_request", "--args", `{"url": "http://x", "timeout_seconds": 7200}`}, wantErr: "timeout_seconds must be between 0 (default 30) and 3600, got 7200"},
+		{name: "header with newline", args: []string{"http_request", "--args", `{"url": "http://x", "headers": {"X-A": "a\nb"}}`}, wantErr: `headers: the value of "X-A" contains a line break or NUL`},
+		{name: "not an object", args: []string{"http_request", "--args", `[1]`}, wantErr: "enqueue: --args: invalid args: cannot unmarshal array"},
+		{name: "trailing data", args: []string{"http_request", "--args", good + ` {}`}, wantErr: "enqueue: --args: invalid args: unexpected data after the args object"},
+		{name: "malformed line 3", args: []string{"http_request", "--file", writeFile(t, good+"\n"+good+"\n{oops\n"+good+"\n")}, wantErr: "line 3: invalid args: invalid character 'o' looking for beginning of object key string (nothing inserted)"},
+		{name: "missing url line 2", args: []string{"http_request", "--file", writeFile(t, good+"\n{}\n"+good+"\n")}, wantErr: "line 2: invalid args: url is required (nothing inserted)"},
+		{name: "several bad lines", args: []string{"http_request", "--file", writeFile(t, "{}\n"+good+"\n{}\n{}\n")}, wantErr: "line 1: invalid args: url is required (and 2 more bad lines; nothing inserted)"},
+		{name: "bad line from stdin", args: []string{"http_request", "--file", "-"}, stdin: good + "\n\n" + `{"url": 5}` + "\n", wantErr: "enqueue: stdin line 3: invalid args: cannot unmarshal number into Go struct field HTTPRequestArgs.url of type string (nothing inserted)"},
+		{name: "empty file", args: []string{"http_request", "--file", writeFile(t, "\n\n")}, wantErr: "no jobs in it"},
+		{name: "missing file", args: []string{"http_request", "--file", "/nonexistent.ndjson"}, wantErr: "enqueue: --file: open /nonexistent.ndjson: no such file or directory"},
+		{name: "bad priority", args: []string{"http_request", "--args", good, "--priority", "9"}, wantErr: "enqueue: invalid --priority 9: must be from 1 to 4"},
+		{name: "bad max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "-2"}, wantErr: "enqueue: invalid --max-attempts -2: must be at least 1"},
+		{name: "bad schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "tomorrow"}, wantErr: `invalid argument "tomorrow" for "--schedule-in"`},
+		{name: "negative schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "-5m"}, wantErr: "enqueue: invalid --schedule-in -5m0s: must not be negative"},
+		{name: "bad queue name", args: []string{"http_request", "--args", good, "--queue", "Bad Queue"}, wantErr: "enqueue: insert lines 1-1: queue name is invalid"},
+		{name: "unknown flag", args: []string{"http_request", "--args", good, "--nope"}, wantErr: "enqueue: unknown flag: --nope"},
+		{name: "malformed DATABASE_URL", url: "postgres://%zz", args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid DATABASE_URL"},
+		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"http_request", "--args", good}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x"},
+		{name: "migrations behind", url: behind.URL, args: []string{"http_request", "--args", good}, wantErr: "enqueue: database migrations are behind: 1 pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			url := tt.url
+			if url == "" {
+				url = db.URL
+			}
+			res := proctest.RunStdin(t, []string{"DATABASE_URL=" + url}, tt.stdin, "enqueue", tt.args...)
+			require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
+			require.Contains(t, res.Stderr, tt.wantErr)
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(res.Stderr), "\n")+1, "one line: %q", res.Stderr)
+			require.Empty(t, res.Stdout)
+		})
+	}
+
+	var n int
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
+	require.Equal(t, 1, n, "only the seed job")
+	require.NoError(t, behind.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
+	require.Equal(t, 0, n)
+}
+
+func TestEnqueueOptions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	env := []string{"DATABASE_URL=" + db.URL}
+
+	// --json prints the IDs; the options reach the rows.
+	res := proctest.RunStdin(t, env, `{"url": "http://127.0.0.1:9/a", "operation_key": "billing"}`+"\n"+`{"url": "http://Example.COM:8443/b"}`+"\n",
+		"enqueue", "http_request", "--file", "-", "--queue", "webhooks", "--priority", "2", "--max-attempts", "7", "--schedule-in", "1h", "--json")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	var out struct {
+		Kind     string  `json:"kind"`
+		Queue    string  `json:"queue"`
+		Inserted int     `json:"inserted"`
+		IDs      []int64 `json:"ids"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.Stdout), &out))
+	require.Equal(t, "http_request", out.Kind)
+	require.Equal(t, "webhooks", out.Queue)
+	require.Equal(t, 2, out.Inserted)
+	require.Len(t, out.IDs, 2)
+
+	rows, err := db.Pool.Query(ctx, `SELECT id, queue, priority, max_attempts, state::text, scheduled_at > now() + interval '50 minutes',
+		metadata->>'operation_key' FROM river_job ORDER BY id`)
+	require.NoError(t, err)
+	var got []string
+	for rows.Next() {
+		var (
+			id                   int64
+			queue, state, key    string
+			priority, maxTries   int
+			scheduledInTheFuture bool
+		)
+		require.NoError(t, rows.Scan(&id, &queue, &priority, &maxTries, &state, &scheduledInTheFuture, &key))
+		got = append(got, fmt.Sprintf("%s p%d max%d %s future=%v key=%s", queue, priority, maxTries, state, scheduledInTheFuture, key))
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{
+		"webhooks p2 max7 scheduled future=true key=billing",
+		"webhooks p2 max7 scheduled future=true key=example.com:8443",
+	}, got)
+
+	// Without --max-attempts an http_request job gets the seed's 5.
+	res = proctest.Run(t, env, "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/c"}`)
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	require.Regexp(t, `^inserted 1 http_request job\(s\) into queue default \(id \d+\)\n$`, res.Stdout)
+	var maxAttempts int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT max_attempts FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/c'").Scan(&maxAttempts))
+	require.Equal(t, 5, maxAttempts)
+
+	// --unique skips a job whose twin is still waiting, in the file and in the table.
+	twin := `{"url": "http://127.0.0.1:9/u"}`
+	res = proctest.RunStdin(t, env, twin+"\n"+twin+"\n", "enqueue", "http_request", "--file", "-", "--unique")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	require.Contains(t, res.Stdout, "inserted 1 http_request job(s)")
+	require.Contains(t, res.Stdout, "skipped 1 duplicate(s) still waiting or running")
+	res = proctest.Run(t, env, "enqueue", "http_request", "--args", twin, "--unique", "--json")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	require.Contains(t, res.Stdout, `"skipped_duplicates": 1`)
+	var n int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/u'").Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+// A large file goes in one transaction, in batches, in seconds.
+func TestEnqueueLargeFile(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	var b strings.Builder
+	const lines = 20_000
+	for i := range lines {
+		fmt.Fprintf(&b, `{"url": "http://127.0.0.1:9/%d", "body": {"n": %d}}`+"\n", i, i)
+	}
+	start := time.Now()
+	res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request", "--file", writeFile(t, b.String()))
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	t.Logf("%d lines in %s", lines, time.Since(start))
+	var n int
+	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
+	require.Equal(t, lines, n)
+}

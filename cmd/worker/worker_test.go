@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/internal/proctest"
+)
+
+// End to end: the real binaries, a fresh database, a local upstream.
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	_, err := db.Pool.Exec(ctx, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+	require.NoError(t, err)
+	env := []string{"DATABASE_URL=" + db.URL}
+
+	first := proctest.Run(t, env, "rebound", "migrate", "up")
+	require.Equal(t, 0, first.ExitCode, first.Stderr)
+	require.Contains(t, first.Stdout, "migrations applied")
+	second := proctest.Run(t, env, "rebound", "migrate", "up")
+	require.Equal(t, 0, second.ExitCode, second.Stderr)
+	require.Equal(t, "database is up to date; nothing to apply\n", second.Stdout)
+
+	var calls atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer upstream.Close()
+
+	worker := proctest.StartWorker(t, db.URL)
+
+	var lines strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&lines, `{"url": %q, "body": {"n": %d}}`+"\n", upstream.URL+"/hook", i)
+	}
+	file := filepath.Join(t.TempDir(), "jobs.ndjson")
+	require.NoError(t, os.WriteFile(file, []byte(lines.String()), 0o600))
+	res := proctest.Run(t, env, "enqueue", "http_request", "--file", file)
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	require.Contains(t, res.Stdout, "inserted 100 http_request job(s) into queue default")
+
+	waitFor(t, 30*time.Second, func() bool {
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 100
+	})
+	require.Equal(t, int64(100), calls.Load())
+	require.Equal(t, 100, count(t, db.Pool, "SELECT count(*) FROM river_job"))
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		code, body := get(t, "http://"+worker.HTTPAddr+path)
+		require.Equal(t, http.StatusOK, code, path)
+		require.Contains(t, body, `"status": "ok"`, path)
+	}
+	code, metrics := get(t, "http://"+worker.HTTPAddr+"/metrics")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, metrics, `rebound_job_attempts_total{kind="http_request",outcome="completed",queue="default"} 100`)
+	require.Contains(t, metrics, "# TYPE rebound_queue_jobs gauge")
+
+	worker.Signal(syscall.SIGTERM)
+	require.Equal(t, 0, worker.Wait(30*time.Second), worker.Logs())
+}
+
+// SIGTERM while a job runs: a job that finishes within --shutdown-timeout
+// completes; one that does not is cancelled and back in the queue with its
+// attempt unused. Nothing is lost, and the worker exits 0.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name            string
+		jobTakes        time.Duration
+		shutdownTimeout string
+		wantState       string
+		wantAttempt     int
+	}{
+		{name: "job finishes in time", jobTakes: 2 * time.Second, shutdownTimeout: "15s", wantState: "completed", wantAttempt: 1},
+		{name: "job cancelled and returned", jobTakes: time.Minute, shutdownTimeout: "3s", wantState: "available", wantAttempt: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			db := dbtest.New(t)
+			started := make(chan struct{}, 1)
+			upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				started <- struct{}{}
+				select {
+				case <-time.After(tt.jobTakes):
+					w.WriteHeader(http.StatusOK)
+				case <-r.Context().Done():
+				}
+			}))
+			defer upstream.Close()
+
+			worker := proctest.StartWorker(t, db.URL, "--shutdown-timeout", tt.shutdownTimeout)
+			res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request",
+				"--args", fmt.Sprintf(`{"url": %q, "timeout_seconds": 120}`, upstream.URL))
+			require.Equal(t, 0, res.ExitCode, res.Stderr)
+			select {
+			case <-started:
+			case <-time.After(20 * time.Second):
+				t.Fatalf("the job never reached the upstream; worker output:\n%s", worker.Logs())
+			}
+			stopAt := time.Now()
+			worker.Signal(syscall.SIGTERM)
+			require.Equal(t, 0, worker.Wait(30*time.Second), worker.Logs())
+			if tt.wantState == "available" {
+				require.Less(t, time.Since(stopAt), 10*time.Second, "the shutdown timeout bounds the stop")
+			}
+
+			var (
+				state   string
+				attempt int
+				errs    int
+			)
+			require.NoError(t, db.Pool.QueryRow(context.Background(),
+				"SELECT state::text, attempt, coalesce(array_length(errors, 1), 0) FROM river_job").Scan(&state, &attempt, &errs))
+			require.Equal(t, tt.wantState, state)
+			require.Equal(t, tt.wantAttempt, attempt)
+			require.Equal(t, 0, errs, "an interrupted attempt is not an error")
+		})
+	}
+}
+
+// The Idempotency-Key is the same on every attempt of one job and differs
+// between jobs.
+func TestIdempotencyKeyStableAcrossAttempts(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	var (
+		mu   sync.Mutex
+		keys = map[string]int{} // key -> calls
+	)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		keys[key]++
+		n := keys[key]
+		mu.Unlock()
+		if n < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer upstream.Close()
+
+	cfg := filepath.Join(t.TempDir(), "worker.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("retry:\n  default:\n    initial_delay: 100ms\n    max_delay: 200ms\n    jitter: none\n"), 0o600))
+	proctest.StartWorker(t, db.URL, "--config", cfg)
+	for range 3 {
+		res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request", "--args", fmt.Sprintf(`{"url": %q}`, upstream.URL))
+		require.Equal(t, 0, res.ExitCode, res.Stderr)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, keys, 3, "one key per job")
+	for key, calls := range keys {
+		require.True(t, strings.HasPrefix(key, "rebound-"), key)
+		require.Equal(t, 3, calls, "key %s: every attempt of the job sends it", key)
+	}
+}
+
+// Bad input at start-up is one line on stderr and exit code 1.
+func TestStartupErrors(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	behind := dbtest.New(t)
+	_, err := behind.Pool.Exec(context.Background(), "DROP TABLE rebound_metric_snapshot; DELETE FROM rebound_migration WHERE version = 4")
+	require.NoError(t, err)
+	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(badConfig, []byte("retry:\n  default:\n    max_delay: 1s\n    initial_delay: 5s\n"), 0o600))
+	unknownKey := filepath.Join(t.TempDir(), "unknown.yaml")
+	require.NoError(t, os.WriteFile(unknownKey, []byte("retyr:\n  default: {}\n"), 0o600))
+
+	tests := []struct {
+		name    string
+		url     string
+		args    []string
+		env     []string
+		wantErr string
+	}{
+		{name: "malformed DATABASE_URL", url: "postgres://%zz", wantErr: "worker: invalid DATABASE_URL"},
+		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", wantErr: "worker: database unreachable at 127.0.0.1:1/x"},
+		{name: "migrations behind", url: behind.URL, wantErr: "worker: database migrations are behind: 1 pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
+		{name: "unknown flag", url: db.URL, args: []string{"--nope"}, wantErr: "worker: unknown flag: --nope"},
+		{name: "bad queues", url: db.URL, args: []string{"--queues", "default=0"}, wantErr: `queue "default": workers must be a number from 1 to 10000, got "0"`},
+		{name: "bad queues from env", url: db.URL, env: []string{"REBOUND_QUEUES=Bad Name=3"}, wantErr: `worker: invalid REBOUND_QUEUES "Bad Name=3": queue name "Bad Name"`},
+		{name: "bad duration", url: db.URL, args: []string{"--shutdown-timeout", "soon"}, wantErr: `invalid argument "soon" for "--shutdown-timeout"`},
+		{name: "negative shutdown timeout", url: db.URL, args: []string{"--shutdown-timeout", "-1s"}, wantErr: "worker: invalid --shutdown-timeout -1s: must be positive"},
+		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid log level "loud"`},
+		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
+		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "field retyr not found"},
+		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
+		{name: "address in use", url: db.URL, args: []string{"--http-addr", "127.0.0.1:5432"}, wantErr: "worker: listen on 127.0.0.1:5432"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"--http-addr", proctest.FreeAddr(t)}, tt.args...)
+			res := proctest.Run(t, append([]string{"DATABASE_URL=" + tt.url}, tt.env...), "worker", args...)
+			require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
+			require.Contains(t, res.Stderr, tt.wantErr)
+			require.Equal(t, 1, strings.Count(strings.TrimSpace(res.Stderr), "\n")+1, "one line: %q", res.Stderr)
+			require.NotContains(t, res.Stderr, "goroutine ")
+		})
+	}
+}
+
+func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, sql string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), sql).Scan(&n))
+	return n
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
+}

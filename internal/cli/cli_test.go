@@ -1,0 +1,57 @@
+package cli_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/cli"
+)
+
+func TestWithDatabase(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ base, want string }{
+		{"postgres://u:p@h:5432/postgres?sslmode=disable", "postgres://u:p@h:5432/other?sslmode=disable"},
+		{"postgresql://h/db", "postgresql://h/other"},
+		{"host=h user=u dbname=postgres", "host=h user=u dbname=postgres dbname=other"},
+	}
+	for _, tt := range tests {
+		got, err := cli.WithDatabase(tt.base, "other")
+		require.NoError(t, err)
+		require.Equal(t, tt.want, got)
+	}
+	_, err := cli.WithDatabase("postgres://%zz", "x")
+	require.ErrorContains(t, err, "parse database URL")
+}
+
+func TestBindEnv(t *testing.T) {
+	t.Setenv("TESTAPP_SOME_FLAG", "from-env")
+	t.Setenv("TESTAPP_COUNT", "x")
+	var some string
+	var count int
+	cmd := &cobra.Command{Use: "x", RunE: func(*cobra.Command, []string) error { return nil }}
+	cmd.Flags().StringVar(&some, "some-flag", "default", "")
+	cmd.Flags().IntVar(&count, "count", 1, "")
+
+	require.NoError(t, cmd.Flags().Parse([]string{"--count", "3"}))
+	require.NoError(t, cli.BindEnv(cmd, "TESTAPP"))
+	require.Equal(t, "from-env", some)
+	require.Equal(t, 3, count, "the command line wins over the environment")
+
+	cmd2 := &cobra.Command{Use: "y"}
+	cmd2.Flags().IntVar(&count, "count", 1, "")
+	require.ErrorContains(t, cli.BindEnv(cmd2, "TESTAPP"), `invalid TESTAPP_COUNT "x"`)
+}
+
+func TestNewLogger(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	l, err := cli.NewLogger(&buf, "auto", "info")
+	require.NoError(t, err)
+	l.Info("hello", "k", 1)
+	require.Contains(t, buf.String(), `"msg":"hello","k":1}`, "JSON when not a terminal")
+	_, err = cli.NewLogger(&buf, "xml", "info")
+	require.EqualError(t, err, `invalid log format "xml" (auto, json, text)`)
+}

@@ -1,0 +1,56 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/config"
+)
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string
+	}{
+		{name: "empty", yaml: ""},
+		{name: "comments only", yaml: "# nothing\n"},
+		{name: "retry overrides", yaml: "retry:\n  default:\n    max_attempts: 3\n  kinds:\n    http_request:\n      max_delay: 10m\n"},
+		{name: "unknown top-level key", yaml: "retyr: {}\n", wantErr: "invalid configuration: line 1: field retyr not found in type config.File"},
+		{name: "two unknown keys on one line", yaml: "a: 1\nb: 2\n", wantErr: "invalid configuration: line 1: field a not found in type config.File; line 2: field b not found in type config.File"},
+		{name: "bad value names its key", yaml: "retry:\n  default:\n    initial_delay: 5s\n    max_delay: 1s\n", wantErr: "retry.default.max_delay"},
+		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := config.Parse([]byte(tt.yaml))
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.NotNil(t, s.Retry)
+		})
+	}
+}
+
+func TestLoadAppliesKindOverrides(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "worker.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("retry:\n  default:\n    max_attempts: 3\n  kinds:\n    http_request:\n      max_delay: 10m\n"), 0o600))
+	s, err := config.Load(path)
+	require.NoError(t, err)
+	p := s.Retry.Lookup("http_request")
+	require.Equal(t, 3, p.MaxAttempts)
+	require.Equal(t, 10*time.Minute, p.MaxDelay)
+	require.Equal(t, 300*time.Second, s.Retry.Lookup("other").MaxDelay)
+
+	_, err = config.Load(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.ErrorContains(t, err, "config: open ")
+}

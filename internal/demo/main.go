@@ -1,0 +1,360 @@
+// Command demo shows rebound working end to end on a real upstream, in
+// about a minute (`make demo`):
+//
+//  1. starts go-httpbin (github.com/mccutchen/go-httpbin/v2, an independently
+//     written HTTP test server) on a loopback port;
+//  2. creates a fresh database rebound_demo next to DATABASE_URL's and runs
+//     `rebound migrate up` on it;
+//  3. starts `worker` with a short backoff (a demo must not wait minutes);
+//  4. enqueues a mix of http_request jobs with `enqueue --file` against
+//     /status/200, /status/503, /status/429, /status/404, /delay/1 and
+//     /unstable;
+//  5. waits for every job to finish, prints a summary (completed, retried,
+//     failed, by status and failure class) and stops everything it started.
+//
+// It runs the real binaries from --bin (default ./bin, built by `make
+// build`).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mccutchen/go-httpbin/v2/httpbin"
+
+	"github.com/rebound-queue/rebound/internal/cli"
+)
+
+const demoDatabase = "rebound_demo"
+
+// demoConfig gives the demo's jobs a short backoff so it ends in a minute.
+const demoConfig = `retry:
+  default:
+    max_attempts: 4
+    initial_delay: 250ms
+    max_delay: 2s
+    min_delay: 100ms
+`
+
+func main() {
+	bin := flag.String("bin", "bin", "folder holding the worker, enqueue and rebound binaries")
+	timeout := flag.Duration("timeout", 90*time.Second, "give up waiting for the jobs after this long")
+	flag.Parse()
+	if err := run(*bin, *timeout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+func step(format string, args ...any) {
+	fmt.Printf("==> "+format+"\n", args...)
+}
+
+func run(bin string, timeout time.Duration) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	for _, name := range []string{"worker", "enqueue", "rebound"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			return fmt.Errorf("%s/%s not found: run `make build` first", bin, name)
+		}
+	}
+
+	// 1. The upstream.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	upstream := &http.Server{Handler: httpbin.New(httpbin.WithMaxDuration(5 * time.Second)).Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go upstream.Serve(l) //nolint:errcheck
+	defer upstream.Close()
+	base := "http://" + l.Addr().String()
+	step("go-httpbin listening on %s", base)
+
+	// 2. A fresh database.
+	dbURL, err := freshDatabase(ctx)
+	if err != nil {
+		return err
+	}
+	step("database %s (dropped and created afresh)", demoDatabase)
+	env := append(os.Environ(), "DATABASE_URL="+dbURL)
+	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "migrate", "up"); err != nil {
+		return err
+	}
+
+	// 3. A worker.
+	dir, err := os.MkdirTemp("", "rebound-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	cfgPath := filepath.Join(dir, "worker.yaml")
+	if err := os.WriteFile(cfgPath, []byte(demoConfig), 0o600); err != nil {
+		return err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	workerLog, err := os.Create(filepath.Join(dir, "worker.log"))
+	if err != nil {
+		return err
+	}
+	worker := exec.Command(filepath.Join(bin, "worker"), "--config", cfgPath, "--http-addr", httpAddr,
+		"--queues", "default=20", "--log-format", "text", "--log-level", "warn")
+	worker.Env = env
+	worker.Stdout, worker.Stderr = workerLog, workerLog
+	if err := worker.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- worker.Wait() }()
+	defer func() {
+		if worker.ProcessState == nil {
+			_ = worker.Process.Kill()
+		}
+	}()
+	if err := waitReady(ctx, "http://"+httpAddr+"/readyz", workerDone); err != nil {
+		return fmt.Errorf("worker did not become ready (%w); its log:\n%s", err, readFile(workerLog.Name()))
+	}
+	step("worker ready; /readyz, /healthz and /metrics on http://%s (retry config: max 4 attempts, 250ms initial delay, 2s cap)", httpAddr)
+
+	// 4. The jobs.
+	var ndjson bytes.Buffer
+	mix := []struct {
+		path  string
+		count int
+	}{
+		{"/status/200", 20}, {"/status/503", 5}, {"/status/429", 5}, {"/status/404", 5},
+		{"/delay/1", 5}, {"/unstable?failure_rate=0.5", 10},
+	}
+	total := 0
+	for _, m := range mix {
+		for i := range m.count {
+			line, _ := json.Marshal(map[string]any{"url": base + m.path, "body": map[string]any{"demo": m.path, "n": i}})
+			ndjson.Write(line)
+			ndjson.WriteByte('\n')
+			total++
+		}
+	}
+	jobsFile := filepath.Join(dir, "jobs.ndjson")
+	if err := os.WriteFile(jobsFile, ndjson.Bytes(), 0o600); err != nil {
+		return err
+	}
+	step("enqueue http_request --file jobs.ndjson --max-attempts 4  (%d jobs: 20x /status/200, 5x /status/503, 5x /status/429, 5x /status/404, 5x /delay/1, 10x /unstable)", total)
+	if err := runCmd(ctx, env, filepath.Join(bin, "enqueue"), "http_request", "--file", jobsFile, "--max-attempts", "4"); err != nil {
+		return err
+	}
+
+	// 5. Wait and summarise.
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	start, lastReport := time.Now(), time.Time{}
+	tty := cli.IsTerminal(os.Stdout)
+	deadline := time.After(timeout)
+	for {
+		var open int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')").Scan(&open); err != nil {
+			return err
+		}
+		if tty || open == 0 || time.Since(lastReport) >= 5*time.Second {
+			fmt.Printf("%s    %2d of %d jobs still open (%s)   %s", map[bool]string{true: "\r"}[tty], open, total,
+				time.Since(start).Round(time.Second), map[bool]string{false: "\n"}[tty])
+			lastReport = time.Now()
+		}
+		if open == 0 {
+			if tty {
+				fmt.Println()
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-workerDone:
+			return fmt.Errorf("worker exited early (%v); its log:\n%s", err, readFile(workerLog.Name()))
+		case <-deadline:
+			fmt.Println()
+			return fmt.Errorf("jobs still open after %s", timeout)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if err := summarise(ctx, pool); err != nil {
+		return err
+	}
+
+	step("stopping the worker (SIGTERM) and go-httpbin")
+	_ = worker.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-workerDone:
+		if err != nil {
+			return fmt.Errorf("worker exited with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		return errors.New("worker did not stop within 30s of SIGTERM")
+	}
+	step("done. The demo database %s is kept for a look: DATABASE_URL=%s", demoDatabase, dbURL)
+	return nil
+}
+
+func summarise(ctx context.Context, pool *pgxpool.Pool) error {
+	var completed, cancelled, discarded, retried int
+	err := pool.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE state = 'completed'),
+			count(*) FILTER (WHERE state = 'cancelled'),
+			count(*) FILTER (WHERE state = 'discarded'),
+			count(*) FILTER (WHERE attempt > 1)
+		FROM river_job`).Scan(&completed, &cancelled, &discarded, &retried)
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	fmt.Printf("  completed  %3d\n  retried    %3d  (needed more than one attempt)\n  failed     %3d  (%d cancelled: not worth retrying; %d discarded: attempts used up)\n\n",
+		completed, retried, cancelled+discarded, cancelled, discarded)
+
+	rows, err := pool.Query(ctx, `SELECT args->>'url', state::text, attempt,
+			coalesce((metadata->'output'->'result'->>'status')::int, 0),
+			coalesce(metadata->'output'->'attempts'->-1->>'class', '')
+		FROM river_job ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	type key struct{ path, outcome string }
+	type agg struct {
+		jobs, attempts int
+		statuses       map[int]int
+		classes        map[string]int
+	}
+	byKey := map[key]*agg{}
+	var order []key
+	for rows.Next() {
+		var (
+			url, state, class string
+			attempt, status   int
+		)
+		if err := rows.Scan(&url, &state, &attempt, &status, &class); err != nil {
+			return err
+		}
+		path := url[strings.Index(url[len("http://"):], "/")+len("http://"):]
+		k := key{path, state}
+		if byKey[k] == nil {
+			byKey[k] = &agg{statuses: map[int]int{}, classes: map[string]int{}}
+			order = append(order, k)
+		}
+		a := byKey[k]
+		a.jobs++
+		a.attempts += attempt
+		a.statuses[status]++
+		if class != "" && state != "completed" {
+			a.classes[class]++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	fmt.Printf("  %-30s %-10s %5s %9s  %-20s %s\n", "UPSTREAM", "OUTCOME", "JOBS", "ATTEMPTS", "LAST STATUS", "FAILURE CLASS")
+	for _, k := range order {
+		a := byKey[k]
+		fmt.Printf("  %-30s %-10s %5d %9d  %-20s %s\n", k.path, k.outcome, a.jobs, a.attempts, counts(a.statuses), counts(a.classes))
+	}
+	fmt.Println()
+	return nil
+}
+
+func counts[K comparable](m map[K]int) string {
+	var parts []string
+	for k, n := range m {
+		parts = append(parts, fmt.Sprintf("%v (%d)", k, n))
+	}
+	slices.Sort(parts)
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+// freshDatabase drops and creates rebound_demo on DATABASE_URL's server and
+// returns its URL.
+func freshDatabase(ctx context.Context) (string, error) {
+	base := os.Getenv("DATABASE_URL")
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		return "", fmt.Errorf("connect to DATABASE_URL: %w (scripts/ensure-postgres.sh finds or starts a server)", err)
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{demoDatabase}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
+		return "", fmt.Errorf("drop %s: %w", demoDatabase, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
+		return "", fmt.Errorf("create %s (the demo needs CREATE DATABASE rights): %w", demoDatabase, err)
+	}
+	return cli.WithDatabase(base, demoDatabase)
+}
+
+func runCmd(ctx context.Context, env []string, name string, args ...string) error {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			fmt.Println("    " + l)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", filepath.Base(name), strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+func waitReady(ctx context.Context, url string, done <-chan error) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-done:
+			return fmt.Errorf("worker exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return errors.New("timed out after 20s")
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}

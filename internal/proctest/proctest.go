@@ -1,0 +1,235 @@
+// Package proctest runs rebound's real binaries in tests: it builds worker,
+// enqueue and rebound once per test process and starts them as OS
+// processes against a test database, so end-to-end tests exercise exactly
+// what operators run (flags, signals, exit codes, stdout and stderr).
+package proctest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// Bin returns the path of a rebound binary ("worker", "enqueue",
+// "rebound"), building all three on first use into a folder that lives as
+// long as the test process.
+func Bin(t testing.TB, name string) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "rebound-bin-")
+		if buildErr != nil {
+			return
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", buildDir+string(os.PathSeparator), "./cmd/...")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/...: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("proctest: %v", buildErr)
+	}
+	return filepath.Join(buildDir, name)
+}
+
+func moduleRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate the module root")
+	}
+	return filepath.Join(filepath.Dir(file), "..", ".."), nil
+}
+
+// Result is a finished command.
+type Result struct {
+	Stdout, Stderr string
+	ExitCode       int
+}
+
+// Run runs binary name with args and environment env (added to a minimal
+// environment: PATH, HOME) and waits for it, at most 2 minutes.
+func Run(t testing.TB, env []string, name string, args ...string) Result {
+	t.Helper()
+	return RunStdin(t, env, "", name, args...)
+}
+
+// RunStdin is Run with stdin as the command's standard input.
+func RunStdin(t testing.TB, env []string, stdin, name string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, Bin(t, name), args...)
+	cmd.Env = baseEnv(env)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := Result{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		res.ExitCode = exitErr.ExitCode()
+	case err != nil:
+		t.Fatalf("proctest: run %s: %v", name, err)
+	}
+	return res
+}
+
+func baseEnv(env []string) []string {
+	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	return append(out, env...)
+}
+
+// Process is a long-running binary (a worker pod).
+type Process struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	err  error
+	// HTTPAddr is the worker's --http-addr.
+	HTTPAddr string
+}
+
+// StartWorker starts a worker process against databaseURL with a free
+// loopback --http-addr plus args, waits until /readyz answers 200 (at most
+// 30 s), and kills it when the test ends if it is still running.
+func StartWorker(t testing.TB, databaseURL string, args ...string) *Process {
+	t.Helper()
+	addr := FreeAddr(t)
+	all := append([]string{"--http-addr", addr, "--log-format", "json", "--log-level", "debug"}, args...)
+	p := Start(t, []string{"DATABASE_URL=" + databaseURL}, "worker", all...)
+	p.HTTPAddr = addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("proctest: worker exited before it was ready (%v); its output:\n%s", p.err, p.Logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("proctest: worker not ready after 30s; its output:\n%s", p.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Start starts binary name with args in the background.
+func Start(t testing.TB, env []string, name string, args ...string) *Process {
+	t.Helper()
+	cmd := exec.Command(Bin(t, name), args...)
+	cmd.Env = baseEnv(env)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("proctest: start %s: %v", name, err)
+	}
+	p := &Process{t: t, cmd: cmd, logs: logs, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatalf("proctest: signal %v: %v", sig, err)
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to die.
+func (p *Process) Kill() {
+	p.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Wait waits at most timeout for the process to exit and returns its exit
+// code; it fails the test on timeout.
+func (p *Process) Wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("proctest: process still running after %s; its output:\n%s", timeout, p.Logs())
+	}
+	var exitErr *exec.ExitError
+	if errors.As(p.err, &exitErr) {
+		return exitErr.ExitCode()
+	}
+	return 0
+}
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Logs is everything the process wrote to stdout and stderr so far.
+func (p *Process) Logs() string { return p.logs.String() }
+
+// FreeAddr returns a loopback address with a port free at the moment.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proctest: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

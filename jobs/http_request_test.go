@@ -1,0 +1,234 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/jobs"
+	"github.com/rebound-queue/rebound/retrypolicy"
+)
+
+func TestParseHTTPRequestArgs(t *testing.T) {
+	t.Parallel()
+	reg := jobs.Builtin()
+	tests := []struct {
+		name    string
+		raw     string
+		want    jobs.HTTPRequestArgs
+		wantErr string
+	}{
+		{name: "minimal", raw: `{"url": "https://api.example.com/hook"}`, want: jobs.HTTPRequestArgs{URL: "https://api.example.com/hook"}},
+		{name: "full", raw: `{"url": "http://h:8080/p?q=1", "method": "put", "headers": {"X-A": "1"}, "body": [1, 2], "timeout_seconds": 2.5, "operation_key": "k"}`,
+			want: jobs.HTTPRequestArgs{URL: "http://h:8080/p?q=1", Method: "put", Headers: map[string]string{"X-A": "1"}, Body: []byte(`[1, 2]`), TimeoutSeconds: 2.5, OperationKey: "k"}},
+		{name: "no url", raw: `{}`, wantErr: "invalid args: url is required"},
+		{name: "ftp url", raw: `{"url": "ftp://h/x"}`, wantErr: `invalid args: url must be absolute http or https, got "ftp://h/x"`},
+		{name: "no host", raw: `{"url": "http:///x"}`, wantErr: "invalid args: url has no host"},
+		{name: "unparsable url", raw: `{"url": "http://[::1"}`, wantErr: "invalid args: url: missing ']' in host"},
+		{name: "secret kept out of message", raw: `{"url": "ftp://user:pw@h/x?token=s"}`, wantErr: `got "ftp://h/x"`},
+		{name: "bad method", raw: `{"url": "http://h", "method": "BREW"}`, wantErr: `invalid args: method "BREW" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS`},
+		{name: "bad header name", raw: `{"url": "http://h", "headers": {"X A": "1"}}`, wantErr: `invalid args: headers: "X A" is not a valid header name`},
+		{name: "negative timeout", raw: `{"url": "http://h", "timeout_seconds": -1}`, wantErr: "invalid args: timeout_seconds must be between 0 (default 30) and 3600, got -1"},
+		{name: "unknown field", raw: `{"url": "http://h", "retries": 3}`, wantErr: `invalid args: unknown field "retries"`},
+		{name: "wrong type", raw: `{"url": "http://h", "headers": ["a"]}`, wantErr: "invalid args: cannot unmarshal array into Go struct field HTTPRequestArgs.headers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args, err := reg.Parse(jobs.KindHTTPRequest, []byte(tt.raw))
+			if tt.wantErr != "" {
+				require.ErrorIs(t, err, jobs.ErrInvalidArgs)
+				require.ErrorContains(t, err, tt.wantErr)
+				require.NotContains(t, err.Error(), "pw")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, args)
+		})
+	}
+
+	_, err := reg.Parse("email", []byte(`{}`))
+	var unknown *jobs.UnknownKindError
+	require.ErrorAs(t, err, &unknown)
+	require.Equal(t, `unknown job kind "email" (known kinds: http_request)`, err.Error())
+}
+
+func TestOperationKey(t *testing.T) {
+	t.Parallel()
+	reg := jobs.Builtin()
+	tests := []struct {
+		name, kind, args, metadata, want string
+	}{
+		{"explicit key", "http_request", `{"url": "http://a.example/x", "operation_key": "billing"}`, `{}`, "billing"},
+		{"host with port, lower-cased", "http_request", `{"url": "HTTPS://API.Example.com:8443/x"}`, ``, "api.example.com:8443"},
+		{"metadata wins", "http_request", `{"url": "http://a.example/x"}`, `{"operation_key": "stamped"}`, "stamped"},
+		{"malformed args fall back to the kind", "http_request", `{not json`, ``, "http_request"},
+		{"unknown kind is its own key", "report", `{}`, ``, "report"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, reg.OperationKey(tt.kind, []byte(tt.args), []byte(tt.metadata)))
+		})
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC)
+	require.Equal(t, "rebound-42-homyrq8e80", jobs.IdempotencyKey(42, at))
+	require.Equal(t, jobs.IdempotencyKey(42, at), jobs.IdempotencyKey(42, at))
+	require.NotEqual(t, jobs.IdempotencyKey(42, at), jobs.IdempotencyKey(43, at))
+	require.NotEqual(t, jobs.IdempotencyKey(42, at), jobs.IdempotencyKey(42, at.Add(time.Microsecond)))
+}
+
+func job(args jobs.HTTPRequestArgs) *river.Job[jobs.HTTPRequestArgs] {
+	return &river.Job[jobs.HTTPRequestArgs]{
+		JobRow: &rivertype.JobRow{ID: 7, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Attempt: 1, MaxAttempts: 5},
+		Args:   args,
+	}
+}
+
+// The worker against a real HTTP server: what it sends, what it returns.
+func TestHTTPRequestWorker(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	type seen struct {
+		method, path, contentType, idemKey, userAgent, custom, body string
+	}
+	tests := []struct {
+		name       string
+		args       func(base string) jobs.HTTPRequestArgs
+		respond    func(w http.ResponseWriter)
+		want       seen
+		wantErr    string
+		wantStatus int
+		wantWait   time.Duration
+		wantClass  retrypolicy.Class
+	}{
+		{
+			name: "2xx with a JSON body",
+			args: func(b string) jobs.HTTPRequestArgs {
+				return jobs.HTTPRequestArgs{URL: b + "/hook", Body: []byte(`{"a":1}`)}
+			},
+			respond: func(w http.ResponseWriter) { w.WriteHeader(http.StatusAccepted) },
+			want:    seen{method: "POST", path: "/hook", contentType: "application/json", idemKey: "rebound-7-hegozy2b7k", userAgent: "rebound/1", body: `{"a":1}`},
+		},
+		{
+			name: "GET without body, own headers kept",
+			args: func(b string) jobs.HTTPRequestArgs {
+				return jobs.HTTPRequestArgs{URL: b + "/x", Method: "get", Headers: map[string]string{"Idempotency-Key": "mine", "User-Agent": "me", "X-Custom": "c"}}
+			},
+			respond: func(w http.ResponseWriter) { w.WriteHeader(http.StatusOK) },
+			want:    seen{method: "GET", path: "/x", idemKey: "mine", userAgent: "me", custom: "c"},
+		},
+		{
+			name: "429 with delta-seconds Retry-After",
+			args: func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/r?token=secret"} },
+			respond: func(w http.ResponseWriter) {
+				w.Header().Set("Retry-After", "120")
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = io.WriteString(w, "slow down")
+			},
+			want:       seen{method: "POST", path: "/r", idemKey: "rebound-7-hegozy2b7k", userAgent: "rebound/1"},
+			wantErr:    "/r: HTTP 429 Too Many Requests (Retry-After: 120): slow down",
+			wantStatus: 429, wantWait: 120 * time.Second, wantClass: retrypolicy.ClassRateLimited,
+		},
+		{
+			name: "503 with an HTTP-date Retry-After 60s ahead",
+			args: func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/d"} },
+			respond: func(w http.ResponseWriter) {
+				w.Header().Set("Retry-After", now.Add(60*time.Second).Format(http.TimeFormat))
+				w.WriteHeader(http.StatusServiceUnavailable)
+			},
+			want:       seen{method: "POST", path: "/d", idemKey: "rebound-7-hegozy2b7k", userAgent: "rebound/1"},
+			wantErr:    "HTTP 503 Service Unavailable",
+			wantStatus: 503, wantWait: 60 * time.Second, wantClass: retrypolicy.ClassServerError,
+		},
+		{
+			name: "404 body cut at the limit",
+			args: func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/gone"} },
+			respond: func(w http.ResponseWriter) {
+				w.WriteHeader(http.StatusNotFound)
+				_, _ = io.WriteString(w, strings.Repeat("x", 2000))
+			},
+			want:       seen{method: "POST", path: "/gone", idemKey: "rebound-7-hegozy2b7k", userAgent: "rebound/1"},
+			wantErr:    "HTTP 404 Not Found: " + strings.Repeat("x", jobs.HTTPErrorBodyLimit),
+			wantStatus: 404, wantClass: retrypolicy.ClassNotFound,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got seen
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				got = seen{r.Method, r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("Idempotency-Key"), r.Header.Get("User-Agent"), r.Header.Get("X-Custom"), string(b)}
+				tt.respond(w)
+			}))
+			defer srv.Close()
+			w := &jobs.HTTPRequestWorker{Now: func() time.Time { return now }}
+			err := w.Work(context.Background(), job(tt.args(srv.URL)))
+			require.Equal(t, tt.want, got)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tt.wantErr)
+			require.NotContains(t, err.Error(), "secret")
+			var se *jobs.HTTPStatusError
+			require.ErrorAs(t, err, &se)
+			require.Equal(t, tt.wantStatus, se.StatusCode())
+			require.Equal(t, tt.wantWait, se.RetryAfter())
+			require.Equal(t, tt.wantClass, retrypolicy.Classify(err))
+		})
+	}
+}
+
+// Transport errors keep their cause for classification.
+func TestHTTPRequestWorkerTransportErrors(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := "http://" + l.Addr().String()
+	require.NoError(t, l.Close())
+
+	w := &jobs.HTTPRequestWorker{}
+	err = w.Work(context.Background(), job(jobs.HTTPRequestArgs{URL: closed + "/x?token=secret"}))
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	require.Equal(t, retrypolicy.ClassNetwork, retrypolicy.Classify(err))
+	require.NotContains(t, err.Error(), "secret")
+
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer slow.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err = w.Work(ctx, job(jobs.HTTPRequestArgs{URL: slow.URL}))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Equal(t, retrypolicy.ClassTimeout, retrypolicy.Classify(err))
+
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	err = w.Work(ctx, job(jobs.HTTPRequestArgs{URL: slow.URL}))
+	require.True(t, errors.Is(err, context.Canceled), "shutdown keeps context.Canceled: %v", err)
+}
+
+func TestHTTPRequestTimeout(t *testing.T) {
+	t.Parallel()
+	w := &jobs.HTTPRequestWorker{}
+	require.Equal(t, 30*time.Second, w.Timeout(job(jobs.HTTPRequestArgs{URL: "http://h"})))
+	require.Equal(t, 2500*time.Millisecond, w.Timeout(job(jobs.HTTPRequestArgs{URL: "http://h", TimeoutSeconds: 2.5})))
+}
