@@ -51,12 +51,13 @@ func (w *CleanupWorker) Work(ctx context.Context, _ *river.Job[CleanupArgs]) err
 
 // CleanupPeriodicJob returns the River periodic job that enqueues
 // CleanupArgs every interval (zero means DefaultCleanupInterval, 1 hour).
-// River's leader enqueues periodic jobs, so one pod runs it per period.
+// River's leader enqueues periodic jobs, so one pod runs it per period; the
+// first run comes one interval after the leader starts.
 func CleanupPeriodicJob(interval time.Duration) *river.PeriodicJob {
 	if interval <= 0 {
 		interval = DefaultCleanupInterval
 	}
 	return river.NewPeriodicJob(river.PeriodicInterval(interval),
 		func() (river.JobArgs, *river.InsertOpts) { return CleanupArgs{}, nil },
-		&river.PeriodicJobOpts{RunOnStart: true})
+		nil)
 }

@@ -74,12 +74,13 @@ func exampleDatabase(ctx context.Context) (*pgxpool.Pool, func(), error) {
 		admin.Close()
 		return nil, nil, err
 	}
-	url, err := dbtest.WithDatabase(base, name)
+	cfg, err := pgxpool.ParseConfig(base)
 	if err != nil {
 		admin.Close()
 		return nil, nil, err
 	}
-	pool, err := pgxpool.New(ctx, url)
+	cfg.ConnConfig.Database = name
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		admin.Close()
 		return nil, nil, err
