@@ -119,6 +119,7 @@ type keyView struct {
 	calls   atomic.Int64 // successful calls since the last write
 	dirty   atomic.Bool  // successes wait for a write
 	probing atomic.Bool  // a probe acquisition of this pod is in flight
+	failing atomic.Bool  // failures wait for a write (mirrors failures > 0)
 
 	mu        sync.Mutex // guards the fields below
 	pendGen   int64
@@ -319,7 +320,7 @@ func (b *Breaker) Allow(ctx context.Context, key string) (Permit, error) {
 		if err != nil {
 			return Permit{}, fmt.Errorf("breaker %q: take probe slot: %w", key, err)
 		}
-		b.apply(res.row, res.dbNow)
+		b.apply(res.row)
 		if res.applied {
 			if s.state == StateOpen {
 				b.metrics.transition(key, StateOpen, StateHalfOpen)
@@ -396,7 +397,7 @@ func (p Permit) Done(ctx context.Context, err error) {
 			b.logger.WarnContext(ctx, "breaker: write probe outcome", "key", p.v.key, "error", werr)
 			return
 		}
-		b.apply(res.row, res.dbNow)
+		b.apply(res.row)
 		switch {
 		case !res.applied && !cancelled:
 			b.metrics.stale(p.v.key)
@@ -437,6 +438,7 @@ func (p Permit) Done(ctx context.Context, err error) {
 	v.failures++
 	v.trailing++
 	v.lastError = errorText(err)
+	v.failing.Store(true)
 	v.mu.Unlock()
 	if v.flushMu.TryLock() {
 		// Another goroutine flushing will pick our failure up otherwise.
@@ -445,11 +447,7 @@ func (p Permit) Done(ctx context.Context, err error) {
 	}
 }
 
-func (v *keyView) hasPendingFailures() bool {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.failures > 0
-}
+func (v *keyView) hasPendingFailures() bool { return v.failing.Load() }
 
 func errorText(err error) string {
 	s := err.Error()
@@ -492,6 +490,7 @@ func (b *Breaker) flushLocked(ctx context.Context, v *keyView) {
 			reset: v.reset, trailing: v.trailing, lastError: v.lastError,
 		}
 		v.failures, v.trailing, v.reset, v.lastError = 0, 0, false, ""
+		v.failing.Store(false)
 		v.mu.Unlock()
 		if p.failures == 0 && !p.reset {
 			return
@@ -523,7 +522,7 @@ func (b *Breaker) flushLocked(ctx context.Context, v *keyView) {
 			b.logger.WarnContext(ctx, "breaker: write outcome", "key", v.key, "error", err)
 			return
 		}
-		b.apply(res.row, res.dbNow)
+		b.apply(res.row)
 		switch {
 		case !res.applied:
 			b.metrics.staleN(v.key, max(p.failures, 1))
@@ -538,7 +537,7 @@ func (b *Breaker) flushLocked(ctx context.Context, v *keyView) {
 				b.logger.WarnContext(ctx, "breaker: trip", "key", v.key, "error", err)
 				return
 			}
-			b.apply(tr.row, tr.dbNow)
+			b.apply(tr.row)
 			if tr.applied {
 				b.metrics.transition(v.key, StateClosed, StateOpen)
 			}
@@ -564,8 +563,7 @@ func (b *Breaker) flushAll(ctx context.Context) {
 // apply installs row in the local view unless the view already holds a
 // newer version (higher generation, or same generation updated later), and
 // reports a change of state to the hooks.
-func (b *Breaker) apply(row *Row, dbNow time.Time) {
-	_ = dbNow
+func (b *Breaker) apply(row *Row) {
 	ns := &snapshot{
 		exists: true, state: row.State, generation: row.Generation, failureCount: row.FailureCount,
 		windowFailures: row.WindowFailures, updatedAt: row.UpdatedAt,

@@ -93,14 +93,14 @@ func (b *Breaker) refreshKeys(ctx context.Context, keys []string) error {
 			return nil
 		}
 	}
-	rows, dbNow, err := b.store.byKeys(ctx, keys)
+	rows, _, err := b.store.byKeys(ctx, keys)
 	if err != nil {
 		return err
 	}
 	found := make(map[string]bool, len(rows))
 	for _, r := range rows {
 		found[r.Key] = true
-		b.apply(r, dbNow)
+		b.apply(r)
 	}
 	for _, k := range keys {
 		if !found[k] {
@@ -189,7 +189,7 @@ func (b *Breaker) refresh(ctx context.Context, full bool) error {
 	seen := make(map[string]bool, len(rows))
 	for _, r := range rows {
 		seen[r.Key] = true
-		b.apply(r, dbNow)
+		b.apply(r)
 	}
 	if full {
 		b.views.Range(func(k, val any) bool {
