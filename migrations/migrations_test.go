@@ -121,3 +121,64 @@ func rivermigrateAll(t *testing.T) []rivermigrate.Migration {
 	require.NoError(t, err)
 	return m.AllVersions()
 }
+
+// River's down migrations need the capture trigger gone; once it is back,
+// Up drops it around River's migrations, re-applies them and recreates it.
+func TestUpAfterRiverDowngradeWithTriggerInPlace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t)
+	m, err := migrations.New(pool, nil)
+	require.NoError(t, err)
+	require.NoError(t, m.Check(ctx))
+
+	_, err = pool.Exec(ctx, "DROP TRIGGER rebound_dead_letter_capture ON river_job")
+	require.NoError(t, err)
+	river, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	require.NoError(t, err)
+	_, err = river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: 3})
+	require.NoError(t, err)
+	for _, tr := range migrations.Triggers() {
+		_, err = pool.Exec(ctx, tr.SQL)
+		require.NoError(t, err, tr.Name)
+	}
+	err = m.Check(ctx)
+	require.ErrorIs(t, err, migrations.ErrBehind)
+	require.Contains(t, err.Error(), "river 004")
+
+	applied, err := m.Up(ctx)
+	require.NoError(t, err)
+	require.Equal(t, len(rivermigrateAll(t))-3, len(applied))
+	require.NoError(t, m.Check(ctx))
+
+	// The recreated trigger works: a job that dies gets its row.
+	var jobID int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO river_job (args, kind, max_attempts, attempt, state, errors)
+		VALUES ('{}', 'after_downgrade', 1, 1, 'running', ARRAY['{"attempt":1,"at":"2026-01-01T00:00:00Z","error":"boom"}'::jsonb])
+		RETURNING id`).Scan(&jobID))
+	_, err = pool.Exec(ctx, "UPDATE river_job SET state = 'discarded', finalized_at = now() WHERE id = $1", jobID)
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM job_dead_letter_queue WHERE river_job_id = $1", jobID).Scan(&n))
+	require.Equal(t, 1, n)
+}
+
+// A trigger dropped by hand: Check names it, Up puts it back.
+func TestCheckNamesMissingTriggerAndUpRepairsIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t)
+	m, err := migrations.New(pool, nil)
+	require.NoError(t, err)
+
+	_, err = pool.Exec(ctx, "DROP TRIGGER rebound_dead_letter_capture ON river_job")
+	require.NoError(t, err)
+	err = m.Check(ctx)
+	require.ErrorIs(t, err, migrations.ErrBehind)
+	require.Contains(t, err.Error(), "trigger rebound_dead_letter_capture")
+
+	applied, err := m.Up(ctx)
+	require.NoError(t, err)
+	require.Empty(t, applied)
+	require.NoError(t, m.Check(ctx))
+}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/user"
 	"strings"
 	"time"
 
@@ -156,22 +154,6 @@ func breakerError(key string, err error) error {
 	return err
 }
 
-// defaultActor is $USER@host, recorded as who changed a breaker.
-func defaultActor() string {
-	name := os.Getenv("USER")
-	if u, err := user.Current(); name == "" && err == nil {
-		name = u.Username
-	}
-	host, _ := os.Hostname()
-	if name == "" {
-		name = "unknown"
-	}
-	if host == "" {
-		return name
-	}
-	return name + "@" + host
-}
-
 func timeOrDash(t *time.Time) string {
 	if t == nil {
 		return "-"
@@ -220,11 +202,4 @@ func printRow(w io.Writer, r *breaker.Row) error {
 		}
 	}
 	return nil
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -51,6 +51,7 @@ Every command prints a table for humans, or JSON with --json.`,
 	root.SetOut(out)
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	root.AddCommand(newMigrateCmd(a))
+	root.AddCommand(newDLQCmd(a))
 	root.AddCommand(newBreakerCmd(a))
 	return root
 }

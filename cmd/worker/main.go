@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/internal/config"
 	"github.com/rebound-queue/rebound/internal/worker"
@@ -113,6 +114,7 @@ func run(ctx context.Context, o *options) error {
 		HTTPAddr:             o.httpAddr,
 		Logger:               logger,
 		ID:                   o.id,
+		AdminToken:           os.Getenv(adminauth.EnvToken),
 	})
 	if err != nil {
 		return err

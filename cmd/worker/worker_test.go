@@ -212,12 +212,13 @@ func TestStartupErrors(t *testing.T) {
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
 		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "field retyr not found"},
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
+		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "address in use", url: db.URL, args: []string{"--http-addr", "127.0.0.1:5432"}, wantErr: "worker: listen on 127.0.0.1:5432"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"--http-addr", proctest.FreeAddr(t)}, tt.args...)
+			args := append([]string{"--http-addr", proctest.FreeAddr(t)}, tt.args...) // a later --http-addr wins
 			res := proctest.Run(t, append([]string{"DATABASE_URL=" + tt.url}, tt.env...), "worker", args...)
 			require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
 			require.Contains(t, res.Stderr, tt.wantErr)

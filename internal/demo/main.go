@@ -10,7 +10,8 @@
 //     /status/200, /status/503, /status/429, /status/404, /delay/1 and
 //     /unstable;
 //  5. waits for every job to finish, prints a summary (completed, retried,
-//     failed, by status and failure class) and stops everything it started.
+//     failed, by status and failure class) and the dead-letter queue, and
+//     stops everything it started.
 //
 // It runs the real binaries from --bin (default ./bin, built by `make
 // build`).
@@ -198,6 +199,14 @@ func run(bin string, timeout time.Duration) error {
 		}
 	}
 	if err := summarise(ctx, pool); err != nil {
+		return err
+	}
+	step("the dead-letter queue: rebound dlq stats")
+	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "dlq", "stats"); err != nil {
+		return err
+	}
+	step("rebound dlq list --limit 6   (then: rebound dlq show ID, rebound dlq retry ID, rebound dlq resolve ID --note ...)")
+	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "dlq", "list", "--limit", "6"); err != nil {
 		return err
 	}
 

@@ -21,6 +21,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/httpserver"
 	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/migrations"
@@ -94,6 +95,10 @@ type Config struct {
 	ID string
 	// Ready, when set, is closed once the pod is serving and working.
 	Ready chan<- struct{}
+	// AdminToken guards the admin routes (REBOUND_ADMIN_TOKEN; see package
+	// adminauth). "" serves them only on a loopback HTTPAddr; New refuses
+	// any other address without one.
+	AdminToken string
 }
 
 func (c *Config) withDefaults() Config {
@@ -151,11 +156,12 @@ func (c *Config) validate() error {
 
 // Worker is one assembled worker pod.
 type Worker struct {
-	config  Config
-	client  *river.Client[pgx.Tx]
-	http    *httpserver.Server
-	metrics *monitor.Metrics
-	breaker *breaker.Breaker
+	config     Config
+	client     *river.Client[pgx.Tx]
+	http       *httpserver.Server
+	metrics    *monitor.Metrics
+	deadLetter *deadLetter
+	breaker    *breaker.Breaker
 }
 
 // New checks the database (reachable, migrations current) and assembles the
@@ -235,11 +241,15 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	srv := httpserver.New(httpserver.Config{Addr: c.HTTPAddr, Logger: c.Logger, Gatherer: reg})
 	srv.AddReadinessCheck("database", func(ctx context.Context) error { return c.Pool.Ping(ctx) })
 	srv.AddReadinessCheck("migrations", migrator.Check)
-	admin := breaker.NewAdminHandler(br.Store())
-	srv.Handle(breaker.AdminPrefix, admin)
-	srv.Handle(breaker.AdminPrefix+"/", admin)
+	dl, err := mountDeadLetter(ctx, c, client, srv, reg)
+	if err != nil {
+		return nil, err
+	}
+	breakerAPI := adminauth.Require(c.AdminToken, breaker.NewAdminHandler(br.Store()), nil)
+	srv.Handle(breaker.AdminPrefix, breakerAPI)
+	srv.Handle(breaker.AdminPrefix+"/", breakerAPI)
 
-	return &Worker{config: c, client: client, http: srv, metrics: metrics, breaker: br}, nil
+	return &Worker{config: c, client: client, http: srv, metrics: metrics, deadLetter: dl, breaker: br}, nil
 }
 
 // Client is the pod's River client (for inserting from the same process).
@@ -273,6 +283,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		_ = w.http.Shutdown(context.Background())
 		return fmt.Errorf("start river client: %w", err)
 	}
+	w.deadLetter.start(context.WithoutCancel(ctx))
 	log.Info("worker started", "http_addr", w.http.Addr(), "queues", w.config.Queues)
 	if w.config.Ready != nil {
 		close(w.config.Ready)
@@ -280,6 +291,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	w.http.Drain()
+	w.deadLetter.stop()
 	stopErr := w.stop(log)
 
 	httpCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

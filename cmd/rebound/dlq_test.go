@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/dbtest"
+)
+
+// buildRebound builds this command once per test into a temp dir.
+func buildRebound(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "rebound")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "build rebound: %s", out)
+	return bin
+}
+
+func runRebound(bin, dbURL string, args ...string) (stdout, stderr string, code int) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(cmd.Environ(), "DATABASE_URL="+dbURL)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	return o.String(), e.String(), code
+}
+
+// Two `rebound dlq retry --all` processes over the same 50 entries create
+// 50 jobs.
+func TestDLQRetryAllTwoProcesses(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `INSERT INTO job_dead_letter_queue
+		(river_job_id, attempt, max_attempts, kind, queue, priority, final_state, args, failure_class, failure_reason, operation_key)
+		SELECT g, 1, 3, 'cli_kind', 'default', 1, 'discarded',
+		       jsonb_build_object('n', g, 'headers', jsonb_build_object('Authorization', 'Bearer tkn')), 'server_error', 'HTTP 503', 'op'
+		FROM generate_series(1, 50) g`)
+	require.NoError(t, err)
+
+	type result struct {
+		Retried []json.RawMessage `json:"retried"`
+	}
+	outs := make([]string, 2)
+	codes := make([]int, 2)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			outs[i], _, codes[i] = runRebound(bin, db.URL, "dlq", "retry", "--all", "--kind", "cli_kind", "--json")
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range 2 {
+		require.Equal(t, 0, codes[i], outs[i])
+		var r result
+		require.NoError(t, json.Unmarshal([]byte(outs[i]), &r), outs[i])
+		total += len(r.Retried)
+	}
+	require.Equal(t, 50, total)
+	var jobs, distinct int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job").Scan(&jobs))
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(DISTINCT retried_job_id) FROM job_dead_letter_queue").Scan(&distinct))
+	require.Equal(t, 50, jobs)
+	require.Equal(t, 50, distinct)
+
+	var id int64
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT min(id) FROM job_dead_letter_queue").Scan(&id))
+	idArg := jsonNumber(id)
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"retried again without force", []string{"dlq", "retry", idArg}, 1, "use --force to retry it again"},
+		{"no target", []string{"dlq", "retry"}, 1, "nothing to retry: give an entry ID, or --all"},
+		{"id and all", []string{"dlq", "retry", idArg, "--all"}, 1, "not both"},
+		{"bad id", []string{"dlq", "show", "x1"}, 1, `invalid entry ID "x1"`},
+		{"resolve without note", []string{"dlq", "resolve", idArg}, 1, "--note is required"},
+		{"purge without age", []string{"dlq", "purge"}, 1, "--older-than is required"},
+		{"bad status", []string{"dlq", "list", "--status", "open"}, 1, `invalid --status "open"`},
+		{"bad since", []string{"dlq", "list", "--since", "last week"}, 1, "invalid --since"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := runRebound(bin, db.URL, tt.args...)
+			require.Equal(t, tt.wantCode, code)
+			require.Contains(t, stderr, tt.wantErr)
+			require.Equal(t, 1, bytes.Count([]byte(stderr), []byte("\n")), "one line: %q", stderr)
+		})
+	}
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job").Scan(&jobs))
+	require.Equal(t, 50, jobs, "bad input changed nothing")
+
+	// Displays redact; the table and JSON alike.
+	for _, args := range [][]string{{"dlq", "show", idArg}, {"dlq", "show", idArg, "--json"}, {"dlq", "list", "--json"}, {"dlq", "list"}} {
+		stdout, stderr, code := runRebound(bin, db.URL, args...)
+		require.Equal(t, 0, code, stderr)
+		require.NotContains(t, stdout, "Bearer tkn", args)
+	}
+	stdout, _, code := runRebound(bin, db.URL, "dlq", "show", idArg, "--json")
+	require.Equal(t, 0, code)
+	require.Contains(t, stdout, `"Authorization": "[REDACTED]"`)
+
+	stdout, stderr, code := runRebound(bin, db.URL, "dlq", "stats")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "entries: 0 unresolved, 50 retried, 0 resolved")
+}
+
+func jsonNumber(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

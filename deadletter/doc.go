@@ -1,0 +1,64 @@
+// Package deadletter is rebound's dead-letter queue (DLQ): every River job
+// that ends discarded or cancelled by anything but an operator, one row per
+// (River job ID, attempt) in job_dead_letter_queue, with its whole history;
+// and the operations on those rows (list, show, retry, resolve, purge,
+// stats) shared by the Go API, `rebound dlq` and the admin HTTP API.
+//
+// # Capture
+//
+// Rows are written by PostgreSQL, not by Go: a trigger on river_job
+// (migrations/sql/river_triggers/rebound_dead_letter_capture.sql) fires in
+// the same transaction as River's own state change, so no crash, rescuer
+// path or dropped event can lose or duplicate a row. It calls
+// rebound_dead_letter_capture(to_jsonb(job)) (migrations/sql/002), the one
+// definition of a row, also used by the [Reconciler]:
+//
+//   - Captured: state discarded (attempts used up, River's rescuer after a
+//     crash, an unknown kind) or cancelled by the job itself (a permanent
+//     error, river.JobCancel). Not captured: a cancelled job whose metadata
+//     has cancel_attempted_at (client.JobCancel, the River UI): an
+//     operator's decision.
+//   - failure_class: the class of the final attempt in the history (River's
+//     errors merged by attempt number with rebound's metadata.output.attempts);
+//     an attempt River has an error for and the history has not is "lost"
+//     (the worker died or hung; retrypolicy.LostAttempts' rule).
+//   - failure_reason: River's last error without "JobCancelError: ".
+//   - operation_key: metadata.operation_key, else args.operation_key, else
+//     the kind.
+//   - The River UI's Retry (client.JobRetry) re-runs the same job: leaving
+//     discarded/cancelled marks that attempt's row retried (retried_job_id =
+//     the same job); a new death is a new row for the new attempt.
+//
+// The trigger never raises (an error there would wedge River's completer
+// and leave a batch of jobs running): it turns any error into a PostgreSQL
+// WARNING, and the [Reconciler] adds the missing row on its next pass,
+// counting it in rebound_dead_letter_reconciled_total (which should stay 0).
+// River's cleaner deleting old jobs never touches the DLQ; rows are only
+// deleted by [Store.Purge], and never while unresolved.
+//
+// # Operations
+//
+// [Store] lists (filters, cursor pagination), shows, retries (a new job
+// with the original args; each row once unless forced; concurrent callers
+// replay each row once), resolves (with a note), purges (closed rows past
+// an age) and counts ([Store.Stats]). Every operation that writes has a
+// ...Tx twin taking the caller's pgx.Tx. Errors wrap the sentinels
+// [ErrNotFound], [ErrAlreadyRetried], [ErrResolved], [ErrAlreadyResolved]
+// and [ErrInvalid].
+//
+// # Displays and secrets
+//
+// Stored args and metadata are kept intact for replay. Every display goes
+// through [Redact]: secret headers (Authorization, Cookie, X-Api-Key, ...),
+// fields named like password, token, secret or api_key, and URL passwords
+// and secret query parameters are replaced by [Redacted]. The River UI is
+// not rebound's display: it shows raw args.
+//
+// # HTTP and metrics
+//
+// [NewHandler] serves the admin API under [APIPath]; mount it behind the
+// admin token (internal/adminauth). [SizeCollector] exports
+// rebound_dead_letter_queue_size{kind,status} from a small counts table the
+// triggers keep exact, so a scrape costs the same at any DLQ size, and
+// rebound_dead_letter_queue_oldest_unresolved_seconds.
+package deadletter

@@ -1,0 +1,215 @@
+package deadletter
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Status is where an entry stands in an operator's work.
+type Status string
+
+const (
+	// StatusUnresolved is an entry nobody has acted on yet.
+	StatusUnresolved Status = "unresolved"
+	// StatusRetried is an entry whose job was run again: by [Store.Retry] (a
+	// new job, RetriedJobID) or by the River UI's Retry (the same job ID).
+	StatusRetried Status = "retried"
+	// StatusResolved is an entry an operator closed with a note.
+	StatusResolved Status = "resolved"
+)
+
+// Statuses lists every Status, in the order displays use.
+var Statuses = []Status{StatusUnresolved, StatusRetried, StatusResolved}
+
+// Valid reports whether s is one of [Statuses].
+func (s Status) Valid() bool {
+	switch s {
+	case StatusUnresolved, StatusRetried, StatusResolved:
+		return true
+	}
+	return false
+}
+
+// Entry is one row of job_dead_letter_queue: one River job that ended
+// discarded or cancelled (by anything but an operator) at one attempt.
+type Entry struct {
+	// ID is the entry's own ID (job_dead_letter_queue.id).
+	ID int64 `json:"id"`
+	// RiverJobID is the ID of the River job that died.
+	RiverJobID int64 `json:"river_job_id"`
+	// Attempt is the attempt the job died at (1-based).
+	Attempt int `json:"attempt"`
+	// MaxAttempts is the job's max attempts at that moment.
+	MaxAttempts int    `json:"max_attempts"`
+	Kind        string `json:"kind"`
+	Queue       string `json:"queue"`
+	Priority    int    `json:"priority"`
+	// FinalState is River's state: "discarded" (attempts used up, or
+	// discarded by River's rescuer) or "cancelled" (a permanent error).
+	FinalState string `json:"final_state"`
+	// Args are the job's original args, intact. Displays show them through
+	// [Redact]; [Store.Retry] replays them as they are.
+	Args json.RawMessage `json:"args"`
+	// Metadata is the job's metadata as River last wrote it.
+	Metadata json.RawMessage `json:"metadata"`
+	// Tags are the job's River tags.
+	Tags []string `json:"tags"`
+	// History is every attempt, River's errors merged with rebound's
+	// recorded history, in attempt order.
+	History []Attempt `json:"history"`
+	// FailureClass is the class of the final attempt (rate_limited,
+	// server_error, ..., lost, unknown).
+	FailureClass string `json:"failure_class"`
+	// FailureReason is the last error, without River's "JobCancelError: "
+	// prefix.
+	FailureReason string `json:"failure_reason"`
+	// OperationKey is metadata.operation_key, else args.operation_key, else
+	// the kind.
+	OperationKey     string     `json:"operation_key"`
+	FirstAttemptedAt *time.Time `json:"first_attempted_at,omitempty"`
+	LastAttemptedAt  *time.Time `json:"last_attempted_at,omitempty"`
+	DeadLetteredAt   time.Time  `json:"dead_lettered_at"`
+	Status           Status     `json:"status"`
+	ResolutionNote   string     `json:"resolution_note,omitempty"`
+	ResolvedBy       string     `json:"resolved_by,omitempty"`
+	ResolvedAt       *time.Time `json:"resolved_at,omitempty"`
+	// RetriedJobID is the job that re-ran this entry: a new job for
+	// [Store.Retry], the same RiverJobID for the River UI's Retry.
+	RetriedJobID *int64     `json:"retried_job_id,omitempty"`
+	RetriedBy    string     `json:"retried_by,omitempty"`
+	RetriedAt    *time.Time `json:"retried_at,omitempty"`
+}
+
+// Attempt is one attempt in an entry's history.
+type Attempt struct {
+	// Attempt is the attempt number (1-based).
+	Attempt int `json:"attempt"`
+	// At is when the attempt started (River's error time), else when
+	// rebound recorded it.
+	At *time.Time `json:"at,omitempty"`
+	// Error is the attempt's error, without "JobCancelError: ".
+	Error string `json:"error,omitempty"`
+	// Class is the failure class from rebound's history; "lost" for an
+	// attempt River has an error for and the history has not (the worker
+	// died or hung and River's rescuer took the job back); "unknown" for
+	// an entry without a class.
+	Class string `json:"class"`
+	// Strategy is the backoff strategy chosen for the next attempt, if any.
+	Strategy string `json:"strategy,omitempty"`
+	// DelayMS is the delay chosen before the next attempt, in milliseconds.
+	DelayMS *int64 `json:"delay_ms,omitempty"`
+	// RetryAfterMS is the server's Retry-After, in milliseconds.
+	RetryAfterMS *int64 `json:"retry_after_ms,omitempty"`
+	// Trace is River's panic trace for the attempt.
+	Trace string `json:"trace,omitempty"`
+	// Stack is the stack rebound recorded for a panic.
+	Stack string `json:"stack,omitempty"`
+}
+
+// UnmarshalJSON decodes an attempt leniently: numbers written as floats
+// are truncated and a timestamp that does not parse is left out, so one odd
+// history entry never hides a whole entry.
+func (a *Attempt) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Attempt      json.Number `json:"attempt"`
+		At           string      `json:"at"`
+		Error        string      `json:"error"`
+		Class        string      `json:"class"`
+		Strategy     string      `json:"strategy"`
+		DelayMS      json.Number `json:"delay_ms"`
+		RetryAfterMS json.Number `json:"retry_after_ms"`
+		Trace        string      `json:"trace"`
+		Stack        string      `json:"stack"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("decode attempt: %w", err)
+	}
+	*a = Attempt{Error: raw.Error, Class: raw.Class, Strategy: raw.Strategy, Trace: raw.Trace, Stack: raw.Stack}
+	if n := numberPtr(raw.Attempt); n != nil {
+		a.Attempt = int(*n)
+	}
+	a.DelayMS = numberPtr(raw.DelayMS)
+	a.RetryAfterMS = numberPtr(raw.RetryAfterMS)
+	if t, err := time.Parse(time.RFC3339Nano, raw.At); err == nil {
+		a.At = &t
+	}
+	return nil
+}
+
+func numberPtr(n json.Number) *int64 {
+	if n == "" {
+		return nil
+	}
+	if i, err := n.Int64(); err == nil {
+		return &i
+	}
+	if f, err := n.Float64(); err == nil {
+		i := int64(f)
+		return &i
+	}
+	return nil
+}
+
+// Filter selects entries. Zero fields select everything; a slice matches
+// any of its values.
+type Filter struct {
+	// Kinds are job kinds.
+	Kinds []string `json:"kinds,omitempty"`
+	// Classes are failure classes.
+	Classes []string `json:"classes,omitempty"`
+	// Statuses are entry statuses. Operations document their default when
+	// it is empty.
+	Statuses []Status `json:"statuses,omitempty"`
+	// OperationKeys are operation keys.
+	OperationKeys []string `json:"operation_keys,omitempty"`
+	// Since selects entries dead-lettered at or after it.
+	Since time.Time `json:"since,omitzero"`
+	// Until selects entries dead-lettered before it.
+	Until time.Time `json:"until,omitzero"`
+}
+
+func (f Filter) validate() error {
+	for _, s := range f.Statuses {
+		if !s.Valid() {
+			return fmt.Errorf("%w: status %q is not one of unresolved, retried, resolved", ErrInvalid, s)
+		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return fmt.Errorf("%w: until (%s) must be after since (%s)", ErrInvalid, f.Until.Format(time.RFC3339), f.Since.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// where renders the filter as SQL conditions on job_dead_letter_queue,
+// appending its arguments to args.
+func (f Filter) where(args []any) (string, []any) {
+	cond := "TRUE"
+	add := func(c string, v any) {
+		args = append(args, v)
+		cond += fmt.Sprintf(" AND "+c, len(args))
+	}
+	if len(f.Kinds) > 0 {
+		add("kind = ANY($%d)", f.Kinds)
+	}
+	if len(f.Classes) > 0 {
+		add("failure_class = ANY($%d)", f.Classes)
+	}
+	if len(f.Statuses) > 0 {
+		s := make([]string, len(f.Statuses))
+		for i, st := range f.Statuses {
+			s[i] = string(st)
+		}
+		add("status = ANY($%d)", s)
+	}
+	if len(f.OperationKeys) > 0 {
+		add("operation_key = ANY($%d)", f.OperationKeys)
+	}
+	if !f.Since.IsZero() {
+		add("dead_lettered_at >= $%d", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("dead_lettered_at < $%d", f.Until)
+	}
+	return cond, args
+}

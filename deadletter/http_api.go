@@ -1,0 +1,360 @@
+package deadletter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// APIPath is where [NewHandler] serves the admin API. Mount the handler at
+// APIPath and APIPath+"/" behind the admin authentication.
+const APIPath = "/api/admin/dlq"
+
+// HTTPActor is recorded as retried_by / resolved_by for API calls whose
+// body names nobody.
+const HTTPActor = "admin-api"
+
+const maxBodyBytes = 1 << 20
+
+// HandlerOpts configures [NewHandler]. The zero value is usable.
+type HandlerOpts struct {
+	// Logger gets unexpected (500) errors. Defaults to a logger that
+	// discards everything.
+	Logger *slog.Logger
+}
+
+// NewHandler returns the admin HTTP API of the dead-letter queue, JSON in
+// and out, with the same semantics as the Go API and `rebound dlq`:
+//
+//	GET  /api/admin/dlq                list: ?kind=&class=&status=&operation_key= (each repeatable),
+//	                                   since=&until= (RFC 3339, or an age such as 24h meaning that long ago),
+//	                                   after= (next_cursor), limit= -> {"entries": [...], "next_cursor": ...}
+//	GET  /api/admin/dlq/stats          stats, same filters -> Stats
+//	GET  /api/admin/dlq/{id}           show -> Entry
+//	POST /api/admin/dlq/{id}/retry     {"force": bool, "by": str} -> RetryResult
+//	POST /api/admin/dlq/{id}/resolve   {"note": str, "by": str} -> Entry
+//	POST /api/admin/dlq/retry          {"all": true, filter fields, "force", "dry_run", "by"} -> RetryManyResult
+//	POST /api/admin/dlq/resolve        {"all": true, filter fields, "note", "dry_run", "by"} -> ResolveManyResult
+//	POST /api/admin/dlq/purge          {"older_than": "30d", "dry_run": bool} -> PurgeResult
+//
+// Filter fields in bodies are "kinds", "classes", "statuses",
+// "operation_keys" (arrays) and "since", "until" (RFC 3339). Entries are
+// shown through [Redact]. Errors are {"error": "..."}: 400 for bad input,
+// 404 for an unknown entry, 409 for an entry in the wrong status (retried,
+// resolved), 500 otherwise; nothing is changed when an error is returned.
+// Authentication is the caller's: mount it behind the admin token check.
+func NewHandler(store *Store, opts *HandlerOpts) http.Handler {
+	logger := slog.New(slog.DiscardHandler)
+	if opts != nil && opts.Logger != nil {
+		logger = opts.Logger
+	}
+	a := &api{store: store, logger: logger}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+APIPath, a.list)
+	mux.HandleFunc("GET "+APIPath+"/{$}", a.list)
+	mux.HandleFunc("GET "+APIPath+"/stats", a.stats)
+	mux.HandleFunc("GET "+APIPath+"/{id}", a.show)
+	mux.HandleFunc("POST "+APIPath+"/{id}/retry", a.retry)
+	mux.HandleFunc("POST "+APIPath+"/{id}/resolve", a.resolve)
+	mux.HandleFunc("POST "+APIPath+"/retry", a.retryMany)
+	mux.HandleFunc("POST "+APIPath+"/resolve", a.resolveMany)
+	mux.HandleFunc("POST "+APIPath+"/purge", a.purge)
+	mux.HandleFunc(APIPath+"/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+type api struct {
+	store  *Store
+	logger *slog.Logger
+}
+
+func (a *api) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := filterFromQuery(q, time.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	params := ListParams{Filter: f, After: q.Get("after")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q is not a number", l))
+			return
+		}
+		params.Limit = n
+	}
+	res, err := a.store.List(r.Context(), params)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	for i, e := range res.Entries {
+		res.Entries[i] = Redact(e)
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *api) stats(w http.ResponseWriter, r *http.Request) {
+	f, err := filterFromQuery(r.URL.Query(), time.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	st, err := a.store.Stats(r.Context(), StatsParams{Filter: f})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	for i := range st.Groups {
+		st.Groups[i].Reason = RedactText(st.Groups[i].Reason)
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *api) show(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	e, err := a.store.Get(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Redact(e))
+}
+
+func (a *api) retry(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Force bool   `json:"force"`
+		By    string `json:"by"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	res, err := a.store.Retry(r.Context(), RetryParams{ID: id, Force: body.Force, By: orActor(body.By)})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *api) resolve(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		Note string `json:"note"`
+		By   string `json:"by"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	e, err := a.store.Resolve(r.Context(), ResolveParams{ID: id, Note: body.Note, By: orActor(body.By)})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Redact(e))
+}
+
+type bulkBody struct {
+	Filter
+	All    bool   `json:"all"`
+	Force  bool   `json:"force"`
+	DryRun bool   `json:"dry_run"`
+	By     string `json:"by"`
+	Note   string `json:"note"`
+}
+
+func (a *api) retryMany(w http.ResponseWriter, r *http.Request) {
+	var body bulkBody
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if !body.All {
+		writeError(w, http.StatusBadRequest, `a bulk retry needs "all": true (with filters to narrow it)`)
+		return
+	}
+	if body.Note != "" {
+		writeError(w, http.StatusBadRequest, `"note" is not a field of a retry`)
+		return
+	}
+	res, err := a.store.RetryMany(r.Context(), RetryManyParams{Filter: body.Filter, Force: body.Force, DryRun: body.DryRun, By: orActor(body.By)})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *api) resolveMany(w http.ResponseWriter, r *http.Request) {
+	var body bulkBody
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	if !body.All {
+		writeError(w, http.StatusBadRequest, `a bulk resolve needs "all": true (with filters to narrow it)`)
+		return
+	}
+	if body.Force {
+		writeError(w, http.StatusBadRequest, `"force" is not a field of a resolve`)
+		return
+	}
+	res, err := a.store.ResolveMany(r.Context(), ResolveManyParams{Filter: body.Filter, Note: body.Note, By: orActor(body.By), DryRun: body.DryRun})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *api) purge(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		OlderThan string `json:"older_than"`
+		DryRun    bool   `json:"dry_run"`
+	}
+	if !decodeBody(w, r, &body) {
+		return
+	}
+	age, err := ParseAge(body.OlderThan)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "older_than: "+err.Error())
+		return
+	}
+	res, err := a.store.Purge(r.Context(), PurgeParams{OlderThan: age, DryRun: body.DryRun})
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// fail maps an operation's error to a status.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrAlreadyRetried), errors.Is(err, ErrResolved), errors.Is(err, ErrAlreadyResolved):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, context.Canceled):
+		writeError(w, http.StatusServiceUnavailable, "request cancelled")
+	default:
+		a.logger.ErrorContext(r.Context(), "dead-letter admin API", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+		writeError(w, http.StatusInternalServerError, "internal error (logged by the worker)")
+	}
+}
+
+func orActor(by string) string {
+	if strings.TrimSpace(by) == "" {
+		return HTTPActor
+	}
+	return by
+}
+
+func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	raw := r.PathValue("id")
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id < 1 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("entry ID %q is not a positive integer", raw))
+		return 0, false
+	}
+	return id, true
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return true // an empty body means defaults
+		}
+		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "request body: more than one JSON value")
+		return false
+	}
+	return true
+}
+
+func filterFromQuery(q map[string][]string, now time.Time) (Filter, error) {
+	known := map[string]bool{"kind": true, "class": true, "status": true, "operation_key": true, "since": true, "until": true, "after": true, "limit": true}
+	for k := range q {
+		if !known[k] {
+			return Filter{}, fmt.Errorf("unknown query parameter %q (known: kind, class, status, operation_key, since, until, after, limit)", k)
+		}
+	}
+	f := Filter{Kinds: q["kind"], Classes: q["class"], OperationKeys: q["operation_key"]}
+	for _, s := range q["status"] {
+		f.Statuses = append(f.Statuses, Status(s))
+	}
+	var err error
+	if v := first(q["since"]); v != "" {
+		if f.Since, err = ParseSince(v, now); err != nil {
+			return Filter{}, fmt.Errorf("since: %w", err)
+		}
+	}
+	if v := first(q["until"]); v != "" {
+		if f.Until, err = ParseSince(v, now); err != nil {
+			return Filter{}, fmt.Errorf("until: %w", err)
+		}
+	}
+	if err := f.validate(); err != nil {
+		return Filter{}, err
+	}
+	return f, nil
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// ParseSince reads a point in time for a filter: an RFC 3339 time, or an
+// age such as "24h" or "7d" (see [ParseAge]) meaning that long before now.
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	age, err := ParseAge(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor an age such as 24h or 7d", s)
+	}
+	return now.Add(-age), nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

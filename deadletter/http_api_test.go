@@ -1,0 +1,166 @@
+package deadletter_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/deadletter"
+	"github.com/rebound-queue/rebound/internal/adminauth"
+)
+
+const secretArgs = `{"url":"https://u:pw@api.example.com/v1?api_key=k1&page=2","headers":{"Authorization":"Bearer live-token","X-Api-Key":"k2","Accept":"application/json"},"body":"{\"password\":\"hunter2\",\"name\":\"ann\"}","nested":{"client_secret":"cs","list":[{"name":"Cookie","value":"c=1"}]}}`
+
+// apiServer serves the DLQ API behind the admin token, as the worker does.
+func apiServer(t *testing.T, b *testBundle, token string) *httptest.Server {
+	t.Helper()
+	h := adminauth.Require(token, deadletter.NewHandler(b.store, nil), nil)
+	mux := http.NewServeMux()
+	mux.Handle(deadletter.APIPath, h)
+	mux.Handle(deadletter.APIPath+"/", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, auth, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if resp.StatusCode >= 400 {
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	}
+	return resp.StatusCode, string(b)
+}
+
+func TestAdminAPIAuth(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	insertEntries(t, b.pool, 1, "kind_h", "timeout", 10)
+	srv := apiServer(t, b, "s3cret-token")
+
+	tests := []struct {
+		name     string
+		auth     string
+		wantCode int
+		wantBody string
+	}{
+		{name: "no token", wantCode: 401, wantBody: `{"error":"missing admin token: send Authorization: Bearer \u003cREBOUND_ADMIN_TOKEN\u003e"}`},
+		{name: "wrong token", auth: "Bearer s3cret-tokeN", wantCode: 401, wantBody: `{"error":"wrong admin token"}`},
+		{name: "basic auth not accepted by the API", auth: "Basic dTpzM2NyZXQtdG9rZW4=", wantCode: 401},
+		{name: "right token", auth: "Bearer s3cret-token", wantCode: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := call(t, srv, "POST", deadletter.APIPath+"/retry", tt.auth, `{"all":true}`)
+			require.Equal(t, tt.wantCode, code, body)
+			if tt.wantBody != "" {
+				require.JSONEq(t, tt.wantBody, body)
+			}
+		})
+	}
+	// Only the authorised call retried anything: one job.
+	require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM river_job"))
+	require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM job_dead_letter_queue WHERE status = 'retried'"))
+}
+
+func TestAdminAPIRedactsAndValidates(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	_, err := b.pool.Exec(ctx, `INSERT INTO job_dead_letter_queue
+		(river_job_id, attempt, max_attempts, kind, queue, priority, final_state, args, metadata, errors, history, failure_class, failure_reason, operation_key)
+		VALUES (77, 1, 1, 'http_request', 'default', 1, 'cancelled', $1, '{"token":"meta-secret"}', '[]',
+		        '[{"attempt":1,"class":"unauthorized","error":"POST https://u:pw@api.example.com/v1?api_key=k1: 401"}]',
+		        'unauthorized', 'POST https://u:pw@api.example.com/v1?api_key=k1: 401', 'api.example.com')`, secretArgs)
+	require.NoError(t, err)
+	var id int64
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM job_dead_letter_queue").Scan(&id))
+	srv := apiServer(t, b, "tok")
+	auth := "Bearer tok"
+
+	for _, path := range []string{deadletter.APIPath, deadletter.APIPath + "/" + itoa(id)} {
+		code, body := call(t, srv, "GET", path, auth, "")
+		require.Equal(t, 200, code, body)
+		for _, secret := range []string{"live-token", "k1", "k2", "hunter2", "meta-secret", ":pw@", "\"cs\"", "c=1"} {
+			require.NotContains(t, body, secret, path)
+		}
+		require.Contains(t, body, "[REDACTED]")
+		require.Contains(t, body, "application/json") // harmless headers stay
+		require.Contains(t, body, `\"name\":\"ann\"`) // so do harmless body fields
+	}
+	// The stored args are intact for replay.
+	e, err := b.store.Get(ctx, id)
+	require.NoError(t, err)
+	require.JSONEq(t, secretArgs, string(e.Args))
+
+	tests := []struct {
+		name, method, path, body string
+		wantCode                 int
+		wantErr                  string
+	}{
+		{"bad id", "GET", "/abc", "", 400, `entry ID "abc" is not a positive integer`},
+		{"unknown id", "GET", "/999999", "", 404, "no entry 999999"},
+		{"bad status", "GET", "?status=open", "", 400, `status "open" is not one of`},
+		{"bad since", "GET", "?since=yesterday", "", 400, `since: "yesterday" is neither`},
+		{"unknown parameter", "GET", "?kinds=x", "", 400, `unknown query parameter "kinds"`},
+		{"bad limit", "GET", "?limit=ten", "", 400, `limit "ten" is not a number`},
+		{"bad cursor", "GET", "?after=5", "", 400, `cursor "5" is not one this API returned`},
+		{"resolve without note", "POST", "/" + itoa(id) + "/resolve", `{}`, 400, "a note is required"},
+		{"unknown body field", "POST", "/" + itoa(id) + "/resolve", `{"note":"x","nope":1}`, 400, `unknown field "nope"`},
+		{"bulk retry without all", "POST", "/retry", `{"kinds":["x"]}`, 400, `needs "all": true`},
+		{"purge without age", "POST", "/purge", `{}`, 400, "older_than: empty age"},
+		{"purge with bad age", "POST", "/purge", `{"older_than":"30 days"}`, 400, `older_than: age "30 days"`},
+		{"not json", "POST", "/" + itoa(id) + "/retry", `force`, 400, "request body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := call(t, srv, tt.method, deadletter.APIPath+tt.path, auth, tt.body)
+			require.Equal(t, tt.wantCode, code, body)
+			var e struct{ Error string }
+			require.NoError(t, json.Unmarshal([]byte(body), &e))
+			require.Contains(t, e.Error, tt.wantErr)
+		})
+	}
+	// Nothing changed.
+	after, err := b.store.Get(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, deadletter.StatusUnresolved, after.Status)
+	require.Equal(t, 0, count(t, b.pool, "SELECT count(*) FROM river_job"))
+
+	// Then the operations, through HTTP.
+	code, body := call(t, srv, "POST", deadletter.APIPath+"/"+itoa(id)+"/resolve", auth, `{"note":"rotated the key","by":"dana"}`)
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, `"status": "resolved"`)
+	code, body = call(t, srv, "POST", deadletter.APIPath+"/"+itoa(id)+"/retry", auth, ``)
+	require.Equal(t, 409, code, body)
+	require.Contains(t, body, "resolved")
+	code, body = call(t, srv, "POST", deadletter.APIPath+"/"+itoa(id)+"/retry", auth, `{"force":true}`)
+	require.Equal(t, 200, code, body)
+	require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM river_job"))
+	code, body = call(t, srv, "GET", deadletter.APIPath+"/stats", auth, "")
+	require.Equal(t, 200, code, body)
+	require.NotContains(t, body, "k1")
+	code, body = call(t, srv, "POST", deadletter.APIPath+"/purge", auth, `{"older_than":"30d","dry_run":true}`)
+	require.Equal(t, 200, code, body)
+	require.JSONEq(t, `{"dry_run":true,"purged":{},"total":0}`, body)
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
