@@ -52,5 +52,6 @@ Every command prints a table for humans, or JSON with --json.`,
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	root.AddCommand(newMigrateCmd(a))
 	root.AddCommand(newDLQCmd(a))
+	root.AddCommand(newBreakerCmd(a))
 	return root
 }

@@ -104,6 +104,8 @@ func run(ctx context.Context, o *options) error {
 	w, err := worker.New(ctx, worker.Config{
 		Pool:                 pool,
 		Retry:                settings.Retry,
+		Breaker:              settings.Breaker,
+		BreakerIdleTTL:       settings.BreakerIdleTTL,
 		Queues:               o.queues,
 		FetchCooldown:        o.fetchCooldown,
 		FetchPollInterval:    o.fetchPollInterval,

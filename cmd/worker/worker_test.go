@@ -161,7 +161,9 @@ func TestIdempotencyKeyStableAcrossAttempts(t *testing.T) {
 	defer upstream.Close()
 
 	cfg := filepath.Join(t.TempDir(), "worker.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte("retry:\n  default:\n    initial_delay: 100ms\n    max_delay: 200ms\n    jitter: none\n"), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte("retry:\n  default:\n    initial_delay: 100ms\n    max_delay: 200ms\n    jitter: none\n"+
+		// 6 failures on one host would trip the breaker (threshold 5).
+		"breaker:\n  defaults:\n    failure_threshold: 100\n"), 0o600))
 	proctest.StartWorker(t, db.URL, "--config", cfg)
 	for range 3 {
 		res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request", "--args", fmt.Sprintf(`{"url": %q}`, upstream.URL))

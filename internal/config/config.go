@@ -17,9 +17,11 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -28,12 +30,20 @@ import (
 type File struct {
 	// Retry holds the retry policies: a default and overrides per job kind.
 	Retry retrypolicy.Config `yaml:"retry"`
+	// Breaker holds the circuit breaker settings: a default block and
+	// overrides per operation key (see breaker.FileConfig).
+	Breaker breaker.FileConfig `yaml:"breaker"`
 }
 
 // Settings are what File becomes once validated.
 type Settings struct {
 	// Retry is the set of retry policies, one per kind plus the default.
 	Retry *retrypolicy.Policies
+	// Breaker is the circuit breaker configuration (settings per key).
+	Breaker breaker.Config
+	// BreakerIdleTTL is how long a key's row may stay idle before the
+	// cleanup job removes it.
+	BreakerIdleTTL time.Duration
 }
 
 // Load reads and validates the file at path; "" means no file (all
@@ -78,5 +88,9 @@ func Parse(content []byte) (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Settings{Retry: retry}, nil
+	br, err := f.Breaker.Config()
+	if err != nil {
+		return nil, err
+	}
+	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault()}, nil
 }

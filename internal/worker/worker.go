@@ -20,6 +20,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/httpserver"
 	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/migrations"
@@ -74,6 +76,13 @@ type Config struct {
 	// Retry holds the retry policy of every job kind. nil means the
 	// package defaults (the seed's decision matrix).
 	Retry *retrypolicy.Policies
+	// Breaker configures the circuit breakers (settings per operation key).
+	// A nil Settings.IsFailure means retrypolicy's classifier: only
+	// server_error, timeout and network count.
+	Breaker breaker.Config
+	// BreakerIdleTTL: rows of keys idle this long are removed by the
+	// cleanup periodic job. 0 means breaker.DefaultIdleTTL (7 days).
+	BreakerIdleTTL time.Duration
 	// Registry holds the job kinds worked. nil means jobs.Builtin().
 	Registry *jobs.Registry
 	// HTTPClient sends http_request jobs' requests. nil means
@@ -152,6 +161,7 @@ type Worker struct {
 	http       *httpserver.Server
 	metrics    *monitor.Metrics
 	deadLetter *deadLetter
+	breaker    *breaker.Breaker
 }
 
 // New checks the database (reachable, migrations current) and assembles the
@@ -201,6 +211,11 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 		},
 	})
 
+	br, gate, err := newBreaker(c, reg, workers)
+	if err != nil {
+		return nil, err
+	}
+
 	queues := make(map[string]river.QueueConfig, len(c.Queues))
 	for name, n := range c.Queues {
 		queues[name] = river.QueueConfig{MaxWorkers: n}
@@ -219,8 +234,10 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 		Middleware: []rivertype.Middleware{
 			c.Registry.InsertMiddleware(),
 			metrics.JobMiddleware(),
+			gate,
 			recorder,
 		},
+		PeriodicJobs: []*river.PeriodicJob{breaker.CleanupPeriodicJob(0)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
@@ -233,8 +250,11 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	breakerAPI := adminauth.Require(c.AdminToken, breaker.NewAdminHandler(br.Store()), nil)
+	srv.Handle(breaker.AdminPrefix, breakerAPI)
+	srv.Handle(breaker.AdminPrefix+"/", breakerAPI)
 
-	return &Worker{config: c, client: client, http: srv, metrics: metrics, deadLetter: dl}, nil
+	return &Worker{config: c, client: client, http: srv, metrics: metrics, deadLetter: dl, breaker: br}, nil
 }
 
 // Client is the pod's River client (for inserting from the same process).
@@ -256,6 +276,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.http.Start(); err != nil {
 		return err
 	}
+	// The breaker loads every key's state before any job is fetched.
+	if err := w.breaker.Start(ctx); err != nil {
+		_ = w.http.Shutdown(context.Background())
+		return err
+	}
+	defer w.breaker.Stop(context.Background()) //nolint:errcheck
 	// The client's own context is not ctx: cancelling it would skip the
 	// soft stop. Stop is driven below.
 	if err := w.client.Start(context.WithoutCancel(ctx)); err != nil {
@@ -298,4 +324,37 @@ func (w *Worker) stop(log *slog.Logger) error {
 	}
 	log.Info("worker stopped: running jobs were cancelled and returned to the queue")
 	return nil
+}
+
+// newBreaker builds the pod's circuit breaker and its River gate: failures
+// are what retrypolicy classifies as "downstream unhealthy", keys come from
+// the job registry, and a job parked longer than max_park is recorded with
+// class breaker_open and cancelled (to the DLQ). It registers the cleanup
+// job's worker.
+func newBreaker(c Config, reg prometheus.Registerer, workers *river.Workers) (*breaker.Breaker, *breaker.Gate, error) {
+	bcfg := c.Breaker
+	if bcfg.Settings.IsFailure == nil {
+		bcfg.Settings.IsFailure = func(err error) bool { return retrypolicy.Classify(err).DownstreamUnhealthy() }
+	}
+	m, err := breaker.NewMetrics(reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	bcfg.Metrics = m
+	bcfg.Logger = c.Logger
+	br, err := breaker.New(c.Pool, bcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	gate := breaker.NewGate(br, breaker.GateConfig{
+		KeyFunc: func(job *rivertype.JobRow) string {
+			return c.Registry.OperationKey(job.Kind, job.EncodedArgs, job.Metadata)
+		},
+		OnParkExpired: func(ctx context.Context, job *rivertype.JobRow, err *breaker.OpenError, parkedFor time.Duration) error {
+			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen,
+				fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err))
+		},
+	})
+	river.AddWorker(workers, &breaker.CleanupWorker{Store: br.Store(), IdleTTL: c.BreakerIdleTTL})
+	return br, gate, nil
 }

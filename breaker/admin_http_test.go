@@ -1,0 +1,93 @@
+package breaker
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/dbtest"
+)
+
+func TestAdminHTTP(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	store := NewStore(db.Pool)
+	require.NoError(t, store.ensureRow(ctx, "api.example.com"))
+	mux := http.NewServeMux()
+	h := NewAdminHandler(store)
+	mux.Handle(AdminPrefix, h)
+	mux.Handle(AdminPrefix+"/", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	do := func(method, path, body string) (int, string) {
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(b)
+	}
+
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       string
+		wantCode   int
+		wantInBody string
+	}{
+		{"unknown key", "GET", "/api/admin/breakers/nope", "", 404, `"error": "no circuit breaker state for key \"nope\""`},
+		{"open without for", "POST", "/api/admin/breakers/api.example.com/open", `{}`, 400, `\"for\" is required`},
+		{"open with a bad duration", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "ten minutes"}`, 400, `\"for\" \"ten minutes\": want a duration`},
+		{"open for too long", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "1000h"}`, 400, `want a duration in (0s, 720h0m0s]`},
+		{"open with a negative duration", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "-1m"}`, 400, `"error"`},
+		{"not JSON", "POST", "/api/admin/breakers/api.example.com/open", `for=10m`, 400, `body: want JSON`},
+		{"unknown field", "POST", "/api/admin/breakers/api.example.com/open", `{"fr": "10m"}`, 400, `unknown field \"fr\"`},
+		{"reset with for", "POST", "/api/admin/breakers/api.example.com/reset", `{"for": "10m"}`, 400, `applies to open`},
+		{"reset an unknown key", "POST", "/api/admin/breakers/nope/reset", `{}`, 404, `no circuit breaker state`},
+		{"no such route", "DELETE", "/api/admin/breakers/api.example.com", ``, 404, `no such breaker route: DELETE`},
+	}
+	for _, tt := range tests {
+		code, body := do(tt.method, tt.path, tt.body)
+		require.Equal(t, tt.wantCode, code, "%s: %s", tt.name, body)
+		require.Contains(t, body, tt.wantInBody, tt.name)
+	}
+	row, err := store.Get(ctx, "api.example.com")
+	require.NoError(t, err)
+	require.Equal(t, StateClosed, row.State, "refused requests changed nothing")
+	require.Equal(t, int64(1), row.Generation)
+
+	code, body := do("POST", "/api/admin/breakers/api.example.com/open", `{"for": "10m", "by": "alice", "reason": "maintenance"}`)
+	require.Equal(t, 200, code, body)
+	var got Row
+	require.NoError(t, json.Unmarshal([]byte(body), &got))
+	require.Equal(t, StateOpen, got.State)
+	require.Equal(t, "alice", got.ChangedBy)
+	require.Equal(t, 10*time.Minute, got.NextProbeAt.Sub(*got.OpenedAt))
+	require.Contains(t, body, `"state": "open"`)
+
+	code, body = do("GET", "/api/admin/breakers", "")
+	require.Equal(t, 200, code)
+	var list []Row
+	require.NoError(t, json.Unmarshal([]byte(body), &list))
+	require.Len(t, list, 1)
+	require.Equal(t, StateOpen, list[0].State)
+
+	code, body = do("POST", "/api/admin/breakers/api.example.com/reset", ``)
+	require.Equal(t, 200, code, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &got))
+	require.Equal(t, StateClosed, got.State)
+	require.Equal(t, "admin-api", got.ChangedBy)
+	require.Equal(t, int64(3), got.Generation)
+}

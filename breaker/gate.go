@@ -1,0 +1,267 @@
+package breaker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Metadata keys the gate writes on a parked job (river.MetadataSet; cleared
+// to null when the job is admitted).
+const (
+	// MetadataParkedKey holds the operation key a job is parked behind.
+	MetadataParkedKey = "breaker_parked_key"
+	// MetadataParkedAt holds when the job was first parked (RFC 3339,
+	// database clock as estimated by the pod).
+	MetadataParkedAt = "breaker_parked_at"
+	// MetadataOperationKey is the metadata key DefaultKeyFunc reads (the
+	// jobs package's insert middleware stamps it).
+	MetadataOperationKey = "operation_key"
+)
+
+// DefaultWakeSpread is how widely the gate spreads the wake-up of parked
+// jobs when their key closes: each gets a scheduled time uniform in
+// [now, now + DefaultWakeSpread).
+const DefaultWakeSpread = 10 * time.Second
+
+// ErrorSnooze is the snooze of a job whose gate could not reach the database
+// while taking a probe slot: the job is retried without using an attempt.
+const ErrorSnooze = 5 * time.Second
+
+// GateConfig configures the River gate. The zero value is usable.
+type GateConfig struct {
+	// KeyFunc returns a job's operation key from its row, before its args
+	// are decoded. nil means DefaultKeyFunc.
+	KeyFunc func(job *rivertype.JobRow) string
+	// OnParkExpired decides what happens to a job parked behind key for
+	// longer than the key's MaxPark; its return value is the job's result.
+	// rebound's worker wires retrypolicy's terminal recorder (class
+	// breaker_open, returning a river.JobCancel). nil means
+	// DefaultOnParkExpired.
+	OnParkExpired func(ctx context.Context, job *rivertype.JobRow, err *OpenError, parkedFor time.Duration) error
+	// WakeSpread spreads the wake-up of jobs parked behind a key that
+	// closes. Zero means DefaultWakeSpread (10 seconds).
+	WakeSpread time.Duration
+	// DisableWake turns off the waker: parked jobs are then neither woken
+	// when their key closes nor to probe; they wake when their snooze ends.
+	DisableWake bool
+	// Rand returns a uniform draw from [0, 1) for the park spread. nil
+	// means math/rand/v2.Float64.
+	Rand func() float64
+}
+
+// Gate is the River worker middleware that guards jobs with the breaker:
+// a job whose key is open (or half-open with every probe slot taken) is
+// snoozed — no attempt used, the downstream not called — until the breaker
+// may probe, plus a spread; a job parked longer than MaxPark goes to
+// OnParkExpired. Install it first in river.Config.Middleware.
+type Gate struct {
+	river.MiddlewareDefaults
+	b   *Breaker
+	cfg GateConfig
+
+	wakeMu  sync.Mutex
+	pending map[string]time.Time // key -> when to run the second close wake-up
+}
+
+// DefaultKeyFunc returns the job's metadata.operation_key when it is a
+// non-empty string, else the job's kind.
+func DefaultKeyFunc(job *rivertype.JobRow) string {
+	if bytes.Contains(job.Metadata, []byte(`"`+MetadataOperationKey+`"`)) {
+		var m struct {
+			Key string `json:"operation_key"`
+		}
+		if json.Unmarshal(job.Metadata, &m) == nil && m.Key != "" {
+			return m.Key
+		}
+	}
+	return job.Kind
+}
+
+// DefaultOnParkExpired cancels the job (river.JobCancel) with an error
+// wrapping the *OpenError, so its class is breaker_open.
+func DefaultOnParkExpired(_ context.Context, _ *rivertype.JobRow, err *OpenError, parkedFor time.Duration) error {
+	return river.JobCancel(fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err))
+}
+
+// NewGate returns the River gate over b. Call it before b.Start: the gate
+// registers its waker with the breaker.
+func NewGate(b *Breaker, cfg GateConfig) *Gate {
+	if cfg.KeyFunc == nil {
+		cfg.KeyFunc = DefaultKeyFunc
+	}
+	if cfg.OnParkExpired == nil {
+		cfg.OnParkExpired = DefaultOnParkExpired
+	}
+	if cfg.WakeSpread <= 0 {
+		cfg.WakeSpread = DefaultWakeSpread
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	g := &Gate{b: b, cfg: cfg, pending: map[string]time.Time{}}
+	if !cfg.DisableWake {
+		b.addHooks(g.onChange, g.tick)
+	}
+	return g
+}
+
+type parkMeta struct {
+	Key string    `json:"breaker_parked_key"`
+	At  time.Time `json:"breaker_parked_at"`
+}
+
+func readParkMeta(metadata []byte) (parkMeta, bool) {
+	if !bytes.Contains(metadata, []byte(`"`+MetadataParkedKey+`"`)) {
+		return parkMeta{}, false
+	}
+	var m struct {
+		Key *string `json:"breaker_parked_key"`
+		At  *string `json:"breaker_parked_at"`
+	}
+	if json.Unmarshal(metadata, &m) != nil || m.Key == nil || *m.Key == "" {
+		return parkMeta{}, false
+	}
+	pm := parkMeta{Key: *m.Key}
+	if m.At != nil {
+		pm.At, _ = time.Parse(time.RFC3339Nano, *m.At)
+	}
+	return pm, true
+}
+
+// Work implements rivertype.WorkerMiddleware.
+func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
+	key := g.cfg.KeyFunc(job)
+	p, err := g.b.Allow(ctx, key)
+	if err != nil {
+		var oe *OpenError
+		if errors.As(err, &oe) {
+			return g.park(ctx, job, key, oe)
+		}
+		g.b.logger.WarnContext(ctx, "breaker gate: snoozing job", "job_id", job.ID, "key", key, "error", err)
+		return river.JobSnooze(ErrorSnooze)
+	}
+	if _, parked := readParkMeta(job.Metadata); parked {
+		_ = river.MetadataSet(ctx, MetadataParkedKey, nil)
+		_ = river.MetadataSet(ctx, MetadataParkedAt, nil)
+	}
+	err = doInner(ctx)
+	var snooze *rivertype.JobSnoozeError
+	if errors.As(err, &snooze) {
+		err = context.Canceled // the job chose to wait: decides nothing
+	}
+	p.Done(ctx, err)
+	return err
+}
+
+// park snoozes a refused job until the breaker may probe plus a spread, or
+// hands it to OnParkExpired once it has been parked longer than MaxPark.
+func (g *Gate) park(ctx context.Context, job *rivertype.JobRow, key string, oe *OpenError) error {
+	st := g.b.Settings(key)
+	now := g.b.dbNow()
+	pm, ok := readParkMeta(job.Metadata)
+	if !ok || pm.Key != key || pm.At.IsZero() || pm.At.After(now) {
+		pm = parkMeta{Key: key, At: now}
+	}
+	parkedFor := now.Sub(pm.At)
+	if parkedFor >= st.MaxPark {
+		return g.cfg.OnParkExpired(ctx, job, oe, parkedFor)
+	}
+	d := oe.After + time.Duration(g.cfg.Rand()*float64(st.ParkSpread))
+	// Wake in time to be dead-lettered close to MaxPark.
+	d = min(d, st.MaxPark-parkedFor+time.Second)
+	d = max(d, 0) // JobSnooze panics on a negative duration
+	_ = river.MetadataSet(ctx, MetadataParkedKey, key)
+	_ = river.MetadataSet(ctx, MetadataParkedAt, pm.At.UTC().Format(time.RFC3339Nano))
+	return river.JobSnooze(d)
+}
+
+// onChange schedules the wake-up of jobs parked behind a key that closed.
+func (g *Gate) onChange(key string, _, to State, _ *Row) {
+	if to != StateClosed {
+		return
+	}
+	g.wakeMu.Lock()
+	// Now, and once more a few seconds later for jobs that were being
+	// parked while the first wake-up ran.
+	g.pending[key+"\x00now"] = time.Time{}
+	g.pending[key] = g.b.now().Add(3 * time.Second)
+	g.wakeMu.Unlock()
+}
+
+// tick runs, once per refresh, the wake-ups due: parked jobs of closed keys,
+// and a few parked jobs of keys whose probe time has come (to be the probes).
+func (g *Gate) tick(ctx context.Context) {
+	now := g.b.now()
+	var due []string
+	g.wakeMu.Lock()
+	for k, at := range g.pending {
+		if !at.After(now) {
+			due = append(due, k)
+			delete(g.pending, k)
+		}
+	}
+	g.wakeMu.Unlock()
+	for _, k := range due {
+		key, _, _ := bytes.Cut([]byte(k), []byte{0})
+		if n, err := g.wakeClosed(ctx, string(key)); err != nil {
+			g.b.logger.WarnContext(ctx, "breaker gate: wake parked jobs", "key", string(key), "error", err)
+		} else if n > 0 {
+			g.b.logger.DebugContext(ctx, "breaker gate: woke parked jobs", "key", string(key), "jobs", n)
+		}
+	}
+	dbNow := g.b.dbNow()
+	g.b.views.Range(func(_, val any) bool {
+		v := val.(*keyView)
+		s := v.snap.Load()
+		if !s.exists || v.probeWokenGen.Load() == s.generation {
+			return true
+		}
+		st := g.b.Settings(v.key)
+		ready := (s.state == StateOpen && !dbNow.Before(s.nextProbeAt)) ||
+			(s.state == StateHalfOpen && func() bool { n, _ := liveProbes(s.probes, dbNow, st.ProbeTimeout); return n == 0 }())
+		if !ready {
+			return true
+		}
+		v.probeWokenGen.Store(s.generation)
+		if _, err := g.wakeProbes(ctx, v.key, st.HalfOpenMaxProbes); err != nil {
+			g.b.logger.WarnContext(ctx, "breaker gate: wake probe jobs", "key", v.key, "error", err)
+		}
+		return true
+	})
+}
+
+// wakeClosed reschedules the jobs parked behind key (state scheduled) to
+// run within WakeSpread. Jobs already due within the spread are left alone,
+// so running it from every pod, twice, is harmless.
+func (g *Gate) wakeClosed(ctx context.Context, key string) (int64, error) {
+	tag, err := g.b.pool.Exec(ctx, `UPDATE river_job
+		SET scheduled_at = now() + random() * make_interval(secs => $2::float8 / 1000)
+		WHERE state = 'scheduled'
+		  AND metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
+		  AND scheduled_at > now() + make_interval(secs => $2::float8 / 1000)`,
+		key, g.cfg.WakeSpread.Milliseconds())
+	return tag.RowsAffected(), err
+}
+
+// wakeProbes makes up to n jobs parked behind key due now, unless some
+// parked job of key is already due within a second.
+func (g *Gate) wakeProbes(ctx context.Context, key string, n int) (int64, error) {
+	tag, err := g.b.pool.Exec(ctx, `UPDATE river_job SET scheduled_at = now()
+		WHERE id IN (
+			SELECT id FROM river_job
+			WHERE state = 'scheduled' AND metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
+			ORDER BY scheduled_at
+			LIMIT $2
+			FOR UPDATE SKIP LOCKED)
+		AND scheduled_at > now() + interval '1 second'`, key, n)
+	return tag.RowsAffected(), err
+}

@@ -1,0 +1,165 @@
+package breaker
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+)
+
+type noopArgs struct{}
+
+func (noopArgs) Kind() string { return "noop" }
+
+type noopWorker struct {
+	river.WorkerDefaults[noopArgs]
+	ran chan int64
+}
+
+func (w *noopWorker) Work(_ context.Context, job *river.Job[noopArgs]) error {
+	if w.ran != nil {
+		w.ran <- job.ID
+	}
+	return nil
+}
+
+func startRiver(t *testing.T, tb *testBundle, gate *Gate, w *noopWorker) *river.Client[pgx.Tx] {
+	t.Helper()
+	workers := river.NewWorkers()
+	river.AddWorker(workers, w)
+	cfg := &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 10}},
+		FetchCooldown:     20 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		Workers:           workers,
+	}
+	if gate != nil {
+		cfg.Middleware = []rivertype.Middleware{gate}
+	}
+	client, err := river.NewClient(riverpgxv5.New(tb.db.Pool), cfg)
+	require.NoError(t, err)
+	require.NoError(t, client.Start(context.Background()))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = client.Stop(ctx)
+	})
+	return client
+}
+
+func jobRow(t *testing.T, tb *testBundle, id int64) (state string, attempt int, meta map[string]any, errs []string) {
+	t.Helper()
+	var raw []byte
+	require.NoError(t, tb.db.Pool.QueryRow(context.Background(),
+		`SELECT state, attempt, metadata, coalesce((SELECT array_agg(e->>'error') FROM unnest(errors) e), '{}') FROM river_job WHERE id = $1`, id).
+		Scan(&state, &attempt, &raw, &errs))
+	require.NoError(t, json.Unmarshal(raw, &meta))
+	return state, attempt, meta, errs
+}
+
+func TestGateParksWithoutUsingAnAttempt(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{Settings: Settings{ParkSpread: time.Hour}})
+	ctx := context.Background()
+	_, err := tb.store.Open(ctx, OpenParams{Key: "api.example.com", For: time.Hour, By: "test"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return tb.b.State("api.example.com") == StateOpen }, time.Second, 5*time.Millisecond)
+	gate := NewGate(tb.b, GateConfig{Rand: func() float64 { return 0.5 }})
+	w := &noopWorker{ran: make(chan int64, 1)}
+	client := startRiver(t, tb, gate, w)
+	res, err := client.Insert(ctx, noopArgs{}, &river.InsertOpts{Metadata: []byte(`{"operation_key": "api.example.com"}`)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		state, _, _, _ := jobRow(t, tb, res.Job.ID)
+		return state == "scheduled"
+	}, 10*time.Second, 20*time.Millisecond)
+	state, attempt, meta, errs := jobRow(t, tb, res.Job.ID)
+	require.Equal(t, "scheduled", state)
+	require.Equal(t, 0, attempt, "a snooze uses no attempt")
+	require.Empty(t, errs)
+	require.Equal(t, "api.example.com", meta[MetadataParkedKey])
+	require.Equal(t, 1.0, meta["snoozes"])
+	var scheduled time.Time
+	require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT scheduled_at - now() + now() FROM river_job WHERE id = $1`, res.Job.ID).Scan(&scheduled))
+	// Until the probe (1h) plus half of the 1h spread.
+	require.InDelta(t, (90 * time.Minute).Seconds(), time.Until(scheduled).Seconds(), 10)
+	select {
+	case <-w.ran:
+		t.Fatal("the downstream was called")
+	default:
+	}
+
+	// The key closes: the gate's waker brings the parked job back now.
+	_, err = tb.store.Reset(ctx, ResetParams{Key: "api.example.com", By: "test"})
+	require.NoError(t, err)
+	select {
+	case id := <-w.ran:
+		require.Equal(t, res.Job.ID, id)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the parked job was not woken when its key closed")
+	}
+	require.Eventually(t, func() bool {
+		state, _, _, _ := jobRow(t, tb, res.Job.ID)
+		return state == "completed"
+	}, 10*time.Second, 20*time.Millisecond)
+	_, attempt, meta, _ = jobRow(t, tb, res.Job.ID)
+	require.Equal(t, 1, attempt)
+	require.Nil(t, meta[MetadataParkedKey], "admission clears the parked marker")
+}
+
+func TestGateParkedLongerThanMaxParkGoesToOnParkExpired(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{})
+	ctx := context.Background()
+	_, err := tb.store.Open(ctx, OpenParams{Key: "noop", For: time.Hour, By: "test"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return tb.b.State("noop") == StateOpen }, time.Second, 5*time.Millisecond)
+	gate := NewGate(tb.b, GateConfig{})
+	client := startRiver(t, tb, gate, &noopWorker{})
+	parkedAt := time.Now().Add(-25 * time.Hour).UTC().Format(time.RFC3339Nano)
+	res, err := client.Insert(ctx, noopArgs{}, &river.InsertOpts{
+		Metadata: []byte(`{"breaker_parked_key": "noop", "breaker_parked_at": "` + parkedAt + `"}`),
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		state, _, _, _ := jobRow(t, tb, res.Job.ID)
+		return state == "cancelled"
+	}, 10*time.Second, 20*time.Millisecond)
+	_, _, _, errs := jobRow(t, tb, res.Job.ID)
+	require.Len(t, errs, 1)
+	require.Contains(t, errs[0], `parked behind circuit breaker "noop" for 25h0m0s`)
+}
+
+func TestGateWakesAProbeWhenTheProbeTimeComes(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{Settings: Settings{ParkSpread: time.Hour}})
+	ctx := context.Background()
+	_, err := tb.store.Open(ctx, OpenParams{Key: "noop", For: 2 * time.Second, By: "test"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return tb.b.State("noop") == StateOpen }, time.Second, 5*time.Millisecond)
+	gate := NewGate(tb.b, GateConfig{Rand: func() float64 { return 0.99 }, WakeSpread: time.Second})
+	w := &noopWorker{ran: make(chan int64, 10)}
+	client := startRiver(t, tb, gate, w)
+	params := make([]river.InsertManyParams, 5)
+	for i := range params {
+		params[i] = river.InsertManyParams{Args: noopArgs{}}
+	}
+	_, err = client.InsertMany(ctx, params)
+	require.NoError(t, err)
+	// Parked ~1h; the probe time comes after 2s: the waker makes one due, it
+	// probes, succeeds, the key closes and the rest are woken.
+	for range 5 {
+		select {
+		case <-w.ran:
+		case <-time.After(30 * time.Second):
+			t.Fatal("parked jobs did not run after the probe time")
+		}
+	}
+	require.Equal(t, StateClosed, tb.b.State("noop"))
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/internal/cli"
+)
+
+func newBreakerCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "breaker",
+		Short: "Inspect and operate the circuit breakers shared by every pod",
+		Long: `Each operation key (a downstream: an http_request job's host, or a job kind)
+has one circuit breaker, stored in circuit_breaker_state and shared by every pod.
+Pods notice a change within a second.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List every breaker: key, state, failures, opened at, next probe at, last error",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pool, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			rows, err := breaker.NewStore(pool).List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if rows == nil {
+				rows = []*breaker.Row{}
+			}
+			return a.print(rows, func(w io.Writer) error {
+				if len(rows) == 0 {
+					_, err := fmt.Fprintln(w, "no circuit breaker state: every key is closed")
+					return err
+				}
+				table := make([][]string, 0, len(rows))
+				for _, r := range rows {
+					table = append(table, []string{r.Key, r.State.String(), fmt.Sprint(r.FailureCount),
+						timeOrDash(r.OpenedAt), timeOrDash(r.NextProbeAt), shorten(r.LastError, 60)})
+				}
+				return cli.Table(w, []string{"KEY", "STATE", "FAILURES", "OPENED AT", "NEXT PROBE AT", "LAST ERROR"}, table)
+			})
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show KEY",
+		Short: "Show one breaker's whole row",
+		Args:  exactlyOneKey,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pool, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			row, err := breaker.NewStore(pool).Get(cmd.Context(), args[0])
+			if err != nil {
+				return breakerError(args[0], err)
+			}
+			return a.print(row, func(w io.Writer) error { return printRow(w, row) })
+		},
+	})
+	var resetBy, resetReason string
+	reset := &cobra.Command{
+		Use:   "reset KEY",
+		Short: "Close a breaker by hand (recorded with who and when)",
+		Long: `Close KEY's breaker now: a new generation, counters, probes and trips cleared.
+The change is recorded in changed_by, change_reason and changed_at.`,
+		Args: exactlyOneKey,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pool, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			row, err := breaker.NewStore(pool).Reset(cmd.Context(), breaker.ResetParams{Key: args[0], By: resetBy, Reason: resetReason})
+			if err != nil {
+				return breakerError(args[0], err)
+			}
+			return a.print(row, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "breaker %q closed by %s\n", row.Key, row.ChangedBy)
+				return err
+			})
+		},
+	}
+	reset.Flags().StringVar(&resetBy, "by", defaultActor(), "who resets (recorded)")
+	reset.Flags().StringVar(&resetReason, "reason", "", "why (recorded)")
+	cmd.AddCommand(reset)
+
+	var openFor time.Duration
+	var openBy, openReason string
+	open := &cobra.Command{
+		Use:   "open KEY --for DURATION",
+		Short: "Hold a breaker open (maintenance): no pod calls KEY's downstream until then",
+		Long: `Open KEY's breaker until now + --for (database clock); its row is created if
+absent. Jobs for KEY are parked (snoozed, no attempt used) meanwhile; afterwards
+the breaker probes as usual. Recorded with who and when.`,
+		Args: exactlyOneKey,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("for") {
+				return errors.New("--for is required, e.g. --for 10m")
+			}
+			if openFor <= 0 || openFor > breaker.MaxHold {
+				return fmt.Errorf("--for %s: must be in (0s, %s]", openFor, breaker.MaxHold)
+			}
+			pool, err := a.connect(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			row, err := breaker.NewStore(pool).Open(cmd.Context(), breaker.OpenParams{Key: args[0], For: openFor, By: openBy, Reason: openReason})
+			if err != nil {
+				return breakerError(args[0], err)
+			}
+			return a.print(row, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "breaker %q open until %s (by %s)\n", row.Key, timeOrDash(row.NextProbeAt), row.ChangedBy)
+				return err
+			})
+		},
+	}
+	open.Flags().DurationVar(&openFor, "for", 0, "how long to hold the breaker open, e.g. 10m (required)")
+	open.Flags().StringVar(&openBy, "by", defaultActor(), "who opens (recorded)")
+	open.Flags().StringVar(&openReason, "reason", "", "why (recorded)")
+	cmd.AddCommand(open)
+	return cmd
+}
+
+func exactlyOneKey(_ *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return errors.New("missing KEY (an operation key, see `rebound breaker list`)")
+	case len(args) > 1:
+		return fmt.Errorf("one KEY expected, got %d arguments", len(args))
+	case strings.TrimSpace(args[0]) == "":
+		return errors.New("KEY is empty")
+	}
+	return nil
+}
+
+func breakerError(key string, err error) error {
+	if errors.Is(err, breaker.ErrNotFound) {
+		return fmt.Errorf("no circuit breaker state for key %q (see `rebound breaker list`)", key)
+	}
+	return err
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Local().Format(time.RFC3339)
+}
+
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func printRow(w io.Writer, r *breaker.Row) error {
+	probes := make([]string, 0, len(r.Probes))
+	for tok, at := range r.Probes {
+		probes = append(probes, tok+" since "+at.Local().Format(time.RFC3339))
+	}
+	fields := [][]string{
+		{"key", r.Key},
+		{"state", r.State.String()},
+		{"generation", fmt.Sprint(r.Generation)},
+		{"failures", fmt.Sprint(r.FailureCount)},
+		{"probe successes", fmt.Sprint(r.SuccessCount)},
+		{"window", fmt.Sprintf("%d calls, %d failures since %s", r.WindowCalls, r.WindowFailures, timeOrDash(r.WindowStartedAt))},
+		{"trips", fmt.Sprint(r.TripCount)},
+		{"opened at", timeOrDash(r.OpenedAt)},
+		{"next probe at", timeOrDash(r.NextProbeAt)},
+		{"probes", orDash(strings.Join(probes, "; "))},
+		{"last error", orDash(r.LastError)},
+		{"last failure at", timeOrDash(r.LastFailureAt)},
+		{"last success at", timeOrDash(r.LastSuccessAt)},
+		{"changed by", orDash(r.ChangedBy)},
+		{"change reason", orDash(r.ChangeReason)},
+		{"changed at", timeOrDash(r.ChangedAt)},
+		{"updated at", timeOrDash(&r.UpdatedAt)},
+	}
+	for _, f := range fields {
+		if _, err := fmt.Fprintf(w, "%-16s %s\n", f[0]+":", f[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
