@@ -5,7 +5,8 @@
 //     written HTTP test server) on a loopback port;
 //  2. creates a fresh database rebound_demo next to DATABASE_URL's and runs
 //     `rebound migrate up` on it;
-//  3. starts `worker` with a short backoff (a demo must not wait minutes);
+//  3. starts `worker` with a short backoff and quick circuit breakers (a
+//     demo must not wait minutes); each endpoint is its own operation key;
 //  4. enqueues a mix of http_request jobs with `enqueue --file` against
 //     /status/200, /status/503, /status/429, /status/404, /delay/1 and
 //     /unstable;
@@ -45,12 +46,21 @@ import (
 const demoDatabase = "rebound_demo"
 
 // demoConfig gives the demo's jobs a short backoff so it ends in a minute.
+// Each upstream endpoint is its own operation key, so the breaker of a
+// failing endpoint opens without holding back the healthy ones, and the
+// breaker's timings are short enough to watch it open and probe.
 const demoConfig = `retry:
   default:
     max_attempts: 4
     initial_delay: 250ms
     max_delay: 2s
     min_delay: 100ms
+breaker:
+  defaults:
+    failure_threshold: 3
+    open_timeout: 1s
+    half_open_max_probes: 2
+    park_spread: 500ms
 `
 
 func main() {
@@ -133,7 +143,7 @@ func run(bin string, timeout time.Duration) error {
 	if err := waitReady(ctx, "http://"+httpAddr+"/readyz", workerDone); err != nil {
 		return fmt.Errorf("worker did not become ready (%w); its log:\n%s", err, readFile(workerLog.Name()))
 	}
-	step("worker ready; /readyz, /healthz and /metrics on http://%s (retry config: max 4 attempts, 250ms initial delay, 2s cap)", httpAddr)
+	step("worker ready; /readyz, /healthz and /metrics on http://%s (demo config: 4 attempts, 250ms initial delay, 2s cap; breakers trip after 3 failures, probe after 1s)", httpAddr)
 
 	// 4. The jobs.
 	var ndjson bytes.Buffer
@@ -147,7 +157,8 @@ func run(bin string, timeout time.Duration) error {
 	total := 0
 	for _, m := range mix {
 		for i := range m.count {
-			line, _ := json.Marshal(map[string]any{"url": base + m.path, "body": map[string]any{"demo": m.path, "n": i}})
+			key := "httpbin" + strings.SplitN(m.path, "?", 2)[0]
+			line, _ := json.Marshal(map[string]any{"url": base + m.path, "operation_key": key, "body": map[string]any{"demo": m.path, "n": i}})
 			ndjson.Write(line)
 			ndjson.WriteByte('\n')
 			total++
@@ -201,6 +212,10 @@ func run(bin string, timeout time.Duration) error {
 	if err := summarise(ctx, pool); err != nil {
 		return err
 	}
+	step("circuit breakers, one per operation key: rebound breaker list")
+	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "breaker", "list"); err != nil {
+		return err
+	}
 	step("the dead-letter queue: rebound dlq stats")
 	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "dlq", "stats"); err != nil {
 		return err
@@ -225,24 +240,25 @@ func run(bin string, timeout time.Duration) error {
 }
 
 func summarise(ctx context.Context, pool *pgxpool.Pool) error {
-	var completed, cancelled, discarded, retried int
+	var completed, cancelled, discarded, retried, snoozes int
 	err := pool.QueryRow(ctx, `SELECT
 			count(*) FILTER (WHERE state = 'completed'),
 			count(*) FILTER (WHERE state = 'cancelled'),
 			count(*) FILTER (WHERE state = 'discarded'),
-			count(*) FILTER (WHERE attempt > 1)
-		FROM river_job`).Scan(&completed, &cancelled, &discarded, &retried)
+			count(*) FILTER (WHERE attempt > 1),
+			coalesce(sum((metadata->>'snoozes')::int), 0)
+		FROM river_job WHERE kind = 'http_request'`).Scan(&completed, &cancelled, &discarded, &retried, &snoozes)
 	if err != nil {
 		return err
 	}
 	fmt.Println()
-	fmt.Printf("  completed  %3d\n  retried    %3d  (needed more than one attempt)\n  failed     %3d  (%d cancelled: not worth retrying; %d discarded: attempts used up)\n\n",
-		completed, retried, cancelled+discarded, cancelled, discarded)
+	fmt.Printf("  completed        %3d\n  retried          %3d  (needed more than one attempt)\n  failed           %3d  (%d cancelled: not worth retrying; %d discarded: attempts used up)\n  short-circuited  %3d  (waits behind an open circuit breaker: the upstream was not called, no attempt used)\n\n",
+		completed, retried, cancelled+discarded, cancelled, discarded, snoozes)
 
 	rows, err := pool.Query(ctx, `SELECT args->>'url', state::text, attempt,
 			coalesce((metadata->'output'->'result'->>'status')::int, 0),
 			coalesce(metadata->'output'->'attempts'->-1->>'class', '')
-		FROM river_job ORDER BY id`)
+		FROM river_job WHERE kind = 'http_request' ORDER BY id`)
 	if err != nil {
 		return err
 	}
