@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/internal/config"
 	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/migrations"
 )
@@ -46,6 +47,7 @@ type options struct {
 	scheduleIn  time.Duration
 	unique      bool
 	json        bool
+	configPath  string
 }
 
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -72,6 +74,9 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 			}
 			return nil
 		},
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return cli.BindEnv(cmd, "REBOUND")
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.argsSet = cmd.Flags().Changed("args")
 			return run(cmd.Context(), registry, args[0], o, stdin, stdout, stderr)
@@ -84,7 +89,8 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	f.StringVar(&o.file, "file", "", "NDJSON file of args objects, one per line (- for standard input)")
 	f.StringVar(&o.queue, "queue", river.QueueDefault, "queue to insert into")
 	f.IntVar(&o.priority, "priority", river.PriorityDefault, "priority from 1 (first) to 4 (last)")
-	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts before a job is dead-lettered (default: the kind's, 5 for http_request)")
+	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts before a job is dead-lettered (default: the kind's max_attempts in --config, else 5)")
+	f.StringVar(&o.configPath, "config", "", "the workers' YAML config file: jobs get their kind's retry.max_attempts from it (env REBOUND_CONFIG)")
 	f.DurationVar(&o.scheduleIn, "schedule-in", 0, "run the jobs this long from now (e.g. 10m) instead of at once")
 	f.BoolVar(&o.unique, "unique", false, "skip a job when one with the same kind, queue and args is still waiting or running")
 	f.BoolVar(&o.json, "json", false, "print the result (inserted IDs) as JSON")
@@ -105,6 +111,15 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 	opts, err := o.insertOpts()
 	if err != nil {
 		return err
+	}
+	if opts.MaxAttempts == 0 {
+		// The kind's policy decides, so River's max attempts and the
+		// workers' retry policy agree.
+		settings, err := config.Load(o.configPath)
+		if err != nil {
+			return err
+		}
+		opts.MaxAttempts = settings.Retry.Lookup(kind.Name).MaxAttempts
 	}
 
 	var lines []line

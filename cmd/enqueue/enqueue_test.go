@@ -68,6 +68,7 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "bad schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "tomorrow"}, wantErr: `invalid argument "tomorrow" for "--schedule-in"`},
 		{name: "negative schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "-5m"}, wantErr: "enqueue: invalid --schedule-in -5m0s: must not be negative"},
 		{name: "bad queue name", args: []string{"http_request", "--args", good, "--queue", "Bad Queue"}, wantErr: "enqueue: insert lines 1-1: queue name is invalid"},
+		{name: "bad config", args: []string{"http_request", "--args", good, "--config", writeFile(t, "retry:\n  kinds:\n    http_request:\n      max_attempts: 0\n")}, wantErr: "retry.kinds.http_request.max_attempts: must be >= 1 (got 0)"},
 		{name: "unknown flag", args: []string{"http_request", "--args", good, "--nope"}, wantErr: "enqueue: unknown flag: --nope"},
 		{name: "malformed DATABASE_URL", url: "postgres://%zz", args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid DATABASE_URL"},
 		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"http_request", "--args", good}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x"},
@@ -144,6 +145,13 @@ func TestEnqueueOptions(t *testing.T) {
 	var maxAttempts int
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT max_attempts FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/c'").Scan(&maxAttempts))
 	require.Equal(t, 5, maxAttempts)
+
+	// With the workers' --config, the kind's max_attempts applies.
+	cfg := writeFile(t, "retry:\n  default:\n    max_attempts: 3\n  kinds:\n    http_request:\n      max_attempts: 9\n")
+	res = proctest.Run(t, append(env, "REBOUND_CONFIG="+cfg), "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/d"}`)
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT max_attempts FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/d'").Scan(&maxAttempts))
+	require.Equal(t, 9, maxAttempts)
 
 	// --unique skips a job whose twin is still waiting, in the file and in the table.
 	twin := `{"url": "http://127.0.0.1:9/u"}`

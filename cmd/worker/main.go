@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/rebound-queue/rebound/internal/adminauth"
@@ -35,6 +36,7 @@ type options struct {
 	fetchCooldown        time.Duration
 	fetchPollInterval    time.Duration
 	rescueStuckJobsAfter time.Duration
+	pollOnly             bool
 	logFormat            string
 	logLevel             string
 	id                   string
@@ -72,6 +74,8 @@ REBOUND_<FLAG>, e.g. REBOUND_QUEUES=default=50,mail=5.`,
 		"how often an idle queue polls when no LISTEN/NOTIFY wake-up arrives (the only way behind PgBouncer in transaction mode)")
 	f.DurationVar(&o.rescueStuckJobsAfter, "rescue-stuck-jobs-after", 0,
 		"how long a job may stay running before it counts as lost (its worker died) and River's rescuer retries it; 0 means River's default, 1h")
+	f.BoolVar(&o.pollOnly, "poll-only", false,
+		"find jobs by polling only, without LISTEN/NOTIFY (needed behind PgBouncer in transaction mode; set DATABASE_DIRECT_URL for the circuit breakers' notifications)")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (JSON unless stdout is a terminal), json or text")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.id, "id", "", "name of this worker in River (default: host name and a random suffix)")
@@ -101,10 +105,20 @@ func run(ctx context.Context, o *options) error {
 	}
 	defer pool.Close()
 
+	breakerConfig := settings.Breaker
+	if direct := os.Getenv("DATABASE_DIRECT_URL"); direct != "" {
+		cc, err := pgx.ParseConfig(direct)
+		if err != nil {
+			return fmt.Errorf("invalid DATABASE_DIRECT_URL: %w", err)
+		}
+		breakerConfig.ListenConfig = cc
+	}
+
 	w, err := worker.New(ctx, worker.Config{
 		Pool:                 pool,
 		Retry:                settings.Retry,
-		Breaker:              settings.Breaker,
+		Breaker:              breakerConfig,
+		PollOnly:             o.pollOnly,
 		BreakerIdleTTL:       settings.BreakerIdleTTL,
 		Queues:               o.queues,
 		FetchCooldown:        o.fetchCooldown,

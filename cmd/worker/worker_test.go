@@ -77,6 +77,29 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, 0, worker.Wait(30*time.Second), worker.Logs())
 }
 
+// Behind PgBouncer in transaction mode River cannot LISTEN: --poll-only
+// finds jobs by polling, and DATABASE_DIRECT_URL carries the breakers'
+// notifications.
+func TestPollOnly(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	var calls atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer upstream.Close()
+	worker := proctest.Start(t, []string{"DATABASE_URL=" + db.URL, "DATABASE_DIRECT_URL=" + db.URL}, "worker",
+		"--poll-only", "--fetch-poll-interval", "200ms", "--http-addr", proctest.FreeAddr(t))
+	for range 5 {
+		res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request", "--args", fmt.Sprintf(`{"url": %q}`, upstream.URL))
+		require.Equal(t, 0, res.ExitCode, res.Stderr)
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 5
+	})
+	require.Equal(t, int64(5), calls.Load())
+	worker.Signal(syscall.SIGTERM)
+	require.Equal(t, 0, worker.Wait(30*time.Second), worker.Logs())
+}
+
 // SIGTERM while a job runs: a job that finishes within --shutdown-timeout
 // completes; one that does not is cancelled and back in the queue with its
 // attempt unused. Nothing is lost, and the worker exits 0.
@@ -213,6 +236,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "field retyr not found"},
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
+		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},
 		{name: "address in use", url: db.URL, args: []string{"--http-addr", "127.0.0.1:5432"}, wantErr: "worker: listen on 127.0.0.1:5432"},
 	}
 	for _, tt := range tests {

@@ -83,6 +83,9 @@ type Config struct {
 	// BreakerIdleTTL: rows of keys idle this long are removed by the
 	// cleanup periodic job. 0 means breaker.DefaultIdleTTL (7 days).
 	BreakerIdleTTL time.Duration
+	// PollOnly makes River find jobs by polling instead of LISTEN/NOTIFY,
+	// as it must behind PgBouncer in transaction mode.
+	PollOnly bool
 	// Registry holds the job kinds worked. nil means jobs.Builtin().
 	Registry *jobs.Registry
 	// HTTPClient sends http_request jobs' requests. nil means
@@ -227,6 +230,7 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 		FetchCooldown:        c.FetchCooldown,
 		FetchPollInterval:    c.FetchPollInterval,
 		RescueStuckJobsAfter: c.RescueStuckJobsAfter,
+		PollOnly:             c.PollOnly,
 		Workers:              workers,
 		RetryPolicy:          recorder.ClientRetryPolicy(),
 		// Worker middleware runs in this order around each attempt:
