@@ -172,9 +172,6 @@ type Worker struct {
 // database, migrations behind (wrapping [migrations.ErrBehind]), a bad
 // setting.
 func New(ctx context.Context, config Config) (*Worker, error) {
-	if err := config.validate(); err != nil {
-		return nil, err
-	}
 	c := config.withDefaults()
 	if err := c.validate(); err != nil {
 		return nil, err
