@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rebound-queue/rebound/internal/httpserver"
 )
 
 // APIPath is where [NewHandler] serves the admin API. Mount the handler at
@@ -67,7 +69,7 @@ func NewHandler(store *Store, opts *HandlerOpts) http.Handler {
 	mux.HandleFunc("POST "+APIPath+"/resolve", a.resolveMany)
 	mux.HandleFunc("POST "+APIPath+"/purge", a.purge)
 	mux.HandleFunc(APIPath+"/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+		httpserver.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -81,14 +83,14 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, err := filterFromQuery(q, time.Now())
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	params := ListParams{Filter: f, After: q.Get("after")}
 	if l := q.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q is not a number", l))
+			httpserver.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit %q is not a number", l))
 			return
 		}
 		params.Limit = n
@@ -101,13 +103,13 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	for i, e := range res.Entries {
 		res.Entries[i] = Redact(e)
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpserver.WriteJSON(w, http.StatusOK, res)
 }
 
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 	f, err := filterFromQuery(r.URL.Query(), time.Now())
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	st, err := a.store.Stats(r.Context(), StatsParams{Filter: f})
@@ -118,7 +120,7 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 	for i := range st.Groups {
 		st.Groups[i].Reason = RedactText(st.Groups[i].Reason)
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpserver.WriteJSON(w, http.StatusOK, st)
 }
 
 func (a *api) show(w http.ResponseWriter, r *http.Request) {
@@ -131,7 +133,7 @@ func (a *api) show(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Redact(e))
+	httpserver.WriteJSON(w, http.StatusOK, Redact(e))
 }
 
 func (a *api) retry(w http.ResponseWriter, r *http.Request) {
@@ -151,7 +153,7 @@ func (a *api) retry(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpserver.WriteJSON(w, http.StatusOK, res)
 }
 
 func (a *api) resolve(w http.ResponseWriter, r *http.Request) {
@@ -171,7 +173,7 @@ func (a *api) resolve(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Redact(e))
+	httpserver.WriteJSON(w, http.StatusOK, Redact(e))
 }
 
 type bulkBody struct {
@@ -189,11 +191,11 @@ func (a *api) retryMany(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !body.All {
-		writeError(w, http.StatusBadRequest, `a bulk retry needs "all": true (with filters to narrow it)`)
+		httpserver.WriteError(w, http.StatusBadRequest, `a bulk retry needs "all": true (with filters to narrow it)`)
 		return
 	}
 	if body.Note != "" {
-		writeError(w, http.StatusBadRequest, `"note" is not a field of a retry`)
+		httpserver.WriteError(w, http.StatusBadRequest, `"note" is not a field of a retry`)
 		return
 	}
 	res, err := a.store.RetryMany(r.Context(), RetryManyParams{Filter: body.Filter, Force: body.Force, DryRun: body.DryRun, By: orActor(body.By)})
@@ -201,7 +203,7 @@ func (a *api) retryMany(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpserver.WriteJSON(w, http.StatusOK, res)
 }
 
 func (a *api) resolveMany(w http.ResponseWriter, r *http.Request) {
@@ -210,11 +212,11 @@ func (a *api) resolveMany(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !body.All {
-		writeError(w, http.StatusBadRequest, `a bulk resolve needs "all": true (with filters to narrow it)`)
+		httpserver.WriteError(w, http.StatusBadRequest, `a bulk resolve needs "all": true (with filters to narrow it)`)
 		return
 	}
 	if body.Force {
-		writeError(w, http.StatusBadRequest, `"force" is not a field of a resolve`)
+		httpserver.WriteError(w, http.StatusBadRequest, `"force" is not a field of a resolve`)
 		return
 	}
 	res, err := a.store.ResolveMany(r.Context(), ResolveManyParams{Filter: body.Filter, Note: body.Note, By: orActor(body.By), DryRun: body.DryRun})
@@ -222,7 +224,7 @@ func (a *api) resolveMany(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpserver.WriteJSON(w, http.StatusOK, res)
 }
 
 func (a *api) purge(w http.ResponseWriter, r *http.Request) {
@@ -235,7 +237,7 @@ func (a *api) purge(w http.ResponseWriter, r *http.Request) {
 	}
 	age, err := ParseAge(body.OlderThan)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "older_than: "+err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "older_than: "+err.Error())
 		return
 	}
 	res, err := a.store.Purge(r.Context(), PurgeParams{OlderThan: age, DryRun: body.DryRun})
@@ -243,23 +245,23 @@ func (a *api) purge(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpserver.WriteJSON(w, http.StatusOK, res)
 }
 
 // fail maps an operation's error to a status.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
+		httpserver.WriteError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrAlreadyRetried), errors.Is(err, ErrResolved), errors.Is(err, ErrAlreadyResolved):
-		writeError(w, http.StatusConflict, err.Error())
+		httpserver.WriteError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, context.Canceled):
-		writeError(w, http.StatusServiceUnavailable, "request cancelled")
+		httpserver.WriteError(w, http.StatusServiceUnavailable, "request cancelled")
 	default:
 		a.logger.ErrorContext(r.Context(), "dead-letter admin API", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
-		writeError(w, http.StatusInternalServerError, "internal error (logged by the worker)")
+		httpserver.WriteError(w, http.StatusInternalServerError, "internal error (logged by the worker)")
 	}
 }
 
@@ -274,7 +276,7 @@ func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	raw := r.PathValue("id")
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id < 1 {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("entry ID %q is not a positive integer", raw))
+		httpserver.WriteError(w, http.StatusBadRequest, fmt.Sprintf("entry ID %q is not a positive integer", raw))
 		return 0, false
 	}
 	return id, true
@@ -288,11 +290,11 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		if errors.Is(err, io.EOF) {
 			return true // an empty body means defaults
 		}
-		writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+err.Error())
 		return false
 	}
 	if dec.More() {
-		writeError(w, http.StatusBadRequest, "request body: more than one JSON value")
+		httpserver.WriteError(w, http.StatusBadRequest, "request body: more than one JSON value")
 		return false
 	}
 	return true
@@ -344,17 +346,4 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor an age such as 24h or 7d", s)
 	}
 	return now.Add(-age), nil
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }
