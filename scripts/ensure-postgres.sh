@@ -14,6 +14,8 @@
 #      (initdb in a temporary folder, a free port), reused by later calls
 #      while it runs. Stop it with: scripts/ensure-postgres.sh --stop
 #   4. Otherwise one message saying how to get PostgreSQL, and exit 1.
+#
+# ENSURE_POSTGRES_PRIVATE=1 skips 1 and 2: always the private cluster.
 set -euo pipefail
 
 say() { printf 'ensure-postgres: %s\n' "$*" >&2; }
@@ -57,8 +59,10 @@ if [[ ${1:-} == --stop ]]; then
   exit 0
 fi
 
+private_only=${ENSURE_POSTGRES_PRIVATE:-}
+
 # 1. An explicit DATABASE_URL.
-if [[ -n ${DATABASE_URL:-} ]]; then
+if [[ -z $private_only && -n ${DATABASE_URL:-} ]]; then
   if command -v psql >/dev/null 2>&1; then
     if ! psql "$DATABASE_URL" -Atqc 'SELECT 1' >/dev/null 2>&1; then
       say "DATABASE_URL is set but PostgreSQL does not answer there; fix it or unset it"
@@ -72,11 +76,11 @@ fi
 local_url="postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 # 2. The machine's own server.
-if answers 127.0.0.1 5432; then
+if [[ -z $private_only ]] && answers 127.0.0.1 5432; then
   printf '%s\n' "$local_url"
   exit 0
 fi
-if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql ]] && [[ -n $(ls /etc/postgresql 2>/dev/null) ]]; then
+if [[ -z $private_only ]] && command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql ]] && [[ -n $(ls /etc/postgresql 2>/dev/null) ]]; then
   version=$(ls /etc/postgresql | sort -V | tail -1)
   say "starting the local cluster $version/main"
   pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
