@@ -197,14 +197,18 @@ func TestTriggerFailureDoesNotStopRiver(t *testing.T) {
 	require.Len(t, entriesOf(t, b.pool, inserted[1].Job.ID), 1)
 
 	rec := deadletter.NewReconciler(b.pool, nil)
-	// The cause is still there: the pass fails and adds nothing.
-	_, err = rec.RunOnce(ctx)
-	require.ErrorContains(t, err, "test_reject")
+	// The cause is still there: the pass skips the row and reports it.
+	res, err := rec.RunOnce(ctx)
+	require.NoError(t, err)
+	require.Empty(t, res.Added)
+	require.Len(t, res.Failed, 1)
+	require.Equal(t, inserted[0].Job.ID, res.Failed[0].RiverJobID)
+	require.Contains(t, res.Failed[0].Error, "test_reject")
 	require.Empty(t, entriesOf(t, b.pool, inserted[0].Job.ID))
 
 	_, err = b.pool.Exec(ctx, "ALTER TABLE job_dead_letter_queue DROP CONSTRAINT test_reject")
 	require.NoError(t, err)
-	res, err := rec.RunOnce(ctx)
+	res, err = rec.RunOnce(ctx)
 	require.NoError(t, err)
 	require.False(t, res.Skipped)
 	require.Len(t, res.Added, 1)

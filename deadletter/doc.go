@@ -24,7 +24,8 @@
 //     (the worker died or hung; retrypolicy.LostAttempts' rule).
 //   - failure_reason: River's last error without "JobCancelError: ".
 //   - operation_key: metadata.operation_key, else args.operation_key, else
-//     the kind.
+//     the kind; a key over [MaxOperationKeyBytes] is stored shortened (see
+//     [ShortenOperationKey]; migrations/sql/005), as is the class.
 //   - The River UI's Retry (client.JobRetry) re-runs the same job: leaving
 //     discarded/cancelled marks that attempt's row retried (retried_job_id =
 //     the same job); a new death is a new row for the new attempt.
@@ -33,6 +34,9 @@
 // and leave a batch of jobs running): it turns any error into a PostgreSQL
 // WARNING, and the [Reconciler] adds the missing row on its next pass,
 // counting it in rebound_dead_letter_reconciled_total (which should stay 0).
+// A row the reconciliation cannot write either is skipped, logged with its
+// River job ID and counted in rebound_dead_letter_reconcile_failures_total;
+// it never stops the other rows.
 // River's cleaner deleting old jobs never touches the DLQ; rows are only
 // deleted by [Store.Purge], and never while unresolved.
 //

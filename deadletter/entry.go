@@ -65,7 +65,8 @@ type Entry struct {
 	// prefix.
 	FailureReason string `json:"failure_reason"`
 	// OperationKey is metadata.operation_key, else args.operation_key, else
-	// the kind.
+	// the kind; through [ShortenOperationKey] when longer than
+	// [MaxOperationKeyBytes] (the whole key stays in Metadata or Args).
 	OperationKey     string     `json:"operation_key"`
 	FirstAttemptedAt *time.Time `json:"first_attempted_at,omitempty"`
 	LastAttemptedAt  *time.Time `json:"last_attempted_at,omitempty"`
@@ -161,7 +162,8 @@ type Filter struct {
 	// Statuses are entry statuses. Operations document their default when
 	// it is empty.
 	Statuses []Status `json:"statuses,omitempty"`
-	// OperationKeys are operation keys.
+	// OperationKeys are operation keys, whole or as stored (a key longer
+	// than [MaxOperationKeyBytes] matches its [ShortenOperationKey] form).
 	OperationKeys []string `json:"operation_keys,omitempty"`
 	// Since selects entries dead-lettered at or after it.
 	Since time.Time `json:"since,omitzero"`
@@ -203,7 +205,11 @@ func (f Filter) where(args []any) (string, []any) {
 		add("status = ANY($%d)", s)
 	}
 	if len(f.OperationKeys) > 0 {
-		add("operation_key = ANY($%d)", f.OperationKeys)
+		keys := make([]string, len(f.OperationKeys))
+		for i, k := range f.OperationKeys {
+			keys[i] = ShortenOperationKey(k)
+		}
+		add("operation_key = ANY($%d)", keys)
 	}
 	if !f.Since.IsZero() {
 		add("dead_lettered_at >= $%d", f.Since)

@@ -20,6 +20,10 @@ const DefaultReconcileInterval = time.Minute
 // adds when ReconcilerConfig.BatchSize is 0.
 const DefaultReconcileBatchSize = 500
 
+// maxLoggedFailures bounds the log lines one pass writes about rows it could
+// not add; the rest are summed up in one line.
+const maxLoggedFailures = 10
+
 // ReconcileLockKey is the transaction advisory lock a pass holds
 // (pg_try_advisory_xact_lock): one pod reconciles at a time, the others skip
 // that tick.
@@ -33,8 +37,8 @@ type ReconcilerConfig struct {
 	// BatchSize bounds the rows one statement adds. Defaults to
 	// [DefaultReconcileBatchSize].
 	BatchSize int
-	// Logger gets a warning for every row a pass had to add and errors of
-	// failed passes. Defaults to a logger that discards everything.
+	// Logger gets a warning for every row a pass had to add, an error for
+	// every row it could not add, and errors of failed passes. Defaults to a logger that discards everything.
 	Logger *slog.Logger
 }
 
@@ -47,18 +51,25 @@ type ReconcilerConfig struct {
 // pass also folds the deltas behind rebound_dead_letter_queue_size and drops
 // tombstones that are no longer needed.
 //
+// One row that cannot be written (a constraint rejects it, say) never stops
+// a pass: it is rolled back on its own, reported in ReconcileResult.Failed,
+// logged with its River job ID (at most 10 lines a pass) and counted in
+// rebound_dead_letter_reconcile_failures_total, and the pass goes on with
+// the rows after it. The next pass tries it again.
+//
 // Every pod may run one: a pass runs inside a transaction holding
 // [ReconcileLockKey] with pg_try_advisory_xact_lock, so one pod does the work
 // and the others skip. A transaction lock (not River's leadership, which
 // River does not expose, nor a session lock) keeps working behind PgBouncer
 // in transaction mode and is released by a crash. Reconciler implements
-// prometheus.Collector for its counter. Start and Stop are safe to call once
+// prometheus.Collector for its two counters. Start and Stop are safe to call once
 // each.
 type Reconciler struct {
 	pool   *pgxpool.Pool
 	config ReconcilerConfig
 
 	reconciled prometheus.Counter
+	failures   prometheus.Counter
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -87,33 +98,65 @@ func NewReconciler(pool *pgxpool.Pool, config *ReconcilerConfig) *Reconciler {
 			Name: "rebound_dead_letter_reconciled_total",
 			Help: "Dead-letter rows the reconciliation had to add because the capture trigger did not (should stay 0; see PostgreSQL's log for the trigger's warning).",
 		}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rebound_dead_letter_reconcile_failures_total",
+			Help: "Dead River jobs a reconciliation pass could not add to the dead-letter queue, once per job per pass (should stay 0; the worker logs each job ID and error).",
+		}),
 	}
 }
 
 // Describe implements prometheus.Collector.
-func (r *Reconciler) Describe(ch chan<- *prometheus.Desc) { r.reconciled.Describe(ch) }
+func (r *Reconciler) Describe(ch chan<- *prometheus.Desc) {
+	r.reconciled.Describe(ch)
+	r.failures.Describe(ch)
+}
 
 // Collect implements prometheus.Collector.
-func (r *Reconciler) Collect(ch chan<- prometheus.Metric) { r.reconciled.Collect(ch) }
+func (r *Reconciler) Collect(ch chan<- prometheus.Metric) {
+	r.reconciled.Collect(ch)
+	r.failures.Collect(ch)
+}
 
 // ReconcileResult reports one pass.
 type ReconcileResult struct {
 	// Skipped is true when another pod held the lock: nothing was done.
 	Skipped bool
-	// Added are the entries the pass created (River job ID -> kind).
+	// Added are the entries the pass created, by ascending River job ID.
 	Added []ReconciledRow
+	// Failed are the dead jobs whose entry the pass could not write, by
+	// ascending River job ID. The pass went on without them; the next pass
+	// tries them again.
+	Failed []ReconcileFailure
 }
 
 // ReconciledRow is one row a pass added.
 type ReconciledRow struct {
-	EntryID    int64
+	// EntryID is the new entry's ID.
+	EntryID int64
+	// RiverJobID is the dead River job's ID.
 	RiverJobID int64
-	Attempt    int
-	Kind       string
+	// Attempt is the attempt the job died at.
+	Attempt int
+	// Kind is the job's kind.
+	Kind string
 }
 
-// RunOnce runs one pass now, in one transaction. Errors come from the
-// database; the transaction is rolled back then.
+// ReconcileFailure is one dead job whose entry a pass could not write.
+type ReconcileFailure struct {
+	// RiverJobID is the dead River job's ID.
+	RiverJobID int64
+	// Attempt is the attempt the job died at.
+	Attempt int
+	// Kind is the job's kind.
+	Kind string
+	// Error is PostgreSQL's message and SQLSTATE.
+	Error string
+}
+
+// RunOnce runs one pass now, in one transaction. Rows that cannot be
+// captured are skipped and reported in ReconcileResult.Failed, not
+// returned as an error. Errors come from the database (unreachable,
+// migrations missing, ctx cancelled); the transaction is rolled back then.
 func (r *Reconciler) RunOnce(ctx context.Context) (*ReconcileResult, error) {
 	res := &ReconcileResult{}
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
@@ -125,6 +168,9 @@ func (r *Reconciler) RunOnce(ctx context.Context) (*ReconcileResult, error) {
 			res.Skipped = true
 			return nil
 		}
+		// Page by job ID, so rows that cannot be captured (reported in
+		// res.Failed) never hide the ones after them.
+		var lastID int64
 		for {
 			rows, err := tx.Query(ctx, `WITH missing AS (
 					SELECT j.* FROM river_job j
@@ -132,31 +178,40 @@ func (r *Reconciler) RunOnce(ctx context.Context) (*ReconcileResult, error) {
 					  AND NOT (j.state = 'cancelled' AND j.metadata ? 'cancel_attempted_at')
 					  AND NOT EXISTS (SELECT 1 FROM `+Table+` d WHERE d.river_job_id = j.id AND d.attempt = j.attempt)
 					  AND NOT EXISTS (SELECT 1 FROM job_dead_letter_queue_purged p WHERE p.river_job_id = j.id AND p.attempt = j.attempt)
+					  AND j.id > $2
 					ORDER BY j.id LIMIT $1)
-				SELECT m.id, m.attempt, m.kind, rebound_dead_letter_capture(to_jsonb(m)) FROM missing m`, r.config.BatchSize)
+				SELECT m.id, m.attempt, m.kind, c.entry_id, c.error
+				FROM missing m CROSS JOIN LATERAL rebound_dead_letter_try_capture(to_jsonb(m)) c
+				ORDER BY m.id`, r.config.BatchSize, lastID)
 			if err != nil {
 				return fmt.Errorf("add missing dead-letter rows: %w", err)
 			}
-			n, added := 0, 0
+			n := 0
 			for rows.Next() {
 				n++
-				var row ReconciledRow
-				var entryID *int64
-				if err := rows.Scan(&row.RiverJobID, &row.Attempt, &row.Kind, &entryID); err != nil {
+				var (
+					row     ReconciledRow
+					entryID *int64
+					capErr  *string
+				)
+				if err := rows.Scan(&row.RiverJobID, &row.Attempt, &row.Kind, &entryID, &capErr); err != nil {
 					rows.Close()
 					return err
 				}
-				if entryID != nil {
+				lastID = row.RiverJobID
+				switch {
+				case capErr != nil:
+					res.Failed = append(res.Failed, ReconcileFailure{RiverJobID: row.RiverJobID, Attempt: row.Attempt, Kind: row.Kind, Error: *capErr})
+				case entryID != nil:
 					row.EntryID = *entryID
 					res.Added = append(res.Added, row)
-					added++
 				}
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
 				return fmt.Errorf("add missing dead-letter rows: %w", err)
 			}
-			if n < r.config.BatchSize || added == 0 {
+			if n < r.config.BatchSize {
 				break
 			}
 		}
@@ -174,6 +229,17 @@ func (r *Reconciler) RunOnce(ctx context.Context) (*ReconcileResult, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	r.failures.Add(float64(len(res.Failed)))
+	for i, f := range res.Failed {
+		if i == maxLoggedFailures {
+			r.config.Logger.ErrorContext(ctx, "dead-letter reconciliation could not add more rows",
+				slog.Int("more", len(res.Failed)-i))
+			break
+		}
+		r.config.Logger.ErrorContext(ctx, "dead-letter reconciliation could not add a row; it will try again next pass",
+			slog.Int64("river_job_id", f.RiverJobID), slog.Int("attempt", f.Attempt),
+			slog.String("kind", f.Kind), slog.String("error", f.Error))
 	}
 	for _, a := range res.Added {
 		r.reconciled.Inc()

@@ -82,6 +82,9 @@ func TestReconcilerMetric(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res.Added, 2) // the manual cancel is left out
 	want := `
+# HELP rebound_dead_letter_reconcile_failures_total Dead River jobs a reconciliation pass could not add to the dead-letter queue, once per job per pass (should stay 0; the worker logs each job ID and error).
+# TYPE rebound_dead_letter_reconcile_failures_total counter
+rebound_dead_letter_reconcile_failures_total 0
 # HELP rebound_dead_letter_reconciled_total Dead-letter rows the reconciliation had to add because the capture trigger did not (should stay 0; see PostgreSQL's log for the trigger's warning).
 # TYPE rebound_dead_letter_reconciled_total counter
 rebound_dead_letter_reconciled_total 2
