@@ -52,10 +52,15 @@
 //
 // # Displays and secrets
 //
-// Stored args and metadata are kept intact for replay. Every display goes
-// through [Redact]: secret headers (Authorization, Cookie, X-Api-Key, ...),
-// fields named like password, token, secret or api_key, and URL passwords
-// and secret query parameters are replaced by [Redacted]. The River UI is
+// Stored rows keep args, metadata and error text intact: for replay, and as
+// evidence. Every display (`rebound dlq` tables and --json, the admin HTTP
+// API) goes through [Redact] and [RedactStats], built on the leaf package
+// internal/redact: secret headers (Authorization, Cookie, X-Api-Key, ...),
+// fields named like password, token, secret or api_key, URL passwords and
+// secret query parameters in args and metadata; and in the failure reason,
+// every attempt's error and stats' reasons, JSON-style pairs and name=value
+// pairs with secret names, header lines, and Bearer/Basic credentials
+// (upstreams often echo the request in their error body). The River UI is
 // not rebound's display: it shows raw args.
 //
 // # HTTP and metrics

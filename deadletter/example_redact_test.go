@@ -8,13 +8,13 @@ import (
 	"github.com/rebound-queue/rebound/deadletter"
 )
 
-// Displays show a dead job's args with secrets replaced; the stored args
-// stay intact for replay.
+// Displays show a dead job's args and errors with secrets replaced; the
+// stored entry stays intact for replay and as evidence.
 func ExampleRedact() {
 	e := &deadletter.Entry{
 		Args: json.RawMessage(`{"url":"https://api.example.com/v1/charge?api_key=k1","method":"POST",` +
 			`"headers":{"Authorization":"Bearer live-abc","Content-Type":"application/json"}}`),
-		FailureReason: "POST https://api.example.com/v1/charge?api_key=k1: 401 Unauthorized",
+		FailureReason: `POST https://api.example.com/v1/charge?api_key=k1: HTTP 400: {"error": "bad card", "auth": "Bearer live-abc"}`,
 	}
 	shown := deadletter.Redact(e)
 	var pretty map[string]any
@@ -32,7 +32,7 @@ func ExampleRedact() {
 	//   "method": "POST",
 	//   "url": "https://api.example.com/v1/charge?api_key=[REDACTED]"
 	// }
-	// POST https://api.example.com/v1/charge?api_key=[REDACTED]: 401 Unauthorized
+	// POST https://api.example.com/v1/charge?api_key=[REDACTED]: HTTP 400: {"error": "bad card", "auth": "[REDACTED]"}
 	// false
 }
 

@@ -117,10 +117,7 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	for i := range st.Groups {
-		st.Groups[i].Reason = RedactText(st.Groups[i].Reason)
-	}
-	httpserver.WriteJSON(w, http.StatusOK, st)
+	httpserver.WriteJSON(w, http.StatusOK, RedactStats(st))
 }
 
 func (a *api) show(w http.ResponseWriter, r *http.Request) {

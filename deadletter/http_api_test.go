@@ -164,3 +164,42 @@ func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// Error text is redacted in every answer (list, show, stats, resolve); the
+// stored text stays as it was.
+func TestAdminAPIRedactsErrorText(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	const reason = `HTTP 400 Bad Request: {"api_key": "ESECRET2", "auth": "Bearer ESECRET1"}`
+	const attempt1 = "POST https://api.example.com/v1?token=ESECRET3: 500\nAuthorization: Basic ESECRET4=="
+	_, err := b.pool.Exec(ctx, `INSERT INTO job_dead_letter_queue
+		(river_job_id, attempt, max_attempts, kind, queue, priority, final_state, args, metadata, errors, history, failure_class, failure_reason, operation_key)
+		VALUES (78, 2, 2, 'http_request', 'default', 1, 'cancelled', '{}',
+		        jsonb_build_object('output', jsonb_build_object('attempts', jsonb_build_array(jsonb_build_object('attempt', 2, 'error', $1::text)))), '[]',
+		        jsonb_build_array(jsonb_build_object('attempt', 1, 'class', 'server_error', 'error', $2::text, 'stack', 'panic: Bearer ESECRET5'),
+		                          jsonb_build_object('attempt', 2, 'class', 'bad_request', 'error', $1::text, 'trace', 'x-api-key: ESECRET6')),
+		        'bad_request', $1, 'api.example.com')`, reason, attempt1)
+	require.NoError(t, err)
+	var id int64
+	require.NoError(t, b.pool.QueryRow(ctx, "SELECT id FROM job_dead_letter_queue").Scan(&id))
+	srv := apiServer(t, b, "tok")
+
+	for _, tt := range []struct{ method, path, body string }{
+		{"GET", deadletter.APIPath, ""},
+		{"GET", deadletter.APIPath + "/" + itoa(id), ""},
+		{"GET", deadletter.APIPath + "/stats", ""},
+		{"POST", deadletter.APIPath + "/" + itoa(id) + "/resolve", `{"note":"key rotated"}`},
+	} {
+		code, body := call(t, srv, tt.method, tt.path, "Bearer tok", tt.body)
+		require.Equal(t, 200, code, body)
+		for _, secret := range []string{"ESECRET1", "ESECRET2", "ESECRET3", "ESECRET4", "ESECRET5", "ESECRET6"} {
+			require.NotContains(t, body, secret, tt.path)
+		}
+		require.Contains(t, body, `HTTP 400 Bad Request: {\"api_key\": \"[REDACTED]\", \"auth\": \"[REDACTED]\"}`, tt.path)
+	}
+	e, err := b.store.Get(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, reason, e.FailureReason)
+	require.Equal(t, attempt1, e.History[0].Error)
+}

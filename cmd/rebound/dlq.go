@@ -484,9 +484,7 @@ func dlqStatsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for i := range st.Groups {
-				st.Groups[i].Reason = deadletter.RedactText(st.Groups[i].Reason)
-			}
+			st = deadletter.RedactStats(st)
 			return a.print(st, func(w io.Writer) error {
 				fmt.Fprintf(w, "entries: %d unresolved, %d retried, %d resolved\n",
 					st.ByStatus[deadletter.StatusUnresolved], st.ByStatus[deadletter.StatusRetried], st.ByStatus[deadletter.StatusResolved])

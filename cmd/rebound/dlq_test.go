@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -124,4 +125,40 @@ func TestDLQRetryAllTwoProcesses(t *testing.T) {
 func jsonNumber(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// Error text (failure reason, every attempt's error, stats' reasons) is
+// redacted in tables and JSON alike.
+func TestDLQDisplaysRedactErrorText(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `INSERT INTO job_dead_letter_queue
+		(river_job_id, attempt, max_attempts, kind, queue, priority, final_state, args, history, failure_class, failure_reason, operation_key)
+		VALUES (1, 2, 2, 'http_request', 'default', 1, 'cancelled', '{}',
+		        '[{"attempt":1,"class":"server_error","error":"GET /?api_key=ESECRET3: 500"},{"attempt":2,"class":"bad_request","error":"Authorization: Bearer ESECRET4"}]',
+		        'bad_request', 'HTTP 400: {"api_key": "ESECRET2", "auth": "Bearer ESECRET1"}', 'op')`)
+	require.NoError(t, err)
+	var id int64
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT id FROM job_dead_letter_queue").Scan(&id))
+
+	tests := [][]string{
+		{"dlq", "list"}, {"dlq", "list", "--json"},
+		{"dlq", "show", jsonNumber(id)}, {"dlq", "show", jsonNumber(id), "--json"},
+		{"dlq", "stats"}, {"dlq", "stats", "--json"},
+	}
+	for _, args := range tests {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			stdout, stderr, code := runRebound(bin, db.URL, args...)
+			require.Equal(t, 0, code, stderr)
+			for _, secret := range []string{"ESECRET1", "ESECRET2", "ESECRET3", "ESECRET4"} {
+				require.NotContains(t, stdout, secret)
+			}
+			require.Contains(t, stdout, "[REDACTED]")
+		})
+	}
+	var stored string
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT failure_reason FROM job_dead_letter_queue").Scan(&stored))
+	require.Equal(t, `HTTP 400: {"api_key": "ESECRET2", "auth": "Bearer ESECRET1"}`, stored)
 }
