@@ -3,7 +3,10 @@ package deadletter
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 // Status is where an entry stands in an operator's work.
@@ -152,12 +155,24 @@ func numberPtr(n json.Number) *int64 {
 	return nil
 }
 
+// ClassList is the failure classes a [Filter] accepts, comma-separated in
+// the order of retrypolicy.Classes(), for messages.
+func ClassList() string {
+	classes := retrypolicy.Classes()
+	names := make([]string, len(classes))
+	for i, c := range classes {
+		names[i] = string(c)
+	}
+	return strings.Join(names, ", ")
+}
+
 // Filter selects entries. Zero fields select everything; a slice matches
 // any of its values.
 type Filter struct {
 	// Kinds are job kinds.
 	Kinds []string `json:"kinds,omitempty"`
-	// Classes are failure classes.
+	// Classes are failure classes: each one of retrypolicy.Classes()
+	// (operations reject others with [ErrInvalid]).
 	Classes []string `json:"classes,omitempty"`
 	// Statuses are entry statuses. Operations document their default when
 	// it is empty.
@@ -172,6 +187,11 @@ type Filter struct {
 }
 
 func (f Filter) validate() error {
+	for _, c := range f.Classes {
+		if !retrypolicy.Class(c).Valid() {
+			return fmt.Errorf("%w: failure class %q is not one of %s", ErrInvalid, c, ClassList())
+		}
+	}
 	for _, s := range f.Statuses {
 		if !s.Valid() {
 			return fmt.Errorf("%w: status %q is not one of unresolved, retried, resolved", ErrInvalid, s)

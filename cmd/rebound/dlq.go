@@ -14,6 +14,7 @@ import (
 
 	"github.com/rebound-queue/rebound/deadletter"
 	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 // newDLQCmd is `rebound dlq`: the dead-letter queue's operations, with the
@@ -54,6 +55,11 @@ func (f *dlqFilter) any() bool {
 
 func (f *dlqFilter) build(now time.Time) (deadletter.Filter, error) {
 	out := deadletter.Filter{Kinds: f.kinds, Classes: f.classes, OperationKeys: f.keys}
+	for _, c := range f.classes {
+		if !retrypolicy.Class(c).Valid() {
+			return out, fmt.Errorf("invalid --class %q: want one of %s", c, deadletter.ClassList())
+		}
+	}
 	for _, s := range f.statuses {
 		st := deadletter.Status(s)
 		if !st.Valid() {
@@ -259,16 +265,25 @@ same entries at once create each job once.`,
 			if err := oneTarget(args, all, f.any(), "retry"); err != nil {
 				return err
 			}
+			var (
+				id     int64
+				filter deadletter.Filter
+				err    error
+			)
+			if len(args) == 1 {
+				id, err = parseEntryID(args[0])
+			} else {
+				filter, err = f.build(time.Now())
+			}
+			if err != nil {
+				return err
+			}
 			store, done, err := a.dlqStore(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
 			if len(args) == 1 {
-				id, err := parseEntryID(args[0])
-				if err != nil {
-					return err
-				}
 				if dryRun {
 					e, err := store.Get(cmd.Context(), id)
 					if err != nil {
@@ -288,10 +303,6 @@ same entries at once create each job once.`,
 				}
 				res := &deadletter.RetryManyResult{Retried: []deadletter.RetryResult{*r}, Skipped: []deadletter.SkippedEntry{}}
 				return a.print(r, func(w io.Writer) error { return printRetry(w, res) })
-			}
-			filter, err := f.build(time.Now())
-			if err != nil {
-				return err
 			}
 			res, err := store.RetryMany(cmd.Context(), deadletter.RetryManyParams{Filter: filter, Force: force, DryRun: dryRun, By: by})
 			if err != nil {
@@ -359,16 +370,25 @@ func dlqResolveCmd(a *app) *cobra.Command {
 			if strings.TrimSpace(note) == "" && !dryRun {
 				return fmt.Errorf("--note is required: say why the entry is resolved")
 			}
+			var (
+				id     int64
+				filter deadletter.Filter
+				err    error
+			)
+			if len(args) == 1 {
+				id, err = parseEntryID(args[0])
+			} else {
+				filter, err = f.build(time.Now())
+			}
+			if err != nil {
+				return err
+			}
 			store, done, err := a.dlqStore(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
 			if len(args) == 1 {
-				id, err := parseEntryID(args[0])
-				if err != nil {
-					return err
-				}
 				if dryRun {
 					e, err := store.Get(cmd.Context(), id)
 					if err != nil {
@@ -389,10 +409,6 @@ func dlqResolveCmd(a *app) *cobra.Command {
 					_, err := fmt.Fprintf(w, "resolved entry %d (River job %d) by %s: %s\n", e.ID, e.RiverJobID, e.ResolvedBy, e.ResolutionNote)
 					return err
 				})
-			}
-			filter, err := f.build(time.Now())
-			if err != nil {
-				return err
 			}
 			res, err := store.ResolveMany(cmd.Context(), deadletter.ResolveManyParams{Filter: filter, Note: note, By: by, DryRun: dryRun})
 			if err != nil {

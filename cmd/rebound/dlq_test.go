@@ -95,6 +95,10 @@ func TestDLQRetryAllTwoProcesses(t *testing.T) {
 		{"purge without age", []string{"dlq", "purge"}, 1, "--older-than is required"},
 		{"bad status", []string{"dlq", "list", "--status", "open"}, 1, `invalid --status "open"`},
 		{"bad since", []string{"dlq", "list", "--since", "last week"}, 1, "invalid --since"},
+		{"bad class on list", []string{"dlq", "list", "--class", "bogus"}, 1, `invalid --class "bogus": want one of ` + allClasses},
+		{"bad class on stats", []string{"dlq", "stats", "--class", "server_error,bogus"}, 1, `invalid --class "bogus": want one of ` + allClasses},
+		{"bad class on retry", []string{"dlq", "retry", "--all", "--class", "bogus"}, 1, `invalid --class "bogus": want one of ` + allClasses},
+		{"bad class on resolve", []string{"dlq", "resolve", "--all", "--class", "bogus", "--note", "x", "--status", "retried"}, 1, `invalid --class "bogus": want one of ` + allClasses},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +110,9 @@ func TestDLQRetryAllTwoProcesses(t *testing.T) {
 	}
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job").Scan(&jobs))
 	require.Equal(t, 50, jobs, "bad input changed nothing")
+	var resolved int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM job_dead_letter_queue WHERE status = 'resolved'").Scan(&resolved))
+	require.Equal(t, 0, resolved, "bad input changed nothing")
 
 	// Displays redact; the table and JSON alike.
 	for _, args := range [][]string{{"dlq", "show", idArg}, {"dlq", "show", idArg, "--json"}, {"dlq", "list", "--json"}, {"dlq", "list"}} {
@@ -121,6 +128,9 @@ func TestDLQRetryAllTwoProcesses(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stdout, "entries: 0 unresolved, 50 retried, 0 resolved")
 }
+
+// allClasses is how messages list the failure classes.
+const allClasses = "rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, out_of_memory, breaker_open, cancelled"
 
 func jsonNumber(n int64) string {
 	b, _ := json.Marshal(n)
