@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -47,8 +48,11 @@ type HandlerOpts struct {
 //	POST /api/admin/dlq/purge          {"older_than": "30d", "dry_run": bool} -> PurgeResult
 //
 // Filter fields in bodies are "kinds", "classes", "statuses",
-// "operation_keys" (arrays) and "since", "until" (RFC 3339). Entries are
-// shown through [Redact]. Errors are {"error": "..."}: 400 for bad input,
+// "operation_keys" (arrays of strings) and "since", "until" (strings: RFC
+// 3339, or an age such as 24h or 7d meaning that long ago, as in query
+// strings and the CLI). Classes must be among retrypolicy.Classes().
+// Entries are shown through [Redact], stats through [RedactStats] (error
+// text included). Errors are {"error": "..."}: 400 for bad input,
 // 404 for an unknown entry, 409 for an entry in the wrong status (retried,
 // resolved), 500 otherwise; nothing is changed when an error is returned.
 // Authentication is the caller's: mount it behind the admin token check.
@@ -173,18 +177,56 @@ func (a *api) resolve(w http.ResponseWriter, r *http.Request) {
 	httpserver.WriteJSON(w, http.StatusOK, Redact(e))
 }
 
+// bulkBody is the body of the bulk retry and resolve: a [Filter] whose
+// since and until take the forms query strings and the CLI take.
 type bulkBody struct {
-	Filter
-	All    bool   `json:"all"`
-	Force  bool   `json:"force"`
-	DryRun bool   `json:"dry_run"`
-	By     string `json:"by"`
-	Note   string `json:"note"`
+	Kinds         []string `json:"kinds"`
+	Classes       []string `json:"classes"`
+	Statuses      []Status `json:"statuses"`
+	OperationKeys []string `json:"operation_keys"`
+	Since         string   `json:"since"`
+	Until         string   `json:"until"`
+	All           bool     `json:"all"`
+	Force         bool     `json:"force"`
+	DryRun        bool     `json:"dry_run"`
+	By            string   `json:"by"`
+	Note          string   `json:"note"`
+}
+
+// filter returns the body's filter, or a message naming the bad field.
+func (b *bulkBody) filter(now time.Time) (Filter, error) {
+	f := Filter{Kinds: b.Kinds, Classes: b.Classes, Statuses: b.Statuses, OperationKeys: b.OperationKeys}
+	var err error
+	if b.Since != "" {
+		if f.Since, err = ParseSince(b.Since, now); err != nil {
+			return Filter{}, fmt.Errorf("since: %w", err)
+		}
+	}
+	if b.Until != "" {
+		if f.Until, err = ParseSince(b.Until, now); err != nil {
+			return Filter{}, fmt.Errorf("until: %w", err)
+		}
+	}
+	return f, nil
+}
+
+// bulk decodes a bulk body and its filter; false when it answered 400.
+func bulk(w http.ResponseWriter, r *http.Request) (*bulkBody, Filter, bool) {
+	var body bulkBody
+	if !decodeBody(w, r, &body) {
+		return nil, Filter{}, false
+	}
+	f, err := body.filter(time.Now())
+	if err != nil {
+		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
+		return nil, Filter{}, false
+	}
+	return &body, f, true
 }
 
 func (a *api) retryMany(w http.ResponseWriter, r *http.Request) {
-	var body bulkBody
-	if !decodeBody(w, r, &body) {
+	body, filter, ok := bulk(w, r)
+	if !ok {
 		return
 	}
 	if !body.All {
@@ -195,7 +237,7 @@ func (a *api) retryMany(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteError(w, http.StatusBadRequest, `"note" is not a field of a retry`)
 		return
 	}
-	res, err := a.store.RetryMany(r.Context(), RetryManyParams{Filter: body.Filter, Force: body.Force, DryRun: body.DryRun, By: orActor(body.By)})
+	res, err := a.store.RetryMany(r.Context(), RetryManyParams{Filter: filter, Force: body.Force, DryRun: body.DryRun, By: orActor(body.By)})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -204,8 +246,8 @@ func (a *api) retryMany(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) resolveMany(w http.ResponseWriter, r *http.Request) {
-	var body bulkBody
-	if !decodeBody(w, r, &body) {
+	body, filter, ok := bulk(w, r)
+	if !ok {
 		return
 	}
 	if !body.All {
@@ -216,7 +258,7 @@ func (a *api) resolveMany(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteError(w, http.StatusBadRequest, `"force" is not a field of a resolve`)
 		return
 	}
-	res, err := a.store.ResolveMany(r.Context(), ResolveManyParams{Filter: body.Filter, Note: body.Note, By: orActor(body.By), DryRun: body.DryRun})
+	res, err := a.store.ResolveMany(r.Context(), ResolveManyParams{Filter: filter, Note: body.Note, By: orActor(body.By), DryRun: body.DryRun})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -287,7 +329,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		if errors.Is(err, io.EOF) {
 			return true // an empty body means defaults
 		}
-		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+bodyErrorMessage(err))
 		return false
 	}
 	if dec.More() {
@@ -295,6 +337,49 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// bodyErrorMessage says what is wrong with a body in JSON's words, not Go's.
+func bodyErrorMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Sprintf("%q must be %s, not %s", te.Field, wantJSON(te.Field, te.Type), withArticle(te.Value))
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Sprintf("larger than %d bytes", mbe.Limit)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+func wantJSON(field string, t reflect.Type) string {
+	switch {
+	case field == "since" || field == "until":
+		return "a string (RFC 3339 or an age such as 24h)"
+	case field == "older_than":
+		return "a string (an age such as 30d)"
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice:
+		return "an array of strings"
+	case reflect.Int, reflect.Int64:
+		return "an integer"
+	}
+	return "a " + t.Kind().String()
+}
+
+func withArticle(jsonType string) string {
+	switch jsonType {
+	case "array", "object":
+		return "an " + jsonType
+	case "bool":
+		return "true or false"
+	}
+	return "a " + jsonType
 }
 
 func filterFromQuery(q map[string][]string, now time.Time) (Filter, error) {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -130,6 +131,16 @@ func TestAdminAPIRedactsAndValidates(t *testing.T) {
 		{"purge without age", "POST", "/purge", `{}`, 400, "older_than: empty age"},
 		{"purge with bad age", "POST", "/purge", `{"older_than":"30 days"}`, 400, `older_than: age "30 days"`},
 		{"not json", "POST", "/" + itoa(id) + "/retry", `force`, 400, "request body"},
+		{"bad since in a bulk body", "POST", "/retry", `{"all":true,"since":"yesterday"}`, 400,
+			`since: "yesterday" is neither an RFC 3339 time nor an age such as 24h or 7d`},
+		{"bad until in a bulk body", "POST", "/resolve", `{"all":true,"until":"2026-13-01","note":"x"}`, 400,
+			`until: "2026-13-01" is neither an RFC 3339 time nor an age such as 24h or 7d`},
+		{"since as a number", "POST", "/retry", `{"all":true,"since":86400}`, 400,
+			`request body: "since" must be a string (RFC 3339 or an age such as 24h), not a number`},
+		{"kinds as a string", "POST", "/retry", `{"all":true,"kinds":"x"}`, 400,
+			`request body: "kinds" must be an array of strings, not a string`},
+		{"force as a string", "POST", "/" + itoa(id) + "/retry", `{"force":"yes"}`, 400,
+			`request body: "force" must be true or false, not a string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,4 +217,42 @@ func TestAdminAPIRedactsErrorText(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, reason, e.FailureReason)
 	require.Equal(t, attempt1, e.History[0].Error)
+}
+
+// Bulk bodies take since and until in the forms the CLI and query strings
+// take: RFC 3339 or an age.
+func TestAdminAPIBulkTimeForms(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	insertEntries(t, b.pool, 3, "kind_t", "timeout", 300) // jobs 301..303
+	_, err := b.pool.Exec(ctx, `UPDATE job_dead_letter_queue SET dead_lettered_at = now() - interval '10 days' WHERE river_job_id = 301;
+		UPDATE job_dead_letter_queue SET dead_lettered_at = now() - interval '2 days' WHERE river_job_id = 302`)
+	require.NoError(t, err)
+	var id301, id302, id303 int64
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT
+		(SELECT id FROM job_dead_letter_queue WHERE river_job_id = 301),
+		(SELECT id FROM job_dead_letter_queue WHERE river_job_id = 302),
+		(SELECT id FROM job_dead_letter_queue WHERE river_job_id = 303)`).Scan(&id301, &id302, &id303))
+	srv := apiServer(t, b, "tok")
+	weekAgo := time.Now().Add(-7 * 24 * time.Hour).UTC().Format(time.RFC3339)
+
+	tests := []struct {
+		name, body string
+		want       []int64
+	}{
+		{"age", `{"all":true,"dry_run":true,"since":"7d"}`, []int64{id302, id303}},
+		{"ages both ends", `{"all":true,"dry_run":true,"since":"1w","until":"1d"}`, []int64{id302}},
+		{"rfc 3339", `{"all":true,"dry_run":true,"since":"` + weekAgo + `"}`, []int64{id302, id303}},
+		{"until only", `{"all":true,"dry_run":true,"until":"36h"}`, []int64{id301, id302}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := call(t, srv, "POST", deadletter.APIPath+"/resolve", "Bearer tok", tt.body)
+			require.Equal(t, 200, code, body)
+			var res deadletter.ResolveManyResult
+			require.NoError(t, json.Unmarshal([]byte(body), &res))
+			require.Equal(t, tt.want, res.IDs)
+		})
+	}
 }
