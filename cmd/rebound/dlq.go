@@ -14,6 +14,7 @@ import (
 
 	"github.com/rebound-queue/rebound/deadletter"
 	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/migrations"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -81,9 +82,20 @@ func (f *dlqFilter) build(now time.Time) (deadletter.Filter, error) {
 	return out, nil
 }
 
+// dlqStore connects, checks that the database is fully migrated (else the
+// error says to run `rebound migrate up`) and returns a store and its
+// closer.
 func (a *app) dlqStore(cmd *cobra.Command) (*deadletter.Store, func(), error) {
 	pool, err := a.connect(cmd.Context())
 	if err != nil {
+		return nil, nil, err
+	}
+	m, err := migrations.New(pool, nil)
+	if err == nil {
+		err = m.Check(cmd.Context())
+	}
+	if err != nil {
+		pool.Close()
 		return nil, nil, err
 	}
 	store, err := deadletter.New(pool, nil)

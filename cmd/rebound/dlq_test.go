@@ -172,3 +172,39 @@ func TestDLQDisplaysRedactErrorText(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT failure_reason FROM job_dead_letter_queue").Scan(&stored))
 	require.Equal(t, `HTTP 400: {"api_key": "ESECRET2", "auth": "Bearer ESECRET1"}`, stored)
 }
+
+// On a database that is not (fully) migrated every dlq command says to run
+// `rebound migrate up`, in one line, exit 1.
+func TestDLQOnUnmigratedDatabase(t *testing.T) {
+	t.Parallel()
+	bin := buildRebound(t)
+	ctx := context.Background()
+	empty := dbtest.New(t)
+	_, err := empty.Pool.Exec(ctx, "DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+	require.NoError(t, err)
+	behind := dbtest.New(t)
+	_, err = behind.Pool.Exec(ctx, "DELETE FROM rebound_migration WHERE version = 5")
+	require.NoError(t, err)
+
+	commands := [][]string{
+		{"dlq", "list"}, {"dlq", "stats", "--json"}, {"dlq", "show", "1"},
+		{"dlq", "retry", "--all"}, {"dlq", "resolve", "--all", "--note", "x"}, {"dlq", "purge", "--older-than", "30d"},
+	}
+	for _, db := range []struct {
+		name, url, want string
+	}{
+		{"empty", empty.URL, "rebound: database migrations are behind: "},
+		{"one behind", behind.URL, "rebound: database migrations are behind: 1 pending (rebound 005_dead_letter_fixes); run `rebound migrate up`\n"},
+	} {
+		for _, args := range commands {
+			t.Run(db.name+" "+strings.Join(args, " "), func(t *testing.T) {
+				stdout, stderr, code := runRebound(bin, db.url, args...)
+				require.Equal(t, 1, code)
+				require.Empty(t, stdout)
+				require.True(t, strings.HasPrefix(stderr, db.want), stderr)
+				require.True(t, strings.HasSuffix(stderr, "; run `rebound migrate up`\n"), stderr)
+				require.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
+			})
+		}
+	}
+}
