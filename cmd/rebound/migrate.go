@@ -15,11 +15,10 @@ import (
 )
 
 func newMigrateCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := cli.RequireSubcommand(&cobra.Command{
 		Use:   "migrate",
 		Short: "Create or upgrade the database schema (River's tables, then rebound's)",
-		Args:  cobra.NoArgs,
-	}
+	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "up",
 		Short: "Apply every pending migration; safe to run from many pods at once",

@@ -143,6 +143,23 @@ func Table(w io.Writer, header []string, rows [][]string) error {
 	return tw.Flush()
 }
 
+// RequireSubcommand makes a command that only groups subcommands fail on
+// anything else: `rebound dlq bogus` is `unknown command "bogus" for
+// "rebound dlq"` and a bare `rebound dlq` prints its help and fails with
+// "missing command", both with exit code 1 (cobra's default is to print help
+// and exit 0, which hides a typo in a script). It returns cmd.
+func RequireSubcommand(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command %q for %q (run %q)", args[0], cmd.CommandPath(), cmd.CommandPath()+" --help")
+		}
+		_ = cmd.Help()
+		return fmt.Errorf("missing command: %s needs one of its subcommands", cmd.CommandPath())
+	}
+	return cmd
+}
+
 // Execute runs root and turns any error into one line on stderr,
 // "PROGRAM: message", and exit code 1. Cobra's own usage dump on errors is
 // silenced; --help still prints it.

@@ -55,3 +55,30 @@ func TestNewLogger(t *testing.T) {
 	_, err = cli.NewLogger(&buf, "xml", "info")
 	require.EqualError(t, err, `invalid log format "xml" (auto, json, text)`)
 }
+
+func TestRequireSubcommand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args    []string
+		wantErr string
+		ran     bool
+	}{
+		{args: []string{"sub"}, ran: true},
+		{args: []string{"bogus"}, wantErr: `unknown command "bogus" for "app" (run "app --help")`},
+		{args: []string{}, wantErr: "missing command: app needs one of its subcommands"},
+	}
+	for _, tt := range tests {
+		ran := false
+		root := cli.RequireSubcommand(&cobra.Command{Use: "app"})
+		root.AddCommand(&cobra.Command{Use: "sub", RunE: func(*cobra.Command, []string) error { ran = true; return nil }})
+		root.SetOut(&bytes.Buffer{})
+		root.SetArgs(tt.args)
+		err := root.Execute()
+		if tt.wantErr != "" {
+			require.EqualError(t, err, tt.wantErr)
+		} else {
+			require.NoError(t, err)
+		}
+		require.Equal(t, tt.ran, ran)
+	}
+}
