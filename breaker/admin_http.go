@@ -34,9 +34,11 @@ type AdminRequest struct {
 //	POST /api/admin/breakers/{key}/reset  close by hand: {"by": "...", "reason": "..."}
 //	POST /api/admin/breakers/{key}/open   hold open: {"for": "10m", "by": "...", "reason": "..."}
 //
-// Keys are path segments: escape a "/" in a key as %2F. Errors are
-// {"error": "..."} with 400 (bad input, naming it), 404 (unknown key or route)
-// or 500; bad input changes nothing.
+// Keys are path segments: escape a "/" in a key as %2F. A key that breaks
+// ValidateKey's rule (empty, blank, over MaxKeyLength bytes, control
+// characters) is refused with 400. Errors are {"error": "..."} with 400 (bad
+// input, naming it), 404 (unknown key or route) or 500; bad input changes
+// nothing.
 func NewAdminHandler(store *Store) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+AdminPrefix, func(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +53,10 @@ func NewAdminHandler(store *Store) http.Handler {
 		writeJSON(w, http.StatusOK, rows)
 	})
 	mux.HandleFunc("GET "+AdminPrefix+"/{key}", func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue("key")
+		key, ok := pathKey(w, r)
+		if !ok {
+			return
+		}
 		row, err := store.Get(r.Context(), key)
 		if writeStoreError(w, key, err) {
 			return
@@ -59,13 +64,20 @@ func NewAdminHandler(store *Store) http.Handler {
 		writeJSON(w, http.StatusOK, row)
 	})
 	mux.HandleFunc("POST "+AdminPrefix+"/{key}/reset", func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue("key")
+		key, ok := pathKey(w, r)
+		if !ok {
+			return
+		}
 		req, ok := readAdminRequest(w, r)
 		if !ok {
 			return
 		}
 		if req.For != "" {
 			writeError(w, http.StatusBadRequest, `"for" applies to open, not reset`)
+			return
+		}
+		if err := validateChange(req.By, req.Reason); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		row, err := store.Reset(r.Context(), ResetParams{Key: key, By: req.By, Reason: req.Reason})
@@ -75,7 +87,10 @@ func NewAdminHandler(store *Store) http.Handler {
 		writeJSON(w, http.StatusOK, row)
 	})
 	mux.HandleFunc("POST "+AdminPrefix+"/{key}/open", func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue("key")
+		key, ok := pathKey(w, r)
+		if !ok {
+			return
+		}
 		req, ok := readAdminRequest(w, r)
 		if !ok {
 			return
@@ -89,6 +104,10 @@ func NewAdminHandler(store *Store) http.Handler {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf(`"for" %q: want a duration in (0s, %s], e.g. "10m"`, req.For, MaxHold))
 			return
 		}
+		if err := validateChange(req.By, req.Reason); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		row, err := store.Open(r.Context(), OpenParams{Key: key, For: d, By: req.By, Reason: req.Reason})
 		if writeStoreError(w, key, err) {
 			return
@@ -99,6 +118,17 @@ func NewAdminHandler(store *Store) http.Handler {
 		writeError(w, http.StatusNotFound, "no such breaker route: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// pathKey returns the {key} path segment, or answers 400 naming what breaks
+// ValidateKey's rule.
+func pathKey(w http.ResponseWriter, r *http.Request) (string, bool) {
+	key := r.PathValue("key")
+	if err := ValidateKey(key); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return "", false
+	}
+	return key, true
 }
 
 func readAdminRequest(w http.ResponseWriter, r *http.Request) (AdminRequest, bool) {
@@ -128,6 +158,8 @@ func writeStoreError(w http.ResponseWriter, key string, err error) bool {
 		return false
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no circuit breaker state for key %q", key))
+	case errors.Is(err, ErrInvalidKey):
+		writeError(w, http.StatusBadRequest, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}

@@ -57,6 +57,13 @@ func TestAdminHTTP(t *testing.T) {
 		{"reset with for", "POST", "/api/admin/breakers/api.example.com/reset", `{"for": "10m"}`, 400, `applies to open`},
 		{"reset an unknown key", "POST", "/api/admin/breakers/nope/reset", `{}`, 404, `no circuit breaker state`},
 		{"no such route", "DELETE", "/api/admin/breakers/api.example.com", ``, 404, `no such breaker route: DELETE`},
+		{"open a blank key", "POST", "/api/admin/breakers/%20/open", `{"for": "1m"}`, 400, `"error": "invalid operation key \" \": blank (white space only)"`},
+		{"open a 100,000-byte key", "POST", "/api/admin/breakers/" + strings.Repeat("a", 100_000) + "/open", `{"for": "1m"}`, 400,
+			`"error": "invalid operation key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"… (100000 bytes): longer than 255 bytes"`},
+		{"reset a key with a newline", "POST", "/api/admin/breakers/a%0Ab/reset", `{}`, 400, `"error": "invalid operation key \"a\\nb\": control character U+000A at byte 1"`},
+		{"get a blank key", "GET", "/api/admin/breakers/%09", ``, 400, `"error": "invalid operation key \"\\t\": blank (white space only)"`},
+		{"open by someone with a control character", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "1m", "by": "a\u001bb"}`, 400, `"error": "by \"a\\x1bb\": control character U+001B at byte 1"`},
+		{"reset with a NUL in the reason", "POST", "/api/admin/breakers/api.example.com/reset", `{"reason": "a\u0000"}`, 400, `"error": "reason: contains a NUL byte (at byte 1)"`},
 	}
 	for _, tt := range tests {
 		code, body := do(tt.method, tt.path, tt.body)
@@ -67,6 +74,9 @@ func TestAdminHTTP(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, StateClosed, row.State, "refused requests changed nothing")
 	require.Equal(t, int64(1), row.Generation)
+	rows, err := store.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, rows, 1, "no row for a refused key")
 
 	code, body := do("POST", "/api/admin/breakers/api.example.com/open", `{"for": "10m", "by": "alice", "reason": "maintenance"}`)
 	require.Equal(t, 200, code, body)
