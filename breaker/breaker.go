@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -468,10 +470,17 @@ func (p Permit) Done(ctx context.Context, err error) {
 
 func (v *keyView) hasPendingFailures() bool { return v.failing.Load() }
 
+// errorText is err's message as PostgreSQL text can hold it: NUL bytes and
+// invalid UTF-8 become U+FFFD, and it is cut to at most maxErrorText bytes
+// at a rune boundary.
 func errorText(err error) string {
-	s := err.Error()
+	s := strings.ReplaceAll(strings.ToValidUTF8(err.Error(), "\uFFFD"), "\x00", "\uFFFD")
 	if len(s) > maxErrorText {
-		s = s[:maxErrorText]
+		cut := maxErrorText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
 	}
 	return s
 }

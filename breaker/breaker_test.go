@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -515,4 +517,34 @@ func TestMetricKeysAreCapped(t *testing.T) {
 	}
 	require.Equal(t, 5.0, testutil.ToFloat64(m.shortCircuits.WithLabelValues(OtherKey)))
 	require.Equal(t, MaxMetricKeys+1, testutil.CollectAndCount(m.shortCircuits))
+}
+
+// A failure's error text is stored as last_error even when PostgreSQL could
+// not store it as is (a NUL byte, invalid UTF-8, a rune cut by the length
+// cap): the failure still counts and trips the breaker.
+func TestFailureWithUnstorableErrorTextStillTrips(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		err       error
+		wantError string
+	}{
+		{"NUL byte", errors.New("bad\x00body"), "bad\uFFFDbody"},
+		{"invalid UTF-8", errors.New("bad \xff\xfe body"), "bad \uFFFD body"},
+		{"rune cut by the cap", errors.New(strings.Repeat("a", maxErrorText-1) + "é"), strings.Repeat("a", maxErrorText-1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			tb := setup(t, Config{Settings: Settings{FailureThreshold: 1}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			ctx := context.Background()
+			require.Equal(t, tt.err, tb.b.Execute(ctx, "k", func(context.Context) error { return tt.err }))
+			require.Empty(t, logs.String())
+			row, err := tb.store.Get(ctx, "k")
+			require.NoError(t, err)
+			require.Equal(t, StateOpen, row.State)
+			require.Equal(t, tt.wantError, row.LastError)
+		})
+	}
 }
