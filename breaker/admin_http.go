@@ -1,12 +1,12 @@
 package breaker
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -16,7 +16,9 @@ const AdminPrefix = "/api/admin/breakers"
 // maxAdminBody caps an admin request body (bytes).
 const maxAdminBody = 64 << 10
 
-// AdminRequest is the JSON body of POST .../reset and .../open.
+// AdminRequest is the JSON body of POST .../reset and .../open: one JSON
+// object, nothing after it; unknown fields are refused. An empty body is
+// the zero AdminRequest.
 type AdminRequest struct {
 	// For is how long to hold the breaker open ("10m"); open only.
 	For string `json:"for,omitempty"`
@@ -138,11 +140,15 @@ func readAdminRequest(w http.ResponseWriter, r *http.Request) (AdminRequest, boo
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return req, false
 	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			writeError(w, http.StatusBadRequest, "body: want JSON {\"for\", \"by\", \"reason\"}: "+err.Error())
+			return req, false
+		}
+		if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
+			writeError(w, http.StatusBadRequest, "body: unexpected data after the JSON object: "+quoteKey(string(rest)))
 			return req, false
 		}
 	}

@@ -63,6 +63,12 @@ func TestAdminHTTP(t *testing.T) {
 		{"reset a key with a newline", "POST", "/api/admin/breakers/a%0Ab/reset", `{}`, 400, `"error": "invalid operation key \"a\\nb\": control character U+000A at byte 1"`},
 		{"get a blank key", "GET", "/api/admin/breakers/%09", ``, 400, `"error": "invalid operation key \"\\t\": blank (white space only)"`},
 		{"open by someone with a control character", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "1m", "by": "a\u001bb"}`, 400, `"error": "by \"a\\x1bb\": control character U+001B at byte 1"`},
+		{"garbage after the body", "POST", "/api/admin/breakers/api.example.com/open", `{"for":"1m"} garbage`, 400, `"error": "body: unexpected data after the JSON object: \"garbage\""`},
+		{"a second object", "POST", "/api/admin/breakers/api.example.com/open", `{"for":"1m"}{"for":"2m"}`, 400, `"error": "body: unexpected data after the JSON object: \"{\\\"for\\\":\\\"2m\\\"}\""`},
+		{"a stray brace", "POST", "/api/admin/breakers/api.example.com/open", "{\"for\":\"1m\"}\n}", 400, `"error": "body: unexpected data after the JSON object: \"}\""`},
+		{"garbage after a reset body", "POST", "/api/admin/breakers/api.example.com/reset", `{} x`, 400, `"error": "body: unexpected data after the JSON object: \"x\""`},
+		{"unknown field in reset", "POST", "/api/admin/breakers/api.example.com/reset", `{"by": "a", "note": "x"}`, 400, `unknown field \"note\"`},
+		{"an array", "POST", "/api/admin/breakers/api.example.com/open", `[{"for":"1m"}]`, 400, `body: want JSON {\"for\", \"by\", \"reason\"}`},
 		{"reset with a NUL in the reason", "POST", "/api/admin/breakers/api.example.com/reset", `{"reason": "a\u0000"}`, 400, `"error": "reason: contains a NUL byte (at byte 1)"`},
 	}
 	for _, tt := range tests {
