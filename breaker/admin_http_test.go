@@ -93,12 +93,27 @@ func TestAdminHTTP(t *testing.T) {
 	require.Equal(t, 10*time.Minute, got.NextProbeAt.Sub(*got.OpenedAt))
 	require.Contains(t, body, `"state": "open"`)
 
+	require.Contains(t, body, `"probe_due": false`)
+
 	code, body = do("GET", "/api/admin/breakers", "")
 	require.Equal(t, 200, code)
 	var list []Row
 	require.NoError(t, json.Unmarshal([]byte(body), &list))
 	require.Len(t, list, 1)
 	require.Equal(t, StateOpen, list[0].State)
+	require.False(t, list[0].ProbeDue)
+
+	// The hold expires: still open until a call comes, but due for a probe.
+	_, err = db.Pool.Exec(ctx, `UPDATE circuit_breaker_state SET next_probe_at = now() - interval '1 second'`)
+	require.NoError(t, err)
+	code, body = do("GET", "/api/admin/breakers/api.example.com", "")
+	require.Equal(t, 200, code)
+	require.Contains(t, body, `"state": "open"`)
+	require.Contains(t, body, `"probe_due": true`)
+	code, body = do("GET", "/api/admin/breakers", "")
+	require.Equal(t, 200, code)
+	require.NoError(t, json.Unmarshal([]byte(body), &list))
+	require.True(t, list[0].ProbeDue)
 
 	code, body = do("POST", "/api/admin/breakers/api.example.com/reset", ``)
 	require.Equal(t, 200, code, body)

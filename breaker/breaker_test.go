@@ -2,6 +2,7 @@ package breaker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -547,4 +548,47 @@ func TestFailureWithUnstorableErrorTextStillTrips(t *testing.T) {
 			require.Equal(t, tt.wantError, row.LastError)
 		})
 	}
+}
+
+// An open row whose next_probe_at has passed (database clock) is read with
+// ProbeDue set; its state stays open until a call takes the probe slot.
+func TestRowProbeDue(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	s := NewStore(db.Pool)
+	require.NoError(t, s.ensureRow(ctx, "closed"))
+	_, err := s.Open(ctx, OpenParams{Key: "held", For: time.Hour, By: "test"})
+	require.NoError(t, err)
+	openRowProbeDue(t, db, "due")
+
+	rows, err := s.List(ctx)
+	require.NoError(t, err)
+	got := map[string][2]any{}
+	for _, r := range rows {
+		got[r.Key] = [2]any{r.State, r.ProbeDue}
+	}
+	require.Equal(t, map[string][2]any{
+		"closed": {StateClosed, false},
+		"due":    {StateOpen, true},
+		"held":   {StateOpen, false},
+	}, got)
+	row, err := s.Get(ctx, "due")
+	require.NoError(t, err)
+	require.True(t, row.ProbeDue)
+	raw, err := json.Marshal(row)
+	require.NoError(t, err)
+	require.Contains(t, string(raw), `"next_probe_at":"`)
+	require.Contains(t, string(raw), `"probe_due":true`)
+
+	// The probe takes the slot: half_open, no longer "due".
+	tb := setupOn(t, db, Config{})
+	p, err := tb.b.Allow(ctx, "due")
+	require.NoError(t, err)
+	require.True(t, p.Probe())
+	row, err = s.Get(ctx, "due")
+	require.NoError(t, err)
+	require.Equal(t, StateHalfOpen, row.State)
+	require.False(t, row.ProbeDue)
+	p.Done(ctx, nil)
 }

@@ -20,6 +20,12 @@
 // probe_timeout (its pod died) frees its slot. `rebound breaker open KEY
 // --for 10m` moves any state to OPEN until now() + 10m.
 //
+// OPEN becomes HALF_OPEN only when a call comes after next_probe_at: a key
+// nobody calls stays OPEN in its row. Rows read after next_probe_at has
+// passed (database clock) carry Row.ProbeDue ("probe_due": true in JSON,
+// "open (probe due)" in `rebound breaker list`): the breaker no longer holds
+// calls off.
+//
 // # Operation keys
 //
 // A key is 1 to MaxKeyLength (255) bytes of UTF-8, not blank, without control

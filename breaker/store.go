@@ -43,6 +43,12 @@ type Row struct {
 	OpenedAt *time.Time `json:"opened_at"`
 	// NextProbeAt is when an open breaker may admit its first probe.
 	NextProbeAt *time.Time `json:"next_probe_at"`
+	// ProbeDue reports that the breaker is open and NextProbeAt had passed,
+	// by the database clock, when the row was read: the next call for the
+	// key is admitted as a probe (and moves the row to half_open). The row
+	// stays open until such a call comes; ProbeDue tells a display that it
+	// is no longer holding calls off. It is not a column.
+	ProbeDue bool `json:"probe_due"`
 	// LastError is the error text of the last failure ("" for none).
 	LastError string `json:"last_error"`
 	// LastFailureAt and LastSuccessAt are when a failure / success was
@@ -59,6 +65,11 @@ type Row struct {
 	// CreatedAt and UpdatedAt are the row's timestamps (database clock).
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// setProbeDue sets ProbeDue from the database clock at the read.
+func (r *Row) setProbeDue(dbNow time.Time) {
+	r.ProbeDue = r.State == StateOpen && r.NextProbeAt != nil && !r.NextProbeAt.After(dbNow)
 }
 
 // columns is the select list every statement returns, in scanRow's order.
@@ -87,6 +98,7 @@ func scanRow(r pgx.Row) (*Row, time.Time, error) {
 	if row.Probes == nil {
 		row.Probes = map[string]time.Time{}
 	}
+	row.setProbeDue(now)
 	return &row, now, nil
 }
 
@@ -295,6 +307,7 @@ func (s *Store) cas(ctx context.Context, update string, args ...any) (casResult,
 	if row.Probes == nil {
 		row.Probes = map[string]time.Time{}
 	}
+	row.setProbeDue(res.dbNow)
 	res.row = &row
 	return res, nil
 }

@@ -29,7 +29,12 @@ Pods notice a change within a second.`,
 		Short: "List every breaker: key, state, failures, opened at, next probe at, last error",
 		Long: `List every breaker: key, state, failures, opened at, next probe at, last error.
 The table shortens keys longer than 48 characters and errors longer than 60
-(ending them with "…"); --json and ` + "`rebound breaker show KEY`" + ` give full values.`,
+(ending them with "…"); --json and ` + "`rebound breaker show KEY`" + ` give full values.
+
+An open breaker whose NEXT PROBE AT has passed (database clock) shows as
+"open (probe due)" ("probe_due": true in JSON): it no longer holds calls off,
+and the next job for the key runs as its probe. It stays open in the table
+until that job comes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pool, err := a.connect(cmd.Context())
@@ -51,7 +56,7 @@ The table shortens keys longer than 48 characters and errors longer than 60
 				}
 				table := make([][]string, 0, len(rows))
 				for _, r := range rows {
-					table = append(table, []string{shorten(r.Key, keyCellWidth), r.State.String(), fmt.Sprint(r.FailureCount),
+					table = append(table, []string{shorten(r.Key, keyCellWidth), stateText(r), fmt.Sprint(r.FailureCount),
 						timeOrDash(r.OpenedAt), timeOrDash(r.NextProbeAt), shorten(r.LastError, errorCellWidth)})
 				}
 				return cli.Table(w, []string{"KEY", "STATE", "FAILURES", "OPENED AT", "NEXT PROBE AT", "LAST ERROR"}, table)
@@ -193,6 +198,15 @@ func shorten(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
+// stateText is the state as the table and show print it: "open (probe due)"
+// for an open breaker whose probe time has passed.
+func stateText(r *breaker.Row) string {
+	if r.ProbeDue {
+		return r.State.String() + " (probe due)"
+	}
+	return r.State.String()
+}
+
 func printRow(w io.Writer, r *breaker.Row) error {
 	probes := make([]string, 0, len(r.Probes))
 	for tok, at := range r.Probes {
@@ -200,7 +214,7 @@ func printRow(w io.Writer, r *breaker.Row) error {
 	}
 	fields := [][]string{
 		{"key", r.Key},
-		{"state", r.State.String()},
+		{"state", stateText(r)},
 		{"generation", fmt.Sprint(r.Generation)},
 		{"failures", fmt.Sprint(r.FailureCount)},
 		{"probe successes", fmt.Sprint(r.SuccessCount)},

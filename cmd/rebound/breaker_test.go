@@ -113,3 +113,40 @@ func TestBreakerListShortensLongValues(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "key:             "+key+"\n")
 }
+
+// An expired hold shows as "open (probe due)" until a job takes the probe.
+func TestBreakerListShowsProbeDue(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	_, errOut, code := runRebound(bin, db.URL, "breaker", "open", "api.example.com", "--for", "1m")
+	require.Equal(t, 0, code, errOut)
+	_, _, code = runRebound(bin, db.URL, "breaker", "open", "held.example.com", "--for", "1h")
+	require.Equal(t, 0, code)
+	_, err := db.Pool.Exec(ctx, `UPDATE circuit_breaker_state SET next_probe_at = now() - interval '1 second' WHERE breaker_key = 'api.example.com'`)
+	require.NoError(t, err)
+
+	out, _, code := runRebound(bin, db.URL, "breaker", "list")
+	require.Equal(t, 0, code)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 3)
+	require.True(t, strings.HasPrefix(lines[0], "KEY               STATE             FAILURES  OPENED AT"), lines[0])
+	require.True(t, strings.HasPrefix(lines[1], "api.example.com   open (probe due)  0         "), lines[1])
+	require.True(t, strings.HasPrefix(lines[2], "held.example.com  open              0         "), lines[2])
+
+	out, _, code = runRebound(bin, db.URL, "breaker", "list", "--json")
+	require.Equal(t, 0, code)
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	require.Len(t, rows, 2)
+	require.Equal(t, []any{"open", true}, []any{rows[0]["state"], rows[0]["probe_due"]})
+	require.Equal(t, []any{"open", false}, []any{rows[1]["state"], rows[1]["probe_due"]})
+
+	out, _, code = runRebound(bin, db.URL, "breaker", "show", "api.example.com")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "state:           open (probe due)\n")
+	out, _, code = runRebound(bin, db.URL, "breaker", "show", "api.example.com", "--json")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, `"probe_due": true`)
+}
