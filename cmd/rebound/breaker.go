@@ -16,14 +16,14 @@ import (
 )
 
 func newBreakerCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := cli.RequireSubcommand(&cobra.Command{
 		Use:   "breaker",
 		Short: "Inspect and operate the circuit breakers shared by every pod",
 		Long: `Each operation key (a downstream: an http_request job's host, or a job kind)
 has one circuit breaker, stored in circuit_breaker_state and shared by every pod.
-Pods notice a change within a second.`,
-		Args: cobra.NoArgs,
-	}
+Pods notice a change within a second. A key is 1 to 255 bytes, not blank,
+without control characters.`,
+	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List every breaker: key, state, failures, opened at, next probe at, last error",

@@ -37,6 +37,7 @@ func TestBreakerCommands(t *testing.T) {
 			"rebound: invalid operation key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"… (100000 bytes): longer than 255 bytes\n"},
 		{"reset an empty key", []string{"breaker", "reset", ""}, "rebound: invalid operation key \"\": empty\n"},
 		{"show a key with a tab", []string{"breaker", "show", "a\tb"}, "rebound: invalid operation key \"a\\tb\": control character U+0009 at byte 1\n"},
+		{"a subcommand typo", []string{"breaker", "bogus"}, "rebound: unknown command \"bogus\" for \"rebound breaker\" (run \"rebound breaker --help\")\n"},
 		{"open by someone with a newline", []string{"breaker", "open", "k", "--for", "1m", "--by", "a\nb"}, "rebound: breaker open: by \"a\\nb\": control character U+000A at byte 1\n"},
 	}
 	for _, tt := range bad {
@@ -49,11 +50,16 @@ func TestBreakerCommands(t *testing.T) {
 			require.Contains(t, errOut, tt.wantErr, tt.name)
 		}
 	}
-	out, _, code := runRebound(bin, db.URL, "breaker", "list", "--json")
+	out, errOut, code := runRebound(bin, db.URL, "breaker")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "Usage:\n  rebound breaker [flags]\n  rebound breaker [command]\n", "help on stdout")
+	require.Equal(t, "rebound: missing command: rebound breaker needs one of its subcommands\n", errOut)
+
+	out, _, code = runRebound(bin, db.URL, "breaker", "list", "--json")
 	require.Equal(t, 0, code)
 	require.JSONEq(t, "[]", out, "refused commands changed nothing")
 
-	out, errOut, code := runRebound(bin, db.URL, "breaker", "open", "api.example.com", "--for", "10m", "--by", "alice", "--reason", "maintenance", "--json")
+	out, errOut, code = runRebound(bin, db.URL, "breaker", "open", "api.example.com", "--for", "10m", "--by", "alice", "--reason", "maintenance", "--json")
 	require.Equal(t, 0, code, errOut)
 	var row breaker.Row
 	require.NoError(t, json.Unmarshal([]byte(out), &row))
