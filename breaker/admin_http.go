@@ -37,7 +37,7 @@ type AdminRequest struct {
 //	POST /api/admin/breakers/{key}/open   hold open: {"for": "10m", "by": "...", "reason": "..."}
 //
 // Keys are path segments: escape a "/" in a key as %2F. A key that breaks
-// ValidateKey's rule (empty, blank, over MaxKeyLength bytes, control
+// ValidateKey's rule (empty, blank, over MaxKeyLength characters, control
 // characters) is refused with 400. Errors are {"error": "..."} with 400 (bad
 // input, naming it), 404 (unknown key or route) or 500; bad input changes
 // nothing.

@@ -198,7 +198,7 @@ func TestFileConfigErrors(t *testing.T) {
 		{"blank key", "breaker:\n  keys:\n    \" \": {failure_threshold: 3}\n",
 			`breaker.keys: invalid operation key " ": blank (white space only)`},
 		{"key too long", "breaker:\n  keys:\n    " + strings.Repeat("k", 256) + ": {failure_threshold: 3}\n",
-			`breaker.keys: invalid operation key "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"… (256 bytes): longer than 255 bytes`},
+			`breaker.keys: invalid operation key "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"… (256 characters): longer than 255 characters`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

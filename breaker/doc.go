@@ -28,15 +28,15 @@
 //
 // # Operation keys
 //
-// A key is 1 to MaxKeyLength (255) bytes of UTF-8, not blank, without control
-// characters: ValidateKey is the one rule. Allow and Execute refuse an
+// A key is 1 to MaxKeyLength (255) characters of UTF-8, not blank, without
+// control characters: ValidateKey is the one rule. Allow and Execute refuse an
 // invalid key with an error matching ErrInvalidKey (the call does not run;
 // nothing is written or logged), the Store's operations and the admin API
 // refuse it (400), the River gate hands the job to GateConfig.OnInvalidKey
 // (default: cancelled into the dead-letter queue), and a CHECK constraint on
 // circuit_breaker_state keeps SQL written by hand within the same bounds.
 // Callers with longer natural keys (URLs, say) should shorten them first,
-// e.g. a prefix and a hash of the whole.
+// as rebound's jobs package does: a prefix, "…" and a hash of the whole.
 //
 // # Shared state, one statement per transition
 //

@@ -9,10 +9,13 @@ import (
 	"unicode/utf8"
 )
 
-// MaxKeyLength is the longest operation key, in bytes (UTF-8). PostgreSQL
-// refuses a primary-key entry above about 2,700 bytes, and a key is an
-// identifier operators read in tables and type on command lines: 255 bytes
-// is plenty for a host name or a host:port.
+// MaxKeyLength is the longest operation key, in characters (Unicode code
+// points; so at most 1020 bytes of UTF-8, far below what a PostgreSQL index
+// entry may hold). A key is an identifier operators read in tables and type
+// on command lines: 255 characters is plenty for a host name or a
+// host:port. It is counted in characters, like the jobs package's
+// normalisation of longer keys (200 characters), so every normalised key
+// passes.
 const MaxKeyLength = 255
 
 // ErrInvalidKey is matched (errors.Is) by every error ValidateKey returns,
@@ -23,14 +26,14 @@ var ErrInvalidKey = errors.New("invalid operation key")
 // keyQuoteBytes is how much of an invalid key an error message quotes.
 const keyQuoteBytes = 40
 
-// ValidateKey reports whether key can be an operation key: not empty, at
-// most MaxKeyLength bytes, valid UTF-8, not blank (white space only, as
+// ValidateKey reports whether key can be an operation key: not empty, valid
+// UTF-8, at most MaxKeyLength characters, not blank (white space only, as
 // strings.TrimSpace sees it) and without control characters (Unicode
 // category Cc: U+0000-U+001F, U+007F-U+009F). It returns nil, or an error
 // matching ErrInvalidKey that quotes the start of the key and names the
 // problem, e.g.
 //
-//	invalid operation key "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"… (6000 bytes): longer than 255 bytes
+//	invalid operation key "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"… (6000 characters): longer than 255 characters
 //
 // The same rule is a CHECK constraint on circuit_breaker_state.breaker_key
 // (migration 010).
@@ -38,11 +41,15 @@ func ValidateKey(key string) error {
 	switch {
 	case key == "":
 		return fmt.Errorf("%w \"\": empty", ErrInvalidKey)
-	case len(key) > MaxKeyLength:
-		return fmt.Errorf("%w %s (%d bytes): longer than %d bytes", ErrInvalidKey, quoteKey(key), len(key), MaxKeyLength)
 	case !utf8.ValidString(key):
 		return fmt.Errorf("%w %s: not valid UTF-8", ErrInvalidKey, quoteKey(key))
-	case strings.TrimSpace(key) == "":
+	}
+	if len(key) > MaxKeyLength {
+		if n := utf8.RuneCountInString(key); n > MaxKeyLength {
+			return fmt.Errorf("%w %s (%d characters): longer than %d characters", ErrInvalidKey, quoteKey(key), n, MaxKeyLength)
+		}
+	}
+	if strings.TrimSpace(key) == "" {
 		return fmt.Errorf("%w %s: blank (white space only)", ErrInvalidKey, quoteKey(key))
 	}
 	for i, r := range key {

@@ -29,14 +29,14 @@ func TestValidateKey(t *testing.T) {
 		{"host and port", "api.example.com:8443", ""},
 		{"inner spaces", "billing api", ""},
 		{"non-ASCII", "zahlungen.bücher.de", ""},
-		{"exactly 255 bytes", strings.Repeat("a", 255), ""},
-		{"255 bytes of 3-byte runes", strings.Repeat("€", 85), ""},
+		{"255 characters", strings.Repeat("a", 255), ""},
+		{"255 characters of 3 bytes each", strings.Repeat("€", 255), ""},
 		{"empty", "", `invalid operation key "": empty`},
 		{"blank", "   ", `invalid operation key "   ": blank (white space only)`},
 		{"no-break spaces only", "\u00a0\u00a0", `invalid operation key "\u00a0\u00a0": blank (white space only)`},
-		{"256 bytes", strings.Repeat("a", 256), `invalid operation key "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"… (256 bytes): longer than 255 bytes`},
-		{"6000 bytes", strings.Repeat("x", 6000), `invalid operation key "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"… (6000 bytes): longer than 255 bytes`},
-		{"long multi-byte key quoted at a rune boundary", strings.Repeat("€", 86), `invalid operation key "€€€€€€€€€€€€€"… (258 bytes): longer than 255 bytes`},
+		{"256 characters", strings.Repeat("a", 256), `invalid operation key "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"… (256 characters): longer than 255 characters`},
+		{"6000 characters", strings.Repeat("x", 6000), `invalid operation key "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"… (6000 characters): longer than 255 characters`},
+		{"256 characters of 3 bytes each, quoted at a rune boundary", strings.Repeat("€", 256), `invalid operation key "€€€€€€€€€€€€€"… (256 characters): longer than 255 characters`},
 		{"invalid UTF-8", "api\xff", `invalid operation key "api\xff": not valid UTF-8`},
 		{"newline", "api\nexample", `invalid operation key "api\nexample": control character U+000A at byte 3`},
 		{"NUL", "\x00api", `invalid operation key "\x00api": control character U+0000 at byte 0`},
@@ -91,7 +91,7 @@ func TestExecuteRefusesInvalidKey(t *testing.T) {
 		key     string
 		wantErr string
 	}{
-		{"6000 bytes", strings.Repeat("k", 6000), `breaker: invalid operation key "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"… (6000 bytes): longer than 255 bytes`},
+		{"6000 characters", strings.Repeat("k", 6000), `breaker: invalid operation key "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"… (6000 characters): longer than 255 characters`},
 		{"blank", " ", `breaker: invalid operation key " ": blank (white space only)`},
 		{"empty", "", `breaker: invalid operation key "": empty`},
 		{"control character", "a\tb", `breaker: invalid operation key "a\tb": control character U+0009 at byte 1`},
@@ -116,8 +116,9 @@ func TestExecuteRefusesInvalidKey(t *testing.T) {
 	require.Empty(t, logs.String(), "no warning per call")
 	require.Equal(t, int64(0), tb.calls.Load(), "no query for an invalid key")
 
-	// A key of exactly MaxKeyLength bytes is protected as any other.
-	long := strings.Repeat("k", MaxKeyLength)
+	// A key of MaxKeyLength characters (765 bytes here) is protected as any
+	// other.
+	long := strings.Repeat("€", MaxKeyLength)
 	require.ErrorIs(t, tb.b.Execute(ctx, long, fail), errDown)
 	require.ErrorIs(t, tb.b.Execute(ctx, long, succeed), ErrOpenState)
 	row, err := tb.store.Get(ctx, long)
@@ -141,10 +142,10 @@ func TestStoreRefusesInvalidKey(t *testing.T) {
 			_, err := s.Open(ctx, OpenParams{Key: " ", For: time.Minute, By: "alice"})
 			return err
 		}, `breaker open: invalid operation key " ": blank (white space only)`},
-		{"open a 100,000-byte key", func() error {
+		{"open a 100,000-character key", func() error {
 			_, err := s.Open(ctx, OpenParams{Key: long, For: time.Minute, By: "alice"})
 			return err
-		}, `breaker open: invalid operation key "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"… (100000 bytes): longer than 255 bytes`},
+		}, `breaker open: invalid operation key "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"… (100000 characters): longer than 255 characters`},
 		{"reset an empty key", func() error {
 			_, err := s.Reset(ctx, ResetParams{Key: "", By: "alice"})
 			return err
@@ -189,7 +190,7 @@ func TestMigrationEnforcesKeyRule(t *testing.T) {
 	}
 	require.NotEmpty(t, sql, "migration 010")
 
-	bad := []string{"", "  ", strings.Repeat("a", 256), "a\nb", "a\u0085b", "\u0001"}
+	bad := []string{"", "  ", strings.Repeat("a", 256), strings.Repeat("é", 256), "a\nb", "a\u0085b", "\u0001"}
 	for _, k := range bad {
 		_, err := db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key) VALUES ($1)`, k)
 		var pgErr *pgconn.PgError
@@ -201,7 +202,7 @@ func TestMigrationEnforcesKeyRule(t *testing.T) {
 	// A database that had such rows before 010: they are removed.
 	_, err := db.Pool.Exec(ctx, `ALTER TABLE circuit_breaker_state DROP CONSTRAINT circuit_breaker_state_breaker_key_check`)
 	require.NoError(t, err)
-	for _, k := range append(bad, "api.example.com", strings.Repeat("b", 255)) {
+	for _, k := range append(bad, "api.example.com", strings.Repeat("b", 255), strings.Repeat("é", 255)) {
 		_, err := db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key) VALUES ($1)`, k)
 		require.NoError(t, err, "%q", k)
 	}
@@ -213,7 +214,7 @@ func TestMigrationEnforcesKeyRule(t *testing.T) {
 	for _, r := range rows {
 		keys = append(keys, r.Key)
 	}
-	require.Equal(t, []string{"api.example.com", strings.Repeat("b", 255)}, keys)
+	require.Equal(t, []string{"api.example.com", strings.Repeat("b", 255), strings.Repeat("é", 255)}, keys)
 	_, err = db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key) VALUES (' ')`)
 	require.ErrorContains(t, err, "circuit_breaker_state_breaker_key_check")
 }
@@ -237,7 +238,7 @@ func TestGateInvalidKeyCancelsTheJob(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	_, attempt, _, errs := jobRow(t, tb, res.Job.ID)
 	require.Equal(t, 1, attempt)
-	require.Equal(t, []string{`JobCancelError: breaker: invalid operation key "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"… (6000 bytes): longer than 255 bytes`}, errs)
+	require.Equal(t, []string{`JobCancelError: breaker: invalid operation key "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"… (6000 characters): longer than 255 characters`}, errs)
 	select {
 	case <-w.ran:
 		t.Fatal("the job ran")

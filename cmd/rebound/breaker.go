@@ -21,7 +21,7 @@ func newBreakerCmd(a *app) *cobra.Command {
 		Short: "Inspect and operate the circuit breakers shared by every pod",
 		Long: `Each operation key (a downstream: an http_request job's host, or a job kind)
 has one circuit breaker, stored in circuit_breaker_state and shared by every pod.
-Pods notice a change within a second. A key is 1 to 255 bytes, not blank,
+Pods notice a change within a second. A key is 1 to 255 characters, not blank,
 without control characters.`,
 	})
 	cmd.AddCommand(&cobra.Command{

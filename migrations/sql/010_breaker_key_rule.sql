@@ -1,5 +1,5 @@
 -- rebound 010: an operation key (circuit_breaker_state.breaker_key) follows
--- breaker.ValidateKey's rule: 1 to 255 bytes, not blank, no control
+-- breaker.ValidateKey's rule: 1 to 255 characters, not blank, no control
 -- characters (Unicode Cc: U+0001-U+001F, U+007F-U+009F; PostgreSQL text holds
 -- no NUL and only valid UTF-8). The Go rule is the stricter one (it also
 -- refuses keys made only of non-ASCII white space); this constraint keeps SQL
@@ -13,18 +13,18 @@ DECLARE
     n bigint;
 BEGIN
     DELETE FROM circuit_breaker_state
-     WHERE NOT (octet_length(breaker_key) <= 255
+     WHERE NOT (char_length(breaker_key) <= 255
                 AND btrim(breaker_key) <> ''
                 AND breaker_key !~ '[\u0001-\u001f\u007f-\u009f]');
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
-        RAISE NOTICE 'rebound 010: removed % circuit_breaker_state row(s) whose key is empty, blank, longer than 255 bytes or holds a control character', n;
+        RAISE NOTICE 'rebound 010: removed % circuit_breaker_state row(s) whose key is empty, blank, longer than 255 characters or holds a control character', n;
     END IF;
 END
 $$;
 
 ALTER TABLE circuit_breaker_state
     ADD CONSTRAINT circuit_breaker_state_breaker_key_check
-    CHECK (octet_length(breaker_key) <= 255
+    CHECK (char_length(breaker_key) <= 255
            AND btrim(breaker_key) <> ''
            AND breaker_key !~ '[\u0001-\u001f\u007f-\u009f]');
