@@ -294,7 +294,14 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), unwrapURLError(err))
+		err = unwrapURLError(err)
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			// net/http reports a context cancelled with a cause (River's
+			// stop) by that cause alone; keep context.Canceled (or
+			// DeadlineExceeded) in the chain so a shutdown is seen as one.
+			return fmt.Errorf("%s %s: %w (%w)", method, redactURL(a.URL), err, ctxErr)
+		}
+		return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
 	}
 	latency := time.Since(start)
 	defer resp.Body.Close()

@@ -224,6 +224,15 @@ func TestHTTPRequestWorkerTransportErrors(t *testing.T) {
 	cancel()
 	err = w.Work(ctx, job(jobs.HTTPRequestArgs{URL: slow.URL}))
 	require.True(t, errors.Is(err, context.Canceled), "shutdown keeps context.Canceled: %v", err)
+
+	// River stops a client by cancelling job contexts with its own cause,
+	// which net/http returns instead of context.Canceled.
+	stop := errors.New("stop initiated")
+	cctx, ccancel := context.WithCancelCause(context.Background())
+	go func() { time.Sleep(50 * time.Millisecond); ccancel(stop) }()
+	err = w.Work(cctx, job(jobs.HTTPRequestArgs{URL: slow.URL}))
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorIs(t, err, stop)
 }
 
 func TestHTTPRequestTimeout(t *testing.T) {

@@ -150,12 +150,14 @@ func TestGracefulShutdown(t *testing.T) {
 				state   string
 				attempt int
 				errs    int
+				history string
 			)
 			require.NoError(t, db.Pool.QueryRow(context.Background(),
-				"SELECT state::text, attempt, coalesce(array_length(errors, 1), 0) FROM river_job").Scan(&state, &attempt, &errs))
+				"SELECT state::text, attempt, coalesce(array_length(errors, 1), 0), coalesce(metadata->'output'->>'attempts', '[]') FROM river_job").Scan(&state, &attempt, &errs, &history))
 			require.Equal(t, tt.wantState, state)
 			require.Equal(t, tt.wantAttempt, attempt)
 			require.Equal(t, 0, errs, "an interrupted attempt is not an error")
+			require.Equal(t, "[]", history, "an interrupted attempt is not in the history")
 		})
 	}
 }
