@@ -310,7 +310,10 @@ func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
 		if errors.Is(err, bufio.ErrTooLong) {
 			return nil, fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", displayName(path), number+1, maxLineBytes>>20)
 		}
-		return nil, fmt.Errorf("read %s: %w", displayName(path), err)
+		if path == "-" {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		return nil, fmt.Errorf("--file: %w", err) // the error names the file
 	}
 	if firstErr != nil {
 		if bad > 1 {
