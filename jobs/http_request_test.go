@@ -41,6 +41,9 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 		{name: "bad header name", raw: `{"url": "http://h", "headers": {"X A": "1"}}`, wantErr: `invalid args: headers: "X A" is not a valid header name`},
 		{name: "negative timeout", raw: `{"url": "http://h", "timeout_seconds": -1}`, wantErr: "invalid args: timeout_seconds must be between 0 (default 30) and 3600, got -1"},
 		{name: "unknown field", raw: `{"url": "http://h", "retries": 3}`, wantErr: `invalid args: unknown field "retries"`},
+		{name: "duplicate url", raw: `{"url": "http://a/", "url": "http://evil/"}`, wantErr: `invalid args: key "url" appears twice in the args`},
+		{name: "duplicate nested key", raw: `{"url": "http://a/", "headers": {"X": "1", "X": "2"}}`, wantErr: `invalid args: key "X" appears twice in the args.headers`},
+		{name: "byte order mark", raw: "\xef\xbb\xbf" + `{"url": "https://api.example.com/hook"}`, want: jobs.HTTPRequestArgs{URL: "https://api.example.com/hook"}},
 		{name: "wrong type", raw: `{"url": "http://h", "headers": ["a"]}`, wantErr: "invalid args: cannot unmarshal array into Go struct field HTTPRequestArgs.headers"},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,7 @@
 package jobs
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,11 +159,17 @@ func (r *Registry) OperationKey(kind string, rawArgs, metadata []byte) string {
 	return kind
 }
 
-// decodeStrict unmarshals raw into v, refusing unknown fields and trailing
-// data, so a typo such as "timeout" for "timeout_seconds" is reported
-// instead of silently ignored.
+// decodeStrict unmarshals raw into v, refusing unknown fields, a key given
+// twice in one object (encoding/json would keep the last one silently: a
+// second "url" could redirect a job) and trailing data, so a typo such as
+// "timeout" for "timeout_seconds" is reported instead of ignored. A UTF-8
+// byte order mark in front is skipped.
 func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	if err := checkDuplicateKeys(raw); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidArgs, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalidArgs, strings.TrimPrefix(err.Error(), "json: "))
@@ -171,4 +178,51 @@ func decodeStrict(raw []byte, v any) error {
 		return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
 	}
 	return nil
+}
+
+// checkDuplicateKeys reports the first object key that appears twice in
+// the same object of raw, naming its path. Malformed JSON is left for the
+// decoder to report.
+func checkDuplicateKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // malformed: the decoder says how
+		}
+		delim, ok := tok.(json.Delim)
+		if !ok {
+			return nil
+		}
+		switch delim {
+		case '{':
+			seen := map[string]bool{}
+			for dec.More() {
+				keyTok, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				key, _ := keyTok.(string)
+				if seen[key] {
+					return fmt.Errorf("key %q appears twice in %s", key, path)
+				}
+				seen[key] = true
+				if err := walk(path + "." + key); err != nil {
+					return err
+				}
+			}
+			_, _ = dec.Token() // '}'
+		case '[':
+			for i := 0; dec.More(); i++ {
+				if err := walk(fmt.Sprintf("%s[%d]", path, i)); err != nil {
+					return err
+				}
+			}
+			_, _ = dec.Token() // ']'
+		}
+		return nil
+	}
+	return walk("the args")
 }

@@ -215,6 +215,8 @@ func TestStartupErrors(t *testing.T) {
 	require.NoError(t, err)
 	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
 	require.NoError(t, os.WriteFile(badConfig, []byte("retry:\n  default:\n    max_delay: 1s\n    initial_delay: 5s\n"), 0o600))
+	unknownKind := filepath.Join(t.TempDir(), "kind.yaml")
+	require.NoError(t, os.WriteFile(unknownKind, []byte("retry:\n  kinds:\n    http_requset: {max_attempts: 3}\n"), 0o600))
 	unknownKey := filepath.Join(t.TempDir(), "unknown.yaml")
 	require.NoError(t, os.WriteFile(unknownKey, []byte("retyr:\n  default: {}\n"), 0o600))
 
@@ -235,6 +237,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "negative shutdown timeout", url: db.URL, args: []string{"--shutdown-timeout", "-1s"}, wantErr: "worker: invalid --shutdown-timeout -1s: must be positive"},
 		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid log level "loud"`},
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
+		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: `worker: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request)`},
 		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "field retyr not found"},
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},

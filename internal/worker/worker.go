@@ -153,6 +153,11 @@ func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("invalid HTTP address %q: %v", c.HTTPAddr, err)
 	}
+	for _, kind := range c.Retry.Kinds() {
+		if _, err := c.Registry.Lookup(kind); err != nil {
+			return fmt.Errorf("%s.kinds.%s: %w", retrypolicy.ConfigKey, kind, err)
+		}
+	}
 	if c.FetchCooldown < river.FetchCooldownMin {
 		return fmt.Errorf("fetch cooldown must be at least %s", river.FetchCooldownMin)
 	}
