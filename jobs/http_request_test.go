@@ -2,6 +2,8 @@ package jobs_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -44,6 +47,8 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 		{name: "duplicate url", raw: `{"url": "http://a/", "url": "http://evil/"}`, wantErr: `invalid args: key "url" appears twice in the args`},
 		{name: "duplicate nested key", raw: `{"url": "http://a/", "headers": {"X": "1", "X": "2"}}`, wantErr: `invalid args: key "X" appears twice in the args.headers`},
 		{name: "byte order mark", raw: "\xef\xbb\xbf" + `{"url": "https://api.example.com/hook"}`, want: jobs.HTTPRequestArgs{URL: "https://api.example.com/hook"}},
+		{name: "operation key too long", raw: `{"url": "http://a/", "operation_key": "` + strings.Repeat("k", 201) + `"}`, wantErr: "invalid args: operation_key must be at most 200 characters of printable UTF-8 (got 201 characters)"},
+		{name: "operation key with a newline", raw: `{"url": "http://a/", "operation_key": "a\nb"}`, wantErr: "invalid args: operation_key must be at most 200 characters of printable UTF-8 (got 3 characters)"},
 		{name: "wrong type", raw: `{"url": "http://h", "headers": ["a"]}`, wantErr: "invalid args: cannot unmarshal array into Go struct field HTTPRequestArgs.headers"},
 	}
 	for _, tt := range tests {
@@ -85,6 +90,22 @@ func TestOperationKey(t *testing.T) {
 			require.Equal(t, tt.want, reg.OperationKey(tt.kind, []byte(tt.args), []byte(tt.metadata)))
 		})
 	}
+}
+
+func TestNormalizeOperationKey(t *testing.T) {
+	t.Parallel()
+	short := strings.Repeat("é", 200)
+	require.Equal(t, short, jobs.NormalizeOperationKey(short))
+	long := strings.Repeat("é", 6000)
+	got := jobs.NormalizeOperationKey(long)
+	require.Equal(t, 200, utf8.RuneCountInString(got))
+	sum := sha256.Sum256([]byte(long))
+	require.Equal(t, strings.Repeat("é", 183)+"…"+hex.EncodeToString(sum[:])[:16], got)
+	require.Equal(t, got, jobs.NormalizeOperationKey(long), "stable")
+	require.NotEqual(t, got, jobs.NormalizeOperationKey(long+"x"))
+	// Keys stamped by other producers are normalised too.
+	reg := jobs.Builtin()
+	require.Equal(t, got, reg.OperationKey("http_request", nil, []byte(`{"operation_key": "`+long+`"}`)))
 }
 
 func TestIdempotencyKey(t *testing.T) {

@@ -20,6 +20,8 @@ package jobs
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +29,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/tidwall/gjson"
@@ -144,19 +147,47 @@ func (r *Registry) Parse(kind string, raw []byte) (river.JobArgs, error) {
 
 // OperationKey returns the circuit breaker key of a job: the operation key
 // stamped into its metadata at insert if any, else what its kind extracts
-// from the raw args, else the kind's name. It never fails and does no I/O.
+// from the raw args, else the kind's name, through [NormalizeOperationKey].
+// It never fails and does no I/O.
 func (r *Registry) OperationKey(kind string, rawArgs, metadata []byte) string {
 	if len(metadata) > 0 {
 		if v := gjson.GetBytes(metadata, MetadataOperationKey); v.Type == gjson.String && v.Str != "" {
-			return v.Str
+			return NormalizeOperationKey(v.Str)
 		}
 	}
 	if k, ok := r.kinds[kind]; ok && k.OperationKey != nil {
 		if key := k.OperationKey(rawArgs); key != "" {
-			return key
+			return NormalizeOperationKey(key)
 		}
 	}
-	return kind
+	return NormalizeOperationKey(kind)
+}
+
+// MaxOperationKeyLength is the longest operation key kept as it is, in
+// characters (Unicode code points), so a key always fits the indexes of
+// circuit_breaker_state and job_dead_letter_queue.
+const MaxOperationKeyLength = 200
+
+// NormalizeOperationKey returns key unchanged when it has at most
+// [MaxOperationKeyLength] characters, and otherwise its first 183
+// characters, "…" and the first 16 hex digits of the SHA-256 of the whole
+// key: exactly 200 characters, the same for the same key, different for
+// keys that differ anywhere. The dead-letter capture applies the same rule
+// in SQL.
+func NormalizeOperationKey(key string) string {
+	if utf8.RuneCountInString(key) <= MaxOperationKeyLength {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	prefix, n := key, 0
+	for i := range key {
+		if n == MaxOperationKeyLength-17 {
+			prefix = key[:i]
+			break
+		}
+		n++
+	}
+	return prefix + "…" + hex.EncodeToString(sum[:8])
 }
 
 // decodeStrict unmarshals raw into v, refusing unknown fields, a key given
