@@ -32,7 +32,11 @@ const DefaultConnectTimeout = 10 * time.Second
 // when it is unset) and checks that the database answers. Errors say which:
 // "invalid DATABASE_URL: ..." or "database unreachable: ...".
 func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(os.Getenv("DATABASE_URL"))
+	raw := os.Getenv("DATABASE_URL")
+	if err := checkURLForm(raw); err != nil {
+		return nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(raw)
 	if err != nil {
 		return nil, fmt.Errorf("invalid DATABASE_URL: %s", parseErrorMessage(err))
 	}
@@ -51,6 +55,26 @@ func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Poo
 		return nil, fmt.Errorf("database unreachable at %s: %s", describeTarget(cfg), oneLine(err))
 	}
 	return pool, nil
+}
+
+// checkURLForm refuses what is neither a postgres:// URL nor a libpq
+// key=value string, with a message saying so (pgx would only say "invalid
+// keyword/value").
+func checkURLForm(raw string) error {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil // libpq's PG* variables and defaults
+	}
+	if scheme, _, ok := strings.Cut(raw, "://"); ok {
+		if scheme != "postgres" && scheme != "postgresql" {
+			return fmt.Errorf("scheme %q: want postgres:// or postgresql://", scheme)
+		}
+		return nil
+	}
+	if !strings.Contains(raw, "=") {
+		return errors.New("want a postgres://user@host:5432/db URL or a key=value string such as \"host=localhost dbname=app\"")
+	}
+	return nil
 }
 
 func parseErrorMessage(err error) string {

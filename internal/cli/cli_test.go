@@ -82,3 +82,17 @@ func TestRequireSubcommand(t *testing.T) {
 		require.Equal(t, tt.ran, ran)
 	}
 }
+
+func TestConnectNamesBadURLs(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"mysql://u@h/db", `invalid DATABASE_URL: scheme "mysql": want postgres:// or postgresql://`},
+		{"notaurl", `invalid DATABASE_URL: want a postgres://user@host:5432/db URL or a key=value string such as "host=localhost dbname=app"`},
+		{"postgres://%zz", "invalid DATABASE_URL: "},
+		{"postgres://postgres@127.0.0.1:1/x?connect_timeout=1", "database unreachable at 127.0.0.1:1/x: "},
+	}
+	for _, tt := range tests {
+		t.Setenv("DATABASE_URL", tt.url)
+		_, err := cli.Connect(t.Context(), nil)
+		require.ErrorContains(t, err, tt.want)
+	}
+}
