@@ -288,3 +288,24 @@ func get(t *testing.T, url string) (int, string) {
 	require.NoError(t, err)
 	return resp.StatusCode, string(b)
 }
+
+// A job inserted by another producer with an operation key no breaker can
+// hold ends at once, dead-lettered as bad_request, and its upstream is not
+// called.
+func TestInvalidOperationKeyIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	var calls atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer upstream.Close()
+	_, err := db.Pool.Exec(ctx, `INSERT INTO river_job (kind, args, metadata, state, max_attempts, queue, priority)
+		VALUES ('http_request', $1, '{}', 'available', 5, 'default', 1)`, fmt.Sprintf(`{"url": %q, "operation_key": "a\nb"}`, upstream.URL))
+	require.NoError(t, err)
+	proctest.StartWorker(t, db.URL)
+	waitFor(t, 30*time.Second, func() bool {
+		return count(t, db.Pool, "SELECT count(*) FROM job_dead_letter_queue WHERE failure_class = 'bad_request'") == 1
+	})
+	require.Equal(t, 1, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'cancelled' AND attempt = 1"))
+	require.Equal(t, int64(0), calls.Load())
+}

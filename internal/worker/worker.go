@@ -403,6 +403,11 @@ func newBreaker(c Config, reg prometheus.Registerer, workers *river.Workers) (*b
 			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen,
 				fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err))
 		},
+		// A key no breaker can hold (control characters, say) is the job's
+		// own defect: it ends now, in the DLQ as bad_request.
+		OnInvalidKey: func(ctx context.Context, job *rivertype.JobRow, err error) error {
+			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBadRequest, err)
+		},
 	})
 	river.AddWorker(workers, &breaker.CleanupWorker{Store: br.Store(), IdleTTL: c.BreakerIdleTTL})
 	return br, gate, nil
