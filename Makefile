@@ -10,7 +10,7 @@ TESTFLAGS ?= -race -count=1 -timeout 12m
 build:
 	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
 
-## demo: go-httpbin upstream + migrate + worker + a mix of jobs, about a minute
+## demo: go-httpbin upstream + migrate + worker + a mix of jobs, about 20 seconds
 demo: build
 	DATABASE_URL="$$(scripts/ensure-postgres.sh)" $(GO) run ./internal/demo --bin $(BIN)
 

@@ -1,12 +1,12 @@
 package breaker
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -16,7 +16,9 @@ const AdminPrefix = "/api/admin/breakers"
 // maxAdminBody caps an admin request body (bytes).
 const maxAdminBody = 64 << 10
 
-// AdminRequest is the JSON body of POST .../reset and .../open.
+// AdminRequest is the JSON body of POST .../reset and .../open: one JSON
+// object, nothing after it; unknown fields are refused. An empty body is
+// the zero AdminRequest.
 type AdminRequest struct {
 	// For is how long to hold the breaker open ("10m"); open only.
 	For string `json:"for,omitempty"`
@@ -34,9 +36,11 @@ type AdminRequest struct {
 //	POST /api/admin/breakers/{key}/reset  close by hand: {"by": "...", "reason": "..."}
 //	POST /api/admin/breakers/{key}/open   hold open: {"for": "10m", "by": "...", "reason": "..."}
 //
-// Keys are path segments: escape a "/" in a key as %2F. Errors are
-// {"error": "..."} with 400 (bad input, naming it), 404 (unknown key or route)
-// or 500; bad input changes nothing.
+// Keys are path segments: escape a "/" in a key as %2F. A key that breaks
+// ValidateKey's rule (empty, blank, over MaxKeyLength characters, control
+// characters) is refused with 400. Errors are {"error": "..."} with 400 (bad
+// input, naming it), 404 (unknown key or route) or 500; bad input changes
+// nothing.
 func NewAdminHandler(store *Store) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+AdminPrefix, func(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +55,10 @@ func NewAdminHandler(store *Store) http.Handler {
 		writeJSON(w, http.StatusOK, rows)
 	})
 	mux.HandleFunc("GET "+AdminPrefix+"/{key}", func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue("key")
+		key, ok := pathKey(w, r)
+		if !ok {
+			return
+		}
 		row, err := store.Get(r.Context(), key)
 		if writeStoreError(w, key, err) {
 			return
@@ -59,13 +66,20 @@ func NewAdminHandler(store *Store) http.Handler {
 		writeJSON(w, http.StatusOK, row)
 	})
 	mux.HandleFunc("POST "+AdminPrefix+"/{key}/reset", func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue("key")
+		key, ok := pathKey(w, r)
+		if !ok {
+			return
+		}
 		req, ok := readAdminRequest(w, r)
 		if !ok {
 			return
 		}
 		if req.For != "" {
 			writeError(w, http.StatusBadRequest, `"for" applies to open, not reset`)
+			return
+		}
+		if err := validateChange(req.By, req.Reason); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		row, err := store.Reset(r.Context(), ResetParams{Key: key, By: req.By, Reason: req.Reason})
@@ -75,7 +89,10 @@ func NewAdminHandler(store *Store) http.Handler {
 		writeJSON(w, http.StatusOK, row)
 	})
 	mux.HandleFunc("POST "+AdminPrefix+"/{key}/open", func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue("key")
+		key, ok := pathKey(w, r)
+		if !ok {
+			return
+		}
 		req, ok := readAdminRequest(w, r)
 		if !ok {
 			return
@@ -87,6 +104,10 @@ func NewAdminHandler(store *Store) http.Handler {
 		d, err := time.ParseDuration(req.For)
 		if err != nil || d <= 0 || d > MaxHold {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf(`"for" %q: want a duration in (0s, %s], e.g. "10m"`, req.For, MaxHold))
+			return
+		}
+		if err := validateChange(req.By, req.Reason); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		row, err := store.Open(r.Context(), OpenParams{Key: key, For: d, By: req.By, Reason: req.Reason})
@@ -101,6 +122,17 @@ func NewAdminHandler(store *Store) http.Handler {
 	return mux
 }
 
+// pathKey returns the {key} path segment, or answers 400 naming what breaks
+// ValidateKey's rule.
+func pathKey(w http.ResponseWriter, r *http.Request) (string, bool) {
+	key := r.PathValue("key")
+	if err := ValidateKey(key); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return "", false
+	}
+	return key, true
+}
+
 func readAdminRequest(w http.ResponseWriter, r *http.Request) (AdminRequest, bool) {
 	var req AdminRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
@@ -108,11 +140,15 @@ func readAdminRequest(w http.ResponseWriter, r *http.Request) (AdminRequest, boo
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return req, false
 	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			writeError(w, http.StatusBadRequest, "body: want JSON {\"for\", \"by\", \"reason\"}: "+err.Error())
+			return req, false
+		}
+		if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
+			writeError(w, http.StatusBadRequest, "body: unexpected data after the JSON object: "+quoteKey(string(rest)))
 			return req, false
 		}
 	}
@@ -128,6 +164,8 @@ func writeStoreError(w http.ResponseWriter, key string, err error) bool {
 		return false
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no circuit breaker state for key %q", key))
+	case errors.Is(err, ErrInvalidKey):
+		writeError(w, http.StatusBadRequest, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}

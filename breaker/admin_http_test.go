@@ -57,6 +57,19 @@ func TestAdminHTTP(t *testing.T) {
 		{"reset with for", "POST", "/api/admin/breakers/api.example.com/reset", `{"for": "10m"}`, 400, `applies to open`},
 		{"reset an unknown key", "POST", "/api/admin/breakers/nope/reset", `{}`, 404, `no circuit breaker state`},
 		{"no such route", "DELETE", "/api/admin/breakers/api.example.com", ``, 404, `no such breaker route: DELETE`},
+		{"open a blank key", "POST", "/api/admin/breakers/%20/open", `{"for": "1m"}`, 400, `"error": "invalid operation key \" \": blank (white space only)"`},
+		{"open a 100,000-character key", "POST", "/api/admin/breakers/" + strings.Repeat("a", 100_000) + "/open", `{"for": "1m"}`, 400,
+			`"error": "invalid operation key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"… (100000 characters): longer than 255 characters"`},
+		{"reset a key with a newline", "POST", "/api/admin/breakers/a%0Ab/reset", `{}`, 400, `"error": "invalid operation key \"a\\nb\": control character U+000A at byte 1"`},
+		{"get a blank key", "GET", "/api/admin/breakers/%09", ``, 400, `"error": "invalid operation key \"\\t\": blank (white space only)"`},
+		{"open by someone with a control character", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "1m", "by": "a\u001bb"}`, 400, `"error": "by \"a\\x1bb\": control character U+001B at byte 1"`},
+		{"garbage after the body", "POST", "/api/admin/breakers/api.example.com/open", `{"for":"1m"} garbage`, 400, `"error": "body: unexpected data after the JSON object: \"garbage\""`},
+		{"a second object", "POST", "/api/admin/breakers/api.example.com/open", `{"for":"1m"}{"for":"2m"}`, 400, `"error": "body: unexpected data after the JSON object: \"{\\\"for\\\":\\\"2m\\\"}\""`},
+		{"a stray brace", "POST", "/api/admin/breakers/api.example.com/open", "{\"for\":\"1m\"}\n}", 400, `"error": "body: unexpected data after the JSON object: \"}\""`},
+		{"garbage after a reset body", "POST", "/api/admin/breakers/api.example.com/reset", `{} x`, 400, `"error": "body: unexpected data after the JSON object: \"x\""`},
+		{"unknown field in reset", "POST", "/api/admin/breakers/api.example.com/reset", `{"by": "a", "note": "x"}`, 400, `unknown field \"note\"`},
+		{"an array", "POST", "/api/admin/breakers/api.example.com/open", `[{"for":"1m"}]`, 400, `body: want JSON {\"for\", \"by\", \"reason\"}`},
+		{"reset with a NUL in the reason", "POST", "/api/admin/breakers/api.example.com/reset", `{"reason": "a\u0000"}`, 400, `"error": "reason: contains a NUL byte (at byte 1)"`},
 	}
 	for _, tt := range tests {
 		code, body := do(tt.method, tt.path, tt.body)
@@ -67,6 +80,9 @@ func TestAdminHTTP(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, StateClosed, row.State, "refused requests changed nothing")
 	require.Equal(t, int64(1), row.Generation)
+	rows, err := store.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, rows, 1, "no row for a refused key")
 
 	code, body := do("POST", "/api/admin/breakers/api.example.com/open", `{"for": "10m", "by": "alice", "reason": "maintenance"}`)
 	require.Equal(t, 200, code, body)
@@ -77,12 +93,27 @@ func TestAdminHTTP(t *testing.T) {
 	require.Equal(t, 10*time.Minute, got.NextProbeAt.Sub(*got.OpenedAt))
 	require.Contains(t, body, `"state": "open"`)
 
+	require.Contains(t, body, `"probe_due": false`)
+
 	code, body = do("GET", "/api/admin/breakers", "")
 	require.Equal(t, 200, code)
 	var list []Row
 	require.NoError(t, json.Unmarshal([]byte(body), &list))
 	require.Len(t, list, 1)
 	require.Equal(t, StateOpen, list[0].State)
+	require.False(t, list[0].ProbeDue)
+
+	// The hold expires: still open until a call comes, but due for a probe.
+	_, err = db.Pool.Exec(ctx, `UPDATE circuit_breaker_state SET next_probe_at = now() - interval '1 second'`)
+	require.NoError(t, err)
+	code, body = do("GET", "/api/admin/breakers/api.example.com", "")
+	require.Equal(t, 200, code)
+	require.Contains(t, body, `"state": "open"`)
+	require.Contains(t, body, `"probe_due": true`)
+	code, body = do("GET", "/api/admin/breakers", "")
+	require.Equal(t, 200, code)
+	require.NoError(t, json.Unmarshal([]byte(body), &list))
+	require.True(t, list[0].ProbeDue)
 
 	code, body = do("POST", "/api/admin/breakers/api.example.com/reset", ``)
 	require.Equal(t, 200, code, body)

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -147,8 +149,9 @@ type snapshot struct {
 
 var absent = &snapshot{state: StateClosed, generation: 1}
 
-// New returns a Breaker over pool. It validates every key's settings and
-// returns an error naming the key and field of the first invalid one.
+// New returns a Breaker over pool. It validates every key (ValidateKey) and
+// its settings, and returns an error naming the key and field of the first
+// invalid one.
 func New(pool *pgxpool.Pool, cfg Config) (*Breaker, error) {
 	if pool == nil {
 		return nil, errors.New("breaker: pool is nil")
@@ -159,8 +162,8 @@ func New(pool *pgxpool.Pool, cfg Config) (*Breaker, error) {
 	}
 	keys := make(map[string]Settings, len(cfg.Keys))
 	for k, s := range cfg.Keys {
-		if k == "" {
-			return nil, errors.New("breaker: settings for an empty key")
+		if err := ValidateKey(k); err != nil {
+			return nil, fmt.Errorf("breaker: settings for a key: %w", err)
 		}
 		r := s.inherit(base)
 		if err := r.Validate(); err != nil {
@@ -271,6 +274,19 @@ func (b *Breaker) view(key string) *keyView {
 	return actual.(*keyView)
 }
 
+// callView returns key's view for a call. A key seen before was valid; a new
+// one is checked with ValidateKey first, so an invalid key gets no view, no
+// row and no metric series.
+func (b *Breaker) callView(key string) (*keyView, error) {
+	if v, ok := b.views.Load(key); ok {
+		return v.(*keyView), nil
+	}
+	if err := ValidateKey(key); err != nil {
+		return nil, fmt.Errorf("breaker: %w", err)
+	}
+	return b.view(key), nil
+}
+
 // Permit is an admitted call. Report its outcome with Done exactly once.
 type Permit struct {
 	b          *Breaker
@@ -284,7 +300,9 @@ func (p Permit) Probe() bool { return p.token != "" }
 
 // Allow asks whether a call for key may run now. It returns a Permit, or an
 // *OpenError (errors.Is(err, ErrOpenState)) when the breaker refuses the
-// call, or ErrNotStarted, or a database error met while taking a probe slot.
+// call, or ErrNotStarted, or an error matching ErrInvalidKey when key breaks
+// ValidateKey's rule (no breaker can guard such a key: the call must not
+// run), or a database error met while taking a probe slot.
 // While key is closed it touches no database; while open it refuses from the
 // local view until the probe time, then takes a probe slot with one
 // statement.
@@ -292,7 +310,10 @@ func (b *Breaker) Allow(ctx context.Context, key string) (Permit, error) {
 	if !b.started.Load() {
 		return Permit{}, ErrNotStarted
 	}
-	v := b.view(key)
+	v, err := b.callView(key)
+	if err != nil {
+		return Permit{}, err
+	}
 	for attempt := 0; ; attempt++ {
 		s := v.snap.Load()
 		if s.state == StateClosed {
@@ -449,17 +470,25 @@ func (p Permit) Done(ctx context.Context, err error) {
 
 func (v *keyView) hasPendingFailures() bool { return v.failing.Load() }
 
+// errorText is err's message as PostgreSQL text can hold it: NUL bytes and
+// invalid UTF-8 become U+FFFD, and it is cut to at most maxErrorText bytes
+// at a rune boundary.
 func errorText(err error) string {
-	s := err.Error()
+	s := strings.ReplaceAll(strings.ToValidUTF8(err.Error(), "\uFFFD"), "\x00", "\uFFFD")
 	if len(s) > maxErrorText {
-		s = s[:maxErrorText]
+		cut := maxErrorText
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut]
 	}
 	return s
 }
 
 // Execute runs fn when key's breaker admits the call and records its
 // outcome; when the breaker refuses, it returns an *OpenError without
-// calling fn. fn's error is returned as is. A panic in fn frees a probe slot
+// calling fn, and for an invalid key (see ValidateKey) an error matching
+// ErrInvalidKey without calling fn. fn's error is returned as is. A panic in fn frees a probe slot
 // without deciding anything and is re-raised. Execute satisfies
 // retrypolicy's in-process gate.
 func (b *Breaker) Execute(ctx context.Context, key string, fn func(context.Context) error) (err error) {

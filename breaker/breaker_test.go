@@ -2,8 +2,11 @@ package breaker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -515,4 +518,77 @@ func TestMetricKeysAreCapped(t *testing.T) {
 	}
 	require.Equal(t, 5.0, testutil.ToFloat64(m.shortCircuits.WithLabelValues(OtherKey)))
 	require.Equal(t, MaxMetricKeys+1, testutil.CollectAndCount(m.shortCircuits))
+}
+
+// A failure's error text is stored as last_error even when PostgreSQL could
+// not store it as is (a NUL byte, invalid UTF-8, a rune cut by the length
+// cap): the failure still counts and trips the breaker.
+func TestFailureWithUnstorableErrorTextStillTrips(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		err       error
+		wantError string
+	}{
+		{"NUL byte", errors.New("bad\x00body"), "bad\uFFFDbody"},
+		{"invalid UTF-8", errors.New("bad \xff\xfe body"), "bad \uFFFD body"},
+		{"rune cut by the cap", errors.New(strings.Repeat("a", maxErrorText-1) + "é"), strings.Repeat("a", maxErrorText-1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			tb := setup(t, Config{Settings: Settings{FailureThreshold: 1}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			ctx := context.Background()
+			require.Equal(t, tt.err, tb.b.Execute(ctx, "k", func(context.Context) error { return tt.err }))
+			require.Empty(t, logs.String())
+			row, err := tb.store.Get(ctx, "k")
+			require.NoError(t, err)
+			require.Equal(t, StateOpen, row.State)
+			require.Equal(t, tt.wantError, row.LastError)
+		})
+	}
+}
+
+// An open row whose next_probe_at has passed (database clock) is read with
+// ProbeDue set; its state stays open until a call takes the probe slot.
+func TestRowProbeDue(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	s := NewStore(db.Pool)
+	require.NoError(t, s.ensureRow(ctx, "closed"))
+	_, err := s.Open(ctx, OpenParams{Key: "held", For: time.Hour, By: "test"})
+	require.NoError(t, err)
+	openRowProbeDue(t, db, "due")
+
+	rows, err := s.List(ctx)
+	require.NoError(t, err)
+	got := map[string][2]any{}
+	for _, r := range rows {
+		got[r.Key] = [2]any{r.State, r.ProbeDue}
+	}
+	require.Equal(t, map[string][2]any{
+		"closed": {StateClosed, false},
+		"due":    {StateOpen, true},
+		"held":   {StateOpen, false},
+	}, got)
+	row, err := s.Get(ctx, "due")
+	require.NoError(t, err)
+	require.True(t, row.ProbeDue)
+	raw, err := json.Marshal(row)
+	require.NoError(t, err)
+	require.Contains(t, string(raw), `"next_probe_at":"`)
+	require.Contains(t, string(raw), `"probe_due":true`)
+
+	// The probe takes the slot: half_open, no longer "due".
+	tb := setupOn(t, db, Config{})
+	p, err := tb.b.Allow(ctx, "due")
+	require.NoError(t, err)
+	require.True(t, p.Probe())
+	row, err = s.Get(ctx, "due")
+	require.NoError(t, err)
+	require.Equal(t, StateHalfOpen, row.State)
+	require.False(t, row.ProbeDue)
+	p.Done(ctx, nil)
 }

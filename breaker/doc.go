@@ -20,6 +20,24 @@
 // probe_timeout (its pod died) frees its slot. `rebound breaker open KEY
 // --for 10m` moves any state to OPEN until now() + 10m.
 //
+// OPEN becomes HALF_OPEN only when a call comes after next_probe_at: a key
+// nobody calls stays OPEN in its row. Rows read after next_probe_at has
+// passed (database clock) carry Row.ProbeDue ("probe_due": true in JSON,
+// "open (probe due)" in `rebound breaker list`): the breaker no longer holds
+// calls off.
+//
+// # Operation keys
+//
+// A key is 1 to MaxKeyLength (255) characters of UTF-8, not blank, without
+// control characters: ValidateKey is the one rule. Allow and Execute refuse an
+// invalid key with an error matching ErrInvalidKey (the call does not run;
+// nothing is written or logged), the Store's operations and the admin API
+// refuse it (400), the River gate hands the job to GateConfig.OnInvalidKey
+// (default: cancelled into the dead-letter queue), and a CHECK constraint on
+// circuit_breaker_state keeps SQL written by hand within the same bounds.
+// Callers with longer natural keys (URLs, say) should shorten them first,
+// as rebound's jobs package does: a prefix, "…" and a hash of the whole.
+//
 // # Shared state, one statement per transition
 //
 // Every transition is one SQL statement that locks the key's row and

@@ -47,6 +47,11 @@ type GateConfig struct {
 	// breaker_open, returning a river.JobCancel). nil means
 	// DefaultOnParkExpired.
 	OnParkExpired func(ctx context.Context, job *rivertype.JobRow, err *OpenError, parkedFor time.Duration) error
+	// OnInvalidKey decides what happens to a job whose operation key breaks
+	// ValidateKey's rule (err matches ErrInvalidKey and names the problem):
+	// no breaker can guard it, and the job is not run. Its return value is
+	// the job's result. nil means DefaultOnInvalidKey.
+	OnInvalidKey func(ctx context.Context, job *rivertype.JobRow, err error) error
 	// WakeSpread spreads the wake-up of jobs parked behind a key that
 	// closes. Zero means DefaultWakeSpread (10 seconds).
 	WakeSpread time.Duration
@@ -62,7 +67,8 @@ type GateConfig struct {
 // a job whose key is open (or half-open with every probe slot taken) is
 // snoozed — no attempt used, the downstream not called — until the breaker
 // may probe, plus a spread; a job parked longer than MaxPark goes to
-// OnParkExpired. Install it first in river.Config.Middleware.
+// OnParkExpired; a job whose key is invalid (ValidateKey) goes to
+// OnInvalidKey without running. Install it first in river.Config.Middleware.
 type Gate struct {
 	river.MiddlewareDefaults
 	b   *Breaker
@@ -92,6 +98,13 @@ func DefaultOnParkExpired(_ context.Context, _ *rivertype.JobRow, err *OpenError
 	return river.JobCancel(fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err))
 }
 
+// DefaultOnInvalidKey cancels the job (river.JobCancel) with err: the job
+// ends at once, without running, and lands in the dead-letter queue with the
+// reason. Retrying would not help: the key comes from the job itself.
+func DefaultOnInvalidKey(_ context.Context, _ *rivertype.JobRow, err error) error {
+	return river.JobCancel(err)
+}
+
 // NewGate returns the River gate over b. Call it before b.Start: the gate
 // registers its waker with the breaker.
 func NewGate(b *Breaker, cfg GateConfig) *Gate {
@@ -100,6 +113,9 @@ func NewGate(b *Breaker, cfg GateConfig) *Gate {
 	}
 	if cfg.OnParkExpired == nil {
 		cfg.OnParkExpired = DefaultOnParkExpired
+	}
+	if cfg.OnInvalidKey == nil {
+		cfg.OnInvalidKey = DefaultOnInvalidKey
 	}
 	if cfg.WakeSpread <= 0 {
 		cfg.WakeSpread = DefaultWakeSpread
@@ -145,6 +161,9 @@ func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx
 		var oe *OpenError
 		if errors.As(err, &oe) {
 			return g.park(ctx, job, key, oe)
+		}
+		if errors.Is(err, ErrInvalidKey) {
+			return g.cfg.OnInvalidKey(ctx, job, err)
 		}
 		g.b.logger.WarnContext(ctx, "breaker gate: snoozing job", "job_id", job.ID, "key", key, "error", err)
 		return river.JobSnooze(ErrorSnooze)

@@ -341,6 +341,19 @@ func TestPodsWorkersOnlyProbeAnOpenUpstream(t *testing.T) {
 			during++
 		}
 	}
+	var beforeTrip, justAfter int
+	for _, r := range reqs {
+		switch {
+		case !r.at.After(opened):
+			beforeTrip++
+		case !r.at.After(opened.Add(time.Second)):
+			justAfter++
+		}
+	}
+	// The overshoot docs/circuit-breakers.md quotes: calls that reached the
+	// failing upstream until the trip (threshold 3), and in the second after
+	// it (calls already in flight, pods not yet aware).
+	t.Logf("overshoot: %d calls before the trip (failure_threshold 3, 3 pods x 10 workers), %d in the second after it", beforeTrip, justAfter)
 	maxProbes := int((outage-time.Second)/openTimeout) + 1
 	t.Logf("%d upstream calls in all; %d while open (after the 1s propagation window), at most %d probes possible; %d jobs",
 		len(reqs), during, maxProbes, numJobs)

@@ -82,7 +82,8 @@ type Settings struct {
 	OpenTimeoutMultiplier float64
 	// MaxOpenTimeout caps the growing open timeout. Zero means
 	// DefaultMaxOpenTimeout (10 minutes), or OpenTimeout when that is
-	// larger.
+	// larger; in Config.Keys, zero means Config.Settings' cap, or the key's
+	// OpenTimeout when that is larger.
 	MaxOpenTimeout time.Duration
 	// HalfOpenMaxProbes is the number of calls admitted at once,
 	// cluster-wide, while half-open. Zero means DefaultHalfOpenMaxProbes (1).
@@ -186,7 +187,8 @@ func (s Settings) WithDefaults() Settings {
 }
 
 // inherit returns s with every zero field taken from base (used for per-key
-// overrides of a default block).
+// overrides of a default block); a zero MaxOpenTimeout becomes base's or
+// s's OpenTimeout, whichever is larger, as in WithDefaults.
 func (s Settings) inherit(base Settings) Settings {
 	if s.FailureThreshold == 0 {
 		s.FailureThreshold = base.FailureThreshold
@@ -207,7 +209,7 @@ func (s Settings) inherit(base Settings) Settings {
 		s.OpenTimeoutMultiplier = base.OpenTimeoutMultiplier
 	}
 	if s.MaxOpenTimeout == 0 {
-		s.MaxOpenTimeout = base.MaxOpenTimeout
+		s.MaxOpenTimeout = max(base.MaxOpenTimeout, s.OpenTimeout)
 	}
 	if s.HalfOpenMaxProbes == 0 {
 		s.HalfOpenMaxProbes = base.HalfOpenMaxProbes
@@ -237,35 +239,71 @@ func (s Settings) inherit(base Settings) Settings {
 }
 
 // Validate returns an error naming the first invalid field (with its YAML
-// name) of s after defaults. Call it on s.WithDefaults().
+// name) of s after defaults, e.g. "failure_threshold -1: must be >= 1".
+// Call it on s.WithDefaults().
 func (s Settings) Validate() error {
+	bad := func(field string, got any) error {
+		return &settingError{field: field, got: fmt.Sprint(got), rule: settingRules[field]}
+	}
 	switch {
 	case s.FailureThreshold < 1:
-		return fmt.Errorf("failure_threshold %d: must be >= 1", s.FailureThreshold)
+		return bad("failure_threshold", s.FailureThreshold)
 	case s.FailureRatio > 1 || math.IsNaN(s.FailureRatio):
-		return fmt.Errorf("failure_ratio %v: must be in (0, 1], or negative to disable the ratio rule", s.FailureRatio)
+		return bad("failure_ratio", s.FailureRatio)
 	case s.MinimumCalls < 1:
-		return fmt.Errorf("minimum_calls %d: must be >= 1", s.MinimumCalls)
+		return bad("minimum_calls", s.MinimumCalls)
 	case s.Window < time.Second:
-		return fmt.Errorf("window %s: must be >= 1s", s.Window)
+		return bad("window", s.Window)
 	case s.OpenTimeout < time.Millisecond:
-		return fmt.Errorf("open_timeout %s: must be >= 1ms", s.OpenTimeout)
+		return bad("open_timeout", s.OpenTimeout)
 	case s.OpenTimeoutMultiplier < 1 || math.IsInf(s.OpenTimeoutMultiplier, 0) || math.IsNaN(s.OpenTimeoutMultiplier):
-		return fmt.Errorf("open_timeout_multiplier %v: must be >= 1", s.OpenTimeoutMultiplier)
+		return bad("open_timeout_multiplier", s.OpenTimeoutMultiplier)
 	case s.MaxOpenTimeout < s.OpenTimeout:
-		return fmt.Errorf("max_open_timeout %s: must be >= open_timeout %s", s.MaxOpenTimeout, s.OpenTimeout)
+		return &settingError{field: "max_open_timeout", got: s.MaxOpenTimeout.String(),
+			rule: settingRules["max_open_timeout"], note: "open_timeout is " + s.OpenTimeout.String()}
 	case s.HalfOpenMaxProbes < 1:
-		return fmt.Errorf("half_open_max_probes %d: must be >= 1", s.HalfOpenMaxProbes)
+		return bad("half_open_max_probes", s.HalfOpenMaxProbes)
 	case s.SuccessThreshold < 1:
-		return fmt.Errorf("success_threshold %d: must be >= 1", s.SuccessThreshold)
+		return bad("success_threshold", s.SuccessThreshold)
 	case s.ProbeTimeout < time.Millisecond:
-		return fmt.Errorf("probe_timeout %s: must be >= 1ms", s.ProbeTimeout)
+		return bad("probe_timeout", s.ProbeTimeout)
 	case s.MaxPark < time.Second:
-		return fmt.Errorf("max_park %s: must be >= 1s", s.MaxPark)
+		return bad("max_park", s.MaxPark)
 	case s.ParkSpread < 0:
-		return fmt.Errorf("park_spread %s: must be >= 0", s.ParkSpread)
+		return bad("park_spread", s.ParkSpread)
 	}
 	return nil
+}
+
+// settingRules is the rule each field of Settings (by YAML name) must
+// follow once defaults are filled in.
+var settingRules = map[string]string{
+	"failure_threshold":       "must be >= 1",
+	"failure_ratio":           "must be in (0, 1], or negative to disable the ratio rule",
+	"minimum_calls":           "must be >= 1",
+	"window":                  "must be >= 1s",
+	"open_timeout":            "must be >= 1ms",
+	"open_timeout_multiplier": "must be >= 1",
+	"max_open_timeout":        "must be >= open_timeout",
+	"half_open_max_probes":    "must be >= 1",
+	"success_threshold":       "must be >= 1",
+	"probe_timeout":           "must be >= 1ms",
+	"max_park":                "must be >= 1s",
+	"park_spread":             "must be >= 0",
+}
+
+// settingError is the error of Validate: a field (YAML name), its value, the
+// rule it breaks and, when the rule involves another field, a note on it.
+type settingError struct {
+	field, got, rule, note string
+}
+
+func (e *settingError) Error() string {
+	msg := e.field + " " + e.got + ": " + e.rule
+	if e.note != "" {
+		msg += " (" + e.note + ")"
+	}
+	return msg
 }
 
 // openTimeoutMillis etc. are the statement parameters derived from s.

@@ -43,6 +43,12 @@ type Row struct {
 	OpenedAt *time.Time `json:"opened_at"`
 	// NextProbeAt is when an open breaker may admit its first probe.
 	NextProbeAt *time.Time `json:"next_probe_at"`
+	// ProbeDue reports that the breaker is open and NextProbeAt had passed,
+	// by the database clock, when the row was read: the next call for the
+	// key is admitted as a probe (and moves the row to half_open). The row
+	// stays open until such a call comes; ProbeDue tells a display that it
+	// is no longer holding calls off. It is not a column.
+	ProbeDue bool `json:"probe_due"`
 	// LastError is the error text of the last failure ("" for none).
 	LastError string `json:"last_error"`
 	// LastFailureAt and LastSuccessAt are when a failure / success was
@@ -59,6 +65,11 @@ type Row struct {
 	// CreatedAt and UpdatedAt are the row's timestamps (database clock).
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// setProbeDue sets ProbeDue from the database clock at the read.
+func (r *Row) setProbeDue(dbNow time.Time) {
+	r.ProbeDue = r.State == StateOpen && r.NextProbeAt != nil && !r.NextProbeAt.After(dbNow)
 }
 
 // columns is the select list every statement returns, in scanRow's order.
@@ -87,6 +98,7 @@ func scanRow(r pgx.Row) (*Row, time.Time, error) {
 	if row.Probes == nil {
 		row.Probes = map[string]time.Time{}
 	}
+	row.setProbeDue(now)
 	return &row, now, nil
 }
 
@@ -105,8 +117,12 @@ func (s *Store) List(ctx context.Context) ([]*Row, error) {
 	return s.query(ctx, `SELECT `+columns+` FROM circuit_breaker_state ORDER BY breaker_key`)
 }
 
-// Get returns the row of key, or an error matching ErrNotFound.
+// Get returns the row of key, an error matching ErrNotFound, or one matching
+// ErrInvalidKey when key breaks ValidateKey's rule.
 func (s *Store) Get(ctx context.Context, key string) (*Row, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, fmt.Errorf("breaker get: %w", err)
+	}
 	row, _, err := scanRow(s.db.QueryRow(ctx, `SELECT `+columns+` FROM circuit_breaker_state WHERE breaker_key = $1`, key))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("breaker %q: %w", key, ErrNotFound)
@@ -133,17 +149,20 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]*Row, err
 
 // ResetParams are the inputs of Store.Reset.
 type ResetParams struct {
-	// Key is the operation key to close.
+	// Key is the operation key to close (see ValidateKey).
 	Key string
-	// By names who resets (recorded in changed_by). Required.
+	// By names who resets (recorded in changed_by). Required: at most 255
+	// bytes of UTF-8 without control characters.
 	By string
-	// Reason is recorded in change_reason. Optional.
+	// Reason is recorded in change_reason. Optional: at most 1024 bytes of
+	// UTF-8 without NUL.
 	Reason string
 }
 
 // Reset closes key's breaker by hand (a new generation; counters, probes and
 // trips cleared), recording who and why. It returns the new row, an error
-// matching ErrNotFound when the key has no row, or one naming a missing By.
+// matching ErrNotFound when the key has no row, one matching ErrInvalidKey,
+// or one naming an invalid By or Reason.
 func (s *Store) Reset(ctx context.Context, p ResetParams) (*Row, error) {
 	return resetOn(ctx, s.db, p)
 }
@@ -154,11 +173,14 @@ func (s *Store) ResetTx(ctx context.Context, tx pgx.Tx, p ResetParams) (*Row, er
 }
 
 func resetOn(ctx context.Context, db Querier, p ResetParams) (*Row, error) {
-	if p.Key == "" {
-		return nil, errors.New("breaker reset: key is empty")
+	if err := ValidateKey(p.Key); err != nil {
+		return nil, fmt.Errorf("breaker reset: %w", err)
 	}
 	if p.By == "" {
 		return nil, errors.New("breaker reset: by (who resets) is empty")
+	}
+	if err := validateChange(p.By, p.Reason); err != nil {
+		return nil, fmt.Errorf("breaker reset: %w", err)
 	}
 	row, _, err := scanRow(db.QueryRow(ctx, `UPDATE circuit_breaker_state SET
 			state = 'closed', generation = generation + 1,
@@ -179,20 +201,23 @@ const MaxHold = 30 * 24 * time.Hour
 
 // OpenParams are the inputs of Store.Open.
 type OpenParams struct {
-	// Key is the operation key to hold open; its row is created if absent.
+	// Key is the operation key to hold open; its row is created if absent
+	// (see ValidateKey).
 	Key string
 	// For is how long the breaker stays open before it may probe
 	// (maintenance). Must be in (0, MaxHold].
 	For time.Duration
-	// By names who opens (recorded in changed_by). Required.
+	// By names who opens (recorded in changed_by). Required: at most 255
+	// bytes of UTF-8 without control characters.
 	By string
-	// Reason is recorded in change_reason. Optional.
+	// Reason is recorded in change_reason. Optional: at most 1024 bytes of
+	// UTF-8 without NUL.
 	Reason string
 }
 
 // Open opens key's breaker by hand until now() + For (database clock): a new
 // generation, probes cleared. It returns the new row, or an error naming the
-// invalid parameter.
+// invalid parameter (matching ErrInvalidKey for an invalid Key).
 func (s *Store) Open(ctx context.Context, p OpenParams) (*Row, error) {
 	return openOn(ctx, s.db, p)
 }
@@ -203,13 +228,17 @@ func (s *Store) OpenTx(ctx context.Context, tx pgx.Tx, p OpenParams) (*Row, erro
 }
 
 func openOn(ctx context.Context, db Querier, p OpenParams) (*Row, error) {
+	if err := ValidateKey(p.Key); err != nil {
+		return nil, fmt.Errorf("breaker open: %w", err)
+	}
 	switch {
-	case p.Key == "":
-		return nil, errors.New("breaker open: key is empty")
 	case p.For <= 0 || p.For > MaxHold:
 		return nil, fmt.Errorf("breaker open: for %s: must be in (0s, %s]", p.For, MaxHold)
 	case p.By == "":
 		return nil, errors.New("breaker open: by (who opens) is empty")
+	}
+	if err := validateChange(p.By, p.Reason); err != nil {
+		return nil, fmt.Errorf("breaker open: %w", err)
 	}
 	row, _, err := scanRow(db.QueryRow(ctx, `INSERT INTO circuit_breaker_state AS s
 			(breaker_key, state, generation, opened_at, next_probe_at, changed_by, change_reason, changed_at)
@@ -278,6 +307,7 @@ func (s *Store) cas(ctx context.Context, update string, args ...any) (casResult,
 	if row.Probes == nil {
 		row.Probes = map[string]time.Time{}
 	}
+	row.setProbeDue(res.dbNow)
 	res.row = &row
 	return res, nil
 }

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/tidwall/gjson"
@@ -131,6 +133,9 @@ func (a HTTPRequestArgs) Validate() error {
 		if strings.ContainsAny(value, "\r\n\x00") {
 			return fmt.Errorf("%w: headers: the value of %q contains a line break or NUL", ErrInvalidArgs, name)
 		}
+	}
+	if n := utf8.RuneCountInString(a.OperationKey); n > MaxOperationKeyLength || !utf8.ValidString(a.OperationKey) || strings.IndexFunc(a.OperationKey, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%w: operation_key must be at most %d characters of printable UTF-8 (got %d characters)", ErrInvalidArgs, MaxOperationKeyLength, n)
 	}
 	if math.IsNaN(a.TimeoutSeconds) || a.TimeoutSeconds < 0 || a.TimeoutSeconds > MaxHTTPTimeoutSeconds {
 		return fmt.Errorf("%w: timeout_seconds must be between 0 (default %d) and %d, got %v",
@@ -294,7 +299,14 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), unwrapURLError(err))
+		err = unwrapURLError(err)
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			// net/http reports a context cancelled with a cause (River's
+			// stop) by that cause alone; keep context.Canceled (or
+			// DeadlineExceeded) in the chain so a shutdown is seen as one.
+			return fmt.Errorf("%s %s: %w (%w)", method, redactURL(a.URL), err, ctxErr)
+		}
+		return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
 	}
 	latency := time.Since(start)
 	defer resp.Body.Close()

@@ -2,6 +2,8 @@ package jobs_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -41,6 +44,11 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 		{name: "bad header name", raw: `{"url": "http://h", "headers": {"X A": "1"}}`, wantErr: `invalid args: headers: "X A" is not a valid header name`},
 		{name: "negative timeout", raw: `{"url": "http://h", "timeout_seconds": -1}`, wantErr: "invalid args: timeout_seconds must be between 0 (default 30) and 3600, got -1"},
 		{name: "unknown field", raw: `{"url": "http://h", "retries": 3}`, wantErr: `invalid args: unknown field "retries"`},
+		{name: "duplicate url", raw: `{"url": "http://a/", "url": "http://evil/"}`, wantErr: `invalid args: key "url" appears twice in the args`},
+		{name: "duplicate nested key", raw: `{"url": "http://a/", "headers": {"X": "1", "X": "2"}}`, wantErr: `invalid args: key "X" appears twice in the args.headers`},
+		{name: "byte order mark", raw: "\xef\xbb\xbf" + `{"url": "https://api.example.com/hook"}`, want: jobs.HTTPRequestArgs{URL: "https://api.example.com/hook"}},
+		{name: "operation key too long", raw: `{"url": "http://a/", "operation_key": "` + strings.Repeat("k", 201) + `"}`, wantErr: "invalid args: operation_key must be at most 200 characters of printable UTF-8 (got 201 characters)"},
+		{name: "operation key with a newline", raw: `{"url": "http://a/", "operation_key": "a\nb"}`, wantErr: "invalid args: operation_key must be at most 200 characters of printable UTF-8 (got 3 characters)"},
 		{name: "wrong type", raw: `{"url": "http://h", "headers": ["a"]}`, wantErr: "invalid args: cannot unmarshal array into Go struct field HTTPRequestArgs.headers"},
 	}
 	for _, tt := range tests {
@@ -82,6 +90,22 @@ func TestOperationKey(t *testing.T) {
 			require.Equal(t, tt.want, reg.OperationKey(tt.kind, []byte(tt.args), []byte(tt.metadata)))
 		})
 	}
+}
+
+func TestNormalizeOperationKey(t *testing.T) {
+	t.Parallel()
+	short := strings.Repeat("é", 200)
+	require.Equal(t, short, jobs.NormalizeOperationKey(short))
+	long := strings.Repeat("é", 6000)
+	got := jobs.NormalizeOperationKey(long)
+	require.Equal(t, 200, utf8.RuneCountInString(got))
+	sum := sha256.Sum256([]byte(long))
+	require.Equal(t, strings.Repeat("é", 183)+"…"+hex.EncodeToString(sum[:])[:16], got)
+	require.Equal(t, got, jobs.NormalizeOperationKey(long), "stable")
+	require.NotEqual(t, got, jobs.NormalizeOperationKey(long+"x"))
+	// Keys stamped by other producers are normalised too.
+	reg := jobs.Builtin()
+	require.Equal(t, got, reg.OperationKey("http_request", nil, []byte(`{"operation_key": "`+long+`"}`)))
 }
 
 func TestIdempotencyKey(t *testing.T) {
@@ -224,6 +248,15 @@ func TestHTTPRequestWorkerTransportErrors(t *testing.T) {
 	cancel()
 	err = w.Work(ctx, job(jobs.HTTPRequestArgs{URL: slow.URL}))
 	require.True(t, errors.Is(err, context.Canceled), "shutdown keeps context.Canceled: %v", err)
+
+	// River stops a client by cancelling job contexts with its own cause,
+	// which net/http returns instead of context.Canceled.
+	stop := errors.New("stop initiated")
+	cctx, ccancel := context.WithCancelCause(context.Background())
+	go func() { time.Sleep(50 * time.Millisecond); ccancel(stop) }()
+	err = w.Work(cctx, job(jobs.HTTPRequestArgs{URL: slow.URL}))
+	require.ErrorIs(t, err, context.Canceled)
+	require.ErrorIs(t, err, stop)
 }
 
 func TestHTTPRequestTimeout(t *testing.T) {

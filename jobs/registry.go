@@ -19,6 +19,9 @@
 package jobs
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +29,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/tidwall/gjson"
@@ -143,26 +147,60 @@ func (r *Registry) Parse(kind string, raw []byte) (river.JobArgs, error) {
 
 // OperationKey returns the circuit breaker key of a job: the operation key
 // stamped into its metadata at insert if any, else what its kind extracts
-// from the raw args, else the kind's name. It never fails and does no I/O.
+// from the raw args, else the kind's name, through [NormalizeOperationKey].
+// It never fails and does no I/O.
 func (r *Registry) OperationKey(kind string, rawArgs, metadata []byte) string {
 	if len(metadata) > 0 {
 		if v := gjson.GetBytes(metadata, MetadataOperationKey); v.Type == gjson.String && v.Str != "" {
-			return v.Str
+			return NormalizeOperationKey(v.Str)
 		}
 	}
 	if k, ok := r.kinds[kind]; ok && k.OperationKey != nil {
 		if key := k.OperationKey(rawArgs); key != "" {
-			return key
+			return NormalizeOperationKey(key)
 		}
 	}
-	return kind
+	return NormalizeOperationKey(kind)
 }
 
-// decodeStrict unmarshals raw into v, refusing unknown fields and trailing
-// data, so a typo such as "timeout" for "timeout_seconds" is reported
-// instead of silently ignored.
+// MaxOperationKeyLength is the longest operation key kept as it is, in
+// characters (Unicode code points), so a key always fits the indexes of
+// circuit_breaker_state and job_dead_letter_queue.
+const MaxOperationKeyLength = 200
+
+// NormalizeOperationKey returns key unchanged when it has at most
+// [MaxOperationKeyLength] characters, and otherwise its first 183
+// characters, "…" and the first 16 hex digits of the SHA-256 of the whole
+// key: exactly 200 characters, the same for the same key, different for
+// keys that differ anywhere. The dead-letter capture applies the same rule
+// in SQL.
+func NormalizeOperationKey(key string) string {
+	if utf8.RuneCountInString(key) <= MaxOperationKeyLength {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	prefix, n := key, 0
+	for i := range key {
+		if n == MaxOperationKeyLength-17 {
+			prefix = key[:i]
+			break
+		}
+		n++
+	}
+	return prefix + "…" + hex.EncodeToString(sum[:8])
+}
+
+// decodeStrict unmarshals raw into v, refusing unknown fields, a key given
+// twice in one object (encoding/json would keep the last one silently: a
+// second "url" could redirect a job) and trailing data, so a typo such as
+// "timeout" for "timeout_seconds" is reported instead of ignored. A UTF-8
+// byte order mark in front is skipped.
 func decodeStrict(raw []byte, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	if err := checkDuplicateKeys(raw); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidArgs, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: %s", ErrInvalidArgs, strings.TrimPrefix(err.Error(), "json: "))
@@ -171,4 +209,51 @@ func decodeStrict(raw []byte, v any) error {
 		return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
 	}
 	return nil
+}
+
+// checkDuplicateKeys reports the first object key that appears twice in
+// the same object of raw, naming its path. Malformed JSON is left for the
+// decoder to report.
+func checkDuplicateKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // malformed: the decoder says how
+		}
+		delim, ok := tok.(json.Delim)
+		if !ok {
+			return nil
+		}
+		switch delim {
+		case '{':
+			seen := map[string]bool{}
+			for dec.More() {
+				keyTok, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				key, _ := keyTok.(string)
+				if seen[key] {
+					return fmt.Errorf("key %q appears twice in %s", key, path)
+				}
+				seen[key] = true
+				if err := walk(path + "." + key); err != nil {
+					return err
+				}
+			}
+			_, _ = dec.Token() // '}'
+		case '[':
+			for i := 0; dec.More(); i++ {
+				if err := walk(fmt.Sprintf("%s[%d]", path, i)); err != nil {
+					return err
+				}
+			}
+			_, _ = dec.Token() // ']'
+		}
+		return nil
+	}
+	return walk("the args")
 }

@@ -198,9 +198,10 @@ func New(pool *pgxpool.Pool, config *Config) (*Migrator, error) {
 	return &Migrator{pool: pool, river: river, logger: c.Logger, config: c}, nil
 }
 
-// Applied is one migration [Migrator.Up] applied.
+// Applied is one migration [Migrator.Up] applied, or a trigger it had to
+// create again because it was missing or disabled.
 type Applied struct {
-	// Line is "river" or "rebound".
+	// Line is "river", "rebound" or "trigger".
 	Line     string        `json:"line"`
 	Version  int           `json:"version"`
 	Name     string        `json:"name"`
@@ -235,6 +236,12 @@ func (m *Migrator) Up(ctx context.Context) ([]Applied, error) {
 	}()
 
 	var applied []Applied
+
+	// Before River's migrations: Up drops the triggers around them itself.
+	present, err := m.presentTriggers(ctx)
+	if err != nil {
+		return nil, err
+	}
 
 	riverPending, err := m.riverPending(ctx)
 	if err != nil {
@@ -286,6 +293,12 @@ func (m *Migrator) Up(ctx context.Context) ([]Applied, error) {
 
 	if err := m.createTriggers(ctx, conn.Conn()); err != nil {
 		return applied, err
+	}
+	for _, t := range Triggers() {
+		if enabled, ok := present[t.Name]; !ok || !enabled {
+			applied = append(applied, Applied{Line: "trigger", Name: t.Name})
+			m.logger.InfoContext(ctx, "recreated trigger", "name", t.Name, "was", map[bool]string{false: "missing", true: "disabled"}[ok])
+		}
 	}
 	return applied, nil
 }
@@ -370,6 +383,9 @@ type Status struct {
 	Applied bool `json:"applied"`
 	// AppliedAt is when it was applied; nil when pending or unknown.
 	AppliedAt *time.Time `json:"applied_at,omitempty"`
+	// Disabled reports a trigger that exists but is disabled (Applied is
+	// then false).
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // Status lists every migration this binary knows, River's then rebound's,
@@ -384,10 +400,30 @@ func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 	for _, e := range existing {
 		riverDone[e.Version] = time.Time{}
 	}
+	// River's migrator does not report when; its table has it (best effort:
+	// very old River schemas lack the line column).
+	if rows, err := m.pool.Query(ctx, "SELECT version, created_at FROM river_migration WHERE line = 'main'"); err == nil {
+		var (
+			v  int
+			at time.Time
+		)
+		_, _ = pgx.ForEachRow(rows, []any{&v, &at}, func() error {
+			if _, ok := riverDone[v]; ok {
+				riverDone[v] = at
+			}
+			return nil
+		})
+	}
 	var out []Status
 	for _, v := range m.river.AllVersions() {
-		_, ok := riverDone[v.Version]
-		out = append(out, Status{Line: "river", Version: v.Version, Name: v.Name, Applied: ok})
+		s := Status{Line: "river", Version: v.Version, Name: v.Name}
+		if at, ok := riverDone[v.Version]; ok {
+			s.Applied = true
+			if !at.IsZero() {
+				s.AppliedAt = &at
+			}
+		}
+		out = append(out, s)
 	}
 
 	var tableExists bool
@@ -413,24 +449,32 @@ func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 		return nil, err
 	}
 	for _, t := range Triggers() {
-		out = append(out, Status{Line: "trigger", Name: t.Name, Applied: present[t.Name]})
+		enabled, ok := present[t.Name]
+		out = append(out, Status{Line: "trigger", Name: t.Name, Applied: ok && enabled, Disabled: ok && !enabled})
 	}
 	return out, nil
 }
 
+// presentTriggers maps the name of every trigger on river_job to whether
+// it is enabled (ALTER TABLE ... DISABLE TRIGGER leaves it in place but
+// silent).
 func (m *Migrator) presentTriggers(ctx context.Context) (map[string]bool, error) {
-	rows, err := m.pool.Query(ctx, `SELECT tgname FROM pg_trigger
+	rows, err := m.pool.Query(ctx, `SELECT tgname, tgenabled <> 'D' FROM pg_trigger
 		WHERE tgrelid = to_regclass('river_job') AND NOT tgisinternal`)
 	if err != nil {
 		return nil, fmt.Errorf("list triggers on river_job: %w", err)
 	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	out := map[string]bool{}
+	var (
+		name    string
+		enabled bool
+	)
+	_, err = pgx.ForEachRow(rows, []any{&name, &enabled}, func() error {
+		out[name] = enabled
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list triggers on river_job: %w", err)
-	}
-	out := make(map[string]bool, len(names))
-	for _, n := range names {
-		out[n] = true
 	}
 	return out, nil
 }
@@ -449,9 +493,11 @@ func (m *Migrator) Check(ctx context.Context) error {
 		if s.Applied {
 			continue
 		}
-		switch s.Line {
-		case "trigger":
-			missing = append(missing, "trigger "+s.Name)
+		switch {
+		case s.Disabled:
+			missing = append(missing, "trigger "+s.Name+" disabled")
+		case s.Line == "trigger":
+			missing = append(missing, "trigger "+s.Name+" missing")
 		default:
 			missing = append(missing, fmt.Sprintf("%s %03d_%s", s.Line, s.Version, s.Name))
 		}

@@ -38,9 +38,10 @@ func TestUpIsIdempotent(t *testing.T) {
 	first, err := m.Up(ctx)
 	require.NoError(t, err)
 	riverCount := len(rivermigrateAll(t))
-	require.Len(t, first, riverCount+len(migrations.All()))
+	require.Len(t, first, riverCount+len(migrations.All())+len(migrations.Triggers()))
 	require.Equal(t, "river", first[0].Line)
-	require.Equal(t, "rebound", first[len(first)-1].Line)
+	require.Equal(t, "rebound", first[riverCount+len(migrations.All())-1].Line)
+	require.Equal(t, "trigger", first[len(first)-1].Line)
 
 	second, err := m.Up(ctx)
 	require.NoError(t, err)
@@ -80,7 +81,7 @@ func TestConcurrentUpMigratesOnce(t *testing.T) {
 		require.NoError(t, errs[i])
 		total += len(results[i])
 	}
-	require.Equal(t, len(rivermigrateAll(t))+len(migrations.All()), total, "every migration applied exactly once")
+	require.Equal(t, len(rivermigrateAll(t))+len(migrations.All())+len(migrations.Triggers()), total, "every migration applied exactly once")
 
 	var n int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM "+migrations.VersionTable).Scan(&n))
@@ -163,22 +164,35 @@ func TestUpAfterRiverDowngradeWithTriggerInPlace(t *testing.T) {
 	require.Equal(t, 1, n)
 }
 
-// A trigger dropped by hand: Check names it, Up puts it back.
+// A trigger dropped or disabled by hand: Check names it, Up puts it back
+// and says so.
 func TestCheckNamesMissingTriggerAndUpRepairsIt(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool := dbtest.Pool(t)
-	m, err := migrations.New(pool, nil)
-	require.NoError(t, err)
+	tests := []struct{ name, sql, want string }{
+		{"dropped", "DROP TRIGGER rebound_dead_letter_capture ON river_job", "trigger rebound_dead_letter_capture missing"},
+		{"disabled", "ALTER TABLE river_job DISABLE TRIGGER rebound_dead_letter_capture", "trigger rebound_dead_letter_capture disabled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			pool := dbtest.Pool(t)
+			m, err := migrations.New(pool, nil)
+			require.NoError(t, err)
 
-	_, err = pool.Exec(ctx, "DROP TRIGGER rebound_dead_letter_capture ON river_job")
-	require.NoError(t, err)
-	err = m.Check(ctx)
-	require.ErrorIs(t, err, migrations.ErrBehind)
-	require.Contains(t, err.Error(), "trigger rebound_dead_letter_capture")
+			_, err = pool.Exec(ctx, tt.sql)
+			require.NoError(t, err)
+			err = m.Check(ctx)
+			require.ErrorIs(t, err, migrations.ErrBehind)
+			require.Equal(t, "database migrations are behind: 1 pending ("+tt.want+"); run `rebound migrate up`", err.Error())
 
-	applied, err := m.Up(ctx)
-	require.NoError(t, err)
-	require.Empty(t, applied)
-	require.NoError(t, m.Check(ctx))
+			applied, err := m.Up(ctx)
+			require.NoError(t, err)
+			require.Equal(t, []migrations.Applied{{Line: "trigger", Name: "rebound_dead_letter_capture"}}, applied)
+			require.NoError(t, m.Check(ctx))
+			again, err := m.Up(ctx)
+			require.NoError(t, err)
+			require.Empty(t, again)
+		})
+	}
 }

@@ -47,8 +47,9 @@ func (mw *JobMiddleware) observe(job *rivertype.JobRow, outcome string, start ti
 
 // AttemptOutcome names what River will do with an attempt that returned err
 // (one of the Outcome* constants, never OutcomePanicked): a snooze or a
-// cancel error as such; a context.Canceled while the work context is
-// cancelled (the client is stopping) is interrupted; any other error on the
+// cancel error as such; a context.Canceled (or the context's cancel cause,
+// as net/http returns) while the work context is cancelled (the client is
+// stopping) is interrupted; any other error on the
 // last attempt is discarded, before it errored.
 func AttemptOutcome(ctx context.Context, job *rivertype.JobRow, err error) string {
 	var (
@@ -62,7 +63,7 @@ func AttemptOutcome(ctx context.Context, job *rivertype.JobRow, err error) strin
 		return OutcomeSnoozed
 	case errors.As(err, &cancel):
 		return OutcomeCancelled
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))):
 		return OutcomeInterrupted
 	case job.Attempt >= job.MaxAttempts:
 		return OutcomeDiscarded

@@ -2,6 +2,7 @@ package monitor_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,9 @@ func TestAttemptOutcome(t *testing.T) {
 	t.Parallel()
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
+	stop := errString("stop initiated")
+	stopped, cancelStop := context.WithCancelCause(context.Background())
+	cancelStop(stop)
 	tests := []struct {
 		name    string
 		ctx     context.Context
@@ -150,6 +154,7 @@ func TestAttemptOutcome(t *testing.T) {
 		{"snooze", context.Background(), 3, river.JobSnooze(time.Second), monitor.OutcomeSnoozed},
 		{"cancel", context.Background(), 1, river.JobCancel(errTest), monitor.OutcomeCancelled},
 		{"shutdown", cancelled, 3, context.Canceled, monitor.OutcomeInterrupted},
+		{"shutdown seen through net/http", stopped, 3, fmt.Errorf("POST x: %w", stop), monitor.OutcomeInterrupted},
 		{"canceled error, live context", context.Background(), 1, context.Canceled, monitor.OutcomeErrored},
 	}
 	for _, tt := range tests {

@@ -63,8 +63,9 @@ type RecorderOpts struct {
 //   - Success: nothing is written unless the job called [RecordResult] (or
 //     lost attempts need back-filling).
 //   - river.JobSnooze: passed through; no attempt is used, nothing recorded.
-//   - Shutdown (the error satisfies errors.Is(err, context.Canceled) and the
-//     job's context was cancelled by the client stopping): the error is
+//   - Shutdown (the job's context was cancelled by the client stopping and
+//     the error satisfies errors.Is(err, context.Canceled) or carries the
+//     context's cause, as net/http's errors do): the error is
 //     returned untouched, nothing recorded; River returns the job with its
 //     attempt unused.
 //   - Any other error: classified ([Diagnose]); an entry is appended to the
@@ -259,9 +260,11 @@ func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInn
 		return err
 	}
 	remoteCancel := ctx.Err() != nil && errors.Is(context.Cause(ctx), rivertype.ErrJobCancelledRemotely)
-	if ctx.Err() != nil && !remoteCancel && errors.Is(err, context.Canceled) {
+	if ctx.Err() != nil && !remoteCancel && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))) {
 		// Client shutdown: River's interrupt path returns the job with its
-		// attempt unused, and needs errors.Is(err, context.Canceled).
+		// attempt unused. River accepts context.Canceled or its own stop
+		// cause (what net/http returns for a request whose context was
+		// cancelled with a cause), so both count here.
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
 			r.write(ctx, actx, &run)
 		}

@@ -99,19 +99,26 @@ func TestRecorderDecisions(t *testing.T) {
 func TestRecorderShutdownIsNeverAFailure(t *testing.T) {
 	t.Parallel()
 
+	// River cancels the work context with its own cause on stop.
+	stop := errors.New("stop initiated")
 	for _, workErr := range []error{
 		context.Canceled,
 		&netURLError{err: context.Canceled},
 		retrypolicy.Permanent(context.Canceled),
+		// net/http returns the context's cause, not context.Canceled:
+		// River's own soft-stop check accepts its stop error as well.
+		fmt.Errorf("POST http://upstream/hook: %w", stop),
 	} {
-		rec := newTestRecorder(t, retrypolicy.Policy{}, nil)
-		// River cancels the work context with its own cause on stop.
+		var recorded []retrypolicy.Attempt
+		rec := newTestRecorder(t, retrypolicy.Policy{}, &retrypolicy.RecorderOpts{
+			OnAttempt: func(_ *rivertype.JobRow, a retrypolicy.Attempt) { recorded = append(recorded, a) },
+		})
 		ctx, cancel := context.WithCancelCause(t.Context())
-		cancel(errors.New("stop initiated"))
+		cancel(stop)
 		job := jobRow(1, 1, 25)
 		got := rec.Work(ctx, job, func(ctx context.Context) error { return workErr })
 		require.Same(t, workErr, got)
-		require.ErrorIs(t, got, context.Canceled)
+		require.Empty(t, recorded, "a shutdown is not a failed attempt: %v", workErr)
 		_, isCancel := errors.AsType[*rivertype.JobCancelError](got)
 		require.False(t, isCancel)
 		require.Zero(t, rec.ClientRetryPolicy().Pending())

@@ -48,6 +48,8 @@ type options struct {
 	unique      bool
 	json        bool
 	configPath  string
+
+	maxAttemptsSet bool
 }
 
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -79,6 +81,7 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.argsSet = cmd.Flags().Changed("args")
+			o.maxAttemptsSet = cmd.Flags().Changed("max-attempts")
 			return run(cmd.Context(), registry, args[0], o, stdin, stdout, stderr)
 		},
 	}
@@ -194,6 +197,9 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 			}
 			inserted, err := client.InsertManyTx(ctx, tx, params)
 			if err != nil {
+				if o.argsSet {
+					return fmt.Errorf("insert: %w", err)
+				}
 				return fmt.Errorf("insert lines %d-%d: %w", lines[i].number, lines[i+len(params)-1].number, err)
 			}
 			for _, r := range inserted {
@@ -250,7 +256,7 @@ func (o *options) insertOpts() (*river.InsertOpts, error) {
 	if o.priority < 1 || o.priority > 4 {
 		return nil, fmt.Errorf("invalid --priority %d: must be from 1 to 4", o.priority)
 	}
-	if o.maxAttempts < 0 {
+	if o.maxAttempts < 0 || (o.maxAttemptsSet && o.maxAttempts == 0) {
 		return nil, fmt.Errorf("invalid --max-attempts %d: must be at least 1", o.maxAttempts)
 	}
 	if o.scheduleIn < 0 {
@@ -310,7 +316,10 @@ func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
 		if errors.Is(err, bufio.ErrTooLong) {
 			return nil, fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", displayName(path), number+1, maxLineBytes>>20)
 		}
-		return nil, fmt.Errorf("read %s: %w", displayName(path), err)
+		if path == "-" {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		return nil, fmt.Errorf("--file: %w", err) // the error names the file
 	}
 	if firstErr != nil {
 		if bad > 1 {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -14,18 +16,26 @@ import (
 )
 
 func newBreakerCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := cli.RequireSubcommand(&cobra.Command{
 		Use:   "breaker",
 		Short: "Inspect and operate the circuit breakers shared by every pod",
 		Long: `Each operation key (a downstream: an http_request job's host, or a job kind)
 has one circuit breaker, stored in circuit_breaker_state and shared by every pod.
-Pods notice a change within a second.`,
-		Args: cobra.NoArgs,
-	}
+Pods notice a change within a second. A key is 1 to 255 characters, not blank,
+without control characters.`,
+	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List every breaker: key, state, failures, opened at, next probe at, last error",
-		Args:  cobra.NoArgs,
+		Long: `List every breaker: key, state, failures, opened at, next probe at, last error.
+The table shortens keys longer than 48 characters and errors longer than 60
+(ending them with "…"); --json and ` + "`rebound breaker show KEY`" + ` give full values.
+
+An open breaker whose NEXT PROBE AT has passed (database clock) shows as
+"open (probe due)" ("probe_due": true in JSON): it no longer holds calls off,
+and the next job for the key runs as its probe. It stays open in the table
+until that job comes.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pool, err := a.connect(cmd.Context())
 			if err != nil {
@@ -46,8 +56,8 @@ Pods notice a change within a second.`,
 				}
 				table := make([][]string, 0, len(rows))
 				for _, r := range rows {
-					table = append(table, []string{r.Key, r.State.String(), fmt.Sprint(r.FailureCount),
-						timeOrDash(r.OpenedAt), timeOrDash(r.NextProbeAt), shorten(r.LastError, 60)})
+					table = append(table, []string{shorten(r.Key, keyCellWidth), stateText(r), fmt.Sprint(r.FailureCount),
+						timeOrDash(r.OpenedAt), timeOrDash(r.NextProbeAt), shorten(r.LastError, errorCellWidth)})
 				}
 				return cli.Table(w, []string{"KEY", "STATE", "FAILURES", "OPENED AT", "NEXT PROBE AT", "LAST ERROR"}, table)
 			})
@@ -135,16 +145,22 @@ the breaker probes as usual. Recorded with who and when.`,
 	return cmd
 }
 
+// Widths (in characters) of the list table's shortened columns.
+const (
+	keyCellWidth   = 48
+	errorCellWidth = 60
+)
+
+// exactlyOneKey accepts one argument that is a valid operation key
+// (breaker.ValidateKey).
 func exactlyOneKey(_ *cobra.Command, args []string) error {
 	switch {
 	case len(args) == 0:
 		return errors.New("missing KEY (an operation key, see `rebound breaker list`)")
 	case len(args) > 1:
 		return fmt.Errorf("one KEY expected, got %d arguments", len(args))
-	case strings.TrimSpace(args[0]) == "":
-		return errors.New("KEY is empty")
 	}
-	return nil
+	return breaker.ValidateKey(args[0])
 }
 
 func breakerError(key string, err error) error {
@@ -161,15 +177,34 @@ func timeOrDash(t *time.Time) string {
 	return t.Local().Format(time.RFC3339)
 }
 
+// shorten makes s one table cell of at most n characters: runs of white
+// space become one space, other control characters and invalid UTF-8 become
+// "�", and a longer s is cut to n-1 characters and "…". "" becomes "-".
 func shorten(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
-		if s == "" {
-			return "-"
+	s = strings.Join(strings.Fields(strings.ToValidUTF8(s, "\uFFFD")), " ")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
 		}
+		return r
+	}, s)
+	if s == "" {
+		return "-"
+	}
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// stateText is the state as the table and show print it: "open (probe due)"
+// for an open breaker whose probe time has passed.
+func stateText(r *breaker.Row) string {
+	if r.ProbeDue {
+		return r.State.String() + " (probe due)"
+	}
+	return r.State.String()
 }
 
 func printRow(w io.Writer, r *breaker.Row) error {
@@ -179,7 +214,7 @@ func printRow(w io.Writer, r *breaker.Row) error {
 	}
 	fields := [][]string{
 		{"key", r.Key},
-		{"state", r.State.String()},
+		{"state", stateText(r)},
 		{"generation", fmt.Sprint(r.Generation)},
 		{"failures", fmt.Sprint(r.FailureCount)},
 		{"probe successes", fmt.Sprint(r.SuccessCount)},

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,18 +32,34 @@ func TestBreakerCommands(t *testing.T) {
 		{"reset without a key", []string{"breaker", "reset"}, "rebound: missing KEY"},
 		{"reset an unknown key", []string{"breaker", "reset", "nope"}, `no circuit breaker state for key "nope"`},
 		{"two keys", []string{"breaker", "show", "a", "b"}, "rebound: one KEY expected, got 2 arguments\n"},
+		{"open a blank key", []string{"breaker", "open", " ", "--for", "1m"}, "rebound: invalid operation key \" \": blank (white space only)\n"},
+		{"open a 100,000-character key", []string{"breaker", "open", strings.Repeat("a", 100_000), "--for", "1m"},
+			"rebound: invalid operation key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"… (100000 characters): longer than 255 characters\n"},
+		{"reset an empty key", []string{"breaker", "reset", ""}, "rebound: invalid operation key \"\": empty\n"},
+		{"show a key with a tab", []string{"breaker", "show", "a\tb"}, "rebound: invalid operation key \"a\\tb\": control character U+0009 at byte 1\n"},
+		{"a subcommand typo", []string{"breaker", "bogus"}, "rebound: unknown command \"bogus\" for \"rebound breaker\" (run \"rebound breaker --help\")\n"},
+		{"open by someone with a newline", []string{"breaker", "open", "k", "--for", "1m", "--by", "a\nb"}, "rebound: breaker open: by \"a\\nb\": control character U+000A at byte 1\n"},
 	}
 	for _, tt := range bad {
 		out, errOut, code := runRebound(bin, db.URL, tt.args...)
 		require.Equal(t, 1, code, tt.name)
 		require.Empty(t, out, tt.name)
-		require.Contains(t, errOut, tt.wantErr, tt.name)
+		if strings.HasSuffix(tt.wantErr, "\n") {
+			require.Equal(t, tt.wantErr, errOut, tt.name)
+		} else {
+			require.Contains(t, errOut, tt.wantErr, tt.name)
+		}
 	}
-	out, _, code := runRebound(bin, db.URL, "breaker", "list", "--json")
+	out, errOut, code := runRebound(bin, db.URL, "breaker")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "Usage:\n  rebound breaker [flags]\n  rebound breaker [command]\n", "help on stdout")
+	require.Equal(t, "rebound: missing command: rebound breaker needs one of its subcommands\n", errOut)
+
+	out, _, code = runRebound(bin, db.URL, "breaker", "list", "--json")
 	require.Equal(t, 0, code)
 	require.JSONEq(t, "[]", out, "refused commands changed nothing")
 
-	out, errOut, code := runRebound(bin, db.URL, "breaker", "open", "api.example.com", "--for", "10m", "--by", "alice", "--reason", "maintenance", "--json")
+	out, errOut, code = runRebound(bin, db.URL, "breaker", "open", "api.example.com", "--for", "10m", "--by", "alice", "--reason", "maintenance", "--json")
 	require.Equal(t, 0, code, errOut)
 	var row breaker.Row
 	require.NoError(t, json.Unmarshal([]byte(out), &row))
@@ -67,4 +85,74 @@ func TestBreakerCommands(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "state:           closed\n")
 	require.Contains(t, out, "changed by:      bob\n")
+}
+
+// The list table shortens long keys and errors; --json and show give them
+// whole.
+func TestBreakerListShortensLongValues(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	key := strings.Repeat("k", breaker.MaxKeyLength)
+	lastError := "upstream:\n" + strings.Repeat("é", 300) + "\x1b[31m"
+	_, err := db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key, failure_count, last_error) VALUES ($1, 2, $2)`, key, lastError)
+	require.NoError(t, err)
+
+	out, errOut, code := runRebound(bin, db.URL, "breaker", "list")
+	require.Equal(t, 0, code, errOut)
+	shortKey := strings.Repeat("k", 47) + "…"
+	shortError := "upstream: " + strings.Repeat("é", 49) + "…"
+	want := fmt.Sprintf("%-50s%-8s%-10s%-11s%-15s%s\n", "KEY", "STATE", "FAILURES", "OPENED AT", "NEXT PROBE AT", "LAST ERROR") +
+		fmt.Sprintf("%-50s%-8s%-10s%-11s%-15s%s\n", shortKey, "closed", "2", "-", "-", shortError)
+	require.Equal(t, want, out)
+
+	out, _, code = runRebound(bin, db.URL, "breaker", "list", "--json")
+	require.Equal(t, 0, code)
+	var rows []breaker.Row
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	require.Len(t, rows, 1)
+	require.Equal(t, key, rows[0].Key)
+	require.Equal(t, lastError, rows[0].LastError)
+
+	out, _, code = runRebound(bin, db.URL, "breaker", "show", key)
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "key:             "+key+"\n")
+}
+
+// An expired hold shows as "open (probe due)" until a job takes the probe.
+func TestBreakerListShowsProbeDue(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	_, errOut, code := runRebound(bin, db.URL, "breaker", "open", "api.example.com", "--for", "1m")
+	require.Equal(t, 0, code, errOut)
+	_, _, code = runRebound(bin, db.URL, "breaker", "open", "held.example.com", "--for", "1h")
+	require.Equal(t, 0, code)
+	_, err := db.Pool.Exec(ctx, `UPDATE circuit_breaker_state SET next_probe_at = now() - interval '1 second' WHERE breaker_key = 'api.example.com'`)
+	require.NoError(t, err)
+
+	out, _, code := runRebound(bin, db.URL, "breaker", "list")
+	require.Equal(t, 0, code)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 3)
+	require.True(t, strings.HasPrefix(lines[0], "KEY               STATE             FAILURES  OPENED AT"), lines[0])
+	require.True(t, strings.HasPrefix(lines[1], "api.example.com   open (probe due)  0         "), lines[1])
+	require.True(t, strings.HasPrefix(lines[2], "held.example.com  open              0         "), lines[2])
+
+	out, _, code = runRebound(bin, db.URL, "breaker", "list", "--json")
+	require.Equal(t, 0, code)
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &rows))
+	require.Len(t, rows, 2)
+	require.Equal(t, []any{"open", true}, []any{rows[0]["state"], rows[0]["probe_due"]})
+	require.Equal(t, []any{"open", false}, []any{rows[1]["state"], rows[1]["probe_due"]})
+
+	out, _, code = runRebound(bin, db.URL, "breaker", "show", "api.example.com")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "state:           open (probe due)\n")
+	out, _, code = runRebound(bin, db.URL, "breaker", "show", "api.example.com", "--json")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, `"probe_due": true`)
 }

@@ -46,8 +46,8 @@ func newRootCmd(out io.Writer) *cobra.Command {
 		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers",
 		Long: `rebound is the operator's tool for a rebound job queue in PostgreSQL (DATABASE_URL).
 Every command prints a table for humans, or JSON with --json.`,
-		Args: cobra.NoArgs,
 	}
+	cli.RequireSubcommand(root)
 	root.SetOut(out)
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	root.AddCommand(newMigrateCmd(a))

@@ -15,11 +15,10 @@ import (
 )
 
 func newMigrateCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := cli.RequireSubcommand(&cobra.Command{
 		Use:   "migrate",
 		Short: "Create or upgrade the database schema (River's tables, then rebound's)",
-		Args:  cobra.NoArgs,
-	}
+	})
 	cmd.AddCommand(&cobra.Command{
 		Use:   "up",
 		Short: "Apply every pending migration; safe to run from many pods at once",
@@ -51,10 +50,19 @@ PgBouncer in transaction mode).`,
 					_, err := fmt.Fprintln(w, "database is up to date; nothing to apply")
 					return err
 				}
+				migrated := 0
 				for _, m := range applied {
+					if m.Line == "trigger" {
+						fmt.Fprintf(w, "recreated trigger %s on river_job (it was missing or disabled)\n", m.Name)
+						continue
+					}
+					migrated++
 					fmt.Fprintf(w, "applied %s %03d_%s (%s)\n", m.Line, m.Version, m.Name, m.Duration.Round(time.Millisecond))
 				}
-				_, err := fmt.Fprintf(w, "%d migrations applied\n", len(applied))
+				if migrated == 0 {
+					return nil
+				}
+				_, err := fmt.Fprintf(w, "%d migrations applied\n", migrated)
 				return err
 			})
 		},
@@ -92,6 +100,9 @@ PgBouncer in transaction mode).`,
 					}
 					if s.Line == "trigger" {
 						state = map[bool]string{true: "present", false: "missing"}[s.Applied]
+						if s.Disabled {
+							state = "disabled"
+						}
 					} else {
 						version = strconv.Itoa(s.Version)
 					}

@@ -35,6 +35,7 @@ type options struct {
 	shutdownTimeout      time.Duration
 	fetchCooldown        time.Duration
 	fetchPollInterval    time.Duration
+	jobTimeout           time.Duration
 	rescueStuckJobsAfter time.Duration
 	pollOnly             bool
 	logFormat            string
@@ -65,20 +66,22 @@ REBOUND_<FLAG>, e.g. REBOUND_QUEUES=default=50,mail=5.`,
 	f := cmd.Flags()
 	f.StringVar(&o.httpAddr, "http-addr", worker.DefaultHTTPAddr, "address of the HTTP server (/healthz, /readyz, /metrics, admin routes)")
 	f.Var(&o.queues, "queues", "queues to work and how many jobs of each at once, as name=workers,...")
-	f.StringVar(&o.configPath, "config", "", "YAML file with per-kind retry policy, breaker settings and notifiers")
+	f.StringVar(&o.configPath, "config", "", "YAML file: retry policy per job kind, circuit breaker settings per operation key")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout,
 		"on SIGTERM, how long running jobs may finish before they are cancelled and returned to the queue (keep it under the pod's grace period)")
 	f.DurationVar(&o.fetchCooldown, "fetch-cooldown", worker.DefaultFetchCooldown,
 		"least time between two fetches of one queue; a queue works at most workers/fetch-cooldown jobs per second (River's default 100ms caps 50 workers at 500 jobs/s; 20ms allows 2,500/s)")
 	f.DurationVar(&o.fetchPollInterval, "fetch-poll-interval", worker.DefaultFetchPollInterval,
 		"how often an idle queue polls when no LISTEN/NOTIFY wake-up arrives (the only way behind PgBouncer in transaction mode)")
+	f.DurationVar(&o.jobTimeout, "job-timeout", 0,
+		"longest a job may run, for kinds without their own timeout (http_request follows its timeout_seconds); 0 means River's default, 1m")
 	f.DurationVar(&o.rescueStuckJobsAfter, "rescue-stuck-jobs-after", 0,
-		"how long a job may stay running before it counts as lost (its worker died) and River's rescuer retries it; 0 means River's default, 1h")
+		"how long a job may stay running before it counts as lost (its worker died) and River's rescuer retries it; at least --job-timeout; 0 means River's default, 1h")
 	f.BoolVar(&o.pollOnly, "poll-only", false,
 		"find jobs by polling only, without LISTEN/NOTIFY (needed behind PgBouncer in transaction mode; set DATABASE_DIRECT_URL for the circuit breakers' notifications)")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (JSON unless stdout is a terminal), json or text")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	f.StringVar(&o.id, "id", "", "name of this worker in River (default: host name and a random suffix)")
+	f.StringVar(&o.id, "id", "", "name of this worker in River (default: the host name and the start time)")
 	return cmd
 }
 
@@ -123,6 +126,7 @@ func run(ctx context.Context, o *options) error {
 		Queues:               o.queues,
 		FetchCooldown:        o.fetchCooldown,
 		FetchPollInterval:    o.fetchPollInterval,
+		JobTimeout:           o.jobTimeout,
 		RescueStuckJobsAfter: o.rescueStuckJobsAfter,
 		ShutdownTimeout:      o.shutdownTimeout,
 		HTTPAddr:             o.httpAddr,

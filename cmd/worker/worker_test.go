@@ -150,12 +150,14 @@ func TestGracefulShutdown(t *testing.T) {
 				state   string
 				attempt int
 				errs    int
+				history string
 			)
 			require.NoError(t, db.Pool.QueryRow(context.Background(),
-				"SELECT state::text, attempt, coalesce(array_length(errors, 1), 0) FROM river_job").Scan(&state, &attempt, &errs))
+				"SELECT state::text, attempt, coalesce(array_length(errors, 1), 0), coalesce(metadata->'output'->>'attempts', '[]') FROM river_job").Scan(&state, &attempt, &errs, &history))
 			require.Equal(t, tt.wantState, state)
 			require.Equal(t, tt.wantAttempt, attempt)
 			require.Equal(t, 0, errs, "an interrupted attempt is not an error")
+			require.Equal(t, "[]", history, "an interrupted attempt is not in the history")
 		})
 	}
 }
@@ -213,6 +215,8 @@ func TestStartupErrors(t *testing.T) {
 	require.NoError(t, err)
 	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
 	require.NoError(t, os.WriteFile(badConfig, []byte("retry:\n  default:\n    max_delay: 1s\n    initial_delay: 5s\n"), 0o600))
+	unknownKind := filepath.Join(t.TempDir(), "kind.yaml")
+	require.NoError(t, os.WriteFile(unknownKind, []byte("retry:\n  kinds:\n    http_requset: {max_attempts: 3}\n"), 0o600))
 	unknownKey := filepath.Join(t.TempDir(), "unknown.yaml")
 	require.NoError(t, os.WriteFile(unknownKey, []byte("retyr:\n  default: {}\n"), 0o600))
 
@@ -233,10 +237,15 @@ func TestStartupErrors(t *testing.T) {
 		{name: "negative shutdown timeout", url: db.URL, args: []string{"--shutdown-timeout", "-1s"}, wantErr: "worker: invalid --shutdown-timeout -1s: must be positive"},
 		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid log level "loud"`},
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
+		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: `worker: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request)`},
 		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "field retyr not found"},
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},
+		{name: "rescue before the job timeout", url: db.URL, args: []string{"--rescue-stuck-jobs-after", "15s"}, wantErr: "worker: rescue-stuck-jobs-after (15s) must be at least the job timeout (1m0s)"},
+		{name: "bad HTTP address", url: db.URL, args: []string{"--http-addr", "nonsense"}, wantErr: `worker: invalid HTTP address "nonsense": address nonsense: missing port in address`},
+		{name: "short admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=a"}, wantErr: "worker: REBOUND_ADMIN_TOKEN is too short (1 characters): use at least 16 random characters"},
+		{name: "blank admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=  "}, wantErr: "worker: REBOUND_ADMIN_TOKEN has leading or trailing white space"},
 		{name: "address in use", url: db.URL, args: []string{"--http-addr", "127.0.0.1:5432"}, wantErr: "worker: listen on 127.0.0.1:5432"},
 	}
 	for _, tt := range tests {
@@ -278,4 +287,25 @@ func get(t *testing.T, url string) (int, string) {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, string(b)
+}
+
+// A job inserted by another producer with an operation key no breaker can
+// hold ends at once, dead-lettered as bad_request, and its upstream is not
+// called.
+func TestInvalidOperationKeyIsDeadLettered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	var calls atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer upstream.Close()
+	_, err := db.Pool.Exec(ctx, `INSERT INTO river_job (kind, args, metadata, state, max_attempts, queue, priority)
+		VALUES ('http_request', $1, '{}', 'available', 5, 'default', 1)`, fmt.Sprintf(`{"url": %q, "operation_key": "a\nb"}`, upstream.URL))
+	require.NoError(t, err)
+	proctest.StartWorker(t, db.URL)
+	waitFor(t, 30*time.Second, func() bool {
+		return count(t, db.Pool, "SELECT count(*) FROM job_dead_letter_queue WHERE failure_class = 'bad_request'") == 1
+	})
+	require.Equal(t, 1, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'cancelled' AND attempt = 1"))
+	require.Equal(t, int64(0), calls.Load())
 }

@@ -55,10 +55,29 @@ func IsLoopback(addr string) bool {
 // [ErrNoToken] that says why and what to do; the worker refuses to start
 // with it.
 func CheckListenAddr(addr, token string) error {
-	if token != "" || IsLoopback(addr) {
+	if token != "" {
+		return ValidateToken(token)
+	}
+	if IsLoopback(addr) {
 		return nil
 	}
 	return fmt.Errorf("%w: the HTTP server listens on %q, which is not a loopback address, and admin routes (/api/admin/..., /riverui/) would be open to anyone who can reach it; set %s to a secret, or listen on 127.0.0.1", ErrNoToken, addr, EnvToken)
+}
+
+// MinTokenLength is the shortest admin token accepted, in bytes.
+const MinTokenLength = 16
+
+// ValidateToken refuses an admin token that is too short to be a secret
+// (under [MinTokenLength] bytes) or that has leading or trailing white
+// space (a copy-paste accident a Bearer header could never match).
+func ValidateToken(token string) error {
+	if strings.TrimSpace(token) != token {
+		return fmt.Errorf("%s has leading or trailing white space", EnvToken)
+	}
+	if len(token) < MinTokenLength {
+		return fmt.Errorf("%s is too short (%d characters): use at least %d random characters, e.g. `openssl rand -hex 32`", EnvToken, len(token), MinTokenLength)
+	}
+	return nil
 }
 
 // Opts configures [Require]. The zero value is usable.

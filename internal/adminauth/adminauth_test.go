@@ -12,6 +12,15 @@ import (
 	"github.com/rebound-queue/rebound/internal/adminauth"
 )
 
+func TestValidateToken(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, adminauth.ValidateToken("0123456789abcdef"))
+	require.EqualError(t, adminauth.CheckListenAddr("0.0.0.0:8080", "short"),
+		"REBOUND_ADMIN_TOKEN is too short (5 characters): use at least 16 random characters, e.g. `openssl rand -hex 32`")
+	require.EqualError(t, adminauth.CheckListenAddr("127.0.0.1:8080", " 0123456789abcdef"),
+		"REBOUND_ADMIN_TOKEN has leading or trailing white space")
+}
+
 func TestCheckListenAddr(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -25,7 +34,7 @@ func TestCheckListenAddr(t *testing.T) {
 		{":8080", "", true},
 		{"0.0.0.0:8080", "", true},
 		{"10.1.2.3:8080", "", true},
-		{"0.0.0.0:8080", "t", false},
+		{"0.0.0.0:8080", "0123456789abcdef", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr+"/"+tt.token, func(t *testing.T) {

@@ -32,7 +32,11 @@ const DefaultConnectTimeout = 10 * time.Second
 // when it is unset) and checks that the database answers. Errors say which:
 // "invalid DATABASE_URL: ..." or "database unreachable: ...".
 func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(os.Getenv("DATABASE_URL"))
+	raw := os.Getenv("DATABASE_URL")
+	if err := checkURLForm(raw); err != nil {
+		return nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
+	}
+	cfg, err := pgxpool.ParseConfig(raw)
 	if err != nil {
 		return nil, fmt.Errorf("invalid DATABASE_URL: %s", parseErrorMessage(err))
 	}
@@ -51,6 +55,26 @@ func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Poo
 		return nil, fmt.Errorf("database unreachable at %s: %s", describeTarget(cfg), oneLine(err))
 	}
 	return pool, nil
+}
+
+// checkURLForm refuses what is neither a postgres:// URL nor a libpq
+// key=value string, with a message saying so (pgx would only say "invalid
+// keyword/value").
+func checkURLForm(raw string) error {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil // libpq's PG* variables and defaults
+	}
+	if scheme, _, ok := strings.Cut(raw, "://"); ok {
+		if scheme != "postgres" && scheme != "postgresql" {
+			return fmt.Errorf("scheme %q: want postgres:// or postgresql://", scheme)
+		}
+		return nil
+	}
+	if !strings.Contains(raw, "=") {
+		return errors.New("want a postgres://user@host:5432/db URL or a key=value string such as \"host=localhost dbname=app\"")
+	}
+	return nil
 }
 
 func parseErrorMessage(err error) string {
@@ -141,6 +165,23 @@ func Table(w io.Writer, header []string, rows [][]string) error {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
+}
+
+// RequireSubcommand makes a command that only groups subcommands fail on
+// anything else: `rebound dlq bogus` is `unknown command "bogus" for
+// "rebound dlq"` and a bare `rebound dlq` prints its help and fails with
+// "missing command", both with exit code 1 (cobra's default is to print help
+// and exit 0, which hides a typo in a script). It returns cmd.
+func RequireSubcommand(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command %q for %q (run %q)", args[0], cmd.CommandPath(), cmd.CommandPath()+" --help")
+		}
+		_ = cmd.Help()
+		return fmt.Errorf("missing command: %s needs one of its subcommands", cmd.CommandPath())
+	}
+	return cmd
 }
 
 // Execute runs root and turns any error into one line on stderr,

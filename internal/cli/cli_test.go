@@ -55,3 +55,44 @@ func TestNewLogger(t *testing.T) {
 	_, err = cli.NewLogger(&buf, "xml", "info")
 	require.EqualError(t, err, `invalid log format "xml" (auto, json, text)`)
 }
+
+func TestRequireSubcommand(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args    []string
+		wantErr string
+		ran     bool
+	}{
+		{args: []string{"sub"}, ran: true},
+		{args: []string{"bogus"}, wantErr: `unknown command "bogus" for "app" (run "app --help")`},
+		{args: []string{}, wantErr: "missing command: app needs one of its subcommands"},
+	}
+	for _, tt := range tests {
+		ran := false
+		root := cli.RequireSubcommand(&cobra.Command{Use: "app"})
+		root.AddCommand(&cobra.Command{Use: "sub", RunE: func(*cobra.Command, []string) error { ran = true; return nil }})
+		root.SetOut(&bytes.Buffer{})
+		root.SetArgs(tt.args)
+		err := root.Execute()
+		if tt.wantErr != "" {
+			require.EqualError(t, err, tt.wantErr)
+		} else {
+			require.NoError(t, err)
+		}
+		require.Equal(t, tt.ran, ran)
+	}
+}
+
+func TestConnectNamesBadURLs(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"mysql://u@h/db", `invalid DATABASE_URL: scheme "mysql": want postgres:// or postgresql://`},
+		{"notaurl", `invalid DATABASE_URL: want a postgres://user@host:5432/db URL or a key=value string such as "host=localhost dbname=app"`},
+		{"postgres://%zz", "invalid DATABASE_URL: "},
+		{"postgres://postgres@127.0.0.1:1/x?connect_timeout=1", "database unreachable at 127.0.0.1:1/x: "},
+	}
+	for _, tt := range tests {
+		t.Setenv("DATABASE_URL", tt.url)
+		_, err := cli.Connect(t.Context(), nil)
+		require.ErrorContains(t, err, tt.want)
+	}
+}

@@ -76,6 +76,10 @@ func Parse(content []byte) (*Settings, error) {
 			if errors.As(err, &ce) {
 				return nil, ce // already names its key
 			}
+			var bce *breaker.ConfigError
+			if errors.As(err, &bce) {
+				return nil, bce
+			}
 			var te *yaml.TypeError
 			if errors.As(err, &te) {
 				// One message per bad key, on one line.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -62,9 +63,13 @@ type Config struct {
 	// queue. 0 means [DefaultFetchCooldown], [DefaultFetchPollInterval].
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
+	// JobTimeout bounds a job's Work unless its kind sets its own timeout
+	// (http_request follows its timeout_seconds). 0 means River's default,
+	// 1 minute.
+	JobTimeout time.Duration
 	// RescueStuckJobsAfter is how long a job may stay running before River's
-	// rescuer takes it back (its worker died or hung). 0 means River's
-	// default (1 hour).
+	// rescuer takes it back (its worker died or hung); at least JobTimeout.
+	// 0 means River's default (1 hour).
 	RescueStuckJobsAfter time.Duration
 	// ShutdownTimeout bounds a graceful stop: running jobs get this long to
 	// finish, minus a hard-stop margin, after which they are cancelled and
@@ -135,24 +140,42 @@ func (c *Config) withDefaults() Config {
 
 func (c *Config) validate() error {
 	if c.Pool == nil {
-		return errors.New("worker: Pool is required")
+		return errors.New("a database pool is required")
 	}
 	if len(c.Queues) == 0 {
-		return errors.New("worker: at least one queue is required")
+		return errors.New("at least one queue is required")
 	}
 	for name, n := range c.Queues {
 		if n < 1 || n > river.QueueNumWorkersMax {
-			return fmt.Errorf("worker: queue %q: workers must be between 1 and %d, got %d", name, river.QueueNumWorkersMax, n)
+			return fmt.Errorf("queue %q: workers must be between 1 and %d, got %d", name, river.QueueNumWorkersMax, n)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("invalid HTTP address %q: %v", c.HTTPAddr, err)
+	}
+	for _, kind := range c.Retry.Kinds() {
+		if _, err := c.Registry.Lookup(kind); err != nil {
+			return fmt.Errorf("%s.kinds.%s: %w", retrypolicy.ConfigKey, kind, err)
 		}
 	}
 	if c.FetchCooldown < river.FetchCooldownMin {
-		return fmt.Errorf("worker: fetch cooldown must be at least %s", river.FetchCooldownMin)
+		return fmt.Errorf("fetch cooldown must be at least %s", river.FetchCooldownMin)
 	}
 	if c.FetchPollInterval < c.FetchCooldown {
-		return fmt.Errorf("worker: fetch poll interval (%s) must be at least the fetch cooldown (%s)", c.FetchPollInterval, c.FetchCooldown)
+		return fmt.Errorf("fetch poll interval (%s) must be at least the fetch cooldown (%s)", c.FetchPollInterval, c.FetchCooldown)
 	}
 	if c.ShutdownTimeout < 0 {
-		return errors.New("worker: shutdown timeout must not be negative")
+		return errors.New("shutdown timeout must not be negative")
+	}
+	if c.JobTimeout < 0 || c.RescueStuckJobsAfter < 0 {
+		return errors.New("job timeout and rescue-stuck-jobs-after must not be negative")
+	}
+	jobTimeout := c.JobTimeout
+	if jobTimeout == 0 {
+		jobTimeout = river.JobTimeoutDefault
+	}
+	if c.RescueStuckJobsAfter > 0 && c.RescueStuckJobsAfter < jobTimeout {
+		return fmt.Errorf("rescue-stuck-jobs-after (%s) must be at least the job timeout (%s): a job still within its timeout would count as lost; lower the job timeout too", c.RescueStuckJobsAfter, jobTimeout)
 	}
 	return nil
 }
@@ -226,6 +249,7 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 		Queues:               queues,
 		FetchCooldown:        c.FetchCooldown,
 		FetchPollInterval:    c.FetchPollInterval,
+		JobTimeout:           c.JobTimeout,
 		RescueStuckJobsAfter: c.RescueStuckJobsAfter,
 		PollOnly:             c.PollOnly,
 		Workers:              workers,
@@ -309,12 +333,13 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) stop(log *slog.Logger) error {
 	total := w.config.ShutdownTimeout
 	hard := min(5*time.Second, total/5)
-	log.Info("shutting down: no new jobs; waiting for running jobs", "soft_timeout", total-hard, "hard_timeout", hard)
+	log.Info("shutting down: no new jobs; waiting for running jobs",
+		"soft_timeout", (total - hard).String(), "hard_timeout", hard.String())
 
 	softCtx, cancel := context.WithTimeout(context.Background(), total-hard)
 	defer cancel()
 	if err := w.client.Stop(softCtx); err == nil {
-		log.Info("worker stopped: every running job finished")
+		w.reportUnsaved(log, "every running job finished")
 		return nil
 	}
 	log.Warn("shutdown timeout reached; cancelling running jobs so they return to the queue")
@@ -323,8 +348,31 @@ func (w *Worker) stop(log *slog.Logger) error {
 	if err := w.client.StopAndCancel(hardCtx); err != nil {
 		return fmt.Errorf("jobs still running after cancellation (River's rescuer will return them after RescueStuckJobsAfter): %w", err)
 	}
-	log.Info("worker stopped: running jobs were cancelled and returned to the queue")
+	w.reportUnsaved(log, "running jobs were cancelled and returned to the queue")
 	return nil
+}
+
+// reportUnsaved logs how the stop went. River's completer saves results in
+// the background and, when the database is down, gives up after a few
+// tries: a job this pod worked can then still be marked running, to be run
+// again by River's rescuer. So look before saying all went well.
+func (w *Worker) reportUnsaved(log *slog.Logger, done string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var unsaved int
+	err := w.config.Pool.QueryRow(ctx,
+		"SELECT count(*) FROM river_job WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = $1",
+		w.client.ID()).Scan(&unsaved)
+	switch {
+	case err != nil:
+		log.Warn("worker stopped: "+done+", but whether their results were saved is unknown (database unreachable); River's rescuer runs again any job left running",
+			"error", err.Error())
+	case unsaved > 0:
+		log.Warn("worker stopped: "+done+", but the results of some could not be saved; River's rescuer will run them again after RescueStuckJobsAfter",
+			"jobs_left_running", unsaved)
+	default:
+		log.Info("worker stopped: " + done)
+	}
 }
 
 // newBreaker builds the pod's circuit breaker and its River gate: failures
@@ -354,6 +402,11 @@ func newBreaker(c Config, reg prometheus.Registerer, workers *river.Workers) (*b
 		OnParkExpired: func(ctx context.Context, job *rivertype.JobRow, err *breaker.OpenError, parkedFor time.Duration) error {
 			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen,
 				fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err))
+		},
+		// A key no breaker can hold (control characters, say) is the job's
+		// own defect: it ends now, in the DLQ as bad_request.
+		OnInvalidKey: func(ctx context.Context, job *rivertype.JobRow, err error) error {
+			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBadRequest, err)
 		},
 	})
 	river.AddWorker(workers, &breaker.CleanupWorker{Store: br.Store(), IdleTTL: c.BreakerIdleTTL})
