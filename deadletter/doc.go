@@ -24,8 +24,10 @@
 //     (the worker died or hung; retrypolicy.LostAttempts' rule).
 //   - failure_reason: River's last error without "JobCancelError: ".
 //   - operation_key: metadata.operation_key, else args.operation_key, else
-//     the kind; a key over [MaxOperationKeyBytes] is stored shortened (see
-//     [ShortenOperationKey]; migrations/sql/005), as is the class.
+//     the kind, normalised as jobs.NormalizeOperationKey does (over 200
+//     characters: the first 183, "…" and 16 hex digits of its SHA-256;
+//     SQL function rebound_operation_key, migrations/sql/005), so a long key
+//     never stops the capture.
 //   - The River UI's Retry (client.JobRetry) re-runs the same job: leaving
 //     discarded/cancelled marks that attempt's row retried (retried_job_id =
 //     the same job); a new death is a new row for the new attempt.

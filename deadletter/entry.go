@@ -68,8 +68,10 @@ type Entry struct {
 	// prefix.
 	FailureReason string `json:"failure_reason"`
 	// OperationKey is metadata.operation_key, else args.operation_key, else
-	// the kind; through [ShortenOperationKey] when longer than
-	// [MaxOperationKeyBytes] (the whole key stays in Metadata or Args).
+	// the kind, normalised as jobs.NormalizeOperationKey does (a key over
+	// 200 characters becomes its first 183, "…" and 16 hex digits of its
+	// SHA-256), so it is the key the job's circuit breaker used. The whole
+	// key stays in Metadata or Args.
 	OperationKey     string     `json:"operation_key"`
 	FirstAttemptedAt *time.Time `json:"first_attempted_at,omitempty"`
 	LastAttemptedAt  *time.Time `json:"last_attempted_at,omitempty"`
@@ -177,8 +179,9 @@ type Filter struct {
 	// Statuses are entry statuses. Operations document their default when
 	// it is empty.
 	Statuses []Status `json:"statuses,omitempty"`
-	// OperationKeys are operation keys, whole or as stored (a key longer
-	// than [MaxOperationKeyBytes] matches its [ShortenOperationKey] form).
+	// OperationKeys are operation keys, whole or as stored (a key over 200
+	// characters is stored normalised, see [Entry.OperationKey]; either
+	// form matches).
 	OperationKeys []string `json:"operation_keys,omitempty"`
 	// Since selects entries dead-lettered at or after it.
 	Since time.Time `json:"since,omitzero"`
@@ -225,11 +228,8 @@ func (f Filter) where(args []any) (string, []any) {
 		add("status = ANY($%d)", s)
 	}
 	if len(f.OperationKeys) > 0 {
-		keys := make([]string, len(f.OperationKeys))
-		for i, k := range f.OperationKeys {
-			keys[i] = ShortenOperationKey(k)
-		}
-		add("operation_key = ANY($%d)", keys)
+		// Through the capture's own rule: the whole key finds its rows.
+		add("operation_key IN (SELECT rebound_operation_key(k) FROM unnest($%d::text[]) k)", f.OperationKeys)
 	}
 	if !f.Since.IsZero() {
 		add("dead_lettered_at >= $%d", f.Since)

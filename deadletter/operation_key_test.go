@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/deadletter"
+	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/migrations"
 )
 
@@ -34,18 +35,18 @@ func incompressibleKey(n int) string {
 	return b.String()[:n]
 }
 
-// The Go rule and the SQL function the capture uses give the same stored key,
-// multi-byte text included, so a key shortened in Go finds its rows.
-func TestShortenOperationKeyMatchesSQL(t *testing.T) {
+// The capture's SQL rule is jobs.NormalizeOperationKey's, multi-byte text
+// included: a dead-letter row carries the key the job's breaker used, and a
+// filter by the whole key finds it.
+func TestOperationKeyRuleMatchesJobs(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	a255 := strings.Repeat("a", 255)
-	a256 := strings.Repeat("a", 256)
-	e150 := strings.Repeat("é", 150)       // 300 bytes, 2 each
-	euro100 := strings.Repeat("€", 100)    // 300 bytes, 3 each
-	emoji70 := strings.Repeat("😀", 70)     // 280 bytes, 4 each
-	mixed := "a" + strings.Repeat("😀", 70) // 281 bytes: 1 + 4n never lands on 200
-	mixed255 := strings.Repeat("€", 85)    // exactly 255 bytes
+	a200 := strings.Repeat("a", 200)
+	a201 := strings.Repeat("a", 201)
+	e200 := strings.Repeat("é", 200)  // 400 bytes, kept: the rule counts characters
+	e201 := strings.Repeat("é", 201)  // 402 bytes
+	emoji := strings.Repeat("😀", 250) // 1000 bytes
+	mixed := "a€" + strings.Repeat("😀", 199)
 	long := incompressibleKey(6000)
 
 	tests := []struct {
@@ -53,25 +54,22 @@ func TestShortenOperationKeyMatchesSQL(t *testing.T) {
 	}{
 		{"empty", "", ""},
 		{"short", "api.example.com", "api.example.com"},
-		{"255 bytes kept", a255, a255},
-		{"255 bytes of 3-byte characters kept", mixed255, mixed255},
-		{"256 bytes", a256, strings.Repeat("a", 200) + "…" + hash16(a256)},
-		{"2-byte characters", e150, strings.Repeat("é", 100) + "…" + hash16(e150)},
-		{"3-byte characters cut before 200 bytes", euro100, strings.Repeat("€", 66) + "…" + hash16(euro100)},
-		{"4-byte characters", emoji70, strings.Repeat("😀", 50) + "…" + hash16(emoji70)},
-		{"character boundary after one byte", mixed, "a" + strings.Repeat("😀", 49) + "…" + hash16(mixed)},
-		{"6000 characters", long, long[:200] + "…" + hash16(long)},
+		{"200 characters kept", a200, a200},
+		{"200 two-byte characters kept", e200, e200},
+		{"201 characters", a201, strings.Repeat("a", 183) + "…" + hash16(a201)},
+		{"two-byte characters", e201, strings.Repeat("é", 183) + "…" + hash16(e201)},
+		{"four-byte characters", emoji, strings.Repeat("😀", 183) + "…" + hash16(emoji)},
+		{"mixed widths", mixed, "a€" + strings.Repeat("😀", 181) + "…" + hash16(mixed)},
+		{"6000 characters", long, long[:183] + "…" + hash16(long)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := deadletter.ShortenOperationKey(tt.in)
-			require.Equal(t, tt.want, got)
-			require.True(t, utf8.ValidString(got))
-			require.LessOrEqual(t, len(got), deadletter.MaxOperationKeyBytes)
+			require.Equal(t, tt.want, jobs.NormalizeOperationKey(tt.in))
 			var sql string
-			require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT rebound_dead_letter_shorten($1)", tt.in).Scan(&sql))
+			require.NoError(t, b.pool.QueryRow(context.Background(), "SELECT rebound_operation_key($1)", tt.in).Scan(&sql))
 			require.Equal(t, tt.want, sql)
+			require.LessOrEqual(t, utf8.RuneCountInString(sql), 200)
 		})
 	}
 }
@@ -91,7 +89,7 @@ func TestCaptureLongOperationKey(t *testing.T) {
 
 	entries := entriesOf(t, b.pool, res.Job.ID)
 	require.Len(t, entries, 1)
-	want := key[:200] + "…" + hash16(key)
+	want := key[:183] + "…" + hash16(key)
 	require.Equal(t, want, entries[0].OperationKey)
 	require.Contains(t, string(entries[0].Metadata), key, "metadata keeps the whole key")
 
@@ -153,7 +151,7 @@ func TestReconcileSkipsRowsItCannotCapture(t *testing.T) {
 		require.Equal(t, "dlq_test", res.Failed[i].Kind)
 		require.Contains(t, res.Failed[i].Error, `violates check constraint "test_reject"`)
 	}
-	require.Equal(t, longKey[:200]+"…"+hash16(longKey), entriesOf(t, b.pool, good2)[0].OperationKey)
+	require.Equal(t, longKey[:183]+"…"+hash16(longKey), entriesOf(t, b.pool, good2)[0].OperationKey)
 	require.Equal(t, 3, count(t, b.pool, "SELECT count(*) FROM job_dead_letter_queue"))
 	require.Equal(t, 2.0, counterValue(t, rec, "rebound_dead_letter_reconcile_failures_total"))
 
@@ -201,11 +199,11 @@ func TestMigration005ShortensStoredKeys(t *testing.T) {
 	// Back to just before 005, with rows 004's capture could have written.
 	_, err := b.pool.Exec(ctx, `DELETE FROM rebound_migration WHERE version = 5;
 		DROP FUNCTION rebound_dead_letter_try_capture(jsonb);
-		DROP FUNCTION rebound_dead_letter_shorten(text)`)
+		DROP FUNCTION rebound_operation_key(text)`)
 	require.NoError(t, err)
-	key300 := strings.Repeat("€", 100)
+	key201 := strings.Repeat("€", 201)
 	insertEntries(t, b.pool, 2, "kind_m", "timeout", 100)
-	_, err = b.pool.Exec(ctx, "UPDATE job_dead_letter_queue SET operation_key = $1 WHERE river_job_id = 101", key300)
+	_, err = b.pool.Exec(ctx, "UPDATE job_dead_letter_queue SET operation_key = $1 WHERE river_job_id = 101", key201)
 	require.NoError(t, err)
 
 	m, err := migrations.New(b.pool, nil)
@@ -219,6 +217,6 @@ func TestMigration005ShortensStoredKeys(t *testing.T) {
 	require.NoError(t, err)
 	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
-	require.Equal(t, []string{strings.Repeat("€", 66) + "…" + hash16(key300), "op-0"}, keys)
+	require.Equal(t, []string{strings.Repeat("€", 183) + "…" + hash16(key201), "op-0"}, keys)
 	require.NoError(t, m.Check(ctx))
 }

@@ -1,43 +1,34 @@
 -- rebound 005: dead-letter fixes.
 --
--- 1. A long operation key is stored shortened (rebound_dead_letter_shorten):
---    an index row holds at most ~2.7 kB, so a 6000-character key made the
+-- 1. A long operation key is stored normalised (rebound_operation_key): an
+--    index row holds at most ~2.7 kB, so a 6000-character key made the
 --    capture fail and the job had no dead-letter row.
 -- 2. rebound_dead_letter_try_capture: the capture for the reconciliation,
 --    which returns the error of a row it cannot write instead of raising,
 --    so one bad row cannot stop a pass from adding the others.
 
--- rebound_dead_letter_shorten returns k as the dead-letter queue stores an
--- operation key. A key of at most 255 bytes (UTF-8) is returned unchanged; a
--- longer one becomes
---     P || '…' || H
--- where P is the longest prefix of whole characters that fits in 200 bytes
--- (UTF-8), '…' is U+2026, and H is the first 16 hex digits of
--- sha256(the whole key's UTF-8 bytes). Go's deadletter.ShortenOperationKey is
--- the same rule (a test holds them equal).
-CREATE FUNCTION rebound_dead_letter_shorten(k text) RETURNS text
-LANGUAGE plpgsql STABLE STRICT AS $$
-DECLARE
-    n integer;
-BEGIN
-    IF octet_length(convert_to(k, 'UTF8')) <= 255 THEN
-        RETURN k;
-    END IF;
-    n := least(char_length(k), 200);
-    WHILE octet_length(convert_to(left(k, n), 'UTF8')) > 200 LOOP
-        n := n - 1;
-    END LOOP;
-    RETURN left(k, n) || '…' || left(encode(sha256(convert_to(k, 'UTF8')), 'hex'), 16);
-END $$;
+-- rebound_operation_key returns an operation key as rebound stores and
+-- compares it: unchanged when it has at most 200 characters, else its first
+-- 183 characters, '…' (U+2026) and the first 16 hex digits of the SHA-256 of
+-- the whole key's UTF-8 bytes: exactly 200 characters (at most 800 bytes),
+-- the same for the same key, different for keys that differ anywhere. It is
+-- jobs.NormalizeOperationKey in SQL (a test holds the two equal), so a
+-- dead-letter row carries the key the job's circuit breaker uses.
+CREATE FUNCTION rebound_operation_key(k text) RETURNS text
+LANGUAGE sql STABLE STRICT AS $$
+    SELECT CASE WHEN char_length(k) <= 200 THEN k
+                ELSE left(k, 183) || '…' || left(encode(sha256(convert_to(k, 'UTF8')), 'hex'), 16) END
+$$;
 
--- Rows written before this migration with keys of 256 bytes up to what the
--- index accepted: store them the same way, so one filter finds old and new.
+-- Rows written before this migration with keys over 200 characters (up to
+-- what the index accepted): store them the same way, so one filter finds
+-- old and new rows.
 UPDATE job_dead_letter_queue
-   SET operation_key = rebound_dead_letter_shorten(operation_key)
- WHERE octet_length(convert_to(operation_key, 'UTF8')) > 255;
+   SET operation_key = rebound_operation_key(operation_key)
+ WHERE char_length(operation_key) > 200;
 
 -- As in 002, except that operation_key and failure_class (both indexed) go
--- through rebound_dead_letter_shorten.
+-- through rebound_operation_key.
 CREATE OR REPLACE FUNCTION rebound_dead_letter_capture(p_job jsonb) RETURNS bigint
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
@@ -93,9 +84,9 @@ BEGIN
         v_history,
         coalesce(ARRAY(SELECT jsonb_array_elements_text(p_job -> 'tags')
                         WHERE jsonb_typeof(p_job -> 'tags') = 'array'), '{}'),
-        rebound_dead_letter_shorten(coalesce(v_final ->> 'class', 'unknown')),
+        rebound_operation_key(coalesce(v_final ->> 'class', 'unknown')),
         coalesce(v_reason, v_final ->> 'error', ''),
-        rebound_dead_letter_shorten(coalesce(v_metadata ->> 'operation_key',
+        rebound_operation_key(coalesce(v_metadata ->> 'operation_key',
                  CASE WHEN jsonb_typeof(v_args) = 'object' THEN v_args ->> 'operation_key' END,
                  p_job ->> 'kind')),
         coalesce(v_first, rebound_jsonb_timestamptz(p_job -> 'attempted_at')),
