@@ -21,15 +21,15 @@ import (
 // newDLQCmd is `rebound dlq`: the dead-letter queue's operations, with the
 // same semantics as the Go API (package deadletter) and the admin HTTP API.
 func newDLQCmd(a *app) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := cli.RequireSubcommand(&cobra.Command{
 		Use:   "dlq",
 		Short: "Inspect and act on the dead-letter queue (jobs that were discarded or cancelled)",
 		Long: `The dead-letter queue holds one entry per River job and attempt that ended
 discarded (attempts used up, or rescued after a crash) or cancelled by a
 permanent error. Manual cancels are not in it. Secrets in args and metadata are
-redacted in every display (the replay uses the original args).`,
-		Args: cobra.NoArgs,
-	}
+redacted in every display, and so are secrets in error text (the database
+keeps the originals; the replay uses the original args).`,
+	})
 	cmd.AddCommand(dlqListCmd(a), dlqShowCmd(a), dlqRetryCmd(a), dlqResolveCmd(a), dlqPurgeCmd(a), dlqStatsCmd(a))
 	return cmd
 }

@@ -208,3 +208,25 @@ func TestDLQOnUnmigratedDatabase(t *testing.T) {
 		}
 	}
 }
+
+// A typo'd or missing subcommand fails (exit 1) instead of printing help
+// and exiting 0.
+func TestDLQSubcommandRequired(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+
+	out, errOut, code := runRebound(bin, db.URL, "dlq", "bogus")
+	require.Equal(t, 1, code)
+	require.Empty(t, out)
+	require.Equal(t, "rebound: unknown command \"bogus\" for \"rebound dlq\" (run \"rebound dlq --help\")\n", errOut)
+
+	out, errOut, code = runRebound(bin, db.URL, "dlq")
+	require.Equal(t, 1, code)
+	require.Contains(t, out, "Usage:\n  rebound dlq [flags]\n  rebound dlq [command]\n", "help on stdout")
+	require.Equal(t, "rebound: missing command: rebound dlq needs one of its subcommands\n", errOut)
+
+	out, errOut, code = runRebound(bin, db.URL, "dlq", "--help")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "Available Commands:")
+}
