@@ -332,8 +332,9 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+bodyErrorMessage(err))
 		return false
 	}
-	if dec.More() {
-		httpserver.WriteError(w, http.StatusBadRequest, "request body: more than one JSON value")
+	// Token, not More: More lets a stray } or ] through.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		httpserver.WriteError(w, http.StatusBadRequest, "request body: unexpected data after the JSON object")
 		return false
 	}
 	return true

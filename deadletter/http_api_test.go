@@ -131,6 +131,8 @@ func TestAdminAPIRedactsAndValidates(t *testing.T) {
 		{"purge without age", "POST", "/purge", `{}`, 400, "older_than: empty age"},
 		{"purge with bad age", "POST", "/purge", `{"older_than":"30 days"}`, 400, `older_than: age "30 days"`},
 		{"not json", "POST", "/" + itoa(id) + "/retry", `force`, 400, "request body"},
+		{"stray bracket after the body", "POST", "/" + itoa(id) + "/resolve", `{"note":"x"} }`, 400, "request body: unexpected data after the JSON object"},
+		{"two bodies", "POST", "/" + itoa(id) + "/resolve", `{"note":"x"} {"note":"y"}`, 400, "request body: unexpected data after the JSON object"},
 		{"bad since in a bulk body", "POST", "/retry", `{"all":true,"since":"yesterday"}`, 400,
 			`since: "yesterday" is neither an RFC 3339 time nor an age such as 24h or 7d`},
 		{"bad until in a bulk body", "POST", "/resolve", `{"all":true,"until":"2026-13-01","note":"x"}`, 400,
