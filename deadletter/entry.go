@@ -44,10 +44,13 @@ type Entry struct {
 	// Attempt is the attempt the job died at (1-based).
 	Attempt int `json:"attempt"`
 	// MaxAttempts is the job's max attempts at that moment.
-	MaxAttempts int    `json:"max_attempts"`
-	Kind        string `json:"kind"`
-	Queue       string `json:"queue"`
-	Priority    int    `json:"priority"`
+	MaxAttempts int `json:"max_attempts"`
+	// Kind is the job's kind.
+	Kind string `json:"kind"`
+	// Queue is the job's queue.
+	Queue string `json:"queue"`
+	// Priority is the job's River priority (1-4).
+	Priority int `json:"priority"`
 	// FinalState is River's state: "discarded" (attempts used up, or
 	// discarded by River's rescuer) or "cancelled" (a permanent error).
 	FinalState string `json:"final_state"`
@@ -72,19 +75,30 @@ type Entry struct {
 	// 200 characters becomes its first 183, "…" and 16 hex digits of its
 	// SHA-256), so it is the key the job's circuit breaker used. The whole
 	// key stays in Metadata or Args.
-	OperationKey     string     `json:"operation_key"`
+	OperationKey string `json:"operation_key"`
+	// FirstAttemptedAt is the earliest attempt time in History (else
+	// River's attempted_at).
 	FirstAttemptedAt *time.Time `json:"first_attempted_at,omitempty"`
-	LastAttemptedAt  *time.Time `json:"last_attempted_at,omitempty"`
-	DeadLetteredAt   time.Time  `json:"dead_lettered_at"`
-	Status           Status     `json:"status"`
-	ResolutionNote   string     `json:"resolution_note,omitempty"`
-	ResolvedBy       string     `json:"resolved_by,omitempty"`
-	ResolvedAt       *time.Time `json:"resolved_at,omitempty"`
+	// LastAttemptedAt is the latest attempt time in History (else River's
+	// attempted_at).
+	LastAttemptedAt *time.Time `json:"last_attempted_at,omitempty"`
+	// DeadLetteredAt is when River finalized the job.
+	DeadLetteredAt time.Time `json:"dead_lettered_at"`
+	// Status is where the entry stands in an operator's work.
+	Status Status `json:"status"`
+	// ResolutionNote is the note it was resolved with.
+	ResolutionNote string `json:"resolution_note,omitempty"`
+	// ResolvedBy names who resolved it.
+	ResolvedBy string `json:"resolved_by,omitempty"`
+	// ResolvedAt is when it was resolved.
+	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
 	// RetriedJobID is the job that re-ran this entry: a new job for
 	// [Store.Retry], the same RiverJobID for the River UI's Retry.
-	RetriedJobID *int64     `json:"retried_job_id,omitempty"`
-	RetriedBy    string     `json:"retried_by,omitempty"`
-	RetriedAt    *time.Time `json:"retried_at,omitempty"`
+	RetriedJobID *int64 `json:"retried_job_id,omitempty"`
+	// RetriedBy names who retried it ("river:JobRetry" for the River UI).
+	RetriedBy string `json:"retried_by,omitempty"`
+	// RetriedAt is when it was retried.
+	RetriedAt *time.Time `json:"retried_at,omitempty"`
 }
 
 // Attempt is one attempt in an entry's history.

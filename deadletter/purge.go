@@ -20,6 +20,7 @@ type PurgeParams struct {
 
 // PurgeResult reports a purge.
 type PurgeResult struct {
+	// DryRun is true when nothing was deleted.
 	DryRun bool `json:"dry_run"`
 	// Purged is how many entries were (in a dry run: would be) deleted, by
 	// status.

@@ -74,6 +74,7 @@ type ResolveManyParams struct {
 
 // ResolveManyResult reports a bulk resolve.
 type ResolveManyResult struct {
+	// DryRun is true when nothing was changed.
 	DryRun bool `json:"dry_run"`
 	// IDs are the entries resolved (in a dry run: that would be), ascending.
 	IDs []int64 `json:"ids"`

@@ -44,8 +44,9 @@ type RetryResult struct {
 	// EntryID is the entry retried.
 	EntryID int64 `json:"entry_id"`
 	// RiverJobID is the job that died.
-	RiverJobID int64  `json:"river_job_id"`
-	Kind       string `json:"kind"`
+	RiverJobID int64 `json:"river_job_id"`
+	// Kind is the job's kind.
+	Kind string `json:"kind"`
 	// NewJobID is the job inserted to replay it (0 in a dry run).
 	NewJobID int64 `json:"new_job_id,omitempty"`
 }
@@ -134,6 +135,7 @@ type RetryManyParams struct {
 
 // RetryManyResult reports a bulk retry.
 type RetryManyResult struct {
+	// DryRun is true when nothing was changed.
 	DryRun bool `json:"dry_run"`
 	// Retried are the entries retried (in a dry run: that would be).
 	Retried []RetryResult `json:"retried"`
@@ -144,8 +146,10 @@ type RetryManyResult struct {
 
 // SkippedEntry is an entry a bulk operation left alone, and why.
 type SkippedEntry struct {
-	EntryID int64  `json:"entry_id"`
-	Reason  string `json:"reason"`
+	// EntryID is the entry left alone.
+	EntryID int64 `json:"entry_id"`
+	// Reason says what another caller did to it meanwhile.
+	Reason string `json:"reason"`
 }
 
 // RetryMany retries every entry matching params (see [Store.Retry] for what
@@ -381,8 +385,10 @@ type replayArgs struct {
 	raw  json.RawMessage
 }
 
+// Kind implements river.JobArgs: the dead job's kind.
 func (a replayArgs) Kind() string { return a.kind }
 
+// MarshalJSON returns the stored args as they are.
 func (a replayArgs) MarshalJSON() ([]byte, error) {
 	if len(a.raw) == 0 {
 		return []byte("{}"), nil

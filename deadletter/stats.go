@@ -32,14 +32,18 @@ type Stats struct {
 
 // StatsGroup is one kind x class x reason group.
 type StatsGroup struct {
-	Kind   string `json:"kind"`
-	Class  string `json:"failure_class"`
+	// Kind is the job kind.
+	Kind string `json:"kind"`
+	// Class is the failure class.
+	Class string `json:"failure_class"`
+	// Reason is the failure reason (redacted by [RedactStats] for display).
 	Reason string `json:"failure_reason"`
-	Count  int64  `json:"count"`
-	// First and Last are the earliest and latest dead-lettered times in the
-	// group.
+	// Count is how many entries the group has.
+	Count int64 `json:"count"`
+	// First is the earliest dead-lettered time in the group.
 	First time.Time `json:"first_dead_lettered_at"`
-	Last  time.Time `json:"last_dead_lettered_at"`
+	// Last is the latest dead-lettered time in the group.
+	Last time.Time `json:"last_dead_lettered_at"`
 }
 
 // Stats counts entries by kind x class x reason and reports the oldest

@@ -158,6 +158,7 @@ type ListParams struct {
 
 // ListResult is one page of entries, newest first (descending ID).
 type ListResult struct {
+	// Entries are the page's entries (never nil).
 	Entries []*Entry `json:"entries"`
 	// NextCursor fetches the next page; empty when this page is the last.
 	NextCursor string `json:"next_cursor,omitempty"`
