@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/tidwall/gjson"
 
+	"github.com/rebound-queue/rebound/internal/redact"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -210,7 +211,8 @@ type HTTPStatusError struct {
 	// 0 when absent or unreadable.
 	Wait time.Duration
 	// Body is the start of the response body, at most
-	// [HTTPErrorBodyLimit] bytes.
+	// [HTTPErrorBodyLimit] bytes, with secrets (API keys, tokens,
+	// passwords, Authorization values) replaced by redact.Marker.
 	Body string
 }
 
@@ -325,7 +327,9 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 		URL:             redactURL(a.URL),
 		Status:          resp.StatusCode,
 		RetryAfterValue: resp.Header.Get("Retry-After"),
-		Body:            strings.TrimSpace(string(snippet)),
+		// Upstreams often echo the request: the snippet is stored in the
+		// job's errors and logged, so secrets in it are hidden here.
+		Body: redact.Text(strings.TrimSpace(string(snippet))),
 	}
 	if e.RetryAfterValue != "" {
 		now := time.Now

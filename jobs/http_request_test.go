@@ -181,6 +181,17 @@ func TestHTTPRequestWorker(t *testing.T) {
 			wantStatus: 503, wantWait: 60 * time.Second, wantClass: retrypolicy.ClassServerError,
 		},
 		{
+			name: "an echoed secret is redacted",
+			args: func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/echo"} },
+			respond: func(w http.ResponseWriter) {
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = io.WriteString(w, `{"error": "bad", "api_key": "ESECRET2", "auth": "Bearer ESECRET1"}`)
+			},
+			want:       seen{method: "POST", path: "/echo", idemKey: "rebound-7-hegozy2b7k", userAgent: "rebound/1"},
+			wantErr:    `HTTP 400 Bad Request: {"error": "bad", "api_key": "[REDACTED]", "auth": "[REDACTED]"}`,
+			wantStatus: 400, wantClass: retrypolicy.ClassBadRequest,
+		},
+		{
 			name: "404 body cut at the limit",
 			args: func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/gone"} },
 			respond: func(w http.ResponseWriter) {
@@ -211,6 +222,7 @@ func TestHTTPRequestWorker(t *testing.T) {
 			}
 			require.ErrorContains(t, err, tt.wantErr)
 			require.NotContains(t, err.Error(), "secret")
+			require.NotContains(t, err.Error(), "SECRET")
 			var se *jobs.HTTPStatusError
 			require.ErrorAs(t, err, &se)
 			require.Equal(t, tt.wantStatus, se.StatusCode())
