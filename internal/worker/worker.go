@@ -101,8 +101,6 @@ type Config struct {
 	// ID names this pod in River (leader election, logs). "" lets River
 	// choose one.
 	ID string
-	// Ready, when set, is closed once the pod is serving and working.
-	Ready chan<- struct{}
 	// AdminToken guards the admin routes (REBOUND_ADMIN_TOKEN; see package
 	// adminauth). "" serves them only on a loopback HTTPAddr; New refuses
 	// any other address without one.
@@ -185,7 +183,6 @@ type Worker struct {
 	config     Config
 	client     *river.Client[pgx.Tx]
 	http       *httpserver.Server
-	metrics    *monitor.Metrics
 	deadLetter *deadLetter
 	breaker    *breaker.Breaker
 }
@@ -279,14 +276,8 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	srv.Handle(breaker.AdminPrefix, breakerAPI)
 	srv.Handle(breaker.AdminPrefix+"/", breakerAPI)
 
-	return &Worker{config: c, client: client, http: srv, metrics: metrics, deadLetter: dl, breaker: br}, nil
+	return &Worker{config: c, client: client, http: srv, deadLetter: dl, breaker: br}, nil
 }
-
-// Client is the pod's River client (for inserting from the same process).
-func (w *Worker) Client() *river.Client[pgx.Tx] { return w.client }
-
-// HTTPAddr is the address the HTTP server listens on, once started.
-func (w *Worker) HTTPAddr() string { return w.http.Addr() }
 
 // Run starts the HTTP server and the River client, works jobs until ctx is
 // done, then stops gracefully: no new jobs are fetched, running jobs get
@@ -315,9 +306,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.deadLetter.start(context.WithoutCancel(ctx))
 	log.Info("worker started", "http_addr", w.http.Addr(), "queues", w.config.Queues)
-	if w.config.Ready != nil {
-		close(w.config.Ready)
-	}
 
 	<-ctx.Done()
 	w.http.Drain()
