@@ -13,12 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/tidwall/gjson"
 
+	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/redact"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
@@ -135,8 +135,14 @@ func (a HTTPRequestArgs) Validate() error {
 			return fmt.Errorf("%w: headers: the value of %q contains a line break or NUL", ErrInvalidArgs, name)
 		}
 	}
-	if n := utf8.RuneCountInString(a.OperationKey); n > MaxOperationKeyLength || !utf8.ValidString(a.OperationKey) || strings.IndexFunc(a.OperationKey, unicode.IsControl) >= 0 {
-		return fmt.Errorf("%w: operation_key must be at most %d characters of printable UTF-8 (got %d characters)", ErrInvalidArgs, MaxOperationKeyLength, n)
+	if a.OperationKey != "" {
+		if n := utf8.RuneCountInString(a.OperationKey); n > MaxOperationKeyLength {
+			return fmt.Errorf("%w: operation_key must be at most %d characters (got %d)", ErrInvalidArgs, MaxOperationKeyLength, n)
+		}
+		// The circuit breaker's rule: not blank, no control characters.
+		if err := breaker.ValidateKey(a.OperationKey); err != nil {
+			return fmt.Errorf("%w: operation_key: %v", ErrInvalidArgs, err)
+		}
 	}
 	if math.IsNaN(a.TimeoutSeconds) || a.TimeoutSeconds < 0 || a.TimeoutSeconds > MaxHTTPTimeoutSeconds {
 		return fmt.Errorf("%w: timeout_seconds must be between 0 (default %d) and %d, got %v",

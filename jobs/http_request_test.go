@@ -47,9 +47,12 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 		{name: "duplicate url", raw: `{"url": "http://a/", "url": "http://evil/"}`, wantErr: `invalid args: key "url" appears twice in the args`},
 		{name: "duplicate nested key", raw: `{"url": "http://a/", "headers": {"X": "1", "X": "2"}}`, wantErr: `invalid args: key "X" appears twice in the args.headers`},
 		{name: "byte order mark", raw: "\xef\xbb\xbf" + `{"url": "https://api.example.com/hook"}`, want: jobs.HTTPRequestArgs{URL: "https://api.example.com/hook"}},
-		{name: "operation key too long", raw: `{"url": "http://a/", "operation_key": "` + strings.Repeat("k", 201) + `"}`, wantErr: "invalid args: operation_key must be at most 200 characters of printable UTF-8 (got 201 characters)"},
-		{name: "operation key with a newline", raw: `{"url": "http://a/", "operation_key": "a\nb"}`, wantErr: "invalid args: operation_key must be at most 200 characters of printable UTF-8 (got 3 characters)"},
-		{name: "wrong type", raw: `{"url": "http://h", "headers": ["a"]}`, wantErr: "invalid args: cannot unmarshal array into Go struct field HTTPRequestArgs.headers"},
+		{name: "operation key too long", raw: `{"url": "http://a/", "operation_key": "` + strings.Repeat("k", 201) + `"}`, wantErr: "invalid args: operation_key must be at most 200 characters (got 201)"},
+		{name: "operation key with a newline", raw: `{"url": "http://a/", "operation_key": "a\nb"}`, wantErr: `invalid args: operation_key: invalid operation key "a\nb": control character U+000A at byte 1`},
+		{name: "wrong type", raw: `{"url": "http://h", "headers": ["a"]}`, wantErr: "invalid args: headers must be an object, not an array"},
+		{name: "url not a string", raw: `{"url": 5}`, wantErr: "invalid args: url must be a string, not a number"},
+		{name: "args an array", raw: `[]`, wantErr: "invalid args: the args must be a JSON object, not an array"},
+		{name: "blank operation key", raw: `{"url": "http://a/", "operation_key": "  "}`, wantErr: `invalid args: operation_key: invalid operation key "  ": blank`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

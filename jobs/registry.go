@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -203,12 +204,57 @@ func decodeStrict(raw []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			// encoding/json names Go types; say it in the args' terms.
+			if te.Field == "" {
+				return fmt.Errorf("%w: the args must be a JSON object, not %s", ErrInvalidArgs, jsonKind(te.Value))
+			}
+			return fmt.Errorf("%w: %s must be %s, not %s", ErrInvalidArgs, te.Field, jsonKindOf(te.Type), jsonKind(te.Value))
+		}
 		return fmt.Errorf("%w: %s", ErrInvalidArgs, strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
 	}
 	return nil
+}
+
+// jsonKind names the JSON value kind encoding/json reports ("array",
+// "number 5", ...) with an article.
+func jsonKind(v string) string {
+	switch {
+	case strings.HasPrefix(v, "number"):
+		return "a number"
+	case v == "array" || v == "object":
+		return "an " + v
+	case v == "":
+		return "that value"
+	default:
+		return "a " + v
+	}
+}
+
+// jsonKindOf names what a Go type is in JSON.
+func jsonKindOf(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "JSON" // json.RawMessage takes anything
+		}
+		return "an array"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a number"
+	default:
+		return t.String()
+	}
 }
 
 // checkDuplicateKeys reports the first object key that appears twice in

@@ -32,6 +32,9 @@ const (
 	insertBatchSize = 1000
 	// maxLineBytes is the longest NDJSON line accepted.
 	maxLineBytes = 10 << 20
+	// maxMaxAttempts is the largest max attempts River's smallint column
+	// holds.
+	maxMaxAttempts = 32767
 	// progressThreshold is the number of lines from which a progress bar is
 	// drawn (when stderr is a terminal).
 	progressThreshold = 5000
@@ -95,7 +98,7 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts before a job is dead-lettered (default: the kind's max_attempts in --config, else 5)")
 	f.StringVar(&o.configPath, "config", "", "the workers' YAML config file: jobs get their kind's retry.max_attempts from it (env REBOUND_CONFIG)")
 	f.DurationVar(&o.scheduleIn, "schedule-in", 0, "run the jobs this long from now (e.g. 10m) instead of at once")
-	f.BoolVar(&o.unique, "unique", false, "skip a job when one with the same kind, queue and args is still waiting or running")
+	f.BoolVar(&o.unique, "unique", false, "skip a job when a twin (same kind, queue and args) enqueued with --unique is still waiting or running")
 	f.BoolVar(&o.json, "json", false, "print the result (inserted IDs) as JSON")
 	return cmd
 }
@@ -256,8 +259,8 @@ func (o *options) insertOpts() (*river.InsertOpts, error) {
 	if o.priority < 1 || o.priority > 4 {
 		return nil, fmt.Errorf("invalid --priority %d: must be from 1 to 4", o.priority)
 	}
-	if o.maxAttempts < 0 || (o.maxAttemptsSet && o.maxAttempts == 0) {
-		return nil, fmt.Errorf("invalid --max-attempts %d: must be at least 1", o.maxAttempts)
+	if o.maxAttempts < 0 || (o.maxAttemptsSet && o.maxAttempts == 0) || o.maxAttempts > maxMaxAttempts {
+		return nil, fmt.Errorf("invalid --max-attempts %d: must be from 1 to %d", o.maxAttempts, maxMaxAttempts)
 	}
 	if o.scheduleIn < 0 {
 		return nil, fmt.Errorf("invalid --schedule-in %s: must not be negative", o.scheduleIn)
@@ -270,7 +273,12 @@ func (o *options) insertOpts() (*river.InsertOpts, error) {
 		opts.ScheduledAt = time.Now().Add(o.scheduleIn)
 	}
 	if o.unique {
-		opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByQueue: true}
+		// Twins that are still waiting or running; a completed, cancelled
+		// or discarded twin does not stop a new job.
+		opts.UniqueOpts = river.UniqueOpts{ByArgs: true, ByQueue: true, ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled,
+		}}
 	}
 	return opts, nil
 }

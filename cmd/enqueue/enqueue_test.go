@@ -55,21 +55,22 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "bad method", args: []string{"http_request", "--args", `{"url": "http://x", "method": "FETCH"}`}, wantErr: `method "FETCH" is not one of`},
 		{name: "bad timeout", args: []string{"http_request", "--args", `{"url": "http://x", "timeout_seconds": 7200}`}, wantErr: "timeout_seconds must be between 0 (default 30) and 3600, got 7200"},
 		{name: "header with newline", args: []string{"http_request", "--args", `{"url": "http://x", "headers": {"X-A": "a\nb"}}`}, wantErr: `headers: the value of "X-A" contains a line break or NUL`},
-		{name: "not an object", args: []string{"http_request", "--args", `[1]`}, wantErr: "enqueue: --args: invalid args: cannot unmarshal array"},
+		{name: "not an object", args: []string{"http_request", "--args", `[1]`}, wantErr: "enqueue: --args: invalid args: the args must be a JSON object, not an array"},
 		{name: "trailing data", args: []string{"http_request", "--args", good + ` {}`}, wantErr: "enqueue: --args: invalid args: unexpected data after the args object"},
 		{name: "malformed line 3", args: []string{"http_request", "--file", writeFile(t, good+"\n"+good+"\n{oops\n"+good+"\n")}, wantErr: "line 3: invalid args: invalid character 'o' looking for beginning of object key string (nothing inserted)"},
 		{name: "missing url line 2", args: []string{"http_request", "--file", writeFile(t, good+"\n{}\n"+good+"\n")}, wantErr: "line 2: invalid args: url is required (nothing inserted)"},
 		{name: "several bad lines", args: []string{"http_request", "--file", writeFile(t, "{}\n"+good+"\n{}\n{}\n")}, wantErr: "line 1: invalid args: url is required (and 2 more bad lines; nothing inserted)"},
-		{name: "bad line from stdin", args: []string{"http_request", "--file", "-"}, stdin: good + "\n\n" + `{"url": 5}` + "\n", wantErr: "enqueue: stdin line 3: invalid args: cannot unmarshal number into Go struct field HTTPRequestArgs.url of type string (nothing inserted)"},
+		{name: "bad line from stdin", args: []string{"http_request", "--file", "-"}, stdin: good + "\n\n" + `{"url": 5}` + "\n", wantErr: "enqueue: stdin line 3: invalid args: url must be a string, not a number (nothing inserted)"},
 		{name: "empty file", args: []string{"http_request", "--file", writeFile(t, "\n\n")}, wantErr: "no jobs in it"},
 		{name: "missing file", args: []string{"http_request", "--file", "/nonexistent.ndjson"}, wantErr: "enqueue: --file: open /nonexistent.ndjson: no such file or directory"},
 		{name: "bad priority", args: []string{"http_request", "--args", good, "--priority", "9"}, wantErr: "enqueue: invalid --priority 9: must be from 1 to 4"},
-		{name: "bad max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "-2"}, wantErr: "enqueue: invalid --max-attempts -2: must be at least 1"},
+		{name: "bad max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "-2"}, wantErr: "enqueue: invalid --max-attempts -2: must be from 1 to 32767"},
+		{name: "too many max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "40000"}, wantErr: "enqueue: invalid --max-attempts 40000: must be from 1 to 32767"},
 		{name: "bad schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "tomorrow"}, wantErr: `invalid argument "tomorrow" for "--schedule-in"`},
 		{name: "negative schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "-5m"}, wantErr: "enqueue: invalid --schedule-in -5m0s: must not be negative"},
 		{name: "bad queue name", args: []string{"http_request", "--args", good, "--queue", "Bad Queue"}, wantErr: "enqueue: insert: queue name is invalid"},
 		{name: "bad queue name for a file", args: []string{"http_request", "--file", writeFile(t, good+"\n"+good+"\n"), "--queue", "Bad Queue"}, wantErr: "enqueue: insert lines 1-2: queue name is invalid"},
-		{name: "zero max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "0"}, wantErr: "enqueue: invalid --max-attempts 0: must be at least 1"},
+		{name: "zero max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "0"}, wantErr: "enqueue: invalid --max-attempts 0: must be from 1 to 32767"},
 		{name: "duplicate key", args: []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/a", "url": "http://evil/"}`}, wantErr: `enqueue: --args: invalid args: key "url" appears twice in the args`},
 		{name: "directory as file", args: []string{"http_request", "--file", t.TempDir()}, wantErr: "enqueue: --file: read /"},
 		{name: "bad config", args: []string{"http_request", "--args", good, "--config", writeFile(t, "retry:\n  kinds:\n    http_request:\n      max_attempts: 0\n")}, wantErr: "retry.kinds.http_request.max_attempts: must be >= 1 (got 0)"},
@@ -169,6 +170,13 @@ func TestEnqueueOptions(t *testing.T) {
 	var n int
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/u'").Scan(&n))
 	require.Equal(t, 1, n)
+
+	// Once the twin has finished, the same job can be enqueued again.
+	_, err = db.Pool.Exec(ctx, "UPDATE river_job SET state = 'completed', finalized_at = now() WHERE args->>'url' = 'http://127.0.0.1:9/u'")
+	require.NoError(t, err)
+	res = proctest.Run(t, env, "enqueue", "http_request", "--args", twin, "--unique", "--json")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	require.Contains(t, res.Stdout, `"inserted": 1`)
 }
 
 // A large file goes in one transaction, in batches, in seconds.
