@@ -68,7 +68,7 @@ func (s *Store) PurgeTx(ctx context.Context, tx pgx.Tx, params PurgeParams) (*Pu
 	if err != nil {
 		return nil, fmt.Errorf("purge entries: %w", err)
 	}
-	res := &PurgeResult{DryRun: params.DryRun, Purged: map[Status]int64{}}
+	res := &PurgeResult{DryRun: params.DryRun, Purged: map[Status]int64{StatusResolved: 0, StatusRetried: 0}}
 	for rows.Next() {
 		var st string
 		var n int64

@@ -272,7 +272,7 @@ func TestResolveAndPurge(t *testing.T) {
 	require.NoError(t, err)
 	dryP, err := b.store.Purge(ctx, deadletter.PurgeParams{OlderThan: 30 * 24 * time.Hour, DryRun: true})
 	require.NoError(t, err)
-	require.Equal(t, map[deadletter.Status]int64{deadletter.StatusResolved: 3}, dryP.Purged)
+	require.Equal(t, map[deadletter.Status]int64{deadletter.StatusResolved: 3, deadletter.StatusRetried: 0}, dryP.Purged)
 	p, err = b.store.Purge(ctx, deadletter.PurgeParams{OlderThan: 30 * 24 * time.Hour})
 	require.NoError(t, err)
 	require.Equal(t, int64(3), p.Total)

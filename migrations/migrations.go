@@ -206,6 +206,9 @@ type Applied struct {
 	Version  int           `json:"version"`
 	Name     string        `json:"name"`
 	Duration time.Duration `json:"duration_ns"`
+	// Repaired is set on a trigger that existed before but was missing or
+	// disabled (not on the first installation).
+	Repaired bool `json:"repaired,omitempty"`
 }
 
 // Up applies every pending migration, River's first, then rebound's, and
@@ -241,6 +244,10 @@ func (m *Migrator) Up(ctx context.Context) ([]Applied, error) {
 	present, err := m.presentTriggers(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var firstInstall bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('river_job') IS NULL").Scan(&firstInstall); err != nil {
+		return nil, fmt.Errorf("look for river_job: %w", err)
 	}
 
 	riverPending, err := m.riverPending(ctx)
@@ -296,8 +303,8 @@ func (m *Migrator) Up(ctx context.Context) ([]Applied, error) {
 	}
 	for _, t := range Triggers() {
 		if enabled, ok := present[t.Name]; !ok || !enabled {
-			applied = append(applied, Applied{Line: "trigger", Name: t.Name})
-			m.logger.InfoContext(ctx, "recreated trigger", "name", t.Name, "was", map[bool]string{false: "missing", true: "disabled"}[ok])
+			applied = append(applied, Applied{Line: "trigger", Name: t.Name, Repaired: !firstInstall})
+			m.logger.InfoContext(ctx, "created trigger", "name", t.Name, "repaired", !firstInstall)
 		}
 	}
 	return applied, nil
@@ -456,10 +463,12 @@ func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 }
 
 // presentTriggers maps the name of every trigger on river_job to whether
-// it is enabled (ALTER TABLE ... DISABLE TRIGGER leaves it in place but
-// silent).
+// it fires in normal sessions (ALTER TABLE ... DISABLE TRIGGER, or ENABLE
+// REPLICA TRIGGER, leave it in place but silent).
 func (m *Migrator) presentTriggers(ctx context.Context) (map[string]bool, error) {
-	rows, err := m.pool.Query(ctx, `SELECT tgname, tgenabled <> 'D' FROM pg_trigger
+	// 'O' (the default) and 'A' fire in normal sessions; 'D' never, 'R' only
+	// for replication.
+	rows, err := m.pool.Query(ctx, `SELECT tgname, tgenabled IN ('O', 'A') FROM pg_trigger
 		WHERE tgrelid = to_regclass('river_job') AND NOT tgisinternal`)
 	if err != nil {
 		return nil, fmt.Errorf("list triggers on river_job: %w", err)

@@ -42,6 +42,7 @@ func TestUpIsIdempotent(t *testing.T) {
 	require.Equal(t, "river", first[0].Line)
 	require.Equal(t, "rebound", first[riverCount+len(migrations.All())-1].Line)
 	require.Equal(t, "trigger", first[len(first)-1].Line)
+	require.False(t, first[len(first)-1].Repaired, "a first installation creates the trigger; it repairs nothing")
 
 	second, err := m.Up(ctx)
 	require.NoError(t, err)
@@ -171,6 +172,7 @@ func TestCheckNamesMissingTriggerAndUpRepairsIt(t *testing.T) {
 	tests := []struct{ name, sql, want string }{
 		{"dropped", "DROP TRIGGER rebound_dead_letter_capture ON river_job", "trigger rebound_dead_letter_capture missing"},
 		{"disabled", "ALTER TABLE river_job DISABLE TRIGGER rebound_dead_letter_capture", "trigger rebound_dead_letter_capture disabled"},
+		{"replica only", "ALTER TABLE river_job ENABLE REPLICA TRIGGER rebound_dead_letter_capture", "trigger rebound_dead_letter_capture disabled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -188,7 +190,7 @@ func TestCheckNamesMissingTriggerAndUpRepairsIt(t *testing.T) {
 
 			applied, err := m.Up(ctx)
 			require.NoError(t, err)
-			require.Equal(t, []migrations.Applied{{Line: "trigger", Name: "rebound_dead_letter_capture"}}, applied)
+			require.Equal(t, []migrations.Applied{{Line: "trigger", Name: "rebound_dead_letter_capture", Repaired: true}}, applied)
 			require.NoError(t, m.Check(ctx))
 			again, err := m.Up(ctx)
 			require.NoError(t, err)

@@ -37,7 +37,7 @@ and the next job for the key runs as its probe. It stays open in the table
 until that job comes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			pool, err := a.connect(cmd.Context())
+			pool, err := a.connectMigrated(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -57,7 +57,7 @@ until that job comes.`,
 				table := make([][]string, 0, len(rows))
 				for _, r := range rows {
 					table = append(table, []string{shorten(r.Key, keyCellWidth), stateText(r), fmt.Sprint(r.FailureCount),
-						timeOrDash(r.OpenedAt), timeOrDash(r.NextProbeAt), shorten(r.LastError, errorCellWidth)})
+						timeOrDash(r.OpenedAt), timeOrDash(r.NextProbeAt), shorten(strings.TrimPrefix(r.LastError, "JobCancelError: "), errorCellWidth)})
 				}
 				return cli.Table(w, []string{"KEY", "STATE", "FAILURES", "OPENED AT", "NEXT PROBE AT", "LAST ERROR"}, table)
 			})
@@ -68,7 +68,7 @@ until that job comes.`,
 		Short: "Show one breaker's whole row",
 		Args:  exactlyOneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, err := a.connect(cmd.Context())
+			pool, err := a.connectMigrated(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -88,7 +88,7 @@ until that job comes.`,
 The change is recorded in changed_by, change_reason and changed_at.`,
 		Args: exactlyOneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, err := a.connect(cmd.Context())
+			pool, err := a.connectMigrated(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -123,7 +123,7 @@ the breaker probes as usual. Recorded with who and when.`,
 			if openFor <= 0 || openFor > breaker.MaxHold {
 				return fmt.Errorf("--for %s: must be in (0s, %s]", openFor, breaker.MaxHold)
 			}
-			pool, err := a.connect(cmd.Context())
+			pool, err := a.connectMigrated(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/rebound-queue/rebound/deadletter"
 	"github.com/rebound-queue/rebound/internal/cli"
-	"github.com/rebound-queue/rebound/migrations"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -86,16 +85,8 @@ func (f *dlqFilter) build(now time.Time) (deadletter.Filter, error) {
 // error says to run `rebound migrate up`) and returns a store and its
 // closer.
 func (a *app) dlqStore(cmd *cobra.Command) (*deadletter.Store, func(), error) {
-	pool, err := a.connect(cmd.Context())
+	pool, err := a.connectMigrated(cmd.Context())
 	if err != nil {
-		return nil, nil, err
-	}
-	m, err := migrations.New(pool, nil)
-	if err == nil {
-		err = m.Check(cmd.Context())
-	}
-	if err != nil {
-		pool.Close()
 		return nil, nil, err
 	}
 	store, err := deadletter.New(pool, nil)
@@ -379,7 +370,7 @@ func dlqResolveCmd(a *app) *cobra.Command {
 			if err := oneTarget(args, all, f.any(), "resolve"); err != nil {
 				return err
 			}
-			if strings.TrimSpace(note) == "" && !dryRun {
+			if strings.TrimSpace(note) == "" {
 				return fmt.Errorf("--note is required: say why the entry is resolved")
 			}
 			var (

@@ -92,6 +92,7 @@ func TestDLQRetryAllTwoProcesses(t *testing.T) {
 		{"id and all", []string{"dlq", "retry", idArg, "--all"}, 1, "not both"},
 		{"bad id", []string{"dlq", "show", "x1"}, 1, `invalid entry ID "x1"`},
 		{"resolve without note", []string{"dlq", "resolve", idArg}, 1, "--note is required"},
+		{"resolve dry run with a blank note", []string{"dlq", "resolve", "--all", "--note", "  ", "--dry-run"}, 1, "--note is required"},
 		{"purge without age", []string{"dlq", "purge"}, 1, "--older-than is required"},
 		{"bad status", []string{"dlq", "list", "--status", "open"}, 1, `invalid --status "open"`},
 		{"bad since", []string{"dlq", "list", "--since", "last week"}, 1, "invalid --since"},
@@ -189,6 +190,7 @@ func TestDLQOnUnmigratedDatabase(t *testing.T) {
 	commands := [][]string{
 		{"dlq", "list"}, {"dlq", "stats", "--json"}, {"dlq", "show", "1"},
 		{"dlq", "retry", "--all"}, {"dlq", "resolve", "--all", "--note", "x"}, {"dlq", "purge", "--older-than", "30d"},
+		{"breaker", "list"}, {"breaker", "show", "k"}, {"breaker", "reset", "k"}, {"breaker", "open", "k", "--for", "1m"},
 	}
 	for _, db := range []struct {
 		name, url, want string

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/migrations"
 )
 
 func main() {
@@ -29,6 +30,25 @@ type app struct {
 // connect opens a pool on DATABASE_URL; the caller closes it.
 func (a *app) connect(ctx context.Context) (*pgxpool.Pool, error) {
 	return cli.Connect(ctx, func(c *pgxpool.Config) { c.MaxConns = 4 })
+}
+
+// connectMigrated is connect, then a check that the database is migrated,
+// so a command on a database that is not says "run `rebound migrate up`"
+// instead of a missing-table error.
+func (a *app) connectMigrated(ctx context.Context) (*pgxpool.Pool, error) {
+	pool, err := a.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := migrations.New(pool, nil)
+	if err == nil {
+		err = m.Check(ctx)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
 }
 
 // print writes v as JSON with --json, else calls human.

@@ -53,7 +53,11 @@ PgBouncer in transaction mode).`,
 				migrated := 0
 				for _, m := range applied {
 					if m.Line == "trigger" {
-						fmt.Fprintf(w, "recreated trigger %s on river_job (it was missing or disabled)\n", m.Name)
+						if m.Repaired {
+							fmt.Fprintf(w, "recreated trigger %s on river_job (it was missing or disabled)\n", m.Name)
+						} else {
+							fmt.Fprintf(w, "created trigger %s on river_job\n", m.Name)
+						}
 						continue
 					}
 					migrated++
