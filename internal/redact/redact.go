@@ -183,6 +183,7 @@ func textOnce(s string) string {
 	s = redactUserinfo(s)
 	s = redactSchemes(s)
 	s = redactJSONPairs(s)
+	s = redactNameValuePairs(s)
 	s = redactHeaderLines(s)
 	s = redactInlineHeaders(s)
 	s = redactParams(s)
@@ -312,6 +313,29 @@ func redactJSONPairs(s string) string {
 		// Go on from the value's last byte: a closing quote may open the
 		// next key when the text is not well-formed JSON.
 		pos = max(end-1, keyEnd)
+	}
+	return apply(s, spans)
+}
+
+// nameValuePattern finds {"name": "X", "value": ...}-style pairs (also with
+// "key" or "header" for the name and "values" for the value), as a list of
+// headers is often written; X is checked with IsSensitiveName.
+var nameValuePattern = regexp.MustCompile(`(?i)"(?:name|key|header)"[ \t]*:[ \t]*"([^"\\\r\n]{1,128})"[ \t]*,[ \t]*"values?"[ \t]*:[ \t]*`)
+
+// redactNameValuePairs hides the value of a name/value pair whose name is
+// secret, in text (JSON redaction handles it in parsed JSON).
+func redactNameValuePairs(s string) string {
+	if !strings.Contains(s, `"`) {
+		return s
+	}
+	var spans []span
+	for _, m := range nameValuePattern.FindAllStringSubmatchIndex(s, -1) {
+		if !IsSensitiveName(s[m[2]:m[3]]) {
+			continue
+		}
+		if sp, _, ok := jsonValueSpan(s, m[1], 0, '"'); ok {
+			spans = append(spans, sp)
+		}
 	}
 	return apply(s, spans)
 }

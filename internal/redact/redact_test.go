@@ -14,6 +14,16 @@ func TestText(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ name, in, want string }{
 		{"nothing secret", "HTTP 503 Service Unavailable", "HTTP 503 Service Unavailable"},
+		{
+			"a header list echoed as name/value pairs",
+			`HTTP 403 Forbidden: {"headers":[{"name":"Authorization","value":"SEKRETNINE"},{"name":"Accept","value":"*/*"}]}`,
+			`HTTP 403 Forbidden: {"headers":[{"name":"Authorization","value":"[REDACTED]"},{"name":"Accept","value":"*/*"}]}`,
+		},
+		{
+			"a cut-off name/value pair",
+			`HTTP 403: [{"key": "X-Api-Key", "values": ["k1", "k2`,
+			`HTTP 403: [{"key": "X-Api-Key", "values": "[REDACTED]"`,
+		},
 		{"empty", "", ""},
 		{
 			"upstream echo of the request",
