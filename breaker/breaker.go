@@ -59,6 +59,10 @@ type Config struct {
 	// session: behind PgBouncer in transaction mode, point it at PostgreSQL
 	// itself. nil means a copy of the pool's connection config.
 	ListenConfig *pgx.ConnConfig
+	// ListenDisabled turns LISTEN off: pods then see transitions through
+	// the RefreshInterval re-read alone (within a second), as behind
+	// PgBouncer in transaction mode without a direct connection.
+	ListenDisabled bool
 	// Metrics receives this pod's breaker metrics. nil means none.
 	Metrics *Metrics
 	// Logger receives warnings (lost LISTEN connection, failed writes).
@@ -220,8 +224,11 @@ func (b *Breaker) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithValue(context.WithoutCancel(ctx), backgroundKey{}, true))
 	b.cancel = cancel
-	b.wg.Add(2)
-	go func() { defer b.wg.Done(); b.listenLoop(runCtx) }()
+	if !b.cfg.ListenDisabled {
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.listenLoop(runCtx) }()
+	}
+	b.wg.Add(1)
 	go func() { defer b.wg.Done(); b.refreshLoop(runCtx) }()
 	b.started.Store(true)
 	return nil

@@ -78,7 +78,7 @@ REBOUND_<FLAG>, e.g. REBOUND_QUEUES=default=50,mail=5.`,
 	f.DurationVar(&o.rescueStuckJobsAfter, "rescue-stuck-jobs-after", 0,
 		"how long a job may stay running before it counts as lost (its worker died) and River's rescuer retries it; at least --job-timeout; 0 means River's default, 1h")
 	f.BoolVar(&o.pollOnly, "poll-only", false,
-		"find jobs by polling only, without LISTEN/NOTIFY (needed behind PgBouncer in transaction mode; set DATABASE_DIRECT_URL for the circuit breakers' notifications)")
+		"find jobs by polling only, without LISTEN/NOTIFY (needed behind PgBouncer in transaction mode); the circuit breakers then LISTEN only on DATABASE_DIRECT_URL if set, else see transitions by their 1s re-read")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (JSON unless stdout is a terminal), json or text")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.id, "id", "", "name of this worker in River (default: the host name and the start time)")
@@ -115,6 +115,10 @@ func run(ctx context.Context, o *options) error {
 			return fmt.Errorf("invalid DATABASE_DIRECT_URL: %w", err)
 		}
 		breakerConfig.ListenConfig = cc
+	} else if o.pollOnly {
+		// --poll-only means DATABASE_URL cannot LISTEN (PgBouncer in
+		// transaction mode): the breakers rely on their 1s re-read.
+		breakerConfig.ListenDisabled = true
 	}
 
 	w, err := worker.New(ctx, worker.Config{

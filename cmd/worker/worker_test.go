@@ -77,27 +77,45 @@ func TestEndToEnd(t *testing.T) {
 	require.Equal(t, 0, worker.Wait(30*time.Second), worker.Logs())
 }
 
-// Behind PgBouncer in transaction mode River cannot LISTEN: --poll-only
-// finds jobs by polling, and DATABASE_DIRECT_URL carries the breakers'
-// notifications.
+// Behind PgBouncer in transaction mode nothing can LISTEN: --poll-only
+// finds jobs by polling, and the breakers LISTEN only on DATABASE_DIRECT_URL
+// (a direct connection) when it is given.
 func TestPollOnly(t *testing.T) {
 	t.Parallel()
-	db := dbtest.New(t)
-	var calls atomic.Int64
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
-	defer upstream.Close()
-	worker := proctest.Start(t, []string{"DATABASE_URL=" + db.URL, "DATABASE_DIRECT_URL=" + db.URL}, "worker",
-		"--poll-only", "--fetch-poll-interval", "200ms", "--http-addr", proctest.FreeAddr(t))
-	for range 5 {
-		res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request", "--args", fmt.Sprintf(`{"url": %q}`, upstream.URL))
-		require.Equal(t, 0, res.ExitCode, res.Stderr)
+	tests := []struct {
+		name        string
+		direct      bool
+		wantListens int
+	}{
+		{name: "with a direct connection for the breakers", direct: true, wantListens: 1},
+		{name: "without one", direct: false, wantListens: 0},
 	}
-	waitFor(t, 30*time.Second, func() bool {
-		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 5
-	})
-	require.Equal(t, int64(5), calls.Load())
-	worker.Signal(syscall.SIGTERM)
-	require.Equal(t, 0, worker.Wait(30*time.Second), worker.Logs())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			db := dbtest.New(t)
+			var calls atomic.Int64
+			upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+			defer upstream.Close()
+			env := []string{"DATABASE_URL=" + db.URL}
+			if tt.direct {
+				env = append(env, "DATABASE_DIRECT_URL="+db.URL)
+			}
+			worker := proctest.Start(t, env, "worker", "--poll-only", "--fetch-poll-interval", "200ms", "--http-addr", proctest.FreeAddr(t))
+			for range 5 {
+				res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request", "--args", fmt.Sprintf(`{"url": %q}`, upstream.URL))
+				require.Equal(t, 0, res.ExitCode, res.Stderr)
+			}
+			waitFor(t, 30*time.Second, func() bool {
+				return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 5
+			})
+			require.Equal(t, int64(5), calls.Load())
+			require.Equal(t, tt.wantListens, count(t, db.Pool,
+				"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'listen%'"))
+			worker.Signal(syscall.SIGTERM)
+			require.Equal(t, 0, worker.Wait(30*time.Second), worker.Logs())
+		})
+	}
 }
 
 // SIGTERM while a job runs: a job that finishes within --shutdown-timeout

@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"unicode"
 )
 
 // EnvToken is the environment variable holding the admin token.
@@ -68,11 +69,15 @@ func CheckListenAddr(addr, token string) error {
 const MinTokenLength = 16
 
 // ValidateToken refuses an admin token that is too short to be a secret
-// (under [MinTokenLength] bytes) or that has leading or trailing white
-// space (a copy-paste accident a Bearer header could never match).
+// (under [MinTokenLength] bytes), that has leading or trailing white space
+// (a copy-paste accident a Bearer header could never match) or that holds a
+// control character (which no client can send).
 func ValidateToken(token string) error {
 	if strings.TrimSpace(token) != token {
 		return fmt.Errorf("%s has leading or trailing white space", EnvToken)
+	}
+	if strings.IndexFunc(token, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%s contains a control character, which no HTTP client can send", EnvToken)
 	}
 	if len(token) < MinTokenLength {
 		return fmt.Errorf("%s is too short (%d characters): use at least %d random characters, e.g. `openssl rand -hex 32`", EnvToken, len(token), MinTokenLength)

@@ -19,6 +19,8 @@ func TestValidateToken(t *testing.T) {
 		"REBOUND_ADMIN_TOKEN is too short (5 characters): use at least 16 random characters, e.g. `openssl rand -hex 32`")
 	require.EqualError(t, adminauth.CheckListenAddr("127.0.0.1:8080", " 0123456789abcdef"),
 		"REBOUND_ADMIN_TOKEN has leading or trailing white space")
+	require.EqualError(t, adminauth.ValidateToken("0123456789\x01abcdef"),
+		"REBOUND_ADMIN_TOKEN contains a control character, which no HTTP client can send")
 }
 
 func TestCheckListenAddr(t *testing.T) {
