@@ -407,10 +407,10 @@ func (p Permit) Done(ctx context.Context, err error) {
 	st := b.Settings(p.v.key)
 	cancelled := err != nil && errors.Is(err, context.Canceled)
 	failed := err != nil && !cancelled && st.IsFailure(err)
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStatementTimeout)
-	defer cancel()
 
 	if p.token != "" {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStatementTimeout)
+		defer cancel()
 		var res casResult
 		var werr error
 		switch {
@@ -457,7 +457,9 @@ func (p Permit) Done(ctx context.Context, err error) {
 		if v.failures > 0 {
 			b.metrics.staleN(v.key, v.failures)
 		}
-		v.pendGen, v.failures, v.trailing, v.reset = p.generation, 0, 0, false
+		// A success still waiting for its write (reset) keeps restarting
+		// the count; one from an older batch of failures does not.
+		v.pendGen, v.failures, v.trailing, v.reset = p.generation, 0, 0, v.reset && v.failures == 0
 	case p.generation < v.pendGen:
 		v.mu.Unlock()
 		b.metrics.stale(v.key)
@@ -471,6 +473,8 @@ func (p Permit) Done(ctx context.Context, err error) {
 	if v.flushMu.TryLock() {
 		// Another goroutine flushing will pick our failure up otherwise.
 		defer v.flushMu.Unlock()
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultStatementTimeout)
+		defer cancel()
 		b.flushLocked(wctx, v)
 	}
 }

@@ -154,12 +154,17 @@ func readParkMeta(metadata []byte) (parkMeta, bool) {
 }
 
 // Work implements rivertype.WorkerMiddleware.
-func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
+func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) (retErr error) {
 	key := g.cfg.KeyFunc(job)
+	if !bytes.Contains(job.Metadata, []byte(`"`+MetadataOperationKey+`"`)) {
+		// A job inserted without the key in its metadata (by a producer
+		// other than rebound's) gets it, so whatever reads the job later
+		// (the dead-letter capture) sees the key its breaker used.
+		_ = river.MetadataSet(ctx, MetadataOperationKey, key)
+	}
 	p, err := g.b.Allow(ctx, key)
 	if err != nil {
-		var oe *OpenError
-		if errors.As(err, &oe) {
+		if oe, ok := errors.AsType[*OpenError](err); ok {
 			return g.park(ctx, job, key, oe)
 		}
 		if errors.Is(err, ErrInvalidKey) {
@@ -172,13 +177,22 @@ func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx
 		_ = river.MetadataSet(ctx, MetadataParkedKey, nil)
 		_ = river.MetadataSet(ctx, MetadataParkedAt, nil)
 	}
+	finished := false
+	defer func() {
+		if !finished {
+			// The job panicked (River records it): free a probe slot
+			// without deciding anything, then let the panic go on.
+			p.Done(ctx, context.Canceled)
+		}
+	}()
 	err = doInner(ctx)
-	var snooze *rivertype.JobSnoozeError
-	if errors.As(err, &snooze) {
-		err = context.Canceled // the job chose to wait: decides nothing
+	finished = true
+	outcome := err
+	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
+		outcome = context.Canceled // the job chose to wait: decides nothing
 	}
-	p.Done(ctx, err)
-	return err
+	p.Done(ctx, outcome)
+	return err // the job's own result, snooze included
 }
 
 // park snoozes a refused job until the breaker may probe plus a spread, or
@@ -192,6 +206,9 @@ func (g *Gate) park(ctx context.Context, job *rivertype.JobRow, key string, oe *
 	}
 	parkedFor := now.Sub(pm.At)
 	if parkedFor >= st.MaxPark {
+		// The job ends here; a replay of it must start its parking afresh.
+		_ = river.MetadataSet(ctx, MetadataParkedKey, nil)
+		_ = river.MetadataSet(ctx, MetadataParkedAt, nil)
 		return g.cfg.OnParkExpired(ctx, job, oe, parkedFor)
 	}
 	d := oe.After + time.Duration(g.cfg.Rand()*float64(st.ParkSpread))

@@ -69,7 +69,7 @@ func TestGateParksWithoutUsingAnAttempt(t *testing.T) {
 	ctx := context.Background()
 	_, err := tb.store.Open(ctx, OpenParams{Key: "api.example.com", For: time.Hour, By: "test"})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return tb.b.State("api.example.com") == StateOpen }, time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return tb.b.State("api.example.com") == StateOpen }, 5*time.Second, 5*time.Millisecond)
 	gate := NewGate(tb.b, GateConfig{Rand: func() float64 { return 0.5 }})
 	w := &noopWorker{ran: make(chan int64, 1)}
 	client := startRiver(t, tb, gate, w)
@@ -119,7 +119,7 @@ func TestGateParkedLongerThanMaxParkGoesToOnParkExpired(t *testing.T) {
 	ctx := context.Background()
 	_, err := tb.store.Open(ctx, OpenParams{Key: "noop", For: time.Hour, By: "test"})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return tb.b.State("noop") == StateOpen }, time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return tb.b.State("noop") == StateOpen }, 5*time.Second, 5*time.Millisecond)
 	gate := NewGate(tb.b, GateConfig{})
 	client := startRiver(t, tb, gate, &noopWorker{})
 	parkedAt := time.Now().Add(-25 * time.Hour).UTC().Format(time.RFC3339Nano)
@@ -131,9 +131,11 @@ func TestGateParkedLongerThanMaxParkGoesToOnParkExpired(t *testing.T) {
 		state, _, _, _ := jobRow(t, tb, res.Job.ID)
 		return state == "cancelled"
 	}, 10*time.Second, 20*time.Millisecond)
-	_, _, _, errs := jobRow(t, tb, res.Job.ID)
+	_, _, meta, errs := jobRow(t, tb, res.Job.ID)
 	require.Len(t, errs, 1)
 	require.Contains(t, errs[0], `parked behind circuit breaker "noop" for 25h0m0s`)
+	require.Nil(t, meta[MetadataParkedKey], "a replay of the job must start parking afresh")
+	require.Nil(t, meta[MetadataParkedAt])
 }
 
 func TestGateWakesAProbeWhenTheProbeTimeComes(t *testing.T) {
@@ -142,7 +144,7 @@ func TestGateWakesAProbeWhenTheProbeTimeComes(t *testing.T) {
 	ctx := context.Background()
 	_, err := tb.store.Open(ctx, OpenParams{Key: "noop", For: 2 * time.Second, By: "test"})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return tb.b.State("noop") == StateOpen }, time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return tb.b.State("noop") == StateOpen }, 5*time.Second, 5*time.Millisecond)
 	gate := NewGate(tb.b, GateConfig{Rand: func() float64 { return 0.99 }, WakeSpread: time.Second})
 	w := &noopWorker{ran: make(chan int64, 10)}
 	client := startRiver(t, tb, gate, w)
@@ -162,4 +164,69 @@ func TestGateWakesAProbeWhenTheProbeTimeComes(t *testing.T) {
 		}
 	}
 	require.Equal(t, StateClosed, tb.b.State("noop"))
+}
+
+type snoozeOnceArgs struct{}
+
+func (snoozeOnceArgs) Kind() string { return "snooze_once" }
+
+type snoozeOnceWorker struct {
+	river.WorkerDefaults[snoozeOnceArgs]
+}
+
+func (w *snoozeOnceWorker) Work(_ context.Context, job *river.Job[snoozeOnceArgs]) error {
+	if job.Metadata == nil || !json.Valid(job.Metadata) || !bytesContains(job.Metadata, `"snoozes"`) {
+		return river.JobSnooze(10 * time.Millisecond)
+	}
+	return nil
+}
+
+// A job that snoozes itself under the gate keeps River's snooze semantics:
+// no attempt used, no error, and the breaker is told nothing.
+func TestGatePassesTheJobsOwnSnoozeThrough(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{})
+	ctx := context.Background()
+	gate := NewGate(tb.b, GateConfig{})
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &snoozeOnceWorker{})
+	client, err := river.NewClient(riverpgxv5.New(tb.db.Pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+		FetchCooldown:     20 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		Workers:           workers,
+		Middleware:        []rivertype.Middleware{gate},
+	})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	res, err := client.Insert(ctx, snoozeOnceArgs{}, nil)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		state, _, _, _ := jobRow(t, tb, res.Job.ID)
+		return state == "completed"
+	}, 10*time.Second, 20*time.Millisecond)
+	_, attempt, meta, errs := jobRow(t, tb, res.Job.ID)
+	require.Equal(t, 1, attempt, "the snooze used no attempt")
+	require.Empty(t, errs, "a snooze is not an error")
+	require.Equal(t, 1.0, meta["snoozes"])
+}
+
+// A probe whose job panics frees its half-open slot at once instead of
+// holding it for probe_timeout.
+func TestGatePanickingProbeFreesItsSlot(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{Settings: Settings{HalfOpenMaxProbes: 1, ProbeTimeout: time.Hour}})
+	ctx := context.Background()
+	openRowProbeDue(t, tb.db, "noop")
+	require.NoError(t, tb.b.refresh(ctx, true))
+	gate := NewGate(tb.b, GateConfig{DisableWake: true})
+	job := &rivertype.JobRow{ID: 1, Kind: "noop", Metadata: []byte(`{}`)}
+	require.PanicsWithValue(t, "boom", func() {
+		_ = gate.Work(ctx, job, func(context.Context) error { panic("boom") })
+	})
+	p, err := tb.b.Allow(ctx, "noop")
+	require.NoError(t, err, "the panicking probe's slot is free again")
+	require.True(t, p.Probe())
+	p.Done(ctx, context.Canceled)
 }

@@ -255,7 +255,8 @@ func openOn(ctx context.Context, db Querier, p OpenParams) (*Row, error) {
 
 // DeleteIdle removes the rows of keys idle (not updated) for longer than
 // ttl, except breakers held open into the future. It returns how many rows
-// it removed.
+// it removed; an error for ttl <= 0 (nothing is removed) or from the
+// database.
 func (s *Store) DeleteIdle(ctx context.Context, ttl time.Duration) (int64, error) {
 	if ttl <= 0 {
 		return 0, fmt.Errorf("breaker cleanup: idle_ttl %s: must be > 0", ttl)

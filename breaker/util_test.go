@@ -6,3 +6,5 @@ import (
 )
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+
+	"github.com/rebound-queue/rebound/breaker"
 )
 
 // DefaultActor is recorded as retried_by / resolved_by when params name
@@ -25,9 +27,12 @@ const DefaultRetryBatchSize = 100
 const RetryMetadataKey = "dead_letter_retry_of"
 
 // strippedMetadataKeys are River's (and rebound's) per-run bookkeeping keys:
-// a replayed job starts without them. Keys starting with "river:" (River's
-// rescue count, logs, ...) are stripped too.
-var strippedMetadataKeys = []string{"output", "snoozes", "cancel_attempted_at", RetryMetadataKey}
+// a replayed job starts without them — its history, snooze count, and the
+// circuit breaker's parking marks (kept, a replay of a breaker_open entry
+// would count its old parking time and go straight back here). Keys
+// starting with "river:" (River's rescue count, logs, ...) are stripped too.
+var strippedMetadataKeys = []string{"output", "snoozes", "cancel_attempted_at", RetryMetadataKey,
+	breaker.MetadataParkedKey, breaker.MetadataParkedAt}
 
 // RetryParams retries one entry with [Store.Retry].
 type RetryParams struct {

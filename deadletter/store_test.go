@@ -98,7 +98,7 @@ func TestRetryInsertsNewJobAndStripsBookkeeping(t *testing.T) {
 	args := failArgs{Mode: "cancel", Message: "HTTP 400", Headers: map[string]string{"Authorization": "Bearer s3cret"}}
 	res, err := client.Insert(ctx, args, &river.InsertOpts{
 		MaxAttempts: 7, Priority: 3, Tags: []string{"tag-one"},
-		Metadata: []byte(`{"operation_key":"api.example.com","snoozes":2,"river:rescue_count":1,"tenant":"acme"}`),
+		Metadata: []byte(`{"operation_key":"api.example.com","snoozes":2,"river:rescue_count":1,"tenant":"acme","breaker_parked_key":"api.example.com","breaker_parked_at":"2026-11-29T08:00:00Z"}`),
 	})
 	require.NoError(t, err)
 	waitFinal(t, b.pool, res.Job.ID, "cancelled")
@@ -126,7 +126,7 @@ func TestRetryInsertsNewJobAndStripsBookkeeping(t *testing.T) {
 	require.NoError(t, json.Unmarshal(job.Metadata, &meta))
 	require.Equal(t, "api.example.com", meta["operation_key"])
 	require.Equal(t, "acme", meta["tenant"])
-	for _, k := range []string{"output", "snoozes", "river:rescue_count", "cancel_attempted_at"} {
+	for _, k := range []string{"output", "snoozes", "river:rescue_count", "cancel_attempted_at", "breaker_parked_key", "breaker_parked_at"} {
 		require.NotContains(t, meta, k)
 	}
 	require.Equal(t, map[string]any{"entry_id": float64(entry.ID), "river_job_id": float64(res.Job.ID), "attempt": float64(1)}, meta[deadletter.RetryMetadataKey])

@@ -34,11 +34,14 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/tidwall/gjson"
+
+	"github.com/rebound-queue/rebound/breaker"
 )
 
 // MetadataOperationKey is the key in a job's metadata that holds its
-// operation key, stamped at insert by [InsertMiddleware].
-const MetadataOperationKey = "operation_key"
+// operation key, stamped at insert by [InsertMiddleware] (the same key the
+// circuit breaker's gate reads and stamps).
+const MetadataOperationKey = breaker.MetadataOperationKey
 
 // Kind describes one job kind.
 type Kind struct {
@@ -88,7 +91,9 @@ type Registry struct {
 // UnknownKindError is returned for a kind the registry does not hold. Its
 // message lists the known kinds.
 type UnknownKindError struct {
-	Kind  string
+	// Kind is the name asked for.
+	Kind string
+	// Known are the registered kind names, sorted.
 	Known []string
 }
 

@@ -202,9 +202,12 @@ func New(pool *pgxpool.Pool, config *Config) (*Migrator, error) {
 // create again because it was missing or disabled.
 type Applied struct {
 	// Line is "river", "rebound" or "trigger".
-	Line     string        `json:"line"`
-	Version  int           `json:"version"`
-	Name     string        `json:"name"`
+	Line string `json:"line"`
+	// Version is the migration's number (0 for a trigger).
+	Version int `json:"version"`
+	// Name is the migration's name, or the trigger's.
+	Name string `json:"name"`
+	// Duration is how long the migration took, in nanoseconds in JSON.
 	Duration time.Duration `json:"duration_ns"`
 	// Repaired is set on a trigger that existed before but was missing or
 	// disabled (not on the first installation).
@@ -260,6 +263,11 @@ func (m *Migrator) Up(ctx context.Context) ([]Applied, error) {
 		}
 		res, err := m.river.Migrate(ctx, rivermigrate.DirectionUp, nil)
 		if err != nil {
+			// Put the triggers back on the schema River left, so dead jobs
+			// are still captured until the migration is fixed and rerun.
+			if terr := m.createTriggers(context.WithoutCancel(ctx), conn.Conn()); terr != nil {
+				m.logger.WarnContext(ctx, "could not recreate triggers after a failed River migration", "error", terr)
+			}
 			return nil, fmt.Errorf("river migrations: %w", err)
 		}
 		for _, v := range res.Versions {
@@ -382,9 +390,11 @@ func appliedVersions(ctx context.Context, q interface {
 // Status is the state of one migration or trigger.
 type Status struct {
 	// Line is "river", "rebound" or "trigger".
-	Line    string `json:"line"`
-	Version int    `json:"version,omitempty"`
-	Name    string `json:"name"`
+	Line string `json:"line"`
+	// Version is the migration's number (absent for a trigger).
+	Version int `json:"version,omitempty"`
+	// Name is the migration's name, or the trigger's.
+	Name string `json:"name"`
 	// Applied reports whether the migration is applied (for a trigger:
 	// whether it exists on river_job).
 	Applied bool `json:"applied"`

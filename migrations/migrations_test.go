@@ -198,3 +198,33 @@ func TestCheckNamesMissingTriggerAndUpRepairsIt(t *testing.T) {
 		})
 	}
 }
+
+// A River migration that fails leaves rebound's triggers in place: dead
+// jobs keep being captured until the migration is fixed and rerun.
+func TestFailedRiverMigrationKeepsTriggers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t)
+	_, err := pool.Exec(ctx, "DROP TRIGGER rebound_dead_letter_capture ON river_job")
+	require.NoError(t, err)
+	river, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	require.NoError(t, err)
+	_, err = river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: 3})
+	require.NoError(t, err)
+	for _, tr := range migrations.Triggers() {
+		_, err = pool.Exec(ctx, tr.SQL)
+		require.NoError(t, err)
+	}
+	// River's 004 creates river_queue: make it fail.
+	_, err = pool.Exec(ctx, "CREATE TABLE river_queue (name text)")
+	require.NoError(t, err)
+
+	m, err := migrations.New(pool, nil)
+	require.NoError(t, err)
+	_, err = m.Up(ctx)
+	require.ErrorContains(t, err, "river migrations:")
+	var exists bool
+	require.NoError(t, pool.QueryRow(ctx,
+		"SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'river_job'::regclass AND tgname = 'rebound_dead_letter_capture')").Scan(&exists))
+	require.True(t, exists)
+}

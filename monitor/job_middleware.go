@@ -47,27 +47,34 @@ func (mw *JobMiddleware) observe(job *rivertype.JobRow, outcome string, start ti
 
 // AttemptOutcome names what River will do with an attempt that returned err
 // (one of the Outcome* constants, never OutcomePanicked): a snooze or a
-// cancel error as such; a context.Canceled (or the context's cancel cause,
-// as net/http returns) while the work context is cancelled (the client is
-// stopping) is interrupted; any other error on the
+// cancel error as such; a job cancelled remotely (client.JobCancel: the
+// context's cause is rivertype.ErrJobCancelledRemotely) is cancelled; a
+// context.Canceled (or the context's cancel cause, as net/http returns)
+// while the work context is otherwise cancelled (the client is stopping) is
+// interrupted; any other error on the
 // last attempt is discarded, before it errored.
 func AttemptOutcome(ctx context.Context, job *rivertype.JobRow, err error) string {
-	var (
-		snooze *rivertype.JobSnoozeError
-		cancel *rivertype.JobCancelError
-	)
 	switch {
 	case err == nil:
 		return OutcomeCompleted
-	case errors.As(err, &snooze):
-		return OutcomeSnoozed
-	case errors.As(err, &cancel):
-		return OutcomeCancelled
-	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))):
-		return OutcomeInterrupted
-	case job.Attempt >= job.MaxAttempts:
-		return OutcomeDiscarded
-	default:
-		return OutcomeErrored
 	}
+	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
+		return OutcomeSnoozed
+	}
+	if _, ok := errors.AsType[*rivertype.JobCancelError](err); ok {
+		return OutcomeCancelled
+	}
+	if ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		if errors.Is(cause, rivertype.ErrJobCancelledRemotely) {
+			return OutcomeCancelled // an operator's client.JobCancel
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, cause) {
+			return OutcomeInterrupted
+		}
+	}
+	if job.Attempt >= job.MaxAttempts {
+		return OutcomeDiscarded
+	}
+	return OutcomeErrored
 }

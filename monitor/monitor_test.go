@@ -119,6 +119,9 @@ func TestSnapshotsComputeOncePerPeriodAcrossPods(t *testing.T) {
 	// stored yet), but only one stores it; after that nobody recomputes.
 	first := computed.Load()
 	require.GreaterOrEqual(t, first, int32(1))
+	var stored int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM rebound_metric_snapshot WHERE name = 'test'").Scan(&stored))
+	require.Equal(t, 1, stored, "one pod stored it")
 	for range 5 {
 		var out map[string]int
 		require.NoError(t, monitor.NewSnapshots(pool).Get(ctx, "test", time.Minute, compute, &out))
@@ -139,6 +142,8 @@ func TestAttemptOutcome(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	stop := errString("stop initiated")
+	remote, cancelRemote := context.WithCancelCause(context.Background())
+	cancelRemote(rivertype.ErrJobCancelledRemotely)
 	stopped, cancelStop := context.WithCancelCause(context.Background())
 	cancelStop(stop)
 	tests := []struct {
@@ -155,6 +160,7 @@ func TestAttemptOutcome(t *testing.T) {
 		{"cancel", context.Background(), 1, river.JobCancel(errTest), monitor.OutcomeCancelled},
 		{"shutdown", cancelled, 3, context.Canceled, monitor.OutcomeInterrupted},
 		{"shutdown seen through net/http", stopped, 3, fmt.Errorf("POST x: %w", stop), monitor.OutcomeInterrupted},
+		{"cancelled by an operator", remote, 1, context.Canceled, monitor.OutcomeCancelled},
 		{"canceled error, live context", context.Background(), 1, context.Canceled, monitor.OutcomeErrored},
 	}
 	for _, tt := range tests {

@@ -37,7 +37,8 @@ type RecorderOpts struct {
 	MaxPendingRetries int
 
 	// OnAttempt, when set, is called with every history entry the recorder
-	// appends for a failed attempt (after the decision: Strategy and
+	// appends for a failed attempt (not for an operator's client.JobCancel,
+	// which is recorded but is no failure) (after the decision: Strategy and
 	// DelayMS say what follows, Final that nothing does), from the job's
 	// goroutine. It feeds metrics; it must be fast and must not panic.
 	OnAttempt func(job *rivertype.JobRow, a Attempt)
@@ -288,7 +289,9 @@ func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInn
 	}
 	run.out.appendSorted(entry)
 	r.write(ctx, actx, &run)
-	r.report(job, entry)
+	if !remoteCancel {
+		r.report(job, entry) // an operator's cancel is not a failure
+	}
 	return ret
 }
 

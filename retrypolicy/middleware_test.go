@@ -125,13 +125,18 @@ func TestRecorderShutdownIsNeverAFailure(t *testing.T) {
 	}
 
 	// Cancelled remotely (client.JobCancel): River cancels the job; the
-	// recorder returns the error as is and hands nothing over.
-	rec := newTestRecorder(t, retrypolicy.Policy{}, nil)
+	// recorder returns the error as is, hands nothing over, and does not
+	// report an operator's decision as a failed attempt.
+	reported := 0
+	rec := newTestRecorder(t, retrypolicy.Policy{}, &retrypolicy.RecorderOpts{
+		OnAttempt: func(*rivertype.JobRow, retrypolicy.Attempt) { reported++ },
+	})
 	ctx, cancel := context.WithCancelCause(t.Context())
 	cancel(rivertype.ErrJobCancelledRemotely)
 	got := rec.Work(ctx, jobRow(2, 1, 25), func(ctx context.Context) error { return ctx.Err() })
 	require.ErrorIs(t, got, context.Canceled)
 	require.Zero(t, rec.ClientRetryPolicy().Pending())
+	require.Zero(t, reported)
 }
 
 func TestRecorderRescueLimit(t *testing.T) {

@@ -84,10 +84,3 @@ func history(t *testing.T, row *rivertype.JobRow) retrypolicy.Output {
 	return out
 }
 
-// kindPolicies builds policies with one kind's policy.
-func kindPolicies(t *testing.T, kind string, p retrypolicy.Policy) *retrypolicy.Policies {
-	t.Helper()
-	set, err := retrypolicy.NewPolicies(retrypolicy.Policy{}, map[string]retrypolicy.Policy{kind: p})
-	require.NoError(t, err)
-	return set
-}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -233,6 +234,10 @@ func TestStartupErrors(t *testing.T) {
 	require.NoError(t, err)
 	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
 	require.NoError(t, os.WriteFile(badConfig, []byte("retry:\n  default:\n    max_delay: 1s\n    initial_delay: 5s\n"), 0o600))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { taken.Close() }) // after the parallel subtests, not when this function returns
+	busy := taken.Addr().String()
 	unknownKind := filepath.Join(t.TempDir(), "kind.yaml")
 	require.NoError(t, os.WriteFile(unknownKind, []byte("retry:\n  kinds:\n    http_requset: {max_attempts: 3}\n"), 0o600))
 	unknownKey := filepath.Join(t.TempDir(), "unknown.yaml")
@@ -264,7 +269,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "bad HTTP address", url: db.URL, args: []string{"--http-addr", "nonsense"}, wantErr: `worker: invalid HTTP address "nonsense": address nonsense: missing port in address`},
 		{name: "short admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=a"}, wantErr: "worker: REBOUND_ADMIN_TOKEN is too short (1 characters): use at least 16 random characters"},
 		{name: "blank admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=  "}, wantErr: "worker: REBOUND_ADMIN_TOKEN has leading or trailing white space"},
-		{name: "address in use", url: db.URL, args: []string{"--http-addr", "127.0.0.1:5432"}, wantErr: "worker: listen on 127.0.0.1:5432"},
+		{name: "address in use", url: db.URL, args: []string{"--http-addr", busy}, wantErr: "worker: listen on " + busy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -326,4 +331,27 @@ func TestInvalidOperationKeyIsDeadLettered(t *testing.T) {
 	})
 	require.Equal(t, 1, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'cancelled' AND attempt = 1"))
 	require.Equal(t, int64(0), calls.Load())
+}
+
+// A job inserted by another producer, without rebound's insert middleware,
+// is dead-lettered under the operation key its breaker used (the URL's
+// host), not under its kind.
+func TestForeignJobDeadLetteredUnderItsBreakerKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotFound) }))
+	defer upstream.Close()
+	_, err := db.Pool.Exec(ctx, `INSERT INTO river_job (kind, args, metadata, state, max_attempts, queue, priority)
+		VALUES ('http_request', $1, '{}', 'available', 5, 'default', 1)`, fmt.Sprintf(`{"url": %q}`, upstream.URL+"/gone"))
+	require.NoError(t, err)
+	proctest.StartWorker(t, db.URL)
+	host := strings.TrimPrefix(upstream.URL, "http://")
+	waitFor(t, 30*time.Second, func() bool {
+		return count(t, db.Pool, "SELECT count(*) FROM job_dead_letter_queue") == 1
+	})
+	var key, class string
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT operation_key, failure_class FROM job_dead_letter_queue").Scan(&key, &class))
+	require.Equal(t, host, key)
+	require.Equal(t, "not_found", class)
 }

@@ -194,6 +194,7 @@ func WriteJSON(w http.ResponseWriter, code int, v any) {
 
 // ErrorBody is the JSON body of every error response: {"error": "..."}.
 type ErrorBody struct {
+	// Error says what went wrong, in one line.
 	Error string `json:"error"`
 }
 

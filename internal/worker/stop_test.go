@@ -17,7 +17,8 @@ import (
 // database was down) is reported, as is a database it cannot reach.
 func TestReportUnsaved(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // stops the River UI's background services New starts
 	db := dbtest.New(t)
 	w, err := New(ctx, Config{Pool: db.Pool, Queues: map[string]int{"default": 1}, ID: "pod-a", HTTPAddr: "127.0.0.1:0"})
 	require.NoError(t, err)

@@ -297,7 +297,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		_ = w.http.Shutdown(context.Background())
 		return err
 	}
-	defer w.breaker.Stop(context.Background()) //nolint:errcheck
+	defer func() {
+		// Bounded: with the database down it must not hold the pod past
+		// its grace period.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = w.breaker.Stop(ctx)
+	}()
 	// The client's own context is not ctx: cancelling it would skip the
 	// soft stop. Stop is driven below.
 	if err := w.client.Start(context.WithoutCancel(ctx)); err != nil {
