@@ -219,7 +219,7 @@ func TestGatePanickingProbeFreesItsSlot(t *testing.T) {
 	tb := setup(t, Config{Settings: Settings{HalfOpenMaxProbes: 1, ProbeTimeout: time.Hour}})
 	ctx := context.Background()
 	openRowProbeDue(t, tb.db, "noop")
-	require.NoError(t, tb.b.refresh(ctx, true))
+	require.Eventually(t, func() bool { return tb.b.State("noop") == StateOpen }, 5*time.Second, 5*time.Millisecond)
 	gate := NewGate(tb.b, GateConfig{DisableWake: true})
 	job := &rivertype.JobRow{ID: 1, Kind: "noop", Metadata: []byte(`{}`)}
 	require.PanicsWithValue(t, "boom", func() {

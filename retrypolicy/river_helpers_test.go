@@ -83,4 +83,3 @@ func history(t *testing.T, row *rivertype.JobRow) retrypolicy.Output {
 	require.NoError(t, err)
 	return out
 }
-
