@@ -76,13 +76,18 @@ var errDown = errors.New("upstream: HTTP 503")
 func fail(context.Context) error    { return errDown }
 func succeed(context.Context) error { return nil }
 
-// openRow forces key's row to open with its probe time passed.
+// openRowProbeDue forces key's row to open with its probe time passed, in
+// one transaction, so no pod ever sees it open with the probe time ahead.
 func openRowProbeDue(t *testing.T, db *dbtest.Database, key string) {
 	t.Helper()
 	ctx := context.Background()
-	_, err := NewStore(db.Pool).Open(ctx, OpenParams{Key: key, For: time.Hour, By: "test"})
-	require.NoError(t, err)
-	_, err = db.Pool.Exec(ctx, `UPDATE circuit_breaker_state SET next_probe_at = now() - interval '1 second' WHERE breaker_key = $1`, key)
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		if _, err := NewStore(db.Pool).OpenTx(ctx, tx, OpenParams{Key: key, For: time.Hour, By: "test"}); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE circuit_breaker_state SET next_probe_at = now() - interval '1 minute' WHERE breaker_key = $1`, key)
+		return err
+	})
 	require.NoError(t, err)
 }
 
