@@ -97,6 +97,21 @@ func (a *app) dlqStore(cmd *cobra.Command) (*deadletter.Store, func(), error) {
 	return store, pool.Close, nil
 }
 
+// dlqTarget reads what a retry or resolve acts on — one entry's ID (args[0])
+// or the filters — checking it before connecting, then opens the store.
+func (a *app) dlqTarget(cmd *cobra.Command, args []string, f *dlqFilter) (id int64, filter deadletter.Filter, store *deadletter.Store, done func(), err error) {
+	if len(args) == 1 {
+		id, err = parseEntryID(args[0])
+	} else {
+		filter, err = f.build(time.Now())
+	}
+	if err != nil {
+		return 0, filter, nil, nil, err
+	}
+	store, done, err = a.dlqStore(cmd)
+	return id, filter, store, done, err
+}
+
 func defaultActor() string {
 	if u := os.Getenv("USER"); u != "" {
 		return u
@@ -268,20 +283,7 @@ same entries at once create each job once.`,
 			if err := oneTarget(args, all, f.any(), "retry"); err != nil {
 				return err
 			}
-			var (
-				id     int64
-				filter deadletter.Filter
-				err    error
-			)
-			if len(args) == 1 {
-				id, err = parseEntryID(args[0])
-			} else {
-				filter, err = f.build(time.Now())
-			}
-			if err != nil {
-				return err
-			}
-			store, done, err := a.dlqStore(cmd)
+			id, filter, store, done, err := a.dlqTarget(cmd, args, &f)
 			if err != nil {
 				return err
 			}
@@ -373,20 +375,7 @@ func dlqResolveCmd(a *app) *cobra.Command {
 			if strings.TrimSpace(note) == "" {
 				return fmt.Errorf("--note is required: say why the entry is resolved")
 			}
-			var (
-				id     int64
-				filter deadletter.Filter
-				err    error
-			)
-			if len(args) == 1 {
-				id, err = parseEntryID(args[0])
-			} else {
-				filter, err = f.build(time.Now())
-			}
-			if err != nil {
-				return err
-			}
-			store, done, err := a.dlqStore(cmd)
+			id, filter, store, done, err := a.dlqTarget(cmd, args, &f)
 			if err != nil {
 				return err
 			}
