@@ -20,10 +20,11 @@ type Stats struct {
 	// Groups counts the selected entries by kind x failure class x failure
 	// reason, largest first.
 	Groups []StatsGroup `json:"groups"`
-	// ByStatus counts every entry by status (ignoring the filter).
+	// ByStatus counts the entries the filter selects by status (its kinds,
+	// classes, operation keys and time range apply; its statuses do not).
 	ByStatus map[Status]int64 `json:"by_status"`
-	// OldestUnresolvedAt is when the oldest unresolved entry was
-	// dead-lettered; nil when there is none.
+	// OldestUnresolvedAt is when the oldest unresolved entry the filter
+	// selects (statuses aside) was dead-lettered; nil when there is none.
 	OldestUnresolvedAt *time.Time `json:"oldest_unresolved_at,omitempty"`
 	// OldestUnresolvedAgeSeconds is its age in seconds (0 when none), by
 	// the database's clock.
@@ -81,7 +82,10 @@ func (s *Store) Stats(ctx context.Context, params StatsParams) (*Stats, error) {
 	for _, s := range Statuses {
 		st.ByStatus[s] = 0
 	}
-	rows, err = s.pool.Query(ctx, "SELECT status, count(*) FROM "+Table+" GROUP BY status")
+	anyStatus := params.Filter
+	anyStatus.Statuses = nil
+	cond, args = anyStatus.where(nil)
+	rows, err = s.pool.Query(ctx, "SELECT status, count(*) FROM "+Table+" WHERE "+cond+" GROUP BY status", args...)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stats: %w", err)
 	}
@@ -99,8 +103,11 @@ func (s *Store) Stats(ctx context.Context, params StatsParams) (*Stats, error) {
 	}
 	var oldest *time.Time
 	var age float64
+	unresolved := anyStatus
+	unresolved.Statuses = []Status{StatusUnresolved}
+	cond, args = unresolved.where(nil)
 	err = s.pool.QueryRow(ctx, `SELECT min(dead_lettered_at), coalesce(extract(epoch FROM now() - min(dead_lettered_at))::float8, 0)
-		FROM `+Table+` WHERE status = 'unresolved'`).Scan(&oldest, &age)
+		FROM `+Table+` WHERE `+cond, args...).Scan(&oldest, &age)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stats: %w", err)
 	}

@@ -337,4 +337,14 @@ func TestStats(t *testing.T) {
 	require.Equal(t, map[deadletter.Status]int64{deadletter.StatusUnresolved: 7, deadletter.StatusRetried: 1, deadletter.StatusResolved: 0}, st.ByStatus)
 	require.NotNil(t, st.OldestUnresolvedAt)
 	require.InDelta(t, 5, st.OldestUnresolvedAgeSeconds, 3) // insertEntries dates entry g at now - (n - g) s
+
+	// A filter narrows the status counts and the oldest entry too.
+	st, err = b.store.Stats(ctx, deadletter.StatsParams{Filter: deadletter.Filter{Kinds: []string{"kind_t"}}})
+	require.NoError(t, err)
+	require.Equal(t, map[deadletter.Status]int64{deadletter.StatusUnresolved: 1, deadletter.StatusRetried: 1, deadletter.StatusResolved: 0}, st.ByStatus)
+	require.InDelta(t, 1, st.OldestUnresolvedAgeSeconds, 3)
+	st, err = b.store.Stats(ctx, deadletter.StatsParams{Filter: deadletter.Filter{Classes: []string{"bad_request"}}})
+	require.NoError(t, err)
+	require.Equal(t, map[deadletter.Status]int64{deadletter.StatusUnresolved: 0, deadletter.StatusRetried: 0, deadletter.StatusResolved: 0}, st.ByStatus)
+	require.Nil(t, st.OldestUnresolvedAt)
 }
