@@ -308,13 +308,24 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 	resp, err := client.Do(req)
 	if err != nil {
 		err = unwrapURLError(err)
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-			// net/http reports a context cancelled with a cause (River's
-			// stop) by that cause alone; keep context.Canceled (or
-			// DeadlineExceeded) in the chain so a shutdown is seen as one.
-			return fmt.Errorf("%s %s: %w (%w)", method, redactURL(a.URL), err, ctxErr)
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			if !errors.Is(err, ctxErr) {
+				// net/http reports a context cancelled with a cause (River's
+				// stop) by that cause alone; keep context.Canceled (or
+				// DeadlineExceeded) in the chain so a shutdown is seen as one.
+				return fmt.Errorf("%s %s: %w (%w)", method, redactURL(a.URL), err, ctxErr)
+			}
+			return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
 		}
-		return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
+		err = fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
+		if retrypolicy.Classify(err) == retrypolicy.ClassUnknown {
+			// With the context alive, anything the transport returns is a
+			// failure of the connection: a server (or a proxy whose backend
+			// died) closing it without an answer comes back as a bare
+			// io.EOF, which on its own says nothing. Here it is network.
+			return retrypolicy.Retryable(err, retrypolicy.ClassNetwork)
+		}
+		return err
 	}
 	latency := time.Since(start)
 	defer resp.Body.Close()

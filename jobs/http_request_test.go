@@ -249,6 +249,26 @@ func TestHTTPRequestWorkerTransportErrors(t *testing.T) {
 	require.Equal(t, retrypolicy.ClassNetwork, retrypolicy.Classify(err))
 	require.NotContains(t, err.Error(), "secret")
 
+	// A server that accepts the request and closes the connection without
+	// answering (a proxy whose backend died): network, not unknown.
+	hangup, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer hangup.Close()
+	go func() {
+		for {
+			c, err := hangup.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 4096)
+			_, _ = c.Read(buf)
+			c.Close()
+		}
+	}()
+	err = w.Work(context.Background(), job(jobs.HTTPRequestArgs{URL: "http://" + hangup.Addr().String() + "/x"}))
+	require.Error(t, err)
+	require.Equal(t, retrypolicy.ClassNetwork, retrypolicy.Classify(err), "%v", err)
+
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	}))
