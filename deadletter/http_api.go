@@ -97,6 +97,10 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 			httpserver.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit %q is not a number", l))
 			return
 		}
+		if n == 0 { // 0 means "default" in Go; given in a URL it is a mistake
+			httpserver.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit 0 is not between 1 and %d", MaxListLimit))
+			return
+		}
 		params.Limit = n
 	}
 	res, err := a.store.List(r.Context(), params)
@@ -343,7 +347,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 // bodyErrorMessage says what is wrong with a body in JSON's words, not Go's.
 func bodyErrorMessage(err error) string {
 	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) && te.Field != "" {
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return "must be a JSON object, not " + withArticle(te.Value)
+		}
 		return fmt.Sprintf("%q must be %s, not %s", te.Field, wantJSON(te.Field, te.Type), withArticle(te.Value))
 	}
 	var mbe *http.MaxBytesError

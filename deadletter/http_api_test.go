@@ -124,6 +124,8 @@ func TestAdminAPIRedactsAndValidates(t *testing.T) {
 		{"bad class in bulk resolve", "POST", "/resolve", `{"all":true,"classes":["nope"],"note":"x"}`, 400, `failure class "nope" is not one of rate_limited,`},
 		{"unknown parameter", "GET", "?kinds=x", "", 400, `unknown query parameter "kinds"`},
 		{"bad limit", "GET", "?limit=ten", "", 400, `limit "ten" is not a number`},
+		{"zero limit", "GET", "?limit=0", "", 400, "limit 0 is not between 1 and 1000"},
+		{"body not an object", "POST", "/1/retry", "[1]", 400, "request body: must be a JSON object, not an array"},
 		{"bad cursor", "GET", "?after=5", "", 400, `cursor "5" is not one this API returned`},
 		{"resolve without note", "POST", "/" + itoa(id) + "/resolve", `{}`, 400, "a note is required"},
 		{"unknown body field", "POST", "/" + itoa(id) + "/resolve", `{"note":"x","nope":1}`, 400, `unknown field "nope"`},

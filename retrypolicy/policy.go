@@ -14,6 +14,10 @@ const (
 	// including the first.
 	DefaultMaxAttempts = 5
 
+	// MaxMaxAttempts is the largest max attempts accepted: River stores a
+	// job's max attempts in a smallint.
+	MaxMaxAttempts = 32767
+
 	// DefaultInitialDelay is the default base of every strategy.
 	DefaultInitialDelay = 2 * time.Second
 
@@ -193,6 +197,8 @@ func (p Policy) validate(prefix string) error {
 	switch {
 	case p.MaxAttempts < 1:
 		return &ConfigError{Key: prefix + "max_attempts", Problem: fmt.Sprintf("must be >= 1 (got %d)", p.MaxAttempts)}
+	case p.MaxAttempts > MaxMaxAttempts:
+		return &ConfigError{Key: prefix + "max_attempts", Problem: fmt.Sprintf("must be <= %d, the most River's max_attempts column holds (got %d)", MaxMaxAttempts, p.MaxAttempts)}
 	case p.InitialDelay <= 0:
 		return &ConfigError{Key: prefix + "initial_delay", Problem: fmt.Sprintf("must be > 0 (got %s)", p.InitialDelay)}
 	case p.MaxDelay < p.InitialDelay:

@@ -24,6 +24,7 @@ import (
 	"github.com/rebound-queue/rebound/internal/config"
 	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/migrations"
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 // Limits of enqueue.
@@ -34,7 +35,7 @@ const (
 	maxLineBytes = 10 << 20
 	// maxMaxAttempts is the largest max attempts River's smallint column
 	// holds.
-	maxMaxAttempts = 32767
+	maxMaxAttempts = retrypolicy.MaxMaxAttempts
 	// progressThreshold is the number of lines from which a progress bar is
 	// drawn (when stderr is a terminal).
 	progressThreshold = 5000

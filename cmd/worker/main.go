@@ -70,9 +70,9 @@ REBOUND_<FLAG>, e.g. REBOUND_QUEUES=default=50,mail=5.`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout,
 		"on SIGTERM, how long running jobs may finish before they are cancelled and returned to the queue (keep it under the pod's grace period)")
 	f.DurationVar(&o.fetchCooldown, "fetch-cooldown", worker.DefaultFetchCooldown,
-		"least time between two fetches of one queue; a queue works at most workers/fetch-cooldown jobs per second (River's default 100ms caps 50 workers at 500 jobs/s; 20ms allows 2,500/s)")
+		"least time between two fetches of one queue; a queue works at most workers/fetch-cooldown jobs per second (River's default 100ms caps 50 workers at 500 jobs/s; 20ms allows 2,500/s; 0 means the default)")
 	f.DurationVar(&o.fetchPollInterval, "fetch-poll-interval", worker.DefaultFetchPollInterval,
-		"how often an idle queue polls when no LISTEN/NOTIFY wake-up arrives (the only way behind PgBouncer in transaction mode)")
+		"how often an idle queue polls when no LISTEN/NOTIFY wake-up arrives (the only way behind PgBouncer in transaction mode); 0 means the default")
 	f.DurationVar(&o.jobTimeout, "job-timeout", 0,
 		"longest a job may run, for kinds without their own timeout (http_request follows its timeout_seconds); 0 means River's default, 1m")
 	f.DurationVar(&o.rescueStuckJobsAfter, "rescue-stuck-jobs-after", 0,

@@ -69,6 +69,9 @@ func TestEndToEnd(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, path)
 		require.Contains(t, body, `"status": "ok"`, path)
 	}
+	code, body := get(t, "http://"+worker.HTTPAddr+"/api/admin/nothing")
+	require.Equal(t, http.StatusNotFound, code)
+	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq and /api/admin/breakers)"}`, body)
 	code, metrics := get(t, "http://"+worker.HTTPAddr+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, metrics, `rebound_job_attempts_total{kind="http_request",outcome="completed",queue="default"} 100`)
@@ -261,7 +264,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid log level "loud"`},
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
 		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: `worker: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request)`},
-		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "field retyr not found"},
+		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker; line 1)"},
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ type Settings struct {
 	// cleanup job removes it.
 	BreakerIdleTTL time.Duration
 }
+
+// unknownTopKey matches yaml.v3's message for a top-level key File lacks.
+var unknownTopKey = regexp.MustCompile(`^(line \d+): field (.+) not found in type config\.File$`)
 
 // Load reads and validates the file at path; "" means no file (all
 // defaults). Errors name the file and, for a bad value, its key, e.g.
@@ -82,8 +86,16 @@ func Parse(content []byte) (*Settings, error) {
 			}
 			var te *yaml.TypeError
 			if errors.As(err, &te) {
-				// One message per bad key, on one line.
-				return nil, fmt.Errorf("invalid configuration: %s", strings.Join(te.Errors, "; "))
+				// One message per bad key, on one line, in the config's
+				// terms rather than Go's type names.
+				msgs := make([]string, len(te.Errors))
+				for i, e := range te.Errors {
+					if m := unknownTopKey.FindStringSubmatch(e); m != nil {
+						e = fmt.Sprintf("%s: unknown setting (known: retry, breaker; %s)", m[2], m[1])
+					}
+					msgs[i] = e
+				}
+				return nil, fmt.Errorf("invalid configuration: %s", strings.Join(msgs, "; "))
 			}
 			return nil, fmt.Errorf("invalid YAML: %w", err)
 		}

@@ -275,6 +275,10 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	breakerAPI := adminauth.Require(c.AdminToken, breaker.NewAdminHandler(br.Store()), nil)
 	srv.Handle(breaker.AdminPrefix, breakerAPI)
 	srv.Handle(breaker.AdminPrefix+"/", breakerAPI)
+	// Any other admin path: the same token check, then a JSON 404.
+	srv.Handle("/api/admin/", adminauth.Require(c.AdminToken, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq and /api/admin/breakers)")
+	}), nil))
 
 	return &Worker{config: c, client: client, http: srv, deadLetter: dl, breaker: br}, nil
 }
