@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
@@ -70,6 +71,18 @@ type Entry struct {
 	// FailureReason is the last error, without River's "JobCancelError: "
 	// prefix.
 	FailureReason string `json:"failure_reason"`
+	// FailureFingerprint is FailureReason with what changes from one
+	// occurrence to the next (numbers, IDs, quoted values, timestamps,
+	// addresses, query strings) replaced by placeholders such as <n>,
+	// <uuid> and "<v>": entries with the same fingerprint failed the same
+	// way. Computed by PostgreSQL when the row is written
+	// (rebound_failure_fingerprint, migrations/sql/012; the rules are in
+	// docs/dead-letter-queue.md); at most 200 characters.
+	FailureFingerprint string `json:"failure_fingerprint"`
+	// FailureFingerprintID names the fingerprint in 12 hex digits (the
+	// start of its SHA-256), as [Store.Stats] shows it and
+	// Filter.Fingerprints accepts it.
+	FailureFingerprintID string `json:"failure_fingerprint_id"`
 	// OperationKey is metadata.operation_key, else args.operation_key, else
 	// the kind, normalised as jobs.NormalizeOperationKey does (a key over
 	// 200 characters becomes its first 183, "…" and 16 hex digits of its
@@ -197,6 +210,14 @@ type Filter struct {
 	// characters is stored normalised, see [Entry.OperationKey]; either
 	// form matches).
 	OperationKeys []string `json:"operation_keys,omitempty"`
+	// Fingerprints select failure fingerprints (see
+	// [Entry.FailureFingerprint]), each given as its ID (12 hex digits, the
+	// fingerprint_id [Store.Stats] shows; case does not matter) or as text:
+	// a fingerprint, or any failure reason, which is fingerprinted by the
+	// same rule, so an entry's reason selects the entries that failed like
+	// it. Values must not be empty and must be valid UTF-8 without NUL
+	// (else [ErrInvalid]).
+	Fingerprints []string `json:"fingerprints,omitempty"`
 	// Since selects entries dead-lettered at or after it.
 	Since time.Time `json:"since,omitzero"`
 	// Until selects entries dead-lettered before it.
@@ -212,6 +233,16 @@ func (f Filter) validate() error {
 	for _, s := range f.Statuses {
 		if !s.Valid() {
 			return fmt.Errorf("%w: status %q is not one of unresolved, retried, resolved", ErrInvalid, s)
+		}
+	}
+	for _, fp := range f.Fingerprints {
+		switch {
+		case strings.TrimSpace(fp) == "":
+			return fmt.Errorf("%w: fingerprint is empty: give a fingerprint_id from stats, or a fingerprint or reason", ErrInvalid)
+		case strings.ContainsRune(fp, 0):
+			return fmt.Errorf("%w: fingerprint contains a NUL byte", ErrInvalid)
+		case !utf8.ValidString(fp):
+			return fmt.Errorf("%w: fingerprint is not valid UTF-8", ErrInvalid)
 		}
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
@@ -245,6 +276,29 @@ func (f Filter) where(args []any) (string, []any) {
 		// Through the capture's own rule: the whole key finds its rows.
 		add("operation_key IN (SELECT rebound_operation_key(k) FROM unnest($%d::text[]) k)", f.OperationKeys)
 	}
+	if len(f.Fingerprints) > 0 {
+		var ids, texts []string
+		for _, fp := range f.Fingerprints {
+			if isFingerprintID(fp) {
+				ids = append(ids, strings.ToLower(fp))
+			} else {
+				texts = append(texts, fp)
+			}
+		}
+		var or []string
+		if len(texts) > 0 {
+			args = append(args, texts)
+			or = append(or, fmt.Sprintf("failure_fingerprint IN (SELECT rebound_failure_fingerprint(t) FROM unnest($%d::text[]) t)", len(args)))
+		}
+		if len(ids) > 0 {
+			// The ID of each distinct fingerprint, not of each row; OFFSET 0
+			// keeps the planner from computing it row by row.
+			args = append(args, ids)
+			or = append(or, fmt.Sprintf(`failure_fingerprint IN (SELECT fp FROM (SELECT DISTINCT failure_fingerprint AS fp FROM `+Table+
+				` OFFSET 0) d WHERE rebound_failure_fingerprint_id(fp) = ANY($%d))`, len(args)))
+		}
+		cond += " AND (" + strings.Join(or, " OR ") + ")"
+	}
 	if !f.Since.IsZero() {
 		add("dead_lettered_at >= $%d", f.Since)
 	}
@@ -252,4 +306,18 @@ func (f Filter) where(args []any) (string, []any) {
 		add("dead_lettered_at < $%d", f.Until)
 	}
 	return cond, args
+}
+
+// isFingerprintID reports whether s is a fingerprint ID: 12 hex digits.
+func isFingerprintID(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }

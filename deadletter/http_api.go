@@ -36,10 +36,10 @@ type HandlerOpts struct {
 // NewHandler returns the admin HTTP API of the dead-letter queue, JSON in
 // and out, with the same semantics as the Go API and `rebound dlq`:
 //
-//	GET  /api/admin/dlq                list: ?kind=&class=&status=&operation_key= (each repeatable),
+//	GET  /api/admin/dlq                list: ?kind=&class=&status=&operation_key=&fingerprint= (each repeatable),
 //	                                   since=&until= (RFC 3339, or an age such as 24h meaning that long ago),
 //	                                   after= (next_cursor), limit= -> {"entries": [...], "next_cursor": ...}
-//	GET  /api/admin/dlq/stats          stats, same filters -> Stats
+//	GET  /api/admin/dlq/stats          stats, same filters, top= (groups, 1-1000, default 20) -> Stats
 //	GET  /api/admin/dlq/{id}           show -> Entry
 //	POST /api/admin/dlq/{id}/retry     {"force": bool, "by": str} -> RetryResult
 //	POST /api/admin/dlq/{id}/resolve   {"note": str, "by": str} -> Entry
@@ -48,7 +48,7 @@ type HandlerOpts struct {
 //	POST /api/admin/dlq/purge          {"older_than": "30d", "dry_run": bool} -> PurgeResult
 //
 // Filter fields in bodies are "kinds", "classes", "statuses",
-// "operation_keys" (arrays of strings) and "since", "until" (strings: RFC
+// "operation_keys", "fingerprints" (arrays of strings) and "since", "until" (strings: RFC
 // 3339, or an age such as 24h or 7d meaning that long ago, as in query
 // strings and the CLI). Classes must be among retrypolicy.Classes().
 // Entries are shown through [Redact], stats through [RedactStats] (error
@@ -115,12 +115,22 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
-	f, err := filterFromQuery(r.URL.Query(), time.Now())
+	q := r.URL.Query()
+	f, err := filterFromQuery(q, time.Now())
 	if err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	st, err := a.store.Stats(r.Context(), StatsParams{Filter: f})
+	params := StatsParams{Filter: f}
+	if v := q.Get("top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxStatsTop {
+			httpserver.WriteError(w, http.StatusBadRequest, fmt.Sprintf("top %q is not a number between 1 and %d", v, MaxStatsTop))
+			return
+		}
+		params.Top = n
+	}
+	st, err := a.store.Stats(r.Context(), params)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -188,6 +198,7 @@ type bulkBody struct {
 	Classes       []string `json:"classes"`
 	Statuses      []Status `json:"statuses"`
 	OperationKeys []string `json:"operation_keys"`
+	Fingerprints  []string `json:"fingerprints"`
 	Since         string   `json:"since"`
 	Until         string   `json:"until"`
 	All           bool     `json:"all"`
@@ -199,7 +210,7 @@ type bulkBody struct {
 
 // filter returns the body's filter, or a message naming the bad field.
 func (b *bulkBody) filter(now time.Time) (Filter, error) {
-	f := Filter{Kinds: b.Kinds, Classes: b.Classes, Statuses: b.Statuses, OperationKeys: b.OperationKeys}
+	f := Filter{Kinds: b.Kinds, Classes: b.Classes, Statuses: b.Statuses, OperationKeys: b.OperationKeys, Fingerprints: b.Fingerprints}
 	var err error
 	if b.Since != "" {
 		if f.Since, err = ParseSince(b.Since, now); err != nil {
@@ -391,13 +402,13 @@ func withArticle(jsonType string) string {
 }
 
 func filterFromQuery(q map[string][]string, now time.Time) (Filter, error) {
-	known := map[string]bool{"kind": true, "class": true, "status": true, "operation_key": true, "since": true, "until": true, "after": true, "limit": true}
+	known := map[string]bool{"kind": true, "class": true, "status": true, "operation_key": true, "fingerprint": true, "since": true, "until": true, "after": true, "limit": true, "top": true}
 	for k := range q {
 		if !known[k] {
-			return Filter{}, fmt.Errorf("unknown query parameter %q (known: kind, class, status, operation_key, since, until, after, limit)", k)
+			return Filter{}, fmt.Errorf("unknown query parameter %q (known: kind, class, status, operation_key, fingerprint, since, until, after, limit, top)", k)
 		}
 	}
-	f := Filter{Kinds: q["kind"], Classes: q["class"], OperationKeys: q["operation_key"]}
+	f := Filter{Kinds: q["kind"], Classes: q["class"], OperationKeys: q["operation_key"], Fingerprints: q["fingerprint"]}
 	for _, s := range q["status"] {
 		f.Statuses = append(f.Statuses, Status(s))
 	}

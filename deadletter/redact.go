@@ -1,9 +1,6 @@
 package deadletter
 
 import (
-	"cmp"
-	"slices"
-
 	"github.com/rebound-queue/rebound/internal/redact"
 )
 
@@ -26,6 +23,7 @@ func Redact(e *Entry) *Entry {
 	c.Args = redact.JSON(e.Args)
 	c.Metadata = redact.JSON(e.Metadata)
 	c.FailureReason = redact.Text(e.FailureReason)
+	c.FailureFingerprint = redact.Text(e.FailureFingerprint)
 	c.History = make([]Attempt, len(e.History))
 	for i, h := range e.History {
 		h.Error = redact.Text(h.Error)
@@ -36,38 +34,20 @@ func Redact(e *Entry) *Entry {
 	return &c
 }
 
-// RedactStats returns a copy of st for display, each group's failure
-// reason through redact.Text (see [Redact]). Groups whose reasons differ
-// only in a secret become one group (counts added, first and last times
-// widened), in the order of [Store.Stats]: largest first.
+// RedactStats returns a copy of st for display, each group's fingerprint
+// and example reason through redact.Text (see [Redact]). Groups stay as
+// [Store.Stats] counted them: each keeps its fingerprint ID, which selects
+// its entries even when redaction makes two fingerprints look alike.
 func RedactStats(st *Stats) *Stats {
 	if st == nil {
 		return nil
 	}
 	c := *st
-	c.Groups = make([]StatsGroup, 0, len(st.Groups))
-	index := make(map[[3]string]int, len(st.Groups))
-	for _, g := range st.Groups {
-		g.Reason = redact.Text(g.Reason)
-		k := [3]string{g.Kind, g.Class, g.Reason}
-		i, seen := index[k]
-		if !seen {
-			index[k] = len(c.Groups)
-			c.Groups = append(c.Groups, g)
-			continue
-		}
-		m := &c.Groups[i]
-		m.Count += g.Count
-		if g.First.Before(m.First) {
-			m.First = g.First
-		}
-		if g.Last.After(m.Last) {
-			m.Last = g.Last
-		}
+	c.Groups = make([]StatsGroup, len(st.Groups))
+	for i, g := range st.Groups {
+		g.Fingerprint = redact.Text(g.Fingerprint)
+		g.ExampleReason = redact.Text(g.ExampleReason)
+		c.Groups[i] = g
 	}
-	slices.SortStableFunc(c.Groups, func(a, b StatsGroup) int {
-		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Kind, b.Kind),
-			cmp.Compare(a.Class, b.Class), cmp.Compare(a.Reason, b.Reason))
-	})
 	return &c
 }

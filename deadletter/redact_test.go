@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/deadletter"
+	"github.com/rebound-queue/rebound/internal/redact"
 )
 
 func TestRedactLeavesEntryIntact(t *testing.T) {
@@ -32,24 +33,36 @@ func TestRedactLeavesEntryIntact(t *testing.T) {
 	require.Nil(t, deadletter.Redact(nil))
 }
 
-// Groups whose reasons differ only in a secret are shown as one.
-func TestRedactStatsMergesGroups(t *testing.T) {
+// Each group's fingerprint and example reason are redacted; groups whose
+// fingerprints look alike once redacted stay apart, each with its ID.
+func TestRedactStatsRedactsFingerprintsAndExamples(t *testing.T) {
 	t.Parallel()
 	at := func(h int) time.Time { return time.Date(2026, 11, 30, h, 0, 0, 0, time.UTC) }
 	st := &deadletter.Stats{
 		Groups: []deadletter.StatsGroup{
-			{Kind: "k", Class: "unauthorized", Reason: "GET /?key=a: 401", Count: 3, First: at(2), Last: at(5)},
-			{Kind: "k", Class: "server_error", Reason: "HTTP 503", Count: 4, First: at(1), Last: at(9)},
-			{Kind: "k", Class: "unauthorized", Reason: "GET /?key=b: 401", Count: 2, First: at(1), Last: at(7)},
+			{FingerprintID: "0123456789ab", Fingerprint: "GET /: Authorization: Basic dXNlcjpwYXNz", Kind: "k", Class: "unauthorized",
+				Count: 3, ExampleEntryID: 7, ExampleReason: "GET /: Authorization: Basic dXNlcjpwYXNz", First: at(2), Last: at(5)},
+			{FingerprintID: "ba9876543210", Fingerprint: "GET /: Authorization: Basic b3RoZXI6cHc", Kind: "k", Class: "unauthorized",
+				Count: 2, ExampleEntryID: 9, ExampleReason: "GET /: Authorization: Basic b3RoZXI6cHc", First: at(1), Last: at(7)},
 		},
-		ByStatus: map[deadletter.Status]int64{deadletter.StatusUnresolved: 9},
+		TotalGroups: 2, Entries: 5,
+		ByStatus: map[deadletter.Status]int64{deadletter.StatusUnresolved: 5},
 	}
 	got := deadletter.RedactStats(st)
-	require.Equal(t, []deadletter.StatsGroup{
-		{Kind: "k", Class: "unauthorized", Reason: "GET /?key=[REDACTED]: 401", Count: 5, First: at(1), Last: at(7)},
-		{Kind: "k", Class: "server_error", Reason: "HTTP 503", Count: 4, First: at(1), Last: at(9)},
-	}, got.Groups)
+	require.Len(t, got.Groups, 2)
+	for i, g := range got.Groups {
+		in := st.Groups[i]
+		require.Equal(t, redact.Text(in.Fingerprint), g.Fingerprint)
+		require.Equal(t, redact.Text(in.ExampleReason), g.ExampleReason)
+		require.Contains(t, g.Fingerprint, redact.Marker)
+		require.NotContains(t, g.Fingerprint+g.ExampleReason, "dXNlcjpwYXNz")
+		require.NotContains(t, g.Fingerprint+g.ExampleReason, "b3RoZXI6cHc")
+		g.Fingerprint, g.ExampleReason = in.Fingerprint, in.ExampleReason
+		require.Equal(t, in, g, "everything else as counted")
+	}
+	require.Equal(t, got.Groups[0].Fingerprint, got.Groups[1].Fingerprint, "alike once redacted, still two groups")
 	require.Equal(t, st.ByStatus, got.ByStatus)
-	require.Equal(t, "GET /?key=a: 401", st.Groups[0].Reason, "the input is not changed")
+	require.Equal(t, int64(2), got.TotalGroups)
+	require.Equal(t, "GET /: Authorization: Basic dXNlcjpwYXNz", st.Groups[0].Fingerprint, "the input is not changed")
 	require.Nil(t, deadletter.RedactStats(nil))
 }

@@ -82,7 +82,8 @@ type dbtx interface {
 }
 
 const entryColumns = `id, river_job_id, attempt, max_attempts, kind, queue, priority, final_state,
-	args, metadata, tags, history, failure_class, failure_reason, coalesce(operation_key, ''),
+	args, metadata, tags, history, failure_class, failure_reason, failure_fingerprint,
+	rebound_failure_fingerprint_id(failure_fingerprint), coalesce(operation_key, ''),
 	first_attempted_at, last_attempted_at, dead_lettered_at, status,
 	coalesce(resolution_note, ''), coalesce(resolved_by, ''), resolved_at,
 	retried_job_id, coalesce(retried_by, ''), retried_at`
@@ -97,7 +98,8 @@ func scanEntry(row pgx.Row) (*Entry, error) {
 		retriedAt             *time.Time
 	)
 	err := row.Scan(&e.ID, &e.RiverJobID, &attempt, &max, &e.Kind, &e.Queue, &prio, &e.FinalState,
-		&args, &meta, &e.Tags, &history, &e.FailureClass, &e.FailureReason, &e.OperationKey,
+		&args, &meta, &e.Tags, &history, &e.FailureClass, &e.FailureReason, &e.FailureFingerprint,
+		&e.FailureFingerprintID, &e.OperationKey,
 		&first, &last, &e.DeadLetteredAt, &status,
 		&e.ResolutionNote, &e.ResolvedBy, &resolved,
 		&e.RetriedJobID, &e.RetriedBy, &retriedAt)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,8 +37,8 @@ keeps the originals; the replay uses the original args).`,
 
 // dlqFilter is the filter flags every command that selects entries shares.
 type dlqFilter struct {
-	kinds, classes, statuses, keys []string
-	since, until                   string
+	kinds, classes, statuses, keys, fingerprints []string
+	since, until                                 string
 }
 
 func (f *dlqFilter) register(cmd *cobra.Command, statusHelp string) {
@@ -45,16 +47,17 @@ func (f *dlqFilter) register(cmd *cobra.Command, statusHelp string) {
 	fl.StringSliceVar(&f.classes, "class", nil, "only entries of this failure class, e.g. server_error (repeatable)")
 	fl.StringSliceVar(&f.statuses, "status", nil, "only entries in this status: unresolved, retried, resolved (repeatable; "+statusHelp+")")
 	fl.StringSliceVar(&f.keys, "operation-key", nil, "only entries of this operation key (repeatable)")
+	fl.StringArrayVar(&f.fingerprints, "fingerprint", nil, "only entries of this failure fingerprint: its ID from `rebound dlq stats` (12 hex digits), or a fingerprint or reason text (repeatable; commas are not separators)")
 	fl.StringVar(&f.since, "since", "", "only entries dead-lettered at or after this time: RFC 3339, or an age such as 24h or 7d")
 	fl.StringVar(&f.until, "until", "", "only entries dead-lettered before this time: RFC 3339, or an age such as 1h")
 }
 
 func (f *dlqFilter) any() bool {
-	return len(f.kinds)+len(f.classes)+len(f.statuses)+len(f.keys) > 0 || f.since != "" || f.until != ""
+	return len(f.kinds)+len(f.classes)+len(f.statuses)+len(f.keys)+len(f.fingerprints) > 0 || f.since != "" || f.until != ""
 }
 
 func (f *dlqFilter) build(now time.Time) (deadletter.Filter, error) {
-	out := deadletter.Filter{Kinds: f.kinds, Classes: f.classes, OperationKeys: f.keys}
+	out := deadletter.Filter{Kinds: f.kinds, Classes: f.classes, OperationKeys: f.keys, Fingerprints: f.fingerprints}
 	for _, c := range f.classes {
 		if !retrypolicy.Class(c).Valid() {
 			return out, fmt.Errorf("invalid --class %q: want one of %s", c, deadletter.ClassList())
@@ -219,6 +222,7 @@ func printEntry(w io.Writer, e *deadletter.Entry) error {
 	kv := [][]string{
 		{"kind", e.Kind}, {"queue", e.Queue}, {"priority", strconv.Itoa(e.Priority)},
 		{"final state", e.FinalState}, {"failure class", e.FailureClass}, {"failure reason", e.FailureReason},
+		{"fingerprint", e.FailureFingerprint + " (" + e.FailureFingerprintID + ")"},
 		{"operation key", e.OperationKey}, {"tags", strings.Join(e.Tags, ", ")},
 		{"first attempt", ts(e.FirstAttemptedAt)}, {"last attempt", ts(e.LastAttemptedAt)},
 		{"dead-lettered", ts(&e.DeadLetteredAt)}, {"status", string(e.Status)},
@@ -473,44 +477,89 @@ func dlqPurgeCmd(a *app) *cobra.Command {
 }
 
 func dlqStatsCmd(a *app) *cobra.Command {
-	var f dlqFilter
+	var (
+		f   dlqFilter
+		top int
+	)
 	cmd := &cobra.Command{
 		Use:   "stats",
-		Short: "Count entries by kind x class x failure reason, and the age of the oldest unresolved one",
-		Args:  cobra.NoArgs,
+		Short: "Where failures cluster: the largest groups of entries by failure fingerprint x kind x class",
+		Long: `Group the selected entries (default: unresolved) by failure fingerprint x kind x
+failure class and show the largest groups, largest first, each with its
+fingerprint ID, its fingerprint (the reason with numbers, IDs, quoted values,
+timestamps, addresses and query strings replaced by placeholders such as <n>,
+<uuid> and "<v>") and the reason of its newest entry; then how many groups
+were left out. Also: entries by status, kind and class, and the age of the
+oldest unresolved one. Select a group's entries with --fingerprint ID (list,
+retry --all, resolve --all).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			filter, err := f.build(time.Now())
 			if err != nil {
 				return err
+			}
+			if top < 1 || top > deadletter.MaxStatsTop {
+				return fmt.Errorf("invalid --top %d: want 1 to %d", top, deadletter.MaxStatsTop)
 			}
 			store, done, err := a.dlqStore(cmd)
 			if err != nil {
 				return err
 			}
 			defer done()
-			st, err := store.Stats(cmd.Context(), deadletter.StatsParams{Filter: filter})
+			st, err := store.Stats(cmd.Context(), deadletter.StatsParams{Filter: filter, Top: top})
 			if err != nil {
 				return err
 			}
 			st = deadletter.RedactStats(st)
-			return a.print(st, func(w io.Writer) error {
-				fmt.Fprintf(w, "entries: %d unresolved, %d retried, %d resolved\n",
-					st.ByStatus[deadletter.StatusUnresolved], st.ByStatus[deadletter.StatusRetried], st.ByStatus[deadletter.StatusResolved])
-				if st.OldestUnresolvedAt != nil {
-					age := time.Duration(st.OldestUnresolvedAgeSeconds * float64(time.Second)).Round(time.Second)
-					fmt.Fprintf(w, "oldest unresolved: %s ago (%s)\n", age, st.OldestUnresolvedAt.Local().Format(time.RFC3339))
-				}
-				rows := make([][]string, 0, len(st.Groups))
-				for _, g := range st.Groups {
-					rows = append(rows, []string{strconv.FormatInt(g.Count, 10), g.Kind, g.Class, clip(g.Reason, 70),
-						g.Last.Local().Format("2006-01-02 15:04")})
-				}
-				return cli.Table(w, []string{"COUNT", "KIND", "CLASS", "REASON", "LATEST"}, rows)
-			})
+			return a.print(st, func(w io.Writer) error { return printStats(w, st) })
 		},
 	}
 	f.register(cmd, "default: unresolved")
+	cmd.Flags().IntVar(&top, "top", deadletter.DefaultStatsTop, fmt.Sprintf("show the largest N groups (1-%d)", deadletter.MaxStatsTop))
 	return cmd
+}
+
+func printStats(w io.Writer, st *deadletter.Stats) error {
+	fmt.Fprintf(w, "entries: %d unresolved, %d retried, %d resolved\n",
+		st.ByStatus[deadletter.StatusUnresolved], st.ByStatus[deadletter.StatusRetried], st.ByStatus[deadletter.StatusResolved])
+	if st.OldestUnresolvedAt != nil {
+		age := time.Duration(st.OldestUnresolvedAgeSeconds * float64(time.Second)).Round(time.Second)
+		fmt.Fprintf(w, "oldest unresolved: %s ago (%s)\n", age, st.OldestUnresolvedAt.Local().Format(time.RFC3339))
+	}
+	if len(st.Groups) == 0 {
+		_, err := fmt.Fprintln(w, "no entries match")
+		return err
+	}
+	fmt.Fprintf(w, "by class: %s\n", countList(st.ByClass))
+	fmt.Fprintf(w, "by kind: %s\n", countList(st.ByKind))
+	rows := make([][]string, 0, 2*len(st.Groups))
+	for _, g := range st.Groups {
+		rows = append(rows,
+			[]string{strconv.FormatInt(g.Count, 10), g.Kind, g.Class, g.FingerprintID, g.Last.Local().Format("2006-01-02 15:04"), clip(g.Fingerprint, 100)},
+			[]string{"", "", "", "", "", clip(fmt.Sprintf("e.g. entry %d: %s", g.ExampleEntryID, g.ExampleReason), 100)})
+	}
+	if err := cli.Table(w, []string{"COUNT", "KIND", "CLASS", "FINGERPRINT", "LATEST", "REASON"}, rows); err != nil {
+		return err
+	}
+	if st.MoreGroups > 0 {
+		fmt.Fprintf(w, "and %d more groups (%d entries): --top N shows up to %d\n", st.MoreGroups, st.MoreEntries, deadletter.MaxStatsTop)
+	}
+	_, err := fmt.Fprintln(w, "select a group: --fingerprint ID with list, retry --all or resolve --all")
+	return err
+}
+
+// countList renders counts as "a 3, b 2", largest first.
+func countList(counts map[string]int64) string {
+	names := make([]string, 0, len(counts))
+	for n := range counts {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(counts[b], counts[a]), cmp.Compare(a, b)) })
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %d", n, counts[n])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // oneTarget checks that a command got an ID or --all, not both, and no

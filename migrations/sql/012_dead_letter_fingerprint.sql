@@ -1,0 +1,217 @@
+-- rebound 012: failure fingerprints. Each dead-letter row gets
+-- failure_fingerprint, its failure reason with the parts that differ from
+-- one occurrence to the next (numbers, IDs, quoted values, timestamps,
+-- addresses, query strings) replaced by placeholders, so `rebound dlq
+-- stats` and /api/admin/dlq/stats count where failures cluster instead of
+-- listing one group per request ID. It is computed once, when a row is
+-- written (a BEFORE trigger on job_dead_letter_queue, whoever writes the
+-- row: the capture trigger on river_job, the reconciliation, or SQL by
+-- hand), and indexed for grouping. The rules are documented in
+-- docs/dead-letter-queue.md ("Where failures cluster").
+--
+-- Existing rows are filled in batches of 10,000 (each UPDATE statement
+-- carries its own transition tables for the size counters). The migration
+-- runs in one transaction holding job_dead_letter_queue's lock: captures
+-- during it wait at most their 2 s lock timeout, log a WARNING and are added
+-- by the reconciliation afterwards.
+
+-- rebound_failure_fingerprint returns the fingerprint of a failure reason
+-- (NULL for NULL, '' for a reason with no visible character). Applied in
+-- this order to the first line that is not blank:
+--
+--   1. blanks collapsed to one space, the ends trimmed, River's
+--      "JobCancelError: " prefix removed, at most 2000 characters read;
+--   2. double-quoted values -> "<v>" (JSON keys, {"key": and ,"key":, and
+--      quoted URLs are kept), single-quoted values -> '<v>' (an apostrophe
+--      inside a word opens none);
+--   3. the query string of a URL (scheme://...?...) -> ?<q>;
+--   4. e-mail addresses -> <email>;
+--   5. timestamps -> <ts>: RFC 3339 / ISO 8601 dates and date-times (Go's
+--      time.Time.String form included), HTTP dates (IMF-fixdate, GMT),
+--      times of day (08:00:01);
+--   6. UUIDs -> <uuid>;
+--   7. IP addresses -> <ip>: IPv6 in brackets ([<ip>]) or bare (with "::" or
+--      eight groups), IPv4; a port stays a number (step 10);
+--   8. base64 blobs (16+ characters with = padding) -> <id>;
+--      0x-numbers and hex IDs (8+ hex digits with a digit and a letter)
+--      -> <hex>; other opaque IDs -> <id>: a run of 8+ letters and digits
+--      with two separate groups of digits, or with a digit and a lower-case
+--      letter followed by a capital (req_8mHlJ2w3ZvN7Xq -> req_<id>);
+--   9. Go durations (1.5s, 250ms, 1m30s) -> <dur>;
+--  10. numbers (12345, 1.5, 1.2.3) -> <n>, except digits glued to a letter
+--      on their left (sha256, x509, v1 stay) and the code after "HTTP ",
+--      "SQLSTATE ", "StatusCode: ", "status ", "status: ", "status=" and
+--      "status code " (HTTP 503 and SQLSTATE 23505 stay: they name the
+--      failure);
+--  11. at most 200 characters, cut between words: a run of letters and
+--      digits or a placeholder the cut would split is left out (a first
+--      word longer than 200 characters gives <id>).
+--
+-- Letters and digits are ASCII: the result is the same under any locale.
+-- It is idempotent (the fingerprint of a fingerprint is itself) and never
+-- longer than 200 characters (800 bytes), so it fits a btree index row.
+CREATE FUNCTION rebound_failure_fingerprint(p_reason text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    s    text COLLATE "C";
+    -- Private-use characters, removed from the input first: mark stands in
+    -- for the quotes of kept JSON keys and URLs, keep guards a status code.
+    mark constant text := chr(57344); -- U+E000
+    keep constant text := chr(57345); -- U+E001
+BEGIN
+    IF p_reason IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- Cheap tests (strpos, translate) skip the rules a reason cannot need:
+    -- each regexp_replace costs microseconds even when nothing matches.
+    s := btrim(translate(p_reason, E'\r', E'\n'), E' \t\n\x0B\f');
+    s := btrim(left(translate(split_part(s, E'\n', 1), mark || keep, ''), 2000), E' \t\x0B\f');
+    IF strpos(s, '  ') > 0 OR translate(s, E'\t\x0B\f', '') <> s THEN
+        s := regexp_replace(s, '[ \t\v\f]+', ' ', 'g');
+    END IF;
+    WHILE left(s, 15) = 'JobCancelError:' LOOP
+        s := ltrim(substr(s, 16), ' ');
+    END LOOP;
+
+    -- 2. Quoted values.
+    IF strpos(s, '"') > 0 THEN
+        IF strpos(s, '{') > 0 OR strpos(s, ',') > 0 THEN
+            s := regexp_replace(s, '([{,] ?)"((?:[^"\\]|\\.)*)"(?= ?(?::|$))', '\1' || mark || '\2' || mark, 'g');
+        END IF;
+        IF strpos(s, '://') > 0 THEN
+            s := regexp_replace(s, '"([A-Za-z][A-Za-z+.-]*://(?:[^"\\]|\\.)*)"', mark || '\1' || mark, 'g');
+        END IF;
+        s := regexp_replace(s, '"(?:[^"\\]|\\.)*"', '"<v>"', 'g');
+    END IF;
+    -- A single-quoted value holds no double quote (nor a mark): the two
+    -- kinds never overlap.
+    IF strpos(s, '''') > 0 THEN
+        s := regexp_replace(s, '(^|[^A-Za-z0-9>])''[^''"' || mark || ']*''(?![A-Za-z0-9<])', '\1''<v>''', 'g');
+    END IF;
+    s := replace(s, mark, '"');
+    -- 3. Query strings.
+    IF strpos(s, '://') > 0 AND strpos(s, '?') > 0 THEN
+        s := regexp_replace(s, '([A-Za-z][A-Za-z+.-]*://[^ ?#"''<>]*)\?(?!<)(?:[^ #"''<>]*[^ #"''<>:,;.)\]])?', '\1?<q>', 'g');
+    END IF;
+    -- 4. E-mail addresses.
+    IF strpos(s, '@') > 0 THEN
+        s := regexp_replace(s, '(^|[^A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])', '\1<email>', 'g');
+    END IF;
+
+    IF translate(s, '0123456789', '') <> s THEN
+        -- 5. Timestamps.
+        IF strpos(s, ':') > 0 OR strpos(s, '-') > 0 THEN
+            s := regexp_replace(s, '(^|[^0-9A-Za-z:.])(?:'
+                || '[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?(?:Z|[ ]?[+-][0-9]{2}(?::?[0-9]{2})?(?: [A-Z]{3,5}(?![A-Za-z]))?)?)?(?![0-9A-Za-z])'
+                || '|[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?(?![0-9A-Za-z:])'
+                || '|[A-Z][a-z]{2}, [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT)', '\1<ts>', 'g');
+        END IF;
+        -- 6. UUIDs.
+        IF strpos(s, '-') > 0 THEN
+            s := regexp_replace(s, '(^|[^0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Za-z])', '\1<uuid>', 'g');
+        END IF;
+        -- 7. IP addresses.
+        IF strpos(s, '::') > 0 OR char_length(s) - char_length(replace(s, ':', '')) >= 7 THEN
+            s := regexp_replace(s, '\[[0-9A-Fa-f]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9._-]+)?\]', '[<ip>]', 'g');
+            s := regexp_replace(s, '(^|[^0-9A-Za-z>:.])(?=[0-9A-Fa-f:]*[0-9A-Fa-f])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})[0-9A-Fa-f:]{2,39}(?![0-9A-Za-z<:])', '\1<ip>', 'g');
+        END IF;
+        IF strpos(s, '.') > 0 THEN
+            s := regexp_replace(s, '(^|[^0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9A-Za-z]|\.[0-9])', '\1<ip>', 'g');
+        END IF;
+        -- 8. Base64 blobs, hex, opaque IDs; 9. durations.
+        IF strpos(s, '=') > 0 THEN
+            s := regexp_replace(s, '(^|[^A-Za-z0-9+/=>])[A-Za-z0-9+/]{16,}={1,2}(?![A-Za-z0-9+/=<])', '\1<id>', 'g');
+        END IF;
+        IF s ~ '[A-Za-z][0-9]|[0-9][A-Za-z]' THEN
+            s := regexp_replace(s, '(^|[^0-9A-Za-z])(?:0[xX][0-9A-Fa-f]+|(?=[0-9A-Fa-f]{8})(?:[0-9]+[A-Fa-f]|[A-Fa-f]+[0-9])[0-9A-Fa-f]*)(?![0-9A-Za-z])', '\1<hex>', 'g');
+            s := regexp_replace(s, '(^|[^0-9A-Za-z])(?=[0-9A-Za-z]{8})(?:(?=[A-Za-z]*[0-9]+[A-Za-z]+[0-9])|(?=[A-Za-z]*[0-9])(?=[0-9A-Za-z]*[a-z][A-Z]))[0-9A-Za-z]+(?![0-9A-Za-z])', '\1<id>', 'g');
+            s := regexp_replace(s, '(^|[^0-9A-Za-z.])(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+(?![0-9A-Za-z])', '\1<dur>', 'g');
+        END IF;
+        -- 10. Numbers; a status code or SQLSTATE is guarded by keep.
+        s := replace(s, 'HTTP ', 'HTTP ' || keep);
+        s := replace(s, 'SQLSTATE ', 'SQLSTATE ' || keep);
+        s := replace(s, 'StatusCode: ', 'StatusCode: ' || keep);
+        s := replace(s, 'status ', 'status ' || keep);
+        s := replace(s, 'status ' || keep || 'code ', 'status code ' || keep);
+        s := replace(s, 'status: ', 'status: ' || keep);
+        s := replace(s, 'status=', 'status=' || keep);
+        s := replace(regexp_replace(s, '(^|[^0-9A-Za-z' || keep || '])[0-9]+(?:\.[0-9]+)*(?=[A-Za-z]*(?![0-9A-Za-z]))', '\1<n>', 'g'), keep, '');
+    END IF;
+
+    -- 11. At most 200 characters, cut between words: a word or placeholder
+    --     the cut would split is left out; nothing left is <id>.
+    IF char_length(s) > 200 THEN
+        IF substr(s, 201, 1) ~ '[0-9A-Za-z]' THEN
+            s := regexp_replace(left(s, 200), '[0-9A-Za-z]+$', '');
+        ELSE
+            s := left(s, 200);
+        END IF;
+        s := rtrim(regexp_replace(s, '<[a-z]*$', ''));
+        IF s = '' THEN
+            s := '<id>';
+        END IF;
+    END IF;
+    RETURN s;
+END $$;
+
+-- rebound_failure_fingerprint_id returns the short name of a fingerprint
+-- that `rebound dlq stats` shows and --fingerprint / fingerprint= accept:
+-- the first 12 hex digits of the SHA-256 of its UTF-8 bytes.
+CREATE FUNCTION rebound_failure_fingerprint_id(p_fingerprint text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
+    SELECT left(encode(sha256(convert_to(p_fingerprint, 'UTF8')), 'hex'), 12)
+$$;
+
+ALTER TABLE job_dead_letter_queue ADD COLUMN failure_fingerprint text COLLATE "C";
+
+-- Existing rows, in batches of 10,000 IDs (nothing else writes the table
+-- meanwhile: ADD COLUMN holds its lock until the migration commits).
+DO $$
+DECLARE
+    v_after bigint := 0;
+    v_to    bigint;
+BEGIN
+    LOOP
+        SELECT max(id) INTO v_to
+          FROM (SELECT id FROM job_dead_letter_queue WHERE id > v_after ORDER BY id LIMIT 10000) b;
+        EXIT WHEN v_to IS NULL;
+        UPDATE job_dead_letter_queue
+           SET failure_fingerprint = rebound_failure_fingerprint(failure_reason)
+         WHERE id > v_after AND id <= v_to;
+        v_after := v_to;
+    END LOOP;
+END
+$$;
+
+ALTER TABLE job_dead_letter_queue ALTER COLUMN failure_fingerprint SET NOT NULL;
+
+-- The trigger function filling failure_fingerprint on every insert, and on
+-- every update that sets the reason or the fingerprint (a fingerprint set by
+-- hand is computed again). It never raises: the row is written by the
+-- capture trigger on river_job, where an error would cost the row (the
+-- capture turns it into a WARNING) and, coming back on every try, would keep
+-- the reconciliation from adding it too. Should the fingerprint fail, the
+-- row gets the reason's first line (at most 200 characters) instead, and a
+-- WARNING is logged.
+CREATE FUNCTION rebound_dead_letter_fingerprint() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    BEGIN
+        NEW.failure_fingerprint := rebound_failure_fingerprint(NEW.failure_reason);
+    EXCEPTION WHEN OTHERS THEN
+        NEW.failure_fingerprint := left(btrim(split_part(btrim(NEW.failure_reason, E' \t\r\n'), E'\n', 1)), 200);
+        RAISE WARNING 'rebound: failure fingerprint failed for the dead-letter row of river_job % (attempt %): % (SQLSTATE %); the first line of the reason stands in',
+            NEW.river_job_id, NEW.attempt, SQLERRM, SQLSTATE;
+    END;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER rebound_dead_letter_fingerprint
+    BEFORE INSERT OR UPDATE OF failure_reason, failure_fingerprint ON job_dead_letter_queue
+    FOR EACH ROW EXECUTE FUNCTION rebound_dead_letter_fingerprint();
+
+-- Stats group by (fingerprint, kind, class) within a status and read the
+-- time range and the newest entry of each group from this index alone.
+CREATE INDEX job_dead_letter_queue_fingerprint_idx
+    ON job_dead_letter_queue (status, failure_fingerprint, kind, failure_class)
+    INCLUDE (dead_lettered_at, id);
