@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -226,4 +228,71 @@ func TestEntryFingerprint(t *testing.T) {
 	fp, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Equal(t, "HTTP 500 at <ts>", fp)
+}
+
+// /api/admin/dlq/stats takes top= and fingerprint=; the bulk routes take
+// "fingerprints"; bad values are a 400 that changes nothing.
+func TestAdminAPIStatsTopAndFingerprint(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	seedClusters(t, b.pool)
+	srv := apiServer(t, b, "tok")
+	auth := "Bearer tok"
+	http503 := fingerprintID("HTTP 503 from upstream <n>")
+
+	code, body := call(t, srv, "GET", deadletter.APIPath+"/stats?top=1", auth, "")
+	require.Equal(t, 200, code, body)
+	var st deadletter.Stats
+	require.NoError(t, json.Unmarshal([]byte(body), &st))
+	require.Len(t, st.Groups, 1)
+	require.Equal(t, []any{http503, "HTTP 503 from upstream <n>", int64(5), "HTTP 503 from upstream 10005"},
+		[]any{st.Groups[0].FingerprintID, st.Groups[0].Fingerprint, st.Groups[0].Count, st.Groups[0].ExampleReason})
+	require.Equal(t, []int64{4, 3, 6, 11}, []int64{st.TotalGroups, st.MoreGroups, st.MoreEntries, st.Entries})
+	for _, field := range []string{"fingerprint_id", "fingerprint", "example_entry_id", "example_reason", "total_groups",
+		"more_groups", "more_entries", "entries", "by_kind", "by_class", "by_status"} {
+		require.Contains(t, body, `"`+field+`": `)
+	}
+
+	code, body = call(t, srv, "GET", deadletter.APIPath+"/stats?fingerprint="+http503+"&kind=webhook", auth, "")
+	require.Equal(t, 200, code, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &st))
+	require.Len(t, st.Groups, 1)
+	require.Equal(t, []any{"webhook", int64(1)}, []any{st.Groups[0].Kind, st.Groups[0].Count})
+
+	code, body = call(t, srv, "GET", deadletter.APIPath+"?fingerprint="+url.QueryEscape("dial tcp 192.168.7.7:1: connect: connection refused"), auth, "")
+	require.Equal(t, 200, code, body)
+	var list deadletter.ListResult
+	require.NoError(t, json.Unmarshal([]byte(body), &list))
+	require.Len(t, list.Entries, 3)
+	require.Equal(t, "dial tcp <ip>:<n>: connect: connection refused", list.Entries[0].FailureFingerprint)
+
+	code, body = call(t, srv, "POST", deadletter.APIPath+"/resolve", auth, `{"all":true,"fingerprints":["`+http503+`"],"kinds":["http_request"],"note":"fixed"}`)
+	require.Equal(t, 200, code, body)
+	require.JSONEq(t, `{"dry_run":false,"ids":[`+itoa(entryID(t, b.pool, 101))+`,`+itoa(entryID(t, b.pool, 102))+`,`+itoa(entryID(t, b.pool, 103))+
+		`,`+itoa(entryID(t, b.pool, 104))+`,`+itoa(entryID(t, b.pool, 105))+`]}`, body)
+	code, body = call(t, srv, "POST", deadletter.APIPath+"/retry", auth, `{"all":true,"fingerprints":["`+strings.ToUpper(http503)+`"],"dry_run":true}`)
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, `"entry_id": `+itoa(entryID(t, b.pool, 401)))
+	require.Equal(t, 1, strings.Count(body, `"entry_id"`))
+
+	tests := []struct{ name, method, path, body, wantErr string }{
+		{"top zero", "GET", "/stats?top=0", "", `top "0" is not a number between 1 and 1000`},
+		{"top too large", "GET", "/stats?top=1001", "", `top "1001" is not a number between 1 and 1000`},
+		{"top not a number", "GET", "/stats?top=ten", "", `top "ten" is not a number between 1 and 1000`},
+		{"empty fingerprint", "GET", "/stats?fingerprint=", "", "fingerprint is empty"},
+		{"NUL in fingerprint", "GET", "?fingerprint=a%00b", "", "fingerprint contains a NUL byte"},
+		{"invalid UTF-8 in fingerprint", "GET", "?fingerprint=a%FFb", "", "fingerprint is not valid UTF-8"},
+		{"NUL in bulk fingerprints", "POST", "/resolve", `{"all":true,"fingerprints":["a\u0000"],"note":"x"}`, "fingerprint contains a NUL byte"},
+		{"fingerprints not an array", "POST", "/retry", `{"all":true,"fingerprints":"abc"}`, `"fingerprints" must be an array of strings, not a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := call(t, srv, tt.method, deadletter.APIPath+tt.path, auth, tt.body)
+			require.Equal(t, 400, code, body)
+			var e struct{ Error string }
+			require.NoError(t, json.Unmarshal([]byte(body), &e))
+			require.Contains(t, e.Error, tt.wantErr)
+		})
+	}
+	require.Equal(t, 5, count(t, b.pool, "SELECT count(*) FROM job_dead_letter_queue WHERE status = 'resolved'"))
 }

@@ -536,7 +536,7 @@ func printStats(w io.Writer, st *deadletter.Stats) error {
 	for _, g := range st.Groups {
 		rows = append(rows,
 			[]string{strconv.FormatInt(g.Count, 10), g.Kind, g.Class, g.FingerprintID, g.Last.Local().Format("2006-01-02 15:04"), clip(g.Fingerprint, 100)},
-			[]string{"", "", "", "", "", clip(fmt.Sprintf("e.g. entry %d: %s", g.ExampleEntryID, g.ExampleReason), 100)})
+			[]string{"", "", "", "", "", clip(fmt.Sprintf("e.g. entry %d: %s", g.ExampleEntryID, firstLine(g.ExampleReason)), 100)})
 	}
 	if err := cli.Table(w, []string{"COUNT", "KIND", "CLASS", "FINGERPRINT", "LATEST", "REASON"}, rows); err != nil {
 		return err
@@ -546,6 +546,17 @@ func printStats(w io.Writer, st *deadletter.Stats) error {
 	}
 	_, err := fmt.Fprintln(w, "select a group: --fingerprint ID with list, retry --all or resolve --all")
 	return err
+}
+
+// firstLine is the first line of s that is not blank (a panic's value,
+// not its stack).
+func firstLine(s string) string {
+	for line := range strings.Lines(s) {
+		if strings.TrimSpace(line) != "" {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
 }
 
 // countList renders counts as "a 3, b 2", largest first.

@@ -150,10 +150,12 @@ func EnvName(prefix, flag string) string {
 	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// PrintJSON writes v as indented JSON.
+// PrintJSON writes v as indented JSON, with <, > and & as they are (not
+// escaped for HTML).
 func PrintJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // a terminal, not a web page: <n> stays <n>
 	return enc.Encode(v)
 }
 
