@@ -270,7 +270,12 @@ func (f Filter) where(args []any) (string, []any) {
 		for i, st := range f.Statuses {
 			s[i] = string(st)
 		}
-		add("status = ANY($%d)", s)
+		if len(s) == 1 {
+			// Equality lets PostgreSQL read min() and max() off an index.
+			add("status = $%d", s[0])
+		} else {
+			add("status = ANY($%d)", s)
+		}
 	}
 	if len(f.OperationKeys) > 0 {
 		// Through the capture's own rule: the whole key finds its rows.

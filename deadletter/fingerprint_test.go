@@ -223,9 +223,9 @@ func TestBrokenFingerprintNeverStopsCapture(t *testing.T) {
 	require.Empty(t, rec.Failed)
 }
 
-// Migration 012 fills the fingerprint of rows written before it, 10,000
-// rows a batch (here two, across a gap in the IDs), and from then on every
-// row gets one when it is written.
+// Migration 012 fills the fingerprint of rows written before it, makes the
+// column a plain NOT NULL one (no generation expression left), and from then
+// on every row gets one when it is written.
 func TestMigrationFillsFingerprints(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -235,6 +235,7 @@ func TestMigrationFillsFingerprints(t *testing.T) {
 		DROP TRIGGER rebound_dead_letter_fingerprint ON job_dead_letter_queue;
 		DROP FUNCTION rebound_dead_letter_fingerprint();
 		ALTER TABLE job_dead_letter_queue DROP COLUMN failure_fingerprint;
+		DROP FUNCTION rebound_failure_fingerprint_safe(text, bigint);
 		DROP FUNCTION rebound_failure_fingerprint(text);
 		DROP FUNCTION rebound_failure_fingerprint_id(text)`)
 	require.NoError(t, err)
@@ -263,6 +264,10 @@ func TestMigrationFillsFingerprints(t *testing.T) {
 	groups, err := pgx.CollectRows(rows, pgx.RowToStructByPos[group])
 	require.NoError(t, err)
 	require.Equal(t, []group{{"HTTP 503 from upstream <n>", 9999}, {"job <uuid> timed out", 10000}}, groups)
+	var generated, nullable string
+	require.NoError(t, b.pool.QueryRow(ctx, `SELECT is_generated, is_nullable FROM information_schema.columns
+		WHERE table_name = 'job_dead_letter_queue' AND column_name = 'failure_fingerprint'`).Scan(&generated, &nullable))
+	require.Equal(t, []string{"NEVER", "NO"}, []string{generated, nullable})
 
 	insertReasons(t, b.pool, "k", "timeout", 100_000, "GET https://x.example.com/a?b=c: EOF")
 	e, err := b.store.Get(ctx, entryID(t, b.pool, 100_001))

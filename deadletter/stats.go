@@ -75,9 +75,9 @@ type StatsGroup struct {
 	Class string `json:"failure_class"`
 	// Count is how many entries the group has.
 	Count int64 `json:"count"`
-	// ExampleEntryID is the group's newest entry (highest ID), and
-	// ExampleReason its failure reason (redacted by [RedactStats] for
-	// display).
+	// ExampleEntryID is the group's newest entry (the latest
+	// dead-lettered; of those, the highest ID), and ExampleReason its
+	// failure reason (redacted by [RedactStats] for display).
 	ExampleEntryID int64  `json:"example_entry_id"`
 	ExampleReason  string `json:"example_reason"`
 	// First is the earliest dead-lettered time in the group.
@@ -86,16 +86,28 @@ type StatsGroup struct {
 	Last time.Time `json:"last_dead_lettered_at"`
 }
 
-// statsGroupsSQL groups the entries matching cond by fingerprint, kind and
-// class (in the order of job_dead_letter_queue_fingerprint_idx, which holds
-// every column it reads), and returns one row per group of the top $n
-// (with the reason of the group's newest entry), or a single row of NULL
-// group columns when there are no entries. Every row carries the totals of
-// all groups.
+// statsGroupsQuery is the query of [Store.Stats]'s groups and totals for
+// filter f (empty statuses: unresolved) and top, with its arguments.
+func statsGroupsQuery(f Filter, top int) (string, []any) {
+	if len(f.Statuses) == 0 {
+		f.Statuses = []Status{StatusUnresolved}
+	}
+	cond, args := f.where(nil)
+	args = append(args, top)
+	return statsGroupsSQL(cond, len(args)), args
+}
+
+// statsGroupsSQL counts the entries matching cond by fingerprint, kind and
+// class, reading job_dead_letter_queue_fingerprint_idx alone (its leading
+// columns, in its order), and returns one row per group of the top
+// $topArg, whose first and latest times and newest entry are read at the
+// two ends of the group's range of that index; or a single row of NULL
+// group columns when no entry matches. Every row carries the totals of all
+// groups.
 func statsGroupsSQL(cond string, topArg int) string {
+	group := ` AND d.failure_fingerprint = t.fp AND d.kind = t.kind AND d.failure_class = t.class`
 	return `WITH g AS MATERIALIZED (
-		SELECT failure_fingerprint AS fp, kind, failure_class AS class, count(*) AS n,
-		       min(dead_lettered_at) AS first_at, max(dead_lettered_at) AS last_at, max(id) AS example_id
+		SELECT failure_fingerprint AS fp, kind, failure_class AS class, count(*) AS n
 		  FROM ` + Table + ` WHERE ` + cond + `
 		 GROUP BY failure_fingerprint, kind, failure_class
 	), totals AS (
@@ -109,16 +121,23 @@ func statsGroupsSQL(cond string, topArg int) string {
 	SELECT totals.groups, totals.entries, totals.by_kind, totals.by_class,
 	       t.fp, rebound_failure_fingerprint_id(t.fp), t.kind, t.class, t.n, t.first_at, t.last_at, t.example_id, t.reason
 	  FROM totals LEFT JOIN (
-	       SELECT top.*, d.failure_reason AS reason FROM top JOIN ` + Table + ` d ON d.id = top.example_id) t ON true
+	       SELECT t.*, f.first_at, l.last_at, l.example_id, l.reason FROM top t
+	       CROSS JOIN LATERAL (SELECT d.dead_lettered_at AS first_at FROM ` + Table + ` d WHERE ` + cond + group + `
+	                            ORDER BY d.dead_lettered_at LIMIT 1) f
+	       CROSS JOIN LATERAL (SELECT d.dead_lettered_at AS last_at, d.id AS example_id, d.failure_reason AS reason
+	                             FROM ` + Table + ` d WHERE ` + cond + group + `
+	                            ORDER BY d.dead_lettered_at DESC, d.id DESC LIMIT 1) l) t ON true
 	 ORDER BY t.n DESC, t.kind, t.class, t.fp`
 }
 
 // Stats groups the entries the filter selects by failure fingerprint x
 // kind x failure class and returns the largest params.Top groups with one
 // example each, the counts by kind and class, the counts by status and the
-// oldest unresolved entry. It reads the fingerprint index, not the rows
-// (one row per group shown): about as fast at a million entries as at a
-// thousand groups. Errors wrap [ErrInvalid] for a bad filter or Top.
+// oldest unresolved entry. The groups are counted from an index
+// (job_dead_letter_queue_fingerprint_idx) without reading the rows; each
+// group shown then costs two probes of that index and one row. The counts
+// by status come from the counts table the triggers keep when the filter is
+// by kind or none. Errors wrap [ErrInvalid] for a bad filter or Top.
 func (s *Store) Stats(ctx context.Context, params StatsParams) (*Stats, error) {
 	if err := params.validate(); err != nil {
 		return nil, err
@@ -130,13 +149,8 @@ func (s *Store) Stats(ctx context.Context, params StatsParams) (*Stats, error) {
 	if top < 1 || top > MaxStatsTop {
 		return nil, fmt.Errorf("%w: top %d is not between 1 and %d", ErrInvalid, params.Top, MaxStatsTop)
 	}
-	f := params.Filter
-	if len(f.Statuses) == 0 {
-		f.Statuses = []Status{StatusUnresolved}
-	}
-	cond, args := f.where(nil)
-	args = append(args, top)
-	rows, err := s.pool.Query(ctx, statsGroupsSQL(cond, len(args)), args...)
+	sql, args := statsGroupsQuery(params.Filter, top)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stats: %w", err)
 	}
@@ -181,8 +195,14 @@ func (s *Store) Stats(ctx context.Context, params StatsParams) (*Stats, error) {
 	}
 	anyStatus := params.Filter
 	anyStatus.Statuses = nil
-	cond, args = anyStatus.where(nil)
-	rows, err = s.pool.Query(ctx, "SELECT status, count(*) FROM "+Table+" WHERE "+cond+" GROUP BY status", args...)
+	cond, args := anyStatus.where(nil)
+	byStatus := "SELECT status, count(*) FROM " + Table + " WHERE " + cond + " GROUP BY status"
+	if f := anyStatus; len(f.Classes)+len(f.OperationKeys)+len(f.Fingerprints) == 0 && f.Since.IsZero() && f.Until.IsZero() {
+		// By kind alone: the counts the triggers keep (see SizeCollector),
+		// exact in any snapshot and the same cost at any size.
+		byStatus = "SELECT status, sum(n)::bigint FROM job_dead_letter_queue_counts WHERE " + cond + " GROUP BY status"
+	}
+	rows, err = s.pool.Query(ctx, byStatus, args...)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stats: %w", err)
 	}

@@ -9,11 +9,10 @@
 -- hand), and indexed for grouping. The rules are documented in
 -- docs/dead-letter-queue.md ("Where failures cluster").
 --
--- Existing rows are filled in batches of 10,000 (each UPDATE statement
--- carries its own transition tables for the size counters). The migration
--- runs in one transaction holding job_dead_letter_queue's lock: captures
--- during it wait at most their 2 s lock timeout, log a WARNING and are added
--- by the reconciliation afterwards.
+-- Existing rows are filled by writing the table once (see below). The
+-- migration runs in one transaction holding job_dead_letter_queue's lock:
+-- captures during it wait at most their 2 s lock timeout, log a WARNING and
+-- are added by the reconciliation afterwards.
 
 -- rebound_failure_fingerprint returns the fingerprint of a failure reason
 -- (NULL for NULL, '' for a reason with no visible character). Applied in
@@ -162,47 +161,52 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
     SELECT left(encode(sha256(convert_to(p_fingerprint, 'UTF8')), 'hex'), 12)
 $$;
 
-ALTER TABLE job_dead_letter_queue ADD COLUMN failure_fingerprint text COLLATE "C";
-
--- Existing rows, in batches of 10,000 IDs (nothing else writes the table
--- meanwhile: ADD COLUMN holds its lock until the migration commits).
-DO $$
-DECLARE
-    v_after bigint := 0;
-    v_to    bigint;
+-- rebound_failure_fingerprint_safe is rebound_failure_fingerprint for
+-- writing rows: it never raises. Should the fingerprint fail, it returns the
+-- reason's first line (at most 200 characters) and logs a WARNING naming the
+-- River job. (Immutable for the generated column below: its result depends
+-- on its arguments only. Not parallel safe: it starts a subtransaction.)
+CREATE FUNCTION rebound_failure_fingerprint_safe(p_reason text, p_river_job_id bigint) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    LOOP
-        SELECT max(id) INTO v_to
-          FROM (SELECT id FROM job_dead_letter_queue WHERE id > v_after ORDER BY id LIMIT 10000) b;
-        EXIT WHEN v_to IS NULL;
-        UPDATE job_dead_letter_queue
-           SET failure_fingerprint = rebound_failure_fingerprint(failure_reason)
-         WHERE id > v_after AND id <= v_to;
-        v_after := v_to;
-    END LOOP;
+    RETURN rebound_failure_fingerprint(p_reason);
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'rebound: failure fingerprint failed for the dead-letter row of river_job %: % (SQLSTATE %); the first line of the reason stands in',
+        p_river_job_id, SQLERRM, SQLSTATE;
+    RETURN left(btrim(split_part(btrim(p_reason, E' \t\r\n'), E'\n', 1)), 200);
+END $$;
+
+-- Existing rows: the column is added as a generated column, so the table is
+-- written once (no dead row versions, indexes rebuilt in bulk) instead of
+-- updated row by row, and then made a plain column, filled from now on by
+-- the trigger below. Nothing else writes the table meanwhile: ALTER TABLE
+-- holds its lock until the migration commits. Should the fingerprint fail on
+-- some row, the table is written again with the safe variant (a
+-- subtransaction per row: about twice as slow).
+DO $$
+BEGIN
+    BEGIN
+        ALTER TABLE job_dead_letter_queue ADD COLUMN failure_fingerprint text COLLATE "C" NOT NULL
+            GENERATED ALWAYS AS (rebound_failure_fingerprint(failure_reason)) STORED;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'rebound 012: % (SQLSTATE %); fingerprinting row by row', SQLERRM, SQLSTATE;
+        ALTER TABLE job_dead_letter_queue ADD COLUMN failure_fingerprint text COLLATE "C" NOT NULL
+            GENERATED ALWAYS AS (rebound_failure_fingerprint_safe(failure_reason, river_job_id)) STORED;
+    END;
 END
 $$;
-
-ALTER TABLE job_dead_letter_queue ALTER COLUMN failure_fingerprint SET NOT NULL;
+ALTER TABLE job_dead_letter_queue ALTER COLUMN failure_fingerprint DROP EXPRESSION;
 
 -- The trigger function filling failure_fingerprint on every insert, and on
 -- every update that sets the reason or the fingerprint (a fingerprint set by
 -- hand is computed again). It never raises: the row is written by the
 -- capture trigger on river_job, where an error would cost the row (the
 -- capture turns it into a WARNING) and, coming back on every try, would keep
--- the reconciliation from adding it too. Should the fingerprint fail, the
--- row gets the reason's first line (at most 200 characters) instead, and a
--- WARNING is logged.
+-- the reconciliation from adding it too.
 CREATE FUNCTION rebound_dead_letter_fingerprint() RETURNS trigger
 LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
-    BEGIN
-        NEW.failure_fingerprint := rebound_failure_fingerprint(NEW.failure_reason);
-    EXCEPTION WHEN OTHERS THEN
-        NEW.failure_fingerprint := left(btrim(split_part(btrim(NEW.failure_reason, E' \t\r\n'), E'\n', 1)), 200);
-        RAISE WARNING 'rebound: failure fingerprint failed for the dead-letter row of river_job % (attempt %): % (SQLSTATE %); the first line of the reason stands in',
-            NEW.river_job_id, NEW.attempt, SQLERRM, SQLSTATE;
-    END;
+    NEW.failure_fingerprint := rebound_failure_fingerprint_safe(NEW.failure_reason, NEW.river_job_id);
     RETURN NEW;
 END $$;
 
@@ -210,8 +214,8 @@ CREATE TRIGGER rebound_dead_letter_fingerprint
     BEFORE INSERT OR UPDATE OF failure_reason, failure_fingerprint ON job_dead_letter_queue
     FOR EACH ROW EXECUTE FUNCTION rebound_dead_letter_fingerprint();
 
--- Stats group by (fingerprint, kind, class) within a status and read the
--- time range and the newest entry of each group from this index alone.
+-- Stats count the groups (fingerprint, kind, class) of a status from this
+-- index alone, and read each group's first and latest entry at the ends of
+-- its range.
 CREATE INDEX job_dead_letter_queue_fingerprint_idx
-    ON job_dead_letter_queue (status, failure_fingerprint, kind, failure_class)
-    INCLUDE (dead_lettered_at, id);
+    ON job_dead_letter_queue (status, failure_fingerprint, kind, failure_class, dead_lettered_at, id);
