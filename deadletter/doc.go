@@ -23,6 +23,12 @@
 //     an attempt River has an error for and the history has not is "lost"
 //     (the worker died or hung; retrypolicy.LostAttempts' rule).
 //   - failure_reason: River's last error without "JobCancelError: ".
+//   - failure_fingerprint: the reason with numbers, IDs, quoted values,
+//     timestamps, addresses and query strings replaced by placeholders
+//     (rebound_failure_fingerprint, migrations/sql/012), filled by a BEFORE
+//     trigger on job_dead_letter_queue for every row written, whoever
+//     writes it; it never raises (on error: the reason's first line).
+//     [Store.Stats] groups by it; Filter.Fingerprints selects by it.
 //   - operation_key: metadata.operation_key, else args.operation_key, else
 //     the kind, normalised as jobs.NormalizeOperationKey does (over 200
 //     characters: the first 183, "…" and 16 hex digits of its SHA-256;

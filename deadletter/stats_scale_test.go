@@ -21,7 +21,8 @@ import (
 )
 
 // insertRealistic adds entries from-1+1 .. to (River job IDs too) with
-// reasons shaped like real ones, each carrying IDs: eight shapes in turn
+// reasons shaped like real ones, each carrying IDs (hex IDs always hold a
+// digit and a letter, so each shape is one group): eight shapes in turn
 // (g % 8), and every 1000th entry a reason of its own (a long tail of small
 // groups). Entry g is dead-lettered to-g seconds ago. Each row is
 // fingerprinted by the trigger as it is written.
@@ -40,8 +41,8 @@ func insertRealistic(tb testing.TB, pool *pgxpool.Pool, from, to int) {
 		       WHEN 1 THEN format('GET https://api.example.com/users/%s/profile: dial tcp 10.0.%s.%s:443: connect: connection refused', md5(g::text)::uuid, g % 255, g % 7)
 		       WHEN 2 THEN format('HTTP 503 from upstream %s', g)
 		       WHEN 3 THEN format('ERROR: duplicate key value violates unique constraint "orders_pkey" (SQLSTATE 23505): Key (id)=(%s) already exists.', g)
-		       WHEN 4 THEN format('operation error S3: GetObject, https response error StatusCode: 503, RequestID: %s, HostID: %s, api error SlowDown: Please reduce your request rate.', upper(left(md5(g::text), 16)), encode(sha256(g::text::bytea), 'base64'))
-		       WHEN 5 THEN format('POST https://api.stripe.example/v1/charges: HTTP 404 Not Found: No such customer: ''cus_%s''; request-id: req_%s', left(md5(g::text), 14), left(md5((g + 1)::text), 14))
+		       WHEN 4 THEN format('operation error S3: GetObject, https response error StatusCode: 503, RequestID: %sA1, HostID: %s, api error SlowDown: Please reduce your request rate.', upper(left(md5(g::text), 14)), encode(sha256(g::text::bytea), 'base64'))
+		       WHEN 5 THEN format('POST https://api.stripe.example/v1/charges: HTTP 404 Not Found: No such customer: ''cus_%s''; request-id: req_%sb2', left(md5(g::text), 14), left(md5((g + 1)::text), 12))
 		       WHEN 6 THEN format('PUT https://files.example.com/b/%s?part=%s: context deadline exceeded (Client.Timeout exceeded while awaiting headers) at %s', g, g % 10, timestamptz '2026-11-30 00:00:00Z' + g * interval '1 second')
 		       ELSE format(E'panic: runtime error: index out of range [%s] with length %s\n\ngoroutine %s [running]:\nmain.work()\n\t/app/work.go:42 +0x1d', g % 10, g % 5, g)
 		       END END,
