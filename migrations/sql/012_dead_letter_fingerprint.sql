@@ -22,7 +22,7 @@
 --      "JobCancelError: " prefix removed, at most 2000 characters read;
 --   2. double-quoted values -> "<v>" (JSON keys, {"key": and ,"key":, and
 --      quoted URLs are kept), single-quoted values -> '<v>' (an apostrophe
---      inside a word opens none);
+--      inside a word opens none, nor does a quote next to another);
 --   3. the query string of a URL (scheme://...?...) -> ?<q>;
 --   4. e-mail addresses -> <email>;
 --   5. timestamps -> <ts>: RFC 3339 / ISO 8601 dates and date-times (Go's
@@ -44,15 +44,20 @@
 --      failure);
 --  11. at most 200 characters, cut between words: a run of letters and
 --      digits or a placeholder the cut would split is left out (a first
---      word longer than 200 characters gives <id>).
+--      word longer than 200 characters gives <id>), and steps 2-10 run
+--      again on what is left.
 --
 -- Letters and digits are ASCII: the result is the same under any locale.
--- It is idempotent (the fingerprint of a fingerprint is itself) and never
--- longer than 200 characters (800 bytes), so it fits a btree index row.
+-- It is idempotent (the fingerprint of a fingerprint is itself: the rules
+-- whose matches may start or end with a symbol, quotes, e-mail, IPv6 and
+-- base64, take a placeholder's < or > next to them as part of a word) and
+-- never longer than 200 characters (800 bytes), so it fits a btree index
+-- row.
 CREATE FUNCTION rebound_failure_fingerprint(p_reason text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
-    s    text COLLATE "C";
+    s      text COLLATE "C";
+    v_pass integer := 0;
     -- Private-use characters, removed from the input first: mark stands in
     -- for the quotes of kept JSON keys and URLs, keep guards a status code.
     mark constant text := chr(57344); -- U+E000
@@ -72,74 +77,80 @@ BEGIN
         s := ltrim(substr(s, 16), ' ');
     END LOOP;
 
-    -- 2. Quoted values.
-    IF strpos(s, '"') > 0 THEN
-        IF strpos(s, '{') > 0 OR strpos(s, ',') > 0 THEN
-            s := regexp_replace(s, '([{,] ?)"((?:[^"\\]|\\.)*)"(?= ?(?::|$))', '\1' || mark || '\2' || mark, 'g');
+    LOOP
+        v_pass := v_pass + 1;
+        -- 2. Quoted values.
+        IF strpos(s, '"') > 0 THEN
+            IF strpos(s, '{') > 0 OR strpos(s, ',') > 0 THEN
+                s := regexp_replace(s, '([{,] ?)"((?:[^"\\]|\\.)*)"(?= ?(?::|$))', '\1' || mark || '\2' || mark, 'g');
+            END IF;
+            IF strpos(s, '://') > 0 THEN
+                s := regexp_replace(s, '"([A-Za-z][A-Za-z+.-]*://(?:[^"\\]|\\.)*)"', mark || '\1' || mark, 'g');
+            END IF;
+            s := regexp_replace(s, '"(?:[^"\\]|\\.)*"', '"<v>"', 'g');
         END IF;
-        IF strpos(s, '://') > 0 THEN
-            s := regexp_replace(s, '"([A-Za-z][A-Za-z+.-]*://(?:[^"\\]|\\.)*)"', mark || '\1' || mark, 'g');
+        -- A single-quoted value holds no double quote (nor a mark), so the
+        -- two kinds never overlap, and touches no other single quote.
+        IF strpos(s, '''') > 0 THEN
+            s := regexp_replace(s, '(^|[^A-Za-z0-9>''])''[^''"' || mark || ']*''(?![A-Za-z0-9<''])', '\1''<v>''', 'g');
         END IF;
-        s := regexp_replace(s, '"(?:[^"\\]|\\.)*"', '"<v>"', 'g');
-    END IF;
-    -- A single-quoted value holds no double quote (nor a mark): the two
-    -- kinds never overlap.
-    IF strpos(s, '''') > 0 THEN
-        s := regexp_replace(s, '(^|[^A-Za-z0-9>])''[^''"' || mark || ']*''(?![A-Za-z0-9<])', '\1''<v>''', 'g');
-    END IF;
-    s := replace(s, mark, '"');
-    -- 3. Query strings.
-    IF strpos(s, '://') > 0 AND strpos(s, '?') > 0 THEN
-        s := regexp_replace(s, '([A-Za-z][A-Za-z+.-]*://[^ ?#"''<>]*)\?(?!<)(?:[^ #"''<>]*[^ #"''<>:,;.)\]])?', '\1?<q>', 'g');
-    END IF;
-    -- 4. E-mail addresses.
-    IF strpos(s, '@') > 0 THEN
-        s := regexp_replace(s, '(^|[^A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])', '\1<email>', 'g');
-    END IF;
+        s := replace(s, mark, '"');
+        -- 3. Query strings.
+        IF strpos(s, '://') > 0 AND strpos(s, '?') > 0 THEN
+            s := regexp_replace(s, '([A-Za-z][A-Za-z+.-]*://[^ ?#"''<>]*)\?(?!<)(?:[^ #"''<>]*[^ #"''<>:,;.)\]])?', '\1?<q>', 'g');
+        END IF;
+        -- 4. E-mail addresses.
+        IF strpos(s, '@') > 0 THEN
+            s := regexp_replace(s, '(^|[^A-Za-z0-9._%+>-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])', '\1<email>', 'g');
+        END IF;
 
-    IF translate(s, '0123456789', '') <> s THEN
-        -- 5. Timestamps.
-        IF strpos(s, ':') > 0 OR strpos(s, '-') > 0 THEN
-            s := regexp_replace(s, '(^|[^0-9A-Za-z:.])(?:'
-                || '[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?(?:Z|[ ]?[+-][0-9]{2}(?::?[0-9]{2})?(?: [A-Z]{3,5}(?![A-Za-z]))?)?)?(?![0-9A-Za-z])'
-                || '|[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?(?![0-9A-Za-z:])'
-                || '|[A-Z][a-z]{2}, [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT)', '\1<ts>', 'g');
+        IF translate(s, '0123456789', '') <> s THEN
+            -- 5. Timestamps.
+            IF strpos(s, ':') > 0 OR strpos(s, '-') > 0 THEN
+                s := regexp_replace(s, '(^|[^0-9A-Za-z:.])(?:'
+                    || '[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?(?:Z|[ ]?[+-][0-9]{2}(?::?[0-9]{2})?(?: [A-Z]{3,5}(?![A-Za-z]))?)?)?(?![0-9A-Za-z])'
+                    || '|[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:[.,][0-9]+)?(?![0-9A-Za-z:])'
+                    || '|[A-Z][a-z]{2}, [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT)', '\1<ts>', 'g');
+            END IF;
+            -- 6. UUIDs.
+            IF strpos(s, '-') > 0 THEN
+                s := regexp_replace(s, '(^|[^0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Za-z])', '\1<uuid>', 'g');
+            END IF;
+            -- 7. IP addresses.
+            -- (Not after a double quote: a JSON key's colon is not an address.)
+            IF strpos(s, '::') > 0 OR char_length(s) - char_length(replace(s, ':', '')) >= 7 THEN
+                s := regexp_replace(s, '\[[0-9A-Fa-f]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9._-]+)?\]', '[<ip>]', 'g');
+                s := regexp_replace(s, '(^|[^0-9A-Za-z>:."])(?=[0-9A-Fa-f:]*[0-9A-Fa-f])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})[0-9A-Fa-f:]{2,39}(?![0-9A-Za-z<:])', '\1<ip>', 'g');
+            END IF;
+            IF strpos(s, '.') > 0 THEN
+                s := regexp_replace(s, '(^|[^0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9A-Za-z]|\.[0-9])', '\1<ip>', 'g');
+            END IF;
+            -- 8. Base64 blobs, hex, opaque IDs; 9. durations.
+            IF strpos(s, '=') > 0 THEN
+                s := regexp_replace(s, '(^|[^A-Za-z0-9+/=>])[A-Za-z0-9+/]{16,}={1,2}(?![A-Za-z0-9+/=<])', '\1<id>', 'g');
+            END IF;
+            IF s ~ '[A-Za-z][0-9]|[0-9][A-Za-z]' THEN
+                s := regexp_replace(s, '(^|[^0-9A-Za-z])(?:0[xX][0-9A-Fa-f]+|(?=[0-9A-Fa-f]{8})(?:[0-9]+[A-Fa-f]|[A-Fa-f]+[0-9])[0-9A-Fa-f]*)(?![0-9A-Za-z])', '\1<hex>', 'g');
+                s := regexp_replace(s, '(^|[^0-9A-Za-z])(?=[0-9A-Za-z]{8})(?:(?=[A-Za-z]*[0-9]+[A-Za-z]+[0-9])|(?=[A-Za-z]*[0-9])(?=[0-9A-Za-z]*[a-z][A-Z]))[0-9A-Za-z]+(?![0-9A-Za-z])', '\1<id>', 'g');
+                s := regexp_replace(s, '(^|[^0-9A-Za-z.])(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+(?![0-9A-Za-z])', '\1<dur>', 'g');
+            END IF;
+            -- 10. Numbers; a status code or SQLSTATE is guarded by keep.
+            s := replace(s, 'HTTP ', 'HTTP ' || keep);
+            s := replace(s, 'SQLSTATE ', 'SQLSTATE ' || keep);
+            s := replace(s, 'StatusCode: ', 'StatusCode: ' || keep);
+            s := replace(s, 'status ', 'status ' || keep);
+            s := replace(s, 'status ' || keep || 'code ', 'status code ' || keep);
+            s := replace(s, 'status: ', 'status: ' || keep);
+            s := replace(s, 'status=', 'status=' || keep);
+            s := replace(regexp_replace(s, '(^|[^0-9A-Za-z' || keep || '])[0-9]+(?:\.[0-9]+)*(?=[A-Za-z]*(?![0-9A-Za-z]))', '\1<n>', 'g'), keep, '');
         END IF;
-        -- 6. UUIDs.
-        IF strpos(s, '-') > 0 THEN
-            s := regexp_replace(s, '(^|[^0-9A-Za-z])[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}(?![0-9A-Za-z])', '\1<uuid>', 'g');
-        END IF;
-        -- 7. IP addresses.
-        IF strpos(s, '::') > 0 OR char_length(s) - char_length(replace(s, ':', '')) >= 7 THEN
-            s := regexp_replace(s, '\[[0-9A-Fa-f]*:[0-9A-Fa-f:.]*(?:%[A-Za-z0-9._-]+)?\]', '[<ip>]', 'g');
-            s := regexp_replace(s, '(^|[^0-9A-Za-z>:.])(?=[0-9A-Fa-f:]*[0-9A-Fa-f])(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7})[0-9A-Fa-f:]{2,39}(?![0-9A-Za-z<:])', '\1<ip>', 'g');
-        END IF;
-        IF strpos(s, '.') > 0 THEN
-            s := regexp_replace(s, '(^|[^0-9A-Za-z.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9A-Za-z]|\.[0-9])', '\1<ip>', 'g');
-        END IF;
-        -- 8. Base64 blobs, hex, opaque IDs; 9. durations.
-        IF strpos(s, '=') > 0 THEN
-            s := regexp_replace(s, '(^|[^A-Za-z0-9+/=>])[A-Za-z0-9+/]{16,}={1,2}(?![A-Za-z0-9+/=<])', '\1<id>', 'g');
-        END IF;
-        IF s ~ '[A-Za-z][0-9]|[0-9][A-Za-z]' THEN
-            s := regexp_replace(s, '(^|[^0-9A-Za-z])(?:0[xX][0-9A-Fa-f]+|(?=[0-9A-Fa-f]{8})(?:[0-9]+[A-Fa-f]|[A-Fa-f]+[0-9])[0-9A-Fa-f]*)(?![0-9A-Za-z])', '\1<hex>', 'g');
-            s := regexp_replace(s, '(^|[^0-9A-Za-z])(?=[0-9A-Za-z]{8})(?:(?=[A-Za-z]*[0-9]+[A-Za-z]+[0-9])|(?=[A-Za-z]*[0-9])(?=[0-9A-Za-z]*[a-z][A-Z]))[0-9A-Za-z]+(?![0-9A-Za-z])', '\1<id>', 'g');
-            s := regexp_replace(s, '(^|[^0-9A-Za-z.])(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+(?![0-9A-Za-z])', '\1<dur>', 'g');
-        END IF;
-        -- 10. Numbers; a status code or SQLSTATE is guarded by keep.
-        s := replace(s, 'HTTP ', 'HTTP ' || keep);
-        s := replace(s, 'SQLSTATE ', 'SQLSTATE ' || keep);
-        s := replace(s, 'StatusCode: ', 'StatusCode: ' || keep);
-        s := replace(s, 'status ', 'status ' || keep);
-        s := replace(s, 'status ' || keep || 'code ', 'status code ' || keep);
-        s := replace(s, 'status: ', 'status: ' || keep);
-        s := replace(s, 'status=', 'status=' || keep);
-        s := replace(regexp_replace(s, '(^|[^0-9A-Za-z' || keep || '])[0-9]+(?:\.[0-9]+)*(?=[A-Za-z]*(?![0-9A-Za-z]))', '\1<n>', 'g'), keep, '');
-    END IF;
 
-    -- 11. At most 200 characters, cut between words: a word or placeholder
-    --     the cut would split is left out; nothing left is <id>.
-    IF char_length(s) > 200 THEN
+        -- 11. At most 200 characters, cut between words: a word or
+        --     placeholder the cut would split is left out, nothing left is
+        --     <id>. The rules run again on what is left (the cut may change
+        --     what follows the last value kept), so the result is its own
+        --     fingerprint.
+        EXIT WHEN char_length(s) <= 200;
         IF substr(s, 201, 1) ~ '[0-9A-Za-z]' THEN
             s := regexp_replace(left(s, 200), '[0-9A-Za-z]+$', '');
         ELSE
@@ -149,7 +160,8 @@ BEGIN
         IF s = '' THEN
             s := '<id>';
         END IF;
-    END IF;
+        EXIT WHEN v_pass = 4; -- a bound; passes after the first read 200 characters
+    END LOOP;
     RETURN s;
 END $$;
 
