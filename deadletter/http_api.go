@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,9 +49,9 @@ type HandlerOpts struct {
 //	POST /api/admin/dlq/purge          {"older_than": "30d", "dry_run": bool} -> PurgeResult
 //
 // Filter fields in bodies are "kinds", "classes", "statuses",
-// "operation_keys", "fingerprints" (arrays of strings) and "since", "until" (strings: RFC
-// 3339, or an age such as 24h or 7d meaning that long ago, as in query
-// strings and the CLI). Classes must be among retrypolicy.Classes().
+// "operation_keys", "fingerprints" (arrays of strings) and "since", "until"
+// (strings: RFC 3339, or an age such as 24h or 7d meaning that long ago, as
+// in query strings and the CLI). Any other query parameter is a 400. Classes must be among retrypolicy.Classes().
 // Entries are shown through [Redact], stats through [RedactStats] (error
 // text included). Errors are {"error": "..."}: 400 for bad input,
 // 404 for an unknown entry, 409 for an entry in the wrong status (retried,
@@ -85,7 +86,7 @@ type api struct {
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := filterFromQuery(q, time.Now())
+	f, err := filterFromQuery(q, time.Now(), "after", "limit")
 	if err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
 		return
@@ -116,7 +117,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f, err := filterFromQuery(q, time.Now())
+	f, err := filterFromQuery(q, time.Now(), "top")
 	if err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
 		return
@@ -401,11 +402,14 @@ func withArticle(jsonType string) string {
 	return "a " + jsonType
 }
 
-func filterFromQuery(q map[string][]string, now time.Time) (Filter, error) {
-	known := map[string]bool{"kind": true, "class": true, "status": true, "operation_key": true, "fingerprint": true, "since": true, "until": true, "after": true, "limit": true, "top": true}
+// filterFromQuery reads the filter parameters of a query string; the
+// route's own parameters (routeParams) are allowed too, any other is an
+// error naming it.
+func filterFromQuery(q map[string][]string, now time.Time, routeParams ...string) (Filter, error) {
+	names := append([]string{"kind", "class", "status", "operation_key", "fingerprint", "since", "until"}, routeParams...)
 	for k := range q {
-		if !known[k] {
-			return Filter{}, fmt.Errorf("unknown query parameter %q (known: kind, class, status, operation_key, fingerprint, since, until, after, limit, top)", k)
+		if !slices.Contains(names, k) {
+			return Filter{}, fmt.Errorf("unknown query parameter %q (known: %s)", k, strings.Join(names, ", "))
 		}
 	}
 	f := Filter{Kinds: q["kind"], Classes: q["class"], OperationKeys: q["operation_key"], Fingerprints: q["fingerprint"]}

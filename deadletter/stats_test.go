@@ -279,6 +279,8 @@ func TestAdminAPIStatsTopAndFingerprint(t *testing.T) {
 		{"top zero", "GET", "/stats?top=0", "", `top "0" is not a number between 1 and 1000`},
 		{"top too large", "GET", "/stats?top=1001", "", `top "1001" is not a number between 1 and 1000`},
 		{"top not a number", "GET", "/stats?top=ten", "", `top "ten" is not a number between 1 and 1000`},
+		{"top on the list", "GET", "?top=5", "", `unknown query parameter "top" (known: kind, class, status, operation_key, fingerprint, since, until, after, limit)`},
+		{"limit on stats", "GET", "/stats?limit=5", "", `unknown query parameter "limit" (known: kind, class, status, operation_key, fingerprint, since, until, top)`},
 		{"empty fingerprint", "GET", "/stats?fingerprint=", "", "fingerprint is empty"},
 		{"NUL in fingerprint", "GET", "?fingerprint=a%00b", "", "fingerprint contains a NUL byte"},
 		{"invalid UTF-8 in fingerprint", "GET", "?fingerprint=a%FFb", "", "fingerprint is not valid UTF-8"},
