@@ -296,10 +296,11 @@ func (f Filter) where(args []any) (string, []any) {
 			or = append(or, fmt.Sprintf("failure_fingerprint IN (SELECT rebound_failure_fingerprint(t) FROM unnest($%d::text[]) t)", len(args)))
 		}
 		if len(ids) > 0 {
-			// The ID of each distinct fingerprint, not of each row; OFFSET 0
+			// The ID of each fingerprint in the group counts (every
+			// fingerprint an entry has is there), not of each row; OFFSET 0
 			// keeps the planner from computing it row by row.
 			args = append(args, ids)
-			or = append(or, fmt.Sprintf(`failure_fingerprint IN (SELECT fp FROM (SELECT DISTINCT failure_fingerprint AS fp FROM `+Table+
+			or = append(or, fmt.Sprintf(`failure_fingerprint IN (SELECT fp FROM (SELECT DISTINCT failure_fingerprint AS fp FROM `+groupCountsTable+
 				` OFFSET 0) d WHERE rebound_failure_fingerprint_id(fp) = ANY($%d))`, len(args)))
 		}
 		cond += " AND (" + strings.Join(or, " OR ") + ")"

@@ -224,14 +224,21 @@ func TestBrokenFingerprintNeverStopsCapture(t *testing.T) {
 }
 
 // Migration 012 fills the fingerprint of rows written before it, makes the
-// column a plain NOT NULL one (no generation expression left), and from then
-// on every row gets one when it is written.
+// column a plain NOT NULL one (no generation expression left), counts the
+// groups, and from then on every row gets one when it is written.
 func TestMigrationFillsFingerprints(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
 	// Back to just before the migration.
 	_, err := b.pool.Exec(ctx, `DELETE FROM rebound_migration WHERE name = 'dead_letter_fingerprint';
+		DROP TABLE job_dead_letter_queue_group_counts;
+		DROP TRIGGER rebound_dead_letter_group_count_insert ON job_dead_letter_queue;
+		DROP TRIGGER rebound_dead_letter_group_count_update ON job_dead_letter_queue;
+		DROP TRIGGER rebound_dead_letter_group_count_delete ON job_dead_letter_queue;
+		DROP FUNCTION rebound_dead_letter_group_count_insert();
+		DROP FUNCTION rebound_dead_letter_group_count_update();
+		DROP FUNCTION rebound_dead_letter_group_count_delete();
 		DROP TRIGGER rebound_dead_letter_fingerprint ON job_dead_letter_queue;
 		DROP FUNCTION rebound_dead_letter_fingerprint();
 		ALTER TABLE job_dead_letter_queue DROP COLUMN failure_fingerprint;
@@ -264,6 +271,13 @@ func TestMigrationFillsFingerprints(t *testing.T) {
 	groups, err := pgx.CollectRows(rows, pgx.RowToStructByPos[group])
 	require.NoError(t, err)
 	require.Equal(t, []group{{"HTTP 503 from upstream <n>", 9999}, {"job <uuid> timed out", 10000}}, groups)
+	// The group counts start from the same numbers.
+	rows, err = b.pool.Query(ctx, `SELECT failure_fingerprint, sum(n)::int FROM job_dead_letter_queue_group_counts
+		WHERE status = 'unresolved' AND kind = 'k' AND failure_class = 'server_error' GROUP BY 1 ORDER BY 1`)
+	require.NoError(t, err)
+	counted, err := pgx.CollectRows(rows, pgx.RowToStructByPos[group])
+	require.NoError(t, err)
+	require.Equal(t, groups, counted)
 	var generated, nullable string
 	require.NoError(t, b.pool.QueryRow(ctx, `SELECT is_generated, is_nullable FROM information_schema.columns
 		WHERE table_name = 'job_dead_letter_queue' AND column_name = 'failure_fingerprint'`).Scan(&generated, &nullable))

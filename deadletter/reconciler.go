@@ -48,8 +48,9 @@ type ReconcilerConfig struct {
 // trigger (rebound_dead_letter_capture), and counts them in
 // rebound_dead_letter_reconciled_total (which should stay 0: a non-zero
 // value means the trigger failed, see PostgreSQL's log for its WARNING). A
-// pass also folds the deltas behind rebound_dead_letter_queue_size and drops
-// tombstones that are no longer needed.
+// pass also folds the deltas behind rebound_dead_letter_queue_size and the
+// group counts behind [Store.Stats], and drops tombstones that are no longer
+// needed.
 //
 // One row that cannot be written (a constraint rejects it, say) never stops
 // a pass: it is rolled back on its own, reported in ReconcileResult.Failed,
@@ -219,6 +220,13 @@ func (r *Reconciler) RunOnce(ctx context.Context) (*ReconcileResult, error) {
 			INSERT INTO job_dead_letter_queue_counts (kind, status, n)
 			SELECT kind, status, sum(n) FROM d GROUP BY kind, status`); err != nil {
 			return fmt.Errorf("fold dead-letter counts: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `WITH d AS (DELETE FROM job_dead_letter_queue_group_counts
+				RETURNING status, failure_fingerprint, kind, failure_class, n)
+			INSERT INTO job_dead_letter_queue_group_counts (status, failure_fingerprint, kind, failure_class, n)
+			SELECT status, failure_fingerprint, kind, failure_class, sum(n) FROM d
+			GROUP BY status, failure_fingerprint, kind, failure_class HAVING sum(n) <> 0`); err != nil {
+			return fmt.Errorf("fold dead-letter group counts: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM job_dead_letter_queue_purged p WHERE NOT EXISTS (
 			SELECT 1 FROM river_job j WHERE j.id = p.river_job_id AND j.attempt = p.attempt

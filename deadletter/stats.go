@@ -86,30 +86,43 @@ type StatsGroup struct {
 	Last time.Time `json:"last_dead_lettered_at"`
 }
 
+// groupCountsTable holds the entries per (status, fingerprint, kind,
+// class) as signed deltas, appended by triggers and folded by the
+// [Reconciler] (migrations/sql/012).
+const groupCountsTable = "job_dead_letter_queue_group_counts"
+
 // statsGroupsQuery is the query of [Store.Stats]'s groups and totals for
-// filter f (empty statuses: unresolved) and top, with its arguments.
+// filter f (empty statuses: unresolved) and top, with its arguments. The
+// groups are counted from the group counts when the filter has no time
+// range and no operation key (columns those counts lack), else from the
+// entries.
 func statsGroupsQuery(f Filter, top int) (string, []any) {
 	if len(f.Statuses) == 0 {
 		f.Statuses = []Status{StatusUnresolved}
 	}
 	cond, args := f.where(nil)
 	args = append(args, top)
-	return statsGroupsSQL(cond, len(args)), args
+	counted := `SELECT failure_fingerprint AS fp, kind, failure_class AS class, count(*) AS n
+		  FROM ` + Table + ` WHERE ` + cond + `
+		 GROUP BY failure_fingerprint, kind, failure_class`
+	if len(f.OperationKeys) == 0 && f.Since.IsZero() && f.Until.IsZero() {
+		counted = `SELECT failure_fingerprint AS fp, kind, failure_class AS class, sum(n)::bigint AS n
+		  FROM ` + groupCountsTable + ` WHERE ` + cond + `
+		 GROUP BY failure_fingerprint, kind, failure_class HAVING sum(n) > 0`
+	}
+	return statsGroupsSQL(counted, cond, len(args)), args
 }
 
-// statsGroupsSQL counts the entries matching cond by fingerprint, kind and
-// class, reading job_dead_letter_queue_fingerprint_idx alone (its leading
-// columns, in its order), and returns one row per group of the top
-// $topArg, whose first and latest times and newest entry are read at the
-// two ends of the group's range of that index; or a single row of NULL
-// group columns when no entry matches. Every row carries the totals of all
-// groups.
-func statsGroupsSQL(cond string, topArg int) string {
+// statsGroupsSQL takes the groups counted (fp, kind, class, n) and returns
+// one row per group of the top $topArg, whose first and latest times and
+// newest entry (the entries matching cond) are read at the two ends of the
+// group's range of job_dead_letter_queue_fingerprint_idx; or a single row
+// of NULL group columns when there is no group. Every row carries the
+// totals of all groups.
+func statsGroupsSQL(counted, cond string, topArg int) string {
 	group := ` AND d.failure_fingerprint = t.fp AND d.kind = t.kind AND d.failure_class = t.class`
 	return `WITH g AS MATERIALIZED (
-		SELECT failure_fingerprint AS fp, kind, failure_class AS class, count(*) AS n
-		  FROM ` + Table + ` WHERE ` + cond + `
-		 GROUP BY failure_fingerprint, kind, failure_class
+		` + counted + `
 	), totals AS (
 		SELECT count(*) AS groups, coalesce(sum(n), 0)::bigint AS entries,
 		       (SELECT coalesce(jsonb_object_agg(kind, n), '{}') FROM (SELECT kind, sum(n) AS n FROM g GROUP BY kind) k) AS by_kind,
@@ -133,11 +146,13 @@ func statsGroupsSQL(cond string, topArg int) string {
 // Stats groups the entries the filter selects by failure fingerprint x
 // kind x failure class and returns the largest params.Top groups with one
 // example each, the counts by kind and class, the counts by status and the
-// oldest unresolved entry. The groups are counted from an index
-// (job_dead_letter_queue_fingerprint_idx) without reading the rows; each
-// group shown then costs two probes of that index and one row. The counts
-// by status come from the counts table the triggers keep when the filter is
-// by kind or none. Errors wrap [ErrInvalid] for a bad filter or Top.
+// oldest unresolved entry. The groups are counted from the group counts
+// the triggers keep (one row per group, the same cost at any size of the
+// queue) unless the filter has a time range or an operation key, then from
+// job_dead_letter_queue_fingerprint_idx (a pass over the entries
+// selected); each group shown then costs two probes of that index and one
+// row. The counts by status come from the counts the triggers keep when the
+// filter is by kind or none. Errors wrap [ErrInvalid] for a bad filter or Top.
 func (s *Store) Stats(ctx context.Context, params StatsParams) (*Stats, error) {
 	if err := params.validate(); err != nil {
 		return nil, err

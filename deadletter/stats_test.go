@@ -298,3 +298,63 @@ func TestAdminAPIStatsTopAndFingerprint(t *testing.T) {
 	}
 	require.Equal(t, 5, count(t, b.pool, "SELECT count(*) FROM job_dead_letter_queue WHERE status = 'resolved'"))
 }
+
+// The group counts the triggers keep stay equal to the entries through
+// inserts, status changes, reason changes, deletes and the reconciliation's
+// fold: stats read from them give what a pass over the entries gives.
+func TestStatsGroupCountsStayExact(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	seedClusters(t, b.pool)
+	longAgo := time.Now().Add(-365 * 24 * time.Hour)
+
+	check := func(step string) {
+		t.Helper()
+		for _, statuses := range [][]deadletter.Status{nil, {deadletter.StatusRetried}, {deadletter.StatusResolved},
+			{deadletter.StatusUnresolved, deadletter.StatusResolved}} {
+			// From the group counts (no time range) and from the entries.
+			counted, err := b.store.Stats(ctx, deadletter.StatsParams{Filter: deadletter.Filter{Statuses: statuses}, Top: 1000})
+			require.NoError(t, err)
+			scanned, err := b.store.Stats(ctx, deadletter.StatsParams{Filter: deadletter.Filter{Statuses: statuses, Since: longAgo}, Top: 1000})
+			require.NoError(t, err)
+			counted.OldestUnresolvedAgeSeconds, scanned.OldestUnresolvedAgeSeconds = 0, 0
+			require.Equal(t, scanned, counted, "%s, statuses %v", step, statuses)
+
+			if len(statuses) == 0 {
+				statuses = []deadletter.Status{deadletter.StatusUnresolved}
+			}
+			rows, err := b.pool.Query(ctx, `SELECT failure_fingerprint || ' ' || kind || ' ' || failure_class || ' ' || count(*)
+				FROM job_dead_letter_queue WHERE status = ANY($1) GROUP BY failure_fingerprint, kind, failure_class
+				ORDER BY count(*) DESC, kind, failure_class, failure_fingerprint`, statuses)
+			require.NoError(t, err)
+			want, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err)
+			got := []string{}
+			for _, g := range counted.Groups {
+				got = append(got, fmt.Sprintf("%s %s %s %d", g.Fingerprint, g.Kind, g.Class, g.Count))
+			}
+			require.Equal(t, append([]string{}, want...), got, "%s, statuses %v", step, statuses)
+		}
+	}
+	check("seeded")
+
+	http503 := fingerprintID("HTTP 503 from upstream <n>")
+	_, err := b.store.ResolveMany(ctx, deadletter.ResolveManyParams{Filter: deadletter.Filter{Fingerprints: []string{http503}, Kinds: []string{"http_request"}}, Note: "fixed"})
+	require.NoError(t, err)
+	check("resolved a group")
+	_, err = b.pool.Exec(ctx, "UPDATE job_dead_letter_queue SET failure_reason = 'HTTP 502 from upstream 9' WHERE river_job_id IN (201, 202)")
+	require.NoError(t, err)
+	check("reasons changed")
+	insertReasons(t, b.pool, "http_request", "network", 1000, numbered("dial tcp 10.1.1.%d:443: connect: connection refused", 1, 250)...)
+	_, err = b.pool.Exec(ctx, "DELETE FROM job_dead_letter_queue WHERE river_job_id IN (301, 1001, 1002)")
+	require.NoError(t, err)
+	check("inserted and deleted")
+
+	_, err = deadletter.NewReconciler(b.pool, nil).RunOnce(ctx)
+	require.NoError(t, err)
+	check("folded")
+	require.Equal(t,
+		count(t, b.pool, "SELECT count(*) FROM (SELECT DISTINCT status, failure_fingerprint, kind, failure_class FROM job_dead_letter_queue) d"),
+		count(t, b.pool, "SELECT count(*) FROM job_dead_letter_queue_group_counts"), "one row per group after a fold")
+}

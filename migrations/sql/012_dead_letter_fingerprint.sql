@@ -6,8 +6,9 @@
 -- listing one group per request ID. It is computed once, when a row is
 -- written (a BEFORE trigger on job_dead_letter_queue, whoever writes the
 -- row: the capture trigger on river_job, the reconciliation, or SQL by
--- hand), and indexed for grouping. The rules are documented in
--- docs/dead-letter-queue.md ("Where failures cluster").
+-- hand), indexed, and counted per group by triggers (like the size counts
+-- of 002). The rules are documented in docs/dead-letter-queue.md ("Where
+-- failures cluster").
 --
 -- Existing rows are filled by writing the table once (see below). The
 -- migration runs in one transaction holding job_dead_letter_queue's lock:
@@ -226,8 +227,73 @@ CREATE TRIGGER rebound_dead_letter_fingerprint
     BEFORE INSERT OR UPDATE OF failure_reason, failure_fingerprint ON job_dead_letter_queue
     FOR EACH ROW EXECUTE FUNCTION rebound_dead_letter_fingerprint();
 
--- Stats count the groups (fingerprint, kind, class) of a status from this
--- index alone, and read each group's first and latest entry at the ends of
--- its range.
+-- Stats read each group's first and latest entry at the ends of its range
+-- of this index; filters by time or operation key count the groups from it.
 CREATE INDEX job_dead_letter_queue_fingerprint_idx
     ON job_dead_letter_queue (status, failure_fingerprint, kind, failure_class, dead_lettered_at, id);
+
+--
+-- job_dead_letter_queue_group_counts: signed deltas of rows per (status,
+-- fingerprint, kind, class), appended by statement triggers on
+-- job_dead_letter_queue exactly as job_dead_letter_queue_counts (002) is per
+-- (kind, status), and folded by the reconciliation every pass (groups that
+-- sum to 0 dropped). sum(n) GROUP BY status, fingerprint, kind, class is the
+-- exact size of every group in any snapshot, so stats cost the same at any
+-- size of the queue: they read one row per group (and per statement since
+-- the last fold), not one per entry. A separate table, so that a pod still
+-- running the previous release (whose reconciliation folds only
+-- job_dead_letter_queue_counts) leaves it right.
+--
+CREATE TABLE job_dead_letter_queue_group_counts (
+    status              text   NOT NULL,
+    failure_fingerprint text   COLLATE "C" NOT NULL,
+    kind                text   NOT NULL,
+    failure_class       text   NOT NULL,
+    n                   bigint NOT NULL
+);
+
+INSERT INTO job_dead_letter_queue_group_counts (status, failure_fingerprint, kind, failure_class, n)
+SELECT status, failure_fingerprint, kind, failure_class, count(*)
+  FROM job_dead_letter_queue
+ GROUP BY status, failure_fingerprint, kind, failure_class;
+
+CREATE FUNCTION rebound_dead_letter_group_count_insert() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO job_dead_letter_queue_group_counts (status, failure_fingerprint, kind, failure_class, n)
+    SELECT status, failure_fingerprint, kind, failure_class, count(*)
+      FROM rebound_new_rows GROUP BY status, failure_fingerprint, kind, failure_class;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION rebound_dead_letter_group_count_update() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO job_dead_letter_queue_group_counts (status, failure_fingerprint, kind, failure_class, n)
+    SELECT status, failure_fingerprint, kind, failure_class, sum(n)
+      FROM (SELECT status, failure_fingerprint, kind, failure_class, 1 AS n FROM rebound_new_rows
+            UNION ALL
+            SELECT status, failure_fingerprint, kind, failure_class, -1 AS n FROM rebound_old_rows) d
+     GROUP BY status, failure_fingerprint, kind, failure_class
+    HAVING sum(n) <> 0;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION rebound_dead_letter_group_count_delete() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    INSERT INTO job_dead_letter_queue_group_counts (status, failure_fingerprint, kind, failure_class, n)
+    SELECT status, failure_fingerprint, kind, failure_class, -count(*)
+      FROM rebound_old_rows GROUP BY status, failure_fingerprint, kind, failure_class;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER rebound_dead_letter_group_count_insert AFTER INSERT ON job_dead_letter_queue
+    REFERENCING NEW TABLE AS rebound_new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION rebound_dead_letter_group_count_insert();
+CREATE TRIGGER rebound_dead_letter_group_count_update AFTER UPDATE ON job_dead_letter_queue
+    REFERENCING NEW TABLE AS rebound_new_rows OLD TABLE AS rebound_old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION rebound_dead_letter_group_count_update();
+CREATE TRIGGER rebound_dead_letter_group_count_delete AFTER DELETE ON job_dead_letter_queue
+    REFERENCING OLD TABLE AS rebound_old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION rebound_dead_letter_group_count_delete();
