@@ -85,8 +85,10 @@ func BenchmarkStats(b *testing.B) {
 
 // TestStatsAtScale measures `rebound dlq stats` through the real binary
 // over REBOUND_SCALE_ROWS entries (e.g. 1000000; unset: skipped, it is
-// not part of make test) and logs the plan of its query. It fails when a
-// run takes REBOUND_SCALE_MAX_MS milliseconds or more (default 1000).
+// not part of make test), without and with a time range (group counts,
+// then a pass over the index), and logs the plans of both queries. It
+// fails when the median run without a range takes REBOUND_SCALE_MAX_MS
+// milliseconds or more (default 1000).
 func TestStatsAtScale(t *testing.T) {
 	rowsEnv := os.Getenv("REBOUND_SCALE_ROWS")
 	if rowsEnv == "" {
@@ -124,6 +126,15 @@ func TestStatsAtScale(t *testing.T) {
 	res := proctest.Run(t, env, "rebound", "dlq", "stats", "--json", "--top", "8")
 	jsonRun := time.Since(start)
 	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	// A time range: counted from the index, a pass over the entries.
+	var sinceRuns []time.Duration
+	for range 3 {
+		start := time.Now()
+		res := proctest.Run(t, env, "rebound", "dlq", "stats", "--since", "30d")
+		sinceRuns = append(sinceRuns, time.Since(start))
+		require.Equal(t, 0, res.ExitCode, res.Stderr)
+		require.Contains(t, res.Stdout, fmt.Sprintf("and %d more groups", 8+n/1000-20))
+	}
 	var st deadletter.Stats
 	require.NoError(t, json.Unmarshal([]byte(res.Stdout), &st))
 	require.Len(t, st.Groups, 8)
@@ -131,18 +142,23 @@ func TestStatsAtScale(t *testing.T) {
 	require.Equal(t, int64(8+n/1000), st.TotalGroups)
 
 	ctx := context.Background()
-	sql, args := deadletter.StatsGroupsQuery(deadletter.Filter{}, deadletter.DefaultStatsTop)
-	rows, err := db.Pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args...)
-	require.NoError(t, err)
-	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	require.NoError(t, err)
+	explain := func(f deadletter.Filter) string {
+		sql, args := deadletter.StatsGroupsQuery(f, deadletter.DefaultStatsTop)
+		rows, err := db.Pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args...)
+		require.NoError(t, err)
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return strings.Join(plan, "\n")
+	}
 	var size string
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_relation_size('job_dead_letter_queue_fingerprint_idx'))
 		|| ' index, ' || pg_size_pretty(pg_relation_size('job_dead_letter_queue')) || ' table'`).Scan(&size))
 
 	sorted := slices.Clone(runs)
 	slices.Sort(sorted)
-	t.Logf("%d entries, %d groups (%s): rebound dlq stats took %v (median %v); --json --top 8 took %v\nEXPLAIN (ANALYZE, BUFFERS) of the groups query:\n%s",
-		n, st.TotalGroups, size, runs, sorted[len(sorted)/2], jsonRun, strings.Join(plan, "\n"))
+	t.Logf("%d entries, %d groups (%s): rebound dlq stats took %v (median %v); --json --top 8 took %v; --since 30d took %v"+
+		"\nEXPLAIN (ANALYZE, BUFFERS) of the groups query:\n%s\nand with a time range:\n%s",
+		n, st.TotalGroups, size, runs, sorted[len(sorted)/2], jsonRun, sinceRuns,
+		explain(deadletter.Filter{}), explain(deadletter.Filter{Since: time.Now().Add(-30 * 24 * time.Hour)}))
 	require.Less(t, sorted[len(sorted)/2], maxRun, "median run of rebound dlq stats")
 }
