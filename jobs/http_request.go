@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
-	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/redact"
@@ -72,9 +71,19 @@ type HTTPRequestArgs struct {
 	// TimeoutSeconds bounds the whole request (connect, send, response
 	// body), in seconds; fractions allowed. Default 30, at most 3600.
 	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
-	// OperationKey names the circuit breaker this job shares with others.
-	// Default: the URL's host (with its port, if any), lower-cased.
-	OperationKey string `json:"operation_key,omitempty"`
+	// ExplicitOperationKey (JSON operation_key) names the circuit breaker
+	// this job shares with others. Empty means the URL's host (with its
+	// port, if any), lower-cased; see [HTTPRequestArgs.OperationKey].
+	ExplicitOperationKey string `json:"operation_key,omitempty"`
+}
+
+// OperationKey implements [OperationKeyer]: operation_key when given, else
+// the URL's host (with its port, if any), lower-cased ([URLHost]).
+func (a HTTPRequestArgs) OperationKey() string {
+	if a.ExplicitOperationKey != "" {
+		return a.ExplicitOperationKey
+	}
+	return URLHost(a.URL)
 }
 
 // Kind implements river.JobArgs.
@@ -135,12 +144,12 @@ func (a HTTPRequestArgs) Validate() error {
 			return fmt.Errorf("%w: headers: the value of %q contains a line break or NUL", ErrInvalidArgs, name)
 		}
 	}
-	if a.OperationKey != "" {
-		if n := utf8.RuneCountInString(a.OperationKey); n > MaxOperationKeyLength {
+	if a.ExplicitOperationKey != "" {
+		if n := utf8.RuneCountInString(a.ExplicitOperationKey); n > MaxOperationKeyLength {
 			return fmt.Errorf("%w: operation_key must be at most %d characters (got %d)", ErrInvalidArgs, MaxOperationKeyLength, n)
 		}
 		// The circuit breaker's rule: not blank, no control characters.
-		if err := breaker.ValidateKey(a.OperationKey); err != nil {
+		if err := breaker.ValidateKey(a.ExplicitOperationKey); err != nil {
 			return fmt.Errorf("%w: operation_key: %v", ErrInvalidArgs, err)
 		}
 	}
@@ -165,20 +174,11 @@ func HTTPRequestKind() Kind {
 			}
 			return a, nil
 		},
-		OperationKey: httpRequestOperationKey,
+		OperationKey: ArgsOperationKey[HTTPRequestArgs],
 		AddWorker: func(workers *river.Workers, deps WorkerDeps) error {
 			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient})
 		},
 	}
-}
-
-// httpRequestOperationKey reads operation_key, else the URL's host.
-func httpRequestOperationKey(raw []byte) string {
-	res := gjson.GetManyBytes(raw, "operation_key", "url")
-	if k := res[0].String(); k != "" {
-		return k
-	}
-	return URLHost(res[1].String())
 }
 
 // URLHost returns the lower-cased host (with port, if any) of rawURL, or ""

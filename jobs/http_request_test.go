@@ -34,7 +34,7 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 	}{
 		{name: "minimal", raw: `{"url": "https://api.example.com/hook"}`, want: jobs.HTTPRequestArgs{URL: "https://api.example.com/hook"}},
 		{name: "full", raw: `{"url": "http://h:8080/p?q=1", "method": "put", "headers": {"X-A": "1"}, "body": [1, 2], "timeout_seconds": 2.5, "operation_key": "k"}`,
-			want: jobs.HTTPRequestArgs{URL: "http://h:8080/p?q=1", Method: "put", Headers: map[string]string{"X-A": "1"}, Body: []byte(`[1, 2]`), TimeoutSeconds: 2.5, OperationKey: "k"}},
+			want: jobs.HTTPRequestArgs{URL: "http://h:8080/p?q=1", Method: "put", Headers: map[string]string{"X-A": "1"}, Body: []byte(`[1, 2]`), TimeoutSeconds: 2.5, ExplicitOperationKey: "k"}},
 		{name: "no url", raw: `{}`, wantErr: "invalid args: url is required"},
 		{name: "ftp url", raw: `{"url": "ftp://h/x"}`, wantErr: `invalid args: url must be absolute http or https, got "ftp://h/x"`},
 		{name: "no host", raw: `{"url": "http:///x"}`, wantErr: "invalid args: url has no host"},

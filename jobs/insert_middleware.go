@@ -14,7 +14,9 @@ import (
 // inserted job's operation key into its metadata (under
 // [MetadataOperationKey]), where the dead-letter capture trigger and
 // operators' SQL can read it without knowing the kind's args. A key already
-// present in the metadata is kept. Install it in river.Config.Middleware of
+// present in the metadata is kept; otherwise the args' own
+// ([OperationKeyer]) is used, else the registry's rule
+// ([Registry.OperationKey]). Install it in river.Config.Middleware of
 // every client that inserts jobs. Build it with [Registry.InsertMiddleware].
 type InsertMiddleware struct {
 	river.MiddlewareDefaults
@@ -32,7 +34,13 @@ func (m *InsertMiddleware) InsertMany(ctx context.Context, manyParams []*riverty
 		if gjson.GetBytes(p.Metadata, MetadataOperationKey).Exists() {
 			continue
 		}
-		key := m.registry.OperationKey(p.Kind, p.EncodedArgs, nil)
+		key := ""
+		if k, ok := p.Args.(OperationKeyer); ok {
+			key = NormalizeOperationKey(k.OperationKey())
+		}
+		if key == "" {
+			key = m.registry.OperationKey(p.Kind, p.EncodedArgs, nil)
+		}
 		metadata := p.Metadata
 		if len(metadata) == 0 {
 			metadata = []byte("{}")

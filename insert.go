@@ -1,0 +1,128 @@
+package rebound
+
+import (
+	"context"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/jobs"
+	"github.com/rebound-queue/rebound/retrypolicy"
+)
+
+// Insert inserts one job through the pod's River client, with rebound's
+// insert-time rules (see [Pod.InsertManyTx]). opts may be nil. The job is
+// worked once the insert commits; for a job that must exist only if your
+// own writes commit, use [Pod.InsertTx].
+func (p *Pod) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return p.client.Insert(ctx, args, opts)
+}
+
+// InsertTx inserts one job inside tx, your own transaction, with rebound's
+// insert-time rules (see [Pod.InsertManyTx]): the job exists, and is worked,
+// only if tx commits; a rollback leaves nothing behind. opts may be nil.
+func (p *Pod) InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+	return p.client.InsertTx(ctx, tx, args, opts)
+}
+
+// InsertMany inserts jobs in one statement, all or none, with rebound's
+// insert-time rules (see [Pod.InsertManyTx]).
+func (p *Pod) InsertMany(ctx context.Context, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	return p.client.InsertMany(ctx, params)
+}
+
+// InsertManyTx inserts jobs inside tx, your own transaction. Every insert
+// through the pod's client ([Pod.Client] included) follows rebound's rules:
+//
+//   - The kind must have a worker in this pod (River's rule; River's
+//     *UnknownJobKindError otherwise).
+//   - The args and metadata must be storable: valid UTF-8 and no NUL
+//     character (PostgreSQL's jsonb refuses "\u0000"); an error wrapping
+//     jobs.ErrInvalidArgs says which, and nothing is inserted.
+//   - The job's operation key is stamped into its metadata
+//     (metadata.operation_key) unless the metadata holds one: see
+//     [OperationKeyer] for the rule. A key the circuit breaker cannot hold
+//     (blank, control characters) is refused the same way.
+//   - Max attempts: InsertOpts.MaxAttempts, else the args' InsertOpts,
+//     else the kind's retry policy's MaxAttempts (not River's 25); and never
+//     more than the policy's MaxAttempts, to which a higher value is
+//     lowered: the attempt recorder would end the job there anyway, and
+//     River's max_attempts then says so.
+//
+// Your own insert middleware (Config.Middleware) runs after these rules.
+func (p *Pod) InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error) {
+	return p.client.InsertManyTx(ctx, tx, params)
+}
+
+// insertRules is the pod's River job insert middleware: it applies the
+// rules of [Pod.InsertManyTx] to every job its client inserts.
+type insertRules struct {
+	river.MiddlewareDefaults
+	keys     *operationKeys
+	policies *retrypolicy.Policies
+}
+
+// unsetMaxAttempts is the River client's default max attempts: a job that
+// arrives with it asked for none, and gets its kind's policy's. A job that
+// asks for exactly this many is lowered to the policy's too, which the
+// ceiling would do anyway (no policy allows more).
+const unsetMaxAttempts = retrypolicy.MaxMaxAttempts
+
+// InsertMany implements rivertype.JobInsertMiddleware.
+func (m *insertRules) InsertMany(ctx context.Context, manyParams []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
+	for _, p := range manyParams {
+		if err := checkStorable(p.Kind, "the args are", p.EncodedArgs); err != nil {
+			return nil, err
+		}
+		if err := checkStorable(p.Kind, "the metadata is", p.Metadata); err != nil {
+			return nil, err
+		}
+		key := gjson.GetBytes(p.Metadata, jobs.MetadataOperationKey)
+		if !key.Exists() {
+			k := m.keys.atInsert(p)
+			if err := breaker.ValidateKey(k); err != nil {
+				return nil, fmt.Errorf("%s job: %w: operation key %q: %v", p.Kind, jobs.ErrInvalidArgs, k, err)
+			}
+			metadata := p.Metadata
+			if len(metadata) == 0 {
+				metadata = []byte("{}")
+			}
+			stamped, err := sjson.SetBytes(metadata, jobs.MetadataOperationKey, k)
+			if err != nil {
+				return nil, fmt.Errorf("%s job: stamp operation key into metadata: %w", p.Kind, err)
+			}
+			p.Metadata = stamped
+		} else if key.Type == gjson.String {
+			if err := breaker.ValidateKey(jobs.NormalizeOperationKey(key.Str)); err != nil {
+				return nil, fmt.Errorf("%s job: %w: metadata operation_key %q: %v", p.Kind, jobs.ErrInvalidArgs, key.Str, err)
+			}
+		}
+		p.MaxAttempts = min(p.MaxAttempts, m.policies.Lookup(p.Kind).MaxAttempts)
+	}
+	return doInner(ctx)
+}
+
+// checkStorable refuses JSON that PostgreSQL cannot store in a jsonb
+// column: invalid UTF-8, or a NUL character (the escape \u0000). what
+// names it with its verb ("the args are").
+func checkStorable(kind, what string, b []byte) error {
+	if !utf8.Valid(b) {
+		return fmt.Errorf("%s job: %w: %s not valid UTF-8", kind, jobs.ErrInvalidArgs, what)
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		if b[i+1] == 'u' && i+5 < len(b) && string(b[i+2:i+6]) == "0000" {
+			return fmt.Errorf(`%s job: %w: %s holding a NUL character (\u0000), which PostgreSQL cannot store`, kind, jobs.ErrInvalidArgs, what)
+		}
+		i++ // skip the escaped character, so `\\u0000` is text, not NUL
+	}
+	return nil
+}
