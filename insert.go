@@ -87,7 +87,7 @@ func (m *insertRules) InsertMany(ctx context.Context, manyParams []*rivertype.Jo
 		if !key.Exists() {
 			k := m.keys.atInsert(p)
 			if err := breaker.ValidateKey(k); err != nil {
-				return nil, fmt.Errorf("%s job: %w: operation key %q: %v", p.Kind, jobs.ErrInvalidArgs, k, err)
+				return nil, fmt.Errorf("%s job: %w: %v", p.Kind, jobs.ErrInvalidArgs, err)
 			}
 			metadata := p.Metadata
 			if len(metadata) == 0 {
@@ -100,7 +100,7 @@ func (m *insertRules) InsertMany(ctx context.Context, manyParams []*rivertype.Jo
 			p.Metadata = stamped
 		} else if key.Type == gjson.String {
 			if err := breaker.ValidateKey(jobs.NormalizeOperationKey(key.Str)); err != nil {
-				return nil, fmt.Errorf("%s job: %w: metadata operation_key %q: %v", p.Kind, jobs.ErrInvalidArgs, key.Str, err)
+				return nil, fmt.Errorf("%s job: %w: metadata operation_key: %v", p.Kind, jobs.ErrInvalidArgs, err)
 			}
 		}
 		p.MaxAttempts = min(p.MaxAttempts, m.policies.Lookup(p.Kind).MaxAttempts)

@@ -92,37 +92,67 @@ type Database struct {
 func New(t testing.TB) *Database {
 	t.Helper()
 	setup(t)
-	ctx := context.Background()
+	db, err := create()
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(db.drop)
+	return db
+}
 
+// ForMain creates a fresh, fully migrated database, like New, for code that
+// has no testing.TB: a TestMain that prepares a database for a package's
+// Example functions, which take no *testing.T. Call the returned drop
+// (which closes the pool and drops the database) when m.Run returns.
+func ForMain() (*Database, func(), error) {
+	setupOnce.Do(func() { setupErr = doSetup() })
+	if setupErr != nil {
+		return nil, nil, fmt.Errorf("dbtest: %w", setupErr)
+	}
+	db, err := create()
+	if err != nil {
+		return nil, nil, fmt.Errorf("dbtest: %w", err)
+	}
+	return db, db.drop, nil
+}
+
+// create clones the template into a new database. setup must have run.
+func create() (*Database, error) {
+	ctx := context.Background()
 	name := fmt.Sprintf("rebound_t_%d_%s", time.Now().Unix(), randomHex(5))
 	admin, err := pgx.Connect(ctx, baseURL)
 	if err != nil {
-		t.Fatalf("dbtest: connect to %s: %v", redactURL(baseURL), err)
+		return nil, fmt.Errorf("connect to %s: %w", redactURL(baseURL), err)
 	}
 	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize())
 	admin.Close(ctx)
 	if err != nil {
-		t.Fatalf("dbtest: create database %s: %v", name, err)
+		return nil, fmt.Errorf("create database %s: %w", name, err)
 	}
 
 	dbURL, err := cli.WithDatabase(baseURL, name)
 	if err != nil {
-		t.Fatalf("dbtest: %v", err)
+		dropDatabase(name)
+		return nil, err
 	}
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
-		t.Fatalf("dbtest: %v", err)
+		dropDatabase(name)
+		return nil, err
 	}
 	cfg.MaxConns = 10
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		t.Fatalf("dbtest: connect to %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		pool.Close()
 		dropDatabase(name)
-	})
-	return &Database{Name: name, URL: dbURL, Pool: pool}
+		return nil, fmt.Errorf("connect to %s: %w", name, err)
+	}
+	return &Database{Name: name, URL: dbURL, Pool: pool}, nil
+}
+
+// drop closes the pool and drops the database.
+func (d *Database) drop() {
+	d.Pool.Close()
+	dropDatabase(d.Name)
 }
 
 // Pool is shorthand for New(t).Pool.
