@@ -195,6 +195,17 @@ func TestHTTPRequestWorker(t *testing.T) {
 			wantStatus: 400, wantClass: retrypolicy.ClassBadRequest,
 		},
 		{
+			name: "an echoed signature, session and nested key are redacted",
+			args: func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/sig"} },
+			respond: func(w http.ResponseWriter) {
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, `denied: X-Signature: ESECRET3 does not match; session_id=ESECRET4; request {"body":{"nested":{"access_key":"ESECRET5"}}}`)
+			},
+			want:       seen{method: "POST", path: "/sig", idemKey: "rebound-7-hegozy2b7k", userAgent: "rebound/1"},
+			wantErr:    `HTTP 401 Unauthorized: denied: X-Signature: [REDACTED] does not match; session_id=[REDACTED]; request {"body":{"nested":{"access_key":"[REDACTED]"}}}`,
+			wantStatus: 401, wantClass: retrypolicy.ClassUnauthorized,
+		},
+		{
 			name: "404 body cut at the limit",
 			args: func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/gone"} },
 			respond: func(w http.ResponseWriter) {

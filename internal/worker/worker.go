@@ -24,6 +24,7 @@ import (
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/httpserver"
+	"github.com/rebound-queue/rebound/internal/redact"
 	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/migrations"
 	"github.com/rebound-queue/rebound/monitor"
@@ -96,7 +97,10 @@ type Config struct {
 	// HTTPClient sends http_request jobs' requests. nil means
 	// jobs.NewHTTPClient().
 	HTTPClient *http.Client
-	// Logger receives everything the pod logs. nil discards.
+	// Logger receives everything the pod logs (River's lines too), with
+	// secrets hidden by redact.NewHandler: the message, string and error
+	// attributes through the text rules, attributes with secret names
+	// replaced. nil discards.
 	Logger *slog.Logger
 	// ID names this pod in River (leader election, logs). "" lets River
 	// choose one.
@@ -132,6 +136,8 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
+	} else {
+		out.Logger = slog.New(redact.NewHandler(out.Logger.Handler()))
 	}
 	return out
 }
@@ -272,7 +278,7 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	breakerAPI := adminauth.Require(c.AdminToken, breaker.NewAdminHandler(br.Store()), nil)
+	breakerAPI := adminauth.Require(c.AdminToken, breaker.NewAdminHandler(br.Store(), &breaker.AdminOpts{RedactError: redact.Text}), nil)
 	srv.Handle(breaker.AdminPrefix, breakerAPI)
 	srv.Handle(breaker.AdminPrefix+"/", breakerAPI)
 	// Any other admin path: the same token check, then a JSON 404.
