@@ -255,12 +255,16 @@ type HTTPRequestWorker struct {
 // NewHTTPClient returns the client http_request workers use by default: no
 // overall timeout (each job's timeout_seconds bounds its request through
 // the context), keep-alive connections shared by all jobs (up to 64 idle
-// per host), at most 10 redirects.
+// per host), at most [MaxHTTPRedirects] redirects, to http and https URLs
+// only ([CheckRedirect]), the proxy from the environment (HTTPS_PROXY,
+// HTTP_PROXY, NO_PROXY) with a refused CONNECT reported as a
+// [*ProxyConnectError].
 func NewHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: t}
+	t.OnProxyConnectResponse = proxyConnectResponse
+	return &http.Client{Transport: t, CheckRedirect: CheckRedirect}
 }
 
 // Timeout makes River's job timeout follow the args' timeout_seconds.
@@ -269,11 +273,19 @@ func (w *HTTPRequestWorker) Timeout(job *river.Job[HTTPRequestArgs]) time.Durati
 }
 
 // Work sends the request. A transport error is returned wrapped (so the
-// retry policy sees the net.Error, syscall error or context error inside);
-// a non-2xx response is an [*HTTPStatusError]. The status and latency are
-// recorded as the job's result either way.
+// retry policy sees the net.Error, syscall error, x509 error or context
+// error inside), as a [*TransportError] when net/http gives it no type the
+// retry policy reads, a [*RedirectError] or a [*ProxyConnectError]; a
+// non-2xx response is an [*HTTPStatusError] (an error reading its body is
+// ignored: the status decides). Args that do not validate (a job inserted
+// past enqueue's checks) end the job at once as class bad_request. The
+// status and latency are recorded as the job's result when a response
+// arrives.
 func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequestArgs]) error {
 	a := job.Args
+	if err := a.Validate(); err != nil {
+		return errInvalidArgs(err)
+	}
 	method := a.MethodOrDefault()
 	var body io.Reader
 	if len(a.Body) > 0 && !bytes.Equal(bytes.TrimSpace(a.Body), []byte("null")) {
@@ -303,6 +315,12 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 	client := w.Client
 	if client == nil {
 		client = defaultHTTPClient
+	} else if client.CheckRedirect == nil {
+		// net/http's default policy reports a redirect loop by message
+		// alone; use ours, which gives it a type.
+		c := *client
+		c.CheckRedirect = CheckRedirect
+		client = &c
 	}
 	start := time.Now()
 	resp, err := client.Do(req)
@@ -317,15 +335,7 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 			}
 			return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
 		}
-		err = fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
-		if retrypolicy.Classify(err) == retrypolicy.ClassUnknown {
-			// With the context alive, anything the transport returns is a
-			// failure of the connection: a server (or a proxy whose backend
-			// died) closing it without an answer comes back as a bare
-			// io.EOF, which on its own says nothing. Here it is network.
-			return retrypolicy.Retryable(err, retrypolicy.ClassNetwork)
-		}
-		return err
+		return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), classifyTransport(err))
 	}
 	latency := time.Since(start)
 	defer resp.Body.Close()
