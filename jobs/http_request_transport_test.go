@@ -33,10 +33,9 @@ import (
 )
 
 // Every transport failure an http_request job can meet, each against a real
-// server, with the class it gets (README, "What happens when a job fails";
-// docs/dead-letter-queue.md, "Failure classes of http_request"). The client
-// is NewHTTPClient's, trusting a test certificate authority, so each TLS
-// failure is the one defect its server has.
+// server, with the class it gets (the table in docs/failure-classes.md). The
+// client is NewHTTPClient's, trusting a test certificate authority, so each
+// TLS failure is the one defect its server has.
 func TestHTTPRequestTransportErrorClasses(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
