@@ -111,6 +111,30 @@ var httpMethods = map[string]bool{
 // Validate reports the first problem with the args, naming the field, as an
 // error wrapping [ErrInvalidArgs]; nil when they can be delivered.
 func (a HTTPRequestArgs) Validate() error {
+	if err := a.validateRequest(); err != nil {
+		return err
+	}
+	if a.OperationKey != "" {
+		if n := utf8.RuneCountInString(a.OperationKey); n > MaxOperationKeyLength {
+			return fmt.Errorf("%w: operation_key must be at most %d characters (got %d)", ErrInvalidArgs, MaxOperationKeyLength, n)
+		}
+		// The circuit breaker's rule: not blank, no control characters.
+		if err := breaker.ValidateKey(a.OperationKey); err != nil {
+			return fmt.Errorf("%w: operation_key: %v", ErrInvalidArgs, err)
+		}
+	}
+	if math.IsNaN(a.TimeoutSeconds) || a.TimeoutSeconds < 0 || a.TimeoutSeconds > MaxHTTPTimeoutSeconds {
+		return fmt.Errorf("%w: timeout_seconds must be between 0 (default %d) and %d, got %v",
+			ErrInvalidArgs, DefaultHTTPTimeoutSeconds, MaxHTTPTimeoutSeconds, a.TimeoutSeconds)
+	}
+	return nil
+}
+
+// validateRequest is the part of Validate about the request itself: url,
+// method, headers. (A job whose operation key or timeout another producer
+// set out of range is still delivered: the registry shortens a long key,
+// the breaker gate dead-letters an invalid one.)
+func (a HTTPRequestArgs) validateRequest() error {
 	if a.URL == "" {
 		return fmt.Errorf("%w: url is required", ErrInvalidArgs)
 	}
@@ -134,19 +158,6 @@ func (a HTTPRequestArgs) Validate() error {
 		if strings.ContainsAny(value, "\r\n\x00") {
 			return fmt.Errorf("%w: headers: the value of %q contains a line break or NUL", ErrInvalidArgs, name)
 		}
-	}
-	if a.OperationKey != "" {
-		if n := utf8.RuneCountInString(a.OperationKey); n > MaxOperationKeyLength {
-			return fmt.Errorf("%w: operation_key must be at most %d characters (got %d)", ErrInvalidArgs, MaxOperationKeyLength, n)
-		}
-		// The circuit breaker's rule: not blank, no control characters.
-		if err := breaker.ValidateKey(a.OperationKey); err != nil {
-			return fmt.Errorf("%w: operation_key: %v", ErrInvalidArgs, err)
-		}
-	}
-	if math.IsNaN(a.TimeoutSeconds) || a.TimeoutSeconds < 0 || a.TimeoutSeconds > MaxHTTPTimeoutSeconds {
-		return fmt.Errorf("%w: timeout_seconds must be between 0 (default %d) and %d, got %v",
-			ErrInvalidArgs, DefaultHTTPTimeoutSeconds, MaxHTTPTimeoutSeconds, a.TimeoutSeconds)
 	}
 	return nil
 }
@@ -243,7 +254,9 @@ func (e *HTTPStatusError) RetryAfter() time.Duration { return e.Wait }
 type HTTPRequestWorker struct {
 	river.WorkerDefaults[HTTPRequestArgs]
 
-	// Client sends the requests. nil means [NewHTTPClient]'s.
+	// Client sends the requests. nil means [NewHTTPClient]'s. A client
+	// without a CheckRedirect gets [CheckRedirect], so a redirect loop is a
+	// [*RedirectError] whatever the client.
 	Client *http.Client
 	// UserAgent is sent unless the job's headers set one. Default
 	// "rebound/1".
@@ -277,13 +290,14 @@ func (w *HTTPRequestWorker) Timeout(job *river.Job[HTTPRequestArgs]) time.Durati
 // error inside), as a [*TransportError] when net/http gives it no type the
 // retry policy reads, a [*RedirectError] or a [*ProxyConnectError]; a
 // non-2xx response is an [*HTTPStatusError] (an error reading its body is
-// ignored: the status decides). Args that do not validate (a job inserted
-// past enqueue's checks) end the job at once as class bad_request. The
+// ignored: the status decides). A url, method or headers that do not
+// validate (a job inserted past enqueue's checks) end the job at once as
+// class bad_request, without a request. The
 // status and latency are recorded as the job's result when a response
 // arrives.
 func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequestArgs]) error {
 	a := job.Args
-	if err := a.Validate(); err != nil {
+	if err := a.validateRequest(); err != nil {
 		return errInvalidArgs(err)
 	}
 	method := a.MethodOrDefault()

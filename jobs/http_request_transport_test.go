@@ -262,19 +262,28 @@ func TestHTTPRequestTransportErrorClasses(t *testing.T) {
 	}
 }
 
-// A job whose args do not validate (inserted past enqueue's checks) ends at
-// once as bad_request, without calling anything.
+// A job whose url, method or headers do not validate (inserted past
+// enqueue's checks) ends at once as bad_request, without a request; an
+// operation key longer than enqueue allows is no reason to refuse it.
 func TestHTTPRequestInvalidArgsAreBadRequest(t *testing.T) {
 	t.Parallel()
-	tests := []struct{ name, url, wantErr string }{
-		{"unsupported scheme", "ftp://files.example/x?token=secret", `invalid args: url must be absolute http or https, got "ftp://files.example/x"`},
-		{"unparsable URL", "http://[::1", "invalid args: url: missing ']' in host"},
-		{"no host", "http:///x", "invalid args: url has no host"},
+	tests := []struct {
+		name    string
+		args    jobs.HTTPRequestArgs
+		wantErr string
+	}{
+		{"unsupported scheme", jobs.HTTPRequestArgs{URL: "ftp://files.example/x?token=secret"}, `invalid args: url must be absolute http or https, got "ftp://files.example/x"`},
+		{"unparsable URL", jobs.HTTPRequestArgs{URL: "http://[::1"}, "invalid args: url: missing ']' in host"},
+		{"no host", jobs.HTTPRequestArgs{URL: "http:///x"}, "invalid args: url has no host"},
+		{"bad method", jobs.HTTPRequestArgs{URL: "http://127.0.0.1:1/x", Method: "BREW"}, `invalid args: method "BREW" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS`},
+		{"header with a line break", jobs.HTTPRequestArgs{URL: "http://127.0.0.1:1/x", Headers: map[string]string{"X-A": "a\r\nInjected: 1"}},
+			`invalid args: headers: the value of "X-A" contains a line break or NUL`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := (&jobs.HTTPRequestWorker{}).Work(t.Context(), job(jobs.HTTPRequestArgs{URL: tt.url}))
+			tt.args.OperationKey = strings.Repeat("k", 300)
+			err := (&jobs.HTTPRequestWorker{}).Work(t.Context(), job(tt.args))
 			require.EqualError(t, err, tt.wantErr)
 			require.ErrorIs(t, err, jobs.ErrInvalidArgs)
 			d := retrypolicy.Diagnose(err)
@@ -282,6 +291,10 @@ func TestHTTPRequestInvalidArgsAreBadRequest(t *testing.T) {
 			require.Equal(t, retrypolicy.OverridePermanent, d.Override)
 		})
 	}
+	// The long key alone: the request is sent.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	require.NoError(t, (&jobs.HTTPRequestWorker{}).Work(t.Context(), job(jobs.HTTPRequestArgs{URL: srv.URL, OperationKey: strings.Repeat("k", 300)})))
 }
 
 func isType[E error](err error) bool {
