@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -106,7 +107,9 @@ func proxyConnectResponse(_ context.Context, proxy *url.URL, req *http.Request, 
 //   - misconfigured — the peer does not speak the HTTP the client accepts
 //     ("malformed HTTP response", "malformed HTTP status code", "malformed
 //     HTTP version", a *textproto.ProtocolError: the URL's port serves
-//     another protocol); response headers over the transport's
+//     another protocol; or data sent before the request, which net/http
+//     reports as "readLoopPeekFailLocked" with no cause: a protocol whose
+//     server speaks first, such as SSH or SMTP); response headers over the transport's
 //     MaxResponseHeaderBytes ("server response headers exceeded"; 10 MiB by
 //     default); "unsupported protocol scheme"; a TLS alert from the server
 //     refusing the handshake over the client's TLS settings
@@ -192,10 +195,25 @@ func misconfiguredTransport(err error) bool {
 	return false
 }
 
+// unsolicitedData reports whether err is net/http's report of data received
+// on a connection before any request was sent on it: the error of
+// persistConn.readLoopPeekFailLocked wrapping no cause.
+func unsolicitedData(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if strings.HasPrefix(err.Error(), "readLoopPeekFailLocked: ") && errors.Unwrap(err) == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // classifyTransport gives a type to the transport errors the retry policy
 // cannot read (see TransportError) and returns the others as they are.
 func classifyTransport(err error) error {
 	switch {
+	case unsolicitedData(err):
+		return &TransportError{Class: retrypolicy.ClassMisconfigured,
+			Err: fmt.Errorf("the server sent data before the request (a protocol other than HTTP?): %w", err)}
 	case misconfiguredTransport(err):
 		return &TransportError{Class: retrypolicy.ClassMisconfigured, Err: err}
 	case retrypolicy.Classify(err) == retrypolicy.ClassUnknown:

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"strings"
@@ -56,27 +57,25 @@ func TestHTTPRequestTransportErrorClasses(t *testing.T) {
 	plain := httptest.NewServer(http.HandlerFunc(hello))
 	t.Cleanup(plain.Close)
 
-	var loopCalls atomic.Int64
-	t.Cleanup(func() {
-		// Each loop was followed as far as net/http's own limit: the
-		// request and 9 redirects, the 10th refused.
-		if got, want := loopCalls.Load(), int64(2*jobs.MaxHTTPRedirects); got != want {
-			t.Errorf("the redirect loop was called %d times, want %d", got, want)
-		}
-	})
+	loops := map[string]*atomic.Int64{"/loop/0": new(atomic.Int64), "/loop/1": new(atomic.Int64)} // requests seen
 	redirects := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n, ok := loops[r.URL.Path]; ok {
+			n.Add(1)
+			http.Redirect(w, r, r.URL.Path, http.StatusFound)
+			return
+		}
 		switch r.URL.Path {
-		case "/loop":
-			loopCalls.Add(1)
-			http.Redirect(w, r, "/loop", http.StatusFound)
 		case "/ftp":
 			http.Redirect(w, r, "ftp://files.example/x?token=secret", http.StatusFound)
+		case "/nowhere":
+			w.WriteHeader(http.StatusFound) // no Location: not followed
 		}
 	}))
 	t.Cleanup(redirects.Close)
 
 	garbage := rawServer(t, func(c net.Conn) { readRequest(c); _, _ = io.WriteString(c, "HELLO\r\n") })
 	sshBanner := rawServer(t, func(c net.Conn) { _, _ = io.WriteString(c, "SSH-2.0-OpenSSH_9.6 Ubuntu-3\r\n"); readRequest(c) })
+	bannerAfterRequest := rawServer(t, func(c net.Conn) { readRequest(c); _, _ = io.WriteString(c, "SSH-2.0-OpenSSH_9.6 Ubuntu-3\r\n") })
 	badHeaderLine := rawServer(t, func(c net.Conn) {
 		readRequest(c)
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nthis line has no colon\r\n\r\n")
@@ -117,6 +116,7 @@ func TestHTTPRequestTransportErrorClasses(t *testing.T) {
 		require.NoError(t, err)
 		return func(tr *http.Transport) { tr.Proxy = http.ProxyURL(u) }
 	}
+	waitAfterConnect := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { time.Sleep(100 * time.Millisecond) }}
 	resolveWith := func(dnsAddr string) func(*http.Transport) {
 		return func(tr *http.Transport) {
 			d := &net.Dialer{Resolver: &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -133,6 +133,9 @@ func TestHTTPRequestTransportErrorClasses(t *testing.T) {
 		bareClient bool                  // an http.Client without CheckRedirect
 		ctxFor     time.Duration         // the job's deadline; 0: none
 		wantErr    string                // "" means success
+		trace      *httptrace.ClientTrace
+		wantCalls  *atomic.Int64 // requests the server saw, if counted
+		calls      int64
 		wantClass  retrypolicy.Class
 		wantAs     func(error) bool // the typed error in the chain, if any
 	}{
@@ -163,7 +166,13 @@ func TestHTTPRequestTransportErrorClasses(t *testing.T) {
 		// What the server answers is not HTTP the client accepts: misconfigured.
 		{name: "garbage instead of HTTP", url: "http://" + garbage, wantErr: `malformed HTTP response "HELLO"`,
 			wantClass: retrypolicy.ClassMisconfigured, wantAs: isType[*jobs.TransportError]},
-		{name: "another protocol's banner", url: "http://" + sshBanner, wantErr: `malformed HTTP status code "Ubuntu-3"`,
+		{name: "another protocol's answer", url: "http://" + bannerAfterRequest, wantErr: `malformed HTTP status code "Ubuntu-3"`,
+			wantClass: retrypolicy.ClassMisconfigured, wantAs: isType[*jobs.TransportError]},
+		// Whether net/http reads a banner before it sends the request
+		// (unsolicited data) or after (a malformed answer, as above) is a
+		// race; here the request waits for the banner.
+		{name: "a server that speaks first", url: "http://" + sshBanner, trace: waitAfterConnect,
+			wantErr:   "the server sent data before the request (a protocol other than HTTP?): readLoopPeekFailLocked",
 			wantClass: retrypolicy.ClassMisconfigured, wantAs: isType[*jobs.TransportError]},
 		{name: "malformed header line", url: "http://" + badHeaderLine, wantErr: `malformed MIME header: missing colon: "this line has no colon"`,
 			wantClass: retrypolicy.ClassMisconfigured, wantAs: isType[textproto.ProtocolError]},
@@ -174,13 +183,20 @@ func TestHTTPRequestTransportErrorClasses(t *testing.T) {
 			wantClass: retrypolicy.ClassMisconfigured, wantAs: isType[*jobs.TransportError]},
 
 		// Redirects: misconfigured.
-		{name: "redirect loop", url: redirects.URL + "/loop", wantErr: "stopped after 10 redirects (a redirect loop?), the last to " + redirects.URL + "/loop",
+		{name: "redirect loop", url: redirects.URL + "/loop/0", wantErr: "stopped after 10 redirects (a redirect loop?), the last to " + redirects.URL + "/loop/0",
+			// Followed as far as net/http's own limit: the request and 9
+			// redirects, the 10th refused.
+			wantCalls: loops["/loop/0"], calls: jobs.MaxHTTPRedirects,
 			wantClass: retrypolicy.ClassMisconfigured, wantAs: isType[*jobs.RedirectError]},
-		{name: "redirect loop with a client of its own", url: redirects.URL + "/loop", bareClient: true,
-			wantErr:   "stopped after 10 redirects (a redirect loop?), the last to " + redirects.URL + "/loop",
+		{name: "redirect loop with a client of its own", url: redirects.URL + "/loop/1", bareClient: true,
+			wantErr:   "stopped after 10 redirects (a redirect loop?), the last to " + redirects.URL + "/loop/1",
+			wantCalls: loops["/loop/1"], calls: jobs.MaxHTTPRedirects,
 			wantClass: retrypolicy.ClassMisconfigured, wantAs: isType[*jobs.RedirectError]},
 		{name: "redirect to an unsupported scheme", url: redirects.URL + "/ftp", wantErr: `redirected to ftp://files.example/x, whose scheme "ftp" is not http or https`,
 			wantClass: retrypolicy.ClassMisconfigured, wantAs: isType[*jobs.RedirectError]},
+
+		{name: "redirect without a Location", url: redirects.URL + "/nowhere", wantErr: "HTTP 302 Found",
+			wantClass: retrypolicy.ClassUnknown, wantAs: isType[*jobs.HTTPStatusError]},
 
 		// The connection or the name service failed: network, timeout.
 		{name: "connection refused", url: "http://" + closed, wantErr: "connect: connection refused",
@@ -239,6 +255,9 @@ func TestHTTPRequestTransportErrorClasses(t *testing.T) {
 				client = &http.Client{Transport: tr}
 			}
 			ctx := t.Context()
+			if tt.trace != nil {
+				ctx = httptrace.WithClientTrace(ctx, tt.trace)
+			}
 			if tt.ctxFor > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, tt.ctxFor)
@@ -257,6 +276,9 @@ func TestHTTPRequestTransportErrorClasses(t *testing.T) {
 			require.Equal(t, retrypolicy.OverrideNone, d.Override, "the policy decides, not a marker")
 			if tt.wantAs != nil {
 				require.True(t, tt.wantAs(err), "%T in the chain of %v", err, err)
+			}
+			if tt.wantCalls != nil {
+				require.Equal(t, tt.calls, tt.wantCalls.Load())
 			}
 		})
 	}
