@@ -99,27 +99,27 @@ func proxyConnectResponse(_ context.Context, proxy *url.URL, req *http.Request, 
 }
 
 // TransportError is a failure of an http_request job's request, before any
-// response, that net/http reports without a type the retry policy can read.
-// Class says how rebound reads it; Error and Unwrap are Err's, so errors.Is
-// and errors.As see through it. The cases, from net/http and crypto/tls as
-// of Go 1.26 (the job's tests pin each against a real server):
+// usable response, that net/http reports without a type the retry policy can
+// read. Class says how rebound reads it; Error and Unwrap are Err's, so
+// errors.Is and errors.As see through it. The cases, from net/http and
+// crypto/tls as of Go 1.26 (the job's tests pin each against a real server):
 //
-//   - misconfigured — the peer does not speak the HTTP the client accepts
-//     ("malformed HTTP response", "malformed HTTP status code", "malformed
-//     HTTP version", a *textproto.ProtocolError: the URL's port serves
-//     another protocol; or data sent before the request, which net/http
-//     reports as "readLoopPeekFailLocked" with no cause: a protocol whose
-//     server speaks first, such as SSH or SMTP); response headers over the transport's
-//     MaxResponseHeaderBytes ("server response headers exceeded"; 10 MiB by
-//     default); "unsupported protocol scheme"; a TLS alert from the server
-//     refusing the handshake over the client's TLS settings
-//     (handshake_failure, bad_certificate, unsupported_certificate,
+//   - misconfigured — the peer does not speak the HTTP the client accepts:
+//     "malformed HTTP response", "malformed HTTP status code", "malformed
+//     HTTP version", a textproto.ProtocolError (the URL's port serves
+//     another protocol), or data sent before the request, which net/http
+//     reports as "readLoopPeekFailLocked" with no cause (a protocol whose
+//     server speaks first, such as SSH or SMTP); response headers over the
+//     transport's MaxResponseHeaderBytes ("server response headers
+//     exceeded"; 10 MiB by default); "unsupported protocol scheme"; a TLS
+//     alert from the server refusing the handshake over the client's TLS
+//     settings (handshake_failure, bad_certificate, unsupported_certificate,
 //     certificate_revoked, certificate_expired, certificate_unknown,
 //     unknown_ca, access_denied, protocol_version, insufficient_security,
 //     unrecognized_name, certificate_required, no_application_protocol).
 //   - network — anything else the transport returns while the job's context
-//     is alive, such as a bare io.EOF (a server or proxy closing the
-//     connection without an answer).
+//     is alive that the retry policy does not recognise, such as a bare
+//     io.EOF (a server or proxy closing the connection without an answer).
 type TransportError struct {
 	// Class is the failure's class: misconfigured or network.
 	Class retrypolicy.Class
