@@ -95,7 +95,8 @@ type Config struct {
 	// Registry holds the job kinds worked. nil means jobs.Builtin().
 	Registry *jobs.Registry
 	// HTTPClient sends http_request jobs' requests. nil means
-	// jobs.NewHTTPClient().
+	// jobs.NewHTTPClient(). A client without a CheckRedirect gets
+	// jobs.CheckRedirect (a redirect loop is class misconfigured).
 	HTTPClient *http.Client
 	// Logger receives everything the pod logs (River's lines too), with
 	// secrets hidden by redact.NewHandler: the message, string and error
