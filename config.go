@@ -18,6 +18,7 @@ import (
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/adminauth"
+	"github.com/rebound-queue/rebound/internal/redact"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -182,8 +183,11 @@ type Config struct {
 	// looks local: set a token.
 	AdminToken string
 
-	// Logger receives what the pod logs: starts and stops, breaker
-	// transitions, dead-letter reconciliation, warnings. nil discards.
+	// Logger receives what the pod logs (River's lines too): starts and
+	// stops, breaker transitions, dead-letter reconciliation, warnings, with
+	// secrets hidden by redact.NewHandler (the message, string and error
+	// attributes through the text rules, attributes with secret names
+	// replaced). nil discards.
 	Logger *slog.Logger
 
 	// ID names this pod's River client (leader election, attempted_by). ""
@@ -261,6 +265,8 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
+	} else {
+		out.Logger = slog.New(redact.NewHandler(out.Logger.Handler()))
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/adminauth"
+	"github.com/rebound-queue/rebound/internal/redact"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -96,7 +97,7 @@ func (f *breakerFeature) setup(a *assembly) error {
 }
 
 func (f *breakerFeature) mount(p *Pod, _ *assembly) error {
-	api := adminauth.Require(p.config.AdminToken, breaker.NewAdminHandler(f.breaker.Store()), nil)
+	api := adminauth.Require(p.config.AdminToken, breaker.NewAdminHandler(f.breaker.Store(), &breaker.AdminOpts{RedactError: redact.Text}), nil)
 	p.http.Handle(breaker.AdminPrefix, api)
 	p.http.Handle(breaker.AdminPrefix+"/", api)
 	return nil

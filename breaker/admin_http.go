@@ -28,8 +28,21 @@ type AdminRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// AdminOpts are NewAdminHandler's optional settings. nil means the zero
+// AdminOpts.
+type AdminOpts struct {
+	// RedactError rewrites each answered row's LastError (the last
+	// failure's error text, which may echo a secret an upstream sent back)
+	// for display; the stored row keeps the original. rebound's worker
+	// passes its redaction (internal/redact's Text: secret headers,
+	// name=value pairs, Bearer credentials, ...). nil answers the stored
+	// text as it is.
+	RedactError func(string) string
+}
+
 // NewAdminHandler serves the breakers' admin API over store (mount it at
-// AdminPrefix and AdminPrefix+"/"; authentication is the server's job):
+// AdminPrefix and AdminPrefix+"/"; authentication is the server's job);
+// every row it answers shows its LastError through opts.RedactError:
 //
 //	GET  /api/admin/breakers              every row, ordered by key (JSON array of Row)
 //	GET  /api/admin/breakers/{key}        one row; 404 when the key has no row
@@ -41,7 +54,19 @@ type AdminRequest struct {
 // characters) is refused with 400. Errors are {"error": "..."} with 400 (bad
 // input, naming it), 404 (unknown key or route) or 500; bad input changes
 // nothing.
-func NewAdminHandler(store *Store) http.Handler {
+func NewAdminHandler(store *Store, opts *AdminOpts) http.Handler {
+	var o AdminOpts
+	if opts != nil {
+		o = *opts
+	}
+	show := func(r *Row) *Row {
+		if o.RedactError == nil || r == nil || r.LastError == "" {
+			return r
+		}
+		c := *r
+		c.LastError = o.RedactError(r.LastError)
+		return &c
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+AdminPrefix, func(w http.ResponseWriter, r *http.Request) {
 		rows, err := store.List(r.Context())
@@ -49,10 +74,11 @@ func NewAdminHandler(store *Store) http.Handler {
 			writeError(w, http.StatusInternalServerError, "list breakers: "+err.Error())
 			return
 		}
-		if rows == nil {
-			rows = []*Row{}
+		shown := make([]*Row, len(rows))
+		for i, r := range rows {
+			shown[i] = show(r)
 		}
-		writeJSON(w, http.StatusOK, rows)
+		writeJSON(w, http.StatusOK, shown)
 	})
 	mux.HandleFunc("GET "+AdminPrefix+"/{key}", func(w http.ResponseWriter, r *http.Request) {
 		key, ok := pathKey(w, r)
@@ -63,7 +89,7 @@ func NewAdminHandler(store *Store) http.Handler {
 		if writeStoreError(w, key, err) {
 			return
 		}
-		writeJSON(w, http.StatusOK, row)
+		writeJSON(w, http.StatusOK, show(row))
 	})
 	mux.HandleFunc("POST "+AdminPrefix+"/{key}/reset", func(w http.ResponseWriter, r *http.Request) {
 		key, ok := pathKey(w, r)
@@ -86,7 +112,7 @@ func NewAdminHandler(store *Store) http.Handler {
 		if writeStoreError(w, key, err) {
 			return
 		}
-		writeJSON(w, http.StatusOK, row)
+		writeJSON(w, http.StatusOK, show(row))
 	})
 	mux.HandleFunc("POST "+AdminPrefix+"/{key}/open", func(w http.ResponseWriter, r *http.Request) {
 		key, ok := pathKey(w, r)
@@ -114,7 +140,7 @@ func NewAdminHandler(store *Store) http.Handler {
 		if writeStoreError(w, key, err) {
 			return
 		}
-		writeJSON(w, http.StatusOK, row)
+		writeJSON(w, http.StatusOK, show(row))
 	})
 	mux.HandleFunc(AdminPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such breaker route: "+r.Method+" "+r.URL.Path)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/internal/redact"
 )
 
 func TestAdminHTTP(t *testing.T) {
@@ -22,7 +23,7 @@ func TestAdminHTTP(t *testing.T) {
 	store := NewStore(db.Pool)
 	require.NoError(t, store.ensureRow(ctx, "api.example.com"))
 	mux := http.NewServeMux()
-	h := NewAdminHandler(store)
+	h := NewAdminHandler(store, nil)
 	mux.Handle(AdminPrefix, h)
 	mux.Handle(AdminPrefix+"/", h)
 	srv := httptest.NewServer(mux)
@@ -121,4 +122,60 @@ func TestAdminHTTP(t *testing.T) {
 	require.Equal(t, StateClosed, got.State)
 	require.Equal(t, "admin-api", got.ChangedBy)
 	require.Equal(t, int64(3), got.Generation)
+}
+
+// Every row the admin API answers (list, get, reset, open) shows its last
+// error through AdminOpts.RedactError; the stored row keeps the original,
+// and without the option the stored text is answered.
+func TestAdminHTTPRedactsLastError(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	store := NewStore(db.Pool)
+	const stored = "POST https://api.example.com/hook: HTTP 503: rejected X-Signature: SIGSECRET; session_id=SESSSECRET"
+	const shown = "POST https://api.example.com/hook: HTTP 503: rejected X-Signature: [REDACTED]; session_id=[REDACTED]"
+	require.NoError(t, store.ensureRow(ctx, "api.example.com"))
+	_, err := db.Pool.Exec(ctx, `UPDATE circuit_breaker_state SET last_error = $1, last_failure_at = now()`, stored)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name string
+		opts *AdminOpts
+		want string
+	}{
+		{"with the worker's redaction", &AdminOpts{RedactError: redact.Text}, shown},
+		{"without", nil, stored},
+	}
+	for _, tt := range tests {
+		// One after the other: both open and reset the same row.
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(NewAdminHandler(store, tt.opts))
+			t.Cleanup(srv.Close)
+			for _, call := range []struct{ method, path, body string }{
+				{"GET", "/api/admin/breakers/api.example.com", ""},
+				{"POST", "/api/admin/breakers/api.example.com/open", `{"for": "1m"}`},
+				{"POST", "/api/admin/breakers/api.example.com/reset", `{}`},
+			} {
+				req, err := http.NewRequest(call.method, srv.URL+call.path, strings.NewReader(call.body))
+				require.NoError(t, err)
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				var row Row
+				require.NoError(t, json.NewDecoder(resp.Body).Decode(&row))
+				resp.Body.Close()
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				require.Equal(t, tt.want, row.LastError, call.path)
+			}
+			resp, err := http.Get(srv.URL + "/api/admin/breakers")
+			require.NoError(t, err)
+			var rows []Row
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&rows))
+			resp.Body.Close()
+			require.Len(t, rows, 1)
+			require.Equal(t, tt.want, rows[0].LastError)
+		})
+	}
+	row, err := store.Get(ctx, "api.example.com")
+	require.NoError(t, err)
+	require.Equal(t, stored, row.LastError, "the stored row keeps the original")
 }

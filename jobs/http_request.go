@@ -120,6 +120,30 @@ var httpMethods = map[string]bool{
 // Validate reports the first problem with the args, naming the field, as an
 // error wrapping [ErrInvalidArgs]; nil when they can be delivered.
 func (a HTTPRequestArgs) Validate() error {
+	if err := a.validateRequest(); err != nil {
+		return err
+	}
+	if a.ExplicitOperationKey != "" {
+		if n := utf8.RuneCountInString(a.ExplicitOperationKey); n > MaxOperationKeyLength {
+			return fmt.Errorf("%w: operation_key must be at most %d characters (got %d)", ErrInvalidArgs, MaxOperationKeyLength, n)
+		}
+		// The circuit breaker's rule: not blank, no control characters.
+		if err := breaker.ValidateKey(a.ExplicitOperationKey); err != nil {
+			return fmt.Errorf("%w: operation_key: %v", ErrInvalidArgs, err)
+		}
+	}
+	if math.IsNaN(a.TimeoutSeconds) || a.TimeoutSeconds < 0 || a.TimeoutSeconds > MaxHTTPTimeoutSeconds {
+		return fmt.Errorf("%w: timeout_seconds must be between 0 (default %d) and %d, got %v",
+			ErrInvalidArgs, DefaultHTTPTimeoutSeconds, MaxHTTPTimeoutSeconds, a.TimeoutSeconds)
+	}
+	return nil
+}
+
+// validateRequest is the part of Validate about the request itself: url,
+// method, headers. (A job whose operation key or timeout another producer
+// set out of range is still delivered: the registry shortens a long key,
+// the breaker gate dead-letters an invalid one.)
+func (a HTTPRequestArgs) validateRequest() error {
 	if a.URL == "" {
 		return fmt.Errorf("%w: url is required", ErrInvalidArgs)
 	}
@@ -143,19 +167,6 @@ func (a HTTPRequestArgs) Validate() error {
 		if strings.ContainsAny(value, "\r\n\x00") {
 			return fmt.Errorf("%w: headers: the value of %q contains a line break or NUL", ErrInvalidArgs, name)
 		}
-	}
-	if a.ExplicitOperationKey != "" {
-		if n := utf8.RuneCountInString(a.ExplicitOperationKey); n > MaxOperationKeyLength {
-			return fmt.Errorf("%w: operation_key must be at most %d characters (got %d)", ErrInvalidArgs, MaxOperationKeyLength, n)
-		}
-		// The circuit breaker's rule: not blank, no control characters.
-		if err := breaker.ValidateKey(a.ExplicitOperationKey); err != nil {
-			return fmt.Errorf("%w: operation_key: %v", ErrInvalidArgs, err)
-		}
-	}
-	if math.IsNaN(a.TimeoutSeconds) || a.TimeoutSeconds < 0 || a.TimeoutSeconds > MaxHTTPTimeoutSeconds {
-		return fmt.Errorf("%w: timeout_seconds must be between 0 (default %d) and %d, got %v",
-			ErrInvalidArgs, DefaultHTTPTimeoutSeconds, MaxHTTPTimeoutSeconds, a.TimeoutSeconds)
 	}
 	return nil
 }
@@ -243,7 +254,9 @@ func (e *HTTPStatusError) RetryAfter() time.Duration { return e.Wait }
 type HTTPRequestWorker struct {
 	river.WorkerDefaults[HTTPRequestArgs]
 
-	// Client sends the requests. nil means [NewHTTPClient]'s.
+	// Client sends the requests. nil means [NewHTTPClient]'s. A client
+	// without a CheckRedirect gets [CheckRedirect], so a redirect loop is a
+	// [*RedirectError] whatever the client.
 	Client *http.Client
 	// UserAgent is sent unless the job's headers set one. Default
 	// "rebound/1".
@@ -255,12 +268,16 @@ type HTTPRequestWorker struct {
 // NewHTTPClient returns the client http_request workers use by default: no
 // overall timeout (each job's timeout_seconds bounds its request through
 // the context), keep-alive connections shared by all jobs (up to 64 idle
-// per host), at most 10 redirects.
+// per host), at most [MaxHTTPRedirects] redirects, to http and https URLs
+// only ([CheckRedirect]), the proxy from the environment (HTTPS_PROXY,
+// HTTP_PROXY, NO_PROXY) with a refused CONNECT reported as a
+// [*ProxyConnectError].
 func NewHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: t}
+	t.OnProxyConnectResponse = proxyConnectResponse
+	return &http.Client{Transport: t, CheckRedirect: CheckRedirect}
 }
 
 // Timeout makes River's job timeout follow the args' timeout_seconds.
@@ -269,11 +286,20 @@ func (w *HTTPRequestWorker) Timeout(job *river.Job[HTTPRequestArgs]) time.Durati
 }
 
 // Work sends the request. A transport error is returned wrapped (so the
-// retry policy sees the net.Error, syscall error or context error inside);
-// a non-2xx response is an [*HTTPStatusError]. The status and latency are
-// recorded as the job's result either way.
+// retry policy sees the net.Error, syscall error, x509 error or context
+// error inside), as a [*TransportError] when net/http gives it no type the
+// retry policy reads, a [*RedirectError] or a [*ProxyConnectError]; a
+// non-2xx response is an [*HTTPStatusError] (an error reading its body is
+// ignored: the status decides). A url, method or headers that do not
+// validate (a job inserted past enqueue's checks) end the job at once as
+// class bad_request, without a request. The
+// status and latency are recorded as the job's result when a response
+// arrives.
 func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequestArgs]) error {
 	a := job.Args
+	if err := a.validateRequest(); err != nil {
+		return errInvalidArgs(err)
+	}
 	method := a.MethodOrDefault()
 	var body io.Reader
 	if len(a.Body) > 0 && !bytes.Equal(bytes.TrimSpace(a.Body), []byte("null")) {
@@ -303,6 +329,12 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 	client := w.Client
 	if client == nil {
 		client = defaultHTTPClient
+	} else if client.CheckRedirect == nil {
+		// net/http's default policy reports a redirect loop by message
+		// alone; use ours, which gives it a type.
+		c := *client
+		c.CheckRedirect = CheckRedirect
+		client = &c
 	}
 	start := time.Now()
 	resp, err := client.Do(req)
@@ -317,15 +349,7 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 			}
 			return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
 		}
-		err = fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
-		if retrypolicy.Classify(err) == retrypolicy.ClassUnknown {
-			// With the context alive, anything the transport returns is a
-			// failure of the connection: a server (or a proxy whose backend
-			// died) closing it without an answer comes back as a bare
-			// io.EOF, which on its own says nothing. Here it is network.
-			return retrypolicy.Retryable(err, retrypolicy.ClassNetwork)
-		}
-		return err
+		return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), classifyTransport(err))
 	}
 	latency := time.Since(start)
 	defer resp.Body.Close()

@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -195,6 +193,17 @@ func TestHTTPRequestWorker(t *testing.T) {
 			wantStatus: 400, wantClass: retrypolicy.ClassBadRequest,
 		},
 		{
+			name: "an echoed signature, session and nested key are redacted",
+			args: func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/sig"} },
+			respond: func(w http.ResponseWriter) {
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, `denied: X-Signature: ESECRET3 does not match; session_id=ESECRET4; request {"body":{"nested":{"access_key":"ESECRET5"}}}`)
+			},
+			want:       seen{method: "POST", path: "/sig", idemKey: "rebound-7-hegozy2b7k", userAgent: "rebound/1"},
+			wantErr:    `HTTP 401 Unauthorized: denied: X-Signature: [REDACTED] does not match; session_id=[REDACTED]; request {"body":{"nested":{"access_key":"[REDACTED]"}}}`,
+			wantStatus: 401, wantClass: retrypolicy.ClassUnauthorized,
+		},
+		{
 			name: "404 body cut at the limit",
 			args: func(b string) jobs.HTTPRequestArgs { return jobs.HTTPRequestArgs{URL: b + "/gone"} },
 			respond: func(w http.ResponseWriter) {
@@ -235,53 +244,19 @@ func TestHTTPRequestWorker(t *testing.T) {
 	}
 }
 
-// Transport errors keep their cause for classification.
+// A shutdown is seen as one: the job's error keeps context.Canceled. (The
+// class of every other transport failure: TestHTTPRequestTransportErrorClasses.)
 func TestHTTPRequestWorkerTransportErrors(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	closed := "http://" + l.Addr().String()
-	require.NoError(t, l.Close())
-
 	w := &jobs.HTTPRequestWorker{}
-	err = w.Work(context.Background(), job(jobs.HTTPRequestArgs{URL: closed + "/x?token=secret"}))
-	require.ErrorIs(t, err, syscall.ECONNREFUSED)
-	require.Equal(t, retrypolicy.ClassNetwork, retrypolicy.Classify(err))
-	require.NotContains(t, err.Error(), "secret")
-
-	// A server that accepts the request and closes the connection without
-	// answering (a proxy whose backend died): network, not unknown.
-	hangup, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer hangup.Close()
-	go func() {
-		for {
-			c, err := hangup.Accept()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 4096)
-			_, _ = c.Read(buf)
-			c.Close()
-		}
-	}()
-	err = w.Work(context.Background(), job(jobs.HTTPRequestArgs{URL: "http://" + hangup.Addr().String() + "/x"}))
-	require.Error(t, err)
-	require.Equal(t, retrypolicy.ClassNetwork, retrypolicy.Classify(err), "%v", err)
-
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	}))
 	defer slow.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	err = w.Work(ctx, job(jobs.HTTPRequestArgs{URL: slow.URL}))
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Equal(t, retrypolicy.ClassTimeout, retrypolicy.Classify(err))
 
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err = w.Work(ctx, job(jobs.HTTPRequestArgs{URL: slow.URL}))
+	err := w.Work(ctx, job(jobs.HTTPRequestArgs{URL: slow.URL}))
 	require.True(t, errors.Is(err, context.Canceled), "shutdown keeps context.Canceled: %v", err)
 
 	// River stops a client by cancelling job contexts with its own cause,

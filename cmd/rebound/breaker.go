@@ -13,6 +13,7 @@ import (
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/internal/redact"
 )
 
 func newBreakerCmd(a *app) *cobra.Command {
@@ -30,6 +31,8 @@ without control characters.`,
 		Long: `List every breaker: key, state, failures, opened at, next probe at, last error.
 The table shortens keys longer than 48 characters and errors longer than 60
 (ending them with "…"); --json and ` + "`rebound breaker show KEY`" + ` give full values.
+Secrets in the last error (X-Api-Key: ..., token=..., Bearer ...) show as
+[REDACTED], as in every rebound display (docs/redaction.md).
 
 An open breaker whose NEXT PROBE AT has passed (database clock) shows as
 "open (probe due)" ("probe_due": true in JSON): it no longer holds calls off,
@@ -46,9 +49,11 @@ until that job comes.`,
 			if err != nil {
 				return err
 			}
-			if rows == nil {
-				rows = []*breaker.Row{}
+			shown := make([]*breaker.Row, len(rows))
+			for i, r := range rows {
+				shown[i] = redactRow(r)
 			}
+			rows = shown
 			return a.print(rows, func(w io.Writer) error {
 				if len(rows) == 0 {
 					_, err := fmt.Fprintln(w, "no circuit breaker state: every key is closed")
@@ -77,6 +82,7 @@ until that job comes.`,
 			if err != nil {
 				return breakerError(args[0], err)
 			}
+			row = redactRow(row)
 			return a.print(row, func(w io.Writer) error { return printRow(w, row) })
 		},
 	})
@@ -97,6 +103,7 @@ The change is recorded in changed_by, change_reason and changed_at.`,
 			if err != nil {
 				return breakerError(args[0], err)
 			}
+			row = redactRow(row)
 			return a.print(row, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "breaker %q closed by %s\n", row.Key, row.ChangedBy)
 				return err
@@ -132,6 +139,7 @@ the breaker probes as usual. Recorded with who and when.`,
 			if err != nil {
 				return breakerError(args[0], err)
 			}
+			row = redactRow(row)
 			return a.print(row, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "breaker %q open until %s (by %s)\n", row.Key, timeOrDash(row.NextProbeAt), row.ChangedBy)
 				return err
@@ -150,6 +158,15 @@ const (
 	keyCellWidth   = 48
 	errorCellWidth = 60
 )
+
+// redactRow returns a copy of r for display, its last error through
+// redact.Text (an upstream's error text may echo a secret; the stored row
+// keeps it): every breaker command prints rows so, tables and --json alike.
+func redactRow(r *breaker.Row) *breaker.Row {
+	c := *r
+	c.LastError = redact.Text(r.LastError)
+	return &c
+}
 
 // exactlyOneKey accepts one argument that is a valid operation key
 // (breaker.ValidateKey).

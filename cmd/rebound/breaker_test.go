@@ -156,3 +156,37 @@ func TestBreakerListShowsProbeDue(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, `"probe_due": true`)
 }
+
+// Every breaker command shows the last error redacted, in tables and
+// --json alike; the stored row keeps the original.
+func TestBreakerCommandsRedactLastError(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	const stored = "rejected X-Signature: SIGSECRET; session_id=SESSSECRET"
+	const shown = "rejected X-Signature: [REDACTED]; session_id=[REDACTED]"
+	_, err := db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key, failure_count, last_error) VALUES ('api.example.com', 1, $1)`, stored)
+	require.NoError(t, err)
+
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"breaker", "list"}, "  " + shown + "\n"},
+		{[]string{"breaker", "list", "--json"}, `"last_error": "` + shown + `"`},
+		{[]string{"breaker", "show", "api.example.com"}, "last error:      " + shown + "\n"},
+		{[]string{"breaker", "show", "api.example.com", "--json"}, `"last_error": "` + shown + `"`},
+		{[]string{"breaker", "open", "api.example.com", "--for", "1m", "--json"}, `"last_error": "` + shown + `"`},
+		{[]string{"breaker", "reset", "api.example.com", "--json"}, `"last_error": "` + shown + `"`},
+	}
+	for _, tt := range tests {
+		out, errOut, code := runRebound(bin, db.URL, tt.args...)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, tt.want, tt.args)
+		require.NotContains(t, out, "SECRET", tt.args)
+	}
+	row, err := breaker.NewStore(db.Pool).Get(ctx, "api.example.com")
+	require.NoError(t, err)
+	require.Equal(t, stored, row.LastError, "the stored row keeps the original")
+}

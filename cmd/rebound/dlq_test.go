@@ -131,7 +131,7 @@ func TestDLQRetryAllTwoProcesses(t *testing.T) {
 }
 
 // allClasses is how messages list the failure classes.
-const allClasses = "rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, out_of_memory, breaker_open, cancelled"
+const allClasses = "rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled"
 
 func jsonNumber(n int64) string {
 	b, _ := json.Marshal(n)
