@@ -44,7 +44,11 @@ type assembly struct {
 	// onAttempt observers see every failed attempt the attempt recorder
 	// records (after its decision), on the job's goroutine.
 	onAttempt []func(job *rivertype.JobRow, a retrypolicy.Attempt)
-	err       error
+	// onBreakerChange observers see every change of this pod's view of a
+	// breaker (its own transitions, notifications, refreshes), on the
+	// goroutine that saw it; they must not block.
+	onBreakerChange []func(key string, from, to breaker.State)
+	err             error
 }
 
 // collect registers a collector on the pod's registerer; the first failure

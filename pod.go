@@ -123,7 +123,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 		},
 	})
 
-	br, gate, err := newBreaker(&c, reg, keys)
+	br, gate, err := newBreaker(&c, reg, keys, a)
 	if err != nil {
 		return nil, err
 	}
@@ -439,10 +439,33 @@ func (p *Pod) reportUnsaved(log *slog.Logger, done string) {
 // are what retrypolicy classifies as "downstream unhealthy", keys follow
 // the operation key rule, and a job parked longer than max_park is recorded
 // with class breaker_open and cancelled (to the DLQ).
-func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys) (*breaker.Breaker, *breaker.Gate, error) {
+func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys, a *assembly) (*breaker.Breaker, *breaker.Gate, error) {
 	bcfg := c.Breaker
 	if bcfg.Settings.IsFailure == nil {
 		bcfg.Settings.IsFailure = func(err error) bool { return retrypolicy.Classify(err).DownstreamUnhealthy() }
+	}
+	// The features' observers see every transition, after the caller's own
+	// OnStateChange.
+	observe := func(own func(key string, from, to breaker.State)) func(key string, from, to breaker.State) {
+		return func(key string, from, to breaker.State) {
+			if own != nil {
+				own(key, from, to)
+			}
+			for _, f := range a.onBreakerChange {
+				f(key, from, to)
+			}
+		}
+	}
+	bcfg.Settings.OnStateChange = observe(bcfg.Settings.OnStateChange)
+	if len(bcfg.Keys) > 0 {
+		perKey := make(map[string]breaker.Settings, len(bcfg.Keys))
+		for key, s := range bcfg.Keys {
+			if s.OnStateChange != nil {
+				s.OnStateChange = observe(s.OnStateChange)
+			}
+			perKey[key] = s
+		}
+		bcfg.Keys = perKey
 	}
 	m, err := breaker.NewMetrics(reg)
 	if err != nil {
