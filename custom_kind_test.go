@@ -217,3 +217,36 @@ func TestCustomKindBreakerParksByItsOperationKey(t *testing.T) {
 	snoozed, _ := b.metric(t, "rebound_job_attempts_total", labels("kind", "test_quote", "queue", "default", "outcome", "snoozed"))
 	require.GreaterOrEqual(t, snoozed, 1.0)
 }
+
+// A job inserted by another producer (here, SQL) has no operation key
+// stamped: the gate names it by KindConfig.OperationKey — with
+// OperationKeyFromArgs, the args' own method — else by the kind, and the
+// dead-letter entry carries the key its breaker used.
+func TestForeignJobKeyedByItsArgs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		kinds   map[string]rebound.KindConfig
+		wantKey string
+	}{
+		{"OperationKeyFromArgs", map[string]rebound.KindConfig{"test_quote": {OperationKey: rebound.OperationKeyFromArgs[quoteArgs]}}, "quotes:omega"},
+		{"no key rule for the kind", nil, "test_quote"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			up := newUpstream(t, map[string][]step{"/gone": {{status: 404}}})
+			b := startPod(t, func(c *rebound.Config) { c.Kinds = tt.kinds })
+			args, err := json.Marshal(quoteArgs{URL: up.URL + "/gone", Vendor: "omega"})
+			require.NoError(t, err)
+			var id int64
+			require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, metadata, state, max_attempts, queue, priority)
+				VALUES ('test_quote', $1, '{}', 'available', 3, 'default', 1) RETURNING id`, args).Scan(&id))
+			b.waitForState(t, id, rivertype.JobStateCancelled)
+			var key string
+			require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT operation_key FROM job_dead_letter_queue WHERE river_job_id = $1", id).Scan(&key))
+			require.Equal(t, tt.wantKey, key)
+		})
+	}
+}

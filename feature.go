@@ -41,6 +41,8 @@ type assembly struct {
 	config       *Config
 	registerer   prometheus.Registerer
 	periodicJobs []*river.PeriodicJob
+	// workers register rebound's own kinds in Config.Workers (addWorker).
+	workers []func(*river.Workers) error
 	// onAttempt observers see every failed attempt the attempt recorder
 	// records (after its decision), on the job's goroutine.
 	onAttempt []func(job *rivertype.JobRow, a retrypolicy.Attempt)
@@ -64,15 +66,19 @@ func (a *assembly) collect(cs ...prometheus.Collector) {
 	}
 }
 
-// addWorker registers one of rebound's own kinds in Config.Workers,
-// refusing a bundle that already holds the kind.
-func addWorker[T river.JobArgs](a *assembly, w river.Worker[T]) error {
-	if err := river.AddWorkerSafely(a.config.Workers, w); err != nil {
-		var args T
-		return configErr("Workers", "kind %q is registered twice: rebound registers it in every pod's Workers (%v); use one Workers bundle per pod, and none of rebound's kind names (%s)",
-			args.Kind(), err, strings.Join(ReservedKinds, ", "))
-	}
-	return nil
+// addWorker has one of rebound's own kinds registered in Config.Workers
+// once every feature is set up (so a New that fails before leaves the
+// caller's bundle as it was), refusing a bundle that already holds the
+// kind.
+func addWorker[T river.JobArgs](a *assembly, w river.Worker[T]) {
+	a.workers = append(a.workers, func(workers *river.Workers) error {
+		if err := river.AddWorkerSafely(workers, w); err != nil {
+			var args T
+			return configErr("Workers", "kind %q is registered twice: rebound registers it in every pod's Workers (%v); use one Workers bundle per pod, and none of rebound's kind names (%s)",
+				args.Kind(), err, strings.Join(ReservedKinds, ", "))
+		}
+		return nil
+	})
 }
 
 // maintenanceJob returns a periodic job of rebound's that River's leader
@@ -93,9 +99,7 @@ type breakerFeature struct {
 }
 
 func (f *breakerFeature) setup(a *assembly) error {
-	if err := addWorker(a, &breaker.CleanupWorker{Store: f.breaker.Store(), IdleTTL: a.config.BreakerIdleTTL}); err != nil {
-		return err
-	}
+	addWorker(a, &breaker.CleanupWorker{Store: f.breaker.Store(), IdleTTL: a.config.BreakerIdleTTL})
 	a.periodicJobs = append(a.periodicJobs, a.maintenanceJob(breaker.DefaultCleanupInterval, breaker.CleanupArgs{}))
 	return nil
 }

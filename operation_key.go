@@ -42,7 +42,7 @@ type OperationKeyFunc func(kind string, encodedArgs []byte) string
 // that jobs of the kind inserted by another producer (without the key
 // stamped) get the same key as jobs inserted through rebound. It returns ""
 // for args that do not decode.
-func OperationKeyFromArgs[T OperationKeyer](_ string, encodedArgs []byte) string {
+func OperationKeyFromArgs[T OperationKeyer](kind string, encodedArgs []byte) string {
 	return jobs.ArgsOperationKey[T](encodedArgs)
 }
 

@@ -136,6 +136,11 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	if a.err != nil {
 		return nil, a.err
 	}
+	for _, add := range a.workers {
+		if err := add(c.Workers); err != nil {
+			return nil, err
+		}
+	}
 
 	queues := make(map[string]river.QueueConfig, len(c.Queues))
 	maps.Copy(queues, c.Queues)

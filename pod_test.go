@@ -177,3 +177,22 @@ func TestHTTPRequestKindThroughTheLibrary(t *testing.T) {
 	require.Equal(t, host, key)
 	require.Equal(t, "not_found", class)
 }
+
+// The caller's periodic jobs run on the pod's client, inserted by River's
+// leader through the same insert rules: the operation key stamped, max
+// attempts from the kind's policy.
+func TestPeriodicJobsFollowTheInsertRules(t *testing.T) {
+	t.Parallel()
+	b := startPod(t, func(c *rebound.Config) {
+		river.AddWorker(c.Workers, &auditWorker{})
+		c.Kinds = map[string]rebound.KindConfig{"test_audit": {RetryPolicy: retrypolicy.Policy{MaxAttempts: 9}}}
+		c.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return auditArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true})}
+	})
+	waitFor(t, 30*time.Second, "the periodic job to run", func() bool {
+		return b.count(t, "SELECT count(*) FROM river_job WHERE kind = 'test_audit' AND state = 'completed'") == 1
+	})
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'test_audit' AND max_attempts = 9
+		AND metadata->>'operation_key' = 'test_audit'`))
+}
