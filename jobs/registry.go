@@ -8,6 +8,8 @@
 //     webhook / API-call job. A 2xx response is success; any other status is
 //     an [*HTTPStatusError] that the retry policy classifies by its
 //     StatusCode and RetryAfter methods.
+//   - synthetic ([SyntheticArgs]): sleep, fail or panic as the args say,
+//     to rehearse outages and measure the queue.
 //
 // # Operation keys
 //
@@ -108,6 +110,7 @@ var ErrInvalidArgs = errors.New("invalid args")
 func Builtin() *Registry {
 	r := &Registry{}
 	r.Register(HTTPRequestKind())
+	r.Register(SyntheticKind())
 	return r
 }
 
