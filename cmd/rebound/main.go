@@ -73,5 +73,6 @@ Every command prints a table for humans, or JSON with --json.`,
 	root.AddCommand(newMigrateCmd(a))
 	root.AddCommand(newDLQCmd(a))
 	root.AddCommand(newBreakerCmd(a))
+	root.AddCommand(newBenchCmd(a))
 	return root
 }
