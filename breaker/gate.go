@@ -154,28 +154,10 @@ func readParkMeta(metadata []byte) (parkMeta, bool) {
 }
 
 // Work implements rivertype.WorkerMiddleware.
-func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) (retErr error) {
-	key := g.cfg.KeyFunc(job)
-	if !bytes.Contains(job.Metadata, []byte(`"`+MetadataOperationKey+`"`)) {
-		// A job inserted without the key in its metadata (by a producer
-		// other than rebound's) gets it, so whatever reads the job later
-		// (the dead-letter capture) sees the key its breaker used.
-		_ = river.MetadataSet(ctx, MetadataOperationKey, key)
-	}
-	p, err := g.b.Allow(ctx, key)
-	if err != nil {
-		if oe, ok := errors.AsType[*OpenError](err); ok {
-			return g.park(ctx, job, key, oe)
-		}
-		if errors.Is(err, ErrInvalidKey) {
-			return g.cfg.OnInvalidKey(ctx, job, err)
-		}
-		g.b.logger.WarnContext(ctx, "breaker gate: snoozing job", "job_id", job.ID, "key", key, "error", err)
-		return river.JobSnooze(ErrorSnooze)
-	}
-	if _, parked := readParkMeta(job.Metadata); parked {
-		_ = river.MetadataSet(ctx, MetadataParkedKey, nil)
-		_ = river.MetadataSet(ctx, MetadataParkedAt, nil)
+func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
+	p, ok, err := g.admit(ctx, job)
+	if !ok {
+		return err
 	}
 	finished := false
 	defer func() {
@@ -187,12 +169,51 @@ func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx
 	}()
 	err = doInner(ctx)
 	finished = true
+	g.done(ctx, p, err)
+	return err // the job's own result, snooze included
+}
+
+// admit asks the breaker of the job's key: ok with the permit to run, or
+// not ok with what the job returns instead (a snooze, a cancel). It and
+// done are apart from Work, and never inlined there, so that their locals
+// do not enlarge the stack frame every job's goroutine pays for.
+//
+//go:noinline
+func (g *Gate) admit(ctx context.Context, job *rivertype.JobRow) (Permit, bool, error) {
+	key := g.cfg.KeyFunc(job)
+	if !bytes.Contains(job.Metadata, []byte(`"`+MetadataOperationKey+`"`)) {
+		// A job inserted without the key in its metadata (by a producer
+		// other than rebound's) gets it, so whatever reads the job later
+		// (the dead-letter capture) sees the key its breaker used.
+		_ = river.MetadataSet(ctx, MetadataOperationKey, key)
+	}
+	p, err := g.b.Allow(ctx, key)
+	if err != nil {
+		if oe, ok := errors.AsType[*OpenError](err); ok {
+			return Permit{}, false, g.park(ctx, job, key, oe)
+		}
+		if errors.Is(err, ErrInvalidKey) {
+			return Permit{}, false, g.cfg.OnInvalidKey(ctx, job, err)
+		}
+		g.b.logger.WarnContext(ctx, "breaker gate: snoozing job", "job_id", job.ID, "key", key, "error", err)
+		return Permit{}, false, river.JobSnooze(ErrorSnooze)
+	}
+	if _, parked := readParkMeta(job.Metadata); parked {
+		_ = river.MetadataSet(ctx, MetadataParkedKey, nil)
+		_ = river.MetadataSet(ctx, MetadataParkedAt, nil)
+	}
+	return p, true, nil
+}
+
+// done reports the attempt's outcome to the breaker; see admit.
+//
+//go:noinline
+func (g *Gate) done(ctx context.Context, p Permit, err error) {
 	outcome := err
 	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
 		outcome = context.Canceled // the job chose to wait: decides nothing
 	}
 	p.Done(ctx, outcome)
-	return err // the job's own result, snooze included
 }
 
 // park snoozes a refused job until the breaker may probe plus a spread, or

@@ -35,7 +35,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
-	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/breaker"
 )
@@ -159,10 +158,8 @@ func (r *Registry) Parse(kind string, raw []byte) (river.JobArgs, error) {
 // from the raw args, else the kind's name, through [NormalizeOperationKey].
 // It never fails and does no I/O.
 func (r *Registry) OperationKey(kind string, rawArgs, metadata []byte) string {
-	if len(metadata) > 0 {
-		if v := gjson.GetBytes(metadata, MetadataOperationKey); v.Type == gjson.String && v.Str != "" {
-			return NormalizeOperationKey(v.Str)
-		}
+	if key := StampedOperationKey(metadata); key != "" {
+		return NormalizeOperationKey(key)
 	}
 	if k, ok := r.kinds[kind]; ok && k.OperationKey != nil {
 		if key := k.OperationKey(rawArgs); key != "" {
