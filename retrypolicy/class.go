@@ -6,7 +6,7 @@ package retrypolicy
 // never renamed.
 //
 // The classes and what each means by default come from the seed document's
-// decision matrix (DESIGN.md, "Default retry decision matrix"); see
+// decision matrix (docs/architecture.md, "The default decision matrix"); see
 // [DefaultRule] for the retry decision and strategy of each.
 type Class string
 
@@ -80,7 +80,8 @@ const (
 	ClassCancelled Class = "cancelled"
 )
 
-// allClasses lists every class in the order of DESIGN.md's matrix.
+// allClasses lists every class in the order of the decision matrix
+// (docs/architecture.md).
 var allClasses = [...]Class{
 	ClassRateLimited, ClassServerError, ClassTimeout, ClassNetwork, ClassDecode,
 	ClassPanic, ClassLost, ClassUnknown, ClassBadRequest, ClassUnauthorized,
@@ -88,7 +89,7 @@ var allClasses = [...]Class{
 }
 
 // Classes returns every known class, in the order of the decision matrix in
-// DESIGN.md. The slice is a fresh copy.
+// docs/architecture.md. The slice is a fresh copy.
 func Classes() []Class {
 	out := make([]Class, len(allClasses))
 	copy(out, allClasses[:])
@@ -112,8 +113,9 @@ func (c Class) String() string { return string(c) }
 // DownstreamUnhealthy reports whether a failure of this class means the
 // downstream (the operation key) is unhealthy: true for server_error, timeout
 // and network, false for every other class. The circuit breaker counts only
-// these failures (DESIGN.md, column "breaker counts"): a 404, a rate limit or
-// a bug in our own worker says nothing about the downstream's health.
+// these failures (docs/architecture.md, the matrix's column "breaker
+// counts"): a 404, a rate limit or a bug in our own worker says nothing
+// about the downstream's health.
 func (c Class) DownstreamUnhealthy() bool {
 	switch c {
 	case ClassServerError, ClassTimeout, ClassNetwork:

@@ -22,7 +22,7 @@ func TestPolicyWithDefaults(t *testing.T) {
 	require.Equal(t, 2, p.RescueLimit)
 	require.Len(t, p.Rules, 14)
 
-	// The decision matrix of DESIGN.md.
+	// The decision matrix of docs/architecture.md.
 	matrix := map[retrypolicy.Class]retrypolicy.Rule{
 		retrypolicy.ClassRateLimited:  {Retry: true, Strategy: retrypolicy.StrategyAggressive},
 		retrypolicy.ClassServerError:  {Retry: true, Strategy: retrypolicy.StrategyExponential},
