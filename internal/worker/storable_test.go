@@ -160,7 +160,8 @@ type jobOutcome struct {
 func TestUnstorableTextsDoNotWedgeThePod(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx := t.Context()
+	runCtx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -239,7 +240,7 @@ func TestUnstorableTextsDoNotWedgeThePod(t *testing.T) {
 		        '{"operation_key": "text_probe"}')
 		RETURNING id`, longLost).Scan(&lostID))
 
-	w, err := worker.New(ctx, worker.Config{
+	w, err := worker.New(runCtx, worker.Config{
 		Pool:            db.Pool,
 		Queues:          map[string]int{river.QueueDefault: 20},
 		HTTPAddr:        "127.0.0.1:0",
@@ -250,7 +251,7 @@ func TestUnstorableTextsDoNotWedgeThePod(t *testing.T) {
 	})
 	require.NoError(t, err)
 	stopped := make(chan error, 1)
-	go func() { stopped <- w.Run(ctx) }()
+	go func() { stopped <- w.Run(runCtx) }()
 	stop := sync.OnceValue(func() error {
 		cancel()
 		select {
