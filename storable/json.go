@@ -305,12 +305,7 @@ func (s *jsonScanner) renderPath(root string) string {
 			b.WriteString("[" + strconv.Itoa(seg.index) + "]")
 			continue
 		}
-		name := decodeJSONString(seg.key)
-		if isIdentifier(name) {
-			b.WriteString("." + name)
-		} else {
-			b.WriteString("[" + strconv.Quote(name) + "]")
-		}
+		b.WriteString(pathName(decodeJSONString(seg.key)))
 	}
 	return b.String()
 }
