@@ -21,7 +21,9 @@ import (
 // refuses: a NUL and bytes that are not UTF-8.
 type badStatusError struct{ code int }
 
-func (e *badStatusError) Error() string   { return fmt.Sprintf("HTTP %d: bad\x00byte \xff\xfe here", e.code) }
+func (e *badStatusError) Error() string {
+	return fmt.Sprintf("HTTP %d: bad\x00byte \xff\xfe here", e.code)
+}
 func (e *badStatusError) StatusCode() int { return e.code }
 
 const storedBody = "bad\uFFFDbyte \uFFFD\uFFFD here"
@@ -34,11 +36,11 @@ func TestRecorderReturnsStorableErrors(t *testing.T) {
 	noJitter := retrypolicy.Policy{Jitter: retrypolicy.JitterNone}
 	stop := errors.New("stop initiated")
 	tests := []struct {
-		name      string
-		job       *rivertype.JobRow
-		err       error
-		shutdown  bool
-		wantMsg   string
+		name        string
+		job         *rivertype.JobRow
+		err         error
+		shutdown    bool
+		wantMsg     string
 		wantClass   retrypolicy.Class // "" when nothing is recorded
 		wantHistory string            // the history entry's error
 		retryIn     time.Duration
