@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -100,7 +101,9 @@ func FuzzText(f *testing.F) {
 			t.Fatal(err)
 		}
 		var back string
-		if err := db.Pool.QueryRow(context.Background(), "SELECT $1::jsonb #>> '{}' FROM (SELECT $2::text) t", string(js), got).Scan(&back); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := db.Pool.QueryRow(ctx, "SELECT $1::jsonb #>> '{}' FROM (SELECT $2::text) t", string(js), got).Scan(&back); err != nil {
 			t.Fatalf("PostgreSQL refused %q: %v", got, err)
 		}
 		if back != got {
