@@ -36,11 +36,36 @@ func CheckValue(v any, root string) error {
 	if v == nil {
 		return nil
 	}
-	var path []string
+	var path []valueSegment
 	return checkValue(reflect.ValueOf(v), root, &path, 0)
 }
 
-func checkValue(v reflect.Value, root string, path *[]string, depth int) error {
+// valueSegment is one step of CheckValue's path: a member name, or an
+// element's index or map key rendered on demand.
+type valueSegment struct {
+	name  string // member name, or the map key
+	index int
+	elem  bool // an array element (index) or a map entry with a non-string key (name)
+}
+
+// renderValuePath writes root and path as CheckJSON's paths read.
+func renderValuePath(root string, path []valueSegment) string {
+	var b strings.Builder
+	b.WriteString(root)
+	for _, seg := range path {
+		switch {
+		case seg.elem && seg.name == "":
+			b.WriteString("[" + strconv.Itoa(seg.index) + "]")
+		case seg.elem:
+			b.WriteString("[" + seg.name + "]")
+		default:
+			b.WriteString(pathName(seg.name))
+		}
+	}
+	return b.String()
+}
+
+func checkValue(v reflect.Value, root string, path *[]valueSegment, depth int) error {
 	if depth > maxValueDepth || !v.IsValid() {
 		return nil
 	}
@@ -54,7 +79,7 @@ func checkValue(v reflect.Value, root string, path *[]string, depth int) error {
 	switch v.Kind() {
 	case reflect.String:
 		if p := stringProblem(v.String()); p != "" {
-			return &JSONError{Path: root + strings.Join(*path, ""), Problem: p}
+			return &JSONError{Path: renderValuePath(root, *path), Problem: p}
 		}
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {
@@ -84,7 +109,7 @@ func checkValue(v reflect.Value, root string, path *[]string, depth int) error {
 			if name == "" {
 				name = f.Name
 			}
-			*path = append(*path, pathName(name))
+			*path = append(*path, valueSegment{name: name})
 			if err := checkValue(v.Field(i), root, path, depth+1); err != nil {
 				return err
 			}
@@ -96,11 +121,11 @@ func checkValue(v reflect.Value, root string, path *[]string, depth int) error {
 			k := iter.Key()
 			if k.Kind() == reflect.String {
 				if p := stringProblem(k.String()); p != "" {
-					return &JSONError{Path: root + strings.Join(*path, ""), InKey: true, Key: Text(k.String(), 0), Problem: p}
+					return &JSONError{Path: renderValuePath(root, *path), InKey: true, Key: Text(k.String(), 0), Problem: p}
 				}
-				*path = append(*path, pathName(k.String()))
+				*path = append(*path, valueSegment{name: k.String()})
 			} else {
-				*path = append(*path, "["+fmt.Sprint(k.Interface())+"]")
+				*path = append(*path, valueSegment{name: fmt.Sprint(k.Interface()), elem: true})
 			}
 			if err := checkValue(iter.Value(), root, path, depth+1); err != nil {
 				return err
@@ -112,7 +137,7 @@ func checkValue(v reflect.Value, root string, path *[]string, depth int) error {
 			return nil // bytes: encoded as base64
 		}
 		for i := range v.Len() {
-			*path = append(*path, "["+strconv.Itoa(i)+"]")
+			*path = append(*path, valueSegment{index: i, elem: true})
 			if err := checkValue(v.Index(i), root, path, depth+1); err != nil {
 				return err
 			}
