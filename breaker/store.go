@@ -49,7 +49,9 @@ type Row struct {
 	// stays open until such a call comes; ProbeDue tells a display that it
 	// is no longer holding calls off. It is not a column.
 	ProbeDue bool `json:"probe_due"`
-	// LastError is the error text of the last failure ("" for none).
+	// LastError is the error text of the last failure ("" for none), as
+	// package storable keeps text: NUL and invalid UTF-8 as U+FFFD, at most
+	// 1024 bytes (cut at a character boundary, ending in "…").
 	LastError string `json:"last_error"`
 	// LastFailureAt and LastSuccessAt are when a failure / success was
 	// last written.

@@ -229,7 +229,10 @@ type HTTPStatusError struct {
 	Wait time.Duration
 	// Body is the start of the response body, at most
 	// [HTTPErrorBodyLimit] bytes, with secrets (API keys, tokens,
-	// passwords, Authorization values) replaced by redact.Marker.
+	// passwords, Authorization values) replaced by redact.Marker. It is
+	// kept as the upstream sent it, NUL and invalid UTF-8 included: the
+	// attempt recorder makes the text River stores storable (package
+	// storable), and Go callers keep the original.
 	Body string
 }
 

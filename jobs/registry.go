@@ -36,6 +36,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // MetadataOperationKey is the key in a job's metadata that holds its
@@ -113,6 +114,10 @@ func Builtin() *Registry {
 
 // Register adds k, replacing a kind of the same name. It panics on a name
 // shorter than 2 characters or a nil Parse, which are programming errors.
+//
+// The registry's Parse (and the Parse of the Kind that [Registry.Lookup]
+// returns) first refuses args PostgreSQL cannot store, whatever the kind:
+// see [CheckStorableArgs].
 func (r *Registry) Register(k Kind) {
 	if len(k.Name) < 2 || k.Parse == nil {
 		panic(fmt.Sprintf("jobs: kind %q needs a name of 2+ characters and a Parse func", k.Name))
@@ -120,7 +125,31 @@ func (r *Registry) Register(k Kind) {
 	if r.kinds == nil {
 		r.kinds = map[string]Kind{}
 	}
+	parse := k.Parse
+	k.Parse = func(raw []byte) (river.JobArgs, error) {
+		if err := CheckStorableArgs(raw); err != nil {
+			return nil, err
+		}
+		return parse(raw)
+	}
 	r.kinds[k.Name] = k
+}
+
+// CheckStorableArgs returns an error wrapping [ErrInvalidArgs] and a
+// *storable.JSONError when a string of the args JSON (a value or an object
+// key, at any depth) holds what PostgreSQL's jsonb refuses: a NUL (\u0000),
+// invalid UTF-8 or an unpaired UTF-16 surrogate escape. The message names
+// the field, e.g.
+//
+//	invalid args: args.body.name: contains a NUL character (\u0000), which PostgreSQL cannot store
+//
+// It reads the raw bytes, before encoding/json would turn invalid UTF-8
+// into U+FFFD. Malformed JSON passes (the kind's Parse reports it).
+func CheckStorableArgs(raw []byte) error {
+	if err := storable.CheckJSON(raw, "args"); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgs, err)
+	}
+	return nil
 }
 
 // Names returns the registered kind names, sorted.
