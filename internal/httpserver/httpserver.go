@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,14 +80,14 @@ func New(config Config) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{config: config, logger: logger, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("/healthz", Methods{http.MethodGet: s.healthz})
+	s.mux.Handle("/readyz", Methods{http.MethodGet: s.readyz})
 	if config.Gatherer != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(config.Gatherer, promhttp.HandlerOpts{
+		s.mux.Handle("/metrics", Methods{http.MethodGet: promhttp.HandlerFor(config.Gatherer, promhttp.HandlerOpts{
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 			ErrorHandling:     promhttp.ContinueOnError,
 			EnableOpenMetrics: true,
-		}))
+		}).ServeHTTP})
 	}
 	s.srv = &http.Server{
 		Handler:           s.mux,
@@ -201,4 +203,34 @@ type ErrorBody struct {
 // WriteError writes {"error": msg} with status code.
 func WriteError(w http.ResponseWriter, code int, msg string) {
 	WriteJSON(w, code, ErrorBody{Error: msg})
+}
+
+// Methods serves one path with a handler per method. GET also serves HEAD,
+// as net/http's ServeMux does; any other method is answered 405 with an
+// Allow header listing the methods it takes and a JSON error naming them.
+// Mount it on a pattern without a method (mux.Handle("/api/x/{id}",
+// Methods{http.MethodGet: show})): a known path asked with another method
+// is then a 405, where method patterns next to a catch-all give a 404 or a
+// redirect.
+type Methods map[string]http.HandlerFunc
+
+func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, ok := m[r.Method]
+	if !ok && r.Method == http.MethodHead {
+		h, ok = m[http.MethodGet]
+	}
+	if ok {
+		h(w, r)
+		return
+	}
+	allowed := make([]string, 0, len(m)+1)
+	for method := range m {
+		allowed = append(allowed, method)
+		if method == http.MethodGet {
+			allowed = append(allowed, http.MethodHead)
+		}
+	}
+	slices.Sort(allowed)
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
 }
