@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -159,4 +160,23 @@ func TestBreakerListShowsProbeDue(t *testing.T) {
 	out, _, code = runRebound(bin, db.URL, "breaker", "show", "api.example.com", "--json")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, `"probe_due": true`)
+}
+
+// rebound reads no flag from the environment (only DATABASE_URL and, for
+// --by's default, USER): a REBOUND_ variable set for the worker or enqueue,
+// or left in a shell, never changes what an operator's command does.
+func TestReboundReadsNoFlagsFromEnvironment(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	cmd := exec.Command(bin, "breaker", "open", "api.example.com", "--for", "1m")
+	cmd.Env = []string{"DATABASE_URL=" + db.URL, "USER=dana", "REBOUND_JSON=true", "REBOUND_BY=mallory", "REBOUND_FOR=720h", "REBOUND_REASON=x"}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Regexp(t, `^breaker "api.example.com" open until \S+ \(by dana\)\n$`, string(out), "a table line, not JSON")
+	row, err := breaker.NewStore(db.Pool).Get(context.Background(), "api.example.com")
+	require.NoError(t, err)
+	require.Equal(t, "dana", row.ChangedBy)
+	require.Empty(t, row.ChangeReason)
+	require.Equal(t, time.Minute, row.NextProbeAt.Sub(*row.OpenedAt))
 }
