@@ -376,9 +376,26 @@ func TestReadyzDuringDatabaseOutage(t *testing.T) {
 	worker := startWorkerWithToken(t, u.String(), token)
 	base := "http://" + worker.HTTPAddr
 
-	proxy.close()
+	// The dead-letter trigger disabled: migrations are behind, and /readyz
+	// says so without the detail.
+	ctx := context.Background()
+	_, err = db.Pool.Exec(ctx, "ALTER TABLE river_job DISABLE TRIGGER rebound_dead_letter_capture")
+	require.NoError(t, err)
 	var code int
 	var body string
+	waitFor(t, 30*time.Second, func() bool {
+		code, body = get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	require.JSONEq(t, `{"status": "not ready", "checks": {"database": "ok", "migrations": "behind: run rebound migrate up"}}`, body)
+	_, err = db.Pool.Exec(ctx, "ALTER TABLE river_job ENABLE TRIGGER rebound_dead_letter_capture")
+	require.NoError(t, err)
+	waitFor(t, 30*time.Second, func() bool {
+		code, _ = get(t, base+"/readyz")
+		return code == http.StatusOK
+	})
+
+	proxy.close()
 	waitFor(t, 30*time.Second, func() bool {
 		code, body = get(t, base+"/readyz")
 		return code == http.StatusServiceUnavailable
@@ -409,6 +426,8 @@ func TestReadyzDuringDatabaseOutage(t *testing.T) {
 	logs := worker.Logs()
 	require.Equal(t, 1, strings.Count(logs, `"msg":"readiness check failing","check":"database","reason":"unreachable"`), logs)
 	require.Contains(t, logs, proxy.addr, "the log has the detail")
+	require.Equal(t, 1, strings.Count(logs, `"msg":"readiness check failing","check":"migrations","reason":"behind: run rebound migrate up"`), logs)
+	require.Equal(t, 1, strings.Count(logs, `"msg":"readiness check passes again","check":"migrations"`), logs)
 }
 
 // Admin and health routes asked with a method they do not take answer 405

@@ -277,7 +277,7 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	srv.AddReadinessCheck("migrations", func(ctx context.Context) error {
 		err := migrator.Check(ctx)
 		if errors.Is(err, migrations.ErrBehind) {
-			return httpserver.Unready("behind: run `rebound migrate up`", err)
+			return httpserver.Unready("behind: run rebound migrate up", err)
 		}
 		return err
 	})
