@@ -153,11 +153,11 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]*Row, err
 type ResetParams struct {
 	// Key is the operation key to close (see ValidateKey).
 	Key string
-	// By names who resets (recorded in changed_by). Required: at most 255
-	// bytes of UTF-8 without control characters.
+	// By names who resets (recorded in changed_by). Required: see
+	// ValidateActor (at most MaxTextBytes, no control characters).
 	By string
-	// Reason is recorded in change_reason. Optional: at most 1024 bytes of
-	// UTF-8 without NUL.
+	// Reason is recorded in change_reason. Optional: see ValidateText
+	// (at most MaxTextBytes of UTF-8, no NUL).
 	Reason string
 }
 
@@ -209,11 +209,11 @@ type OpenParams struct {
 	// For is how long the breaker stays open before it may probe
 	// (maintenance). Must be in (0, MaxHold].
 	For time.Duration
-	// By names who opens (recorded in changed_by). Required: at most 255
-	// bytes of UTF-8 without control characters.
+	// By names who opens (recorded in changed_by). Required: see
+	// ValidateActor (at most MaxTextBytes, no control characters).
 	By string
-	// Reason is recorded in change_reason. Optional: at most 1024 bytes of
-	// UTF-8 without NUL.
+	// Reason is recorded in change_reason. Optional: see ValidateText
+	// (at most MaxTextBytes of UTF-8, no NUL).
 	Reason string
 }
 

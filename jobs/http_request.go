@@ -20,6 +20,7 @@ import (
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/internal/strictjson"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -57,7 +58,7 @@ const (
 //	 "timeout_seconds": 30,                   // default 30, at most 3600
 //	 "operation_key": "api.example.com"}      // default: the URL's host
 type HTTPRequestArgs struct {
-	// URL is the absolute http or https URL to call. Required.
+	// URL is the absolute http or https URL to call, valid UTF-8. Required.
 	URL string `json:"url"`
 	// Method is the HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE or
 	// OPTIONS). Default POST.
@@ -72,8 +73,10 @@ type HTTPRequestArgs struct {
 	// TimeoutSeconds bounds the whole request (connect, send, response
 	// body), in seconds; fractions allowed. Default 30, at most 3600.
 	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
-	// OperationKey names the circuit breaker this job shares with others.
-	// Default: the URL's host (with its port, if any), lower-cased.
+	// OperationKey names the circuit breaker this job shares with others:
+	// at most MaxOperationKeyLength characters of valid UTF-8, not blank,
+	// no control characters (breaker.ValidateKey). Default: the URL's host
+	// (with its port, if any), lower-cased.
 	OperationKey string `json:"operation_key,omitempty"`
 }
 
@@ -138,6 +141,9 @@ func (a HTTPRequestArgs) validateRequest() error {
 	if a.URL == "" {
 		return fmt.Errorf("%w: url is required", ErrInvalidArgs)
 	}
+	if !utf8.ValidString(a.URL) {
+		return fmt.Errorf("%w: url: not valid UTF-8", ErrInvalidArgs)
+	}
 	u, err := url.Parse(a.URL)
 	if err != nil {
 		return fmt.Errorf("%w: url: %v", ErrInvalidArgs, unwrapURLError(err))
@@ -170,6 +176,15 @@ func HTTPRequestKind() Kind {
 			var a HTTPRequestArgs
 			if err := decodeStrict(raw, &a); err != nil {
 				return nil, err
+			}
+			// Decoding turned bytes that are not UTF-8 (and lone \ud800
+			// escapes) into U+FFFD; refuse them rather than call, and key a
+			// breaker by, something other than what was sent.
+			unmarked := bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // as decodeStrict reads it
+			for _, field := range []string{"url", "operation_key"} {
+				if err := strictjson.Check([]byte(gjson.GetBytes(unmarked, field).Raw)); err != nil {
+					return nil, fmt.Errorf("%w: %s: %v", ErrInvalidArgs, field, err)
+				}
 			}
 			if err := a.Validate(); err != nil {
 				return nil, err

@@ -53,6 +53,11 @@ const (
 	DefaultShutdownTimeout = 25 * time.Second
 )
 
+// AdminReadinessPath serves /readyz's answer with each failed check's whole
+// error (host, user, database...), behind the admin token; /readyz itself
+// shows only a short reason such as "unreachable".
+const AdminReadinessPath = "/api/admin/readyz"
+
 // Config configures a worker pod. Pool and Queues are required; every
 // other field has a default.
 type Config struct {
@@ -273,8 +278,17 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	}
 
 	srv := httpserver.New(httpserver.Config{Addr: c.HTTPAddr, Logger: c.Logger, Gatherer: reg})
-	srv.AddReadinessCheck("database", func(ctx context.Context) error { return c.Pool.Ping(ctx) })
-	srv.AddReadinessCheck("migrations", migrator.Check)
+	// /readyz shows anyone a short reason; the detail is logged and served
+	// at /api/admin/readyz behind the admin token.
+	srv.AddReadinessCheck("database", httpserver.DatabaseCheck(c.Pool.Ping))
+	srv.AddReadinessCheck("migrations", func(ctx context.Context) error {
+		err := migrator.Check(ctx)
+		if errors.Is(err, migrations.ErrBehind) {
+			return httpserver.Unready("behind: run rebound migrate up", err)
+		}
+		return err
+	})
+	srv.Handle(AdminReadinessPath, adminauth.Require(c.AdminToken, srv.ReadinessDetail(), nil))
 	dl, err := mountDeadLetter(ctx, c, client, srv, reg)
 	if err != nil {
 		return nil, err
@@ -284,7 +298,7 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	srv.Handle(breaker.AdminPrefix+"/", breakerAPI)
 	// Any other admin path: the same token check, then a JSON 404.
 	srv.Handle("/api/admin/", adminauth.Require(c.AdminToken, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq and /api/admin/breakers)")
+		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers and "+AdminReadinessPath+")")
 	}), nil))
 
 	return &Worker{config: c, client: client, http: srv, deadLetter: dl, breaker: br}, nil
