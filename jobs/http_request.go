@@ -31,11 +31,11 @@ const (
 	// DefaultHTTPMethod is the method when args give none.
 	DefaultHTTPMethod = http.MethodPost
 	// DefaultHTTPTimeoutSeconds is the whole-request timeout when args give
-	// none, in seconds. The job's River timeout follows it (River's own
-	// default would be 1 minute).
+	// none, in seconds. The job's River timeout follows it (see
+	// [HTTPRequestWorker.Timeout]; River's own default would be 1 minute).
 	DefaultHTTPTimeoutSeconds = 30
-	// MaxHTTPTimeoutSeconds is the largest timeout_seconds accepted: 1 hour,
-	// River's default RescueStuckJobsAfter.
+	// MaxHTTPTimeoutSeconds is the largest timeout_seconds accepted, in
+	// seconds (1 hour).
 	MaxHTTPTimeoutSeconds = 3600
 	// HTTPErrorBodyLimit is how much of a non-2xx response body is kept in
 	// the error (and so in the job's errors), in bytes.
@@ -167,7 +167,7 @@ func HTTPRequestKind() Kind {
 		},
 		OperationKey: httpRequestOperationKey,
 		AddWorker: func(workers *river.Workers, deps WorkerDeps) error {
-			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient})
+			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient, RescueGrace: deps.RescueGrace})
 		},
 	}
 }
@@ -250,6 +250,10 @@ type HTTPRequestWorker struct {
 	UserAgent string
 	// Now is the clock used to read Retry-After dates. nil means time.Now.
 	Now func() time.Time
+	// RescueGrace is added to timeout_seconds to give River the job's
+	// timeout (see [HTTPRequestWorker.Timeout]). 0 means
+	// [DefaultRescueGrace].
+	RescueGrace time.Duration
 }
 
 // NewHTTPClient returns the client http_request workers use by default: no
@@ -263,17 +267,34 @@ func NewHTTPClient() *http.Client {
 	return &http.Client{Transport: t}
 }
 
-// Timeout makes River's job timeout follow the args' timeout_seconds.
+// Timeout is the timeout River knows the job by: the args' timeout_seconds
+// plus RescueGrace (default [DefaultRescueGrace], 15 s). Work stops the
+// request itself at timeout_seconds; River's deadline is a backstop, and
+// River's rescuer leaves a running job alone until this much time has
+// passed since its attempt started (its rule: a kind's own timeout wins
+// over RescueStuckJobsAfter when longer). The grace covers a difference
+// between the rescuing pod's clock and the database's (River compares the
+// pod's time.Now with attempted_at, which PostgreSQL sets) and the time to
+// save the job's result, so a job still within its deadline is never
+// rescued and run twice.
 func (w *HTTPRequestWorker) Timeout(job *river.Job[HTTPRequestArgs]) time.Duration {
-	return job.Args.Timeout()
+	grace := w.RescueGrace
+	if grace <= 0 {
+		grace = DefaultRescueGrace
+	}
+	return job.Args.Timeout() + grace
 }
 
-// Work sends the request. A transport error is returned wrapped (so the
+// Work sends the request, bounded by timeout_seconds (connect, send,
+// response body). A transport error is returned wrapped (so the
 // retry policy sees the net.Error, syscall error or context error inside);
 // a non-2xx response is an [*HTTPStatusError]. The status and latency are
 // recorded as the job's result either way.
 func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequestArgs]) error {
 	a := job.Args
+	// The job's own deadline: River's (see Timeout) comes RescueGrace later.
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout())
+	defer cancel()
 	method := a.MethodOrDefault()
 	var body io.Reader
 	if len(a.Body) > 0 && !bytes.Equal(bytes.TrimSpace(a.Body), []byte("null")) {

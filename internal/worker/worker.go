@@ -50,6 +50,14 @@ const (
 	// SIGTERM before they are cancelled: 25 s, under Kubernetes' 30 s grace
 	// period.
 	DefaultShutdownTimeout = 25 * time.Second
+	// DefaultJobTimeout bounds the Work of a job whose kind sets no timeout
+	// of its own: River's default, 1 minute.
+	DefaultJobTimeout = river.JobTimeoutDefault
+	// DefaultRescueGrace is how long after a job's own deadline River's
+	// rescuer still leaves it alone (jobs.DefaultRescueGrace, 15 s): it
+	// covers the difference between the leader pod's clock and the
+	// database's, and the time to save the job's result.
+	DefaultRescueGrace = jobs.DefaultRescueGrace
 )
 
 // Config configures a worker pod. Pool and Queues are required; every
@@ -64,12 +72,29 @@ type Config struct {
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
 	// JobTimeout bounds a job's Work unless its kind sets its own timeout
-	// (http_request follows its timeout_seconds). 0 means River's default,
-	// 1 minute.
+	// (http_request follows its timeout_seconds). 0 means
+	// [DefaultJobTimeout], 1 minute.
 	JobTimeout time.Duration
+	// RescueGrace is how long after a job's own deadline River's rescuer
+	// still leaves it alone (added to http_request's timeout_seconds to give
+	// River the job's timeout). 0 means [DefaultRescueGrace], 15 s.
+	RescueGrace time.Duration
 	// RescueStuckJobsAfter is how long a job may stay running before River's
-	// rescuer takes it back (its worker died or hung); at least JobTimeout.
-	// 0 means River's default (1 hour).
+	// rescuer takes it back as lost (its pod died or hung). At least
+	// JobTimeout + RescueGrace, so a job of a kind without a timeout of its
+	// own is never taken back while it may still be running. 0 means
+	// JobTimeout + RescueGrace (1m15s with the defaults). Only the leader pod
+	// rescues, with its own value: give every pod the same one.
+	//
+	// River's rescuer runs on the leader every 30 s (fixed by River) and
+	// takes a running job once both this and the job's own timeout have
+	// passed since its attempt started (http_request: timeout_seconds +
+	// RescueGrace, 45 s by default; a kind without one: JobTimeout). It
+	// schedules the retry after the delay of class lost (2 s +-20% for a
+	// first loss by default), and River's scheduler (every 5 s) makes the
+	// job available. So, with the defaults, a job whose pod died is
+	// available again at most 75 + 30 + 2.4 + 5 = 112.4 s after its
+	// attempt started.
 	RescueStuckJobsAfter time.Duration
 	// ShutdownTimeout bounds a graceful stop: running jobs get this long to
 	// finish, minus a hard-stop margin, after which they are cancelled and
@@ -118,6 +143,15 @@ func (c *Config) withDefaults() Config {
 	if out.ShutdownTimeout == 0 {
 		out.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if out.JobTimeout == 0 {
+		out.JobTimeout = DefaultJobTimeout
+	}
+	if out.RescueGrace == 0 {
+		out.RescueGrace = DefaultRescueGrace
+	}
+	if out.RescueStuckJobsAfter == 0 && out.JobTimeout > 0 && out.RescueGrace > 0 {
+		out.RescueStuckJobsAfter = out.JobTimeout + out.RescueGrace
+	}
 	if out.HTTPAddr == "" {
 		out.HTTPAddr = DefaultHTTPAddr
 	}
@@ -165,15 +199,12 @@ func (c *Config) validate() error {
 	if c.ShutdownTimeout < 0 {
 		return errors.New("shutdown timeout must not be negative")
 	}
-	if c.JobTimeout < 0 || c.RescueStuckJobsAfter < 0 {
-		return errors.New("job timeout and rescue-stuck-jobs-after must not be negative")
+	if c.JobTimeout < 0 || c.RescueGrace < 0 || c.RescueStuckJobsAfter < 0 {
+		return errors.New("job timeout, rescue grace and rescue-stuck-jobs-after must not be negative")
 	}
-	jobTimeout := c.JobTimeout
-	if jobTimeout == 0 {
-		jobTimeout = river.JobTimeoutDefault
-	}
-	if c.RescueStuckJobsAfter > 0 && c.RescueStuckJobsAfter < jobTimeout {
-		return fmt.Errorf("rescue-stuck-jobs-after (%s) must be at least the job timeout (%s): a job still within its timeout would count as lost; lower the job timeout too", c.RescueStuckJobsAfter, jobTimeout)
+	if least := c.JobTimeout + c.RescueGrace; c.RescueStuckJobsAfter < least {
+		return fmt.Errorf("rescue-stuck-jobs-after (%s) must be at least the job timeout plus the rescue grace (%s + %s = %s): a job still within its timeout would count as lost; lower the job timeout too",
+			c.RescueStuckJobsAfter, c.JobTimeout, c.RescueGrace, least)
 	}
 	return nil
 }
@@ -220,7 +251,7 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	}))
 
 	workers := river.NewWorkers()
-	if err := c.Registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: c.HTTPClient}); err != nil {
+	if err := c.Registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: c.HTTPClient, RescueGrace: c.RescueGrace}); err != nil {
 		return nil, err
 	}
 

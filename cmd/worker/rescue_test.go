@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/internal/proctest"
+)
+
+// River's fixed intervals (v0.51.2, internal/maintenance): the leader's
+// rescuer runs every 30 s, its scheduler (retryable -> available) every 5 s.
+const (
+	rescuerInterval   = 30 * time.Second
+	schedulerInterval = 5 * time.Second
+)
+
+// fastRescue shortens what the rescue rule waits for, so a test need not
+// wait the defaults' 75 s: a job is taken back once
+// max(--rescue-stuck-jobs-after, its kind's timeout) has passed since its
+// attempt started; http_request's timeout is timeout_seconds + --rescue-grace.
+var fastRescue = []string{"--job-timeout", "1s", "--rescue-grace", "1s", "--rescue-stuck-jobs-after", "2s"}
+
+// waitLeader waits until the pod named id leads (it runs River's rescuer).
+func waitLeader(t *testing.T, db *dbtest.Database, id string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, func() bool {
+		var n int
+		_ = db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_leader WHERE leader_id = $1", id).Scan(&n)
+		return n == 1
+	})
+}
+
+// A pod SIGKILLed in the middle of a job: the leader's rescuer takes the
+// job back once the rule allows (here its kind's timeout, 3 s + 1 s grace,
+// which is longer than --rescue-stuck-jobs-after), River makes it
+// available after the delay of class lost, and another pod completes it —
+// within rule + one rescuer interval + the retry delay + one scheduler
+// interval of the first attempt's start, the bound the defaults turn into
+// "under 2 minutes".
+func TestLostJobComesBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	var calls atomic.Int64
+	started := make(chan struct{}, 1)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			started <- struct{}{}
+			<-r.Context().Done() // held until its pod dies
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer upstream.Close()
+
+	// The leader works another queue, so the job goes to pod-a; it stays
+	// up, as a cluster's leader would.
+	proctest.StartWorker(t, db.URL, append([]string{"--id", "leader", "--queues", "other=1"}, fastRescue...)...)
+	waitLeader(t, db, "leader")
+	podA := proctest.StartWorker(t, db.URL, append([]string{"--id", "pod-a"}, fastRescue...)...)
+
+	const timeoutSeconds = 3
+	res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request",
+		"--args", fmt.Sprintf(`{"url": %q, "timeout_seconds": %d}`, upstream.URL, timeoutSeconds))
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the job never reached the upstream; pod-a's output:\n%s", podA.Logs())
+	}
+	var firstAttempt time.Time
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT attempted_at FROM river_job WHERE state = 'running' AND attempt = 1").Scan(&firstAttempt))
+	podA.Kill()
+	proctest.StartWorker(t, db.URL, append([]string{"--id", "pod-b"}, fastRescue...)...)
+
+	waitFor(t, 90*time.Second, func() bool {
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 1
+	})
+	var (
+		rescuedAt, secondAttempt, completedAt time.Time
+		rescueError                           string
+		attemptedBy                           []string
+		attempt                               int
+	)
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT (errors[1]->>'at')::timestamptz, errors[1]->>'error',
+			attempted_at, finalized_at, attempted_by, attempt FROM river_job`).
+		Scan(&rescuedAt, &rescueError, &secondAttempt, &completedAt, &attemptedBy, &attempt))
+	require.Equal(t, "Stuck job rescued by JobRescuer", rescueError)
+	require.Equal(t, []string{"pod-a", "pod-b"}, attemptedBy)
+	require.Equal(t, 2, attempt)
+	require.Equal(t, int64(2), calls.Load())
+
+	rule := max(2*time.Second, timeoutSeconds*time.Second+time.Second)
+	lostDelayMax := 2400 * time.Millisecond                                          // class lost, first loss: 2 s +-20%
+	bound := rule + rescuerInterval + lostDelayMax + schedulerInterval + time.Second /* fetch poll */
+	rescued, available, completed := rescuedAt.Sub(firstAttempt), secondAttempt.Sub(firstAttempt), completedAt.Sub(firstAttempt)
+	t.Logf("after the first attempt's start: rescued %s, running again (available before) %s, completed %s; rule %s, bound %s",
+		rescued.Round(time.Millisecond), available.Round(time.Millisecond), completed.Round(time.Millisecond), rule, bound)
+	require.GreaterOrEqual(t, rescued, rule, "never before the rule allows")
+	require.Less(t, available, bound)
+	var history string
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT metadata->'output'->'attempts'->0->>'class' FROM river_job").Scan(&history))
+	require.Equal(t, "lost", history)
+}
+
+// A job still within its deadline is never rescued, even with
+// --rescue-stuck-jobs-after far below its run time: its kind's timeout
+// (timeout_seconds + --rescue-grace) keeps the rescuer off. The job runs
+// longer than one rescuer interval past the 2 s threshold, so the leader's
+// rescuer sees it running at least once.
+func TestRunningJobIsNotRescued(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	const answerAfter = 33 * time.Second // > 2 s threshold + one 30 s rescuer interval
+	var calls atomic.Int64
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		select {
+		case <-time.After(answerAfter):
+			w.WriteHeader(http.StatusOK)
+		case <-r.Context().Done():
+		}
+	}))
+	defer upstream.Close()
+	proctest.StartWorker(t, db.URL, append([]string{"--id", "pod"}, fastRescue...)...)
+	waitLeader(t, db, "pod")
+	res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request",
+		"--args", fmt.Sprintf(`{"url": %q, "timeout_seconds": 40}`, upstream.URL))
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	waitFor(t, 90*time.Second, func() bool {
+		// Done, or taken back (the rescuer writes an error).
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed' OR coalesce(array_length(errors, 1), 0) > 0") == 1
+	})
+	var (
+		state, errs string
+		attempt     int
+		took        time.Duration
+	)
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT state::text, attempt, coalesce(errors::text, ''),
+			coalesce(finalized_at - attempted_at, interval '0') FROM river_job`).Scan(&state, &attempt, &errs, &took))
+	require.Equal(t, "completed", state, errs)
+	require.Empty(t, errs)
+	require.Equal(t, 1, attempt)
+	require.Equal(t, int64(1), calls.Load())
+	require.Greater(t, took, answerAfter)
+	t.Logf("the job ran %s with --rescue-stuck-jobs-after 2s and was not rescued", took.Round(time.Millisecond))
+}
