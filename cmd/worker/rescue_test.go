@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,10 +51,17 @@ func TestLostJobComesBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
-	var calls atomic.Int64
-	started := make(chan struct{}, 1)
+	var (
+		mu    sync.Mutex
+		calls = map[string]int{} // path -> calls
+	)
+	started := make(chan struct{}, 2)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) == 1 {
+		mu.Lock()
+		calls[r.URL.Path]++
+		n := calls[r.URL.Path]
+		mu.Unlock()
+		if n == 1 {
 			started <- struct{}{}
 			<-r.Context().Done() // held until its pod dies
 			return
@@ -63,26 +72,34 @@ func TestLostJobComesBack(t *testing.T) {
 
 	// The leader works another queue, so the job goes to pod-a; it stays
 	// up, as a cluster's leader would.
-	proctest.StartWorker(t, db.URL, append([]string{"--id", "leader", "--queues", "other=1"}, fastRescue...)...)
+	leader := proctest.StartWorker(t, db.URL, append([]string{"--id", "leader", "--queues", "other=1"}, fastRescue...)...)
 	waitLeader(t, db, "leader")
 	podA := proctest.StartWorker(t, db.URL, append([]string{"--id", "pod-a"}, fastRescue...)...)
 
+	// Two jobs: one that comes back, and one lost on its last attempt,
+	// which the rescuer discards to the dead-letter queue.
 	const timeoutSeconds = 3
-	res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", "http_request",
-		"--args", fmt.Sprintf(`{"url": %q, "timeout_seconds": %d}`, upstream.URL, timeoutSeconds))
+	env := []string{"DATABASE_URL=" + db.URL}
+	res := proctest.Run(t, env, "enqueue", "http_request", "--json",
+		"--args", fmt.Sprintf(`{"url": %q, "timeout_seconds": %d}`, upstream.URL+"/back", timeoutSeconds))
 	require.Equal(t, 0, res.ExitCode, res.Stderr)
-	select {
-	case <-started:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the job never reached the upstream; pod-a's output:\n%s", podA.Logs())
+	res = proctest.Run(t, env, "enqueue", "http_request", "--max-attempts", "1",
+		"--args", fmt.Sprintf(`{"url": %q, "timeout_seconds": %d}`, upstream.URL+"/last", timeoutSeconds))
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	for range 2 {
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the jobs never reached the upstream; pod-a's output:\n%s", podA.Logs())
+		}
 	}
 	var firstAttempt time.Time
-	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT attempted_at FROM river_job WHERE state = 'running' AND attempt = 1").Scan(&firstAttempt))
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT attempted_at FROM river_job WHERE state = 'running' AND attempt = 1 AND max_attempts > 1").Scan(&firstAttempt))
 	podA.Kill()
 	proctest.StartWorker(t, db.URL, append([]string{"--id", "pod-b"}, fastRescue...)...)
 
 	waitFor(t, 90*time.Second, func() bool {
-		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 1
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state IN ('completed', 'discarded')") == 2
 	})
 	var (
 		rescuedAt, secondAttempt, completedAt time.Time
@@ -91,12 +108,14 @@ func TestLostJobComesBack(t *testing.T) {
 		attempt                               int
 	)
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT (errors[1]->>'at')::timestamptz, errors[1]->>'error',
-			attempted_at, finalized_at, attempted_by, attempt FROM river_job`).
+			attempted_at, finalized_at, attempted_by, attempt FROM river_job WHERE max_attempts > 1`).
 		Scan(&rescuedAt, &rescueError, &secondAttempt, &completedAt, &attemptedBy, &attempt))
 	require.Equal(t, "Stuck job rescued by JobRescuer", rescueError)
 	require.Equal(t, []string{"pod-a", "pod-b"}, attemptedBy)
 	require.Equal(t, 2, attempt)
-	require.Equal(t, int64(2), calls.Load())
+	mu.Lock()
+	require.Equal(t, map[string]int{"/back": 2, "/last": 1}, calls)
+	mu.Unlock()
 
 	rule := max(2*time.Second, timeoutSeconds*time.Second+time.Second)
 	lostDelayMax := 2400 * time.Millisecond                                          // class lost, first loss: 2 s +-20%
@@ -107,8 +126,21 @@ func TestLostJobComesBack(t *testing.T) {
 	require.GreaterOrEqual(t, rescued, rule, "never before the rule allows")
 	require.Less(t, available, bound)
 	var history string
-	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT metadata->'output'->'attempts'->0->>'class' FROM river_job").Scan(&history))
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT metadata->'output'->'attempts'->0->>'class' FROM river_job WHERE max_attempts > 1").Scan(&history))
 	require.Equal(t, "lost", history)
+
+	// The job lost on its last attempt: discarded by the leader's rescuer,
+	// dead-lettered as lost, and logged once, by the leader.
+	var lastID int64
+	var class string
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT river_job_id, failure_class FROM job_dead_letter_queue").Scan(&lastID, &class))
+	require.Equal(t, "lost", class)
+	lines := logLines(t, leader.Logs(), "job dead-lettered")
+	require.Len(t, lines, 1, leader.Logs())
+	require.Equal(t, float64(lastID), lines[0]["job_id"])
+	require.Equal(t, "lost", lines[0]["class"])
+	require.Equal(t, strings.TrimPrefix(upstream.URL, "http://"), lines[0]["operation_key"])
+	require.Equal(t, "lost on its last attempt: its pod died or hung, and River's rescuer took it back", lines[0]["reason"])
 }
 
 // A job still within its deadline is never rescued, even with

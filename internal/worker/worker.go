@@ -255,14 +255,16 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 		return nil, err
 	}
 
+	dlLog := deadLetterLog{logger: c.Logger, registry: c.Registry}
 	recorder := retrypolicy.NewAttemptRecorder(c.Retry, &retrypolicy.RecorderOpts{
 		Logger: c.Logger,
 		OnAttempt: func(job *rivertype.JobRow, a retrypolicy.Attempt) {
 			metrics.ObserveFailedAttempt(job.Kind, string(a.Class), string(a.Strategy), !a.Final, time.Duration(a.DelayMS)*time.Millisecond)
+			dlLog.attempt(job, a)
 		},
 	})
 
-	br, gate, err := newBreaker(c, reg, workers)
+	br, gate, err := newBreaker(c, reg, workers, dlLog)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +283,7 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 		RescueStuckJobsAfter: c.RescueStuckJobsAfter,
 		PollOnly:             c.PollOnly,
 		Workers:              workers,
-		RetryPolicy:          recorder.ClientRetryPolicy(),
+		RetryPolicy:          rescueLogPolicy{ClientRetryPolicy: recorder.ClientRetryPolicy(), log: dlLog},
 		// Worker middleware runs in this order around each attempt:
 		// metrics -> breaker gate -> attempt recorder -> the job's Work.
 		Middleware: []rivertype.Middleware{
@@ -409,7 +411,7 @@ func (w *Worker) reportUnsaved(log *slog.Logger, done string) {
 // the job registry, and a job parked longer than max_park is recorded with
 // class breaker_open and cancelled (to the DLQ). It registers the cleanup
 // job's worker.
-func newBreaker(c Config, reg prometheus.Registerer, workers *river.Workers) (*breaker.Breaker, *breaker.Gate, error) {
+func newBreaker(c Config, reg prometheus.Registerer, workers *river.Workers, dlLog deadLetterLog) (*breaker.Breaker, *breaker.Gate, error) {
 	bcfg := c.Breaker
 	if bcfg.Settings.IsFailure == nil {
 		bcfg.Settings.IsFailure = func(err error) bool { return retrypolicy.Classify(err).DownstreamUnhealthy() }
@@ -429,12 +431,14 @@ func newBreaker(c Config, reg prometheus.Registerer, workers *river.Workers) (*b
 			return c.Registry.OperationKey(job.Kind, job.EncodedArgs, job.Metadata)
 		},
 		OnParkExpired: func(ctx context.Context, job *rivertype.JobRow, err *breaker.OpenError, parkedFor time.Duration) error {
-			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen,
-				fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err))
+			cause := fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err)
+			dlLog.ended(job, retrypolicy.ClassBreakerOpen, cause.Error())
+			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen, cause)
 		},
 		// A key no breaker can hold (control characters, say) is the job's
 		// own defect: it ends now, in the DLQ as bad_request.
 		OnInvalidKey: func(ctx context.Context, job *rivertype.JobRow, err error) error {
+			dlLog.ended(job, retrypolicy.ClassBadRequest, err.Error())
 			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBadRequest, err)
 		},
 	})
