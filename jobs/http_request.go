@@ -56,25 +56,27 @@ const (
 //	 "body": {"any": "JSON"},                 // optional, sent as JSON
 //	 "timeout_seconds": 30,                   // default 30, at most 3600
 //	 "operation_key": "api.example.com"}      // default: the URL's host
+//
+// Each field's help tag is what `enqueue http_request --help` lists.
 type HTTPRequestArgs struct {
 	// URL is the absolute http or https URL to call. Required.
-	URL string `json:"url"`
+	URL string `json:"url" help:"required: the absolute http or https URL to call"`
 	// Method is the HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE or
 	// OPTIONS). Default POST.
-	Method string `json:"method,omitempty"`
+	Method string `json:"method,omitempty" help:"GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS (default POST)"`
 	// Headers are added to the request. An Idempotency-Key given here is
 	// used as it is; otherwise rebound sets one derived from the job.
-	Headers map[string]string `json:"headers,omitempty"`
+	Headers map[string]string `json:"headers,omitempty" help:"request headers, name to value; an Idempotency-Key given here is sent as it is, otherwise rebound sends one derived from the job"`
 	// Body is sent as the request body, as the JSON it is (Content-Type
 	// application/json unless Headers say otherwise). Absent or null sends
 	// no body.
-	Body json.RawMessage `json:"body,omitempty"`
+	Body json.RawMessage `json:"body,omitempty" help:"sent as the request body, as the JSON it is (Content-Type application/json unless headers say otherwise); absent or null: no body"`
 	// TimeoutSeconds bounds the whole request (connect, send, response
 	// body), in seconds; fractions allowed. Default 30, at most 3600.
-	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty" help:"bound of the whole request in seconds, fractions allowed (default 30, at most 3600)"`
 	// OperationKey names the circuit breaker this job shares with others.
 	// Default: the URL's host (with its port, if any), lower-cased.
-	OperationKey string `json:"operation_key,omitempty"`
+	OperationKey string `json:"operation_key,omitempty" help:"the circuit breaker this job shares with others, at most 200 characters (default: the URL's host, with its port)"`
 }
 
 // Kind implements river.JobArgs.
@@ -166,6 +168,7 @@ func HTTPRequestKind() Kind {
 			return a, nil
 		},
 		OperationKey: httpRequestOperationKey,
+		Args:         ArgsOf(HTTPRequestArgs{}),
 		AddWorker: func(workers *river.Workers, deps WorkerDeps) error {
 			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient, RescueGrace: deps.RescueGrace})
 		},

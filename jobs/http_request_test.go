@@ -334,7 +334,9 @@ func TestHTTPRequestStopsAtItsOwnDeadline(t *testing.T) {
 	w := &jobs.HTTPRequestWorker{}
 	start := time.Now()
 	done := make(chan error, 1)
-	go func() { done <- w.Work(context.Background(), job(jobs.HTTPRequestArgs{URL: slow.URL, TimeoutSeconds: 0.3})) }()
+	go func() {
+		done <- w.Work(context.Background(), job(jobs.HTTPRequestArgs{URL: slow.URL, TimeoutSeconds: 0.3}))
+	}()
 	select {
 	case err := <-done:
 		require.ErrorIs(t, err, context.DeadlineExceeded)

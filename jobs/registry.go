@@ -60,6 +60,10 @@ type Kind struct {
 
 	// AddWorker registers the kind's worker in workers, built with deps.
 	AddWorker func(workers *river.Workers, deps WorkerDeps) error
+
+	// Args documents the fields of the kind's args for help texts
+	// (`enqueue KIND --help`); build it with [ArgsOf]. nil: none listed.
+	Args []Arg
 }
 
 // WorkerDeps are what kinds' workers may need from the pod.
