@@ -96,20 +96,34 @@ func TestLostJobComesBack(t *testing.T) {
 	var firstAttempt time.Time
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT attempted_at FROM river_job WHERE state = 'running' AND attempt = 1 AND max_attempts > 1").Scan(&firstAttempt))
 	podA.Kill()
-	proctest.StartWorker(t, db.URL, append([]string{"--id", "pod-b"}, fastRescue...)...)
 
+	// No pod works the queue now: the job waits as available once River
+	// has made it so. Watch for that (database clock), then start pod-b.
+	// River's scheduler marks a job available up to 5 s before its
+	// scheduled_at, and fetches wait for scheduled_at: the job can be
+	// worked from the later of the two.
+	var availableAt, scheduledAt time.Time
 	waitFor(t, 90*time.Second, func() bool {
+		err := db.Pool.QueryRow(ctx, "SELECT now(), scheduled_at FROM river_job WHERE max_attempts > 1 AND state = 'available'").Scan(&availableAt, &scheduledAt)
+		return err == nil
+	})
+	workableAt := availableAt
+	if scheduledAt.After(workableAt) {
+		workableAt = scheduledAt
+	}
+	proctest.StartWorker(t, db.URL, append([]string{"--id", "pod-b"}, fastRescue...)...)
+	waitFor(t, 60*time.Second, func() bool {
 		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state IN ('completed', 'discarded')") == 2
 	})
 	var (
-		rescuedAt, secondAttempt, completedAt time.Time
-		rescueError                           string
-		attemptedBy                           []string
-		attempt                               int
+		rescuedAt, completedAt time.Time
+		rescueError            string
+		attemptedBy            []string
+		attempt                int
 	)
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT (errors[1]->>'at')::timestamptz, errors[1]->>'error',
-			attempted_at, finalized_at, attempted_by, attempt FROM river_job WHERE max_attempts > 1`).
-		Scan(&rescuedAt, &rescueError, &secondAttempt, &completedAt, &attemptedBy, &attempt))
+			finalized_at, attempted_by, attempt FROM river_job WHERE max_attempts > 1`).
+		Scan(&rescuedAt, &rescueError, &completedAt, &attemptedBy, &attempt))
 	require.Equal(t, "Stuck job rescued by JobRescuer", rescueError)
 	require.Equal(t, []string{"pod-a", "pod-b"}, attemptedBy)
 	require.Equal(t, 2, attempt)
@@ -118,13 +132,14 @@ func TestLostJobComesBack(t *testing.T) {
 	mu.Unlock()
 
 	rule := max(2*time.Second, timeoutSeconds*time.Second+time.Second)
-	lostDelayMax := 2400 * time.Millisecond                                          // class lost, first loss: 2 s +-20%
-	bound := rule + rescuerInterval + lostDelayMax + schedulerInterval + time.Second /* fetch poll */
-	rescued, available, completed := rescuedAt.Sub(firstAttempt), secondAttempt.Sub(firstAttempt), completedAt.Sub(firstAttempt)
-	t.Logf("after the first attempt's start: rescued %s, running again (available before) %s, completed %s; rule %s, bound %s",
-		rescued.Round(time.Millisecond), available.Round(time.Millisecond), completed.Round(time.Millisecond), rule, bound)
+	lostDelayMax := 2400 * time.Millisecond                                                   // class lost, first loss: 2 s +-20%
+	bound := rule + rescuerInterval + lostDelayMax + schedulerInterval + 100*time.Millisecond /* this test's poll */
+	rescued, available, workable, completed := rescuedAt.Sub(firstAttempt), availableAt.Sub(firstAttempt), workableAt.Sub(firstAttempt), completedAt.Sub(firstAttempt)
+	t.Logf("after the first attempt's start: rescued %s, marked available %s, workable (retry time reached) %s, completed by pod-b %s (started once available); rule %s, bound %s",
+		rescued.Round(time.Millisecond), available.Round(time.Millisecond), workable.Round(time.Millisecond), completed.Round(time.Millisecond), rule, bound)
 	require.GreaterOrEqual(t, rescued, rule, "never before the rule allows")
-	require.Less(t, available, bound)
+	require.GreaterOrEqual(t, scheduledAt.Sub(rescuedAt), 1600*time.Millisecond, "the retry waits the delay of class lost")
+	require.Less(t, workable, bound)
 	var history string
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT metadata->'output'->'attempts'->0->>'class' FROM river_job WHERE max_attempts > 1").Scan(&history))
 	require.Equal(t, "lost", history)
