@@ -51,6 +51,14 @@ const (
 	// SIGTERM before they are cancelled: 25 s, under Kubernetes' 30 s grace
 	// period.
 	DefaultShutdownTimeout = 25 * time.Second
+	// DefaultJobTimeout bounds the Work of a job whose kind sets no timeout
+	// of its own: River's default, 1 minute.
+	DefaultJobTimeout = river.JobTimeoutDefault
+	// DefaultRescueGrace is how long after a job's own deadline River's
+	// rescuer still leaves it alone (jobs.DefaultRescueGrace, 15 s): it
+	// covers the difference between the leader pod's clock and the
+	// database's, and the time to save the job's result.
+	DefaultRescueGrace = jobs.DefaultRescueGrace
 )
 
 // AdminReadinessPath serves /readyz's answer with each failed check's whole
@@ -70,12 +78,29 @@ type Config struct {
 	FetchCooldown     time.Duration
 	FetchPollInterval time.Duration
 	// JobTimeout bounds a job's Work unless its kind sets its own timeout
-	// (http_request follows its timeout_seconds). 0 means River's default,
-	// 1 minute.
+	// (http_request follows its timeout_seconds). 0 means
+	// [DefaultJobTimeout], 1 minute.
 	JobTimeout time.Duration
+	// RescueGrace is how long after a job's own deadline River's rescuer
+	// still leaves it alone (added to http_request's timeout_seconds to give
+	// River the job's timeout). 0 means [DefaultRescueGrace], 15 s.
+	RescueGrace time.Duration
 	// RescueStuckJobsAfter is how long a job may stay running before River's
-	// rescuer takes it back (its worker died or hung); at least JobTimeout.
-	// 0 means River's default (1 hour).
+	// rescuer takes it back as lost (its pod died or hung). At least
+	// JobTimeout + RescueGrace, so a job of a kind without a timeout of its
+	// own is never taken back while it may still be running. 0 means
+	// JobTimeout + RescueGrace (1m15s with the defaults). Only the leader pod
+	// rescues, with its own value: give every pod the same one.
+	//
+	// River's rescuer runs on the leader every 30 s (fixed by River) and
+	// takes a running job once both this and the job's own timeout have
+	// passed since its attempt started (http_request: timeout_seconds +
+	// RescueGrace, 45 s by default; a kind without one: JobTimeout). It
+	// schedules the retry after the delay of class lost (2 s +-20% for a
+	// first loss by default), and River's scheduler (every 5 s) makes the
+	// job available. So, with the defaults, a job whose pod died is
+	// available again at most 75 + 30 + 2.4 + 5 = 112.4 s after its
+	// attempt started.
 	RescueStuckJobsAfter time.Duration
 	// ShutdownTimeout bounds a graceful stop: running jobs get this long to
 	// finish, minus a hard-stop margin, after which they are cancelled and
@@ -128,6 +153,15 @@ func (c *Config) withDefaults() Config {
 	if out.ShutdownTimeout == 0 {
 		out.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if out.JobTimeout == 0 {
+		out.JobTimeout = DefaultJobTimeout
+	}
+	if out.RescueGrace == 0 {
+		out.RescueGrace = DefaultRescueGrace
+	}
+	if out.RescueStuckJobsAfter == 0 && out.JobTimeout > 0 && out.RescueGrace > 0 {
+		out.RescueStuckJobsAfter = out.JobTimeout + out.RescueGrace
+	}
 	if out.HTTPAddr == "" {
 		out.HTTPAddr = DefaultHTTPAddr
 	}
@@ -177,15 +211,12 @@ func (c *Config) validate() error {
 	if c.ShutdownTimeout < 0 {
 		return errors.New("shutdown timeout must not be negative")
 	}
-	if c.JobTimeout < 0 || c.RescueStuckJobsAfter < 0 {
-		return errors.New("job timeout and rescue-stuck-jobs-after must not be negative")
+	if c.JobTimeout < 0 || c.RescueGrace < 0 || c.RescueStuckJobsAfter < 0 {
+		return errors.New("job timeout, rescue grace and rescue-stuck-jobs-after must not be negative")
 	}
-	jobTimeout := c.JobTimeout
-	if jobTimeout == 0 {
-		jobTimeout = river.JobTimeoutDefault
-	}
-	if c.RescueStuckJobsAfter > 0 && c.RescueStuckJobsAfter < jobTimeout {
-		return fmt.Errorf("rescue-stuck-jobs-after (%s) must be at least the job timeout (%s): a job still within its timeout would count as lost; lower the job timeout too", c.RescueStuckJobsAfter, jobTimeout)
+	if least := c.JobTimeout + c.RescueGrace; c.RescueStuckJobsAfter < least {
+		return fmt.Errorf("rescue-stuck-jobs-after (%s) must be at least the job timeout plus the rescue grace (%s + %s = %s): a job still within its timeout would count as lost; lower the job timeout too",
+			c.RescueStuckJobsAfter, c.JobTimeout, c.RescueGrace, least)
 	}
 	return nil
 }
@@ -232,18 +263,20 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 	}))
 
 	workers := river.NewWorkers()
-	if err := c.Registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: c.HTTPClient}); err != nil {
+	if err := c.Registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: c.HTTPClient, RescueGrace: c.RescueGrace}); err != nil {
 		return nil, err
 	}
 
+	dlLog := deadLetterLog{logger: c.Logger, registry: c.Registry}
 	recorder := retrypolicy.NewAttemptRecorder(c.Retry, &retrypolicy.RecorderOpts{
 		Logger: c.Logger,
 		OnAttempt: func(job *rivertype.JobRow, a retrypolicy.Attempt) {
 			metrics.ObserveFailedAttempt(job.Kind, string(a.Class), string(a.Strategy), !a.Final, time.Duration(a.DelayMS)*time.Millisecond)
+			dlLog.attempt(job, a)
 		},
 	})
 
-	br, gate, err := newBreaker(c, reg, workers)
+	br, gate, err := newBreaker(c, reg, workers, dlLog)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +295,7 @@ func New(ctx context.Context, config Config) (*Worker, error) {
 		RescueStuckJobsAfter: c.RescueStuckJobsAfter,
 		PollOnly:             c.PollOnly,
 		Workers:              workers,
-		RetryPolicy:          recorder.ClientRetryPolicy(),
+		RetryPolicy:          rescueLogPolicy{ClientRetryPolicy: recorder.ClientRetryPolicy(), log: dlLog},
 		// Worker middleware runs in this order around each attempt:
 		// metrics -> breaker gate -> attempt recorder -> the job's Work.
 		Middleware: []rivertype.Middleware{
@@ -399,7 +432,7 @@ func (w *Worker) reportUnsaved(log *slog.Logger, done string) {
 // the job registry, and a job parked longer than max_park is recorded with
 // class breaker_open and cancelled (to the DLQ). It registers the cleanup
 // job's worker.
-func newBreaker(c Config, reg prometheus.Registerer, workers *river.Workers) (*breaker.Breaker, *breaker.Gate, error) {
+func newBreaker(c Config, reg prometheus.Registerer, workers *river.Workers, dlLog deadLetterLog) (*breaker.Breaker, *breaker.Gate, error) {
 	bcfg := c.Breaker
 	if bcfg.Settings.IsFailure == nil {
 		bcfg.Settings.IsFailure = func(err error) bool { return retrypolicy.Classify(err).DownstreamUnhealthy() }
@@ -419,12 +452,14 @@ func newBreaker(c Config, reg prometheus.Registerer, workers *river.Workers) (*b
 			return c.Registry.OperationKey(job.Kind, job.EncodedArgs, job.Metadata)
 		},
 		OnParkExpired: func(ctx context.Context, job *rivertype.JobRow, err *breaker.OpenError, parkedFor time.Duration) error {
-			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen,
-				fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err))
+			cause := fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err)
+			dlLog.ended(job, retrypolicy.ClassBreakerOpen, cause.Error())
+			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen, cause)
 		},
 		// A key no breaker can hold (control characters, say) is the job's
 		// own defect: it ends now, in the DLQ as bad_request.
 		OnInvalidKey: func(ctx context.Context, job *rivertype.JobRow, err error) error {
+			dlLog.ended(job, retrypolicy.ClassBadRequest, err.Error())
 			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBadRequest, err)
 		},
 	})
