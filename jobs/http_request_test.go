@@ -278,11 +278,57 @@ func TestHTTPRequestWorkerTransportErrors(t *testing.T) {
 	require.ErrorIs(t, err, stop)
 }
 
+// River knows an http_request job by timeout_seconds + the rescue grace
+// (default 15 s): its rescuer never takes back a job within that time of its
+// attempt's start.
 func TestHTTPRequestTimeout(t *testing.T) {
 	t.Parallel()
+	tests := []struct {
+		name    string
+		grace   time.Duration
+		seconds float64
+		want    time.Duration
+	}{
+		{name: "defaults", want: 45 * time.Second},
+		{name: "fraction", seconds: 2.5, want: 17500 * time.Millisecond},
+		{name: "longest", seconds: jobs.MaxHTTPTimeoutSeconds, want: time.Hour + 15*time.Second},
+		{name: "own grace", grace: time.Second, seconds: 0.5, want: 1500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := &jobs.HTTPRequestWorker{RescueGrace: tt.grace}
+			require.Equal(t, tt.want, w.Timeout(job(jobs.HTTPRequestArgs{URL: "http://h", TimeoutSeconds: tt.seconds})))
+		})
+	}
+	require.Equal(t, 15*time.Second, jobs.DefaultRescueGrace)
+}
+
+// The job stops its request itself at timeout_seconds, without waiting for
+// River's later deadline: class timeout.
+func TestHTTPRequestStopsAtItsOwnDeadline(t *testing.T) {
+	t.Parallel()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	defer slow.Close()
 	w := &jobs.HTTPRequestWorker{}
-	require.Equal(t, 30*time.Second, w.Timeout(job(jobs.HTTPRequestArgs{URL: "http://h"})))
-	require.Equal(t, 2500*time.Millisecond, w.Timeout(job(jobs.HTTPRequestArgs{URL: "http://h", TimeoutSeconds: 2.5})))
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Work(context.Background(), job(jobs.HTTPRequestArgs{URL: slow.URL, TimeoutSeconds: 0.3}))
+	}()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Equal(t, retrypolicy.ClassTimeout, retrypolicy.Classify(err))
+		require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond)
+	case <-time.After(5 * time.Second): // the upstream would answer after 10 s
+		t.Fatal("the request outlived its timeout_seconds")
+	}
 }
 
 // Go callers inserting HTTPRequestArgs directly get the same refusal as

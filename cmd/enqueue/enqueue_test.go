@@ -235,3 +235,29 @@ func TestEnqueueLargeFile(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
 	require.Equal(t, lines, n)
 }
+
+// `enqueue KIND --help` lists the args of KIND, from its registry entry.
+func TestHelpListsTheKindsArgs(t *testing.T) {
+	t.Parallel()
+	res := proctest.Run(t, nil, "enqueue", "http_request", "--help")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	_, args, ok := strings.Cut(res.Stdout, "\nArgs of http_request (--args, or one JSON object per line of --file):\n")
+	require.True(t, ok, res.Stdout)
+	lines := strings.Split(strings.TrimSpace(args), "\n")
+	require.Len(t, lines, 7, args)
+	for i, want := range [][2]string{
+		{"FIELD", "TYPE"},
+		{"url", "string"}, {"method", "string"}, {"headers", "object"}, {"body", "any JSON"},
+		{"timeout_seconds", "number"}, {"operation_key", "string"},
+	} {
+		fields := strings.Fields(lines[i])
+		require.Equal(t, want[0], fields[0], lines[i])
+		require.Equal(t, want[1], strings.Join(fields[1:1+len(strings.Fields(want[1]))], " "), lines[i])
+	}
+	require.Contains(t, lines[5], "(default 30, at most 3600)")
+
+	plain := proctest.Run(t, nil, "enqueue", "--help")
+	require.Equal(t, 0, plain.ExitCode, plain.Stderr)
+	require.NotContains(t, plain.Stdout, "Args of")
+	require.Contains(t, plain.Stdout, "`enqueue KIND --help` lists the args of KIND")
+}
