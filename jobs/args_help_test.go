@@ -32,7 +32,7 @@ func TestBuiltinKindsDocumentTheirArgs(t *testing.T) {
 	require.True(t, strings.HasPrefix(k.Args[0].Help, "required"), k.Args[0].Help)
 
 	// The same names as the JSON of args with every field set.
-	raw, err := json.Marshal(jobs.HTTPRequestArgs{URL: "u", Method: "m", Headers: map[string]string{"a": "b"}, Body: []byte(`1`), TimeoutSeconds: 1, OperationKey: "k"})
+	raw, err := json.Marshal(jobs.HTTPRequestArgs{URL: "u", Method: "m", Headers: map[string]string{"a": "b"}, Body: []byte(`1`), TimeoutSeconds: 1, ExplicitOperationKey: "k"})
 	require.NoError(t, err)
 	var decoded map[string]any
 	require.NoError(t, json.Unmarshal(raw, &decoded))

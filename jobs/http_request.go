@@ -75,11 +75,21 @@ type HTTPRequestArgs struct {
 	// TimeoutSeconds bounds the whole request (connect, send, response
 	// body), in seconds; fractions allowed. Default 30, at most 3600.
 	TimeoutSeconds float64 `json:"timeout_seconds,omitempty" help:"bound of the whole request in seconds, fractions allowed (default 30, at most 3600)"`
-	// OperationKey names the circuit breaker this job shares with others:
-	// at most MaxOperationKeyLength characters of valid UTF-8, not blank,
-	// no control characters (breaker.ValidateKey). Default: the URL's host
-	// (with its port, if any), lower-cased.
-	OperationKey string `json:"operation_key,omitempty" help:"the circuit breaker this job shares with others, at most 200 characters (default: the URL's host, with its port)"`
+	// ExplicitOperationKey (JSON operation_key) names the circuit breaker
+	// this job shares with others: at most MaxOperationKeyLength characters
+	// of valid UTF-8, not blank, no control characters
+	// (breaker.ValidateKey). Empty means the URL's host (with its port, if
+	// any), lower-cased; see [HTTPRequestArgs.OperationKey].
+	ExplicitOperationKey string `json:"operation_key,omitempty" help:"the circuit breaker this job shares with others, at most 200 characters (default: the URL's host, with its port)"`
+}
+
+// OperationKey implements [OperationKeyer]: operation_key when given, else
+// the URL's host (with its port, if any), lower-cased ([URLHost]).
+func (a HTTPRequestArgs) OperationKey() string {
+	if a.ExplicitOperationKey != "" {
+		return a.ExplicitOperationKey
+	}
+	return URLHost(a.URL)
 }
 
 // Kind implements river.JobArgs.
@@ -119,12 +129,12 @@ func (a HTTPRequestArgs) Validate() error {
 	if err := a.validateRequest(); err != nil {
 		return err
 	}
-	if a.OperationKey != "" {
-		if n := utf8.RuneCountInString(a.OperationKey); n > MaxOperationKeyLength {
+	if a.ExplicitOperationKey != "" {
+		if n := utf8.RuneCountInString(a.ExplicitOperationKey); n > MaxOperationKeyLength {
 			return fmt.Errorf("%w: operation_key must be at most %d characters (got %d)", ErrInvalidArgs, MaxOperationKeyLength, n)
 		}
 		// The circuit breaker's rule: not blank, no control characters.
-		if err := breaker.ValidateKey(a.OperationKey); err != nil {
+		if err := breaker.ValidateKey(a.ExplicitOperationKey); err != nil {
 			return fmt.Errorf("%w: operation_key: %v", ErrInvalidArgs, err)
 		}
 	}
@@ -193,21 +203,12 @@ func HTTPRequestKind() Kind {
 			}
 			return a, nil
 		},
-		OperationKey: httpRequestOperationKey,
+		OperationKey: ArgsOperationKey[HTTPRequestArgs],
 		Args:         ArgsOf(HTTPRequestArgs{}),
 		AddWorker: func(workers *river.Workers, deps WorkerDeps) error {
 			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient, RescueGrace: deps.RescueGrace})
 		},
 	}
-}
-
-// httpRequestOperationKey reads operation_key, else the URL's host.
-func httpRequestOperationKey(raw []byte) string {
-	res := gjson.GetManyBytes(raw, "operation_key", "url")
-	if k := res[0].String(); k != "" {
-		return k
-	}
-	return URLHost(res[1].String())
 }
 
 // URLHost returns the lower-cased host (with port, if any) of rawURL, or ""

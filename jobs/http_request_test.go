@@ -32,7 +32,7 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 	}{
 		{name: "minimal", raw: `{"url": "https://api.example.com/hook"}`, want: jobs.HTTPRequestArgs{URL: "https://api.example.com/hook"}},
 		{name: "full", raw: `{"url": "http://h:8080/p?q=1", "method": "put", "headers": {"X-A": "1"}, "body": [1, 2], "timeout_seconds": 2.5, "operation_key": "k"}`,
-			want: jobs.HTTPRequestArgs{URL: "http://h:8080/p?q=1", Method: "put", Headers: map[string]string{"X-A": "1"}, Body: []byte(`[1, 2]`), TimeoutSeconds: 2.5, OperationKey: "k"}},
+			want: jobs.HTTPRequestArgs{URL: "http://h:8080/p?q=1", Method: "put", Headers: map[string]string{"X-A": "1"}, Body: []byte(`[1, 2]`), TimeoutSeconds: 2.5, ExplicitOperationKey: "k"}},
 		{name: "no url", raw: `{}`, wantErr: "invalid args: url is required"},
 		{name: "ftp url", raw: `{"url": "ftp://h/x"}`, wantErr: `invalid args: url must be absolute http or https, got "ftp://h/x"`},
 		{name: "no host", raw: `{"url": "http:///x"}`, wantErr: "invalid args: url has no host"},
@@ -56,7 +56,7 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 		{name: "operation key in invalid UTF-8", raw: "{\"url\": \"http://a/\", \"operation_key\": \"k\xff\"}", wantErr: "invalid args: args.operation_key: contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store"},
 		{name: "operation key in invalid UTF-8 after a byte order mark", raw: "\xef\xbb\xbf{\"url\": \"http://a/\", \"operation_key\": \"k\xff\"}", wantErr: "invalid args: operation_key: not valid UTF-8"},
 		{name: "operation key with a lone surrogate", raw: `{"url": "http://a/", "operation_key": "\udfffk"}`, wantErr: `invalid args: args.operation_key: contains an unpaired UTF-16 surrogate (\udfff), which PostgreSQL cannot store`},
-		{name: "U+FFFD sent as such is kept", raw: `{"url": "http://a/\ufffd", "operation_key": "k�"}`, want: jobs.HTTPRequestArgs{URL: "http://a/\uFFFD", OperationKey: "k\uFFFD"}},
+		{name: "U+FFFD sent as such is kept", raw: `{"url": "http://a/\ufffd", "operation_key": "k�"}`, want: jobs.HTTPRequestArgs{URL: "http://a/\uFFFD", ExplicitOperationKey: "k\uFFFD"}},
 		{name: "a pair in the url", raw: `{"url": "http://a/\ud83d\ude00"}`, want: jobs.HTTPRequestArgs{URL: "http://a/😀"}},
 		{name: "not JSON", raw: `notjson`, wantErr: `invalid args: not valid JSON: expected a JSON object {...}, got "notjson" (invalid character 'o' at byte 2)`},
 		{name: "a secret in what is not JSON", raw: `Authorization: Bearer sk_live_abcdef`, wantErr: `got "Authorization: Bearer [REDACTED]" (invalid character 'A' looking for beginning of value at byte 1)`},
@@ -337,6 +337,6 @@ func TestHTTPRequestStopsAtItsOwnDeadline(t *testing.T) {
 func TestValidateRefusesInvalidUTF8(t *testing.T) {
 	t.Parallel()
 	require.EqualError(t, jobs.HTTPRequestArgs{URL: "http://a/\xff"}.Validate(), "invalid args: url: not valid UTF-8")
-	require.EqualError(t, jobs.HTTPRequestArgs{URL: "http://a/", OperationKey: "k\xff"}.Validate(), `invalid args: operation_key: invalid operation key "k\xff": not valid UTF-8`)
+	require.EqualError(t, jobs.HTTPRequestArgs{URL: "http://a/", ExplicitOperationKey: "k\xff"}.Validate(), `invalid args: operation_key: invalid operation key "k\xff": not valid UTF-8`)
 	require.NoError(t, jobs.HTTPRequestArgs{URL: "http://a/é"}.Validate())
 }

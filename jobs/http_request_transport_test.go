@@ -304,7 +304,7 @@ func TestHTTPRequestInvalidArgsAreBadRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tt.args.OperationKey = strings.Repeat("k", 300)
+			tt.args.ExplicitOperationKey = strings.Repeat("k", 300)
 			err := (&jobs.HTTPRequestWorker{}).Work(t.Context(), job(tt.args))
 			require.EqualError(t, err, tt.wantErr)
 			require.ErrorIs(t, err, jobs.ErrInvalidArgs)
@@ -316,7 +316,7 @@ func TestHTTPRequestInvalidArgsAreBadRequest(t *testing.T) {
 	// The long key alone: the request is sent.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
-	require.NoError(t, (&jobs.HTTPRequestWorker{}).Work(t.Context(), job(jobs.HTTPRequestArgs{URL: srv.URL, OperationKey: strings.Repeat("k", 300)})))
+	require.NoError(t, (&jobs.HTTPRequestWorker{}).Work(t.Context(), job(jobs.HTTPRequestArgs{URL: srv.URL, ExplicitOperationKey: strings.Repeat("k", 300)})))
 }
 
 func isType[E error](err error) bool {

@@ -16,7 +16,9 @@ import (
 // inserted job's operation key into its metadata (under
 // [MetadataOperationKey]), where the dead-letter capture trigger and
 // operators' SQL can read it without knowing the kind's args. A key already
-// present in the metadata is kept. Install it in river.Config.Middleware of
+// present in the metadata is kept; otherwise the args' own
+// ([OperationKeyer]) is used, else the registry's rule
+// ([Registry.OperationKey]). Install it in river.Config.Middleware of
 // every client that inserts jobs. Build it with [Registry.InsertMiddleware].
 //
 // It also refuses, before anything is written, a batch in which a job's
@@ -43,7 +45,7 @@ func (r *Registry) InsertMiddleware() *InsertMiddleware {
 // InsertMany implements rivertype.JobInsertMiddleware.
 func (m *InsertMiddleware) InsertMany(ctx context.Context, manyParams []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
 	for i, p := range manyParams {
-		if err := checkStorableInsert(p); err != nil {
+		if err := CheckStorableInsert(p); err != nil {
 			if len(manyParams) > 1 {
 				return nil, fmt.Errorf("insert %s job %d of %d: %w", p.Kind, i+1, len(manyParams), err)
 			}
@@ -52,7 +54,13 @@ func (m *InsertMiddleware) InsertMany(ctx context.Context, manyParams []*riverty
 		if gjson.GetBytes(p.Metadata, MetadataOperationKey).Exists() {
 			continue
 		}
-		key := m.registry.OperationKey(p.Kind, p.EncodedArgs, nil)
+		key := ""
+		if k, ok := p.Args.(OperationKeyer); ok {
+			key = NormalizeOperationKey(k.OperationKey())
+		}
+		if key == "" {
+			key = m.registry.OperationKey(p.Kind, p.EncodedArgs, nil)
+		}
 		metadata := p.Metadata
 		if len(metadata) == 0 {
 			metadata = []byte("{}")
@@ -66,10 +74,13 @@ func (m *InsertMiddleware) InsertMany(ctx context.Context, manyParams []*riverty
 	return doInner(ctx)
 }
 
-// checkStorableInsert refuses args or metadata PostgreSQL cannot store. The
-// args value is looked at too: json.Marshal has already replaced invalid
-// UTF-8 in its strings with U+FFFD, so the encoding alone would not show it.
-func checkStorableInsert(p *rivertype.JobInsertParams) error {
+// CheckStorableInsert refuses a job about to be inserted whose args or
+// metadata PostgreSQL cannot store, with an error wrapping a
+// *storable.JSONError (and [ErrInvalidArgs] for args) that names the field.
+// The args value is looked at too: json.Marshal has already replaced
+// invalid UTF-8 in its strings with U+FFFD, so the encoding alone would not
+// show it. Every insert middleware of rebound's runs it.
+func CheckStorableInsert(p *rivertype.JobInsertParams) error {
 	if err := storable.CheckValue(p.Args, "args"); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidArgs, err)
 	}

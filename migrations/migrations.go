@@ -16,6 +16,18 @@
 //     column) and created again after every migration has run, so
 //     `rebound migrate up` also repairs a trigger that went missing.
 //
+// # From a service's start-up
+//
+// A Go service that runs rebound (package rebound) migrates with this
+// package, before it starts its pod, the way `rebound migrate up` does:
+//
+//	m, err := migrations.New(pool, nil)
+//	if err != nil { ... }
+//	applied, err := m.Up(ctx) // nothing to apply: an empty slice
+//
+// A pod's Start checks the result with [Migrator.Check] and refuses to work
+// on a database that is behind ([ErrBehind]).
+//
 // # Version numbers
 //
 // A database records each applied migration by its number alone
@@ -33,11 +45,13 @@
 //
 // # Concurrency
 //
-// [Migrator.Up] holds a session-level PostgreSQL advisory lock for its whole
-// run, so any number of pods may run it at the same moment: one migrates, the
-// others wait and then find nothing to do. Session advisory locks need a
-// direct connection: behind PgBouncer in transaction mode, point DATABASE_URL
-// for `rebound migrate` at PostgreSQL itself.
+// [Migrator.Up] holds a session-level PostgreSQL advisory lock
+// ([AdvisoryLockKey]) for its whole run, so any number of pods may run it at
+// the same moment, at start-up: one migrates, the others wait (up to
+// Config.LockTimeout) and then find nothing to do. Session advisory locks
+// need a direct connection: behind PgBouncer in transaction mode, point
+// DATABASE_URL for `rebound migrate` (or the pool given to [New]) at
+// PostgreSQL itself.
 package migrations
 
 import (

@@ -10,8 +10,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,13 +22,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/internal/config"
-	"github.com/rebound-queue/rebound/internal/worker"
+	"github.com/rebound-queue/rebound/jobs"
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 func main() {
@@ -53,7 +59,7 @@ type options struct {
 }
 
 func newRootCmd() *cobra.Command {
-	o := &options{queues: queuesFlag{"default": worker.DefaultQueueWorkers}}
+	o := &options{queues: queuesFlag{"default": rebound.DefaultQueueWorkers}}
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Work rebound jobs from PostgreSQL (DATABASE_URL) until SIGTERM",
@@ -67,18 +73,18 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.httpAddr, "http-addr", worker.DefaultHTTPAddr, "address of the HTTP server (/healthz, /readyz, /metrics, admin routes)")
+	f.StringVar(&o.httpAddr, "http-addr", rebound.DefaultHTTPAddr, "address of the HTTP server (/healthz, /readyz, /metrics, admin routes)")
 	f.Var(&o.queues, "queues", "queues to work and how many jobs of each at once, as name=workers,...")
 	f.StringVar(&o.configPath, "config", "", "YAML file: retry policy per job kind, circuit breaker settings per operation key")
-	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout,
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", rebound.DefaultShutdownTimeout,
 		"on SIGTERM, how long running jobs may finish before they are cancelled and returned to the queue (keep it under the pod's grace period)")
-	f.DurationVar(&o.fetchCooldown, "fetch-cooldown", worker.DefaultFetchCooldown,
+	f.DurationVar(&o.fetchCooldown, "fetch-cooldown", rebound.DefaultFetchCooldown,
 		"least time between two fetches of one queue; a queue works at most workers/fetch-cooldown jobs per second (River's default 100ms caps 50 workers at 500 jobs/s; 20ms allows 2,500/s; 0 means the default)")
-	f.DurationVar(&o.fetchPollInterval, "fetch-poll-interval", worker.DefaultFetchPollInterval,
+	f.DurationVar(&o.fetchPollInterval, "fetch-poll-interval", rebound.DefaultFetchPollInterval,
 		"how often an idle queue polls when no LISTEN/NOTIFY wake-up arrives (the only way behind PgBouncer in transaction mode); 0 means the default")
-	f.DurationVar(&o.jobTimeout, "job-timeout", worker.DefaultJobTimeout,
+	f.DurationVar(&o.jobTimeout, "job-timeout", rebound.DefaultJobTimeout,
 		"longest a job may run, for kinds without their own timeout (http_request follows its timeout_seconds); 0 means the default")
-	f.DurationVar(&o.rescueGrace, "rescue-grace", worker.DefaultRescueGrace,
+	f.DurationVar(&o.rescueGrace, "rescue-grace", rebound.DefaultRescueGrace,
 		"how long after a job's own deadline River's rescuer still leaves it alone (clock differences between pods and PostgreSQL, time to save the result); 0 means the default")
 	f.DurationVar(&o.rescueStuckJobsAfter, "rescue-stuck-jobs-after", 0,
 		"how long a job may stay running before it counts as lost (its pod died or hung) and the leader's rescuer retries it; a kind with a longer timeout waits for it (http_request: timeout_seconds + --rescue-grace); at least --job-timeout + --rescue-grace; 0 (the default) means exactly that, 1m15s with the defaults")
@@ -140,6 +146,10 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	adminToken := os.Getenv(adminauth.EnvToken)
+	if err := checkFlags(o, adminToken); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -163,13 +173,36 @@ func run(ctx context.Context, o *options) error {
 		breakerConfig.ListenDisabled = true
 	}
 
-	w, err := worker.New(ctx, worker.Config{
+	// The job kinds this binary works: rebound's built-in ones.
+	registry := jobs.Builtin()
+	workers := river.NewWorkers()
+	if err := registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: jobs.NewHTTPClient(), RescueGrace: o.rescueGrace}); err != nil {
+		return err
+	}
+	kinds := make(map[string]rebound.KindConfig, len(registry.Names()))
+	for _, kind := range registry.Names() {
+		kinds[kind] = rebound.KindConfig{}
+	}
+	for _, kind := range settings.Retry.Kinds() {
+		if _, err := registry.Lookup(kind); err != nil {
+			return fmt.Errorf("%s.kinds.%s: %w", retrypolicy.ConfigKey, kind, err)
+		}
+		kinds[kind] = rebound.KindConfig{RetryPolicy: settings.Retry.Lookup(kind)}
+	}
+	queues := make(map[string]river.QueueConfig, len(o.queues))
+	for name, n := range o.queues {
+		queues[name] = river.QueueConfig{MaxWorkers: n}
+	}
+
+	pod, err := rebound.New(rebound.Config{
 		Pool:                 pool,
-		Retry:                settings.Retry,
+		Workers:              workers,
+		Queues:               queues,
+		RetryPolicy:          settings.Retry.Default(),
+		Kinds:                kinds,
 		Breaker:              breakerConfig,
-		PollOnly:             o.pollOnly,
 		BreakerIdleTTL:       settings.BreakerIdleTTL,
-		Queues:               o.queues,
+		PollOnly:             o.pollOnly,
 		FetchCooldown:        o.fetchCooldown,
 		FetchPollInterval:    o.fetchPollInterval,
 		JobTimeout:           o.jobTimeout,
@@ -177,12 +210,60 @@ func run(ctx context.Context, o *options) error {
 		RescueStuckJobsAfter: o.rescueStuckJobsAfter,
 		ShutdownTimeout:      o.shutdownTimeout,
 		HTTPAddr:             o.httpAddr,
+		AdminToken:           adminToken,
 		Logger:               logger,
 		ID:                   o.id,
-		AdminToken:           os.Getenv(adminauth.EnvToken),
 	})
 	if err != nil {
+		return flagError(err)
+	}
+	return pod.Run(ctx)
+}
+
+// checkFlags refuses, in the terms of the command line, what the pod would
+// refuse in Go terms.
+func checkFlags(o *options, adminToken string) error {
+	if _, _, err := net.SplitHostPort(o.httpAddr); err != nil {
+		return fmt.Errorf("invalid HTTP address %q: %v", o.httpAddr, err)
+	}
+	if err := adminauth.CheckListenAddr(o.httpAddr, adminToken); err != nil {
 		return err
 	}
-	return w.Run(ctx)
+	if o.jobTimeout < 0 || o.rescueGrace < 0 || o.rescueStuckJobsAfter < 0 {
+		return errors.New("job timeout, rescue grace and rescue-stuck-jobs-after must not be negative")
+	}
+	jobTimeout, grace := cmp.Or(o.jobTimeout, rebound.DefaultJobTimeout), cmp.Or(o.rescueGrace, rebound.DefaultRescueGrace)
+	if least := jobTimeout + grace; o.rescueStuckJobsAfter > 0 && o.rescueStuckJobsAfter < least {
+		return fmt.Errorf("rescue-stuck-jobs-after (%s) must be at least the job timeout plus the rescue grace (%s + %s = %s): a job still within its timeout would count as lost; lower the job timeout too",
+			o.rescueStuckJobsAfter, jobTimeout, grace, least)
+	}
+	return nil
+}
+
+// flagOf names the flag (or variable) behind a field of rebound.Config.
+var flagOf = map[string]string{
+	"FetchCooldown":        "--fetch-cooldown",
+	"FetchPollInterval":    "--fetch-poll-interval",
+	"JobTimeout":           "--job-timeout",
+	"RescueGrace":          "--rescue-grace",
+	"RescueStuckJobsAfter": "--rescue-stuck-jobs-after",
+	"ShutdownTimeout":      "--shutdown-timeout",
+	"HTTPAddr":             "--http-addr",
+	"ID":                   "--id",
+	"AdminToken":           adminauth.EnvToken,
+}
+
+// flagError says a refused setting in the command line's terms.
+func flagError(err error) error {
+	ce, ok := errors.AsType[*rebound.ConfigError](err)
+	if !ok {
+		return err
+	}
+	if strings.HasPrefix(ce.Field, "Queues[") {
+		return fmt.Errorf("invalid --queues: %s: %s", ce.Field, ce.Problem)
+	}
+	if f, ok := flagOf[ce.Field]; ok {
+		return fmt.Errorf("invalid %s: %s", f, ce.Problem)
+	}
+	return err
 }

@@ -202,6 +202,41 @@ func New(t testing.TB) *Database {
 	return &Database{Name: name, URL: dbURL, Pool: pool}
 }
 
+// ForExample creates a fresh, fully migrated database like New, for an
+// Example function, which has no testing.TB, and returns its URL: the
+// example connects to it where a service would read DATABASE_URL. The
+// database lives until the package's tests end, when [Main] drops it, so
+// the package must run its tests through Main. It panics (an example's way
+// to fail) when Main is not running or no database can be made.
+func ForExample() string {
+	if !mainRunning.Load() {
+		panic("dbtest: this package's TestMain must run the tests through dbtest.Main(m), which drops the examples' databases when they end")
+	}
+	setupOnce.Do(func() { setupErr = doSetup() })
+	if setupErr != nil {
+		panic(fmt.Sprintf("dbtest: %v", setupErr))
+	}
+	ctx := context.Background()
+	name := fmt.Sprintf("rebound_t_%d_%s", time.Now().Unix(), randomHex(5))
+	admin, err := pgx.Connect(ctx, baseURL)
+	if err != nil {
+		panic(fmt.Sprintf("dbtest: connect to %s: %v", redactURL(baseURL), err))
+	}
+	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize())
+	admin.Close(ctx)
+	if err != nil {
+		panic(fmt.Sprintf("dbtest: create database %s: %v", name, err))
+	}
+	liveMu.Lock()
+	live[name] = true // Main drops it
+	liveMu.Unlock()
+	dbURL, err := cli.WithDatabase(baseURL, name)
+	if err != nil {
+		panic(fmt.Sprintf("dbtest: %v", err))
+	}
+	return dbURL
+}
+
 // Pool is shorthand for New(t).Pool.
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()

@@ -96,7 +96,9 @@ func DatabaseCheck(ping func(context.Context) error) CheckFunc {
 
 // Config configures a [Server].
 type Config struct {
-	// Addr is the address to listen on, e.g. "127.0.0.1:8080". Required.
+	// Addr is the address to listen on, e.g. "127.0.0.1:8080". Required by
+	// Start; a server whose routes are only mounted elsewhere ([Server.Handler])
+	// needs none.
 	Addr string
 	// Logger receives request errors. nil discards.
 	Logger *slog.Logger
@@ -171,6 +173,10 @@ func New(config Config) *Server {
 func (s *Server) Handle(pattern string, handler http.Handler) {
 	s.mux.Handle(pattern, handler)
 }
+
+// Handler returns the server's routes (/healthz, /readyz, /metrics and
+// what was mounted with Handle), to be served by another HTTP server.
+func (s *Server) Handler() http.Handler { return s.mux }
 
 // AddReadinessCheck adds a check /readyz runs (all of them, in order of
 // addition). Call before Start.

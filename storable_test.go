@@ -1,4 +1,4 @@
-package worker_test
+package rebound_test
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/internal/dbtest"
-	"github.com/rebound-queue/rebound/internal/worker"
 	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
@@ -179,8 +179,6 @@ func TestUnstorableTextsDoNotWedgeThePod(t *testing.T) {
 	fast := retrypolicy.Policy{InitialDelay: 20 * time.Millisecond, MinDelay: 10 * time.Millisecond, Jitter: retrypolicy.JitterNone}
 	strict := fast
 	strict.Rules = map[retrypolicy.Class]retrypolicy.Rule{retrypolicy.ClassPanic: {Retry: false}}
-	policies, err := retrypolicy.NewPolicies(fast, map[string]retrypolicy.Policy{"text_probe_strict": strict})
-	require.NoError(t, err)
 
 	// The jobs, bad ones spread among the healthy ones so they share the
 	// completer's batches.
@@ -240,12 +238,14 @@ func TestUnstorableTextsDoNotWedgeThePod(t *testing.T) {
 		        '{"operation_key": "text_probe"}')
 		RETURNING id`, longLost).Scan(&lostID))
 
-	w, err := worker.New(runCtx, worker.Config{
+	workers := river.NewWorkers()
+	require.NoError(t, reg.AddWorkers(workers, jobs.WorkerDeps{}))
+	w, err := rebound.New(rebound.Config{
 		Pool:            db.Pool,
-		Queues:          map[string]int{river.QueueDefault: 20},
-		HTTPAddr:        "127.0.0.1:0",
-		Registry:        reg,
-		Retry:           policies,
+		Workers:         workers,
+		Queues:          map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 20}},
+		RetryPolicy:     fast,
+		Kinds:           map[string]rebound.KindConfig{"text_probe_strict": {RetryPolicy: strict}},
 		ShutdownTimeout: 3 * time.Second,
 		Logger:          slog.New(slog.DiscardHandler),
 	})

@@ -1,4 +1,4 @@
-package worker
+package rebound
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/rebound-queue/rebound/internal/redact"
-	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -34,8 +33,8 @@ const maxLoggedReason = 512
 //     on its last attempt (the executor does not), so
 //     [rescueLogPolicy] logs it there.
 type deadLetterLog struct {
-	logger   *slog.Logger
-	registry *jobs.Registry
+	logger *slog.Logger
+	keys   *operationKeys
 }
 
 // attempt logs a history entry that ends the job (Final).
@@ -54,7 +53,7 @@ func (l deadLetterLog) ended(job *rivertype.JobRow, class retrypolicy.Class, rea
 		slog.Int("max_attempts", job.MaxAttempts),
 		slog.String("queue", job.Queue),
 		slog.String("class", string(class)),
-		slog.String("operation_key", l.registry.OperationKey(job.Kind, job.EncodedArgs, job.Metadata)),
+		slog.String("operation_key", l.keys.ofJob(job)),
 		slog.String("reason", loggedReason(reason)),
 	)
 }

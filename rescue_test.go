@@ -1,4 +1,4 @@
-package worker
+package rebound
 
 import (
 	"context"
@@ -85,21 +85,23 @@ func TestRescueSettings(t *testing.T) {
 			want: [3]time.Duration{time.Second, time.Second, 2 * time.Second}},
 		{name: "explicit rescue", config: Config{RescueStuckJobsAfter: 10 * time.Minute},
 			want: [3]time.Duration{time.Minute, 15 * time.Second, 10 * time.Minute}},
+		{name: "no job timeout: River's rescue default", config: Config{JobTimeout: -1},
+			want: [3]time.Duration{-1, 15 * time.Second, 0}},
 		{name: "rescue inside the grace", config: Config{RescueStuckJobsAfter: 70 * time.Second},
-			wantErr: "rescue-stuck-jobs-after (1m10s) must be at least the job timeout plus the rescue grace (1m0s + 15s = 1m15s): a job still within its timeout would count as lost; lower the job timeout too"},
+			wantErr: "rebound: Config.RescueStuckJobsAfter: 1m10s is shorter than JobTimeout + RescueGrace (1m0s + 15s = 1m15s): a job still within its timeout would count as lost; lower JobTimeout too"},
 		{name: "negative grace", config: Config{RescueGrace: -time.Second},
-			wantErr: "job timeout, rescue grace and rescue-stuck-jobs-after must not be negative"},
-		{name: "negative job timeout", config: Config{JobTimeout: -1},
-			wantErr: "job timeout, rescue grace and rescue-stuck-jobs-after must not be negative"},
+			wantErr: "rebound: Config.RescueGrace: -1s is negative (0 means 15s)"},
+		{name: "negative job timeout", config: Config{JobTimeout: -time.Second},
+			wantErr: "rebound: Config.JobTimeout: -1s is negative (-1 means no timeout, 0 the default)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			in := tt.config
 			in.Pool = pool // validate only checks it is set
-			in.Queues = map[string]int{"default": 1}
+			in.Workers = river.NewWorkers()
 			c := in.withDefaults()
-			err := c.validate()
+			_, err := c.validate()
 			if tt.wantErr != "" {
 				require.EqualError(t, err, tt.wantErr)
 				return

@@ -1,4 +1,4 @@
-package worker_test
+package rebound_test
 
 import (
 	"bytes"
@@ -16,10 +16,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/internal/dbtest"
 	"github.com/rebound-queue/rebound/internal/proctest"
-	"github.com/rebound-queue/rebound/internal/worker"
-	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -79,25 +78,18 @@ func TestSecretsRedactedInDisplaysAndLogs(t *testing.T) {
 	t.Cleanup(cancel)
 	db := dbtest.New(t)
 
-	reg := jobs.Builtin()
-	reg.Register(jobs.Kind{
-		Name: "echo_failure",
-		Parse: func(raw []byte) (river.JobArgs, error) {
-			var a echoArgs
-			return a, json.Unmarshal(raw, &a)
-		},
-		AddWorker: func(w *river.Workers, _ jobs.WorkerDeps) error { return river.AddWorkerSafely(w, &echoWorker{}) },
-	})
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &echoWorker{})
 	logs := &logBuffer{}
 	addr := proctest.FreeAddr(t)
-	w, err := worker.New(ctx, worker.Config{
-		Pool: db.Pool, Queues: map[string]int{"default": 1}, Registry: reg, HTTPAddr: addr,
+	pod, err := rebound.New(rebound.Config{
+		Pool: db.Pool, Workers: workers, Queues: map[string]river.QueueConfig{"default": {MaxWorkers: 1}}, HTTPAddr: addr,
 		FetchPollInterval: 200 * time.Millisecond,
 		Logger:            slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	require.NoError(t, err)
 	ran := make(chan error, 1)
-	go func() { ran <- w.Run(ctx) }()
+	go func() { ran <- pod.Run(ctx) }()
 
 	args := fmt.Sprintf(`{"body": {"nested": {"access_key": %q, "region": "eu-west-1"}}, "headers": {"X-Signature": %q, "Idempotency-Key": "idem-42"}}`,
 		secretAccessKey, secretSignature)
