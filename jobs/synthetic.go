@@ -59,31 +59,31 @@ const (
 type SyntheticArgs struct {
 	// SleepMS is how long each attempt sleeps before it succeeds or fails,
 	// in milliseconds: 0 to [MaxSyntheticSleepMS]. Default 0.
-	SleepMS int64 `json:"sleep_ms,omitempty"`
+	SleepMS int64 `json:"sleep_ms,omitempty" help:"sleep this long first, in milliseconds, 0 to 3600000 (default 0); a stopping worker interrupts it and the job goes back to the queue unused"`
 	// FailAttempts is how many attempts fail, counting from the first: 0
 	// (default) means none, 2 means attempts 1 and 2 fail and attempt 3
 	// succeeds.
-	FailAttempts int `json:"fail_attempts,omitempty"`
+	FailAttempts int `json:"fail_attempts,omitempty" help:"the first N attempts fail (default 0: none); N at or above the max attempts ends the job in the dead-letter queue"`
 	// FailClass is the failure class of a failing attempt, one of
 	// retrypolicy.Classes() (e.g. "server_error"). Give it or FailStatus,
 	// not both.
-	FailClass string `json:"fail_class,omitempty"`
+	FailClass string `json:"fail_class,omitempty" help:"the failure class of a failing attempt, e.g. server_error (default unknown)"`
 	// FailStatus makes a failing attempt an HTTP failure with this status
 	// (100 to 599), classified as http_request's would be.
-	FailStatus int `json:"fail_status,omitempty"`
+	FailStatus int `json:"fail_status,omitempty" help:"or: fail as an HTTP answer with this status, 100 to 599, classified as http_request's"`
 	// FailMessage is the error text of a failing attempt (and the panic
 	// value of a panicking one). \xHH (two hex digits) stands for the byte
 	// HH and \\ for a backslash, so the text can hold bytes a job's args
 	// cannot (NUL, invalid UTF-8) to rehearse hostile error texts. At most
 	// [MaxSyntheticFailMessageBytes] bytes. Default: "synthetic failure on
 	// attempt N".
-	FailMessage string `json:"fail_message,omitempty"`
+	FailMessage string `json:"fail_message,omitempty" help:"the error text (and panic value); \\xHH is the byte HH and \\\\ a backslash, so it can hold NUL and invalid UTF-8; at most 8192 bytes"`
 	// PanicOnAttempt makes that attempt (1 is the first) panic instead of
 	// sleeping. 0 (default) means never.
-	PanicOnAttempt int `json:"panic_on_attempt,omitempty"`
+	PanicOnAttempt int `json:"panic_on_attempt,omitempty" help:"this attempt panics (default 0: never)"`
 	// ExplicitOperationKey (JSON operation_key) names the circuit breaker
 	// the job shares with others. Empty means the kind's name, "synthetic".
-	ExplicitOperationKey string `json:"operation_key,omitempty"`
+	ExplicitOperationKey string `json:"operation_key,omitempty" help:"the circuit breaker this job shares (default synthetic)"`
 }
 
 // Kind implements river.JobArgs.
@@ -179,6 +179,7 @@ func DecodeByteEscapes(s string) (string, error) {
 func SyntheticKind() Kind {
 	return Kind{
 		Name: KindSynthetic,
+		Args: ArgsOf(SyntheticArgs{}),
 		Parse: func(raw []byte) (river.JobArgs, error) {
 			var a SyntheticArgs
 			if err := decodeStrict(raw, &a); err != nil {
