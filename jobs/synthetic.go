@@ -54,8 +54,9 @@ const (
 // The sleep ends early when the job's context ends (a worker's graceful
 // stop, the job timeout): the attempt then returns the context's error, so
 // a stopping worker hands the job back to the queue with its attempt
-// unused. The worker's job timeout (River's default: 1 minute) bounds the
-// sleep like any kind's.
+// unused. The pod's job timeout (the worker's --job-timeout, 1 minute by
+// default) bounds the sleep like any kind's: a longer sleep_ms fails the
+// attempt as a timeout.
 type SyntheticArgs struct {
 	// SleepMS is how long each attempt sleeps before it succeeds or fails,
 	// in milliseconds: 0 to [MaxSyntheticSleepMS]. Default 0.
