@@ -69,9 +69,20 @@ func FuzzStampedOperationKey(f *testing.F) {
 	})
 }
 
+// BenchmarkStampedOperationKey compares the in-place scan with the JSON
+// path reader it replaced, on metadata shaped as jsonb prints it.
 func BenchmarkStampedOperationKey(b *testing.B) {
 	md := []byte(`{"output": {"attempts": [{"class": "timeout"}]}, "operation_key": "payments"}`)
-	for b.Loop() {
-		_ = jobs.StampedOperationKey(md)
-	}
+	b.Run("scan", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = jobs.StampedOperationKey(md)
+		}
+	})
+	b.Run("gjson", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = gjson.GetBytes(md, jobs.MetadataOperationKey).Str
+		}
+	})
 }
