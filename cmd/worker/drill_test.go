@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
@@ -34,17 +35,17 @@ func repeat(n int, line string) []string {
 
 // waitSettled waits until no job is waiting, scheduled, retryable or
 // running, failing with the counts by state.
-func waitSettled(t *testing.T, db *dbtest.Database, timeout time.Duration, logs func() string) {
+func waitSettled(t *testing.T, pool *pgxpool.Pool, timeout time.Duration, logs func() string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		n := count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')")
+		n := count(t, pool, "SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded')")
 		if n == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
 			var states []string
-			rows, err := db.Pool.Query(context.Background(), "SELECT state::text || '=' || count(*) FROM river_job GROUP BY state ORDER BY 1")
+			rows, err := pool.Query(context.Background(), "SELECT state::text || '=' || count(*) FROM river_job GROUP BY state ORDER BY 1")
 			require.NoError(t, err)
 			for rows.Next() {
 				var s string
@@ -83,7 +84,7 @@ func TestDrillLeaderKilledMidRun(t *testing.T) {
 	held := count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = 'drill-a'")
 	t.Logf("the leader died holding %d running jobs", held)
 
-	waitSettled(t, db, 3*time.Minute, other.Logs)
+	waitSettled(t, db.Pool, 3*time.Minute, other.Logs)
 	require.Equal(t, healthy, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'"))
 	require.Equal(t, doomed, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'cancelled'"))
 	require.Equal(t, 0, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'discarded'"))
@@ -128,7 +129,7 @@ func TestDrillSIGTERMPastShutdownTimeout(t *testing.T) {
 	require.Equal(t, 0, count(t, db.Pool, "SELECT count(*) FROM circuit_breaker_state WHERE failure_count > 0 OR window_failures > 0 OR last_failure_at IS NOT NULL OR state <> 'closed'"))
 
 	again := proctest.StartWorker(t, db.URL)
-	waitSettled(t, db, time.Minute, again.Logs)
+	waitSettled(t, db.Pool, time.Minute, again.Logs)
 	require.Equal(t, n, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed' AND attempt = 1 AND coalesce(array_length(errors, 1), 0) = 0"))
 }
 
@@ -151,7 +152,7 @@ func TestDrillHostileErrorTexts(t *testing.T) {
 	enqueueLines(t, db, lines)
 
 	worker := proctest.StartWorker(t, db.URL, "--queues", "default=20")
-	waitSettled(t, db, 90*time.Second, worker.Logs)
+	waitSettled(t, db.Pool, 90*time.Second, worker.Logs)
 
 	require.Equal(t, 300, count(t, db.Pool, `SELECT count(*) FROM river_job WHERE state = 'completed' AND attempt = 1 AND args = '{"sleep_ms": 5}'`))
 	require.Equal(t, 20, count(t, db.Pool, `SELECT count(*) FROM river_job WHERE state = 'completed' AND attempt = 2 AND args <> '{"sleep_ms": 5}'`),

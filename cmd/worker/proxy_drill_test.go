@@ -148,7 +148,7 @@ func TestDrillDatabaseConnectionFaults(t *testing.T) {
 			})
 			proxy.fault(tt.mode, 10*time.Second)
 
-			waitSettled(t, db, 3*time.Minute, worker.Logs)
+			waitSettled(t, db.Pool, 3*time.Minute, worker.Logs)
 			require.Equal(t, n, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'"), worker.Logs())
 			require.Equal(t, 0, count(t, db.Pool, "SELECT count(*) FROM job_dead_letter_queue"))
 			lost := count(t, db.Pool, `SELECT count(*) FROM river_job WHERE metadata->'output'->'attempts' @> '[{"class": "lost"}]'`)
