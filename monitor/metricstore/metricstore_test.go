@@ -217,7 +217,7 @@ func TestRollupFoldsMinutesAndAppliesRetention(t *testing.T) {
 	require.NoError(t, store.Add(ctx, []metricstore.Row{
 		{Kind: "mail", PeriodStart: hourAgo2d.Add(1 * time.Minute), Completed: 3, Attempts: 4, Failures: map[string]int64{"timeout": 1}, RunTimeMS: 10},
 		{Kind: "mail", PeriodStart: hourAgo2d.Add(59 * time.Minute), Completed: 2, DeadLettered: 1, Attempts: 3, Failures: map[string]int64{"timeout": 2, "network": 1}, RunTimeMS: 5},
-		{Kind: "mail", PeriodStart: now.Add(-time.Hour), Completed: 9, Attempts: 9},            // younger than a day: stays a minute row
+		{Kind: "mail", PeriodStart: now.Add(-time.Hour), Completed: 9, Attempts: 9},          // younger than a day: stays a minute row
 		{Kind: "sms", PeriodStart: now.Add(-31 * 24 * time.Hour), Completed: 1, Attempts: 1}, // past retention
 	}))
 	res, err := store.Rollup(ctx, now, metricstore.DefaultRollupAfter, metricstore.DefaultRetention)
