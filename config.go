@@ -19,6 +19,7 @@ import (
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/monitor/metricstore"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -190,6 +191,11 @@ type Config struct {
 	// replaced). nil discards.
 	Logger *slog.Logger
 
+	// Monitoring configures job monitoring: the per-kind counts in
+	// job_retry_metrics (flush interval, retention) and GET
+	// /api/admin/job-health (see [MonitoringConfig]).
+	Monitoring MonitoringConfig
+
 	// ID names this pod's River client (leader election, attempted_by). ""
 	// lets River choose one; at most 100 characters.
 	ID string
@@ -218,7 +224,7 @@ type KindConfig struct {
 
 // ReservedKinds are the job kinds rebound registers in Config.Workers
 // itself; a worker of yours under one of these names is refused.
-var ReservedKinds = []string{breaker.CleanupArgs{}.Kind()}
+var ReservedKinds = []string{breaker.CleanupArgs{}.Kind(), metricstore.RollupArgs{}.Kind()}
 
 // ConfigError is a refused [Config]: Field names it in Go terms
 // (`Queues["mail"].MaxWorkers`, `Kinds["charge"].RetryPolicy.MaxDelay`),
@@ -335,6 +341,9 @@ func (c *Config) validate() (*retrypolicy.Policies, error) {
 		if c.Kinds[kind].Timeout < 0 {
 			return nil, configErr(fmt.Sprintf("Kinds[%q].Timeout", kind), "%s is negative (0 means no bound of rebound's)", c.Kinds[kind].Timeout)
 		}
+	}
+	if err := c.Monitoring.validate(); err != nil {
+		return nil, err
 	}
 	return c.policies()
 }

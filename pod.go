@@ -127,7 +127,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	if err != nil {
 		return nil, err
 	}
-	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}}
+	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &monitoringFeature{}}
 	for _, f := range features {
 		if err := f.setup(a); err != nil {
 			return nil, err
@@ -148,12 +148,11 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	// metrics -> breaker gate -> attempt recorder -> kind timeouts ->
 	// the caller's middleware -> the job's Work. The insert rules run
 	// first on every insert.
-	middleware := []rivertype.Middleware{
-		&insertRules{keys: keys, policies: policies},
-		metrics.JobMiddleware(),
-		gate,
-		recorder,
-	}
+	middleware := []rivertype.Middleware{&insertRules{keys: keys, policies: policies}, metrics.JobMiddleware()}
+	middleware = append(middleware, a.aroundGate[0]...)
+	middleware = append(middleware, gate)
+	middleware = append(middleware, a.aroundGate[1]...)
+	middleware = append(middleware, recorder)
 	if t := newKindTimeouts(c.Kinds); t != nil {
 		middleware = append(middleware, t)
 	}
@@ -190,7 +189,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	}
 	// Any other admin path: the same token check, then a JSON 404.
 	srv.Handle("/api/admin/", adminauth.Require(c.AdminToken, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq and /api/admin/breakers)")
+		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers and /api/admin/job-health)")
 	}), nil))
 	return p, nil
 }
@@ -224,7 +223,8 @@ func (p *Pod) Breaker() *breaker.Breaker { return p.breaker }
 //     otherwise, and from the start of Stop.
 //   - GET /metrics: Config.Gatherer (see Config.Registerer), when there is
 //     one.
-//   - /api/admin/dlq, /api/admin/breakers: the admin API, and /riverui/:
+//   - /api/admin/dlq, /api/admin/breakers, /api/admin/job-health: the
+//     admin API, and /riverui/:
 //     the River UI, behind Config.AdminToken (see there).
 //
 // The routes answer from New on; the River UI once Start has run.
