@@ -27,6 +27,11 @@ import (
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
+// AdminReadinessPath serves /readyz's answer with each failed check's whole
+// error (host, user, database...), behind the admin token; /readyz itself
+// shows only a short reason such as "unreachable".
+const AdminReadinessPath = "/api/admin/readyz"
+
 // Pod is one assembled rebound pod: a River client working the configured
 // queues with rebound's middleware, retry policy and periodic jobs, the
 // circuit breakers, the dead-letter queue's reconciliation, metrics, and
@@ -179,8 +184,17 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	}
 
 	srv := httpserver.New(httpserver.Config{Addr: c.HTTPAddr, Logger: c.Logger, Gatherer: gatherer})
-	srv.AddReadinessCheck("database", func(ctx context.Context) error { return c.Pool.Ping(ctx) })
-	srv.AddReadinessCheck("migrations", migrator.Check)
+	// /readyz shows anyone a short reason; the detail is logged and served
+	// at /api/admin/readyz behind the admin token.
+	srv.AddReadinessCheck("database", httpserver.DatabaseCheck(c.Pool.Ping))
+	srv.AddReadinessCheck("migrations", func(ctx context.Context) error {
+		err := migrator.Check(ctx)
+		if errors.Is(err, migrations.ErrBehind) {
+			return httpserver.Unready("behind: run rebound migrate up", err)
+		}
+		return err
+	})
+	srv.Handle(AdminReadinessPath, adminauth.Require(c.AdminToken, srv.ReadinessDetail(), nil))
 	p := &Pod{config: c, policies: policies, client: client, http: srv, breaker: br, migrator: migrator, features: features, registry: reg}
 	for _, f := range features {
 		if err := f.mount(p, a); err != nil {
@@ -189,7 +203,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	}
 	// Any other admin path: the same token check, then a JSON 404.
 	srv.Handle("/api/admin/", adminauth.Require(c.AdminToken, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers and /api/admin/job-health)")
+		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers, /api/admin/job-health and "+AdminReadinessPath+")")
 	}), nil))
 	return p, nil
 }
@@ -219,8 +233,10 @@ func (p *Pod) Breaker() *breaker.Breaker { return p.breaker }
 //
 //   - GET /healthz: 200 while the process lives.
 //   - GET /readyz: 200 when the database answers and migrations (with the
-//     dead-letter trigger) are in place, cached 5 s; 503 with the reason
-//     otherwise, and from the start of Stop.
+//     dead-letter trigger) are in place, cached 5 s; 503 with a short reason
+//     otherwise ("unreachable", "behind: run rebound migrate up"), and
+//     from the start of Stop. GET /api/admin/readyz (behind the admin
+//     token) gives each failed check's whole error.
 //   - GET /metrics: Config.Gatherer (see Config.Registerer), when there is
 //     one.
 //   - /api/admin/dlq, /api/admin/breakers, /api/admin/job-health: the

@@ -8,14 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // DefaultRefreshInterval is how often a pod re-reads rows changed lately, as
@@ -481,19 +481,12 @@ func (p Permit) Done(ctx context.Context, err error) {
 
 func (v *keyView) hasPendingFailures() bool { return v.failing.Load() }
 
-// errorText is err's message as PostgreSQL text can hold it: NUL bytes and
-// invalid UTF-8 become U+FFFD, and it is cut to at most maxErrorText bytes
-// at a rune boundary.
+// errorText is err's message as PostgreSQL text can hold it, by the one
+// rule of package storable: NUL bytes and invalid UTF-8 become U+FFFD, and it
+// is cut to at most maxErrorText bytes at a character boundary, ending in
+// "…".
 func errorText(err error) string {
-	s := strings.ReplaceAll(strings.ToValidUTF8(err.Error(), "\uFFFD"), "\x00", "\uFFFD")
-	if len(s) > maxErrorText {
-		cut := maxErrorText
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	return s
+	return storable.Text(err.Error(), maxErrorText)
 }
 
 // Execute runs fn when key's breaker admits the call and records its

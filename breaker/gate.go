@@ -12,6 +12,8 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // Metadata keys the gate writes on a parked job (river.MetadataSet; cleared
@@ -153,8 +155,31 @@ func readParkMeta(metadata []byte) (parkMeta, bool) {
 	return pm, true
 }
 
-// Work implements rivertype.WorkerMiddleware.
-func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) (retErr error) {
+// Work implements rivertype.WorkerMiddleware. Whatever it returns is
+// storable (see [storableResult]).
+func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
+	return storableResult(g.work(ctx, job, doInner))
+}
+
+// storableResult returns err as River can store it: River writes an
+// attempt's error text (err.Error()) into river_job.errors, a jsonb column,
+// unsanitised, and one NUL there fails every completion of the pod. The
+// gate's own errors quote keys with %q, but OnParkExpired, OnInvalidKey and
+// the jobs behind the gate are other people's code, so everything the gate
+// returns goes through storable.Error (the original stays reachable with
+// errors.Is / errors.As). nil and a snooze (which stores no text) are
+// returned as they are.
+func storableResult(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
+		return err
+	}
+	return storable.Error(err)
+}
+
+func (g *Gate) work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
 	key := g.cfg.KeyFunc(job)
 	if !bytes.Contains(job.Metadata, []byte(`"`+MetadataOperationKey+`"`)) {
 		// A job inserted without the key in its metadata (by a producer

@@ -16,9 +16,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
+	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/internal/strictjson"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -56,7 +58,7 @@ const (
 //	 "timeout_seconds": 30,                   // default 30, at most 3600
 //	 "operation_key": "api.example.com"}      // default: the URL's host
 type HTTPRequestArgs struct {
-	// URL is the absolute http or https URL to call. Required.
+	// URL is the absolute http or https URL to call, valid UTF-8. Required.
 	URL string `json:"url"`
 	// Method is the HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE or
 	// OPTIONS). Default POST.
@@ -72,8 +74,10 @@ type HTTPRequestArgs struct {
 	// body), in seconds; fractions allowed. Default 30, at most 3600.
 	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
 	// ExplicitOperationKey (JSON operation_key) names the circuit breaker
-	// this job shares with others. Empty means the URL's host (with its
-	// port, if any), lower-cased; see [HTTPRequestArgs.OperationKey].
+	// this job shares with others: at most MaxOperationKeyLength characters
+	// of valid UTF-8, not blank, no control characters
+	// (breaker.ValidateKey). Empty means the URL's host (with its port, if
+	// any), lower-cased; see [HTTPRequestArgs.OperationKey].
 	ExplicitOperationKey string `json:"operation_key,omitempty"`
 }
 
@@ -147,6 +151,9 @@ func (a HTTPRequestArgs) validateRequest() error {
 	if a.URL == "" {
 		return fmt.Errorf("%w: url is required", ErrInvalidArgs)
 	}
+	if !utf8.ValidString(a.URL) {
+		return fmt.Errorf("%w: url: not valid UTF-8", ErrInvalidArgs)
+	}
 	u, err := url.Parse(a.URL)
 	if err != nil {
 		return fmt.Errorf("%w: url: %v", ErrInvalidArgs, unwrapURLError(err))
@@ -179,6 +186,15 @@ func HTTPRequestKind() Kind {
 			var a HTTPRequestArgs
 			if err := decodeStrict(raw, &a); err != nil {
 				return nil, err
+			}
+			// Decoding turned bytes that are not UTF-8 (and lone \ud800
+			// escapes) into U+FFFD; refuse them rather than call, and key a
+			// breaker by, something other than what was sent.
+			unmarked := bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // as decodeStrict reads it
+			for _, field := range []string{"url", "operation_key"} {
+				if err := strictjson.Check([]byte(gjson.GetBytes(unmarked, field).Raw)); err != nil {
+					return nil, fmt.Errorf("%w: %s: %v", ErrInvalidArgs, field, err)
+				}
 			}
 			if err := a.Validate(); err != nil {
 				return nil, err
@@ -229,7 +245,10 @@ type HTTPStatusError struct {
 	Wait time.Duration
 	// Body is the start of the response body, at most
 	// [HTTPErrorBodyLimit] bytes, with secrets (API keys, tokens,
-	// passwords, Authorization values) replaced by redact.Marker.
+	// passwords, Authorization values) replaced by redact.Marker. It is
+	// kept as the upstream sent it, NUL and invalid UTF-8 included: the
+	// attempt recorder makes the text River stores storable (package
+	// storable), and Go callers keep the original.
 	Body string
 }
 

@@ -51,6 +51,15 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 		{name: "url not a string", raw: `{"url": 5}`, wantErr: "invalid args: url must be a string, not a number"},
 		{name: "args an array", raw: `[]`, wantErr: "invalid args: the args must be a JSON object, not an array"},
 		{name: "blank operation key", raw: `{"url": "http://a/", "operation_key": "  "}`, wantErr: `invalid args: operation_key: invalid operation key "  ": blank`},
+		{name: "url in invalid UTF-8", raw: "{\"url\": \"http://a/caf\xe9\"}", wantErr: "invalid args: url: not valid UTF-8"},
+		{name: "url with a lone surrogate", raw: `{"url": "http://a/\ud800"}`, wantErr: `invalid args: url: \ud800 is half of a UTF-16 surrogate pair, not a character`},
+		{name: "operation key in invalid UTF-8", raw: "{\"url\": \"http://a/\", \"operation_key\": \"k\xff\"}", wantErr: "invalid args: operation_key: not valid UTF-8"},
+		{name: "operation key in invalid UTF-8 after a byte order mark", raw: "\xef\xbb\xbf{\"url\": \"http://a/\", \"operation_key\": \"k\xff\"}", wantErr: "invalid args: operation_key: not valid UTF-8"},
+		{name: "operation key with a lone surrogate", raw: `{"url": "http://a/", "operation_key": "\udfffk"}`, wantErr: `invalid args: operation_key: \udfff is half of a UTF-16 surrogate pair, not a character`},
+		{name: "U+FFFD sent as such is kept", raw: `{"url": "http://a/\ufffd", "operation_key": "k�"}`, want: jobs.HTTPRequestArgs{URL: "http://a/\uFFFD", ExplicitOperationKey: "k\uFFFD"}},
+		{name: "a pair in the url", raw: `{"url": "http://a/\ud83d\ude00"}`, want: jobs.HTTPRequestArgs{URL: "http://a/😀"}},
+		{name: "not JSON", raw: `notjson`, wantErr: `invalid args: not valid JSON: expected a JSON object {...}, got "notjson" (invalid character 'o' at byte 2)`},
+		{name: "a secret in what is not JSON", raw: `Authorization: Bearer sk_live_abcdef`, wantErr: `got "Authorization: Bearer [REDACTED]" (invalid character 'A' looking for beginning of value at byte 1)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,4 +283,14 @@ func TestHTTPRequestTimeout(t *testing.T) {
 	w := &jobs.HTTPRequestWorker{}
 	require.Equal(t, 30*time.Second, w.Timeout(job(jobs.HTTPRequestArgs{URL: "http://h"})))
 	require.Equal(t, 2500*time.Millisecond, w.Timeout(job(jobs.HTTPRequestArgs{URL: "http://h", TimeoutSeconds: 2.5})))
+}
+
+// Go callers inserting HTTPRequestArgs directly get the same refusal as
+// enqueue: a url that is not UTF-8 (an operation key is covered by
+// breaker.ValidateKey).
+func TestValidateRefusesInvalidUTF8(t *testing.T) {
+	t.Parallel()
+	require.EqualError(t, jobs.HTTPRequestArgs{URL: "http://a/\xff"}.Validate(), "invalid args: url: not valid UTF-8")
+	require.EqualError(t, jobs.HTTPRequestArgs{URL: "http://a/", ExplicitOperationKey: "k\xff"}.Validate(), `invalid args: operation_key: invalid operation key "k\xff": not valid UTF-8`)
+	require.NoError(t, jobs.HTTPRequestArgs{URL: "http://a/é"}.Validate())
 }

@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -36,6 +37,8 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // MetadataOperationKey is the key in a job's metadata that holds its
@@ -113,6 +116,10 @@ func Builtin() *Registry {
 
 // Register adds k, replacing a kind of the same name. It panics on a name
 // shorter than 2 characters or a nil Parse, which are programming errors.
+//
+// The registry's Parse (and the Parse of the Kind that [Registry.Lookup]
+// returns) first refuses args PostgreSQL cannot store, whatever the kind:
+// see [CheckStorableArgs].
 func (r *Registry) Register(k Kind) {
 	if len(k.Name) < 2 || k.Parse == nil {
 		panic(fmt.Sprintf("jobs: kind %q needs a name of 2+ characters and a Parse func", k.Name))
@@ -120,7 +127,31 @@ func (r *Registry) Register(k Kind) {
 	if r.kinds == nil {
 		r.kinds = map[string]Kind{}
 	}
+	parse := k.Parse
+	k.Parse = func(raw []byte) (river.JobArgs, error) {
+		if err := CheckStorableArgs(raw); err != nil {
+			return nil, err
+		}
+		return parse(raw)
+	}
 	r.kinds[k.Name] = k
+}
+
+// CheckStorableArgs returns an error wrapping [ErrInvalidArgs] and a
+// *storable.JSONError when a string of the args JSON (a value or an object
+// key, at any depth) holds what PostgreSQL's jsonb refuses: a NUL (\u0000),
+// invalid UTF-8 or an unpaired UTF-16 surrogate escape. The message names
+// the field, e.g.
+//
+//	invalid args: args.body.name: contains a NUL character (\u0000), which PostgreSQL cannot store
+//
+// It reads the raw bytes, before encoding/json would turn invalid UTF-8
+// into U+FFFD. Malformed JSON passes (the kind's Parse reports it).
+func CheckStorableArgs(raw []byte) error {
+	if err := storable.CheckJSON(raw, "args"); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgs, err)
+	}
+	return nil
 }
 
 // Names returns the registered kind names, sorted.
@@ -217,12 +248,59 @@ func decodeStrict(raw []byte, v any) error {
 			}
 			return fmt.Errorf("%w: %s must be %s, not %s", ErrInvalidArgs, te.Field, jsonKindOf(te.Type), jsonKind(te.Value))
 		}
-		return fmt.Errorf("%w: %s", ErrInvalidArgs, strings.TrimPrefix(err.Error(), "json: "))
+		return fmt.Errorf("%w: %s", ErrInvalidArgs, decodeErrorMessage(raw, err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
 	}
 	return nil
+}
+
+// argsQuoteBytes is how much of malformed args an error message quotes.
+const argsQuoteBytes = 40
+
+// decodeErrorMessage says what is wrong with args encoding/json could not
+// decode, in the terms of someone typing them rather than Go's: what was
+// expected, what came (quoted, at most argsQuoteBytes bytes) and where
+// (byte counted from 1), e.g.
+//
+//	not valid JSON: expected a JSON object {...}, got "notjson" (invalid character 'o' at byte 2)
+//	not valid JSON: invalid character '}' looking for beginning of object key string at byte 8
+//	not valid JSON: it ends before the args object does
+func decodeErrorMessage(raw []byte, err error) string {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return "empty: expected a JSON object {...}"
+	}
+	var se *json.SyntaxError
+	object := trimmed[0] == '{'
+	switch {
+	case errors.As(err, &se) && object:
+		return fmt.Sprintf("not valid JSON: %s at byte %d", se.Error(), se.Offset)
+	case errors.As(err, &se):
+		// "in literal null (expecting 'u')" speaks of a JSON literal the
+		// user never meant to write: keep the character and where.
+		what, _, _ := strings.Cut(se.Error(), " in literal ")
+		return fmt.Sprintf("not valid JSON: expected a JSON object {...}, got %s (%s at byte %d)", quoteArgs(trimmed), what, se.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF) && object:
+		return "not valid JSON: it ends before the args object does"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("not valid JSON: expected a JSON object {...}, got %s (it ends too early)", quoteArgs(trimmed))
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// quoteArgs quotes the first argsQuoteBytes bytes of raw, secrets hidden
+// (redact.Text), with "…" after the quote when raw is longer.
+func quoteArgs(raw []byte) string {
+	if len(raw) <= argsQuoteBytes {
+		return strconv.Quote(redact.Text(string(raw)))
+	}
+	cut := argsQuoteBytes
+	for cut > 0 && !utf8.RuneStart(raw[cut]) {
+		cut--
+	}
+	return strconv.Quote(redact.Text(string(raw[:cut]))) + "…"
 }
 
 // jsonKind names the JSON value kind encoding/json reports ("array",

@@ -47,6 +47,10 @@ type options struct {
 	logFormat            string
 	logLevel             string
 	id                   string
+
+	// ref names a flag as the user gave it: --flag, or its REBOUND_
+	// variable (cli.FlagRef).
+	ref func(flag string) string
 }
 
 func newRootCmd() *cobra.Command {
@@ -60,12 +64,14 @@ Run any number of workers (pods) against one database.
 On SIGTERM or SIGINT it stops fetching, lets running jobs finish within
 --shutdown-timeout, then cancels the rest: they return to the queue without
 using an attempt. Every flag can be set through the environment as
-REBOUND_<FLAG>, e.g. REBOUND_QUEUES=default=50,mail=5.`,
+REBOUND_<FLAG>, e.g. REBOUND_QUEUES=default=50,mail=5, with the same rules as
+on the command line; a flag on the command line wins.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			return cli.BindEnv(cmd, "REBOUND")
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.ref = func(flag string) string { return cli.FlagRef(cmd, flag) }
 			return run(cmd.Context(), o)
 		},
 	}
@@ -97,7 +103,7 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 	if o.shutdownTimeout <= 0 {
-		return fmt.Errorf("invalid --shutdown-timeout %s: must be positive", o.shutdownTimeout)
+		return fmt.Errorf("invalid %s %s: must be positive", o.ref("shutdown-timeout"), o.shutdownTimeout)
 	}
 
 	settings, err := config.Load(o.configPath)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,7 +72,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	code, body := get(t, "http://"+worker.HTTPAddr+"/api/admin/nothing")
 	require.Equal(t, http.StatusNotFound, code)
-	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq and /api/admin/breakers)"}`, body)
+	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq, /api/admin/breakers and /api/admin/readyz)"}`, body)
 	code, metrics := get(t, "http://"+worker.HTTPAddr+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, metrics, `rebound_job_attempts_total{kind="http_request",outcome="completed",queue="default"} 100`)
@@ -357,4 +358,204 @@ func TestForeignJobDeadLetteredUnderItsBreakerKey(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT operation_key, failure_class FROM job_dead_letter_queue").Scan(&key, &class))
 	require.Equal(t, host, key)
 	require.Equal(t, "not_found", class)
+}
+
+// During a database outage /readyz, open to anyone, says "unreachable" and
+// nothing about the database (user, name, host, port); the worker logs the
+// detail once, and /api/admin/readyz (behind the admin token) shows it.
+// The outage is real: the worker reaches PostgreSQL through a local TCP
+// proxy that the test then closes, so the port refuses connections.
+func TestReadyzDuringDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	u, err := url.Parse(db.URL)
+	require.NoError(t, err)
+	proxy := startTCPProxy(t, u.Host)
+	u.Host = proxy.addr
+	const token = "0123456789abcdef0123"
+	worker := startWorkerWithToken(t, u.String(), token)
+	base := "http://" + worker.HTTPAddr
+
+	// The dead-letter trigger disabled: migrations are behind, and /readyz
+	// says so without the detail.
+	ctx := context.Background()
+	_, err = db.Pool.Exec(ctx, "ALTER TABLE river_job DISABLE TRIGGER rebound_dead_letter_capture")
+	require.NoError(t, err)
+	var code int
+	var body string
+	waitFor(t, 30*time.Second, func() bool {
+		code, body = get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	require.JSONEq(t, `{"status": "not ready", "checks": {"database": "ok", "migrations": "behind: run rebound migrate up"}}`, body)
+	_, err = db.Pool.Exec(ctx, "ALTER TABLE river_job ENABLE TRIGGER rebound_dead_letter_capture")
+	require.NoError(t, err)
+	waitFor(t, 30*time.Second, func() bool {
+		code, _ = get(t, base+"/readyz")
+		return code == http.StatusOK
+	})
+
+	proxy.close()
+	waitFor(t, 30*time.Second, func() bool {
+		code, body = get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	// Past the 5 s cache, the checks run again: still one log line.
+	time.Sleep(6 * time.Second)
+	code, body = get(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.JSONEq(t, `{"status": "not ready", "checks": {"database": "unreachable", "migrations": "failing"}}`, body)
+	for _, secret := range []string{u.User.Username(), strings.TrimPrefix(u.Path, "/"), proxy.addr, "127.0.0.1"} {
+		require.NotContains(t, body, secret)
+	}
+
+	code, _ = get(t, base+"/api/admin/readyz")
+	require.Equal(t, http.StatusUnauthorized, code, "the detail needs the token")
+	req, err := http.NewRequest(http.MethodGet, base+"/api/admin/readyz", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	detail, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Contains(t, string(detail), `"database": "unreachable: failed to connect to`)
+	require.Contains(t, string(detail), proxy.addr)
+
+	logs := worker.Logs()
+	require.Equal(t, 1, strings.Count(logs, `"msg":"readiness check failing","check":"database","reason":"unreachable"`), logs)
+	require.Contains(t, logs, proxy.addr, "the log has the detail")
+	require.Equal(t, 1, strings.Count(logs, `"msg":"readiness check failing","check":"migrations","reason":"behind: run rebound migrate up"`), logs)
+	require.Equal(t, 1, strings.Count(logs, `"msg":"readiness check passes again","check":"migrations"`), logs)
+}
+
+// Admin and health routes asked with a method they do not take answer 405
+// with Allow through the real worker, with and without the admin token in
+// front (ServeMux used to redirect DELETE /api/admin/dlq with a 307).
+func TestWorkerWrongMethod(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	worker := proctest.StartWorker(t, db.URL)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tests := []struct {
+		method, path, allow string
+	}{
+		{"DELETE", "/api/admin/dlq", "GET, HEAD"},
+		{"POST", "/api/admin/dlq/stats", "GET, HEAD"},
+		{"GET", "/api/admin/dlq/retry", "POST"},
+		{"PUT", "/api/admin/dlq/7/resolve", "POST"},
+		{"DELETE", "/api/admin/breakers", "GET, HEAD"},
+		{"DELETE", "/api/admin/breakers/api.example.com", "GET, HEAD"},
+		{"GET", "/api/admin/breakers/api.example.com/open", "POST"},
+		{"POST", "/api/admin/readyz", "GET, HEAD"},
+		{"POST", "/readyz", "GET, HEAD"},
+		{"DELETE", "/healthz", "GET, HEAD"},
+		{"PUT", "/metrics", "GET, HEAD"},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(tt.method, "http://"+worker.HTTPAddr+tt.path, nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "%s %s: %s", tt.method, tt.path, b)
+		require.Equal(t, tt.allow, resp.Header.Get("Allow"), tt.path)
+		require.JSONEq(t, `{"error": "method `+tt.method+` not allowed on `+tt.path+` (allowed: `+tt.allow+`)"}`, string(b))
+	}
+}
+
+// Every worker flag can be set through the environment with the rules of
+// the command line; an error names the variable.
+func TestWorkerFlagsFromEnvironment(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL, "REBOUND_SHUTDOWN_TIMEOUT=0s", "REBOUND_HTTP_ADDR=" + proctest.FreeAddr(t)}, "worker")
+	require.Equal(t, 1, res.ExitCode)
+	require.Equal(t, "worker: invalid REBOUND_SHUTDOWN_TIMEOUT 0s: must be positive\n", res.Stderr)
+
+	addr := proctest.FreeAddr(t)
+	p := proctest.Start(t, []string{"DATABASE_URL=" + db.URL, "REBOUND_HTTP_ADDR=" + addr, "REBOUND_LOG_FORMAT=json", "REBOUND_ID=pod-from-env"}, "worker")
+	// This process's own line (another test's worker may have been given
+	// the same free port).
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(p.Logs(), `"msg":"worker started","http_addr":"`+addr+`"`) })
+	require.Contains(t, p.Logs(), `"msg":"River client started","client_id":"pod-from-env"`)
+	p.Signal(syscall.SIGTERM)
+	require.Equal(t, 0, p.Wait(30*time.Second), p.Logs())
+}
+
+// startWorkerWithToken is proctest.StartWorker with REBOUND_ADMIN_TOKEN set.
+func startWorkerWithToken(t *testing.T, databaseURL, token string) *proctest.Process {
+	t.Helper()
+	addr := proctest.FreeAddr(t)
+	p := proctest.Start(t, []string{"DATABASE_URL=" + databaseURL, "REBOUND_ADMIN_TOKEN=" + token}, "worker",
+		"--http-addr", addr, "--log-format", "json")
+	p.HTTPAddr = addr
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(p.Logs(), `"msg":"worker started","http_addr":"`+addr+`"`) })
+	return p
+}
+
+// tcpProxy forwards a local port to target until close, after which the
+// port refuses connections.
+type tcpProxy struct {
+	addr     string
+	listener net.Listener
+	mu       sync.Mutex
+	conns    []net.Conn
+	closed   bool
+}
+
+func startTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &tcpProxy{addr: l.Addr().String(), listener: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			if !p.track(c, up) {
+				return
+			}
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *tcpProxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		for _, c := range conns {
+			c.Close()
+		}
+		return false
+	}
+	p.conns = append(p.conns, conns...)
+	return true
+}
+
+func (p *tcpProxy) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	p.listener.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
 }
