@@ -19,7 +19,9 @@ import (
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/monitor/alert"
 	"github.com/rebound-queue/rebound/monitor/metricstore"
+	"github.com/rebound-queue/rebound/monitor/notify"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -224,7 +226,7 @@ type KindConfig struct {
 
 // ReservedKinds are the job kinds rebound registers in Config.Workers
 // itself; a worker of yours under one of these names is refused.
-var ReservedKinds = []string{breaker.CleanupArgs{}.Kind(), metricstore.RollupArgs{}.Kind()}
+var ReservedKinds = []string{breaker.CleanupArgs{}.Kind(), metricstore.RollupArgs{}.Kind(), alert.EvaluateArgs{}.Kind(), notify.Kind}
 
 // ConfigError is a refused [Config]: Field names it in Go terms
 // (`Queues["mail"].MaxWorkers`, `Kinds["charge"].RetryPolicy.MaxDelay`),

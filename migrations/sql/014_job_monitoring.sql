@@ -117,6 +117,8 @@ CREATE TABLE job_alert_history (
     channels    text[]      NOT NULL DEFAULT '{}',
     -- per channel: {"slack": {"outcome": "delivered", "attempts": 3, "error": "..."}}
     delivery    jsonb       NOT NULL DEFAULT '{}',
+    -- when the (rule, subject) started firing
+    firing_since timestamptz NOT NULL DEFAULT now(),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
