@@ -142,7 +142,7 @@ func (f *monitoringFeature) setup(a *assembly) error {
 		a.periodicJobs = append(a.periodicJobs, river.NewPeriodicJob(river.PeriodicInterval(interval),
 			func() (river.JobArgs, *river.InsertOpts) {
 				return alert.EvaluateArgs{Reason: "periodic"}, alert.EvaluateOpts(queue, interval)
-			}, &river.PeriodicJobOpts{RunOnStart: true}))
+			}, nil))
 		a.onBreakerChange = append(a.onBreakerChange, func(_ string, _, to breaker.State) {
 			if to == breaker.StateOpen {
 				f.evaluateSoon()

@@ -16,6 +16,7 @@
 package notify
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -122,37 +123,52 @@ func (c *Channel) Validate(name string) error {
 // envRE matches ${NAME}.
 var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
-// ParseChannels reads the channels section of a configuration file (a
-// YAML map of channel name to Channel), replacing ${NAME} in every string
-// with the environment variable NAME (getenv nil means os.Getenv). An
-// unset variable, an unknown key or a wrong setting is an error naming it.
-func ParseChannels(data []byte, getenv func(string) string) (map[string]Channel, error) {
+// ExpandEnv replaces every ${NAME} in data with the environment variable
+// NAME (getenv nil means os.Getenv). An unset or empty variable is an error
+// naming it, so a missing secret never becomes an empty URL.
+func ExpandEnv(data []byte, getenv func(string) string) ([]byte, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
 	var missing []string
-	expanded := envRE.ReplaceAllStringFunc(string(data), func(m string) string {
-		name := envRE.FindStringSubmatch(m)[1]
+	out := envRE.ReplaceAllFunc(data, func(m []byte) []byte {
+		name := string(envRE.FindSubmatch(m)[1])
 		v := getenv(name)
-		if v == "" {
+		if v == "" && !slices.Contains(missing, name) {
 			missing = append(missing, name)
 		}
-		return v
+		return []byte(v)
 	})
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("channels: environment variable %s is not set", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("environment variable %s is not set", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// ParseChannels reads a YAML map of channel name to Channel, after
+// ExpandEnv. An unset variable, an unknown key or a wrong setting is an
+// error naming it.
+func ParseChannels(data []byte, getenv func(string) string) (map[string]Channel, error) {
+	expanded, err := ExpandEnv(data, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("channels: %w", err)
 	}
 	var out map[string]Channel
-	dec := yaml.NewDecoder(strings.NewReader(expanded))
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(&out); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("channels: %w", err)
 	}
-	for _, name := range slices.Sorted(maps.Keys(out)) {
-		c := out[name]
+	return out, ValidateChannels(out)
+}
+
+// ValidateChannels validates every channel, in name order.
+func ValidateChannels(channels map[string]Channel) error {
+	for _, name := range slices.Sorted(maps.Keys(channels)) {
+		c := channels[name]
 		if err := c.Validate(name); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
