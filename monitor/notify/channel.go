@@ -72,7 +72,7 @@ var channelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // Host is the host the channel delivers to, its circuit breaker's key
 // after "notify:".
-func (c *Channel) Host() string {
+func (c Channel) Host() string {
 	if c.Type == TypeEmail {
 		return c.SMTP.Host
 	}
