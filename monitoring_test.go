@@ -9,11 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound"
+	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/monitor/health"
+	"github.com/rebound-queue/rebound/monitor/notify"
 )
 
 type healthArgs struct {
@@ -180,5 +184,86 @@ func TestJobHealthRefusesBadRequests(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, tt.wantCode, resp.StatusCode, tt.name)
 		require.Contains(t, string(body[:n]), tt.wantBody, tt.name)
+	}
+}
+
+// TestBreakerOpeningNotifiesPromptly: with the periodic evaluation an hour
+// away, a breaker opening inserts an evaluation at once, and the webhook
+// gets the critical notification within seconds (the target is 60 s).
+func TestBreakerOpeningNotifiesPromptly(t *testing.T) {
+	t.Parallel()
+	got := make(chan map[string]any, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var doc map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&doc)
+		got <- doc
+	}))
+	t.Cleanup(hook.Close)
+	b := startPod(t, func(c *rebound.Config) {
+		c.Monitoring.AlertInterval = time.Hour
+		c.Monitoring.Channels = map[string]notify.Channel{"hook": {Type: notify.TypeWebhook, URL: hook.URL}}
+	})
+	ctx := context.Background()
+	_, err := b.db.Pool.Exec(ctx, `UPDATE job_alert_config SET channels = '{hook}' WHERE name = 'breaker-open'`)
+	require.NoError(t, err)
+	opened := time.Now()
+	_, err = b.pod.Breaker().Store().Open(ctx, breaker.OpenParams{Key: "payments.example.com", For: 10 * time.Minute, By: "test"})
+	require.NoError(t, err)
+	select {
+	case doc := <-got:
+		require.Equal(t, "firing", doc["status"])
+		labels := doc["alerts"].([]any)[0].(map[string]any)["labels"]
+		require.Equal(t, map[string]any{"alertname": "breaker-open", "subject": "payments.example.com", "severity": "critical"}, labels)
+		t.Logf("notified %s after the breaker opened", time.Since(opened).Round(time.Millisecond))
+	case <-time.After(60 * time.Second):
+		t.Fatal("no notification within 60 s of the breaker opening")
+	}
+	waitFor(t, 10*time.Second, "the delivery counted", func() bool {
+		v, _ := b.metric(t, "rebound_notifications_total", labels("channel", "hook", "outcome", "delivered"))
+		return v == 1
+	})
+}
+
+// TestMonitoringMetrics: rebound_alerts_firing has one series per enabled
+// rule; rebound_notifications_total counts deliveries by channel and
+// outcome.
+func TestMonitoringMetrics(t *testing.T) {
+	t.Parallel()
+	b := startPod(t, nil)
+	v, ok := b.metric(t, "rebound_alerts_firing", labels("rule", "breaker-open", "severity", "critical"))
+	require.True(t, ok)
+	require.Equal(t, 0.0, v)
+	ctx := context.Background()
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO job_alert_state (rule, subject, severity, value, threshold, message, firing_since)
+		VALUES ('breaker-open', 'a', 'critical', 1, 0, 'm', now()), ('breaker-open', 'b', 'critical', 1, 0, 'm', now()), ('breaker-open', 'c', 'critical', 1, 0, 'm', NULL)`)
+	require.NoError(t, err)
+	v, _ = b.metric(t, "rebound_alerts_firing", labels("rule", "breaker-open", "severity", "critical"))
+	require.Equal(t, 2.0, v)
+	n, err := testutil.GatherAndCount(b.registry, "rebound_alerts_firing")
+	require.NoError(t, err)
+	require.Equal(t, 7, n, "one series per enabled rule")
+}
+
+func TestMonitoringConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		m       rebound.MonitoringConfig
+		wantErr string
+	}{
+		{"flush too often", rebound.MonitoringConfig{FlushInterval: time.Millisecond}, "rebound: Config.Monitoring.FlushInterval: 1ms is under 100ms (0 means 10s)"},
+		{"short retention", rebound.MonitoringConfig{Retention: time.Hour}, "rebound: Config.Monitoring.Retention: 1h0m0s is under 48h (0 means 720h0m0s)"},
+		{"alert interval", rebound.MonitoringConfig{AlertInterval: 2 * time.Hour}, "rebound: Config.Monitoring.AlertInterval: 2h0m0s is not between 1s and 1h (0 means 1m0s)"},
+		{"health window", rebound.MonitoringConfig{HealthWindow: time.Second}, "rebound: Config.Monitoring.HealthWindow: 1s is not between 1m and 720h (0 means 15m0s)"},
+		{"bad channel", rebound.MonitoringConfig{Channels: map[string]notify.Channel{"ops": {Type: notify.TypeSlack, URL: "not a url"}}},
+			`rebound: Config.Monitoring.Channels["ops"]: channels.ops.url: an http or https URL is required`},
+	}
+	// New touches no database: a pool on a closed port will do.
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	for _, tt := range tests {
+		_, err := rebound.New(rebound.Config{Pool: pool, Workers: river.NewWorkers(), Monitoring: tt.m})
+		require.EqualError(t, err, tt.wantErr, tt.name)
 	}
 }
