@@ -118,17 +118,19 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	}))
 
 	keys := newOperationKeys(&c)
+	dlLog := deadLetterLog{logger: c.Logger, keys: keys}
 	recorder := retrypolicy.NewAttemptRecorder(policies, &retrypolicy.RecorderOpts{
 		Logger: c.Logger,
 		OnAttempt: func(job *rivertype.JobRow, at retrypolicy.Attempt) {
 			metrics.ObserveFailedAttempt(job.Kind, string(at.Class), string(at.Strategy), !at.Final, time.Duration(at.DelayMS)*time.Millisecond)
+			dlLog.attempt(job, at)
 			for _, f := range a.onAttempt {
 				f(job, at)
 			}
 		},
 	})
 
-	br, gate, err := newBreaker(&c, reg, keys, a)
+	br, gate, err := newBreaker(&c, reg, keys, a, dlLog)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +177,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 		// Jobs that ask for no max attempts arrive at the insert rules with
 		// this, which they replace with the kind's policy's.
 		MaxAttempts:  unsetMaxAttempts,
-		RetryPolicy:  recorder.ClientRetryPolicy(),
+		RetryPolicy:  rescueLogPolicy{ClientRetryPolicy: recorder.ClientRetryPolicy(), log: dlLog},
 		Middleware:   middleware,
 		PeriodicJobs: append(a.periodicJobs, c.PeriodicJobs...),
 	})
@@ -460,7 +462,7 @@ func (p *Pod) reportUnsaved(log *slog.Logger, done string) {
 // are what retrypolicy classifies as "downstream unhealthy", keys follow
 // the operation key rule, and a job parked longer than max_park is recorded
 // with class breaker_open and cancelled (to the DLQ).
-func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys, a *assembly) (*breaker.Breaker, *breaker.Gate, error) {
+func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys, a *assembly, dlLog deadLetterLog) (*breaker.Breaker, *breaker.Gate, error) {
 	bcfg := c.Breaker
 	if bcfg.Settings.IsFailure == nil {
 		bcfg.Settings.IsFailure = func(err error) bool { return retrypolicy.Classify(err).DownstreamUnhealthy() }
@@ -501,12 +503,14 @@ func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys, a *as
 	gate := breaker.NewGate(br, breaker.GateConfig{
 		KeyFunc: keys.ofJob,
 		OnParkExpired: func(ctx context.Context, job *rivertype.JobRow, err *breaker.OpenError, parkedFor time.Duration) error {
-			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen,
-				fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err))
+			cause := fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err)
+			dlLog.ended(job, retrypolicy.ClassBreakerOpen, cause.Error())
+			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen, cause)
 		},
 		// A key no breaker can hold (control characters, say) is the job's
 		// own defect: it ends now, in the DLQ as bad_request.
 		OnInvalidKey: func(ctx context.Context, job *rivertype.JobRow, err error) error {
+			dlLog.ended(job, retrypolicy.ClassBadRequest, err.Error())
 			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBadRequest, err)
 		},
 	})

@@ -202,28 +202,6 @@ func (s *Store) RetryMany(ctx context.Context, params RetryManyParams) (*RetryMa
 	return res, nil
 }
 
-// RetryManyTx is [Store.RetryMany] inside the caller's transaction, in one
-// batch.
-func (s *Store) RetryManyTx(ctx context.Context, tx pgx.Tx, params RetryManyParams) (*RetryManyResult, error) {
-	cands, err := s.retryCandidates(ctx, tx, &params)
-	if err != nil {
-		return nil, err
-	}
-	res := &RetryManyResult{DryRun: params.DryRun, Retried: []RetryResult{}, Skipped: []SkippedEntry{}}
-	if params.DryRun {
-		res.Retried = dryRunResults(cands)
-		return res, nil
-	}
-	if len(cands) == 0 {
-		return res, nil
-	}
-	res.Retried, res.Skipped, err = s.retryBatch(ctx, tx, cands, params.Force, params.By)
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
 type candidate struct {
 	id           int64
 	riverJobID   int64

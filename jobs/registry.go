@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
@@ -62,13 +63,32 @@ type Kind struct {
 
 	// AddWorker registers the kind's worker in workers, built with deps.
 	AddWorker func(workers *river.Workers, deps WorkerDeps) error
+
+	// Args documents the fields of the kind's args for help texts
+	// (`enqueue KIND --help`); build it with [ArgsOf]. nil: none listed.
+	Args []Arg
 }
 
 // WorkerDeps are what kinds' workers may need from the pod.
 type WorkerDeps struct {
 	// HTTPClient sends outgoing HTTP requests. nil means [NewHTTPClient]'s.
 	HTTPClient *http.Client
+	// RescueGrace is what a kind with a deadline of its own adds to it to
+	// give River the job's timeout (see [DefaultRescueGrace]). 0 means
+	// DefaultRescueGrace.
+	RescueGrace time.Duration
 }
+
+// DefaultRescueGrace is how long, after a job's own deadline, River's
+// rescuer still leaves the job alone: 15 s. A kind whose worker knows how
+// long a job may take (http_request: timeout_seconds) stops the job itself
+// at that deadline and gives River a Timeout of deadline + grace, because
+// River's rescuer skips a running job until its kind's Timeout has passed
+// since the attempt started, and compares the rescuing pod's clock with
+// attempted_at, which PostgreSQL's clock set. The grace covers the
+// difference between those clocks and the time to save the job's result,
+// so a job still within its deadline is never rescued and run twice.
+const DefaultRescueGrace = 15 * time.Second
 
 // AddWorkers registers the worker of every kind in r.
 func (r *Registry) AddWorkers(workers *river.Workers, deps WorkerDeps) error {

@@ -83,7 +83,8 @@ Every flag can also be set through the environment as REBOUND_<FLAG>
 (REBOUND_MAX_ATTEMPTS=8, REBOUND_ARGS='{...}'), with the same rules; a flag on
 the command line wins.
 
-Known kinds: ` + strings.Join(registry.Names(), ", "),
+Known kinds: ` + strings.Join(registry.Names(), ", ") + `; ` + "`enqueue KIND --help`" + ` lists the args of KIND.`,
+
 		Example: `  enqueue http_request --args '{"url": "https://example.com/hook", "body": {"id": 1}}'
   enqueue http_request --file jobs.ndjson --queue webhooks --max-attempts 8
   producer | enqueue http_request --file - --json`,
@@ -105,6 +106,16 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
+	help := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		help(c, args)
+		// `enqueue KIND --help` also lists the args of KIND.
+		if names := c.Flags().Args(); len(names) > 0 {
+			if kind, err := registry.Lookup(names[0]); err == nil {
+				_ = writeArgsHelp(c.OutOrStdout(), kind)
+			}
+		}
+	})
 	f := cmd.Flags()
 	f.StringVar(&o.args, "args", "", "the job's args, a JSON object")
 	f.StringVar(&o.file, "file", "", "NDJSON file of args objects, one per line (- for standard input)")
@@ -116,6 +127,22 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	f.BoolVar(&o.unique, "unique", false, "skip a job when a twin (same kind, queue and args) enqueued with --unique is still waiting or running")
 	f.BoolVar(&o.json, "json", false, "print the result (inserted IDs) as JSON")
 	return cmd
+}
+
+// writeArgsHelp lists the fields of kind's args object, from its registry
+// entry.
+func writeArgsHelp(w io.Writer, kind jobs.Kind) error {
+	if len(kind.Args) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintf(w, "\nArgs of %s (--args, or one JSON object per line of --file):\n", kind.Name); err != nil {
+		return err
+	}
+	rows := make([][]string, len(kind.Args))
+	for i, a := range kind.Args {
+		rows[i] = []string{"  " + a.Name, a.Type, a.Help}
+	}
+	return cli.Table(w, []string{"  FIELD", "TYPE", "MEANING"}, rows)
 }
 
 // line is one validated job of the input.

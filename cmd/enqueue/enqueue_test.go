@@ -55,11 +55,11 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "empty args", args: []string{"http_request", "--args", ""}, wantErr: "enqueue: --args: invalid args: empty: expected a JSON object {...}"},
 		{name: "a trailing comma", args: []string{"http_request", "--args", `{"url": "http://x",}`}, wantErr: "enqueue: --args: invalid args: not valid JSON: invalid character '}' looking for beginning of object key string at byte 20"},
 		{name: "a line not JSON", args: []string{"http_request", "--file", writeFile(t, good+"\nurl=http://x/?token=hunter2hunter2hunter2hunter2\n")}, wantErr: `line 2: invalid args: not valid JSON: expected a JSON object {...}, got "url=http://x/?token=[REDACTED]"… (invalid character 'u' looking for beginning of value at byte 1) (nothing inserted)`},
-		{name: "url in invalid UTF-8", args: []string{"http_request", "--args", "{\"url\": \"http://127.0.0.1:9/caf\xe9\"}"}, wantErr: "enqueue: --args: invalid args: url: not valid UTF-8"},
-		{name: "url with a lone surrogate", args: []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/\udc00"}`}, wantErr: `enqueue: --args: invalid args: url: \udc00 is half of a UTF-16 surrogate pair, not a character`},
-		{name: "operation key in invalid UTF-8", args: []string{"http_request", "--args", "{\"url\": \"http://127.0.0.1:9/a\", \"operation_key\": \"billing\xff\"}"}, wantErr: "enqueue: --args: invalid args: operation_key: not valid UTF-8"},
-		{name: "operation key with a lone surrogate", args: []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/a", "operation_key": "\ud800x"}`}, wantErr: `enqueue: --args: invalid args: operation_key: \ud800 is half of a UTF-16 surrogate pair, not a character`},
-		{name: "url in invalid UTF-8 on line 2", args: []string{"http_request", "--file", writeFile(t, good+"\n{\"url\": \"http://127.0.0.1:9/\xff\"}\n")}, wantErr: "line 2: invalid args: url: not valid UTF-8 (nothing inserted)"},
+		{name: "url in invalid UTF-8", args: []string{"http_request", "--args", "{\"url\": \"http://127.0.0.1:9/caf\xe9\"}"}, wantErr: "enqueue: --args: invalid args: args.url: contains invalid UTF-8 (byte 0xe9), which PostgreSQL cannot store"},
+		{name: "url with a lone surrogate", args: []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/\udc00"}`}, wantErr: `enqueue: --args: invalid args: args.url: contains an unpaired UTF-16 surrogate (\udc00), which PostgreSQL cannot store`},
+		{name: "operation key in invalid UTF-8", args: []string{"http_request", "--args", "{\"url\": \"http://127.0.0.1:9/a\", \"operation_key\": \"billing\xff\"}"}, wantErr: "enqueue: --args: invalid args: args.operation_key: contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store"},
+		{name: "operation key with a lone surrogate", args: []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/a", "operation_key": "\ud800x"}`}, wantErr: `enqueue: --args: invalid args: args.operation_key: contains an unpaired UTF-16 surrogate (\ud800), which PostgreSQL cannot store`},
+		{name: "url in invalid UTF-8 on line 2", args: []string{"http_request", "--file", writeFile(t, good+"\n{\"url\": \"http://127.0.0.1:9/\xff\"}\n")}, wantErr: "line 2: invalid args: args.url: contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store (nothing inserted)"},
 		{name: "schedule-in in the year 2319", args: []string{"http_request", "--args", good, "--schedule-in", "2562047h"}, wantErr: "enqueue: invalid --schedule-in 2562047h0m0s: must be at most 8760h0m0s (365 days)"},
 		{name: "schedule-in a year and an hour", args: []string{"http_request", "--args", good, "--schedule-in", "8761h"}, wantErr: "enqueue: invalid --schedule-in 8761h0m0s: must be at most 8760h0m0s (365 days)"},
 		{name: "zero max attempts from env", env: []string{"REBOUND_MAX_ATTEMPTS=0"}, args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid REBOUND_MAX_ATTEMPTS 0: must be from 1 to 32767"},
@@ -234,4 +234,30 @@ func TestEnqueueLargeFile(t *testing.T) {
 	var n int
 	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
 	require.Equal(t, lines, n)
+}
+
+// `enqueue KIND --help` lists the args of KIND, from its registry entry.
+func TestHelpListsTheKindsArgs(t *testing.T) {
+	t.Parallel()
+	res := proctest.Run(t, nil, "enqueue", "http_request", "--help")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	_, args, ok := strings.Cut(res.Stdout, "\nArgs of http_request (--args, or one JSON object per line of --file):\n")
+	require.True(t, ok, res.Stdout)
+	lines := strings.Split(strings.TrimSpace(args), "\n")
+	require.Len(t, lines, 7, args)
+	for i, want := range [][2]string{
+		{"FIELD", "TYPE"},
+		{"url", "string"}, {"method", "string"}, {"headers", "object"}, {"body", "any JSON"},
+		{"timeout_seconds", "number"}, {"operation_key", "string"},
+	} {
+		fields := strings.Fields(lines[i])
+		require.Equal(t, want[0], fields[0], lines[i])
+		require.Equal(t, want[1], strings.Join(fields[1:1+len(strings.Fields(want[1]))], " "), lines[i])
+	}
+	require.Contains(t, lines[5], "(default 30, at most 3600)")
+
+	plain := proctest.Run(t, nil, "enqueue", "--help")
+	require.Equal(t, 0, plain.ExitCode, plain.Stderr)
+	require.NotContains(t, plain.Stdout, "Args of")
+	require.Contains(t, plain.Stdout, "`enqueue KIND --help` lists the args of KIND")
 }

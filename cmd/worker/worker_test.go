@@ -269,7 +269,9 @@ func TestStartupErrors(t *testing.T) {
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},
-		{name: "rescue before the job timeout", url: db.URL, args: []string{"--rescue-stuck-jobs-after", "15s"}, wantErr: "worker: rescue-stuck-jobs-after (15s) must be at least the job timeout (1m0s)"},
+		{name: "rescue before the job timeout", url: db.URL, args: []string{"--rescue-stuck-jobs-after", "15s"}, wantErr: "worker: rescue-stuck-jobs-after (15s) must be at least the job timeout plus the rescue grace (1m0s + 15s = 1m15s)"},
+		{name: "rescue inside the grace", url: db.URL, args: []string{"--job-timeout", "10s", "--rescue-stuck-jobs-after", "20s"}, wantErr: "worker: rescue-stuck-jobs-after (20s) must be at least the job timeout plus the rescue grace (10s + 15s = 25s)"},
+		{name: "negative rescue grace", url: db.URL, args: []string{"--rescue-grace", "-1s"}, wantErr: "worker: job timeout, rescue grace and rescue-stuck-jobs-after must not be negative"},
 		{name: "bad HTTP address", url: db.URL, args: []string{"--http-addr", "nonsense"}, wantErr: `worker: invalid HTTP address "nonsense": address nonsense: missing port in address`},
 		{name: "short admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=a"}, wantErr: "worker: REBOUND_ADMIN_TOKEN is too short (1 characters): use at least 16 random characters"},
 		{name: "blank admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=  "}, wantErr: "worker: REBOUND_ADMIN_TOKEN has leading or trailing white space"},
@@ -558,4 +560,32 @@ func (p *tcpProxy) close() {
 	for _, c := range p.conns {
 		c.Close()
 	}
+}
+
+// worker --help names every environment variable the worker reads: one per
+// flag, and the database, direct-connection and admin token variables.
+func TestHelpListsEnvironment(t *testing.T) {
+	t.Parallel()
+	res := proctest.Run(t, nil, "worker", "--help")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	for _, want := range []string{
+		"DATABASE_URL ", "DATABASE_DIRECT_URL ", "REBOUND_ADMIN_TOKEN ",
+		"REBOUND_CONFIG                   --config\n",
+		"REBOUND_FETCH_COOLDOWN           --fetch-cooldown\n",
+		"REBOUND_FETCH_POLL_INTERVAL      --fetch-poll-interval\n",
+		"REBOUND_HTTP_ADDR                --http-addr\n",
+		"REBOUND_ID                       --id\n",
+		"REBOUND_JOB_TIMEOUT              --job-timeout\n",
+		"REBOUND_LOG_FORMAT               --log-format\n",
+		"REBOUND_LOG_LEVEL                --log-level\n",
+		"REBOUND_POLL_ONLY                --poll-only\n",
+		"REBOUND_QUEUES                   --queues\n",
+		"REBOUND_RESCUE_GRACE             --rescue-grace\n",
+		"REBOUND_RESCUE_STUCK_JOBS_AFTER  --rescue-stuck-jobs-after\n",
+		"REBOUND_SHUTDOWN_TIMEOUT         --shutdown-timeout\n",
+		"available again within 2 minutes",
+	} {
+		require.Contains(t, res.Stdout, want)
+	}
+	require.NotContains(t, res.Stdout, "REBOUND_HELP")
 }
