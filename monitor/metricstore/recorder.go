@@ -146,8 +146,21 @@ func (r *Recorder) ObserveFailedAttempt(kind, class string, retry bool) {
 // gateMarkKey is the context key of the mark GateMarker sets.
 type gateMarkKey struct{}
 
-// passed is set by GateMarker when the gate let an attempt through.
-type passed struct{ ok bool }
+// markCtx is the attempt's context with the mark GateMarker sets when the
+// gate let the attempt through: one allocation per attempt (a
+// context.WithValue and a separate mark would be two).
+type markCtx struct {
+	context.Context
+	ok bool
+}
+
+// Value returns the markCtx itself for gateMarkKey.
+func (c *markCtx) Value(key any) any {
+	if _, ok := key.(gateMarkKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
 
 // Middleware returns the worker middleware that counts attempts and how
 // jobs finish. Install it outside the circuit breaker gate.
@@ -161,8 +174,8 @@ func (r *Recorder) GateMarker() rivertype.WorkerMiddleware { return &gateMarker{
 type gateMarker struct{ river.MiddlewareDefaults }
 
 func (*gateMarker) Work(ctx context.Context, _ *rivertype.JobRow, doInner func(context.Context) error) error {
-	if p, ok := ctx.Value(gateMarkKey{}).(*passed); ok {
-		p.ok = true
+	if m, ok := ctx.Value(gateMarkKey{}).(*markCtx); ok {
+		m.ok = true
 	}
 	return doInner(ctx)
 }
@@ -175,14 +188,14 @@ type outerMiddleware struct {
 // Work implements rivertype.WorkerMiddleware.
 func (m *outerMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) (err error) {
 	start := m.r.now()
-	mark := &passed{}
+	mark := &markCtx{Context: ctx}
 	finished := false
 	defer func() {
 		if !finished { // a panic on its way up: River records it as an error
 			m.r.observe(ctx, job, start, mark.ok, errPanicked)
 		}
 	}()
-	err = doInner(context.WithValue(ctx, gateMarkKey{}, mark))
+	err = doInner(mark)
 	finished = true
 	m.r.observe(ctx, job, start, mark.ok, err)
 	return err
