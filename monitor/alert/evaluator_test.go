@@ -31,8 +31,9 @@ type receiver struct {
 	mu        sync.Mutex
 	bodies    [][]byte
 	sigs      []string
-	failFirst int32
-	calls     atomic.Int32
+	failFirst  int32
+	failStatus int
+	calls      atomic.Int32
 }
 
 func newReceiver(t *testing.T, failFirst int32) *receiver {
@@ -40,7 +41,11 @@ func newReceiver(t *testing.T, failFirst int32) *receiver {
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		n := r.calls.Add(1)
 		if n <= r.failFirst {
-			w.WriteHeader(http.StatusInternalServerError)
+			status := r.failStatus
+			if status == 0 {
+				status = http.StatusInternalServerError
+			}
+			w.WriteHeader(status)
 			return
 		}
 		b, _ := io.ReadAll(req.Body)
@@ -264,4 +269,26 @@ func TestNotifierKindIsExcluded(t *testing.T) {
 	conds, err = alert.Evaluate(ctx, pool, rules, now, nil)
 	require.NoError(t, err)
 	require.Len(t, conds, 2, "without the exclusion both failure-rate rules fire")
+}
+
+// TestSlackHookGoneFailsAtOnce: a 404 from Slack (a removed hook) will not
+// heal: the delivery is failed at its first attempt, not retried.
+func TestSlackHookGoneFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := setup(t, 1000)
+	f.slack.failStatus = http.StatusNotFound
+	now := time.Now().UTC()
+	f.counts(t, now, 0, 30)
+	_, err := f.evaluator(&now).Run(ctx)
+	require.NoError(t, err)
+	var events []alert.Event
+	waitFor(t, "the failed delivery recorded", func() bool {
+		events, err = f.history.List(ctx, "", 10)
+		require.NoError(t, err)
+		return events[0].Delivery["slack"].Outcome == notify.OutcomeFailed && events[0].Delivery["hook"].Outcome == notify.OutcomeDelivered
+	})
+	require.Equal(t, notify.Delivery{Outcome: notify.OutcomeFailed, Attempts: 1, Error: "channel answered HTTP 404", At: events[0].Delivery["slack"].At}, events[0].Delivery["slack"])
+	time.Sleep(500 * time.Millisecond)
+	require.Equal(t, int32(1), f.slack.calls.Load(), "not retried")
 }

@@ -73,8 +73,9 @@ func (h *History) List(ctx context.Context, rule string, limit int) ([]Event, er
 	return out, rows.Err()
 }
 
-// ErrNoEvent is returned for a history ID that is not there.
-var ErrNoEvent = errors.New("no such alert history row")
+// ErrNoEvent is returned for a history ID that is not there; it is
+// notify.ErrNoMessage, so a delivery of a removed row ends without retry.
+var ErrNoEvent = notify.ErrNoMessage
 
 // Message builds the notification of history row id (for notify.Worker's
 // Load); link is put in it.

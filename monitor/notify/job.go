@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -110,6 +111,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		return river.JobCancel(err)
 	}
 	msg, err := w.Load(ctx, job.Args.HistoryID)
+	if errors.Is(err, ErrNoMessage) {
+		return river.JobCancel(err) // the history row is gone: nothing to send
+	}
 	if err != nil {
 		return err
 	}
@@ -122,6 +126,13 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 		w.record(ctx, job, OutcomeDelivered, nil)
 		return nil
 	}
+	// A 4xx other than 408 and 429 (a removed Slack hook, a bad URL) will
+	// not heal by retrying: the delivery fails now, to the dead-letter
+	// queue.
+	if he, ok := errors.AsType[*HTTPError](sendErr); ok && he.Status/100 == 4 && he.Status != 408 && he.Status != 429 {
+		w.record(ctx, job, OutcomeFailed, sendErr)
+		return river.JobCancel(sendErr)
+	}
 	outcome := OutcomeRetrying
 	if job.Attempt >= job.MaxAttempts {
 		outcome = OutcomeFailed
@@ -129,6 +140,10 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	w.record(ctx, job, outcome, sendErr)
 	return sendErr
 }
+
+// ErrNoMessage is what Load returns (wrapped) for a history row that no
+// longer exists; the delivery then ends without a retry.
+var ErrNoMessage = errors.New("no such alert history row")
 
 func (w *Worker) record(ctx context.Context, job *river.Job[Args], outcome string, err error) {
 	d := Delivery{Outcome: outcome, Attempts: job.Attempt, At: time.Now().UTC()}
