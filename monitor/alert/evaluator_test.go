@@ -27,10 +27,10 @@ import (
 // receiver is a Slack or webhook endpoint that records what it got and
 // answers failWith for its first failFirst requests.
 type receiver struct {
-	srv       *httptest.Server
-	mu        sync.Mutex
-	bodies    [][]byte
-	sigs      []string
+	srv        *httptest.Server
+	mu         sync.Mutex
+	bodies     [][]byte
+	sigs       []string
 	failFirst  int32
 	failStatus int
 	calls      atomic.Int32
