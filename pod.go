@@ -67,7 +67,8 @@ const (
 // or starting anything. A refused setting is a [*ConfigError] naming its
 // field; it never panics on a bad Config.
 //
-// Around each attempt the pod runs, in order: metrics -> circuit breaker
+// Around each attempt the pod runs, in order: metrics -> job counts (for
+// job_retry_metrics, see [MonitoringConfig]) -> circuit breaker
 // gate (a job whose operation key is open is snoozed, no attempt used) ->
 // attempt recorder (classify the failure, record it in the job's history
 // at metadata.output.attempts, decide: retry after the delay its class's
@@ -152,8 +153,9 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	queues := make(map[string]river.QueueConfig, len(c.Queues))
 	maps.Copy(queues, c.Queues)
 	// Worker middleware runs in this order around each attempt:
-	// metrics -> breaker gate -> attempt recorder -> kind timeouts ->
-	// the caller's middleware -> the job's Work. The insert rules run
+	// metrics -> job counts -> breaker gate (-> its mark for the job
+	// counts) -> attempt recorder -> kind timeouts -> the caller's
+	// middleware -> the job's Work. The insert rules run
 	// first on every insert.
 	middleware := []rivertype.Middleware{&insertRules{keys: keys, policies: policies}, metrics.JobMiddleware()}
 	middleware = append(middleware, a.aroundGate[0]...)
