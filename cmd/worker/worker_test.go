@@ -71,7 +71,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	code, body := get(t, "http://"+worker.HTTPAddr+"/api/admin/nothing")
 	require.Equal(t, http.StatusNotFound, code)
-	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq and /api/admin/breakers)"}`, body)
+	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq, /api/admin/breakers and /api/admin/batches)"}`, body)
 	code, metrics := get(t, "http://"+worker.HTTPAddr+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, metrics, `rebound_job_attempts_total{kind="http_request",outcome="completed",queue="default"} 100`)
