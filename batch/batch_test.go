@@ -444,4 +444,3 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 type unknownArgs struct{}
 
 func (unknownArgs) Kind() string { return "nope" }
-
