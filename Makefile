@@ -10,9 +10,11 @@ TESTFLAGS ?= -race -count=1 -timeout 12m
 build:
 	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
 
-## demo: go-httpbin upstream + migrate + worker + a mix of jobs, about 20 seconds
+## demo: go-httpbin upstream + migrate + worker + a mix of jobs, about 30 seconds. It creates
+## (and keeps) a database of its own, rebound_demo_<date>_<time>, or REBOUND_DEMO_DATABASE; when
+## no PostgreSQL is found (DATABASE_URL empty) it runs one in Docker if an engine answers.
 demo: build
-	DATABASE_URL="$$(scripts/ensure-postgres.sh)" $(GO) run ./internal/demo --bin $(BIN)
+	DATABASE_URL="$$(scripts/ensure-postgres.sh || true)" $(GO) run ./internal/demo --bin $(BIN)
 
 ## test: the whole suite against a real PostgreSQL (found or started by scripts/ensure-postgres.sh)
 test:

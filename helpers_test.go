@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -23,37 +22,15 @@ import (
 )
 
 // Example functions take no *testing.T, so they cannot use dbtest.New.
-// Each calls exampleDatabaseURL where a service would read DATABASE_URL:
-// it creates a fresh migrated database (cloned from dbtest's template) for
-// that example alone, so examples see no one else's rows and run again
-// under -count; TestMain drops them all when the run ends.
-var exampleDatabases struct {
-	sync.Mutex
-	drops []func()
-}
+// Each calls exampleDatabaseURL where a service would read DATABASE_URL: a
+// fresh migrated database (cloned from dbtest's template) for that example
+// alone, so examples see no one else's rows and run again under -count.
+// dbtest.Main drops them when the run ends.
+func exampleDatabaseURL() string { return dbtest.ForExample() }
 
-// exampleDatabaseURL stands for os.Getenv("DATABASE_URL") in examples.
-func exampleDatabaseURL() string {
-	db, drop, err := dbtest.ForMain()
-	if err != nil {
-		panic(err)
-	}
-	db.Pool.Close() // the example opens its own
-	exampleDatabases.Lock()
-	exampleDatabases.drops = append(exampleDatabases.drops, drop)
-	exampleDatabases.Unlock()
-	return db.URL
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	exampleDatabases.Lock()
-	for _, drop := range exampleDatabases.drops {
-		drop()
-	}
-	exampleDatabases.Unlock()
-	os.Exit(code)
-}
+// TestMain drops the databases the tests and examples created, and the
+// shared template when no other test process uses it, once they end.
+func TestMain(m *testing.M) { dbtest.Main(m) }
 
 // quoteArgs is a custom kind defined outside rebound's packages: fetch a
 // price quote from a vendor's HTTP API. Its operation key is the vendor, so

@@ -6,7 +6,7 @@ package retrypolicy
 // never renamed.
 //
 // The classes and what each means by default come from the seed document's
-// decision matrix (DESIGN.md, "Default retry decision matrix"); see
+// decision matrix (docs/architecture.md, "The default decision matrix"); see
 // [DefaultRule] for the retry decision and strategy of each.
 type Class string
 

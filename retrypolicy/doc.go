@@ -1,8 +1,8 @@
 // Package retrypolicy decides what happens after a job's attempt fails: it
 // classifies the failure, picks the backoff the class calls for, records the
 // attempt in the job's history, and tells River when to retry — or to stop.
-// It is the heart of rebound (see DESIGN.md). It imports no other package of
-// the module.
+// It is the heart of rebound (see docs/architecture.md). It imports no other
+// package of the module.
 //
 // # Classification
 //

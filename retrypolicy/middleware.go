@@ -45,9 +45,10 @@ type RecorderOpts struct {
 }
 
 // AttemptRecorder is the worker middleware that records every failed attempt
-// in the job's history and decides what happens next (DESIGN.md, "Flow of one
-// job", step 4). Install it in river.Config.Middleware after the breaker gate
-// and install its ClientRetryPolicy as river.Config.RetryPolicy:
+// in the job's history and decides what happens next (docs/architecture.md,
+// "The flow of one job", step 4). Install it in river.Config.Middleware
+// after the breaker gate and install its ClientRetryPolicy as
+// river.Config.RetryPolicy:
 //
 //	rec := retrypolicy.NewAttemptRecorder(policies, nil)
 //	cfg := &river.Config{

@@ -51,7 +51,7 @@ type Rule struct {
 	Strategy Strategy
 }
 
-// defaultRules is DESIGN.md's "Default retry decision matrix".
+// defaultRules is the default decision matrix (docs/architecture.md).
 var defaultRules = map[Class]Rule{
 	ClassRateLimited:   {Retry: true, Strategy: StrategyAggressive},
 	ClassServerError:   {Retry: true, Strategy: StrategyExponential},
@@ -70,7 +70,8 @@ var defaultRules = map[Class]Rule{
 	ClassBreakerOpen:   {Retry: false},
 }
 
-// DefaultRule returns the seed's decision matrix entry for c (DESIGN.md):
+// DefaultRule returns the seed's decision matrix entry for c
+// (docs/architecture.md, "The default decision matrix"):
 // rate_limited aggressive; server_error exponential; timeout linear; network,
 // decode, panic, lost, unknown exponential; cancelled exponential (a
 // context.Canceled outside a shutdown; shutdowns are never failures);

@@ -1,5 +1,6 @@
-// Command rebound is the operator's tool: database migrations, the
-// dead-letter queue, circuit breakers, batches, health and alerts.
+// Command rebound is the operator's tool: database migrations (rebound
+// migrate), the dead-letter queue (rebound dlq) and circuit breakers (rebound
+// breaker).
 //
 // It reads DATABASE_URL (libpq's defaults when unset). Every command prints a
 // table for humans, or JSON with --json.

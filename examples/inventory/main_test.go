@@ -67,3 +67,7 @@ func TestRun(t *testing.T) {
 		require.Contains(t, report, want)
 	}
 }
+
+// TestMain drops the test's database, and the shared template when no other
+// test process uses it, once the test ends.
+func TestMain(m *testing.M) { dbtest.Main(m) }
