@@ -186,6 +186,7 @@ func HTTPRequestKind() Kind {
 			return a, nil
 		},
 		OperationKey: ArgsOperationKey[HTTPRequestArgs],
+		Args:         HTTPRequestArgs{},
 		AddWorker: func(workers *river.Workers, deps WorkerDeps) error {
 			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient})
 		},

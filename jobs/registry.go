@@ -59,6 +59,11 @@ type Kind struct {
 
 	// AddWorker registers the kind's worker in workers, built with deps.
 	AddWorker func(workers *river.Workers, deps WorkerDeps) error
+
+	// Args is a zero value of the kind's args struct (optional). [Kind.Fields]
+	// reads the JSON names and types of its fields from it, so a CSV of
+	// items can be typed (numbers as numbers) before Parse sees it.
+	Args any
 }
 
 // WorkerDeps are what kinds' workers may need from the pod.

@@ -91,6 +91,7 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
+	cmd.AddCommand(newBatchCmd(registry, stdin, stdout, stderr))
 	f := cmd.Flags()
 	f.StringVar(&o.args, "args", "", "the job's args, a JSON object")
 	f.StringVar(&o.file, "file", "", "NDJSON file of args objects, one per line (- for standard input)")
