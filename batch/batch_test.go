@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -444,3 +445,56 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 type unknownArgs struct{}
 
 func (unknownArgs) Kind() string { return "nope" }
+
+// The pod's handler serves the batches' admin API.
+func TestAdminRoutes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, false)
+	p, err := batch.New(f.db.Pool, f.pod, nil)
+	require.NoError(t, err)
+	res, err := p.Enqueue(ctx, batch.Batch{Name: "api", Kind: "test_batch_item", Items: []river.JobArgs{itemArgs{URL: "http://127.0.0.1:1/a"}}})
+	require.NoError(t, err)
+	srv := httptest.NewServer(f.pod.Handler())
+	t.Cleanup(srv.Close)
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, err = io.Copy(&b, resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, b.String()
+	}
+	code, body := get(batch.APIPath)
+	require.Equal(t, http.StatusOK, code, body)
+	var list struct{ Batches []batch.Summary }
+	require.NoError(t, json.Unmarshal([]byte(body), &list))
+	require.Len(t, list.Batches, 1)
+	require.Equal(t, res.ID, list.Batches[0].ID)
+	require.Equal(t, int64(1), list.Batches[0].Pending)
+
+	code, body = get(fmt.Sprintf("%s/%d", batch.APIPath, res.ID))
+	require.Equal(t, http.StatusOK, code, body)
+	var s batch.Summary
+	require.NoError(t, json.Unmarshal([]byte(body), &s))
+	require.Equal(t, "api", s.Name)
+	require.Nil(t, s.SuccessRate)
+	require.Contains(t, body, `"success_rate": null`)
+
+	for _, tt := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{batch.APIPath + "/abc", http.StatusBadRequest, `{"error": "invalid batch ID \"abc\": want a positive integer"}`},
+		{batch.APIPath + "/424242", http.StatusNotFound, `{"error": "batch 424242: no such batch"}`},
+		{batch.APIPath + "?limit=0", http.StatusBadRequest, `{"error": "invalid limit \"0\": want a number from 1 to 1000"}`},
+		{batch.APIPath + "?open=maybe", http.StatusBadRequest, `{"error": "invalid open \"maybe\": want true or false"}`},
+	} {
+		code, body := get(tt.path)
+		require.Equal(t, tt.code, code, tt.path)
+		require.JSONEq(t, tt.want, body, tt.path)
+	}
+}

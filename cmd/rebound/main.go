@@ -74,5 +74,6 @@ Every command prints a table for humans, or JSON with --json.`,
 	root.AddCommand(newMigrateCmd(a))
 	root.AddCommand(newDLQCmd(a))
 	root.AddCommand(newBreakerCmd(a))
+	root.AddCommand(newBatchCmd(a))
 	return root
 }
