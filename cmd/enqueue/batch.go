@@ -137,11 +137,16 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 	if err != nil {
 		return err
 	}
+	// The workers' config, as for single jobs (see run).
+	settings, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+	registry.Register(jobs.WeeklyIntelligenceKind(settings.WeeklyIntelligence))
+	if kind, err = registry.Lookup(kind.Name); err != nil {
+		return err
+	}
 	if opts.MaxAttempts == 0 {
-		settings, err := config.Load(o.configPath)
-		if err != nil {
-			return err
-		}
 		opts.MaxAttempts = settings.Retry.Lookup(kind.Name).MaxAttempts
 	}
 	lines, _, err := readItems(kind, o.file, o.format, stdin)

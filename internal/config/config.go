@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -34,6 +35,9 @@ type File struct {
 	// Breaker holds the circuit breaker settings: a default block and
 	// overrides per operation key (see breaker.FileConfig).
 	Breaker breaker.FileConfig `yaml:"breaker"`
+	// WeeklyIntelligence configures the weekly_intelligence kind: base_url
+	// of the reports API (see jobs.WeeklyIntelligenceConfig).
+	WeeklyIntelligence jobs.WeeklyIntelligenceConfig `yaml:"weekly_intelligence"`
 }
 
 // Settings are what File becomes once validated.
@@ -45,6 +49,8 @@ type Settings struct {
 	// BreakerIdleTTL is how long a key's row may stay idle before the
 	// cleanup job removes it.
 	BreakerIdleTTL time.Duration
+	// WeeklyIntelligence is the weekly_intelligence kind's configuration.
+	WeeklyIntelligence jobs.WeeklyIntelligenceConfig
 }
 
 // unknownTopKey matches yaml.v3's message for a top-level key File lacks.
@@ -91,7 +97,7 @@ func Parse(content []byte) (*Settings, error) {
 				msgs := make([]string, len(te.Errors))
 				for i, e := range te.Errors {
 					if m := unknownTopKey.FindStringSubmatch(e); m != nil {
-						e = fmt.Sprintf("%s: unknown setting (known: retry, breaker; %s)", m[2], m[1])
+						e = fmt.Sprintf("%s: unknown setting (known: retry, breaker, weekly_intelligence; %s)", m[2], m[1])
 					}
 					msgs[i] = e
 				}
@@ -108,5 +114,8 @@ func Parse(content []byte) (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault()}, nil
+	if err := f.WeeklyIntelligence.Validate(); err != nil {
+		return nil, err
+	}
+	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), WeeklyIntelligence: f.WeeklyIntelligence}, nil
 }

@@ -21,13 +21,16 @@ func TestParse(t *testing.T) {
 		{name: "empty", yaml: ""},
 		{name: "comments only", yaml: "# nothing\n"},
 		{name: "retry overrides", yaml: "retry:\n  default:\n    max_attempts: 3\n  kinds:\n    http_request:\n      max_delay: 10m\n"},
-		{name: "unknown top-level key", yaml: "retyr: {}\n", wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker; line 1)"},
-		{name: "two unknown keys on one line", yaml: "a: 1\nb: 2\n", wantErr: "invalid configuration: a: unknown setting (known: retry, breaker; line 1); b: unknown setting (known: retry, breaker; line 2)"},
+		{name: "unknown top-level key", yaml: "retyr: {}\n", wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, weekly_intelligence; line 1)"},
+		{name: "two unknown keys on one line", yaml: "a: 1\nb: 2\n", wantErr: "invalid configuration: a: unknown setting (known: retry, breaker, weekly_intelligence; line 1); b: unknown setting (known: retry, breaker, weekly_intelligence; line 2)"},
 		{name: "bad value names its key", yaml: "retry:\n  default:\n    initial_delay: 5s\n    max_delay: 1s\n", wantErr: "retry.default.max_delay: must be >= initial_delay (5s)"},
 		{name: "unknown retry key", yaml: "retry:\n  default:\n    max_atempts: 3\n", wantErr: "retry.default.max_atempts: unknown setting (known: max_attempts, initial_delay, max_delay, min_delay, jitter, retry_after_max, rescue_limit, classes)"},
 		{name: "unknown breaker key", yaml: "breaker:\n  defaults:\n    failure_treshold: 3\n", wantErr: "breaker.defaults.failure_treshold: unknown setting (known: failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread)"},
 		{name: "max attempts past River's column", yaml: "retry:\n  default:\n    max_attempts: 70000\n", wantErr: "retry.default.max_attempts: must be <= 32767, the most River's max_attempts column holds (got 70000)"},
 		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content"},
+		{name: "weekly_intelligence base URL", yaml: "weekly_intelligence:\n  base_url: https://reports.example.com/api\n"},
+		{name: "relative weekly_intelligence base URL", yaml: "weekly_intelligence:\n  base_url: /api\n", wantErr: `weekly_intelligence.base_url "/api": want an absolute http or https URL without query or fragment`},
+		{name: "unknown weekly_intelligence key", yaml: "weekly_intelligence:\n  url: https://x\n", wantErr: "invalid configuration: line 2: field url not found in type jobs.WeeklyIntelligenceConfig"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
