@@ -19,6 +19,7 @@ import (
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -43,6 +44,16 @@ const (
 	// DefaultShutdownTimeout bounds a graceful stop: 25 s, under
 	// Kubernetes' default grace period of 30 s.
 	DefaultShutdownTimeout = 25 * time.Second
+
+	// DefaultJobTimeout bounds the Work of a job whose kind sets no timeout
+	// of its own: River's default, 1 minute.
+	DefaultJobTimeout = river.JobTimeoutDefault
+
+	// DefaultRescueGrace is how long after a job's own deadline River's
+	// rescuer still leaves it alone (jobs.DefaultRescueGrace, 15 s): it
+	// covers the difference between the leader pod's clock and the
+	// database's, and the time to save the job's result.
+	DefaultRescueGrace = jobs.DefaultRescueGrace
 
 	// DefaultHTTPAddr is the address of the worker binary's HTTP server
 	// (its --http-addr default): loopback only. A Go pod serves HTTP on an
@@ -93,14 +104,34 @@ type Config struct {
 
 	// JobTimeout bounds one attempt of a job whose worker has no Timeout
 	// method of its own (River's rule; http_request follows its
-	// timeout_seconds). 0 means River's default, 1 minute; -1 means no
+	// timeout_seconds). 0 means [DefaultJobTimeout], 1 minute; -1 means no
 	// timeout. See also KindConfig.Timeout.
 	JobTimeout time.Duration
 
+	// RescueGrace is how long after a job's own deadline River's rescuer
+	// still leaves it alone; it sets RescueStuckJobsAfter's default. Kinds
+	// with a deadline of their own add it to their River timeout: give
+	// jobs.HTTPRequestWorker (or jobs.WorkerDeps) the same value. 0 means
+	// [DefaultRescueGrace], 15 s.
+	RescueGrace time.Duration
+
 	// RescueStuckJobsAfter is how long a job may stay running before River's
-	// rescuer takes it back as lost (its worker died or hung); at least
-	// JobTimeout. Only the leader pod rescues, with its own value: give
-	// every pod the same one. 0 means River's default, 1 hour.
+	// rescuer takes it back as lost (its pod died or hung). At least
+	// JobTimeout + RescueGrace, so a job of a kind without a timeout of its
+	// own is never taken back while it may still be running. 0 means
+	// JobTimeout + RescueGrace (1m15s with the defaults; River's 1 hour when
+	// JobTimeout is -1). Only the leader pod rescues, with its own value:
+	// give every pod the same one.
+	//
+	// River's rescuer runs on the leader every 30 s (fixed by River) and
+	// takes a running job once both this and the job's own timeout have
+	// passed since its attempt started (http_request: timeout_seconds +
+	// RescueGrace, 45 s by default; a kind without one: JobTimeout). It
+	// schedules the retry after the delay of class lost (2 s +-20% for a
+	// first loss by default), and River's scheduler (every 5 s) makes the
+	// job available. So, with the defaults, a job whose pod died is
+	// available again at most 75 + 30 + 2.4 + 5 = 112.4 s after its
+	// attempt started.
 	RescueStuckJobsAfter time.Duration
 
 	// ShutdownTimeout bounds a graceful stop ([Pod.Stop]): running jobs get
@@ -256,6 +287,15 @@ func (c *Config) withDefaults() Config {
 	if out.ShutdownTimeout == 0 {
 		out.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if out.JobTimeout == 0 {
+		out.JobTimeout = DefaultJobTimeout
+	}
+	if out.RescueGrace == 0 {
+		out.RescueGrace = DefaultRescueGrace
+	}
+	if out.RescueStuckJobsAfter == 0 && out.JobTimeout > 0 && out.RescueGrace > 0 {
+		out.RescueStuckJobsAfter = out.JobTimeout + out.RescueGrace
+	}
 	if out.MaintenanceQueue == "" {
 		if _, ok := out.Queues[river.QueueDefault]; ok {
 			out.MaintenanceQueue = river.QueueDefault
@@ -298,17 +338,17 @@ func (c *Config) validate() (*retrypolicy.Policies, error) {
 		return nil, configErr("MaintenanceQueue", "%q is not one of Queues (%s): rebound's periodic jobs would never run", c.MaintenanceQueue, strings.Join(slices.Sorted(maps.Keys(c.Queues)), ", "))
 	}
 	if c.JobTimeout < -1 {
-		return nil, configErr("JobTimeout", "%s is negative (-1 means no timeout, 0 River's default)", c.JobTimeout)
+		return nil, configErr("JobTimeout", "%s is negative (-1 means no timeout, 0 the default)", c.JobTimeout)
+	}
+	if c.RescueGrace < 0 {
+		return nil, configErr("RescueGrace", "%s is negative (0 means %s)", c.RescueGrace, DefaultRescueGrace)
 	}
 	if c.RescueStuckJobsAfter < 0 {
-		return nil, configErr("RescueStuckJobsAfter", "%s is negative (0 means River's default)", c.RescueStuckJobsAfter)
+		return nil, configErr("RescueStuckJobsAfter", "%s is negative (0 means JobTimeout + RescueGrace)", c.RescueStuckJobsAfter)
 	}
-	jobTimeout := c.JobTimeout
-	if jobTimeout == 0 {
-		jobTimeout = river.JobTimeoutDefault
-	}
-	if c.RescueStuckJobsAfter > 0 && c.RescueStuckJobsAfter < jobTimeout {
-		return nil, configErr("RescueStuckJobsAfter", "%s is shorter than JobTimeout (%s): a job still within its timeout would count as lost; lower JobTimeout too", c.RescueStuckJobsAfter, jobTimeout)
+	if least := c.JobTimeout + c.RescueGrace; c.JobTimeout > 0 && c.RescueStuckJobsAfter < least {
+		return nil, configErr("RescueStuckJobsAfter", "%s is shorter than JobTimeout + RescueGrace (%s + %s = %s): a job still within its timeout would count as lost; lower JobTimeout too",
+			c.RescueStuckJobsAfter, c.JobTimeout, c.RescueGrace, least)
 	}
 	if c.ShutdownTimeout < 0 {
 		return nil, configErr("ShutdownTimeout", "%s is negative", c.ShutdownTimeout)

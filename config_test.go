@@ -89,7 +89,7 @@ func TestNewRefusesMisconfiguration(t *testing.T) {
 		{"fetch cooldown under River's minimum", func(c *rebound.Config) { c.FetchCooldown = time.Microsecond },
 			"rebound: Config.FetchCooldown: 1µs is below River's minimum of 1ms"},
 		{"rescue before the job timeout", func(c *rebound.Config) { c.RescueStuckJobsAfter = 10 * time.Second },
-			"rebound: Config.RescueStuckJobsAfter: 10s is shorter than JobTimeout (1m0s): a job still within its timeout would count as lost; lower JobTimeout too"},
+			"rebound: Config.RescueStuckJobsAfter: 10s is shorter than JobTimeout + RescueGrace (1m0s + 15s = 1m15s): a job still within its timeout would count as lost; lower JobTimeout too"},
 		{"short admin token", func(c *rebound.Config) { c.AdminToken = "secret" },
 			"rebound: Config.AdminToken: AdminToken is too short (6 characters): use at least 16 random characters, e.g. `openssl rand -hex 32`"},
 		{"public address without a token", func(c *rebound.Config) { c.HTTPAddr = "0.0.0.0:8080" },

@@ -3,7 +3,6 @@ package rebound
 import (
 	"context"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -42,9 +41,10 @@ func (p *Pod) InsertMany(ctx context.Context, params []river.InsertManyParams) (
 //
 //   - The kind must have a worker in this pod (River's rule; River's
 //     *UnknownJobKindError otherwise).
-//   - The args and metadata must be storable: valid UTF-8 and no NUL
-//     character (PostgreSQL's jsonb refuses "\u0000"); an error wrapping
-//     jobs.ErrInvalidArgs says which, and nothing is inserted.
+//   - The args and metadata must be storable: valid UTF-8, no NUL character
+//     (PostgreSQL's jsonb refuses "\u0000"), no unpaired surrogate escape
+//     (jobs.CheckStorableInsert); the error names the field (wrapping
+//     jobs.ErrInvalidArgs for args), and nothing is inserted.
 //   - The job's operation key is stamped into its metadata
 //     (metadata.operation_key) unless the metadata holds one: see
 //     [OperationKeyer] for the rule. A key the circuit breaker cannot hold
@@ -76,18 +76,18 @@ const unsetMaxAttempts = retrypolicy.MaxMaxAttempts
 
 // InsertMany implements rivertype.JobInsertMiddleware.
 func (m *insertRules) InsertMany(ctx context.Context, manyParams []*rivertype.JobInsertParams, doInner func(context.Context) ([]*rivertype.JobInsertResult, error)) ([]*rivertype.JobInsertResult, error) {
-	for _, p := range manyParams {
-		if err := checkStorable(p.Kind, "the args are", p.EncodedArgs); err != nil {
-			return nil, err
-		}
-		if err := checkStorable(p.Kind, "the metadata is", p.Metadata); err != nil {
-			return nil, err
+	for i, p := range manyParams {
+		if err := jobs.CheckStorableInsert(p); err != nil {
+			if len(manyParams) > 1 {
+				return nil, fmt.Errorf("insert %s job %d of %d: %w", p.Kind, i+1, len(manyParams), err)
+			}
+			return nil, fmt.Errorf("insert %s job: %w", p.Kind, err)
 		}
 		key := gjson.GetBytes(p.Metadata, jobs.MetadataOperationKey)
 		if !key.Exists() {
 			k := m.keys.atInsert(p)
 			if err := breaker.ValidateKey(k); err != nil {
-				return nil, fmt.Errorf("%s job: %w: %v", p.Kind, jobs.ErrInvalidArgs, err)
+				return nil, fmt.Errorf("insert %s job: %w: %v", p.Kind, jobs.ErrInvalidArgs, err)
 			}
 			metadata := p.Metadata
 			if len(metadata) == 0 {
@@ -100,29 +100,10 @@ func (m *insertRules) InsertMany(ctx context.Context, manyParams []*rivertype.Jo
 			p.Metadata = stamped
 		} else if key.Type == gjson.String {
 			if err := breaker.ValidateKey(jobs.NormalizeOperationKey(key.Str)); err != nil {
-				return nil, fmt.Errorf("%s job: %w: metadata operation_key: %v", p.Kind, jobs.ErrInvalidArgs, err)
+				return nil, fmt.Errorf("insert %s job: invalid metadata: operation_key: %v", p.Kind, err)
 			}
 		}
 		p.MaxAttempts = min(p.MaxAttempts, m.policies.Lookup(p.Kind).MaxAttempts)
 	}
 	return doInner(ctx)
-}
-
-// checkStorable refuses JSON that PostgreSQL cannot store in a jsonb
-// column: invalid UTF-8, or a NUL character (the escape \u0000). what
-// names it with its verb ("the args are").
-func checkStorable(kind, what string, b []byte) error {
-	if !utf8.Valid(b) {
-		return fmt.Errorf("%s job: %w: %s not valid UTF-8", kind, jobs.ErrInvalidArgs, what)
-	}
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' || i+1 >= len(b) {
-			continue
-		}
-		if b[i+1] == 'u' && i+5 < len(b) && string(b[i+2:i+6]) == "0000" {
-			return fmt.Errorf(`%s job: %w: %s holding a NUL character (\u0000), which PostgreSQL cannot store`, kind, jobs.ErrInvalidArgs, what)
-		}
-		i++ // skip the escaped character, so `\\u0000` is text, not NUL
-	}
-	return nil
 }

@@ -125,31 +125,35 @@ func TestInsertRules(t *testing.T) {
 }
 
 // What PostgreSQL cannot store, or a key no breaker can hold, is refused
-// with an error wrapping jobs.ErrInvalidArgs, and nothing is inserted.
+// with an error naming the field (wrapping jobs.ErrInvalidArgs when it is in
+// the args), and nothing is inserted.
 func TestInsertRefusesUnstorableJobs(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		args    river.JobArgs
-		opts    *river.InsertOpts
-		wantErr string
+		name     string
+		args     river.JobArgs
+		opts     *river.InsertOpts
+		wantArgs bool // the error wraps jobs.ErrInvalidArgs
+		wantErr  string
 	}{
-		{name: "NUL in the args", args: reportArgs{Account: "a-1", Note: "x\x00y"},
-			wantErr: `test_report job: invalid args: the args are holding a NUL character (\u0000), which PostgreSQL cannot store`},
+		{name: "NUL in the args", args: reportArgs{Account: "a-1", Note: "x\x00y"}, wantArgs: true,
+			wantErr: `insert test_report job: invalid args: args.note: contains a NUL character (\u0000), which PostgreSQL cannot store`},
+		{name: "invalid UTF-8 in the args", args: reportArgs{Account: "a-\xff"}, wantArgs: true,
+			wantErr: `insert test_report job: invalid args: args.account: contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store`},
 		{name: "NUL in the metadata", args: auditArgs{}, opts: &river.InsertOpts{Metadata: []byte(`{"note": "a\u0000"}`)},
-			wantErr: `test_audit job: invalid args: the metadata is holding a NUL character (\u0000), which PostgreSQL cannot store`},
-		{name: "a key with a control character", args: quoteArgs{Vendor: "a\nb"},
-			wantErr: `test_quote job: invalid args: invalid operation key "quotes:a\nb": control character U+000A at byte 8`},
+			wantErr: `insert test_audit job: invalid metadata: metadata.note: contains a NUL character (\u0000), which PostgreSQL cannot store`},
+		{name: "a key with a control character", args: quoteArgs{Vendor: "a\nb"}, wantArgs: true,
+			wantErr: `insert test_quote job: invalid args: invalid operation key "quotes:a\nb": control character U+000A at byte 8`},
 		{name: "a blank key in the metadata", args: auditArgs{}, opts: &river.InsertOpts{Metadata: []byte(`{"operation_key": " "}`)},
-			wantErr: `test_audit job: invalid args: metadata operation_key: invalid operation key " ": blank (white space only)`},
+			wantErr: `insert test_audit job: invalid metadata: operation_key: invalid operation key " ": blank (white space only)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			pod, db := insertPod(t, nil)
 			_, err := pod.Insert(context.Background(), tt.args, tt.opts)
-			require.ErrorIs(t, err, jobs.ErrInvalidArgs)
 			require.EqualError(t, err, tt.wantErr)
+			require.Equal(t, tt.wantArgs, errors.Is(err, jobs.ErrInvalidArgs))
 			var n int
 			require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
 			require.Equal(t, 0, n)

@@ -27,6 +27,11 @@ import (
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
+// AdminReadinessPath serves /readyz's answer with each failed check's whole
+// error (host, user, database...), behind the admin token; /readyz itself
+// shows only a short reason such as "unreachable".
+const AdminReadinessPath = "/api/admin/readyz"
+
 // Pod is one assembled rebound pod: a River client working the configured
 // queues with rebound's middleware, retry policy and periodic jobs, the
 // circuit breakers, the dead-letter queue's reconciliation, metrics, and
@@ -113,17 +118,19 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	}))
 
 	keys := newOperationKeys(&c)
+	dlLog := deadLetterLog{logger: c.Logger, keys: keys}
 	recorder := retrypolicy.NewAttemptRecorder(policies, &retrypolicy.RecorderOpts{
 		Logger: c.Logger,
 		OnAttempt: func(job *rivertype.JobRow, at retrypolicy.Attempt) {
 			metrics.ObserveFailedAttempt(job.Kind, string(at.Class), string(at.Strategy), !at.Final, time.Duration(at.DelayMS)*time.Millisecond)
+			dlLog.attempt(job, at)
 			for _, f := range a.onAttempt {
 				f(job, at)
 			}
 		},
 	})
 
-	br, gate, err := newBreaker(&c, reg, keys, a)
+	br, gate, err := newBreaker(&c, reg, keys, a, dlLog)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +178,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 		// Jobs that ask for no max attempts arrive at the insert rules with
 		// this, which they replace with the kind's policy's.
 		MaxAttempts:  unsetMaxAttempts,
-		RetryPolicy:  recorder.ClientRetryPolicy(),
+		RetryPolicy:  rescueLogPolicy{ClientRetryPolicy: recorder.ClientRetryPolicy(), log: dlLog},
 		Middleware:   middleware,
 		PeriodicJobs: append(a.periodicJobs, c.PeriodicJobs...),
 	})
@@ -180,8 +187,17 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	}
 
 	srv := httpserver.New(httpserver.Config{Addr: c.HTTPAddr, Logger: c.Logger, Gatherer: gatherer})
-	srv.AddReadinessCheck("database", func(ctx context.Context) error { return c.Pool.Ping(ctx) })
-	srv.AddReadinessCheck("migrations", migrator.Check)
+	// /readyz shows anyone a short reason; the detail is logged and served
+	// at /api/admin/readyz behind the admin token.
+	srv.AddReadinessCheck("database", httpserver.DatabaseCheck(c.Pool.Ping))
+	srv.AddReadinessCheck("migrations", func(ctx context.Context) error {
+		err := migrator.Check(ctx)
+		if errors.Is(err, migrations.ErrBehind) {
+			return httpserver.Unready("behind: run rebound migrate up", err)
+		}
+		return err
+	})
+	srv.Handle(AdminReadinessPath, adminauth.Require(c.AdminToken, srv.ReadinessDetail(), nil))
 	p := &Pod{config: c, policies: policies, client: client, http: srv, breaker: br, migrator: migrator, features: features, registry: reg}
 	for _, f := range features {
 		if err := f.mount(p, a); err != nil {
@@ -190,7 +206,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	}
 	// Any other admin path: the same token check, then a JSON 404.
 	srv.Handle("/api/admin/", adminauth.Require(c.AdminToken, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers and /api/admin/batches)")
+		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers, /api/admin/batches and "+AdminReadinessPath+")")
 	}), nil))
 	return p, nil
 }
@@ -220,8 +236,10 @@ func (p *Pod) Breaker() *breaker.Breaker { return p.breaker }
 //
 //   - GET /healthz: 200 while the process lives.
 //   - GET /readyz: 200 when the database answers and migrations (with the
-//     dead-letter trigger) are in place, cached 5 s; 503 with the reason
-//     otherwise, and from the start of Stop.
+//     dead-letter trigger) are in place, cached 5 s; 503 with a short reason
+//     otherwise ("unreachable", "behind: run rebound migrate up"), and
+//     from the start of Stop. GET /api/admin/readyz (behind the admin
+//     token) gives each failed check's whole error.
 //   - GET /metrics: Config.Gatherer (see Config.Registerer), when there is
 //     one.
 //   - /api/admin/dlq, /api/admin/breakers: the admin API, and /riverui/:
@@ -444,7 +462,7 @@ func (p *Pod) reportUnsaved(log *slog.Logger, done string) {
 // are what retrypolicy classifies as "downstream unhealthy", keys follow
 // the operation key rule, and a job parked longer than max_park is recorded
 // with class breaker_open and cancelled (to the DLQ).
-func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys, a *assembly) (*breaker.Breaker, *breaker.Gate, error) {
+func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys, a *assembly, dlLog deadLetterLog) (*breaker.Breaker, *breaker.Gate, error) {
 	bcfg := c.Breaker
 	if bcfg.Settings.IsFailure == nil {
 		bcfg.Settings.IsFailure = func(err error) bool { return retrypolicy.Classify(err).DownstreamUnhealthy() }
@@ -485,12 +503,14 @@ func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys, a *as
 	gate := breaker.NewGate(br, breaker.GateConfig{
 		KeyFunc: keys.ofJob,
 		OnParkExpired: func(ctx context.Context, job *rivertype.JobRow, err *breaker.OpenError, parkedFor time.Duration) error {
-			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen,
-				fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err))
+			cause := fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err)
+			dlLog.ended(job, retrypolicy.ClassBreakerOpen, cause.Error())
+			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBreakerOpen, cause)
 		},
 		// A key no breaker can hold (control characters, say) is the job's
 		// own defect: it ends now, in the DLQ as bad_request.
 		OnInvalidKey: func(ctx context.Context, job *rivertype.JobRow, err error) error {
+			dlLog.ended(job, retrypolicy.ClassBadRequest, err.Error())
 			return retrypolicy.CancelWithClass(ctx, job, retrypolicy.ClassBadRequest, err)
 		},
 	})

@@ -412,9 +412,11 @@ func TestEnqueueRefusesBadInput(t *testing.T) {
 		{"long name", batch.Batch{Name: strings.Repeat("é", 201), Kind: "test_batch_item"}, batch.ErrInvalidBatch, "invalid batch: the name has 201 characters (at most 200)"},
 		{"mixed kinds", batch.Batch{Name: "mixed", Kind: "test_batch_item", Items: []river.JobArgs{itemArgs{URL: "http://x/3"}, doneArgs{}}},
 			batch.ErrInvalidBatch, `invalid batch: item 2 is of kind "test_batch_done", not the batch's kind "test_batch_item"`},
+		{"kind with NUL", batch.Batch{Name: "k", Kind: "a\x00b"}, batch.ErrInvalidBatch, `invalid batch: kind "a\x00b": want 1 to 200 printable characters of valid UTF-8`},
+		{"callback kind not UTF-8", batch.Batch{Name: "c", Kind: "test_batch_item", CallbackKind: "done\xff"}, batch.ErrInvalidBatch, `invalid batch: callback kind "done\xff": want 1 to 200 printable characters of valid UTF-8`},
 		{"unknown kind", batch.Batch{Name: "unknown", Kind: "nope", Items: []river.JobArgs{unknownArgs{}}}, nil, "job kind is not registered"},
 		{"unstorable args", batch.Batch{Name: "nul", Kind: "test_batch_item", Items: []river.JobArgs{itemArgs{URL: "http://x/4"}, itemArgs{URL: "a\x00b"}}},
-			nil, `holding a NUL character`},
+			nil, `contains a NUL character`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

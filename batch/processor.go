@@ -249,6 +249,9 @@ func validate(b *Batch) error {
 	if b.Kind == "" {
 		return fmt.Errorf("%w: no kind", ErrInvalidBatch)
 	}
+	if !validKind(b.Kind) {
+		return fmt.Errorf("%w: kind %q: want 1 to 200 printable characters of valid UTF-8", ErrInvalidBatch, b.Kind)
+	}
 	for i, item := range b.Items {
 		if item == nil {
 			return fmt.Errorf("%w: item %d is nil", ErrInvalidBatch, i+1)
@@ -257,8 +260,8 @@ func validate(b *Batch) error {
 			return fmt.Errorf("%w: item %d is of kind %q, not the batch's kind %q", ErrInvalidBatch, i+1, k, b.Kind)
 		}
 	}
-	if b.CallbackKind != "" && (len(b.CallbackKind) > 200 || !printable(b.CallbackKind)) {
-		return fmt.Errorf("%w: callback kind %q: want up to 200 printable characters", ErrInvalidBatch, b.CallbackKind)
+	if b.CallbackKind != "" && !validKind(b.CallbackKind) {
+		return fmt.Errorf("%w: callback kind %q: want 1 to 200 printable characters of valid UTF-8", ErrInvalidBatch, b.CallbackKind)
 	}
 	return nil
 }
@@ -278,6 +281,13 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%w: the name holds a control character", ErrInvalidBatch)
 	}
 	return nil
+}
+
+// validKind accepts a kind name PostgreSQL's text can store and an
+// operator can read: 1 to 200 bytes of valid UTF-8 without control
+// characters.
+func validKind(k string) bool {
+	return k != "" && len(k) <= 200 && utf8.ValidString(k) && printable(k)
 }
 
 func printable(s string) bool {

@@ -16,9 +16,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
+	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/internal/strictjson"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -30,11 +32,11 @@ const (
 	// DefaultHTTPMethod is the method when args give none.
 	DefaultHTTPMethod = http.MethodPost
 	// DefaultHTTPTimeoutSeconds is the whole-request timeout when args give
-	// none, in seconds. The job's River timeout follows it (River's own
-	// default would be 1 minute).
+	// none, in seconds. The job's River timeout follows it (see
+	// [HTTPRequestWorker.Timeout]; River's own default would be 1 minute).
 	DefaultHTTPTimeoutSeconds = 30
-	// MaxHTTPTimeoutSeconds is the largest timeout_seconds accepted: 1 hour,
-	// River's default RescueStuckJobsAfter.
+	// MaxHTTPTimeoutSeconds is the largest timeout_seconds accepted, in
+	// seconds (1 hour).
 	MaxHTTPTimeoutSeconds = 3600
 	// HTTPErrorBodyLimit is how much of a non-2xx response body is kept in
 	// the error (and so in the job's errors), in bytes.
@@ -55,26 +57,30 @@ const (
 //	 "body": {"any": "JSON"},                 // optional, sent as JSON
 //	 "timeout_seconds": 30,                   // default 30, at most 3600
 //	 "operation_key": "api.example.com"}      // default: the URL's host
+//
+// Each field's help tag is what `enqueue http_request --help` lists.
 type HTTPRequestArgs struct {
-	// URL is the absolute http or https URL to call. Required.
-	URL string `json:"url"`
+	// URL is the absolute http or https URL to call, valid UTF-8. Required.
+	URL string `json:"url" help:"required: the absolute http or https URL to call"`
 	// Method is the HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE or
 	// OPTIONS). Default POST.
-	Method string `json:"method,omitempty"`
+	Method string `json:"method,omitempty" help:"GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS (default POST)"`
 	// Headers are added to the request. An Idempotency-Key given here is
 	// used as it is; otherwise rebound sets one derived from the job.
-	Headers map[string]string `json:"headers,omitempty"`
+	Headers map[string]string `json:"headers,omitempty" help:"request headers, name to value; an Idempotency-Key given here is sent as it is, otherwise rebound sends one derived from the job"`
 	// Body is sent as the request body, as the JSON it is (Content-Type
 	// application/json unless Headers say otherwise). Absent or null sends
 	// no body.
-	Body json.RawMessage `json:"body,omitempty"`
+	Body json.RawMessage `json:"body,omitempty" help:"sent as the request body, as the JSON it is (Content-Type application/json unless headers say otherwise); absent or null: no body"`
 	// TimeoutSeconds bounds the whole request (connect, send, response
 	// body), in seconds; fractions allowed. Default 30, at most 3600.
-	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty" help:"bound of the whole request in seconds, fractions allowed (default 30, at most 3600)"`
 	// ExplicitOperationKey (JSON operation_key) names the circuit breaker
-	// this job shares with others. Empty means the URL's host (with its
-	// port, if any), lower-cased; see [HTTPRequestArgs.OperationKey].
-	ExplicitOperationKey string `json:"operation_key,omitempty"`
+	// this job shares with others: at most MaxOperationKeyLength characters
+	// of valid UTF-8, not blank, no control characters
+	// (breaker.ValidateKey). Empty means the URL's host (with its port, if
+	// any), lower-cased; see [HTTPRequestArgs.OperationKey].
+	ExplicitOperationKey string `json:"operation_key,omitempty" help:"the circuit breaker this job shares with others, at most 200 characters (default: the URL's host, with its port)"`
 }
 
 // OperationKey implements [OperationKeyer]: operation_key when given, else
@@ -147,6 +153,9 @@ func (a HTTPRequestArgs) validateRequest() error {
 	if a.URL == "" {
 		return fmt.Errorf("%w: url is required", ErrInvalidArgs)
 	}
+	if !utf8.ValidString(a.URL) {
+		return fmt.Errorf("%w: url: not valid UTF-8", ErrInvalidArgs)
+	}
 	u, err := url.Parse(a.URL)
 	if err != nil {
 		return fmt.Errorf("%w: url: %v", ErrInvalidArgs, unwrapURLError(err))
@@ -180,15 +189,24 @@ func HTTPRequestKind() Kind {
 			if err := decodeStrict(raw, &a); err != nil {
 				return nil, err
 			}
+			// Decoding turned bytes that are not UTF-8 (and lone \ud800
+			// escapes) into U+FFFD; refuse them rather than call, and key a
+			// breaker by, something other than what was sent.
+			unmarked := bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // as decodeStrict reads it
+			for _, field := range []string{"url", "operation_key"} {
+				if err := strictjson.Check([]byte(gjson.GetBytes(unmarked, field).Raw)); err != nil {
+					return nil, fmt.Errorf("%w: %s: %v", ErrInvalidArgs, field, err)
+				}
+			}
 			if err := a.Validate(); err != nil {
 				return nil, err
 			}
 			return a, nil
 		},
 		OperationKey: ArgsOperationKey[HTTPRequestArgs],
-		Args:         HTTPRequestArgs{},
+		Args:         ArgsOf(HTTPRequestArgs{}),
 		AddWorker: func(workers *river.Workers, deps WorkerDeps) error {
-			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient})
+			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient, RescueGrace: deps.RescueGrace})
 		},
 	}
 }
@@ -230,7 +248,10 @@ type HTTPStatusError struct {
 	Wait time.Duration
 	// Body is the start of the response body, at most
 	// [HTTPErrorBodyLimit] bytes, with secrets (API keys, tokens,
-	// passwords, Authorization values) replaced by redact.Marker.
+	// passwords, Authorization values) replaced by redact.Marker. It is
+	// kept as the upstream sent it, NUL and invalid UTF-8 included: the
+	// attempt recorder makes the text River stores storable (package
+	// storable), and Go callers keep the original.
 	Body string
 }
 
@@ -264,6 +285,10 @@ type HTTPRequestWorker struct {
 	UserAgent string
 	// Now is the clock used to read Retry-After dates. nil means time.Now.
 	Now func() time.Time
+	// RescueGrace is added to timeout_seconds to give River the job's
+	// timeout (see [HTTPRequestWorker.Timeout]). 0 means
+	// [DefaultRescueGrace].
+	RescueGrace time.Duration
 }
 
 // NewHTTPClient returns the client http_request workers use by default: no
@@ -281,26 +306,42 @@ func NewHTTPClient() *http.Client {
 	return &http.Client{Transport: t, CheckRedirect: CheckRedirect}
 }
 
-// Timeout makes River's job timeout follow the args' timeout_seconds.
+// Timeout is the timeout River knows the job by: the args' timeout_seconds
+// plus RescueGrace (default [DefaultRescueGrace], 15 s). Work stops the
+// request itself at timeout_seconds; River's deadline is a backstop, and
+// River's rescuer leaves a running job alone until this much time has
+// passed since its attempt started (its rule: a kind's own timeout wins
+// over RescueStuckJobsAfter when longer). The grace covers a difference
+// between the rescuing pod's clock and the database's (River compares the
+// pod's time.Now with attempted_at, which PostgreSQL sets) and the time to
+// save the job's result, so a job still within its deadline is never
+// rescued and run twice.
 func (w *HTTPRequestWorker) Timeout(job *river.Job[HTTPRequestArgs]) time.Duration {
-	return job.Args.Timeout()
+	grace := w.RescueGrace
+	if grace <= 0 {
+		grace = DefaultRescueGrace
+	}
+	return job.Args.Timeout() + grace
 }
 
-// Work sends the request. A transport error is returned wrapped (so the
-// retry policy sees the net.Error, syscall error, x509 error or context
-// error inside), as a [*TransportError] when net/http gives it no type the
-// retry policy reads, a [*RedirectError] or a [*ProxyConnectError]; a
-// non-2xx response is an [*HTTPStatusError] (an error reading its body is
-// ignored: the status decides). A url, method or headers that do not
-// validate (a job inserted past enqueue's checks) end the job at once as
-// class bad_request, without a request. The
-// status and latency are recorded as the job's result when a response
-// arrives.
+// Work sends the request, bounded by timeout_seconds (connect, send,
+// response body). A transport error is returned wrapped (so the retry policy
+// sees the net.Error, syscall error, x509 error or context error inside), as
+// a [*TransportError] when net/http gives it no type the retry policy reads,
+// a [*RedirectError] or a [*ProxyConnectError]; a non-2xx response is an
+// [*HTTPStatusError] (an error reading its body is ignored: the status
+// decides). A url, method or headers that do not validate (a job inserted
+// past enqueue's checks) end the job at once as class bad_request, without a
+// request. The status and latency are recorded as the job's result when a
+// response arrives.
 func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequestArgs]) error {
 	a := job.Args
 	if err := a.validateRequest(); err != nil {
 		return errInvalidArgs(err)
 	}
+	// The job's own deadline: River's (see Timeout) comes RescueGrace later.
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout())
+	defer cancel()
 	method := a.MethodOrDefault()
 	var body io.Reader
 	if len(a.Body) > 0 && !bytes.Equal(bytes.TrimSpace(a.Body), []byte("null")) {

@@ -31,10 +31,10 @@ const MaxWeeklyReportBytes = 4 << 20
 // (enqueue batch --kind weekly_intelligence --file users.csv).
 type WeeklyIntelligenceArgs struct {
 	// UserID is the user's ID upstream, a positive integer.
-	UserID int64 `json:"user_id"`
+	UserID int64 `json:"user_id" help:"required: the user's ID upstream, a positive integer"`
 	// Week is the ISO 8601 week, "YYYY-Www" (e.g. "2026-W49"): a week that
 	// exists in that ISO year (W53 only in years that have one).
-	Week string `json:"week"`
+	Week string `json:"week" help:"required: the ISO 8601 week, YYYY-Www (e.g. 2026-W49)"`
 }
 
 // Kind implements river.JobArgs.
@@ -128,7 +128,7 @@ func WeeklyIntelligenceKind(config WeeklyIntelligenceConfig) Kind {
 			return a, nil
 		},
 		OperationKey: func([]byte) string { return config.OperationKey() },
-		Args:         WeeklyIntelligenceArgs{},
+		Args:         ArgsOf(WeeklyIntelligenceArgs{}),
 		AddWorker: func(workers *river.Workers, deps WorkerDeps) error {
 			return river.AddWorkerSafely(workers, &WeeklyIntelligenceWorker{Config: config, Client: deps.HTTPClient})
 		},

@@ -90,7 +90,10 @@ func TestParseWeeklyIntelligenceArgs(t *testing.T) {
 	}
 	kind, err := reg.Lookup(jobs.KindWeeklyIntelligence)
 	require.NoError(t, err)
-	require.Equal(t, []jobs.Field{{Name: "user_id", Type: "integer"}, {Name: "week", Type: "string"}}, kind.Fields())
+	require.Equal(t, []jobs.Arg{
+		{Name: "user_id", Type: "number", Help: "required: the user's ID upstream, a positive integer"},
+		{Name: "week", Type: "string", Help: "required: the ISO 8601 week, YYYY-Www (e.g. 2026-W49)"},
+	}, kind.Args)
 
 	withURL := jobs.WeeklyIntelligenceKind(jobs.WeeklyIntelligenceConfig{BaseURL: "https://Reports.Example.com:8443/api"})
 	require.Equal(t, "reports.example.com:8443", withURL.OperationKey([]byte(`{"user_id": 1, "week": "2026-W49"}`)))

@@ -232,3 +232,24 @@ func TestFailedRiverMigrationKeepsTriggers(t *testing.T) {
 		"SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'river_job'::regclass AND tgname = 'rebound_dead_letter_capture')").Scan(&exists))
 	require.True(t, exists)
 }
+
+// A migration's number is its identity in every database that applied it:
+// the applied ones keep their numbers and names, nothing fills the 006-009
+// gap, and new files come after 010.
+func TestVersionNumbersAreIdentities(t *testing.T) {
+	t.Parallel()
+	applied := map[int]string{1: "foundation", 2: "dead_letter_capture", 3: "circuit_breaker", 4: "metric_snapshot",
+		5: "dead_letter_fixes", 10: "breaker_key_rule"}
+	seen := map[int]bool{}
+	for _, m := range migrations.All() {
+		seen[m.Version] = true
+		if name, ok := applied[m.Version]; ok {
+			require.Equal(t, name, m.Name, "version %d", m.Version)
+			continue
+		}
+		require.Greater(t, m.Version, 10, "%03d_%s: a new migration takes a number above every existing one", m.Version, m.Name)
+	}
+	for v := range applied {
+		require.True(t, seen[v], "version %d is applied in the field: keep its file", v)
+	}
+}

@@ -2,7 +2,8 @@
 // classifies the failure, picks the backoff the class calls for, records the
 // attempt in the job's history, and tells River when to retry — or to stop.
 // It is the heart of rebound (see docs/architecture.md). It imports no other
-// package of the module.
+// package of the module but the leaf package storable, which makes every text
+// it hands to River or writes storable by PostgreSQL.
 //
 // # Classification
 //

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rebound-queue/rebound/jobs"
 )
@@ -70,9 +72,9 @@ func readItems(kind jobs.Kind, path, format string, stdin io.Reader) ([]line, st
 }
 
 // readCSV reads a CSV of items: a header row naming args fields, then one
-// item per row. Cells are typed by the kind's args (jobs.Kind.Fields):
-// integer and number fields become JSON numbers, boolean fields true or
-// false, object, array and json fields must hold JSON; an empty cell leaves
+// item per row. Cells are typed by the kind's args (jobs.Kind.Args):
+// number fields become JSON numbers, "true or false" fields booleans,
+// object, array and "any JSON" fields must hold JSON; an empty cell leaves
 // the field out (its default applies). Every row is checked by the kind's
 // Parse.
 func readCSV(kind jobs.Kind, name string, r io.Reader) ([]line, error) {
@@ -89,7 +91,7 @@ func readCSV(kind jobs.Kind, name string, r io.Reader) ([]line, error) {
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff")
 	}
-	fields := kind.Fields()
+	fields := kind.Args
 	types := make(map[string]string, len(fields))
 	var known []string
 	for _, f := range fields {
@@ -101,6 +103,8 @@ func readCSV(kind jobs.Kind, name string, r io.Reader) ([]line, error) {
 		h = strings.TrimSpace(h)
 		header[i] = h
 		switch {
+		case !utf8.ValidString(h) || strings.ContainsFunc(h, unicode.IsControl):
+			return nil, fmt.Errorf("%s line 1: column %d: name %q is not valid UTF-8 or holds a control character", name, i+1, h)
 		case h == "":
 			return nil, fmt.Errorf("%s line 1: column %d has no name", name, i+1)
 		case seen[h]:
@@ -171,6 +175,9 @@ func csvObject(header []string, types map[string]string, rec []string) ([]byte, 
 		if cell == "" {
 			continue
 		}
+		if !utf8.ValidString(cell) {
+			return nil, fmt.Errorf("column %s: not valid UTF-8", col)
+		}
 		v, err := csvValue(types[col], cell)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", col, err)
@@ -188,32 +195,23 @@ func csvObject(header []string, types map[string]string, rec []string) ([]byte, 
 	return b.Bytes(), nil
 }
 
-// csvValue is one cell as the JSON value of a field of type typ ("" when
-// the kind declares no fields: a string).
+// csvValue is one cell as the JSON value of a field of type typ (a
+// jobs.Arg Type; "" when the kind lists no args: a string).
 func csvValue(typ, cell string) ([]byte, error) {
 	s := strings.TrimSpace(cell)
 	switch typ {
-	case "integer":
-		if _, err := strconv.ParseInt(s, 10, 64); err != nil {
-			return nil, fmt.Errorf("want an integer, not %q", cell)
-		}
-		return []byte(s), nil
 	case "number":
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || !json.Valid([]byte(s)) {
-			if err == nil {
-				return json.Marshal(f)
-			}
+		if _, err := strconv.ParseFloat(s, 64); err != nil || !json.Valid([]byte(s)) {
 			return nil, fmt.Errorf("want a number, not %q", cell)
 		}
 		return []byte(s), nil
-	case "boolean":
+	case "true or false":
 		v, err := strconv.ParseBool(s)
 		if err != nil {
 			return nil, fmt.Errorf("want true or false, not %q", cell)
 		}
 		return json.Marshal(v)
-	case "object", "array", "json":
+	case "object", "array", "any JSON":
 		if !json.Valid([]byte(s)) {
 			return nil, fmt.Errorf("want JSON (%s), not %q", typ, cell)
 		}

@@ -94,6 +94,9 @@ until that job comes.`,
 The change is recorded in changed_by, change_reason and changed_at.`,
 		Args: exactlyOneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validateChange(resetBy, resetReason); err != nil {
+				return err
+			}
 			pool, err := a.connectMigrated(cmd.Context())
 			if err != nil {
 				return err
@@ -111,7 +114,7 @@ The change is recorded in changed_by, change_reason and changed_at.`,
 		},
 	}
 	reset.Flags().StringVar(&resetBy, "by", defaultActor(), "who resets (recorded)")
-	reset.Flags().StringVar(&resetReason, "reason", "", "why (recorded)")
+	reset.Flags().StringVar(&resetReason, "reason", "", fmt.Sprintf("why (recorded; at most %d bytes)", breaker.MaxTextBytes))
 	cmd.AddCommand(reset)
 
 	var openFor time.Duration
@@ -129,6 +132,9 @@ the breaker probes as usual. Recorded with who and when.`,
 			}
 			if openFor <= 0 || openFor > breaker.MaxHold {
 				return fmt.Errorf("--for %s: must be in (0s, %s]", openFor, breaker.MaxHold)
+			}
+			if err := validateChange(openBy, openReason); err != nil {
+				return err
 			}
 			pool, err := a.connectMigrated(cmd.Context())
 			if err != nil {
@@ -148,9 +154,19 @@ the breaker probes as usual. Recorded with who and when.`,
 	}
 	open.Flags().DurationVar(&openFor, "for", 0, "how long to hold the breaker open, e.g. 10m (required)")
 	open.Flags().StringVar(&openBy, "by", defaultActor(), "who opens (recorded)")
-	open.Flags().StringVar(&openReason, "reason", "", "why (recorded)")
+	open.Flags().StringVar(&openReason, "reason", "", fmt.Sprintf("why (recorded; at most %d bytes)", breaker.MaxTextBytes))
 	cmd.AddCommand(open)
 	return cmd
+}
+
+// validateChange checks --by and --reason by the rule of every text an
+// operator records (breaker.ValidateActor, breaker.ValidateText), naming the
+// flag, before the database is touched.
+func validateChange(by, reason string) error {
+	if err := breaker.ValidateActor("--by", by); err != nil {
+		return err
+	}
+	return breaker.ValidateText("--reason", reason)
 }
 
 // Widths (in characters) of the list table's shortened columns.

@@ -140,15 +140,6 @@ func Main(m *testing.M, atExit ...func()) {
 	os.Exit(code)
 }
 
-// BaseURL returns the URL of the server tests use (TEST_DATABASE_URL, else
-// DATABASE_URL, else a testcontainers-go PostgreSQL), failing t with
-// [HowToProvide] when there is none.
-func BaseURL(t testing.TB) string {
-	t.Helper()
-	setup(t)
-	return baseURL
-}
-
 // Database is one test's database.
 type Database struct {
 	// Name is the database's name.

@@ -212,9 +212,6 @@ func (p *Process) Wait(timeout time.Duration) int {
 	return 0
 }
 
-// Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
-
 // Logs is everything the process wrote to stdout and stderr so far.
 func (p *Process) Logs() string { return p.logs.String() }
 
