@@ -500,3 +500,31 @@ func TestAdminRoutes(t *testing.T) {
 		require.JSONEq(t, tt.want, body, tt.path)
 	}
 }
+
+// A counting trigger that fails never stops River's completer: with
+// job_batch_delta gone, the batch's jobs still complete (the batch misses
+// their counts, as the package doc says), and so do other jobs.
+func TestCountTriggerNeverRaises(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	up := newUpstream(t)
+	f := newFixture(t, true)
+	p, err := batch.New(f.db.Pool, f.pod, nil)
+	require.NoError(t, err)
+	_, err = f.db.Pool.Exec(ctx, "ALTER TABLE job_batch_delta RENAME TO job_batch_delta_gone")
+	require.NoError(t, err)
+	items := []river.JobArgs{itemArgs{URL: up.URL + "/ok/1"}, itemArgs{URL: up.URL + "/ok/2"}, itemArgs{URL: up.URL + "/bad/1"}}
+	res, err := p.Enqueue(ctx, batch.Batch{Name: "no counts", Kind: "test_batch_item", Items: items})
+	require.NoError(t, err)
+	waitFor(t, 30*time.Second, "the jobs to finish", func() bool {
+		return f.count(t, "SELECT count(*) FROM river_job WHERE state IN ('completed', 'cancelled', 'discarded') AND (metadata->>'batch_id')::bigint = $1", res.ID) == 3
+	})
+	require.Equal(t, 2, f.count(t, "SELECT count(*) FROM river_job WHERE state = 'completed' AND (metadata->>'batch_id')::bigint = $1", res.ID))
+	require.Equal(t, 1, f.count(t, "SELECT count(*) FROM job_dead_letter_queue WHERE (metadata->>'batch_id')::bigint = $1", res.ID), "the DLQ capture still ran")
+	_, err = f.db.Pool.Exec(ctx, "ALTER TABLE job_batch_delta_gone RENAME TO job_batch_delta")
+	require.NoError(t, err)
+	s, err := p.Summary(ctx, res.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), s.Succeeded+s.Failed, "counts missed while the trigger failed")
+	require.Equal(t, int64(3), s.Pending)
+}

@@ -129,7 +129,7 @@ func (c *Completer) Fold(ctx context.Context) ([]*Summary, error) {
 		if !locked {
 			return nil
 		}
-		_, err := tx.Exec(ctx, `WITH d AS (DELETE FROM job_batch_delta RETURNING *),
+		rows, err := tx.Query(ctx, `WITH d AS (DELETE FROM job_batch_delta RETURNING *),
 			f AS (INSERT INTO job_batch_failure (batch_id, class, n)
 			      SELECT batch_id, failure_class, sum(failed) FROM d
 			       WHERE failure_class IS NOT NULL AND batch_id IN (SELECT id FROM job_batch)
@@ -141,14 +141,22 @@ func (c *Completer) Fold(ctx context.Context) ([]*Summary, error) {
 			UPDATE job_batch b
 			   SET succeeded = b.succeeded + s.succeeded, failed = b.failed + s.failed,
 			       cancelled = b.cancelled + s.cancelled, retried = b.retried + s.retried
-			  FROM s WHERE b.id = s.batch_id`)
+			  FROM s WHERE b.id = s.batch_id
+			RETURNING b.id`)
 		if err != nil {
 			return fmt.Errorf("batch fold: %w", err)
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM job_batch_failure WHERE n = 0"); err != nil {
+		folded, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
 			return fmt.Errorf("batch fold: %w", err)
 		}
-		rows, err := tx.Query(ctx, `UPDATE job_batch SET completed_at = now()
+		if len(folded) > 0 {
+			// A class whose dead letters were all replayed.
+			if _, err := tx.Exec(ctx, "DELETE FROM job_batch_failure WHERE batch_id = ANY($1) AND n = 0", folded); err != nil {
+				return fmt.Errorf("batch fold: %w", err)
+			}
+		}
+		rows, err = tx.Query(ctx, `UPDATE job_batch SET completed_at = now()
 			WHERE completed_at IS NULL AND succeeded + failed + cancelled >= total RETURNING id`)
 		if err != nil {
 			return fmt.Errorf("batch complete: %w", err)

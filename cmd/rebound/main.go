@@ -64,7 +64,7 @@ func newRootCmd(out io.Writer) *cobra.Command {
 	a := &app{out: out}
 	root := &cobra.Command{
 		Use:   "rebound",
-		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers",
+		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers, batches",
 		Long: `rebound is the operator's tool for a rebound job queue in PostgreSQL (DATABASE_URL).
 Every command prints a table for humans, or JSON with --json.`,
 	}
