@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,7 +35,13 @@ type itemArgs struct {
 
 func (itemArgs) Kind() string { return "test_batch_item" }
 
-func (a itemArgs) OperationKey() string { return a.URL[strings.LastIndex(a.URL, "/"):] }
+func (a itemArgs) OperationKey() string {
+	u, err := url.Parse(a.URL)
+	if err != nil {
+		return "bad-url"
+	}
+	return u.Path
+}
 
 // statusError is an upstream's non-2xx answer, classified by its status.
 type statusError struct{ status int }
