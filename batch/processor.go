@@ -113,7 +113,10 @@ type Batch struct {
 	// [MetadataKey]. A job skipped as a unique duplicate is not part of the
 	// batch.
 	InsertOpts *river.InsertOpts
-	// StartAt is when the first sub-batch is scheduled; zero means now.
+	// StartAt is when the first sub-batch is scheduled; zero (or a time
+	// past) means now: the sub-batches due now are inserted available, the
+	// others scheduled. River's leader makes scheduled jobs available every
+	// 5 s, so a later sub-batch starts up to 5 s after its time.
 	StartAt time.Time
 	// CallbackKind, when set, names the kind of a job inserted once when the
 	// batch completes, with its [Summary] as args. The kind needs a worker
@@ -162,11 +165,17 @@ func (p *Processor) EnqueueTx(ctx context.Context, tx pgx.Tx, b Batch) (*Enqueue
 	if err := validate(&b); err != nil {
 		return nil, err
 	}
+	now := time.Now()
 	start := b.StartAt
 	if start.IsZero() {
-		start = time.Now()
+		start = now
 	}
 	start = start.UTC().Truncate(time.Microsecond) // PostgreSQL's precision
+	// River inserts a job with a scheduled time as scheduled, and its
+	// leader makes scheduled jobs available every 5 s: the sub-batches due
+	// now are inserted available instead (their scheduled_at is the
+	// insert's time).
+	dueNow := !start.After(now)
 
 	sp, err := tx.Begin(ctx)
 	if err != nil {
@@ -208,10 +217,13 @@ func (p *Processor) EnqueueTx(ctx context.Context, tx pgx.Tx, b Batch) (*Enqueue
 	opts := make([]*river.InsertOpts, subs)
 	for k := range subs {
 		o := base
-		o.ScheduledAt = start.Add(time.Duration(k) * p.delay)
+		at := start.Add(time.Duration(k) * p.delay)
+		if !dueNow || at.After(start) {
+			o.ScheduledAt = at
+		}
 		opts[k] = &o
 		if k == 0 || p.delay > 0 {
-			out.ScheduledAt = append(out.ScheduledAt, o.ScheduledAt)
+			out.ScheduledAt = append(out.ScheduledAt, at)
 		}
 	}
 	params := make([]river.InsertManyParams, 0, min(insertChunk, len(b.Items)))

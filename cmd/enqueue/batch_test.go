@@ -126,9 +126,16 @@ func TestBatchCSVTypedAndScheduled(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	require.Equal(t, []int{10, 10, 10, 5}, counts)
-	for k := 1; k < len(times); k++ {
+	// The first sub-batch is inserted available (scheduled_at: the insert's
+	// time, just after the start); the others at start + k x 5 s.
+	require.Equal(t, out.ScheduledAt[0].Add(5*time.Second), times[1].UTC())
+	require.InDelta(t, 0, times[0].Sub(out.ScheduledAt[0]).Seconds(), 2)
+	for k := 2; k < len(times); k++ {
 		require.Equal(t, 5*time.Second, times[k].Sub(times[k-1]))
 	}
+	var available int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FROM river_job WHERE state = 'available'").Scan(&available))
+	require.Equal(t, 10, available, "the first sub-batch is available at once")
 	var args string
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT args::text FROM river_job WHERE args->>'url' LIKE '%/item/3'").Scan(&args))
 	require.JSONEq(t, `{"url": "http://127.0.0.1:9/item/3", "method": "POST", "timeout_seconds": 4.5}`, args)
