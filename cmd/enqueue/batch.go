@@ -218,8 +218,9 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 		return err
 	}
 	if s.Succeeded < s.Total {
-		return &cli.ExitError{Code: ExitNotAllSucceeded, Message: fmt.Sprintf("batch %d: %d of %d jobs did not succeed (%d dead-lettered, %d cancelled)",
-			s.ID, s.Total-s.Succeeded, s.Total, s.Failed, s.Cancelled)}
+		fmt.Fprintf(stderr, "enqueue: batch %d: %d of %d jobs did not succeed (%d dead-lettered, %d cancelled)\n",
+			s.ID, s.Total-s.Succeeded, s.Total, s.Failed, s.Cancelled)
+		return &cli.ExitCode{Code: ExitNotAllSucceeded}
 	}
 	return nil
 }

@@ -224,30 +224,21 @@ func Execute(root *cobra.Command) {
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	if err := root.Execute(); err != nil {
-		var ee *ExitError
-		if errors.As(err, &ee) {
-			if ee.Message != "" {
-				fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), ee.Message)
-			}
-			os.Exit(ee.Code)
+		if code, ok := errors.AsType[*ExitCode](err); ok {
+			os.Exit(code.Code)
 		}
 		fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), err)
 		os.Exit(1)
 	}
 }
 
-// ExitError ends a command with an exit code of its own, for an outcome
-// that is not a failure of the command (1 stays "the command failed"):
-// Execute prints Message, when not empty, as "PROGRAM: Message" on stderr
-// and exits with Code.
-type ExitError struct {
-	// Code is the exit code (2 to 125).
-	Code int
-	// Message is the line for stderr; "" prints nothing.
-	Message string
-}
+// ExitCode is an error a command returns to end with a given exit code
+// and no message: a state it reports (`rebound health` exits 2 when
+// degraded), not a failure. Code is never 0 or 1.
+type ExitCode struct{ Code int }
 
-func (e *ExitError) Error() string { return fmt.Sprintf("exit code %d: %s", e.Code, e.Message) }
+// Error returns "exit code N".
+func (e *ExitCode) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
 
 // WithDatabase returns base (a postgres:// URL or a key=value connection
 // string) pointing at database name instead.
