@@ -10,6 +10,10 @@
 //     StatusCode and RetryAfter methods.
 //   - synthetic ([SyntheticArgs]): sleep, fail or panic as the args say,
 //     to rehearse outages and measure the queue.
+//   - weekly_intelligence ([WeeklyIntelligenceArgs]): fetch one user's
+//     report for one ISO week from a reports API (base URL from the
+//     workers' config, [WeeklyIntelligenceConfig]) and record it as the
+//     job's result; usually enqueued as a batch.
 //
 // # Operation keys
 //
@@ -133,6 +137,7 @@ func Builtin() *Registry {
 	r := &Registry{}
 	r.Register(HTTPRequestKind())
 	r.Register(SyntheticKind())
+	r.Register(WeeklyIntelligenceKind(WeeklyIntelligenceConfig{}))
 	return r
 }
 
