@@ -246,10 +246,17 @@ func (r *AttemptRecorder) history(run *attemptRun) {
 
 // Work implements rivertype.WorkerMiddleware; see [AttemptRecorder].
 func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
-	err := r.work(ctx, job, doInner)
-	if err == nil {
-		return nil
+	if err := r.work(ctx, job, doInner); err != nil {
+		return storableResult(err)
 	}
+	return nil
+}
+
+// storableResult is err as River can store it. Never inlined into Work
+// (see start).
+//
+//go:noinline
+func storableResult(err error) error {
 	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
 		return err // River stores no text for a snooze
 	}
@@ -258,20 +265,10 @@ func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInn
 
 // work runs one attempt; Work makes what it returns storable.
 func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) (retErr error) {
-	run := attemptRun{job: job, policy: r.policies.Lookup(job.Kind)}
-
-	// River consumed (or never asked for) the previous attempt's hand-over
-	// before this attempt could start.
-	if job.Attempt > 1 {
-		r.retry.forget(job.ID, job.Attempt-1)
+	run := attemptRun{job: job}
+	if err := r.start(ctx, &run); err != nil {
+		return err
 	}
-
-	if len(job.Errors) > 0 {
-		if err := r.checkRescueLimit(ctx, &run); err != nil {
-			return err
-		}
-	}
-
 	actx := &attemptCtx{Context: ctx}
 	finished := false
 	defer func() {
@@ -290,16 +287,45 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 	}()
 	err := doInner(actx)
 	finished = true
+	return r.finish(ctx, actx, &run, err)
+}
 
+// start prepares run before the attempt; an error ends the attempt
+// without running it. start and finish are apart from work, and never
+// inlined there, so that their locals do not enlarge the stack frame every
+// job's goroutine pays for (a deeper frame made each job's goroutine grow,
+// that is copy, its stack).
+//
+//go:noinline
+func (r *AttemptRecorder) start(ctx context.Context, run *attemptRun) error {
+	job := run.job
+	run.policy = r.policies.Lookup(job.Kind)
+	// River consumed (or never asked for) the previous attempt's hand-over
+	// before this attempt could start.
+	if job.Attempt > 1 {
+		r.retry.forget(job.ID, job.Attempt-1)
+	}
+	if len(job.Errors) > 0 {
+		return r.checkRescueLimit(ctx, run)
+	}
+	return nil
+}
+
+// finish records what the attempt's err means and returns what River
+// gets; see start.
+//
+//go:noinline
+func (r *AttemptRecorder) finish(ctx context.Context, actx *attemptCtx, run *attemptRun, err error) error {
+	job := run.job
 	if err == nil {
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
-			r.write(ctx, actx, &run)
+			r.write(ctx, actx, run)
 		}
 		return nil
 	}
 	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
-			r.write(ctx, actx, &run)
+			r.write(ctx, actx, run)
 		}
 		return err
 	}
@@ -310,7 +336,7 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 		// cause (what net/http returns for a request whose context was
 		// cancelled with a cause), so both count here.
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
-			r.write(ctx, actx, &run)
+			r.write(ctx, actx, run)
 		}
 		return err
 	}
@@ -320,7 +346,7 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 	if remoteCancel {
 		diag.Class = ClassCancelled // River replaces err with ErrJobCancelledRemotely
 	}
-	entry, decision := r.decide(&run, diag, err.Error())
+	entry, decision := r.decide(run, diag, err.Error())
 	ret := err
 	switch {
 	case alreadyCancelled || remoteCancel:
@@ -331,7 +357,7 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 		r.retry.put(job.ID, job.Attempt, entry.At.Add(time.Duration(entry.DelayMS)*time.Millisecond), entry.At)
 	}
 	run.out.appendSorted(entry)
-	r.write(ctx, actx, &run)
+	r.write(ctx, actx, run)
 	if !remoteCancel {
 		r.report(job, entry) // an operator's cancel is not a failure
 	}
