@@ -7,7 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // AdminPrefix is where NewAdminHandler's routes live.
@@ -28,8 +33,21 @@ type AdminRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// AdminOpts are NewAdminHandler's optional settings. nil means the zero
+// AdminOpts.
+type AdminOpts struct {
+	// RedactError rewrites each answered row's LastError (the last
+	// failure's error text, which may echo a secret an upstream sent back)
+	// for display; the stored row keeps the original. rebound's worker
+	// passes its redaction (internal/redact's Text: secret headers,
+	// name=value pairs, Bearer credentials, ...). nil answers the stored
+	// text as it is.
+	RedactError func(string) string
+}
+
 // NewAdminHandler serves the breakers' admin API over store (mount it at
-// AdminPrefix and AdminPrefix+"/"; authentication is the server's job):
+// AdminPrefix and AdminPrefix+"/"; authentication is the server's job);
+// every row it answers shows its LastError through opts.RedactError:
 //
 //	GET  /api/admin/breakers              every row, ordered by key (JSON array of Row)
 //	GET  /api/admin/breakers/{key}        one row; 404 when the key has no row
@@ -38,23 +56,39 @@ type AdminRequest struct {
 //
 // Keys are path segments: escape a "/" in a key as %2F. A key that breaks
 // ValidateKey's rule (empty, blank, over MaxKeyLength characters, control
-// characters) is refused with 400. Errors are {"error": "..."} with 400 (bad
-// input, naming it), 404 (unknown key or route) or 500; bad input changes
-// nothing.
-func NewAdminHandler(store *Store) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+AdminPrefix, func(w http.ResponseWriter, r *http.Request) {
+// characters) is refused with 400; so are a "by" that breaks ValidateActor's
+// rule and a "reason" that breaks ValidateText's (NUL, over MaxTextBytes),
+// and a body holding text that JSON decoding would alter (bytes that are not
+// UTF-8, a lone \ud800-\udfff escape). Errors are {"error": "..."} with 400
+// (bad input, naming it), 404 (unknown key or route), 405 (a route asked
+// with another method; the Allow header lists the methods it takes) or 500;
+// bad input changes nothing.
+func NewAdminHandler(store *Store, opts *AdminOpts) http.Handler {
+	var o AdminOpts
+	if opts != nil {
+		o = *opts
+	}
+	show := func(r *Row) *Row {
+		if o.RedactError == nil || r == nil || r.LastError == "" {
+			return r
+		}
+		c := *r
+		c.LastError = o.RedactError(r.LastError)
+		return &c
+	}
+	list := func(w http.ResponseWriter, r *http.Request) {
 		rows, err := store.List(r.Context())
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "list breakers: "+err.Error())
 			return
 		}
-		if rows == nil {
-			rows = []*Row{}
+		shown := make([]*Row, len(rows))
+		for i, r := range rows {
+			shown[i] = show(r)
 		}
-		writeJSON(w, http.StatusOK, rows)
-	})
-	mux.HandleFunc("GET "+AdminPrefix+"/{key}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, shown)
+	}
+	get := func(w http.ResponseWriter, r *http.Request) {
 		key, ok := pathKey(w, r)
 		if !ok {
 			return
@@ -63,9 +97,9 @@ func NewAdminHandler(store *Store) http.Handler {
 		if writeStoreError(w, key, err) {
 			return
 		}
-		writeJSON(w, http.StatusOK, row)
-	})
-	mux.HandleFunc("POST "+AdminPrefix+"/{key}/reset", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, show(row))
+	}
+	reset := func(w http.ResponseWriter, r *http.Request) {
 		key, ok := pathKey(w, r)
 		if !ok {
 			return
@@ -86,9 +120,9 @@ func NewAdminHandler(store *Store) http.Handler {
 		if writeStoreError(w, key, err) {
 			return
 		}
-		writeJSON(w, http.StatusOK, row)
-	})
-	mux.HandleFunc("POST "+AdminPrefix+"/{key}/open", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, show(row))
+	}
+	open := func(w http.ResponseWriter, r *http.Request) {
 		key, ok := pathKey(w, r)
 		if !ok {
 			return
@@ -114,8 +148,15 @@ func NewAdminHandler(store *Store) http.Handler {
 		if writeStoreError(w, key, err) {
 			return
 		}
-		writeJSON(w, http.StatusOK, row)
-	})
+		writeJSON(w, http.StatusOK, show(row))
+	}
+	// Routes by path, then method: a known path asked with another method
+	// is a 405 naming the allowed ones, not a 404 (nor ServeMux's redirect).
+	mux := http.NewServeMux()
+	mux.Handle(AdminPrefix, byMethod{http.MethodGet: list})
+	mux.Handle(AdminPrefix+"/{key}", byMethod{http.MethodGet: get})
+	mux.Handle(AdminPrefix+"/{key}/reset", byMethod{http.MethodPost: reset})
+	mux.Handle(AdminPrefix+"/{key}/open", byMethod{http.MethodPost: open})
 	mux.HandleFunc(AdminPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such breaker route: "+r.Method+" "+r.URL.Path)
 	})
@@ -138,6 +179,12 @@ func readAdminRequest(w http.ResponseWriter, r *http.Request) (AdminRequest, boo
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+		return req, false
+	}
+	// encoding/json would turn these into U+FFFD without a word: refuse
+	// them before decoding, so what is recorded is what was sent.
+	if err := checkJSONText(body); err != nil {
+		writeError(w, http.StatusBadRequest, "body: "+err.Error())
 		return req, false
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
@@ -185,4 +232,69 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, struct {
 		Error string `json:"error"`
 	}{msg})
+}
+
+// byMethod serves a path with one handler per method (GET also serves
+// HEAD, as net/http's ServeMux does) and answers any other method with 405,
+// an Allow header listing the methods, and a JSON error. The dead-letter
+// API's routes behave the same (internal/httpserver.Methods; this package
+// imports no other package of rebound).
+type byMethod map[string]http.HandlerFunc
+
+func (m byMethod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, ok := m[r.Method]
+	if !ok && r.Method == http.MethodHead {
+		h, ok = m[http.MethodGet]
+	}
+	if ok {
+		h(w, r)
+		return
+	}
+	allowed := make([]string, 0, len(m)+1)
+	for method := range m {
+		allowed = append(allowed, method)
+		if method == http.MethodGet {
+			allowed = append(allowed, http.MethodHead)
+		}
+	}
+	slices.Sort(allowed)
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+}
+
+// checkJSONText reports text in raw (a request body as sent) that
+// encoding/json would decode as U+FFFD without an error: bytes that are not
+// UTF-8, or a \u escape of half a UTF-16 surrogate pair. It is
+// internal/strictjson's Check, repeated here because this package imports no
+// other package of rebound; malformed JSON is left to the decoder.
+func checkJSONText(raw []byte) error {
+	if !utf8.Valid(raw) {
+		return errors.New("not valid UTF-8")
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(raw) || raw[i] != 'u' {
+			continue
+		}
+		r, err := strconv.ParseUint(string(raw[i+1:min(i+5, len(raw))]), 16, 32)
+		if err != nil || i+5 > len(raw) {
+			continue
+		}
+		escape := raw[i-1 : i+5]
+		i += 4
+		if !utf16.IsSurrogate(rune(r)) {
+			continue
+		}
+		if r < 0xdc00 && i+7 <= len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+			if r2, err := strconv.ParseUint(string(raw[i+3:i+7]), 16, 32); err == nil && r2 >= 0xdc00 && r2 <= 0xdfff {
+				i += 6
+				continue
+			}
+		}
+		return fmt.Errorf("%s is half of a UTF-16 surrogate pair, not a character", escape)
+	}
+	return nil
 }

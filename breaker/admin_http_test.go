@@ -3,6 +3,7 @@ package breaker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/internal/strictjson"
 )
 
 func TestAdminHTTP(t *testing.T) {
@@ -22,7 +25,7 @@ func TestAdminHTTP(t *testing.T) {
 	store := NewStore(db.Pool)
 	require.NoError(t, store.ensureRow(ctx, "api.example.com"))
 	mux := http.NewServeMux()
-	h := NewAdminHandler(store)
+	h := NewAdminHandler(store, nil)
 	mux.Handle(AdminPrefix, h)
 	mux.Handle(AdminPrefix+"/", h)
 	srv := httptest.NewServer(mux)
@@ -56,7 +59,12 @@ func TestAdminHTTP(t *testing.T) {
 		{"unknown field", "POST", "/api/admin/breakers/api.example.com/open", `{"fr": "10m"}`, 400, `unknown field \"fr\"`},
 		{"reset with for", "POST", "/api/admin/breakers/api.example.com/reset", `{"for": "10m"}`, 400, `applies to open`},
 		{"reset an unknown key", "POST", "/api/admin/breakers/nope/reset", `{}`, 404, `no circuit breaker state`},
-		{"no such route", "DELETE", "/api/admin/breakers/api.example.com", ``, 404, `no such breaker route: DELETE`},
+		{"no such route", "GET", "/api/admin/breakers/api.example.com/close", ``, 404, `no such breaker route: GET /api/admin/breakers/api.example.com/close`},
+		{"reset with a reason of invalid UTF-8", "POST", "/api/admin/breakers/api.example.com/reset", "{\"reason\": \"caf\xe9\"}", 400, `"error": "body: not valid UTF-8"`},
+		{"reset with a lone surrogate in the reason", "POST", "/api/admin/breakers/api.example.com/reset", `{"reason": "a\udc00"}`, 400, `"error": "body: \\udc00 is half of a UTF-16 surrogate pair, not a character"`},
+		{"open by someone in invalid UTF-8", "POST", "/api/admin/breakers/api.example.com/open", "{\"for\": \"1m\", \"by\": \"\xff\"}", 400, `"error": "body: not valid UTF-8"`},
+		{"reset with a reason over the cap", "POST", "/api/admin/breakers/api.example.com/reset", `{"reason": "` + strings.Repeat("r", MaxTextBytes+1) + `"}`, 400, `"error": "reason: 1025 bytes, longer than 1024"`},
+		{"open by someone over the cap", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "1m", "by": "` + strings.Repeat("b", MaxTextBytes+1) + `"}`, 400, `(1025 bytes): longer than 1024 bytes"`},
 		{"open a blank key", "POST", "/api/admin/breakers/%20/open", `{"for": "1m"}`, 400, `"error": "invalid operation key \" \": blank (white space only)"`},
 		{"open a 100,000-character key", "POST", "/api/admin/breakers/" + strings.Repeat("a", 100_000) + "/open", `{"for": "1m"}`, 400,
 			`"error": "invalid operation key \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"… (100000 characters): longer than 255 characters"`},
@@ -121,4 +129,130 @@ func TestAdminHTTP(t *testing.T) {
 	require.Equal(t, StateClosed, got.State)
 	require.Equal(t, "admin-api", got.ChangedBy)
 	require.Equal(t, int64(3), got.Generation)
+}
+
+// Every route asked with a method it does not take: 405, an Allow header
+// naming the methods it takes, a JSON error, nothing changed (no 404, no
+// redirect).
+func TestAdminHTTPWrongMethod(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	store := NewStore(db.Pool)
+	require.NoError(t, store.ensureRow(ctx, "api.example.com"))
+	mux := http.NewServeMux()
+	h := NewAdminHandler(store, nil)
+	mux.Handle(AdminPrefix, h)
+	mux.Handle(AdminPrefix+"/", h)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	routes := []struct {
+		path, allow string
+	}{
+		{"/api/admin/breakers", "GET, HEAD"},
+		{"/api/admin/breakers/api.example.com", "GET, HEAD"},
+		{"/api/admin/breakers/api.example.com/reset", "POST"},
+		{"/api/admin/breakers/api.example.com/open", "POST"},
+	}
+	methods := []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+	for _, route := range routes {
+		for _, method := range methods {
+			if strings.Contains(route.allow, method) {
+				continue
+			}
+			t.Run(method+" "+route.path, func(t *testing.T) {
+				req, err := http.NewRequest(method, srv.URL+route.path, strings.NewReader(`{"for": "1m"}`))
+				require.NoError(t, err)
+				resp, err := client.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				b, err := io.ReadAll(resp.Body)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, string(b))
+				require.Equal(t, route.allow, resp.Header.Get("Allow"))
+				require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+				if method != "HEAD" {
+					require.JSONEq(t, fmt.Sprintf(`{"error": "method %s not allowed on %s (allowed: %s)"}`, method, route.path, route.allow), string(b))
+				}
+			})
+		}
+	}
+	row, err := store.Get(ctx, "api.example.com")
+	require.NoError(t, err)
+	require.Equal(t, StateClosed, row.State)
+	require.Equal(t, int64(1), row.Generation, "nothing changed")
+}
+
+// checkJSONText is a copy of internal/strictjson.Check (this package imports
+// no other package of rebound): it must agree with it on every input.
+func FuzzCheckJSONTextMatchesStrictJSON(f *testing.F) {
+	for _, s := range []string{`"a"`, `{"reason": "\ud800"}`, `"\ud83d\ude00"`, "\"\xff\"", `"\\ud800"`, `"\ud800\u0041"`, `"\ud83d\ude`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		got, want := checkJSONText(raw), strictjson.Check(raw)
+		if want == nil {
+			require.NoError(t, got)
+			return
+		}
+		require.EqualError(t, got, want.Error())
+	})
+}
+
+// Every row the admin API answers (list, get, reset, open) shows its last
+// error through AdminOpts.RedactError; the stored row keeps the original,
+// and without the option the stored text is answered.
+func TestAdminHTTPRedactsLastError(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	store := NewStore(db.Pool)
+	const stored = "POST https://api.example.com/hook: HTTP 503: rejected X-Signature: SIGSECRET; session_id=SESSSECRET"
+	const shown = "POST https://api.example.com/hook: HTTP 503: rejected X-Signature: [REDACTED]; session_id=[REDACTED]"
+	require.NoError(t, store.ensureRow(ctx, "api.example.com"))
+	_, err := db.Pool.Exec(ctx, `UPDATE circuit_breaker_state SET last_error = $1, last_failure_at = now()`, stored)
+	require.NoError(t, err)
+
+	tests := []struct {
+		name string
+		opts *AdminOpts
+		want string
+	}{
+		{"with the worker's redaction", &AdminOpts{RedactError: redact.Text}, shown},
+		{"without", nil, stored},
+	}
+	for _, tt := range tests {
+		// One after the other: both open and reset the same row.
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(NewAdminHandler(store, tt.opts))
+			t.Cleanup(srv.Close)
+			for _, call := range []struct{ method, path, body string }{
+				{"GET", "/api/admin/breakers/api.example.com", ""},
+				{"POST", "/api/admin/breakers/api.example.com/open", `{"for": "1m"}`},
+				{"POST", "/api/admin/breakers/api.example.com/reset", `{}`},
+			} {
+				req, err := http.NewRequest(call.method, srv.URL+call.path, strings.NewReader(call.body))
+				require.NoError(t, err)
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				var row Row
+				require.NoError(t, json.NewDecoder(resp.Body).Decode(&row))
+				resp.Body.Close()
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				require.Equal(t, tt.want, row.LastError, call.path)
+			}
+			resp, err := http.Get(srv.URL + "/api/admin/breakers")
+			require.NoError(t, err)
+			var rows []Row
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&rows))
+			resp.Body.Close()
+			require.Len(t, rows, 1)
+			require.Equal(t, tt.want, rows[0].LastError)
+		})
+	}
+	row, err := store.Get(ctx, "api.example.com")
+	require.NoError(t, err)
+	require.Equal(t, stored, row.LastError, "the stored row keeps the original")
 }

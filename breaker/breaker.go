@@ -8,14 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // DefaultRefreshInterval is how often a pod re-reads rows changed lately, as
@@ -351,7 +351,7 @@ func (b *Breaker) Allow(ctx context.Context, key string) (Permit, error) {
 		b.apply(res.row)
 		if res.applied {
 			if s.state == StateOpen {
-				b.metrics.transition(key, StateOpen, StateHalfOpen)
+				b.transitioned(ctx, StateOpen, res.row)
 			}
 			return Permit{b: b, v: v, generation: res.row.Generation, token: token}, nil
 		}
@@ -430,7 +430,7 @@ func (p Permit) Done(ctx context.Context, err error) {
 		case !res.applied && !cancelled:
 			b.metrics.stale(p.v.key)
 		case res.applied && res.row.Generation != p.generation:
-			b.metrics.transition(p.v.key, StateHalfOpen, res.row.State)
+			b.transitioned(ctx, StateHalfOpen, res.row)
 		}
 		return
 	}
@@ -481,19 +481,12 @@ func (p Permit) Done(ctx context.Context, err error) {
 
 func (v *keyView) hasPendingFailures() bool { return v.failing.Load() }
 
-// errorText is err's message as PostgreSQL text can hold it: NUL bytes and
-// invalid UTF-8 become U+FFFD, and it is cut to at most maxErrorText bytes
-// at a rune boundary.
+// errorText is err's message as PostgreSQL text can hold it, by the one
+// rule of package storable: NUL bytes and invalid UTF-8 become U+FFFD, and it
+// is cut to at most maxErrorText bytes at a character boundary, ending in
+// "…".
 func errorText(err error) string {
-	s := strings.ReplaceAll(strings.ToValidUTF8(err.Error(), "\uFFFD"), "\x00", "\uFFFD")
-	if len(s) > maxErrorText {
-		cut := maxErrorText
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut]
-	}
-	return s
+	return storable.Text(err.Error(), maxErrorText)
 }
 
 // Execute runs fn when key's breaker admits the call and records its
@@ -567,7 +560,7 @@ func (b *Breaker) flushLocked(ctx context.Context, v *keyView) {
 		case !res.applied:
 			b.metrics.staleN(v.key, max(p.failures, 1))
 		case res.tripped:
-			b.metrics.transition(v.key, StateClosed, StateOpen)
+			b.transitioned(ctx, StateClosed, res.row)
 		case st.ReadyToTrip != nil && p.failures > 0 && st.ReadyToTrip(Counts{
 			ConsecutiveFailures: res.row.FailureCount, WindowCalls: res.row.WindowCalls,
 			WindowFailures: res.row.WindowFailures, Trips: res.row.TripCount,
@@ -579,13 +572,53 @@ func (b *Breaker) flushLocked(ctx context.Context, v *keyView) {
 			}
 			b.apply(tr.row)
 			if tr.applied {
-				b.metrics.transition(v.key, StateClosed, StateOpen)
+				b.transitioned(ctx, StateClosed, tr.row)
 			}
 		}
 		if !v.hasPendingFailures() {
 			return
 		}
 	}
+}
+
+// transitioned counts, and logs at info, a transition of row's key from
+// from to row.State made by a statement of this pod. Every automatic
+// transition is one compare-and-set statement that exactly one pod wins, so
+// each is logged once cluster-wide, by the pod that made it. Changes made by
+// hand (Store.Reset, Store.Open, SQL) are recorded in the row (changed_by,
+// change_reason, changed_at) and not logged by the pods that notice them.
+// The line holds no error text: `rebound breaker show KEY` has the last one.
+func (b *Breaker) transitioned(ctx context.Context, from State, row *Row) {
+	to := row.State
+	b.metrics.transition(row.Key, from, to)
+	if from == to {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 8)
+	attrs = append(attrs, slog.String("key", row.Key), slog.String("from", from.String()), slog.String("to", to.String()))
+	var msg string
+	switch {
+	case to == StateOpen && from == StateClosed:
+		msg = "circuit breaker opened"
+		attrs = append(attrs, slog.Int("failure_count", row.FailureCount),
+			slog.Int64("window_failures", row.WindowFailures), slog.Int64("window_calls", row.WindowCalls))
+	case to == StateOpen:
+		msg = "circuit breaker re-opened: a probe failed"
+	case to == StateHalfOpen:
+		msg = "circuit breaker half-open: probing"
+	default:
+		msg = "circuit breaker closed"
+	}
+	if to == StateOpen {
+		attrs = append(attrs, slog.Int("trips", row.TripCount))
+		if row.NextProbeAt != nil {
+			attrs = append(attrs, slog.Time("next_probe_at", *row.NextProbeAt))
+			if row.OpenedAt != nil {
+				attrs = append(attrs, slog.String("open_for", row.NextProbeAt.Sub(*row.OpenedAt).Round(time.Millisecond).String()))
+			}
+		}
+	}
+	b.logger.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, msg, attrs...)
 }
 
 func (b *Breaker) flushAll(ctx context.Context) {

@@ -97,6 +97,17 @@
 // the probes. A job parked longer than max_park goes to OnParkExpired
 // (rebound: the DLQ with class breaker_open).
 //
+// # Logs
+//
+// At info, never a line per call or job: each transition, once cluster-wide,
+// by the pod whose statement made it ("circuit breaker opened", "circuit
+// breaker half-open: probing", "circuit breaker re-opened: a probe failed",
+// "circuit breaker closed", with the key, from and to, and for an opening
+// the counts, trips and next probe time; no error text); and, from the River
+// gate, per pod and key, the first parked job, a count every
+// GateConfig.ParkLogInterval while jobs keep parking, and the total when the
+// key closes. Changes made by hand are recorded in the row, not logged.
+//
 // # In-process use
 //
 // Breaker.Execute(ctx, key, fn) guards any call outside the queue with the

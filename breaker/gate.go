@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // Metadata keys the gate writes on a parked job (river.MetadataSet; cleared
@@ -31,6 +34,10 @@ const (
 // jobs when their key closes: each gets a scheduled time uniform in
 // [now, now + DefaultWakeSpread).
 const DefaultWakeSpread = 10 * time.Second
+
+// DefaultParkLogInterval is how often, while a key keeps parking jobs, the
+// gate logs how many it parked since its last line.
+const DefaultParkLogInterval = time.Minute
 
 // ErrorSnooze is the snooze of a job whose gate could not reach the database
 // while taking a probe slot: the job is retried without using an attempt.
@@ -61,6 +68,10 @@ type GateConfig struct {
 	// Rand returns a uniform draw from [0, 1) for the park spread. nil
 	// means math/rand/v2.Float64.
 	Rand func() float64
+	// ParkLogInterval is how often the gate logs, per key, the number of
+	// jobs it parked since its last line (see [Gate]). Zero means
+	// DefaultParkLogInterval (1 minute).
+	ParkLogInterval time.Duration
 }
 
 // Gate is the River worker middleware that guards jobs with the breaker:
@@ -69,6 +80,14 @@ type GateConfig struct {
 // may probe, plus a spread; a job parked longer than MaxPark goes to
 // OnParkExpired; a job whose key is invalid (ValidateKey) goes to
 // OnInvalidKey without running. Install it first in river.Config.Middleware.
+//
+// Logging, at info, without a line per job: when a key that was not parking
+// jobs on this pod parks its first one ("jobs parked behind circuit
+// breaker", with the key, the state and the time until the breaker may
+// probe); every ParkLogInterval while the key keeps parking, the number
+// parked since the last line ("jobs still parked behind circuit breaker");
+// and once when the key closes, the total ("circuit breaker closed: parked
+// jobs wake"). Each pod logs the jobs it parked itself.
 type Gate struct {
 	river.MiddlewareDefaults
 	b   *Breaker
@@ -76,6 +95,18 @@ type Gate struct {
 
 	wakeMu  sync.Mutex
 	pending map[string]time.Time // key -> when to run the second close wake-up
+
+	parkMu  sync.Mutex
+	parking map[string]*parkCount // keys that parked jobs since they were last closed
+}
+
+// parkCount is what a pod parked behind one key since the key was last
+// closed.
+type parkCount struct {
+	since      time.Time // first park
+	reportedAt time.Time // last line
+	unreported int64     // parked since the last line
+	total      int64
 }
 
 // DefaultKeyFunc returns the job's metadata.operation_key when it is a
@@ -123,11 +154,77 @@ func NewGate(b *Breaker, cfg GateConfig) *Gate {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
-	g := &Gate{b: b, cfg: cfg, pending: map[string]time.Time{}}
+	if cfg.ParkLogInterval <= 0 {
+		cfg.ParkLogInterval = DefaultParkLogInterval
+	}
+	g := &Gate{b: b, cfg: cfg, pending: map[string]time.Time{}, parking: map[string]*parkCount{}}
 	if !cfg.DisableWake {
 		b.addHooks(g.onChange, g.tick)
 	}
+	b.addHooks(g.parkLogChange, g.parkLogTick)
 	return g
+}
+
+// parked counts a job parked behind key, logging the key's first one.
+func (g *Gate) parked(ctx context.Context, key string, oe *OpenError) {
+	now := g.b.now()
+	g.parkMu.Lock()
+	c, ok := g.parking[key]
+	if !ok {
+		c = &parkCount{since: now, reportedAt: now}
+		g.parking[key] = c
+	} else {
+		c.unreported++
+	}
+	c.total++
+	g.parkMu.Unlock()
+	if !ok {
+		g.b.logger.LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "jobs parked behind circuit breaker",
+			slog.String("key", key), slog.String("state", oe.State.String()),
+			slog.String("probe_in", oe.After.Round(time.Millisecond).String()))
+	}
+}
+
+// parkLogTick logs, per key, the jobs parked since the last line, once per
+// ParkLogInterval.
+func (g *Gate) parkLogTick(ctx context.Context) {
+	now := g.b.now()
+	type line struct {
+		key    string
+		n      int64
+		total  int64
+		parked time.Duration
+	}
+	var lines []line
+	g.parkMu.Lock()
+	for key, c := range g.parking {
+		if c.unreported > 0 && now.Sub(c.reportedAt) >= g.cfg.ParkLogInterval {
+			lines = append(lines, line{key, c.unreported, c.total, now.Sub(c.since)})
+			c.unreported, c.reportedAt = 0, now
+		}
+	}
+	g.parkMu.Unlock()
+	for _, l := range lines {
+		g.b.logger.LogAttrs(ctx, slog.LevelInfo, "jobs still parked behind circuit breaker",
+			slog.String("key", l.key), slog.Int64("parked", l.n), slog.Int64("parked_total", l.total),
+			slog.String("since", l.parked.Round(time.Second).String()))
+	}
+}
+
+// parkLogChange ends a key's count when it closes, with the total.
+func (g *Gate) parkLogChange(key string, _, to State, _ *Row) {
+	if to != StateClosed {
+		return
+	}
+	g.parkMu.Lock()
+	c, ok := g.parking[key]
+	delete(g.parking, key)
+	g.parkMu.Unlock()
+	if ok {
+		g.b.logger.LogAttrs(context.Background(), slog.LevelInfo, "circuit breaker closed: parked jobs wake",
+			slog.String("key", key), slog.Int64("parked_total", c.total),
+			slog.String("since", g.b.now().Sub(c.since).Round(time.Second).String()))
+	}
 }
 
 type parkMeta struct {
@@ -153,29 +250,39 @@ func readParkMeta(metadata []byte) (parkMeta, bool) {
 	return pm, true
 }
 
-// Work implements rivertype.WorkerMiddleware.
-func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) (retErr error) {
-	key := g.cfg.KeyFunc(job)
-	if !bytes.Contains(job.Metadata, []byte(`"`+MetadataOperationKey+`"`)) {
-		// A job inserted without the key in its metadata (by a producer
-		// other than rebound's) gets it, so whatever reads the job later
-		// (the dead-letter capture) sees the key its breaker used.
-		_ = river.MetadataSet(ctx, MetadataOperationKey, key)
+// Work implements rivertype.WorkerMiddleware. Whatever it returns is
+// storable (see [storableResult]).
+func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
+	if err := g.work(ctx, job, doInner); err != nil {
+		return storableResult(err)
 	}
-	p, err := g.b.Allow(ctx, key)
-	if err != nil {
-		if oe, ok := errors.AsType[*OpenError](err); ok {
-			return g.park(ctx, job, key, oe)
-		}
-		if errors.Is(err, ErrInvalidKey) {
-			return g.cfg.OnInvalidKey(ctx, job, err)
-		}
-		g.b.logger.WarnContext(ctx, "breaker gate: snoozing job", "job_id", job.ID, "key", key, "error", err)
-		return river.JobSnooze(ErrorSnooze)
+	return nil
+}
+
+// storableResult returns err as River can store it: River writes an
+// attempt's error text (err.Error()) into river_job.errors, a jsonb column,
+// unsanitised, and one NUL there fails every completion of the pod. The
+// gate's own errors quote keys with %q, but OnParkExpired, OnInvalidKey and
+// the jobs behind the gate are other people's code, so everything the gate
+// returns goes through storable.Error (the original stays reachable with
+// errors.Is / errors.As). nil and a snooze (which stores no text) are
+// returned as they are. Never inlined into Work (see admit).
+//
+//go:noinline
+func storableResult(err error) error {
+	if err == nil {
+		return nil
 	}
-	if _, parked := readParkMeta(job.Metadata); parked {
-		_ = river.MetadataSet(ctx, MetadataParkedKey, nil)
-		_ = river.MetadataSet(ctx, MetadataParkedAt, nil)
+	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
+		return err
+	}
+	return storable.Error(err)
+}
+
+func (g *Gate) work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
+	p, ok, err := g.admit(ctx, job)
+	if !ok {
+		return err
 	}
 	finished := false
 	defer func() {
@@ -187,12 +294,52 @@ func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx
 	}()
 	err = doInner(ctx)
 	finished = true
+	g.done(ctx, p, err)
+	return err // the job's own result, snooze included
+}
+
+// admit asks the breaker of the job's key: ok with the permit to run, or
+// not ok with what the job returns instead (a snooze, a cancel). It and
+// done are apart from work, and never inlined there, so that their locals
+// do not enlarge the stack frame every job's goroutine pays for (a deeper
+// frame made each job's goroutine grow, that is copy, its stack).
+//
+//go:noinline
+func (g *Gate) admit(ctx context.Context, job *rivertype.JobRow) (Permit, bool, error) {
+	key := g.cfg.KeyFunc(job)
+	if !bytes.Contains(job.Metadata, []byte(`"`+MetadataOperationKey+`"`)) {
+		// A job inserted without the key in its metadata (by a producer
+		// other than rebound's) gets it, so whatever reads the job later
+		// (the dead-letter capture) sees the key its breaker used.
+		_ = river.MetadataSet(ctx, MetadataOperationKey, key)
+	}
+	p, err := g.b.Allow(ctx, key)
+	if err != nil {
+		if oe, ok := errors.AsType[*OpenError](err); ok {
+			return Permit{}, false, g.park(ctx, job, key, oe)
+		}
+		if errors.Is(err, ErrInvalidKey) {
+			return Permit{}, false, g.cfg.OnInvalidKey(ctx, job, err)
+		}
+		g.b.logger.WarnContext(ctx, "breaker gate: snoozing job", "job_id", job.ID, "key", key, "error", err)
+		return Permit{}, false, river.JobSnooze(ErrorSnooze)
+	}
+	if _, parked := readParkMeta(job.Metadata); parked {
+		_ = river.MetadataSet(ctx, MetadataParkedKey, nil)
+		_ = river.MetadataSet(ctx, MetadataParkedAt, nil)
+	}
+	return p, true, nil
+}
+
+// done reports the attempt's outcome to the breaker; see admit.
+//
+//go:noinline
+func (g *Gate) done(ctx context.Context, p Permit, err error) {
 	outcome := err
 	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
 		outcome = context.Canceled // the job chose to wait: decides nothing
 	}
 	p.Done(ctx, outcome)
-	return err // the job's own result, snooze included
 }
 
 // park snoozes a refused job until the breaker may probe plus a spread, or
@@ -217,6 +364,7 @@ func (g *Gate) park(ctx context.Context, job *rivertype.JobRow, key string, oe *
 	d = max(d, 0) // JobSnooze panics on a negative duration
 	_ = river.MetadataSet(ctx, MetadataParkedKey, key)
 	_ = river.MetadataSet(ctx, MetadataParkedAt, pm.At.UTC().Format(time.RFC3339Nano))
+	g.parked(ctx, key, oe)
 	return river.JobSnooze(d)
 }
 

@@ -3,8 +3,12 @@ package breaker
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
@@ -229,4 +233,67 @@ func TestGatePanickingProbeFreesItsSlot(t *testing.T) {
 	require.NoError(t, err, "the panicking probe's slot is free again")
 	require.True(t, p.Probe())
 	p.Done(ctx, context.Canceled)
+}
+
+// unstorableError holds what PostgreSQL refuses in text and jsonb.
+type unstorableError struct{}
+
+func (unstorableError) Error() string { return "upstream said bad\x00byte \xff\xfe" }
+
+// Whatever the gate returns to River is storable — a job's own error, and
+// what the OnInvalidKey and OnParkExpired callbacks return — while the
+// original stays reachable; a snooze is returned as it is.
+func TestGateReturnsStorableErrors(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{Settings: Settings{FailureThreshold: 100}})
+	ctx := context.Background()
+	_, err := tb.store.Open(ctx, OpenParams{Key: "open.example", For: time.Hour, By: "test"})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return tb.b.State("open.example") == StateOpen }, 5*time.Second, 5*time.Millisecond)
+	gate := NewGate(tb.b, GateConfig{
+		DisableWake: true,
+		OnInvalidKey: func(_ context.Context, _ *rivertype.JobRow, err error) error {
+			return river.JobCancel(fmt.Errorf("refused \x00: %w", err))
+		},
+		OnParkExpired: func(_ context.Context, _ *rivertype.JobRow, err *OpenError, _ time.Duration) error {
+			return river.JobCancel(fmt.Errorf("parked \xff: %w", err))
+		},
+	})
+	row := func(key string, parkedAt time.Time) *rivertype.JobRow {
+		meta := map[string]any{MetadataOperationKey: key}
+		if !parkedAt.IsZero() {
+			meta[MetadataParkedKey], meta[MetadataParkedAt] = key, parkedAt.Format(time.RFC3339Nano)
+		}
+		raw, err := json.Marshal(meta)
+		require.NoError(t, err)
+		return &rivertype.JobRow{ID: 1, Kind: "noop", Attempt: 1, MaxAttempts: 5, Metadata: raw}
+	}
+	tests := []struct {
+		name    string
+		job     *rivertype.JobRow
+		work    error
+		wantMsg string
+		cancel  bool
+	}{
+		{"the job's error", row("ok.example", time.Time{}), unstorableError{}, "upstream said bad\uFFFDbyte \uFFFD\uFFFD", false},
+		{"OnInvalidKey", row("bad\nkey", time.Time{}), nil, `JobCancelError: refused ` + "\uFFFD" + `: breaker: invalid operation key "bad\nkey": control character U+000A at byte 3`, true},
+		{"OnParkExpired", row("open.example", time.Now().Add(-48*time.Hour)), nil, "JobCancelError: parked \uFFFD: ", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := gate.Work(ctx, tt.job, func(context.Context) error { return tt.work })
+			require.Error(t, got)
+			require.True(t, strings.HasPrefix(got.Error(), tt.wantMsg), got.Error())
+			require.True(t, utf8.ValidString(got.Error()) && !strings.Contains(got.Error(), "\x00"))
+			_, isCancel := errors.AsType[*rivertype.JobCancelError](got)
+			require.Equal(t, tt.cancel, isCancel)
+			if tt.work != nil {
+				require.ErrorIs(t, got, tt.work)
+			}
+		})
+	}
+
+	snooze := gate.Work(ctx, row("open.example", time.Time{}), func(context.Context) error { return nil })
+	_, ok := snooze.(*rivertype.JobSnoozeError)
+	require.True(t, ok, "a snooze is returned as it is: %T", snooze)
 }

@@ -74,35 +74,11 @@ func quoteKey(key string) string {
 	return strconv.Quote(key[:cut]) + "…"
 }
 
-// Limits of the texts an operator's change records.
-const (
-	maxByBytes     = 255
-	maxReasonBytes = 1024
-)
-
-// validateChange checks the who and why of a change made by hand: by is at
-// most maxByBytes of UTF-8 without control characters, reason at most
-// maxReasonBytes of UTF-8 without NUL (PostgreSQL text cannot hold one).
+// validateChange checks the who and why of a change made by hand with
+// ValidateActor and ValidateText.
 func validateChange(by, reason string) error {
-	switch {
-	case len(by) > maxByBytes:
-		return fmt.Errorf("by %s (%d bytes): longer than %d bytes", quoteKey(by), len(by), maxByBytes)
-	case !utf8.ValidString(by):
-		return fmt.Errorf("by %s: not valid UTF-8", quoteKey(by))
+	if err := ValidateActor("by", by); err != nil {
+		return err
 	}
-	for i, r := range by {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("by %s: control character %U at byte %d", quoteKey(by), r, i)
-		}
-	}
-	switch {
-	case len(reason) > maxReasonBytes:
-		return fmt.Errorf("reason: %d bytes, longer than %d", len(reason), maxReasonBytes)
-	case !utf8.ValidString(reason):
-		return errors.New("reason: not valid UTF-8")
-	}
-	if i := strings.IndexByte(reason, 0); i >= 0 {
-		return fmt.Errorf("reason: contains a NUL byte (at byte %d)", i)
-	}
-	return nil
+	return ValidateText("reason", reason)
 }

@@ -36,12 +36,14 @@ var (
 	podDir  string
 )
 
+// TestMain removes the pod binary and drops the test databases, and the
+// shared template when no other test process uses it, once the tests end.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if podDir != "" {
-		_ = os.RemoveAll(podDir)
-	}
-	os.Exit(code)
+	dbtest.Main(m, func() {
+		if podDir != "" {
+			_ = os.RemoveAll(podDir)
+		}
+	})
 }
 
 func podBinary(t *testing.T) string {

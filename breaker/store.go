@@ -49,7 +49,9 @@ type Row struct {
 	// stays open until such a call comes; ProbeDue tells a display that it
 	// is no longer holding calls off. It is not a column.
 	ProbeDue bool `json:"probe_due"`
-	// LastError is the error text of the last failure ("" for none).
+	// LastError is the error text of the last failure ("" for none), as
+	// package storable keeps text: NUL and invalid UTF-8 as U+FFFD, at most
+	// 1024 bytes (cut at a character boundary, ending in "…").
 	LastError string `json:"last_error"`
 	// LastFailureAt and LastSuccessAt are when a failure / success was
 	// last written.
@@ -151,11 +153,11 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]*Row, err
 type ResetParams struct {
 	// Key is the operation key to close (see ValidateKey).
 	Key string
-	// By names who resets (recorded in changed_by). Required: at most 255
-	// bytes of UTF-8 without control characters.
+	// By names who resets (recorded in changed_by). Required: see
+	// ValidateActor (at most MaxTextBytes, no control characters).
 	By string
-	// Reason is recorded in change_reason. Optional: at most 1024 bytes of
-	// UTF-8 without NUL.
+	// Reason is recorded in change_reason. Optional: see ValidateText
+	// (at most MaxTextBytes of UTF-8, no NUL).
 	Reason string
 }
 
@@ -207,11 +209,11 @@ type OpenParams struct {
 	// For is how long the breaker stays open before it may probe
 	// (maintenance). Must be in (0, MaxHold].
 	For time.Duration
-	// By names who opens (recorded in changed_by). Required: at most 255
-	// bytes of UTF-8 without control characters.
+	// By names who opens (recorded in changed_by). Required: see
+	// ValidateActor (at most MaxTextBytes, no control characters).
 	By string
-	// Reason is recorded in change_reason. Optional: at most 1024 bytes of
-	// UTF-8 without NUL.
+	// Reason is recorded in change_reason. Optional: see ValidateText
+	// (at most MaxTextBytes of UTF-8, no NUL).
 	Reason string
 }
 

@@ -63,12 +63,14 @@
 // Stored rows keep args, metadata and error text intact: for replay, and as
 // evidence. Every display (`rebound dlq` tables and --json, the admin HTTP
 // API) goes through [Redact] and [RedactStats], built on the leaf package
-// internal/redact: secret headers (Authorization, Cookie, X-Api-Key, ...),
-// fields named like password, token, secret or api_key, URL passwords and
-// secret query parameters in args and metadata; and in the failure reason,
-// every attempt's error and stats' reasons, JSON-style pairs and name=value
-// pairs with secret names, header lines, and Bearer/Basic credentials
-// (upstreams often echo the request in their error body). The River UI is
+// internal/redact: in args and metadata, the values of keys named like
+// secrets at any depth (Authorization, Cookie, X-Api-Key, X-Signature,
+// session_id, access_key, password, token, secret, auth*, ...; not
+// operation_key nor Idempotency-Key), URL passwords and secret query
+// parameters; in the failure reason, every attempt's error and stats'
+// reasons, JSON-style pairs and name=value pairs with secret names, header
+// lines, and Bearer/Basic credentials (upstreams often echo the request in
+// their error body). docs/redaction.md has the whole rule. The River UI is
 // not rebound's display: it shows raw args.
 //
 // # HTTP and metrics

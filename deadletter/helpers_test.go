@@ -71,7 +71,7 @@ func (fastRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(
 // historyRecorder stands in for retrypolicy's attempt recorder: on an error
 // it appends {attempt, at, class, strategy, delay_ms, error} to
 // metadata.output.attempts, carrying earlier entries forward, the way
-// DESIGN.md says the recorder does.
+// retrypolicy's recorder does (docs/architecture.md, "The flow of one job").
 type historyRecorder struct {
 	river.MiddlewareDefaults
 	class string

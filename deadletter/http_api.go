@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rebound-queue/rebound/internal/httpserver"
+	"github.com/rebound-queue/rebound/internal/strictjson"
 )
 
 // APIPath is where [NewHandler] serves the admin API. Mount the handler at
@@ -53,8 +55,14 @@ type HandlerOpts struct {
 // (strings: RFC 3339, or an age such as 24h or 7d meaning that long ago, as
 // in query strings and the CLI). Any other query parameter is a 400. Classes must be among retrypolicy.Classes().
 // Entries are shown through [Redact], stats through [RedactStats] (error
-// text included). Errors are {"error": "..."}: 400 for bad input,
-// 404 for an unknown entry, 409 for an entry in the wrong status (retried,
+// text included). A "note" and a "by" follow the rule of every text an
+// operator records (breaker.ValidateText, breaker.ValidateActor: at most
+// breaker.MaxTextBytes, no NUL; no control characters in "by"), and a body
+// holding text that JSON decoding would alter (bytes that are not UTF-8, a
+// lone \ud800-\udfff escape) is refused, naming the field. Errors are
+// {"error": "..."}: 400 for bad input, 404 for an unknown entry or route,
+// 405 for a route asked with another method (the Allow header lists the
+// methods it takes), 409 for an entry in the wrong status (retried,
 // resolved), 500 otherwise; nothing is changed when an error is returned.
 // Authentication is the caller's: mount it behind the admin token check.
 func NewHandler(store *Store, opts *HandlerOpts) http.Handler {
@@ -63,16 +71,20 @@ func NewHandler(store *Store, opts *HandlerOpts) http.Handler {
 		logger = opts.Logger
 	}
 	a := &api{store: store, logger: logger}
+	// Routes by path, then method: a known path asked with another method
+	// is a 405 naming the allowed ones, not a 404 (nor ServeMux's redirect).
+	get := func(h http.HandlerFunc) httpserver.Methods { return httpserver.Methods{http.MethodGet: h} }
+	post := func(h http.HandlerFunc) httpserver.Methods { return httpserver.Methods{http.MethodPost: h} }
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+APIPath, a.list)
-	mux.HandleFunc("GET "+APIPath+"/{$}", a.list)
-	mux.HandleFunc("GET "+APIPath+"/stats", a.stats)
-	mux.HandleFunc("GET "+APIPath+"/{id}", a.show)
-	mux.HandleFunc("POST "+APIPath+"/{id}/retry", a.retry)
-	mux.HandleFunc("POST "+APIPath+"/{id}/resolve", a.resolve)
-	mux.HandleFunc("POST "+APIPath+"/retry", a.retryMany)
-	mux.HandleFunc("POST "+APIPath+"/resolve", a.resolveMany)
-	mux.HandleFunc("POST "+APIPath+"/purge", a.purge)
+	mux.Handle(APIPath, get(a.list))
+	mux.Handle(APIPath+"/{$}", get(a.list))
+	mux.Handle(APIPath+"/stats", get(a.stats))
+	mux.Handle(APIPath+"/{id}", get(a.show))
+	mux.Handle(APIPath+"/{id}/retry", post(a.retry))
+	mux.Handle(APIPath+"/{id}/resolve", post(a.resolve))
+	mux.Handle(APIPath+"/retry", post(a.retryMany))
+	mux.Handle(APIPath+"/resolve", post(a.resolveMany))
+	mux.Handle(APIPath+"/purge", post(a.purge))
 	mux.HandleFunc(APIPath+"/", func(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -338,8 +350,18 @@ func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+bodyErrorMessage(err))
+		return false
+	}
+	// encoding/json would turn these into U+FFFD without a word: refuse
+	// them before decoding, so what is recorded is what was sent.
+	if err := strictjson.CheckFields(body); err != nil {
+		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+err.Error())
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/deadletter"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 )
@@ -118,7 +119,7 @@ func TestAdminAPIRedactsAndValidates(t *testing.T) {
 		{"unknown id", "GET", "/999999", "", 404, "no entry 999999"},
 		{"bad status", "GET", "?status=open", "", 400, `status "open" is not one of`},
 		{"bad since", "GET", "?since=yesterday", "", 400, `since: "yesterday" is neither`},
-		{"bad class", "GET", "?class=nope", "", 400, `failure class "nope" is not one of rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, out_of_memory, breaker_open, cancelled`},
+		{"bad class", "GET", "?class=nope", "", 400, `failure class "nope" is not one of rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled`},
 		{"bad class in stats", "GET", "/stats?class=timeout&class=nope", "", 400, `failure class "nope" is not one of rate_limited,`},
 		{"bad class in bulk retry", "POST", "/retry", `{"all":true,"classes":["nope"]}`, 400, `failure class "nope" is not one of rate_limited,`},
 		{"bad class in bulk resolve", "POST", "/resolve", `{"all":true,"classes":["nope"],"note":"x"}`, 400, `failure class "nope" is not one of rate_limited,`},
@@ -145,6 +146,24 @@ func TestAdminAPIRedactsAndValidates(t *testing.T) {
 			`request body: "kinds" must be an array of strings, not a string`},
 		{"force as a string", "POST", "/" + itoa(id) + "/retry", `{"force":"yes"}`, 400,
 			`request body: "force" must be true or false, not a string`},
+		// Free text: NUL, invalid UTF-8, lone surrogates, over the cap.
+		{"NUL in a note", "POST", "/" + itoa(id) + "/resolve", `{"note":"a\u0000b"}`, 400, "invalid parameter: note: contains a NUL byte (at byte 1)"},
+		{"NUL in by of a resolve", "POST", "/" + itoa(id) + "/resolve", `{"note":"x","by":"da\u0000na"}`, 400, `invalid parameter: by "da\x00na": control character U+0000 at byte 2`},
+		{"NUL in by of a retry", "POST", "/" + itoa(id) + "/retry", `{"by":"\u0000"}`, 400, `invalid parameter: by "\x00": control character U+0000 at byte 0`},
+		{"NUL in a bulk note", "POST", "/resolve", `{"all":true,"note":"\u0000"}`, 400, "invalid parameter: note: contains a NUL byte (at byte 0)"},
+		{"NUL in by of a bulk resolve", "POST", "/resolve", `{"all":true,"note":"x","by":"a\u0000"}`, 400, `invalid parameter: by "a\x00": control character U+0000 at byte 1`},
+		{"NUL in by of a bulk retry", "POST", "/retry", `{"all":true,"by":"a\u0000"}`, 400, `invalid parameter: by "a\x00": control character U+0000 at byte 1`},
+		{"NUL in by of a bulk dry run", "POST", "/retry", `{"all":true,"dry_run":true,"by":"a\u0000"}`, 400, `invalid parameter: by "a\x00": control character U+0000 at byte 1`},
+		{"newline in by", "POST", "/" + itoa(id) + "/retry", `{"by":"a\nb"}`, 400, `invalid parameter: by "a\nb": control character U+000A at byte 1`},
+		{"invalid UTF-8 in a note", "POST", "/" + itoa(id) + "/resolve", "{\"note\":\"caf\xe9\"}", 400, `request body: "note": not valid UTF-8`},
+		{"invalid UTF-8 in a bulk note", "POST", "/resolve", "{\"all\":true,\"note\":\"\xff\"}", 400, `request body: "note": not valid UTF-8`},
+		{"invalid UTF-8 in by", "POST", "/" + itoa(id) + "/retry", "{\"by\":\"\xc3\"}", 400, `request body: "by": not valid UTF-8`},
+		{"invalid UTF-8 in a bulk by", "POST", "/retry", "{\"all\":true,\"by\":\"\xc3\"}", 400, `request body: "by": not valid UTF-8`},
+		{"a lone surrogate in a note", "POST", "/" + itoa(id) + "/resolve", `{"note":"x\ud800"}`, 400, `request body: "note": \ud800 is half of a UTF-16 surrogate pair, not a character`},
+		{"invalid UTF-8 in a filter", "POST", "/retry", "{\"all\":true,\"kinds\":[\"k\xff\"]}", 400, `request body: "kinds": not valid UTF-8`},
+		{"a note over the cap", "POST", "/" + itoa(id) + "/resolve", `{"note":"` + strings.Repeat("n", breaker.MaxTextBytes+1) + `"}`, 400, "invalid parameter: note: 1025 bytes, longer than 1024"},
+		{"a bulk note over the cap", "POST", "/resolve", `{"all":true,"note":"` + strings.Repeat("n", breaker.MaxTextBytes+1) + `"}`, 400, "invalid parameter: note: 1025 bytes, longer than 1024"},
+		{"by over the cap", "POST", "/" + itoa(id) + "/retry", `{"by":"` + strings.Repeat("b", breaker.MaxTextBytes+1) + `"}`, 400, "(1025 bytes): longer than 1024 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,10 +180,18 @@ func TestAdminAPIRedactsAndValidates(t *testing.T) {
 	require.Equal(t, deadletter.StatusUnresolved, after.Status)
 	require.Equal(t, 0, count(t, b.pool, "SELECT count(*) FROM river_job"))
 
-	// Then the operations, through HTTP.
-	code, body := call(t, srv, "POST", deadletter.APIPath+"/"+itoa(id)+"/resolve", auth, `{"note":"rotated the key","by":"dana"}`)
+	// Then the operations, through HTTP. A note at the cap, with a line
+	// break and U+FFFD sent as such (escaped), is kept as it was sent.
+	note := "rotated the key\n\uFFFD " + strings.Repeat("é", (breaker.MaxTextBytes-20)/2)
+	reqBody, err := json.Marshal(map[string]string{"note": note, "by": "dana"})
+	require.NoError(t, err)
+	code, body := call(t, srv, "POST", deadletter.APIPath+"/"+itoa(id)+"/resolve", auth, string(reqBody))
 	require.Equal(t, 200, code, body)
 	require.Contains(t, body, `"status": "resolved"`)
+	resolved, err := b.store.Get(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, note, resolved.ResolutionNote)
+	require.Equal(t, "dana", resolved.ResolvedBy)
 	code, body = call(t, srv, "POST", deadletter.APIPath+"/"+itoa(id)+"/retry", auth, ``)
 	require.Equal(t, 409, code, body)
 	require.Contains(t, body, "resolved")
@@ -259,4 +286,60 @@ func TestAdminAPIBulkTimeForms(t *testing.T) {
 			require.Equal(t, tt.want, res.IDs)
 		})
 	}
+}
+
+// Every route of the API asked with a method it does not take: 405, an
+// Allow header naming the methods it takes, a JSON error, nothing changed;
+// never ServeMux's 307 redirect nor a 404.
+func TestAdminAPIWrongMethod(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	insertEntries(t, b.pool, 1, "kind_h", "timeout", 10)
+	srv := apiServer(t, b, "tok")
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	routes := []struct {
+		path, allow string
+	}{
+		{"", "GET, HEAD"},
+		{"/", "GET, HEAD"},
+		{"/stats", "GET, HEAD"},
+		{"/1", "GET, HEAD"},
+		{"/1/retry", "POST"},
+		{"/1/resolve", "POST"},
+		{"/retry", "POST"},
+		{"/resolve", "POST"},
+		{"/purge", "POST"},
+	}
+	methods := []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+	for _, route := range routes {
+		for _, method := range methods {
+			if strings.Contains(route.allow, method) {
+				continue
+			}
+			path := deadletter.APIPath + route.path
+			t.Run(method+" "+path, func(t *testing.T) {
+				t.Parallel()
+				req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(`{"all":true,"note":"x","older_than":"1s"}`))
+				require.NoError(t, err)
+				req.Header.Set("Authorization", "Bearer tok")
+				resp, err := client.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				got, err := io.ReadAll(resp.Body)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, string(got))
+				require.Equal(t, route.allow, resp.Header.Get("Allow"))
+				require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+				if method != "HEAD" {
+					require.JSONEq(t, `{"error": "method `+method+` not allowed on `+path+` (allowed: `+route.allow+`)"}`, string(got))
+				}
+			})
+		}
+	}
+	t.Cleanup(func() {
+		// Nothing changed: the entry is still unresolved, no job inserted.
+		require.Equal(t, 1, count(t, b.pool, "SELECT count(*) FROM job_dead_letter_queue WHERE status = 'unresolved'"))
+		require.Equal(t, 0, count(t, b.pool, "SELECT count(*) FROM river_job"))
+	})
 }

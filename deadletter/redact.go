@@ -6,9 +6,10 @@ import (
 
 // Redact returns a copy of e for display, with secrets replaced by
 // redact.Marker ("[REDACTED]"): args and metadata through redact.JSON (keys
-// named like secrets, such as the Authorization, Cookie and X-Api-Key
-// headers or password, token, secret and api_key fields; URL passwords and
-// secret query parameters in strings), and the failure reason and every
+// named like secrets at any depth, redact.IsSensitiveName: headers such as
+// Authorization, Cookie, X-Api-Key and X-Signature, fields such as
+// password, access_token, client_secret, session_id and access_key; URL
+// passwords and secret query parameters in strings), and the failure reason and every
 // attempt's error, trace and stack through redact.Text (JSON-style pairs,
 // name=value pairs, header lines, Bearer and Basic credentials, URL
 // passwords; see package internal/redact). e itself is not changed: the

@@ -33,6 +33,25 @@ func TestRedactLeavesEntryIntact(t *testing.T) {
 	require.Nil(t, deadletter.Redact(nil))
 }
 
+// Nested keys at any depth, camelCase names and the signature, session
+// and *_key families are hidden; the operation key and the
+// Idempotency-Key stay shown.
+func TestRedactFamilies(t *testing.T) {
+	t.Parallel()
+	e := &deadletter.Entry{
+		Args: json.RawMessage(`{"body":{"nested":{"access_key":"AKIAEXAMPLE","items":[{"secretKey":"s"}]}},` +
+			`"headers":{"X-Signature":"abc","X-Hub-Signature-256":"sha256=h","Idempotency-Key":"k-1"},"operation_key":"api"}`),
+		FailureReason: "rejected: X-Signature: abc; session_id=xyz",
+		History:       []deadletter.Attempt{{Attempt: 1, Error: `HTTP 403: {"sessionId": "xyz", "idempotency_key": "k-1"}`}},
+	}
+	r := deadletter.Redact(e)
+	require.JSONEq(t, `{"body":{"nested":{"access_key":"[REDACTED]","items":[{"secretKey":"[REDACTED]"}]}},`+
+		`"headers":{"X-Signature":"[REDACTED]","X-Hub-Signature-256":"[REDACTED]","Idempotency-Key":"k-1"},"operation_key":"api"}`, string(r.Args))
+	require.Equal(t, "rejected: X-Signature: [REDACTED]; session_id=[REDACTED]", r.FailureReason)
+	require.Equal(t, `HTTP 403: {"sessionId": "[REDACTED]", "idempotency_key": "k-1"}`, r.History[0].Error)
+	require.Contains(t, string(e.Args), "AKIAEXAMPLE", "the entry keeps the original")
+}
+
 // Each group's fingerprint and example reason are redacted; groups whose
 // fingerprints look alike once redacted stay apart, each with its ID.
 func TestRedactStatsRedactsFingerprintsAndExamples(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rebound-queue/rebound/breaker"
 )
 
 // ResolveParams closes one entry with [Store.Resolve].
@@ -14,13 +16,17 @@ type ResolveParams struct {
 	// ID is the entry to resolve.
 	ID int64 `json:"id"`
 	// Note says why (required, not blank): what was found, what was done.
+	// At most breaker.MaxTextBytes of UTF-8, no NUL (breaker.ValidateText).
 	Note string `json:"note"`
 	// By names who resolved it (resolved_by). Defaults to [DefaultActor].
+	// At most breaker.MaxTextBytes, no control characters
+	// (breaker.ValidateActor).
 	By string `json:"by,omitempty"`
 }
 
 // Resolve marks an unresolved or retried entry resolved with a note and
-// returns it. Errors: [ErrInvalid] (no note, bad ID), [ErrNotFound],
+// returns it. Errors: [ErrInvalid] (no note, bad ID, a note or by that
+// breaks the rule of free text, naming it), [ErrNotFound],
 // [ErrAlreadyResolved]; the entry is unchanged when an error is returned.
 func (s *Store) Resolve(ctx context.Context, params ResolveParams) (*Entry, error) {
 	var e *Entry
@@ -36,6 +42,9 @@ func (s *Store) Resolve(ctx context.Context, params ResolveParams) (*Entry, erro
 func (s *Store) ResolveTx(ctx context.Context, tx pgx.Tx, params ResolveParams) (*Entry, error) {
 	if params.ID < 1 {
 		return nil, fmt.Errorf("%w: entry ID %d", ErrInvalid, params.ID)
+	}
+	if err := validateNoteAndActor(params.Note, params.By); err != nil {
+		return nil, err
 	}
 	note := strings.TrimSpace(params.Note)
 	if note == "" {
@@ -64,9 +73,11 @@ type ResolveManyParams struct {
 	// Filter selects the entries; resolved ones are never touched. Empty
 	// Statuses means [StatusUnresolved].
 	Filter
-	// Note says why (required, not blank).
+	// Note says why (required, not blank). At most breaker.MaxTextBytes
+	// of UTF-8, no NUL (breaker.ValidateText).
 	Note string `json:"note"`
-	// By names who resolved them. Defaults to [DefaultActor].
+	// By names who resolved them. Defaults to [DefaultActor]. At most
+	// breaker.MaxTextBytes, no control characters (breaker.ValidateActor).
 	By string `json:"by,omitempty"`
 	// DryRun reports what would be resolved and changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
@@ -81,7 +92,8 @@ type ResolveManyResult struct {
 }
 
 // ResolveMany resolves every entry matching params in one statement.
-// Errors wrap [ErrInvalid] for a missing note or a bad filter.
+// Errors wrap [ErrInvalid] for a missing note, a note or by that breaks the
+// rule of free text (naming it) or a bad filter.
 func (s *Store) ResolveMany(ctx context.Context, params ResolveManyParams) (*ResolveManyResult, error) {
 	var res *ResolveManyResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -95,6 +107,9 @@ func (s *Store) ResolveMany(ctx context.Context, params ResolveManyParams) (*Res
 // ResolveManyTx is [Store.ResolveMany] inside the caller's transaction.
 func (s *Store) ResolveManyTx(ctx context.Context, tx pgx.Tx, params ResolveManyParams) (*ResolveManyResult, error) {
 	if err := params.validate(); err != nil {
+		return nil, err
+	}
+	if err := validateNoteAndActor(params.Note, params.By); err != nil {
 		return nil, err
 	}
 	note := strings.TrimSpace(params.Note)
@@ -128,6 +143,25 @@ func (s *Store) ResolveManyTx(ctx context.Context, tx pgx.Tx, params ResolveMany
 		ids = []int64{}
 	}
 	return &ResolveManyResult{DryRun: params.DryRun, IDs: ids}, nil
+}
+
+// validateNoteAndActor refuses, as [ErrInvalid] naming the field, a note
+// that breaks breaker.ValidateText's rule or a by that breaks
+// breaker.ValidateActor's: the one rule for every text an operator records.
+func validateNoteAndActor(note, by string) error {
+	if err := breaker.ValidateText("note", note); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return validateActor(by)
+}
+
+// validateActor refuses, as [ErrInvalid], a by that breaks
+// breaker.ValidateActor's rule.
+func validateActor(by string) error {
+	if err := breaker.ValidateActor("by", by); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 func actor(by string) string {

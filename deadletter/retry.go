@@ -41,6 +41,8 @@ type RetryParams struct {
 	// Force retries an entry that is already retried or resolved.
 	Force bool `json:"force,omitempty"`
 	// By names who retried it (retried_by). Defaults to [DefaultActor].
+	// At most breaker.MaxTextBytes, no control characters
+	// (breaker.ValidateActor).
 	By string `json:"by,omitempty"`
 }
 
@@ -64,7 +66,8 @@ type RetryResult struct {
 //
 // Errors: [ErrNotFound]; [ErrAlreadyRetried] or [ErrResolved] without
 // params.Force (also when another caller retried it a moment ago: each entry
-// is replayed once however many callers race); [ErrInvalid] for an ID < 1.
+// is replayed once however many callers race); [ErrInvalid] for an ID < 1
+// or a By that breaks breaker.ValidateActor's rule.
 // Nothing is inserted when an error is returned.
 func (s *Store) Retry(ctx context.Context, params RetryParams) (*RetryResult, error) {
 	var res *RetryResult
@@ -81,6 +84,9 @@ func (s *Store) Retry(ctx context.Context, params RetryParams) (*RetryResult, er
 func (s *Store) RetryTx(ctx context.Context, tx pgx.Tx, params RetryParams) (*RetryResult, error) {
 	if params.ID < 1 {
 		return nil, fmt.Errorf("%w: entry ID %d", ErrInvalid, params.ID)
+	}
+	if err := validateActor(params.By); err != nil {
+		return nil, err
 	}
 	var c candidate
 	err := tx.QueryRow(ctx, "SELECT id, status, retried_job_id FROM "+Table+" WHERE id = $1", params.ID).
@@ -131,7 +137,8 @@ type RetryManyParams struct {
 	Force bool `json:"force,omitempty"`
 	// DryRun reports what would be retried and changes nothing.
 	DryRun bool `json:"dry_run,omitempty"`
-	// By names who retried them. Defaults to [DefaultActor].
+	// By names who retried them. Defaults to [DefaultActor]. At most
+	// breaker.MaxTextBytes, no control characters (breaker.ValidateActor).
 	By string `json:"by,omitempty"`
 	// BatchSize is how many entries one transaction retries (RetryMany
 	// only). Defaults to [DefaultRetryBatchSize].
@@ -195,28 +202,6 @@ func (s *Store) RetryMany(ctx context.Context, params RetryManyParams) (*RetryMa
 	return res, nil
 }
 
-// RetryManyTx is [Store.RetryMany] inside the caller's transaction, in one
-// batch.
-func (s *Store) RetryManyTx(ctx context.Context, tx pgx.Tx, params RetryManyParams) (*RetryManyResult, error) {
-	cands, err := s.retryCandidates(ctx, tx, &params)
-	if err != nil {
-		return nil, err
-	}
-	res := &RetryManyResult{DryRun: params.DryRun, Retried: []RetryResult{}, Skipped: []SkippedEntry{}}
-	if params.DryRun {
-		res.Retried = dryRunResults(cands)
-		return res, nil
-	}
-	if len(cands) == 0 {
-		return res, nil
-	}
-	res.Retried, res.Skipped, err = s.retryBatch(ctx, tx, cands, params.Force, params.By)
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
 type candidate struct {
 	id           int64
 	riverJobID   int64
@@ -227,6 +212,9 @@ type candidate struct {
 
 func (s *Store) retryCandidates(ctx context.Context, q dbtx, params *RetryManyParams) ([]candidate, error) {
 	if err := params.validate(); err != nil {
+		return nil, err
+	}
+	if err := validateActor(params.By); err != nil {
 		return nil, err
 	}
 	if !params.Force {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/internal/strictjson"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -31,11 +32,11 @@ const (
 	// DefaultHTTPMethod is the method when args give none.
 	DefaultHTTPMethod = http.MethodPost
 	// DefaultHTTPTimeoutSeconds is the whole-request timeout when args give
-	// none, in seconds. The job's River timeout follows it (River's own
-	// default would be 1 minute).
+	// none, in seconds. The job's River timeout follows it (see
+	// [HTTPRequestWorker.Timeout]; River's own default would be 1 minute).
 	DefaultHTTPTimeoutSeconds = 30
-	// MaxHTTPTimeoutSeconds is the largest timeout_seconds accepted: 1 hour,
-	// River's default RescueStuckJobsAfter.
+	// MaxHTTPTimeoutSeconds is the largest timeout_seconds accepted, in
+	// seconds (1 hour).
 	MaxHTTPTimeoutSeconds = 3600
 	// HTTPErrorBodyLimit is how much of a non-2xx response body is kept in
 	// the error (and so in the job's errors), in bytes.
@@ -56,25 +57,39 @@ const (
 //	 "body": {"any": "JSON"},                 // optional, sent as JSON
 //	 "timeout_seconds": 30,                   // default 30, at most 3600
 //	 "operation_key": "api.example.com"}      // default: the URL's host
+//
+// Each field's help tag is what `enqueue http_request --help` lists.
 type HTTPRequestArgs struct {
-	// URL is the absolute http or https URL to call. Required.
-	URL string `json:"url"`
+	// URL is the absolute http or https URL to call, valid UTF-8. Required.
+	URL string `json:"url" help:"required: the absolute http or https URL to call"`
 	// Method is the HTTP method (GET, HEAD, POST, PUT, PATCH, DELETE or
 	// OPTIONS). Default POST.
-	Method string `json:"method,omitempty"`
+	Method string `json:"method,omitempty" help:"GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS (default POST)"`
 	// Headers are added to the request. An Idempotency-Key given here is
 	// used as it is; otherwise rebound sets one derived from the job.
-	Headers map[string]string `json:"headers,omitempty"`
+	Headers map[string]string `json:"headers,omitempty" help:"request headers, name to value; an Idempotency-Key given here is sent as it is, otherwise rebound sends one derived from the job"`
 	// Body is sent as the request body, as the JSON it is (Content-Type
 	// application/json unless Headers say otherwise). Absent or null sends
 	// no body.
-	Body json.RawMessage `json:"body,omitempty"`
+	Body json.RawMessage `json:"body,omitempty" help:"sent as the request body, as the JSON it is (Content-Type application/json unless headers say otherwise); absent or null: no body"`
 	// TimeoutSeconds bounds the whole request (connect, send, response
 	// body), in seconds; fractions allowed. Default 30, at most 3600.
-	TimeoutSeconds float64 `json:"timeout_seconds,omitempty"`
-	// OperationKey names the circuit breaker this job shares with others.
-	// Default: the URL's host (with its port, if any), lower-cased.
-	OperationKey string `json:"operation_key,omitempty"`
+	TimeoutSeconds float64 `json:"timeout_seconds,omitempty" help:"bound of the whole request in seconds, fractions allowed (default 30, at most 3600)"`
+	// ExplicitOperationKey (JSON operation_key) names the circuit breaker
+	// this job shares with others: at most MaxOperationKeyLength characters
+	// of valid UTF-8, not blank, no control characters
+	// (breaker.ValidateKey). Empty means the URL's host (with its port, if
+	// any), lower-cased; see [HTTPRequestArgs.OperationKey].
+	ExplicitOperationKey string `json:"operation_key,omitempty" help:"the circuit breaker this job shares with others, at most 200 characters (default: the URL's host, with its port)"`
+}
+
+// OperationKey implements [OperationKeyer]: operation_key when given, else
+// the URL's host (with its port, if any), lower-cased ([URLHost]).
+func (a HTTPRequestArgs) OperationKey() string {
+	if a.ExplicitOperationKey != "" {
+		return a.ExplicitOperationKey
+	}
+	return URLHost(a.URL)
 }
 
 // Kind implements river.JobArgs.
@@ -111,8 +126,35 @@ var httpMethods = map[string]bool{
 // Validate reports the first problem with the args, naming the field, as an
 // error wrapping [ErrInvalidArgs]; nil when they can be delivered.
 func (a HTTPRequestArgs) Validate() error {
+	if err := a.validateRequest(); err != nil {
+		return err
+	}
+	if a.ExplicitOperationKey != "" {
+		if n := utf8.RuneCountInString(a.ExplicitOperationKey); n > MaxOperationKeyLength {
+			return fmt.Errorf("%w: operation_key must be at most %d characters (got %d)", ErrInvalidArgs, MaxOperationKeyLength, n)
+		}
+		// The circuit breaker's rule: not blank, no control characters.
+		if err := breaker.ValidateKey(a.ExplicitOperationKey); err != nil {
+			return fmt.Errorf("%w: operation_key: %v", ErrInvalidArgs, err)
+		}
+	}
+	if math.IsNaN(a.TimeoutSeconds) || a.TimeoutSeconds < 0 || a.TimeoutSeconds > MaxHTTPTimeoutSeconds {
+		return fmt.Errorf("%w: timeout_seconds must be between 0 (default %d) and %d, got %v",
+			ErrInvalidArgs, DefaultHTTPTimeoutSeconds, MaxHTTPTimeoutSeconds, a.TimeoutSeconds)
+	}
+	return nil
+}
+
+// validateRequest is the part of Validate about the request itself: url,
+// method, headers. (A job whose operation key or timeout another producer
+// set out of range is still delivered: the registry shortens a long key,
+// the breaker gate dead-letters an invalid one.)
+func (a HTTPRequestArgs) validateRequest() error {
 	if a.URL == "" {
 		return fmt.Errorf("%w: url is required", ErrInvalidArgs)
+	}
+	if !utf8.ValidString(a.URL) {
+		return fmt.Errorf("%w: url: not valid UTF-8", ErrInvalidArgs)
 	}
 	u, err := url.Parse(a.URL)
 	if err != nil {
@@ -135,19 +177,6 @@ func (a HTTPRequestArgs) Validate() error {
 			return fmt.Errorf("%w: headers: the value of %q contains a line break or NUL", ErrInvalidArgs, name)
 		}
 	}
-	if a.OperationKey != "" {
-		if n := utf8.RuneCountInString(a.OperationKey); n > MaxOperationKeyLength {
-			return fmt.Errorf("%w: operation_key must be at most %d characters (got %d)", ErrInvalidArgs, MaxOperationKeyLength, n)
-		}
-		// The circuit breaker's rule: not blank, no control characters.
-		if err := breaker.ValidateKey(a.OperationKey); err != nil {
-			return fmt.Errorf("%w: operation_key: %v", ErrInvalidArgs, err)
-		}
-	}
-	if math.IsNaN(a.TimeoutSeconds) || a.TimeoutSeconds < 0 || a.TimeoutSeconds > MaxHTTPTimeoutSeconds {
-		return fmt.Errorf("%w: timeout_seconds must be between 0 (default %d) and %d, got %v",
-			ErrInvalidArgs, DefaultHTTPTimeoutSeconds, MaxHTTPTimeoutSeconds, a.TimeoutSeconds)
-	}
 	return nil
 }
 
@@ -160,25 +189,26 @@ func HTTPRequestKind() Kind {
 			if err := decodeStrict(raw, &a); err != nil {
 				return nil, err
 			}
+			// Decoding turned bytes that are not UTF-8 (and lone \ud800
+			// escapes) into U+FFFD; refuse them rather than call, and key a
+			// breaker by, something other than what was sent.
+			unmarked := bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // as decodeStrict reads it
+			for _, field := range []string{"url", "operation_key"} {
+				if err := strictjson.Check([]byte(gjson.GetBytes(unmarked, field).Raw)); err != nil {
+					return nil, fmt.Errorf("%w: %s: %v", ErrInvalidArgs, field, err)
+				}
+			}
 			if err := a.Validate(); err != nil {
 				return nil, err
 			}
 			return a, nil
 		},
-		OperationKey: httpRequestOperationKey,
+		OperationKey: ArgsOperationKey[HTTPRequestArgs],
+		Args:         ArgsOf(HTTPRequestArgs{}),
 		AddWorker: func(workers *river.Workers, deps WorkerDeps) error {
-			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient})
+			return river.AddWorkerSafely(workers, &HTTPRequestWorker{Client: deps.HTTPClient, RescueGrace: deps.RescueGrace})
 		},
 	}
-}
-
-// httpRequestOperationKey reads operation_key, else the URL's host.
-func httpRequestOperationKey(raw []byte) string {
-	res := gjson.GetManyBytes(raw, "operation_key", "url")
-	if k := res[0].String(); k != "" {
-		return k
-	}
-	return URLHost(res[1].String())
 }
 
 // URLHost returns the lower-cased host (with port, if any) of rawURL, or ""
@@ -218,7 +248,10 @@ type HTTPStatusError struct {
 	Wait time.Duration
 	// Body is the start of the response body, at most
 	// [HTTPErrorBodyLimit] bytes, with secrets (API keys, tokens,
-	// passwords, Authorization values) replaced by redact.Marker.
+	// passwords, Authorization values) replaced by redact.Marker. It is
+	// kept as the upstream sent it, NUL and invalid UTF-8 included: the
+	// attempt recorder makes the text River stores storable (package
+	// storable), and Go callers keep the original.
 	Body string
 }
 
@@ -243,37 +276,72 @@ func (e *HTTPStatusError) RetryAfter() time.Duration { return e.Wait }
 type HTTPRequestWorker struct {
 	river.WorkerDefaults[HTTPRequestArgs]
 
-	// Client sends the requests. nil means [NewHTTPClient]'s.
+	// Client sends the requests. nil means [NewHTTPClient]'s. A client
+	// without a CheckRedirect gets [CheckRedirect], so a redirect loop is a
+	// [*RedirectError] whatever the client.
 	Client *http.Client
 	// UserAgent is sent unless the job's headers set one. Default
 	// "rebound/1".
 	UserAgent string
 	// Now is the clock used to read Retry-After dates. nil means time.Now.
 	Now func() time.Time
+	// RescueGrace is added to timeout_seconds to give River the job's
+	// timeout (see [HTTPRequestWorker.Timeout]). 0 means
+	// [DefaultRescueGrace].
+	RescueGrace time.Duration
 }
 
 // NewHTTPClient returns the client http_request workers use by default: no
 // overall timeout (each job's timeout_seconds bounds its request through
 // the context), keep-alive connections shared by all jobs (up to 64 idle
-// per host), at most 10 redirects.
+// per host), at most [MaxHTTPRedirects] redirects, to http and https URLs
+// only ([CheckRedirect]), the proxy from the environment (HTTPS_PROXY,
+// HTTP_PROXY, NO_PROXY) with a refused CONNECT reported as a
+// [*ProxyConnectError].
 func NewHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64
-	return &http.Client{Transport: t}
+	t.OnProxyConnectResponse = proxyConnectResponse
+	return &http.Client{Transport: t, CheckRedirect: CheckRedirect}
 }
 
-// Timeout makes River's job timeout follow the args' timeout_seconds.
+// Timeout is the timeout River knows the job by: the args' timeout_seconds
+// plus RescueGrace (default [DefaultRescueGrace], 15 s). Work stops the
+// request itself at timeout_seconds; River's deadline is a backstop, and
+// River's rescuer leaves a running job alone until this much time has
+// passed since its attempt started (its rule: a kind's own timeout wins
+// over RescueStuckJobsAfter when longer). The grace covers a difference
+// between the rescuing pod's clock and the database's (River compares the
+// pod's time.Now with attempted_at, which PostgreSQL sets) and the time to
+// save the job's result, so a job still within its deadline is never
+// rescued and run twice.
 func (w *HTTPRequestWorker) Timeout(job *river.Job[HTTPRequestArgs]) time.Duration {
-	return job.Args.Timeout()
+	grace := w.RescueGrace
+	if grace <= 0 {
+		grace = DefaultRescueGrace
+	}
+	return job.Args.Timeout() + grace
 }
 
-// Work sends the request. A transport error is returned wrapped (so the
-// retry policy sees the net.Error, syscall error or context error inside);
-// a non-2xx response is an [*HTTPStatusError]. The status and latency are
-// recorded as the job's result either way.
+// Work sends the request, bounded by timeout_seconds (connect, send,
+// response body). A transport error is returned wrapped (so the retry policy
+// sees the net.Error, syscall error, x509 error or context error inside), as
+// a [*TransportError] when net/http gives it no type the retry policy reads,
+// a [*RedirectError] or a [*ProxyConnectError]; a non-2xx response is an
+// [*HTTPStatusError] (an error reading its body is ignored: the status
+// decides). A url, method or headers that do not validate (a job inserted
+// past enqueue's checks) end the job at once as class bad_request, without a
+// request. The status and latency are recorded as the job's result when a
+// response arrives.
 func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequestArgs]) error {
 	a := job.Args
+	if err := a.validateRequest(); err != nil {
+		return errInvalidArgs(err)
+	}
+	// The job's own deadline: River's (see Timeout) comes RescueGrace later.
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout())
+	defer cancel()
 	method := a.MethodOrDefault()
 	var body io.Reader
 	if len(a.Body) > 0 && !bytes.Equal(bytes.TrimSpace(a.Body), []byte("null")) {
@@ -303,6 +371,12 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 	client := w.Client
 	if client == nil {
 		client = defaultHTTPClient
+	} else if client.CheckRedirect == nil {
+		// net/http's default policy reports a redirect loop by message
+		// alone; use ours, which gives it a type.
+		c := *client
+		c.CheckRedirect = CheckRedirect
+		client = &c
 	}
 	start := time.Now()
 	resp, err := client.Do(req)
@@ -317,15 +391,7 @@ func (w *HTTPRequestWorker) Work(ctx context.Context, job *river.Job[HTTPRequest
 			}
 			return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
 		}
-		err = fmt.Errorf("%s %s: %w", method, redactURL(a.URL), err)
-		if retrypolicy.Classify(err) == retrypolicy.ClassUnknown {
-			// With the context alive, anything the transport returns is a
-			// failure of the connection: a server (or a proxy whose backend
-			// died) closing it without an answer comes back as a bare
-			// io.EOF, which on its own says nothing. Here it is network.
-			return retrypolicy.Retryable(err, retrypolicy.ClassNetwork)
-		}
-		return err
+		return fmt.Errorf("%s %s: %w", method, redactURL(a.URL), classifyTransport(err))
 	}
 	latency := time.Since(start)
 	defer resp.Body.Close()

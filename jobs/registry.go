@@ -8,6 +8,12 @@
 //     webhook / API-call job. A 2xx response is success; any other status is
 //     an [*HTTPStatusError] that the retry policy classifies by its
 //     StatusCode and RetryAfter methods.
+//   - synthetic ([SyntheticArgs]): sleep, fail or panic as the args say,
+//     to rehearse outages and measure the queue.
+//   - weekly_intelligence ([WeeklyIntelligenceArgs]): fetch one user's
+//     report for one ISO week from a reports API (base URL from the
+//     workers' config, [WeeklyIntelligenceConfig]) and record it as the
+//     job's result; usually enqueued as a batch.
 //
 // # Operation keys
 //
@@ -29,13 +35,16 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
-	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // MetadataOperationKey is the key in a job's metadata that holds its
@@ -59,13 +68,32 @@ type Kind struct {
 
 	// AddWorker registers the kind's worker in workers, built with deps.
 	AddWorker func(workers *river.Workers, deps WorkerDeps) error
+
+	// Args documents the fields of the kind's args for help texts
+	// (`enqueue KIND --help`); build it with [ArgsOf]. nil: none listed.
+	Args []Arg
 }
 
 // WorkerDeps are what kinds' workers may need from the pod.
 type WorkerDeps struct {
 	// HTTPClient sends outgoing HTTP requests. nil means [NewHTTPClient]'s.
 	HTTPClient *http.Client
+	// RescueGrace is what a kind with a deadline of its own adds to it to
+	// give River the job's timeout (see [DefaultRescueGrace]). 0 means
+	// DefaultRescueGrace.
+	RescueGrace time.Duration
 }
+
+// DefaultRescueGrace is how long, after a job's own deadline, River's
+// rescuer still leaves the job alone: 15 s. A kind whose worker knows how
+// long a job may take (http_request: timeout_seconds) stops the job itself
+// at that deadline and gives River a Timeout of deadline + grace, because
+// River's rescuer skips a running job until its kind's Timeout has passed
+// since the attempt started, and compares the rescuing pod's clock with
+// attempted_at, which PostgreSQL's clock set. The grace covers the
+// difference between those clocks and the time to save the job's result,
+// so a job still within its deadline is never rescued and run twice.
+const DefaultRescueGrace = 15 * time.Second
 
 // AddWorkers registers the worker of every kind in r.
 func (r *Registry) AddWorkers(workers *river.Workers, deps WorkerDeps) error {
@@ -108,11 +136,17 @@ var ErrInvalidArgs = errors.New("invalid args")
 func Builtin() *Registry {
 	r := &Registry{}
 	r.Register(HTTPRequestKind())
+	r.Register(SyntheticKind())
+	r.Register(WeeklyIntelligenceKind(WeeklyIntelligenceConfig{}))
 	return r
 }
 
 // Register adds k, replacing a kind of the same name. It panics on a name
 // shorter than 2 characters or a nil Parse, which are programming errors.
+//
+// The registry's Parse (and the Parse of the Kind that [Registry.Lookup]
+// returns) first refuses args PostgreSQL cannot store, whatever the kind:
+// see [CheckStorableArgs].
 func (r *Registry) Register(k Kind) {
 	if len(k.Name) < 2 || k.Parse == nil {
 		panic(fmt.Sprintf("jobs: kind %q needs a name of 2+ characters and a Parse func", k.Name))
@@ -120,7 +154,31 @@ func (r *Registry) Register(k Kind) {
 	if r.kinds == nil {
 		r.kinds = map[string]Kind{}
 	}
+	parse := k.Parse
+	k.Parse = func(raw []byte) (river.JobArgs, error) {
+		if err := CheckStorableArgs(raw); err != nil {
+			return nil, err
+		}
+		return parse(raw)
+	}
 	r.kinds[k.Name] = k
+}
+
+// CheckStorableArgs returns an error wrapping [ErrInvalidArgs] and a
+// *storable.JSONError when a string of the args JSON (a value or an object
+// key, at any depth) holds what PostgreSQL's jsonb refuses: a NUL (\u0000),
+// invalid UTF-8 or an unpaired UTF-16 surrogate escape. The message names
+// the field, e.g.
+//
+//	invalid args: args.body.name: contains a NUL character (\u0000), which PostgreSQL cannot store
+//
+// It reads the raw bytes, before encoding/json would turn invalid UTF-8
+// into U+FFFD. Malformed JSON passes (the kind's Parse reports it).
+func CheckStorableArgs(raw []byte) error {
+	if err := storable.CheckJSON(raw, "args"); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidArgs, err)
+	}
+	return nil
 }
 
 // Names returns the registered kind names, sorted.
@@ -156,10 +214,8 @@ func (r *Registry) Parse(kind string, raw []byte) (river.JobArgs, error) {
 // from the raw args, else the kind's name, through [NormalizeOperationKey].
 // It never fails and does no I/O.
 func (r *Registry) OperationKey(kind string, rawArgs, metadata []byte) string {
-	if len(metadata) > 0 {
-		if v := gjson.GetBytes(metadata, MetadataOperationKey); v.Type == gjson.String && v.Str != "" {
-			return NormalizeOperationKey(v.Str)
-		}
+	if key := StampedOperationKey(metadata); key != "" {
+		return NormalizeOperationKey(key)
 	}
 	if k, ok := r.kinds[kind]; ok && k.OperationKey != nil {
 		if key := k.OperationKey(rawArgs); key != "" {
@@ -217,12 +273,59 @@ func decodeStrict(raw []byte, v any) error {
 			}
 			return fmt.Errorf("%w: %s must be %s, not %s", ErrInvalidArgs, te.Field, jsonKindOf(te.Type), jsonKind(te.Value))
 		}
-		return fmt.Errorf("%w: %s", ErrInvalidArgs, strings.TrimPrefix(err.Error(), "json: "))
+		return fmt.Errorf("%w: %s", ErrInvalidArgs, decodeErrorMessage(raw, err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
 	}
 	return nil
+}
+
+// argsQuoteBytes is how much of malformed args an error message quotes.
+const argsQuoteBytes = 40
+
+// decodeErrorMessage says what is wrong with args encoding/json could not
+// decode, in the terms of someone typing them rather than Go's: what was
+// expected, what came (quoted, at most argsQuoteBytes bytes) and where
+// (byte counted from 1), e.g.
+//
+//	not valid JSON: expected a JSON object {...}, got "notjson" (invalid character 'o' at byte 2)
+//	not valid JSON: invalid character '}' looking for beginning of object key string at byte 8
+//	not valid JSON: it ends before the args object does
+func decodeErrorMessage(raw []byte, err error) string {
+	trimmed := bytes.TrimSpace(raw)
+	if len(trimmed) == 0 {
+		return "empty: expected a JSON object {...}"
+	}
+	var se *json.SyntaxError
+	object := trimmed[0] == '{'
+	switch {
+	case errors.As(err, &se) && object:
+		return fmt.Sprintf("not valid JSON: %s at byte %d", se.Error(), se.Offset)
+	case errors.As(err, &se):
+		// "in literal null (expecting 'u')" speaks of a JSON literal the
+		// user never meant to write: keep the character and where.
+		what, _, _ := strings.Cut(se.Error(), " in literal ")
+		return fmt.Sprintf("not valid JSON: expected a JSON object {...}, got %s (%s at byte %d)", quoteArgs(trimmed), what, se.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF) && object:
+		return "not valid JSON: it ends before the args object does"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("not valid JSON: expected a JSON object {...}, got %s (it ends too early)", quoteArgs(trimmed))
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// quoteArgs quotes the first argsQuoteBytes bytes of raw, secrets hidden
+// (redact.Text), with "…" after the quote when raw is longer.
+func quoteArgs(raw []byte) string {
+	if len(raw) <= argsQuoteBytes {
+		return strconv.Quote(redact.Text(string(raw)))
+	}
+	cut := argsQuoteBytes
+	for cut > 0 && !utf8.RuneStart(raw[cut]) {
+		cut--
+	}
+	return strconv.Quote(redact.Text(string(raw[:cut]))) + "…"
 }
 
 // jsonKind names the JSON value kind encoding/json reports ("array",

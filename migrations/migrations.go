@@ -7,8 +7,8 @@
 //
 //   - sql/NNN_name.sql: versioned, forward-only migrations applied in order
 //     of NNN, each in its own transaction together with its row in the
-//     rebound_migration table. An applied file is never edited: a change
-//     comes as a new file.
+//     rebound_migration table. An applied file's statements are never
+//     edited (comments may be): a change comes as a new file.
 //   - sql/river_triggers/NAME.sql: one CREATE TRIGGER statement each for a
 //     trigger named NAME on River's river_job table (the dead-letter capture).
 //     They are dropped before River's own migrations run (a River migration
@@ -16,13 +16,42 @@
 //     column) and created again after every migration has run, so
 //     `rebound migrate up` also repairs a trigger that went missing.
 //
+// # From a service's start-up
+//
+// A Go service that runs rebound (package rebound) migrates with this
+// package, before it starts its pod, the way `rebound migrate up` does:
+//
+//	m, err := migrations.New(pool, nil)
+//	if err != nil { ... }
+//	applied, err := m.Up(ctx) // nothing to apply: an empty slice
+//
+// A pod's Start checks the result with [Migrator.Check] and refuses to work
+// on a database that is behind ([ErrBehind]).
+//
+// # Version numbers
+//
+// A database records each applied migration by its number alone
+// (rebound_migration.version; no checksum), and [Migrator.Up] applies every
+// number it has no row for. So a number is a migration's identity, not a
+// position, and numbers are never changed or reused: renumbering 010 to 006
+// would make every database that applied 010 run it again as 006 (and fail:
+// its constraint exists) while keeping a row for a 010 no file has. The
+// numbers need not be dense: 006 to 009 were never used (010 was written on
+// the circuit breaker's branch while the dead-letter queue's branch was
+// still adding migrations, 005 among them, and took a number clear of
+// theirs). A new migration takes a number above every existing file: one in a
+// gap would run after higher numbers on databases already migrated, and
+// before them on new ones. TestVersionNumbersAreIdentities pins this.
+//
 // # Concurrency
 //
-// [Migrator.Up] holds a session-level PostgreSQL advisory lock for its whole
-// run, so any number of pods may run it at the same moment: one migrates, the
-// others wait and then find nothing to do. Session advisory locks need a
-// direct connection: behind PgBouncer in transaction mode, point DATABASE_URL
-// for `rebound migrate` at PostgreSQL itself.
+// [Migrator.Up] holds a session-level PostgreSQL advisory lock
+// ([AdvisoryLockKey]) for its whole run, so any number of pods may run it at
+// the same moment, at start-up: one migrates, the others wait (up to
+// Config.LockTimeout) and then find nothing to do. Session advisory locks
+// need a direct connection: behind PgBouncer in transaction mode, point
+// DATABASE_URL for `rebound migrate` (or the pool given to [New]) at
+// PostgreSQL itself.
 package migrations
 
 import (

@@ -134,8 +134,10 @@ func TestUpAfterRiverDowngradeWithTriggerInPlace(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m.Check(ctx))
 
-	_, err = pool.Exec(ctx, "DROP TRIGGER rebound_dead_letter_capture ON river_job")
-	require.NoError(t, err)
+	for _, tr := range migrations.Triggers() {
+		_, err = pool.Exec(ctx, "DROP TRIGGER "+tr.Name+" ON river_job")
+		require.NoError(t, err)
+	}
 	river, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	require.NoError(t, err)
 	_, err = river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: 3})
@@ -205,8 +207,10 @@ func TestFailedRiverMigrationKeepsTriggers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
-	_, err := pool.Exec(ctx, "DROP TRIGGER rebound_dead_letter_capture ON river_job")
-	require.NoError(t, err)
+	for _, tr := range migrations.Triggers() {
+		_, err := pool.Exec(ctx, "DROP TRIGGER "+tr.Name+" ON river_job")
+		require.NoError(t, err)
+	}
 	river, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	require.NoError(t, err)
 	_, err = river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: 3})
@@ -227,4 +231,25 @@ func TestFailedRiverMigrationKeepsTriggers(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx,
 		"SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'river_job'::regclass AND tgname = 'rebound_dead_letter_capture')").Scan(&exists))
 	require.True(t, exists)
+}
+
+// A migration's number is its identity in every database that applied it:
+// the applied ones keep their numbers and names, nothing fills the 006-009
+// gap, and new files come after 010.
+func TestVersionNumbersAreIdentities(t *testing.T) {
+	t.Parallel()
+	applied := map[int]string{1: "foundation", 2: "dead_letter_capture", 3: "circuit_breaker", 4: "metric_snapshot",
+		5: "dead_letter_fixes", 10: "breaker_key_rule"}
+	seen := map[int]bool{}
+	for _, m := range migrations.All() {
+		seen[m.Version] = true
+		if name, ok := applied[m.Version]; ok {
+			require.Equal(t, name, m.Name, "version %d", m.Version)
+			continue
+		}
+		require.Greater(t, m.Version, 10, "%03d_%s: a new migration takes a number above every existing one", m.Version, m.Name)
+	}
+	for v := range applied {
+		require.True(t, seen[v], "version %d is applied in the field: keep its file", v)
+	}
 }

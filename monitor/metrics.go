@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,9 +65,10 @@ func (m *Metrics) ObserveFailedAttempt(kind, class, strategy string, retry bool,
 }
 
 // NewMetrics creates rebound's in-process metrics and registers them with
-// reg (use a non-global registry; prometheus.NewRegistry()). It panics if
-// one is already registered there, as prometheus.MustRegister does.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// reg (use a non-global registry; prometheus.NewRegistry()). It returns an
+// error naming the metric when one is already registered there (a second
+// pod on the same registry), and registers none of them then.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		JobAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
@@ -96,6 +98,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets:   []float64{.1, .5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
 		}, []string{"class"}),
 	}
-	reg.MustRegister(m.JobAttempts, m.JobDuration, m.JobErrors, m.RetriesScheduled, m.RetryDelay)
-	return m
+	collectors := []prometheus.Collector{m.JobAttempts, m.JobDuration, m.JobErrors, m.RetriesScheduled, m.RetryDelay}
+	for i, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			for _, done := range collectors[:i] {
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("register rebound's job metrics: %w", err)
+		}
+	}
+	return m, nil
 }

@@ -9,7 +9,7 @@ import (
 
 // Strategy is how the wait grows with the attempt number. n is the number of
 // the attempt that just failed (1-based), base is the policy's initial_delay
-// (DESIGN.md, "Strategies").
+// (docs/architecture.md, "The default decision matrix").
 type Strategy string
 
 const (
@@ -190,7 +190,7 @@ type DelayParams struct {
 	Previous time.Duration
 }
 
-// Delay computes the wait before the next attempt (DESIGN.md, "Strategies"):
+// Delay computes the wait before the next attempt (docs/architecture.md, "The default decision matrix"):
 //
 //  1. the strategy's wait: Strategy.Delay(InitialDelay, Attempt);
 //  2. jitter (Jitter; decorrelated replaces step 1);

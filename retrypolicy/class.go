@@ -6,7 +6,7 @@ package retrypolicy
 // never renamed.
 //
 // The classes and what each means by default come from the seed document's
-// decision matrix (DESIGN.md, "Default retry decision matrix"); see
+// decision matrix (docs/architecture.md, "The default decision matrix"); see
 // [DefaultRule] for the retry decision and strategy of each.
 type Class string
 
@@ -61,6 +61,20 @@ const (
 	// that does not exist). Not retried.
 	ClassNotFound Class = "not_found"
 
+	// ClassMisconfigured: the request cannot succeed as it is set up,
+	// however healthy the downstream is, until someone changes the job's
+	// URL, the client's trust store or the server's setup: a server
+	// certificate that does not verify (self-signed, expired, unknown
+	// authority, issued for another host name), a peer that does not speak
+	// TLS where TLS was asked for, a redirect loop. Not retried, and never
+	// counted by the circuit breaker: one misaddressed job must not park the
+	// healthy jobs of its host. A TLS handshake that times out or is reset
+	// stays [ClassTimeout] / [ClassNetwork]. The name says what the operator
+	// must fix (a configuration), not the layer that failed, because
+	// redirect loops and protocol mismatches belong here as much as
+	// certificates do. See [Diagnose] for the errors recognised.
+	ClassMisconfigured Class = "misconfigured"
+
 	// ClassOutOfMemory: an explicit [OutOfMemory] marker or ENOMEM. Not
 	// retried. (A real Go out-of-memory kills the process: it comes back as
 	// [ClassLost].)
@@ -80,15 +94,16 @@ const (
 	ClassCancelled Class = "cancelled"
 )
 
-// allClasses lists every class in the order of DESIGN.md's matrix.
+// allClasses lists every class in the order of the decision matrix (README,
+// "What happens when a job fails").
 var allClasses = [...]Class{
 	ClassRateLimited, ClassServerError, ClassTimeout, ClassNetwork, ClassDecode,
 	ClassPanic, ClassLost, ClassUnknown, ClassBadRequest, ClassUnauthorized,
-	ClassNotFound, ClassOutOfMemory, ClassBreakerOpen, ClassCancelled,
+	ClassNotFound, ClassMisconfigured, ClassOutOfMemory, ClassBreakerOpen, ClassCancelled,
 }
 
-// Classes returns every known class, in the order of the decision matrix in
-// DESIGN.md. The slice is a fresh copy.
+// Classes returns every known class, in the order of the decision matrix
+// (README, "What happens when a job fails"). The slice is a fresh copy.
 func Classes() []Class {
 	out := make([]Class, len(allClasses))
 	copy(out, allClasses[:])
@@ -100,7 +115,7 @@ func (c Class) Valid() bool {
 	switch c {
 	case ClassRateLimited, ClassServerError, ClassTimeout, ClassNetwork, ClassDecode,
 		ClassPanic, ClassLost, ClassUnknown, ClassBadRequest, ClassUnauthorized,
-		ClassNotFound, ClassOutOfMemory, ClassBreakerOpen, ClassCancelled:
+		ClassNotFound, ClassMisconfigured, ClassOutOfMemory, ClassBreakerOpen, ClassCancelled:
 		return true
 	}
 	return false
@@ -112,8 +127,9 @@ func (c Class) String() string { return string(c) }
 // DownstreamUnhealthy reports whether a failure of this class means the
 // downstream (the operation key) is unhealthy: true for server_error, timeout
 // and network, false for every other class. The circuit breaker counts only
-// these failures (DESIGN.md, column "breaker counts"): a 404, a rate limit or
-// a bug in our own worker says nothing about the downstream's health.
+// these failures (docs/circuit-breakers.md): a 404, a rate limit, a
+// certificate issued for another host (misconfigured) or a bug in our own
+// worker says nothing about the downstream's health.
 func (c Class) DownstreamUnhealthy() bool {
 	switch c {
 	case ClassServerError, ClassTimeout, ClassNetwork:

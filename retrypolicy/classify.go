@@ -2,9 +2,12 @@ package retrypolicy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
 	"syscall"
 	"time"
 )
@@ -92,6 +95,16 @@ func Classify(err error) Class { return Diagnose(err).Class }
 //     not change — override the not_found rule in the policy to retry it);
 //     anything else, including IsTemporary, network.
 //   - *json.SyntaxError, *json.UnmarshalTypeError: decode.
+//   - A server certificate that does not verify — *tls.CertificateVerificationError,
+//     x509.CertificateInvalidError (expired, not yet valid, not allowed to
+//     sign, ...), x509.HostnameError (issued for another name),
+//     x509.UnknownAuthorityError (self-signed, private CA),
+//     x509.SystemRootsError, x509.ConstraintViolationError,
+//     x509.UnhandledCriticalExtension, x509.InsecureAlgorithmError — or
+//     tls.RecordHeaderError or http.ErrSchemeMismatch (the peer does not
+//     speak TLS: an https URL pointing at a plain HTTP port):
+//     misconfigured. Waiting does not fix any of them, and the downstream
+//     may be healthy.
 //   - err == io.ErrUnexpectedEOF: network (a peer closed mid-message).
 //   - Timeout() bool returning true (net.Error, os.ErrDeadlineExceeded,
 //     *url.Error of an http.Client timeout): timeout.
@@ -211,6 +224,8 @@ func behaviourClass(err error) Class {
 		return ClassTimeout
 	case io.ErrUnexpectedEOF:
 		return ClassNetwork
+	case http.ErrSchemeMismatch:
+		return ClassMisconfigured
 	}
 	if f, ok := err.(failureClasser); ok {
 		if c := Class(f.FailureClass()); c.Valid() {
@@ -237,6 +252,14 @@ func behaviourClass(err error) Class {
 		return ClassNetwork
 	case *json.SyntaxError, *json.UnmarshalTypeError:
 		return ClassDecode
+	case *tls.CertificateVerificationError,
+		x509.CertificateInvalidError, *x509.CertificateInvalidError,
+		x509.HostnameError, *x509.HostnameError,
+		x509.UnknownAuthorityError, *x509.UnknownAuthorityError,
+		x509.SystemRootsError, *x509.SystemRootsError,
+		x509.ConstraintViolationError, x509.UnhandledCriticalExtension, x509.InsecureAlgorithmError,
+		tls.RecordHeaderError, *tls.RecordHeaderError:
+		return ClassMisconfigured
 	}
 	if t, ok := err.(timeouter); ok && t.Timeout() {
 		return ClassTimeout

@@ -3,6 +3,8 @@ package retrypolicy_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,6 +110,14 @@ func TestClassifyWrapping(t *testing.T) {
 		{"breaker open by behaviour", fmt.Errorf("gate: %w", &breakerOpenError{key: "api"}), retrypolicy.ClassBreakerOpen},
 		{"url.Error of a cancelled request", &netURLError{err: context.Canceled}, retrypolicy.ClassCancelled},
 		{"river unknown kind", &river.UnknownJobKindError{Kind: "nope"}, retrypolicy.ClassUnknown},
+		{"expired certificate", fmt.Errorf("x: %w", x509.CertificateInvalidError{Reason: x509.Expired}), retrypolicy.ClassMisconfigured},
+		{"certificate for another host", x509.HostnameError{Host: "api.example.com"}, retrypolicy.ClassMisconfigured},
+		{"unknown authority", &x509.UnknownAuthorityError{}, retrypolicy.ClassMisconfigured},
+		{"no system roots", x509.SystemRootsError{}, retrypolicy.ClassMisconfigured},
+		{"TLS verification under a net.OpError", &net.OpError{Op: "read", Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}}, retrypolicy.ClassMisconfigured},
+		{"peer does not speak TLS", &net.OpError{Op: "remote error", Err: tls.RecordHeaderError{Msg: "tls: first record does not look like a TLS handshake"}}, retrypolicy.ClassMisconfigured},
+		{"TLS handshake reset stays network", &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, retrypolicy.ClassNetwork},
+		{"marker beats a certificate error", retrypolicy.Retryable(x509.UnknownAuthorityError{}, retrypolicy.ClassNetwork), retrypolicy.ClassNetwork},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -196,6 +206,25 @@ func TestClassifyRealErrors(t *testing.T) {
 		_, err = http.DefaultClient.Do(req)
 		require.Error(t, err)
 		require.Equal(t, retrypolicy.ClassCancelled, retrypolicy.Classify(err))
+	})
+
+	// A certificate that does not verify, and TLS asked of a peer that does
+	// not speak it: misconfigured, not retried, not counted by the breaker.
+	t.Run("TLS failures are misconfigured", func(t *testing.T) {
+		t.Parallel()
+		tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		defer tlsSrv.Close()
+		plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		defer plain.Close()
+
+		for _, url := range []string{tlsSrv.URL, "https://" + plain.Listener.Addr().String()} {
+			_, err := http.Get(url)
+			require.Error(t, err)
+			c := retrypolicy.Classify(err)
+			require.Equal(t, retrypolicy.ClassMisconfigured, c, "%v", err)
+			require.False(t, c.DownstreamUnhealthy())
+			require.False(t, retrypolicy.DefaultRule(c).Retry)
+		}
 	})
 
 	t.Run("malformed JSON is decode", func(t *testing.T) {
@@ -311,7 +340,7 @@ func TestClassDownstreamUnhealthy(t *testing.T) {
 		retrypolicy.ClassTimeout:     true,
 		retrypolicy.ClassNetwork:     true,
 	}
-	require.Len(t, retrypolicy.Classes(), 14)
+	require.Len(t, retrypolicy.Classes(), 15)
 	for _, c := range retrypolicy.Classes() {
 		require.True(t, c.Valid(), c)
 		require.Equal(t, unhealthy[c], c.DownstreamUnhealthy(), c)

@@ -50,6 +50,7 @@ retry:
       jitter: false
       classes:
         not_found: {strategy: fibonacci}
+        misconfigured: {retry: true, strategy: linear}
     weekly_intelligence:
       jitter: true
       classes:
@@ -80,6 +81,8 @@ retry:
 	// A partial class override keeps the inherited retry decision.
 	require.Equal(t, retrypolicy.Rule{Retry: true, Strategy: retrypolicy.StrategyFibonacci}, http.Rule(retrypolicy.ClassNotFound))
 	require.False(t, http.Rule(retrypolicy.ClassTimeout).Retry)
+	require.Equal(t, retrypolicy.Rule{Retry: true, Strategy: retrypolicy.StrategyLinear}, http.Rule(retrypolicy.ClassMisconfigured))
+	require.False(t, def.Rule(retrypolicy.ClassMisconfigured).Retry, "not retried by default")
 
 	weekly := set.Lookup("weekly_intelligence")
 	require.Equal(t, retrypolicy.JitterProportional, weekly.Jitter)
@@ -133,7 +136,7 @@ retry:
 retry:
   default:
     classes:
-      teapot: {retry: true}`, "retry.default.classes.teapot: unknown class (known: rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, out_of_memory, breaker_open, cancelled)"},
+      teapot: {retry: true}`, "retry.default.classes.teapot: unknown class (known: rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled)"},
 		{"unknown strategy", `
 retry:
   kinds:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // Gate guards calls to a downstream identified by an operation key; the
@@ -111,7 +113,7 @@ func Do(ctx context.Context, policy Policy, fn func(ctx context.Context) error, 
 			At:           now().UTC(),
 			Class:        diag.Class,
 			RetryAfterMS: diag.RetryAfter.Milliseconds(),
-			Error:        truncateUTF8(err.Error(), MaxErrorBytes),
+			Error:        storable.Text(err.Error(), MaxErrorBytes),
 		}
 		if !retry || attempt >= p.MaxAttempts {
 			if retry {

@@ -1,18 +1,20 @@
 // Package retrypolicy decides what happens after a job's attempt fails: it
 // classifies the failure, picks the backoff the class calls for, records the
 // attempt in the job's history, and tells River when to retry — or to stop.
-// It is the heart of rebound (see DESIGN.md). It imports no other package of
-// the module.
+// It is the heart of rebound (see docs/architecture.md). It imports no other
+// package of the module but the leaf package storable, which makes every text
+// it hands to River or writes storable by PostgreSQL.
 //
 // # Classification
 //
 // [Classify] and [Diagnose] turn an error into a [Class] (rate_limited,
 // server_error, timeout, network, decode, panic, lost, unknown, bad_request,
-// unauthorized, not_found, out_of_memory, breaker_open, cancelled) by what the
-// error can do, through every layer of wrapping: an error with StatusCode()
-// int is an HTTP failure, RetryAfter() time.Duration carries a server's
-// Retry-After, FailureClass() string names a class, net.Error, syscall.Errno,
-// *net.DNSError, the json errors and the context errors mean what their
+// unauthorized, not_found, misconfigured, out_of_memory, breaker_open,
+// cancelled) by what the error can do, through every layer of wrapping: an
+// error with StatusCode() int is an HTTP failure, RetryAfter() time.Duration
+// carries a server's Retry-After, FailureClass() string names a class,
+// net.Error, syscall.Errno, *net.DNSError, the json errors, the x509 and tls
+// certificate-verification errors and the context errors mean what their
 // documentation says. Error messages are never matched. [StatusClass] maps an
 // HTTP status alone. [Class.DownstreamUnhealthy] tells the circuit breaker
 // which classes to count.

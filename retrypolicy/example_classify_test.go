@@ -2,6 +2,7 @@ package retrypolicy_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,7 @@ func ExampleClassify() {
 		&upstreamError{status: 503},
 		fmt.Errorf("deliver: %w", refused),
 		context.DeadlineExceeded,
+		fmt.Errorf("deliver: %w", x509.UnknownAuthorityError{}), // a self-signed certificate
 		errors.New("something else"),
 	} {
 		class := retrypolicy.Classify(err)
@@ -41,6 +43,7 @@ func ExampleClassify() {
 	// server_error    retried=true  breaker counts=true
 	// network         retried=true  breaker counts=true
 	// timeout         retried=true  breaker counts=true
+	// misconfigured   retried=false breaker counts=false
 	// unknown         retried=true  breaker counts=false
 }
 

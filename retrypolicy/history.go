@@ -6,20 +6,24 @@ import (
 	"fmt"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // Size limits of one history entry, so a job with many attempts cannot
 // approach River's 32 MB output limit.
 const (
-	// MaxErrorBytes is the longest error message kept in an entry; longer
-	// messages are cut at a UTF-8 boundary and end in "…".
-	MaxErrorBytes = 4 << 10
+	// MaxErrorBytes is the longest error message kept in an entry, and in
+	// what the recorder hands to River: 4 KiB, storable.MaxErrorBytes.
+	// Messages are made storable by storable.Text: NUL and invalid UTF-8
+	// become U+FFFD, longer ones are cut at a character boundary and end in
+	// "…".
+	MaxErrorBytes = storable.MaxErrorBytes
 
 	// MaxStackBytes is the longest panic stack kept in an entry (its top,
-	// where the panic happened), cut the same way.
+	// where the panic happened), made storable the same way.
 	MaxStackBytes = 16 << 10
 
 	// MaxResultBytes is the largest JSON result [RecordResult] accepts.
@@ -73,7 +77,8 @@ type Attempt struct {
 	// asked for, in milliseconds, before the retry_after_max cap; 0 when
 	// none.
 	RetryAfterMS int64 `json:"retry_after_ms"`
-	// Error is the error message (the panic value for panics), at most
+	// Error is the error message (the panic value for panics) as
+	// storable.Text keeps it: NUL and invalid UTF-8 as U+FFFD, at most
 	// MaxErrorBytes.
 	Error string `json:"error"`
 	// Stack is the panic's stack (runtime/debug.Stack), at most
@@ -178,7 +183,7 @@ func lostEntries(job *rivertype.JobRow, out Output, rule Rule) []Attempt {
 			Attempt: e.Attempt,
 			At:      e.At.UTC(),
 			Class:   ClassLost,
-			Error:   truncateUTF8(e.Error, MaxErrorBytes),
+			Error:   storable.Text(e.Error, MaxErrorBytes),
 		}
 		if rule.Retry {
 			entry.Strategy = rule.Strategy
@@ -204,18 +209,4 @@ func (o Output) previousDelay() time.Duration {
 func (o *Output) appendSorted(entries ...Attempt) {
 	o.Attempts = append(o.Attempts, entries...)
 	slices.SortStableFunc(o.Attempts, func(a, b Attempt) int { return a.Attempt - b.Attempt })
-}
-
-// truncateUTF8 cuts s to at most n bytes at a rune boundary, ending in "…"
-// when cut.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const ellipsis = "…"
-	cut := n - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // DefaultMaxPendingRetries is the default cap on hand-overs held in memory
@@ -45,9 +47,10 @@ type RecorderOpts struct {
 }
 
 // AttemptRecorder is the worker middleware that records every failed attempt
-// in the job's history and decides what happens next (DESIGN.md, "Flow of one
-// job", step 4). Install it in river.Config.Middleware after the breaker gate
-// and install its ClientRetryPolicy as river.Config.RetryPolicy:
+// in the job's history and decides what happens next (docs/architecture.md,
+// "The flow of one job", step 4). Install it in river.Config.Middleware
+// after the breaker gate and install its ClientRetryPolicy as
+// river.Config.RetryPolicy:
 //
 //	rec := retrypolicy.NewAttemptRecorder(policies, nil)
 //	cfg := &river.Config{
@@ -78,10 +81,30 @@ type RecorderOpts struct {
 //     An error that is already a river.JobCancel, or a cancellation by an
 //     operator (client.JobCancel), is recorded as final and returned as is.
 //   - Panic: recovered, recorded as class panic with its stack
-//     (runtime/debug.Stack), and re-panicked with the same value so River
-//     keeps its stack trace and ErrorHandler.HandlePanic runs — unless the
-//     policy does not retry panics (or its max attempts are reached first),
-//     in which case river.JobCancel is returned instead of re-panicking.
+//     (runtime/debug.Stack), and re-panicked with storable.Panic(value) —
+//     the same value, or a *storable.PanicValue holding it when its text is
+//     not storable (see below) — so River keeps its stack trace and
+//     ErrorHandler.HandlePanic runs; unless the policy does not retry panics
+//     (or its max attempts are reached first), in which case
+//     river.JobCancel is returned instead of re-panicking.
+//
+// # Storable texts
+//
+// River stores an attempt's error text (err.Error(), or fmt's %v of a panic
+// value) in river_job.errors, a jsonb column, without sanitising it: a NUL
+// there fails the completer's whole batch and no job of the pod completes
+// again. So whatever the recorder returns or re-panics is storable, for
+// every job kind and on every path (retry, last attempt, cancel, the
+// rescue limit, panic, shutdown): an error whose message holds a NUL or
+// invalid UTF-8, or exceeds [MaxErrorBytes] (4 KiB), is returned wrapped in
+// a *storable.SanitizedError (storable.Error), whose message has each such
+// byte replaced by U+FFFD and is cut to 4 KiB. The wrapper is transparent:
+// River still sees its JobCancel, Go callers and the circuit breaker's
+// classifier see the original through errors.Is / errors.As /
+// errors.AsType, and the class is decided from the original before
+// wrapping. A snooze is returned as it is (River stores no text for it).
+// History entries hold the same sanitised text; [RecordResult] refuses a
+// result PostgreSQL cannot store.
 //
 // The history is written with river.RecordOutput at the end of the attempt
 // (see [Output] for the schema); a failure to write it is logged, never
@@ -171,7 +194,12 @@ func (c *attemptCtx) takeResult() (json.RawMessage, bool) {
 // attempt, whether the attempt succeeds or fails, next to the history.
 //
 // Errors: v does not marshal to JSON; its JSON exceeds MaxResultBytes
-// (16 MiB); ctx does not come from a job run under the [AttemptRecorder].
+// (16 MiB); its JSON holds a string PostgreSQL's jsonb cannot store (a NUL,
+// invalid UTF-8 in a json.RawMessage, an unpaired surrogate escape): the
+// error wraps a *storable.JSONError naming it, e.g. "retrypolicy:
+// RecordResult: result.note: contains a NUL character (\u0000), which
+// PostgreSQL cannot store", and nothing is recorded; ctx does not come from
+// a job run under the [AttemptRecorder].
 func RecordResult(ctx context.Context, v any) error {
 	a, ok := ctx.Value(attemptCtxKey{}).(*attemptCtx)
 	if !ok {
@@ -183,6 +211,9 @@ func RecordResult(ctx context.Context, v any) error {
 	}
 	if len(b) > MaxResultBytes {
 		return fmt.Errorf("retrypolicy: RecordResult: result is %d bytes (max %d)", len(b), MaxResultBytes)
+	}
+	if err := storable.CheckJSON(b, "result"); err != nil {
+		return fmt.Errorf("retrypolicy: RecordResult: %w", err)
 	}
 	a.mu.Lock()
 	a.result, a.hasResult = b, true
@@ -214,21 +245,30 @@ func (r *AttemptRecorder) history(run *attemptRun) {
 }
 
 // Work implements rivertype.WorkerMiddleware; see [AttemptRecorder].
-func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) (retErr error) {
-	run := attemptRun{job: job, policy: r.policies.Lookup(job.Kind)}
-
-	// River consumed (or never asked for) the previous attempt's hand-over
-	// before this attempt could start.
-	if job.Attempt > 1 {
-		r.retry.forget(job.ID, job.Attempt-1)
+func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
+	if err := r.work(ctx, job, doInner); err != nil {
+		return storableResult(err)
 	}
+	return nil
+}
 
-	if len(job.Errors) > 0 {
-		if err := r.checkRescueLimit(ctx, &run); err != nil {
-			return err
-		}
+// storableResult is err as River can store it. Never inlined into Work
+// (see start).
+//
+//go:noinline
+func storableResult(err error) error {
+	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
+		return err // River stores no text for a snooze
 	}
+	return storable.Error(err)
+}
 
+// work runs one attempt; Work makes what it returns storable.
+func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) (retErr error) {
+	run := attemptRun{job: job}
+	if err := r.start(ctx, &run); err != nil {
+		return err
+	}
 	actx := &attemptCtx{Context: ctx}
 	finished := false
 	defer func() {
@@ -243,20 +283,49 @@ func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInn
 			retErr = err
 			return
 		}
-		panic(v)
+		panic(storable.Panic(v))
 	}()
 	err := doInner(actx)
 	finished = true
+	return r.finish(ctx, actx, &run, err)
+}
 
+// start prepares run before the attempt; an error ends the attempt
+// without running it. start and finish are apart from work, and never
+// inlined there, so that their locals do not enlarge the stack frame every
+// job's goroutine pays for (a deeper frame made each job's goroutine grow,
+// that is copy, its stack).
+//
+//go:noinline
+func (r *AttemptRecorder) start(ctx context.Context, run *attemptRun) error {
+	job := run.job
+	run.policy = r.policies.Lookup(job.Kind)
+	// River consumed (or never asked for) the previous attempt's hand-over
+	// before this attempt could start.
+	if job.Attempt > 1 {
+		r.retry.forget(job.ID, job.Attempt-1)
+	}
+	if len(job.Errors) > 0 {
+		return r.checkRescueLimit(ctx, run)
+	}
+	return nil
+}
+
+// finish records what the attempt's err means and returns what River
+// gets; see start.
+//
+//go:noinline
+func (r *AttemptRecorder) finish(ctx context.Context, actx *attemptCtx, run *attemptRun, err error) error {
+	job := run.job
 	if err == nil {
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
-			r.write(ctx, actx, &run)
+			r.write(ctx, actx, run)
 		}
 		return nil
 	}
 	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
-			r.write(ctx, actx, &run)
+			r.write(ctx, actx, run)
 		}
 		return err
 	}
@@ -267,7 +336,7 @@ func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInn
 		// cause (what net/http returns for a request whose context was
 		// cancelled with a cause), so both count here.
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
-			r.write(ctx, actx, &run)
+			r.write(ctx, actx, run)
 		}
 		return err
 	}
@@ -277,7 +346,7 @@ func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInn
 	if remoteCancel {
 		diag.Class = ClassCancelled // River replaces err with ErrJobCancelledRemotely
 	}
-	entry, decision := r.decide(&run, diag, err.Error())
+	entry, decision := r.decide(run, diag, err.Error())
 	ret := err
 	switch {
 	case alreadyCancelled || remoteCancel:
@@ -288,7 +357,7 @@ func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInn
 		r.retry.put(job.ID, job.Attempt, entry.At.Add(time.Duration(entry.DelayMS)*time.Millisecond), entry.At)
 	}
 	run.out.appendSorted(entry)
-	r.write(ctx, actx, &run)
+	r.write(ctx, actx, run)
 	if !remoteCancel {
 		r.report(job, entry) // an operator's cancel is not a failure
 	}
@@ -330,7 +399,7 @@ func (r *AttemptRecorder) decide(run *attemptRun, diag Diagnosis, msg string) (A
 		At:           r.now().UTC(),
 		Class:        diag.Class,
 		RetryAfterMS: diag.RetryAfter.Milliseconds(),
-		Error:        truncateUTF8(msg, MaxErrorBytes),
+		Error:        storable.Text(msg, MaxErrorBytes),
 	}
 	if !retry {
 		entry.Final = true
@@ -361,7 +430,7 @@ func (r *AttemptRecorder) decide(run *attemptRun, diag Diagnosis, msg string) (A
 func (r *AttemptRecorder) recordPanic(ctx context.Context, actx *attemptCtx, run *attemptRun, v any, stack []byte) error {
 	msg := fmt.Sprint(v)
 	entry, decision := r.decide(run, Diagnosis{Class: ClassPanic}, msg)
-	entry.Stack = truncateUTF8(string(stack), MaxStackBytes)
+	entry.Stack = storable.Text(string(stack), MaxStackBytes)
 	if decision == decideRetry {
 		r.retry.put(run.job.ID, run.job.Attempt, entry.At.Add(time.Duration(entry.DelayMS)*time.Millisecond), entry.At)
 	}
@@ -408,7 +477,7 @@ func (r *AttemptRecorder) checkRescueLimit(ctx context.Context, run *attemptRun)
 		Attempt: run.job.Attempt,
 		At:      r.now().UTC(),
 		Class:   ClassLost,
-		Error:   cause.Error(),
+		Error:   storable.Text(cause.Error(), MaxErrorBytes),
 		Final:   true,
 	}
 	run.out.appendSorted(final)
@@ -452,7 +521,8 @@ func writeOutput(ctx context.Context, out Output) error {
 // ctx must be the job's work context (the one River passed to the
 // middleware). An invalid class is recorded as unknown; a nil cause becomes an
 // error naming the class. If the history cannot be written the returned
-// error still cancels the job, and its message says why.
+// error still cancels the job, and its message says why. The returned error
+// is storable as the recorder's are (storable.Error; see [AttemptRecorder]).
 func CancelWithClass(ctx context.Context, job *rivertype.JobRow, class Class, cause error) error {
 	if !class.Valid() {
 		class = ClassUnknown
@@ -467,13 +537,13 @@ func CancelWithClass(ctx context.Context, job *rivertype.JobRow, class Class, ca
 			At:           time.Now().UTC(),
 			Class:        class,
 			RetryAfterMS: Diagnose(cause).RetryAfter.Milliseconds(),
-			Error:        truncateUTF8(cause.Error(), MaxErrorBytes),
+			Error:        storable.Text(cause.Error(), MaxErrorBytes),
 			Final:        true,
 		})
 		err = writeOutput(ctx, out)
 	}
 	if err != nil {
-		return river.JobCancel(errors.Join(cause, fmt.Errorf("retrypolicy: recording history: %w", err)))
+		return storable.Error(river.JobCancel(errors.Join(cause, fmt.Errorf("retrypolicy: recording history: %w", err))))
 	}
-	return river.JobCancel(cause)
+	return storable.Error(river.JobCancel(cause))
 }

@@ -51,30 +51,32 @@ type Rule struct {
 	Strategy Strategy
 }
 
-// defaultRules is DESIGN.md's "Default retry decision matrix".
+// defaultRules is the default decision matrix (docs/architecture.md).
 var defaultRules = map[Class]Rule{
-	ClassRateLimited:  {Retry: true, Strategy: StrategyAggressive},
-	ClassServerError:  {Retry: true, Strategy: StrategyExponential},
-	ClassTimeout:      {Retry: true, Strategy: StrategyLinear},
-	ClassNetwork:      {Retry: true, Strategy: StrategyExponential},
-	ClassDecode:       {Retry: true, Strategy: StrategyExponential},
-	ClassPanic:        {Retry: true, Strategy: StrategyExponential},
-	ClassLost:         {Retry: true, Strategy: StrategyExponential},
-	ClassUnknown:      {Retry: true, Strategy: StrategyExponential},
-	ClassCancelled:    {Retry: true, Strategy: StrategyExponential},
-	ClassBadRequest:   {Retry: false},
-	ClassUnauthorized: {Retry: false},
-	ClassNotFound:     {Retry: false},
-	ClassOutOfMemory:  {Retry: false},
-	ClassBreakerOpen:  {Retry: false},
+	ClassRateLimited:   {Retry: true, Strategy: StrategyAggressive},
+	ClassServerError:   {Retry: true, Strategy: StrategyExponential},
+	ClassTimeout:       {Retry: true, Strategy: StrategyLinear},
+	ClassNetwork:       {Retry: true, Strategy: StrategyExponential},
+	ClassDecode:        {Retry: true, Strategy: StrategyExponential},
+	ClassPanic:         {Retry: true, Strategy: StrategyExponential},
+	ClassLost:          {Retry: true, Strategy: StrategyExponential},
+	ClassUnknown:       {Retry: true, Strategy: StrategyExponential},
+	ClassCancelled:     {Retry: true, Strategy: StrategyExponential},
+	ClassBadRequest:    {Retry: false},
+	ClassUnauthorized:  {Retry: false},
+	ClassNotFound:      {Retry: false},
+	ClassMisconfigured: {Retry: false},
+	ClassOutOfMemory:   {Retry: false},
+	ClassBreakerOpen:   {Retry: false},
 }
 
-// DefaultRule returns the seed's decision matrix entry for c (DESIGN.md):
+// DefaultRule returns the seed's decision matrix entry for c
+// (docs/architecture.md, "The default decision matrix"):
 // rate_limited aggressive; server_error exponential; timeout linear; network,
 // decode, panic, lost, unknown exponential; cancelled exponential (a
 // context.Canceled outside a shutdown; shutdowns are never failures);
-// bad_request, unauthorized, not_found, out_of_memory, breaker_open not
-// retried. An unknown class gets unknown's rule.
+// bad_request, unauthorized, not_found, misconfigured, out_of_memory,
+// breaker_open not retried. An unknown class gets unknown's rule.
 func DefaultRule(c Class) Rule {
 	if r, ok := defaultRules[c]; ok {
 		return r

@@ -1,9 +1,9 @@
 package retrypolicy_test
 
 // Pins of the River v0.51.2 behaviour this package's design relies on
-// (DESIGN.md, "Facts about River"). None of it is a documented contract: if a
-// River upgrade changes it, these tests fail and the recorder must be
-// revisited.
+// (docs/architecture.md, "Facts about River v0.51.2 the design rests on").
+// None of it is a documented contract: if a River upgrade changes it, these
+// tests fail and the recorder must be revisited.
 
 import (
 	"context"

@@ -13,7 +13,9 @@
 #   3. When PostgreSQL's binaries are installed: a private throwaway cluster
 #      (initdb in a temporary folder, a free port), reused by later calls
 #      while it runs. Stop it with: scripts/ensure-postgres.sh --stop
-#   4. Otherwise one message saying how to get PostgreSQL, and exit 1.
+#   4. Otherwise one message saying how to get PostgreSQL, and exit 1
+#      (make demo and make test then try a Docker engine, through
+#      testcontainers-go).
 #
 # ENSURE_POSTGRES_PRIVATE=1 skips 1 and 2: always the private cluster.
 set -euo pipefail
@@ -121,6 +123,7 @@ ensure-postgres: no PostgreSQL found. Any one of these works:
   - set DATABASE_URL to a server you have (postgres://user@host:5432/db)
   - Debian/Ubuntu: sudo apt-get install -y postgresql   (then run this again)
   - macOS:         brew install postgresql@16 && brew services start postgresql@16
-  - Docker:        docker compose up -d postgres && export DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/postgres?sslmode=disable
+  - Docker:        start a Docker engine; make demo and make test then run
+                   PostgreSQL in a container (testcontainers-go)
 EOF
 exit 1

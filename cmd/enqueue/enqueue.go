@@ -39,6 +39,12 @@ const (
 	// progressThreshold is the number of lines from which a progress bar is
 	// drawn (when stderr is a terminal).
 	progressThreshold = 5000
+	// maxScheduleIn is the latest --schedule-in: 365 days. A job meant to
+	// run further out than a year belongs in a calendar that enqueues it
+	// nearer the time (its URL, args and max attempts will have changed);
+	// above it, the value is a typo (2562047h is the year 2319), refused
+	// before it hides a job for centuries.
+	maxScheduleIn = 365 * 24 * time.Hour
 )
 
 type options struct {
@@ -54,6 +60,9 @@ type options struct {
 	configPath  string
 
 	maxAttemptsSet bool
+	// ref names a flag as the user gave it: --flag, or its REBOUND_
+	// variable (cli.FlagRef).
+	ref func(flag string) string
 }
 
 func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -70,7 +79,12 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
                    first; if any is bad, nothing is inserted and the error names
                    the line. Then all lines go in one transaction.
 
-Known kinds: ` + strings.Join(registry.Names(), ", "),
+Every flag can also be set through the environment as REBOUND_<FLAG>
+(REBOUND_MAX_ATTEMPTS=8, REBOUND_ARGS='{...}'), with the same rules; a flag on
+the command line wins.
+
+Known kinds: ` + strings.Join(registry.Names(), ", ") + `; ` + "`enqueue KIND --help`" + ` lists the args of KIND.`,
+
 		Example: `  enqueue http_request --args '{"url": "https://example.com/hook", "body": {"id": 1}}'
   enqueue http_request --file jobs.ndjson --queue webhooks --max-attempts 8
   producer | enqueue http_request --file - --json`,
@@ -86,11 +100,23 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.argsSet = cmd.Flags().Changed("args")
 			o.maxAttemptsSet = cmd.Flags().Changed("max-attempts")
+			o.ref = func(flag string) string { return cli.FlagRef(cmd, flag) }
 			return run(cmd.Context(), registry, args[0], o, stdin, stdout, stderr)
 		},
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
+	cmd.AddCommand(newBatchCmd(registry, stdin, stdout, stderr))
+	help := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		help(c, args)
+		// `enqueue KIND --help` also lists the args of KIND.
+		if names := c.Flags().Args(); len(names) > 0 {
+			if kind, err := registry.Lookup(names[0]); err == nil {
+				_ = writeArgsHelp(c.OutOrStdout(), kind)
+			}
+		}
+	})
 	f := cmd.Flags()
 	f.StringVar(&o.args, "args", "", "the job's args, a JSON object")
 	f.StringVar(&o.file, "file", "", "NDJSON file of args objects, one per line (- for standard input)")
@@ -98,10 +124,26 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	f.IntVar(&o.priority, "priority", river.PriorityDefault, "priority from 1 (first) to 4 (last)")
 	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts before a job is dead-lettered (default: the kind's max_attempts in --config, else 5)")
 	f.StringVar(&o.configPath, "config", "", "the workers' YAML config file: jobs get their kind's retry.max_attempts from it (env REBOUND_CONFIG)")
-	f.DurationVar(&o.scheduleIn, "schedule-in", 0, "run the jobs this long from now (e.g. 10m) instead of at once")
+	f.DurationVar(&o.scheduleIn, "schedule-in", 0, "run the jobs this long from now (e.g. 10m, at most 8760h = 365 days) instead of at once")
 	f.BoolVar(&o.unique, "unique", false, "skip a job when a twin (same kind, queue and args) enqueued with --unique is still waiting or running")
 	f.BoolVar(&o.json, "json", false, "print the result (inserted IDs) as JSON")
 	return cmd
+}
+
+// writeArgsHelp lists the fields of kind's args object, from its registry
+// entry.
+func writeArgsHelp(w io.Writer, kind jobs.Kind) error {
+	if len(kind.Args) == 0 {
+		return nil
+	}
+	if _, err := fmt.Fprintf(w, "\nArgs of %s (--args, or one JSON object per line of --file):\n", kind.Name); err != nil {
+		return err
+	}
+	rows := make([][]string, len(kind.Args))
+	for i, a := range kind.Args {
+		rows[i] = []string{"  " + a.Name, a.Type, a.Help}
+	}
+	return cli.Table(w, []string{"  FIELD", "TYPE", "MEANING"}, rows)
 }
 
 // line is one validated job of the input.
@@ -119,24 +161,29 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 	if err != nil {
 		return err
 	}
+	// The workers' config: the kind's policy gives max attempts (so River's
+	// max attempts and the workers' retry policy agree), and
+	// weekly_intelligence's base URL its operation key.
+	settings, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+	registry.Register(jobs.WeeklyIntelligenceKind(settings.WeeklyIntelligence))
+	if kind, err = registry.Lookup(kindName); err != nil {
+		return err
+	}
 	if opts.MaxAttempts == 0 {
-		// The kind's policy decides, so River's max attempts and the
-		// workers' retry policy agree.
-		settings, err := config.Load(o.configPath)
-		if err != nil {
-			return err
-		}
 		opts.MaxAttempts = settings.Retry.Lookup(kind.Name).MaxAttempts
 	}
 
 	var lines []line
 	switch {
 	case o.argsSet && o.file != "":
-		return errors.New("give --args or --file, not both")
+		return fmt.Errorf("give %s or %s, not both", o.ref("args"), o.ref("file"))
 	case o.argsSet:
 		args, err := kind.Parse([]byte(o.args))
 		if err != nil {
-			return fmt.Errorf("--args: %w", err)
+			return fmt.Errorf("%s: %w", o.ref("args"), err)
 		}
 		lines = []line{{number: 1, args: args}}
 	case o.file != "":
@@ -258,16 +305,19 @@ type result struct {
 
 func (o *options) insertOpts() (*river.InsertOpts, error) {
 	if o.priority < 1 || o.priority > 4 {
-		return nil, fmt.Errorf("invalid --priority %d: must be from 1 to 4", o.priority)
+		return nil, fmt.Errorf("invalid %s %d: must be from 1 to 4", o.ref("priority"), o.priority)
 	}
 	if o.maxAttempts < 0 || (o.maxAttemptsSet && o.maxAttempts == 0) || o.maxAttempts > maxMaxAttempts {
-		return nil, fmt.Errorf("invalid --max-attempts %d: must be from 1 to %d", o.maxAttempts, maxMaxAttempts)
+		return nil, fmt.Errorf("invalid %s %d: must be from 1 to %d", o.ref("max-attempts"), o.maxAttempts, maxMaxAttempts)
 	}
 	if o.scheduleIn < 0 {
-		return nil, fmt.Errorf("invalid --schedule-in %s: must not be negative", o.scheduleIn)
+		return nil, fmt.Errorf("invalid %s %s: must not be negative", o.ref("schedule-in"), o.scheduleIn)
+	}
+	if o.scheduleIn > maxScheduleIn {
+		return nil, fmt.Errorf("invalid %s %s: must be at most %s (365 days)", o.ref("schedule-in"), o.scheduleIn, maxScheduleIn)
 	}
 	if o.queue == "" {
-		return nil, errors.New("invalid --queue: empty")
+		return nil, fmt.Errorf("invalid %s: empty", o.ref("queue"))
 	}
 	opts := &river.InsertOpts{Queue: o.queue, Priority: o.priority, MaxAttempts: o.maxAttempts}
 	if o.scheduleIn > 0 {

@@ -40,15 +40,33 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 	tests := []struct {
 		name    string
 		url     string
+		env     []string
 		args    []string
 		stdin   string
 		wantErr string
 	}{
-		{name: "unknown kind", args: []string{"email", "--args", "{}"}, wantErr: `enqueue: unknown job kind "email" (known kinds: http_request)`},
-		{name: "no kind", args: []string{"--args", good}, wantErr: "enqueue: want exactly one KIND (known kinds: http_request)"},
+		{name: "unknown kind", args: []string{"email", "--args", "{}"}, wantErr: `enqueue: unknown job kind "email" (known kinds: http_request, synthetic, weekly_intelligence)`},
+		{name: "no kind", args: []string{"--args", good}, wantErr: "enqueue: want exactly one KIND (known kinds: http_request, synthetic, weekly_intelligence)"},
 		{name: "no args", args: []string{"http_request"}, wantErr: "enqueue: give the args: --args JSON or --file PATH (- for standard input)"},
 		{name: "args and file", args: []string{"http_request", "--args", good, "--file", "x"}, wantErr: "enqueue: give --args or --file, not both"},
-		{name: "malformed args", args: []string{"http_request", "--args", `{"url": `}, wantErr: "enqueue: --args: invalid args: unexpected EOF"},
+		{name: "malformed args", args: []string{"http_request", "--args", `{"url": `}, wantErr: "enqueue: --args: invalid args: not valid JSON: it ends before the args object does"},
+		{name: "args not JSON", args: []string{"http_request", "--args", "notjson"}, wantErr: `enqueue: --args: invalid args: not valid JSON: expected a JSON object {...}, got "notjson" (invalid character 'o' at byte 2)`},
+		{name: "args cut short", args: []string{"http_request", "--args", `"https://example.com`}, wantErr: `enqueue: --args: invalid args: not valid JSON: expected a JSON object {...}, got "\"https://example.com" (it ends too early)`},
+		{name: "empty args", args: []string{"http_request", "--args", ""}, wantErr: "enqueue: --args: invalid args: empty: expected a JSON object {...}"},
+		{name: "a trailing comma", args: []string{"http_request", "--args", `{"url": "http://x",}`}, wantErr: "enqueue: --args: invalid args: not valid JSON: invalid character '}' looking for beginning of object key string at byte 20"},
+		{name: "a line not JSON", args: []string{"http_request", "--file", writeFile(t, good+"\nurl=http://x/?token=hunter2hunter2hunter2hunter2\n")}, wantErr: `line 2: invalid args: not valid JSON: expected a JSON object {...}, got "url=http://x/?token=[REDACTED]"… (invalid character 'u' looking for beginning of value at byte 1) (nothing inserted)`},
+		{name: "url in invalid UTF-8", args: []string{"http_request", "--args", "{\"url\": \"http://127.0.0.1:9/caf\xe9\"}"}, wantErr: "enqueue: --args: invalid args: args.url: contains invalid UTF-8 (byte 0xe9), which PostgreSQL cannot store"},
+		{name: "url with a lone surrogate", args: []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/\udc00"}`}, wantErr: `enqueue: --args: invalid args: args.url: contains an unpaired UTF-16 surrogate (\udc00), which PostgreSQL cannot store`},
+		{name: "operation key in invalid UTF-8", args: []string{"http_request", "--args", "{\"url\": \"http://127.0.0.1:9/a\", \"operation_key\": \"billing\xff\"}"}, wantErr: "enqueue: --args: invalid args: args.operation_key: contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store"},
+		{name: "operation key with a lone surrogate", args: []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/a", "operation_key": "\ud800x"}`}, wantErr: `enqueue: --args: invalid args: args.operation_key: contains an unpaired UTF-16 surrogate (\ud800), which PostgreSQL cannot store`},
+		{name: "url in invalid UTF-8 on line 2", args: []string{"http_request", "--file", writeFile(t, good+"\n{\"url\": \"http://127.0.0.1:9/\xff\"}\n")}, wantErr: "line 2: invalid args: args.url: contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store (nothing inserted)"},
+		{name: "schedule-in in the year 2319", args: []string{"http_request", "--args", good, "--schedule-in", "2562047h"}, wantErr: "enqueue: invalid --schedule-in 2562047h0m0s: must be at most 8760h0m0s (365 days)"},
+		{name: "schedule-in a year and an hour", args: []string{"http_request", "--args", good, "--schedule-in", "8761h"}, wantErr: "enqueue: invalid --schedule-in 8761h0m0s: must be at most 8760h0m0s (365 days)"},
+		{name: "zero max attempts from env", env: []string{"REBOUND_MAX_ATTEMPTS=0"}, args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid REBOUND_MAX_ATTEMPTS 0: must be from 1 to 32767"},
+		{name: "max attempts from env not a number", env: []string{"REBOUND_MAX_ATTEMPTS=many"}, args: []string{"http_request", "--args", good}, wantErr: `enqueue: invalid REBOUND_MAX_ATTEMPTS "many": strconv.ParseInt: parsing "many": invalid syntax`},
+		{name: "schedule-in from env in the year 2319", env: []string{"REBOUND_SCHEDULE_IN=2562047h"}, args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid REBOUND_SCHEDULE_IN 2562047h0m0s: must be at most 8760h0m0s (365 days)"},
+		{name: "args from env not JSON", env: []string{"REBOUND_ARGS=notjson"}, args: []string{"http_request"}, wantErr: `enqueue: REBOUND_ARGS: invalid args: not valid JSON: expected a JSON object {...}, got "notjson"`},
+		{name: "args from env and a file", env: []string{"REBOUND_ARGS=" + good}, args: []string{"http_request", "--file", "x"}, wantErr: "enqueue: give REBOUND_ARGS or --file, not both"},
 		{name: "missing url", args: []string{"http_request", "--args", `{"method": "GET"}`}, wantErr: "enqueue: --args: invalid args: url is required"},
 		{name: "relative url", args: []string{"http_request", "--args", `{"url": "/hook"}`}, wantErr: `enqueue: --args: invalid args: url must be absolute http or https, got "/hook"`},
 		{name: "unknown field", args: []string{"http_request", "--args", `{"url": "http://x", "timeout": 5}`}, wantErr: `enqueue: --args: invalid args: unknown field "timeout"`},
@@ -57,7 +75,7 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "header with newline", args: []string{"http_request", "--args", `{"url": "http://x", "headers": {"X-A": "a\nb"}}`}, wantErr: `headers: the value of "X-A" contains a line break or NUL`},
 		{name: "not an object", args: []string{"http_request", "--args", `[1]`}, wantErr: "enqueue: --args: invalid args: the args must be a JSON object, not an array"},
 		{name: "trailing data", args: []string{"http_request", "--args", good + ` {}`}, wantErr: "enqueue: --args: invalid args: unexpected data after the args object"},
-		{name: "malformed line 3", args: []string{"http_request", "--file", writeFile(t, good+"\n"+good+"\n{oops\n"+good+"\n")}, wantErr: "line 3: invalid args: invalid character 'o' looking for beginning of object key string (nothing inserted)"},
+		{name: "malformed line 3", args: []string{"http_request", "--file", writeFile(t, good+"\n"+good+"\n{oops\n"+good+"\n")}, wantErr: "line 3: invalid args: not valid JSON: invalid character 'o' looking for beginning of object key string at byte 2 (nothing inserted)"},
 		{name: "missing url line 2", args: []string{"http_request", "--file", writeFile(t, good+"\n{}\n"+good+"\n")}, wantErr: "line 2: invalid args: url is required (nothing inserted)"},
 		{name: "several bad lines", args: []string{"http_request", "--file", writeFile(t, "{}\n"+good+"\n{}\n{}\n")}, wantErr: "line 1: invalid args: url is required (and 2 more bad lines; nothing inserted)"},
 		{name: "bad line from stdin", args: []string{"http_request", "--file", "-"}, stdin: good + "\n\n" + `{"url": 5}` + "\n", wantErr: "enqueue: stdin line 3: invalid args: url must be a string, not a number (nothing inserted)"},
@@ -86,7 +104,7 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 			if url == "" {
 				url = db.URL
 			}
-			res := proctest.RunStdin(t, []string{"DATABASE_URL=" + url}, tt.stdin, "enqueue", tt.args...)
+			res := proctest.RunStdin(t, append([]string{"DATABASE_URL=" + url}, tt.env...), tt.stdin, "enqueue", tt.args...)
 			require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
 			require.Contains(t, res.Stderr, tt.wantErr)
 			require.Equal(t, 1, strings.Count(strings.TrimSpace(res.Stderr), "\n")+1, "one line: %q", res.Stderr)
@@ -158,6 +176,27 @@ func TestEnqueueOptions(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT max_attempts FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/d'").Scan(&maxAttempts))
 	require.Equal(t, 9, maxAttempts)
 
+	// A flag set through the environment behaves as on the command line:
+	// REBOUND_ARGS and REBOUND_MAX_ATTEMPTS reach the job (the kind's
+	// default would be 5); a flag on the command line wins.
+	res = proctest.Run(t, append(env, `REBOUND_ARGS={"url": "http://127.0.0.1:9/env"}`, "REBOUND_MAX_ATTEMPTS=7", "REBOUND_QUEUE=from_env"), "enqueue", "http_request")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	var queue string
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT max_attempts, queue FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/env'").Scan(&maxAttempts, &queue))
+	require.Equal(t, 7, maxAttempts)
+	require.Equal(t, "from_env", queue)
+	res = proctest.Run(t, append(env, "REBOUND_MAX_ATTEMPTS=7"), "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/flag"}`, "--max-attempts", "3")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT max_attempts FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/flag'").Scan(&maxAttempts))
+	require.Equal(t, 3, maxAttempts)
+
+	// --schedule-in takes up to 365 days.
+	res = proctest.Run(t, env, "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/year"}`, "--schedule-in", "8760h")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	var days float64
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT round(extract(epoch FROM scheduled_at - now()) / 86400) FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/year'").Scan(&days))
+	require.Equal(t, float64(365), days)
+
 	// --unique skips a job whose twin is still waiting, in the file and in the table.
 	twin := `{"url": "http://127.0.0.1:9/u"}`
 	res = proctest.RunStdin(t, env, twin+"\n"+twin+"\n", "enqueue", "http_request", "--file", "-", "--unique")
@@ -195,4 +234,30 @@ func TestEnqueueLargeFile(t *testing.T) {
 	var n int
 	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
 	require.Equal(t, lines, n)
+}
+
+// `enqueue KIND --help` lists the args of KIND, from its registry entry.
+func TestHelpListsTheKindsArgs(t *testing.T) {
+	t.Parallel()
+	res := proctest.Run(t, nil, "enqueue", "http_request", "--help")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	_, args, ok := strings.Cut(res.Stdout, "\nArgs of http_request (--args, or one JSON object per line of --file):\n")
+	require.True(t, ok, res.Stdout)
+	lines := strings.Split(strings.TrimSpace(args), "\n")
+	require.Len(t, lines, 7, args)
+	for i, want := range [][2]string{
+		{"FIELD", "TYPE"},
+		{"url", "string"}, {"method", "string"}, {"headers", "object"}, {"body", "any JSON"},
+		{"timeout_seconds", "number"}, {"operation_key", "string"},
+	} {
+		fields := strings.Fields(lines[i])
+		require.Equal(t, want[0], fields[0], lines[i])
+		require.Equal(t, want[1], strings.Join(fields[1:1+len(strings.Fields(want[1]))], " "), lines[i])
+	}
+	require.Contains(t, lines[5], "(default 30, at most 3600)")
+
+	plain := proctest.Run(t, nil, "enqueue", "--help")
+	require.Equal(t, 0, plain.ExitCode, plain.Stderr)
+	require.NotContains(t, plain.Stdout, "Args of")
+	require.Contains(t, plain.Stdout, "`enqueue KIND --help` lists the args of KIND")
 }

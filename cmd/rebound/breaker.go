@@ -13,6 +13,7 @@ import (
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/internal/redact"
 )
 
 func newBreakerCmd(a *app) *cobra.Command {
@@ -30,6 +31,8 @@ without control characters.`,
 		Long: `List every breaker: key, state, failures, opened at, next probe at, last error.
 The table shortens keys longer than 48 characters and errors longer than 60
 (ending them with "…"); --json and ` + "`rebound breaker show KEY`" + ` give full values.
+Secrets in the last error (X-Api-Key: ..., token=..., Bearer ...) show as
+[REDACTED], as in every rebound display (docs/redaction.md).
 
 An open breaker whose NEXT PROBE AT has passed (database clock) shows as
 "open (probe due)" ("probe_due": true in JSON): it no longer holds calls off,
@@ -46,9 +49,11 @@ until that job comes.`,
 			if err != nil {
 				return err
 			}
-			if rows == nil {
-				rows = []*breaker.Row{}
+			shown := make([]*breaker.Row, len(rows))
+			for i, r := range rows {
+				shown[i] = redactRow(r)
 			}
+			rows = shown
 			return a.print(rows, func(w io.Writer) error {
 				if len(rows) == 0 {
 					_, err := fmt.Fprintln(w, "no circuit breaker state: every key is closed")
@@ -77,6 +82,7 @@ until that job comes.`,
 			if err != nil {
 				return breakerError(args[0], err)
 			}
+			row = redactRow(row)
 			return a.print(row, func(w io.Writer) error { return printRow(w, row) })
 		},
 	})
@@ -88,6 +94,9 @@ until that job comes.`,
 The change is recorded in changed_by, change_reason and changed_at.`,
 		Args: exactlyOneKey,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := validateChange(resetBy, resetReason); err != nil {
+				return err
+			}
 			pool, err := a.connectMigrated(cmd.Context())
 			if err != nil {
 				return err
@@ -97,6 +106,7 @@ The change is recorded in changed_by, change_reason and changed_at.`,
 			if err != nil {
 				return breakerError(args[0], err)
 			}
+			row = redactRow(row)
 			return a.print(row, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "breaker %q closed by %s\n", row.Key, row.ChangedBy)
 				return err
@@ -104,7 +114,7 @@ The change is recorded in changed_by, change_reason and changed_at.`,
 		},
 	}
 	reset.Flags().StringVar(&resetBy, "by", defaultActor(), "who resets (recorded)")
-	reset.Flags().StringVar(&resetReason, "reason", "", "why (recorded)")
+	reset.Flags().StringVar(&resetReason, "reason", "", fmt.Sprintf("why (recorded; at most %d bytes)", breaker.MaxTextBytes))
 	cmd.AddCommand(reset)
 
 	var openFor time.Duration
@@ -123,6 +133,9 @@ the breaker probes as usual. Recorded with who and when.`,
 			if openFor <= 0 || openFor > breaker.MaxHold {
 				return fmt.Errorf("--for %s: must be in (0s, %s]", openFor, breaker.MaxHold)
 			}
+			if err := validateChange(openBy, openReason); err != nil {
+				return err
+			}
 			pool, err := a.connectMigrated(cmd.Context())
 			if err != nil {
 				return err
@@ -132,6 +145,7 @@ the breaker probes as usual. Recorded with who and when.`,
 			if err != nil {
 				return breakerError(args[0], err)
 			}
+			row = redactRow(row)
 			return a.print(row, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "breaker %q open until %s (by %s)\n", row.Key, timeOrDash(row.NextProbeAt), row.ChangedBy)
 				return err
@@ -140,9 +154,19 @@ the breaker probes as usual. Recorded with who and when.`,
 	}
 	open.Flags().DurationVar(&openFor, "for", 0, "how long to hold the breaker open, e.g. 10m (required)")
 	open.Flags().StringVar(&openBy, "by", defaultActor(), "who opens (recorded)")
-	open.Flags().StringVar(&openReason, "reason", "", "why (recorded)")
+	open.Flags().StringVar(&openReason, "reason", "", fmt.Sprintf("why (recorded; at most %d bytes)", breaker.MaxTextBytes))
 	cmd.AddCommand(open)
 	return cmd
+}
+
+// validateChange checks --by and --reason by the rule of every text an
+// operator records (breaker.ValidateActor, breaker.ValidateText), naming the
+// flag, before the database is touched.
+func validateChange(by, reason string) error {
+	if err := breaker.ValidateActor("--by", by); err != nil {
+		return err
+	}
+	return breaker.ValidateText("--reason", reason)
 }
 
 // Widths (in characters) of the list table's shortened columns.
@@ -150,6 +174,15 @@ const (
 	keyCellWidth   = 48
 	errorCellWidth = 60
 )
+
+// redactRow returns a copy of r for display, its last error through
+// redact.Text (an upstream's error text may echo a secret; the stored row
+// keeps it): every breaker command prints rows so, tables and --json alike.
+func redactRow(r *breaker.Row) *breaker.Row {
+	c := *r
+	c.LastError = redact.Text(r.LastError)
+	return &c
+}
 
 // exactlyOneKey accepts one argument that is a valid operation key
 // (breaker.ValidateKey).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -38,7 +39,11 @@ func TestBreakerCommands(t *testing.T) {
 		{"reset an empty key", []string{"breaker", "reset", ""}, "rebound: invalid operation key \"\": empty\n"},
 		{"show a key with a tab", []string{"breaker", "show", "a\tb"}, "rebound: invalid operation key \"a\\tb\": control character U+0009 at byte 1\n"},
 		{"a subcommand typo", []string{"breaker", "bogus"}, "rebound: unknown command \"bogus\" for \"rebound breaker\" (run \"rebound breaker --help\")\n"},
-		{"open by someone with a newline", []string{"breaker", "open", "k", "--for", "1m", "--by", "a\nb"}, "rebound: breaker open: by \"a\\nb\": control character U+000A at byte 1\n"},
+		{"open by someone with a newline", []string{"breaker", "open", "k", "--for", "1m", "--by", "a\nb"}, "rebound: --by \"a\\nb\": control character U+000A at byte 1\n"},
+		{"open with a reason over the cap", []string{"breaker", "open", "k", "--for", "1m", "--reason", strings.Repeat("r", breaker.MaxTextBytes+1)}, "rebound: --reason: 1025 bytes, longer than 1024\n"},
+		{"reset with a reason of 100 KB", []string{"breaker", "reset", "k", "--reason", strings.Repeat("r", 100<<10)}, "rebound: --reason: 102400 bytes, longer than 1024\n"},
+		{"reset with a reason in invalid UTF-8", []string{"breaker", "reset", "k", "--reason", "caf\xe9"}, "rebound: --reason: not valid UTF-8 (at byte 3)\n"},
+		{"reset by someone in invalid UTF-8", []string{"breaker", "reset", "k", "--by", "\xff"}, "rebound: --by \"\\xff\": not valid UTF-8 (at byte 0)\n"},
 	}
 	for _, tt := range bad {
 		out, errOut, code := runRebound(bin, db.URL, tt.args...)
@@ -155,4 +160,57 @@ func TestBreakerListShowsProbeDue(t *testing.T) {
 	out, _, code = runRebound(bin, db.URL, "breaker", "show", "api.example.com", "--json")
 	require.Equal(t, 0, code)
 	require.Contains(t, out, `"probe_due": true`)
+}
+
+// Every breaker command shows the last error redacted, in tables and
+// --json alike; the stored row keeps the original.
+func TestBreakerCommandsRedactLastError(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	const stored = "rejected X-Signature: SIGSECRET; session_id=SESSSECRET"
+	const shown = "rejected X-Signature: [REDACTED]; session_id=[REDACTED]"
+	_, err := db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key, failure_count, last_error) VALUES ('api.example.com', 1, $1)`, stored)
+	require.NoError(t, err)
+
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"breaker", "list"}, "  " + shown + "\n"},
+		{[]string{"breaker", "list", "--json"}, `"last_error": "` + shown + `"`},
+		{[]string{"breaker", "show", "api.example.com"}, "last error:      " + shown + "\n"},
+		{[]string{"breaker", "show", "api.example.com", "--json"}, `"last_error": "` + shown + `"`},
+		{[]string{"breaker", "open", "api.example.com", "--for", "1m", "--json"}, `"last_error": "` + shown + `"`},
+		{[]string{"breaker", "reset", "api.example.com", "--json"}, `"last_error": "` + shown + `"`},
+	}
+	for _, tt := range tests {
+		out, errOut, code := runRebound(bin, db.URL, tt.args...)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, tt.want, tt.args)
+		require.NotContains(t, out, "SECRET", tt.args)
+	}
+	row, err := breaker.NewStore(db.Pool).Get(ctx, "api.example.com")
+	require.NoError(t, err)
+	require.Equal(t, stored, row.LastError, "the stored row keeps the original")
+}
+
+// rebound reads no flag from the environment (only DATABASE_URL and, for
+// --by's default, USER): a REBOUND_ variable set for the worker or enqueue,
+// or left in a shell, never changes what an operator's command does.
+func TestReboundReadsNoFlagsFromEnvironment(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	cmd := exec.Command(bin, "breaker", "open", "api.example.com", "--for", "1m")
+	cmd.Env = []string{"DATABASE_URL=" + db.URL, "USER=dana", "REBOUND_JSON=true", "REBOUND_BY=mallory", "REBOUND_FOR=720h", "REBOUND_REASON=x"}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, string(out))
+	require.Regexp(t, `^breaker "api.example.com" open until \S+ \(by dana\)\n$`, string(out), "a table line, not JSON")
+	row, err := breaker.NewStore(db.Pool).Get(context.Background(), "api.example.com")
+	require.NoError(t, err)
+	require.Equal(t, "dana", row.ChangedBy)
+	require.Empty(t, row.ChangeReason)
+	require.Equal(t, time.Minute, row.NextProbeAt.Sub(*row.OpenedAt))
 }

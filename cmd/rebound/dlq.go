@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/deadletter"
 	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/retrypolicy"
@@ -287,6 +288,9 @@ same entries at once create each job once.`,
 			if err := oneTarget(args, all, f.any(), "retry"); err != nil {
 				return err
 			}
+			if err := breaker.ValidateActor("--by", by); err != nil {
+				return err
+			}
 			id, filter, store, done, err := a.dlqTarget(cmd, args, &f)
 			if err != nil {
 				return err
@@ -379,6 +383,12 @@ func dlqResolveCmd(a *app) *cobra.Command {
 			if strings.TrimSpace(note) == "" {
 				return fmt.Errorf("--note is required: say why the entry is resolved")
 			}
+			if err := breaker.ValidateText("--note", note); err != nil {
+				return err
+			}
+			if err := breaker.ValidateActor("--by", by); err != nil {
+				return err
+			}
 			id, filter, store, done, err := a.dlqTarget(cmd, args, &f)
 			if err != nil {
 				return err
@@ -415,7 +425,7 @@ func dlqResolveCmd(a *app) *cobra.Command {
 	}
 	f.register(cmd, "default: unresolved")
 	cmd.Flags().BoolVar(&all, "all", false, "resolve every entry matching the filters")
-	cmd.Flags().StringVar(&note, "note", "", "why the entries are resolved (required)")
+	cmd.Flags().StringVar(&note, "note", "", fmt.Sprintf("why the entries are resolved (required; at most %d bytes)", breaker.MaxTextBytes))
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be resolved; change nothing")
 	cmd.Flags().StringVar(&by, "by", defaultActor(), "who is resolving (recorded as resolved_by)")
 	return cmd

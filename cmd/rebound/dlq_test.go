@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/dbtest"
 )
 
@@ -131,7 +132,7 @@ func TestDLQRetryAllTwoProcesses(t *testing.T) {
 }
 
 // allClasses is how messages list the failure classes.
-const allClasses = "rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, out_of_memory, breaker_open, cancelled"
+const allClasses = "rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled"
 
 func jsonNumber(n int64) string {
 	b, _ := json.Marshal(n)
@@ -231,4 +232,52 @@ func TestDLQSubcommandRequired(t *testing.T) {
 	out, errOut, code = runRebound(bin, db.URL, "dlq", "--help")
 	require.Equal(t, 0, code, errOut)
 	require.Contains(t, out, "Available Commands:")
+}
+
+// --note and --by follow the one rule of free text (breaker.MaxTextBytes,
+// valid UTF-8, no control characters in --by), naming the flag; a refused
+// command changes nothing, and a note at the cap is kept whole.
+func TestDLQFreeTextRules(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	var id int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `INSERT INTO job_dead_letter_queue
+		(river_job_id, attempt, max_attempts, kind, queue, priority, final_state, args, failure_class, failure_reason, operation_key)
+		VALUES (1, 1, 1, 'cli_kind', 'default', 1, 'discarded', '{}', 'server_error', 'HTTP 503', 'op') RETURNING id`).Scan(&id))
+	idArg := jsonNumber(id)
+
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"a note of 100 KB", []string{"dlq", "resolve", idArg, "--note", strings.Repeat("n", 100<<10)}, "rebound: --note: 102400 bytes, longer than 1024\n"},
+		{"a bulk note over the cap", []string{"dlq", "resolve", "--all", "--note", strings.Repeat("n", breaker.MaxTextBytes+1)}, "rebound: --note: 1025 bytes, longer than 1024\n"},
+		{"a note in invalid UTF-8", []string{"dlq", "resolve", idArg, "--note", "caf\xe9 ok"}, "rebound: --note: not valid UTF-8 (at byte 3)\n"},
+		{"resolved by someone with a newline", []string{"dlq", "resolve", idArg, "--note", "x", "--by", "a\nb"}, "rebound: --by \"a\\nb\": control character U+000A at byte 1\n"},
+		{"retried by someone in invalid UTF-8", []string{"dlq", "retry", idArg, "--by", "\xff"}, "rebound: --by \"\\xff\": not valid UTF-8 (at byte 0)\n"},
+		{"bulk retried by someone over the cap", []string{"dlq", "retry", "--all", "--by", strings.Repeat("b", breaker.MaxTextBytes+1)}, "(1025 bytes): longer than 1024 bytes\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runRebound(bin, db.URL, tt.args...)
+			require.Equal(t, 1, code, stderr)
+			require.Empty(t, stdout)
+			require.True(t, strings.HasSuffix(stderr, tt.wantErr), stderr)
+			require.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
+		})
+	}
+	var status string
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT status FROM job_dead_letter_queue WHERE id = $1", id).Scan(&status))
+	require.Equal(t, "unresolved", status, "refused commands changed nothing")
+
+	note := strings.Repeat("é", breaker.MaxTextBytes/2)
+	_, stderr, code := runRebound(bin, db.URL, "dlq", "resolve", idArg, "--note", note, "--by", "dana")
+	require.Equal(t, 0, code, stderr)
+	var stored, by string
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT resolution_note, resolved_by FROM job_dead_letter_queue WHERE id = $1", id).Scan(&stored, &by))
+	require.Equal(t, note, stored)
+	require.Equal(t, "dana", by)
 }

@@ -1,5 +1,6 @@
-// Command rebound is the operator's tool: database migrations, the
-// dead-letter queue, circuit breakers, batches, health and alerts.
+// Command rebound is the operator's tool: database migrations (rebound
+// migrate), the dead-letter queue (rebound dlq) and circuit breakers (rebound
+// breaker).
 //
 // It reads DATABASE_URL (libpq's defaults when unset). Every command prints a
 // table for humans, or JSON with --json.
@@ -63,7 +64,7 @@ func newRootCmd(out io.Writer) *cobra.Command {
 	a := &app{out: out}
 	root := &cobra.Command{
 		Use:   "rebound",
-		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers",
+		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers, batches, job health, alerts",
 		Long: `rebound is the operator's tool for a rebound job queue in PostgreSQL (DATABASE_URL).
 Every command prints a table for humans, or JSON with --json.`,
 	}
@@ -73,5 +74,9 @@ Every command prints a table for humans, or JSON with --json.`,
 	root.AddCommand(newMigrateCmd(a))
 	root.AddCommand(newDLQCmd(a))
 	root.AddCommand(newBreakerCmd(a))
+	root.AddCommand(newHealthCmd(a))
+	root.AddCommand(newAlertsCmd(a))
+	root.AddCommand(newBatchCmd(a))
+	root.AddCommand(newBenchCmd(a))
 	return root
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,23 +51,22 @@ PgBouncer in transaction mode).`,
 					_, err := fmt.Fprintln(w, "database is up to date; nothing to apply")
 					return err
 				}
-				migrated := 0
+				var migrated, created, recreated int
 				for _, m := range applied {
-					if m.Line == "trigger" {
-						if m.Repaired {
-							fmt.Fprintf(w, "recreated trigger %s on river_job (it was missing or disabled)\n", m.Name)
-						} else {
-							fmt.Fprintf(w, "created trigger %s on river_job\n", m.Name)
-						}
-						continue
+					switch {
+					case m.Line != "trigger":
+						migrated++
+						fmt.Fprintf(w, "applied %s %03d_%s (%s)\n", m.Line, m.Version, m.Name, m.Duration.Round(time.Millisecond))
+					case m.Repaired:
+						recreated++
+						fmt.Fprintf(w, "recreated trigger %s on river_job (it was missing or disabled)\n", m.Name)
+					default:
+						created++
+						fmt.Fprintf(w, "created trigger %s on river_job\n", m.Name)
 					}
-					migrated++
-					fmt.Fprintf(w, "applied %s %03d_%s (%s)\n", m.Line, m.Version, m.Name, m.Duration.Round(time.Millisecond))
 				}
-				if migrated == 0 {
-					return nil
-				}
-				_, err := fmt.Fprintf(w, "%d migrations applied\n", migrated)
+				_, err := fmt.Fprintln(w, summary(
+					counted{migrated, "migration", "applied"}, counted{created, "trigger", "created"}, counted{recreated, "trigger", "recreated"}))
 				return err
 			})
 		},
@@ -89,13 +89,22 @@ PgBouncer in transaction mode).`,
 			if err != nil {
 				return err
 			}
-			pending := 0
+			// Counted as `migrate up` reports what it does: migrations
+			// apart from triggers.
+			var pending, missing, disabled int
 			for _, s := range statuses {
-				if !s.Applied {
+				switch {
+				case s.Applied:
+				case s.Line != "trigger":
 					pending++
+				case s.Disabled:
+					disabled++
+				default:
+					missing++
 				}
 			}
-			return a.print(map[string]any{"migrations": statuses, "pending": pending}, func(w io.Writer) error {
+			out := map[string]any{"migrations": statuses, "pending": pending, "triggers_missing": missing, "triggers_disabled": disabled}
+			return a.print(out, func(w io.Writer) error {
 				rows := make([][]string, 0, len(statuses))
 				for _, s := range statuses {
 					state, version, at := "pending", "", ""
@@ -118,8 +127,9 @@ PgBouncer in transaction mode).`,
 				if err := cli.Table(w, []string{"LINE", "VERSION", "NAME", "STATE", "APPLIED AT"}, rows); err != nil {
 					return err
 				}
-				if pending > 0 {
-					_, err := fmt.Fprintf(w, "\n%d pending: run `rebound migrate up`\n", pending)
+				if pending+missing+disabled > 0 {
+					_, err := fmt.Fprintf(w, "\n%s: run `rebound migrate up`\n", summary(
+						counted{pending, "migration", "pending"}, counted{missing, "trigger", "missing"}, counted{disabled, "trigger", "disabled"}))
 					return err
 				}
 				_, err := fmt.Fprintln(w, "\nup to date")
@@ -128,4 +138,29 @@ PgBouncer in transaction mode).`,
 		},
 	})
 	return cmd
+}
+
+// counted is one part of a summary line: n things of a noun, and what
+// happened to them.
+type counted struct {
+	n         int
+	noun, how string
+}
+
+// summary joins the non-zero parts: "14 migrations applied, 1 trigger
+// created". `migrate status` and `migrate up` count the same things, so
+// their numbers agree.
+func summary(parts ...counted) string {
+	var out []string
+	for _, p := range parts {
+		if p.n == 0 {
+			continue
+		}
+		noun := p.noun
+		if p.n != 1 {
+			noun += "s"
+		}
+		out = append(out, fmt.Sprintf("%d %s %s", p.n, noun, p.how))
+	}
+	return strings.Join(out, ", ")
 }

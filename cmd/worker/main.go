@@ -4,24 +4,34 @@
 //
 // Every flag can also be set through the environment: --http-addr by
 // REBOUND_HTTP_ADDR, --queues by REBOUND_QUEUES, and so on. The database is
-// DATABASE_URL (libpq's defaults when unset).
+// DATABASE_URL (libpq's defaults when unset); REBOUND_ADMIN_TOKEN guards the
+// admin routes; DATABASE_DIRECT_URL gives the circuit breakers a direct
+// connection for LISTEN behind PgBouncer. `worker --help` lists them all.
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/internal/config"
-	"github.com/rebound-queue/rebound/internal/worker"
+	"github.com/rebound-queue/rebound/jobs"
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 func main() {
@@ -36,53 +46,91 @@ type options struct {
 	fetchCooldown        time.Duration
 	fetchPollInterval    time.Duration
 	jobTimeout           time.Duration
+	rescueGrace          time.Duration
 	rescueStuckJobsAfter time.Duration
 	pollOnly             bool
 	logFormat            string
 	logLevel             string
 	id                   string
+
+	// ref names a flag as the user gave it: --flag, or its REBOUND_
+	// variable (cli.FlagRef).
+	ref func(flag string) string
 }
 
 func newRootCmd() *cobra.Command {
-	o := &options{queues: queuesFlag{"default": worker.DefaultQueueWorkers}}
+	o := &options{queues: queuesFlag{"default": rebound.DefaultQueueWorkers}}
 	cmd := &cobra.Command{
 		Use:   "worker",
 		Short: "Work rebound jobs from PostgreSQL (DATABASE_URL) until SIGTERM",
-		Long: `worker leases jobs from the rebound queues in PostgreSQL (DATABASE_URL) and works them.
-Run any number of workers (pods) against one database.
-
-On SIGTERM or SIGINT it stops fetching, lets running jobs finish within
---shutdown-timeout, then cancels the rest: they return to the queue without
-using an attempt. Every flag can be set through the environment as
-REBOUND_<FLAG>, e.g. REBOUND_QUEUES=default=50,mail=5.`,
-		Args: cobra.NoArgs,
+		Args:  cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			return cli.BindEnv(cmd, "REBOUND")
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.ref = func(flag string) string { return cli.FlagRef(cmd, flag) }
 			return run(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.httpAddr, "http-addr", worker.DefaultHTTPAddr, "address of the HTTP server (/healthz, /readyz, /metrics, admin routes)")
+	f.StringVar(&o.httpAddr, "http-addr", rebound.DefaultHTTPAddr, "address of the HTTP server (/healthz, /readyz, /metrics, admin routes)")
 	f.Var(&o.queues, "queues", "queues to work and how many jobs of each at once, as name=workers,...")
-	f.StringVar(&o.configPath, "config", "", "YAML file: retry policy per job kind, circuit breaker settings per operation key")
-	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", worker.DefaultShutdownTimeout,
+	f.StringVar(&o.configPath, "config", "", "YAML file: retry policy per job kind, circuit breaker settings per operation key, alert channels")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", rebound.DefaultShutdownTimeout,
 		"on SIGTERM, how long running jobs may finish before they are cancelled and returned to the queue (keep it under the pod's grace period)")
-	f.DurationVar(&o.fetchCooldown, "fetch-cooldown", worker.DefaultFetchCooldown,
+	f.DurationVar(&o.fetchCooldown, "fetch-cooldown", rebound.DefaultFetchCooldown,
 		"least time between two fetches of one queue; a queue works at most workers/fetch-cooldown jobs per second (River's default 100ms caps 50 workers at 500 jobs/s; 20ms allows 2,500/s; 0 means the default)")
-	f.DurationVar(&o.fetchPollInterval, "fetch-poll-interval", worker.DefaultFetchPollInterval,
+	f.DurationVar(&o.fetchPollInterval, "fetch-poll-interval", rebound.DefaultFetchPollInterval,
 		"how often an idle queue polls when no LISTEN/NOTIFY wake-up arrives (the only way behind PgBouncer in transaction mode); 0 means the default")
-	f.DurationVar(&o.jobTimeout, "job-timeout", 0,
-		"longest a job may run, for kinds without their own timeout (http_request follows its timeout_seconds); 0 means River's default, 1m")
+	f.DurationVar(&o.jobTimeout, "job-timeout", rebound.DefaultJobTimeout,
+		"longest a job may run, for kinds without their own timeout (http_request follows its timeout_seconds); 0 means the default")
+	f.DurationVar(&o.rescueGrace, "rescue-grace", rebound.DefaultRescueGrace,
+		"how long after a job's own deadline River's rescuer still leaves it alone (clock differences between pods and PostgreSQL, time to save the result); 0 means the default")
 	f.DurationVar(&o.rescueStuckJobsAfter, "rescue-stuck-jobs-after", 0,
-		"how long a job may stay running before it counts as lost (its worker died) and River's rescuer retries it; at least --job-timeout; 0 means River's default, 1h")
+		"how long a job may stay running before it counts as lost (its pod died or hung) and the leader's rescuer retries it; a kind with a longer timeout waits for it (http_request: timeout_seconds + --rescue-grace); at least --job-timeout + --rescue-grace; 0 (the default) means exactly that, 1m15s with the defaults")
 	f.BoolVar(&o.pollOnly, "poll-only", false,
 		"find jobs by polling only, without LISTEN/NOTIFY (needed behind PgBouncer in transaction mode); the circuit breakers then LISTEN only on DATABASE_DIRECT_URL if set, else see transitions by their 1s re-read")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (JSON unless stdout is a terminal), json or text")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.id, "id", "", "name of this worker in River (default: the host name and the start time)")
+	cmd.Long = longHelp(cmd)
 	return cmd
+}
+
+// longHelp is the worker's description, with every environment variable it
+// reads: one per flag (generated from the flags, as cli.BindEnv reads them)
+// and the others.
+func longHelp(cmd *cobra.Command) string {
+	var b strings.Builder
+	b.WriteString(`worker leases jobs from the rebound queues in PostgreSQL (DATABASE_URL) and works them.
+Run any number of workers (pods) against one database.
+
+On SIGTERM or SIGINT it stops fetching, lets running jobs finish within
+--shutdown-timeout, then cancels the rest: they return to the queue without
+using an attempt.
+
+A job whose pod died (SIGKILL, OOM) or hung is taken back by River's rescuer,
+which runs every 30 s on the leader pod: once --rescue-stuck-jobs-after and
+the job's own timeout (http_request: timeout_seconds + --rescue-grace) have
+passed since its attempt started, it is retried as class lost. With the
+defaults such a job is available again within 2 minutes of its attempt's
+start (1m15s, up to 30 s until the rescuer's next run, the retry delay of
+about 2 s, up to 5 s until River's scheduler releases it), and a job still
+within its deadline is never taken back.
+
+Environment:
+  DATABASE_URL                     the database: a postgres:// URL or a libpq key=value string (libpq's PG* variables and defaults when unset)
+  DATABASE_DIRECT_URL              a direct connection to PostgreSQL for the circuit breakers' LISTEN, when DATABASE_URL goes through PgBouncer in transaction mode
+  ` + adminauth.EnvToken + `              guards the admin routes (/api/admin/..., /riverui/): Authorization: Bearer <token>, at least 16 characters; without it they are served only on a loopback --http-addr
+`)
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" {
+			return
+		}
+		fmt.Fprintf(&b, "  %-32s --%s\n", cli.EnvName("REBOUND", f.Name), f.Name)
+	})
+	b.WriteString("\nEach variable follows the same rules as its flag; a flag on the command line wins over its variable.")
+	return b.String()
 }
 
 func run(ctx context.Context, o *options) error {
@@ -91,11 +139,15 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 	if o.shutdownTimeout <= 0 {
-		return fmt.Errorf("invalid --shutdown-timeout %s: must be positive", o.shutdownTimeout)
+		return fmt.Errorf("invalid %s %s: must be positive", o.ref("shutdown-timeout"), o.shutdownTimeout)
 	}
 
 	settings, err := config.Load(o.configPath)
 	if err != nil {
+		return err
+	}
+	adminToken := os.Getenv(adminauth.EnvToken)
+	if err := checkFlags(o, adminToken); err != nil {
 		return err
 	}
 
@@ -121,25 +173,110 @@ func run(ctx context.Context, o *options) error {
 		breakerConfig.ListenDisabled = true
 	}
 
-	w, err := worker.New(ctx, worker.Config{
+	// The job kinds this binary works: rebound's built-in ones.
+	registry := jobs.Builtin()
+	registry.Register(jobs.WeeklyIntelligenceKind(settings.WeeklyIntelligence))
+	workers := river.NewWorkers()
+	if err := registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: jobs.NewHTTPClient(), RescueGrace: o.rescueGrace}); err != nil {
+		return err
+	}
+	kinds := make(map[string]rebound.KindConfig, len(registry.Names()))
+	for _, kind := range registry.Names() {
+		kinds[kind] = rebound.KindConfig{}
+	}
+	for _, kind := range settings.Retry.Kinds() {
+		if _, err := registry.Lookup(kind); err != nil {
+			return fmt.Errorf("%s.kinds.%s: %w", retrypolicy.ConfigKey, kind, err)
+		}
+		kinds[kind] = rebound.KindConfig{RetryPolicy: settings.Retry.Lookup(kind)}
+	}
+	// weekly_intelligence jobs inserted without an operation key (by a
+	// producer without the config) get the reports API's host.
+	if key := settings.WeeklyIntelligence.OperationKey(); key != "" {
+		kc := kinds[jobs.KindWeeklyIntelligence]
+		kc.OperationKey = func(string, []byte) string { return key }
+		kinds[jobs.KindWeeklyIntelligence] = kc
+	}
+	queues := make(map[string]river.QueueConfig, len(o.queues))
+	for name, n := range o.queues {
+		queues[name] = river.QueueConfig{MaxWorkers: n}
+	}
+
+	pod, err := rebound.New(rebound.Config{
 		Pool:                 pool,
-		Retry:                settings.Retry,
+		Workers:              workers,
+		Queues:               queues,
+		RetryPolicy:          settings.Retry.Default(),
+		Kinds:                kinds,
 		Breaker:              breakerConfig,
-		PollOnly:             o.pollOnly,
 		BreakerIdleTTL:       settings.BreakerIdleTTL,
-		Queues:               o.queues,
+		PollOnly:             o.pollOnly,
 		FetchCooldown:        o.fetchCooldown,
 		FetchPollInterval:    o.fetchPollInterval,
 		JobTimeout:           o.jobTimeout,
+		RescueGrace:          o.rescueGrace,
 		RescueStuckJobsAfter: o.rescueStuckJobsAfter,
 		ShutdownTimeout:      o.shutdownTimeout,
 		HTTPAddr:             o.httpAddr,
-		Logger:               logger,
-		ID:                   o.id,
-		AdminToken:           os.Getenv(adminauth.EnvToken),
+		AdminToken:           adminToken,
+		Monitoring: rebound.MonitoringConfig{
+			AlertInterval: settings.Alerts.Interval,
+			Channels:      settings.Alerts.Channels,
+			Link:          settings.Alerts.Link,
+		},
+		Logger: logger,
+		ID:     o.id,
 	})
 	if err != nil {
+		return flagError(err)
+	}
+	return pod.Run(ctx)
+}
+
+// checkFlags refuses, in the terms of the command line, what the pod would
+// refuse in Go terms.
+func checkFlags(o *options, adminToken string) error {
+	if _, _, err := net.SplitHostPort(o.httpAddr); err != nil {
+		return fmt.Errorf("invalid HTTP address %q: %v", o.httpAddr, err)
+	}
+	if err := adminauth.CheckListenAddr(o.httpAddr, adminToken); err != nil {
 		return err
 	}
-	return w.Run(ctx)
+	if o.jobTimeout < 0 || o.rescueGrace < 0 || o.rescueStuckJobsAfter < 0 {
+		return errors.New("job timeout, rescue grace and rescue-stuck-jobs-after must not be negative")
+	}
+	jobTimeout, grace := cmp.Or(o.jobTimeout, rebound.DefaultJobTimeout), cmp.Or(o.rescueGrace, rebound.DefaultRescueGrace)
+	if least := jobTimeout + grace; o.rescueStuckJobsAfter > 0 && o.rescueStuckJobsAfter < least {
+		return fmt.Errorf("rescue-stuck-jobs-after (%s) must be at least the job timeout plus the rescue grace (%s + %s = %s): a job still within its timeout would count as lost; lower the job timeout too",
+			o.rescueStuckJobsAfter, jobTimeout, grace, least)
+	}
+	return nil
+}
+
+// flagOf names the flag (or variable) behind a field of rebound.Config.
+var flagOf = map[string]string{
+	"FetchCooldown":        "--fetch-cooldown",
+	"FetchPollInterval":    "--fetch-poll-interval",
+	"JobTimeout":           "--job-timeout",
+	"RescueGrace":          "--rescue-grace",
+	"RescueStuckJobsAfter": "--rescue-stuck-jobs-after",
+	"ShutdownTimeout":      "--shutdown-timeout",
+	"HTTPAddr":             "--http-addr",
+	"ID":                   "--id",
+	"AdminToken":           adminauth.EnvToken,
+}
+
+// flagError says a refused setting in the command line's terms.
+func flagError(err error) error {
+	ce, ok := errors.AsType[*rebound.ConfigError](err)
+	if !ok {
+		return err
+	}
+	if strings.HasPrefix(ce.Field, "Queues[") {
+		return fmt.Errorf("invalid --queues: %s: %s", ce.Field, ce.Problem)
+	}
+	if f, ok := flagOf[ce.Field]; ok {
+		return fmt.Errorf("invalid %s: %s", f, ce.Problem)
+	}
+	return err
 }

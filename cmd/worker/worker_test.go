@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,7 +60,7 @@ func TestEndToEnd(t *testing.T) {
 	require.Contains(t, res.Stdout, "inserted 100 http_request job(s) into queue default")
 
 	waitFor(t, 30*time.Second, func() bool {
-		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 100
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed' AND kind NOT LIKE 'rebound!_%' ESCAPE '!'") == 100
 	})
 	require.Equal(t, int64(100), calls.Load())
 	require.Equal(t, 100, count(t, db.Pool, "SELECT count(*) FROM river_job"))
@@ -71,7 +72,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	code, body := get(t, "http://"+worker.HTTPAddr+"/api/admin/nothing")
 	require.Equal(t, http.StatusNotFound, code)
-	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq and /api/admin/breakers)"}`, body)
+	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq, /api/admin/breakers, /api/admin/batches, /api/admin/job-health and /api/admin/readyz)"}`, body)
 	code, metrics := get(t, "http://"+worker.HTTPAddr+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, metrics, `rebound_job_attempts_total{kind="http_request",outcome="completed",queue="default"} 100`)
@@ -111,7 +112,7 @@ func TestPollOnly(t *testing.T) {
 				require.Equal(t, 0, res.ExitCode, res.Stderr)
 			}
 			waitFor(t, 30*time.Second, func() bool {
-				return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 5
+				return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed' AND kind NOT LIKE 'rebound!_%' ESCAPE '!'") == 5
 			})
 			require.Equal(t, int64(5), calls.Load())
 			require.Equal(t, tt.wantListens, count(t, db.Pool,
@@ -217,7 +218,7 @@ func TestIdempotencyKeyStableAcrossAttempts(t *testing.T) {
 		require.Equal(t, 0, res.ExitCode, res.Stderr)
 	}
 	waitFor(t, 30*time.Second, func() bool {
-		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 3
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed' AND kind NOT LIKE 'rebound!_%' ESCAPE '!'") == 3
 	})
 	mu.Lock()
 	defer mu.Unlock()
@@ -263,12 +264,14 @@ func TestStartupErrors(t *testing.T) {
 		{name: "negative shutdown timeout", url: db.URL, args: []string{"--shutdown-timeout", "-1s"}, wantErr: "worker: invalid --shutdown-timeout -1s: must be positive"},
 		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid log level "loud"`},
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
-		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: `worker: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request)`},
-		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker; line 1)"},
+		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: `worker: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request, synthetic, weekly_intelligence)`},
+		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},
-		{name: "rescue before the job timeout", url: db.URL, args: []string{"--rescue-stuck-jobs-after", "15s"}, wantErr: "worker: rescue-stuck-jobs-after (15s) must be at least the job timeout (1m0s)"},
+		{name: "rescue before the job timeout", url: db.URL, args: []string{"--rescue-stuck-jobs-after", "15s"}, wantErr: "worker: rescue-stuck-jobs-after (15s) must be at least the job timeout plus the rescue grace (1m0s + 15s = 1m15s)"},
+		{name: "rescue inside the grace", url: db.URL, args: []string{"--job-timeout", "10s", "--rescue-stuck-jobs-after", "20s"}, wantErr: "worker: rescue-stuck-jobs-after (20s) must be at least the job timeout plus the rescue grace (10s + 15s = 25s)"},
+		{name: "negative rescue grace", url: db.URL, args: []string{"--rescue-grace", "-1s"}, wantErr: "worker: job timeout, rescue grace and rescue-stuck-jobs-after must not be negative"},
 		{name: "bad HTTP address", url: db.URL, args: []string{"--http-addr", "nonsense"}, wantErr: `worker: invalid HTTP address "nonsense": address nonsense: missing port in address`},
 		{name: "short admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=a"}, wantErr: "worker: REBOUND_ADMIN_TOKEN is too short (1 characters): use at least 16 random characters"},
 		{name: "blank admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=  "}, wantErr: "worker: REBOUND_ADMIN_TOKEN has leading or trailing white space"},
@@ -357,4 +360,232 @@ func TestForeignJobDeadLetteredUnderItsBreakerKey(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT operation_key, failure_class FROM job_dead_letter_queue").Scan(&key, &class))
 	require.Equal(t, host, key)
 	require.Equal(t, "not_found", class)
+}
+
+// During a database outage /readyz, open to anyone, says "unreachable" and
+// nothing about the database (user, name, host, port); the worker logs the
+// detail once, and /api/admin/readyz (behind the admin token) shows it.
+// The outage is real: the worker reaches PostgreSQL through a local TCP
+// proxy that the test then closes, so the port refuses connections.
+func TestReadyzDuringDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	u, err := url.Parse(db.URL)
+	require.NoError(t, err)
+	proxy := startTCPProxy(t, u.Host)
+	u.Host = proxy.addr
+	const token = "0123456789abcdef0123"
+	worker := startWorkerWithToken(t, u.String(), token)
+	base := "http://" + worker.HTTPAddr
+
+	// The dead-letter trigger disabled: migrations are behind, and /readyz
+	// says so without the detail.
+	ctx := context.Background()
+	_, err = db.Pool.Exec(ctx, "ALTER TABLE river_job DISABLE TRIGGER rebound_dead_letter_capture")
+	require.NoError(t, err)
+	var code int
+	var body string
+	waitFor(t, 30*time.Second, func() bool {
+		code, body = get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	require.JSONEq(t, `{"status": "not ready", "checks": {"database": "ok", "migrations": "behind: run rebound migrate up"}}`, body)
+	_, err = db.Pool.Exec(ctx, "ALTER TABLE river_job ENABLE TRIGGER rebound_dead_letter_capture")
+	require.NoError(t, err)
+	waitFor(t, 30*time.Second, func() bool {
+		code, _ = get(t, base+"/readyz")
+		return code == http.StatusOK
+	})
+
+	proxy.close()
+	waitFor(t, 30*time.Second, func() bool {
+		code, body = get(t, base+"/readyz")
+		return code == http.StatusServiceUnavailable
+	})
+	// Past the 5 s cache, the checks run again: still one log line.
+	time.Sleep(6 * time.Second)
+	code, body = get(t, base+"/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.JSONEq(t, `{"status": "not ready", "checks": {"database": "unreachable", "migrations": "failing"}}`, body)
+	for _, secret := range []string{u.User.Username(), strings.TrimPrefix(u.Path, "/"), proxy.addr, "127.0.0.1"} {
+		require.NotContains(t, body, secret)
+	}
+
+	code, _ = get(t, base+"/api/admin/readyz")
+	require.Equal(t, http.StatusUnauthorized, code, "the detail needs the token")
+	req, err := http.NewRequest(http.MethodGet, base+"/api/admin/readyz", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	detail, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Contains(t, string(detail), `"database": "unreachable: failed to connect to`)
+	require.Contains(t, string(detail), proxy.addr)
+
+	logs := worker.Logs()
+	require.Equal(t, 1, strings.Count(logs, `"msg":"readiness check failing","check":"database","reason":"unreachable"`), logs)
+	require.Contains(t, logs, proxy.addr, "the log has the detail")
+	require.Equal(t, 1, strings.Count(logs, `"msg":"readiness check failing","check":"migrations","reason":"behind: run rebound migrate up"`), logs)
+	require.Equal(t, 1, strings.Count(logs, `"msg":"readiness check passes again","check":"migrations"`), logs)
+}
+
+// Admin and health routes asked with a method they do not take answer 405
+// with Allow through the real worker, with and without the admin token in
+// front (ServeMux used to redirect DELETE /api/admin/dlq with a 307).
+func TestWorkerWrongMethod(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	worker := proctest.StartWorker(t, db.URL)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	tests := []struct {
+		method, path, allow string
+	}{
+		{"DELETE", "/api/admin/dlq", "GET, HEAD"},
+		{"POST", "/api/admin/dlq/stats", "GET, HEAD"},
+		{"GET", "/api/admin/dlq/retry", "POST"},
+		{"PUT", "/api/admin/dlq/7/resolve", "POST"},
+		{"DELETE", "/api/admin/breakers", "GET, HEAD"},
+		{"DELETE", "/api/admin/breakers/api.example.com", "GET, HEAD"},
+		{"GET", "/api/admin/breakers/api.example.com/open", "POST"},
+		{"POST", "/api/admin/readyz", "GET, HEAD"},
+		{"POST", "/readyz", "GET, HEAD"},
+		{"DELETE", "/healthz", "GET, HEAD"},
+		{"PUT", "/metrics", "GET, HEAD"},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest(tt.method, "http://"+worker.HTTPAddr+tt.path, nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "%s %s: %s", tt.method, tt.path, b)
+		require.Equal(t, tt.allow, resp.Header.Get("Allow"), tt.path)
+		require.JSONEq(t, `{"error": "method `+tt.method+` not allowed on `+tt.path+` (allowed: `+tt.allow+`)"}`, string(b))
+	}
+}
+
+// Every worker flag can be set through the environment with the rules of
+// the command line; an error names the variable.
+func TestWorkerFlagsFromEnvironment(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL, "REBOUND_SHUTDOWN_TIMEOUT=0s", "REBOUND_HTTP_ADDR=" + proctest.FreeAddr(t)}, "worker")
+	require.Equal(t, 1, res.ExitCode)
+	require.Equal(t, "worker: invalid REBOUND_SHUTDOWN_TIMEOUT 0s: must be positive\n", res.Stderr)
+
+	addr := proctest.FreeAddr(t)
+	p := proctest.Start(t, []string{"DATABASE_URL=" + db.URL, "REBOUND_HTTP_ADDR=" + addr, "REBOUND_LOG_FORMAT=json", "REBOUND_ID=pod-from-env"}, "worker")
+	// This process's own line (another test's worker may have been given
+	// the same free port).
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(p.Logs(), `"msg":"worker started","http_addr":"`+addr+`"`) })
+	require.Contains(t, p.Logs(), `"msg":"River client started","client_id":"pod-from-env"`)
+	p.Signal(syscall.SIGTERM)
+	require.Equal(t, 0, p.Wait(30*time.Second), p.Logs())
+}
+
+// startWorkerWithToken is proctest.StartWorker with REBOUND_ADMIN_TOKEN set.
+func startWorkerWithToken(t *testing.T, databaseURL, token string) *proctest.Process {
+	t.Helper()
+	addr := proctest.FreeAddr(t)
+	p := proctest.Start(t, []string{"DATABASE_URL=" + databaseURL, "REBOUND_ADMIN_TOKEN=" + token}, "worker",
+		"--http-addr", addr, "--log-format", "json")
+	p.HTTPAddr = addr
+	waitFor(t, 30*time.Second, func() bool { return strings.Contains(p.Logs(), `"msg":"worker started","http_addr":"`+addr+`"`) })
+	return p
+}
+
+// tcpProxy forwards a local port to target until close, after which the
+// port refuses connections.
+type tcpProxy struct {
+	addr     string
+	listener net.Listener
+	mu       sync.Mutex
+	conns    []net.Conn
+	closed   bool
+}
+
+func startTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &tcpProxy{addr: l.Addr().String(), listener: l}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			if !p.track(c, up) {
+				return
+			}
+			go func() { _, _ = io.Copy(up, c); up.Close() }()
+			go func() { _, _ = io.Copy(c, up); c.Close() }()
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *tcpProxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		for _, c := range conns {
+			c.Close()
+		}
+		return false
+	}
+	p.conns = append(p.conns, conns...)
+	return true
+}
+
+func (p *tcpProxy) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	p.listener.Close()
+	for _, c := range p.conns {
+		c.Close()
+	}
+}
+
+// worker --help names every environment variable the worker reads: one per
+// flag, and the database, direct-connection and admin token variables.
+func TestHelpListsEnvironment(t *testing.T) {
+	t.Parallel()
+	res := proctest.Run(t, nil, "worker", "--help")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	for _, want := range []string{
+		"DATABASE_URL ", "DATABASE_DIRECT_URL ", "REBOUND_ADMIN_TOKEN ",
+		"REBOUND_CONFIG                   --config\n",
+		"REBOUND_FETCH_COOLDOWN           --fetch-cooldown\n",
+		"REBOUND_FETCH_POLL_INTERVAL      --fetch-poll-interval\n",
+		"REBOUND_HTTP_ADDR                --http-addr\n",
+		"REBOUND_ID                       --id\n",
+		"REBOUND_JOB_TIMEOUT              --job-timeout\n",
+		"REBOUND_LOG_FORMAT               --log-format\n",
+		"REBOUND_LOG_LEVEL                --log-level\n",
+		"REBOUND_POLL_ONLY                --poll-only\n",
+		"REBOUND_QUEUES                   --queues\n",
+		"REBOUND_RESCUE_GRACE             --rescue-grace\n",
+		"REBOUND_RESCUE_STUCK_JOBS_AFTER  --rescue-stuck-jobs-after\n",
+		"REBOUND_SHUTDOWN_TIMEOUT         --shutdown-timeout\n",
+		"available again within 2 minutes",
+	} {
+		require.Contains(t, res.Stdout, want)
+	}
+	require.NotContains(t, res.Stdout, "REBOUND_HELP")
 }

@@ -72,15 +72,19 @@ const MinTokenLength = 16
 // (under [MinTokenLength] bytes), that has leading or trailing white space
 // (a copy-paste accident a Bearer header could never match) or that holds a
 // control character (which no client can send).
-func ValidateToken(token string) error {
+func ValidateToken(token string) error { return ValidateTokenNamed(EnvToken, token) }
+
+// ValidateTokenNamed is [ValidateToken] for a token that reaches rebound
+// under another name (a Go field, say), which its messages use.
+func ValidateTokenNamed(name, token string) error {
 	if strings.TrimSpace(token) != token {
-		return fmt.Errorf("%s has leading or trailing white space", EnvToken)
+		return fmt.Errorf("%s has leading or trailing white space", name)
 	}
 	if strings.IndexFunc(token, unicode.IsControl) >= 0 {
-		return fmt.Errorf("%s contains a control character, which no HTTP client can send", EnvToken)
+		return fmt.Errorf("%s contains a control character, which no HTTP client can send", name)
 	}
 	if len(token) < MinTokenLength {
-		return fmt.Errorf("%s is too short (%d characters): use at least %d random characters, e.g. `openssl rand -hex 32`", EnvToken, len(token), MinTokenLength)
+		return fmt.Errorf("%s is too short (%d characters): use at least %d random characters, e.g. `openssl rand -hex 32`", name, len(token), MinTokenLength)
 	}
 	return nil
 }

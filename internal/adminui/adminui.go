@@ -22,11 +22,17 @@ import (
 // Prefix is the path the River UI is served under.
 const Prefix = "/riverui"
 
-// New builds the River UI for client, starts its background services (they
-// stop when ctx is done), and returns it behind [adminauth.Require] with
-// basic auth allowed, so a browser can log in with the token as the
-// password. Mount it at Prefix+"/". Errors come from riverui.
-func New(ctx context.Context, client *river.Client[pgx.Tx], logger *slog.Logger, token string) (http.Handler, error) {
+// UI is the River UI behind the admin token. Mount it at Prefix+"/"; it
+// answers once Start has run.
+type UI struct {
+	ui      *riverui.Handler
+	guarded http.Handler
+}
+
+// New builds the River UI for client behind [adminauth.Require] with basic
+// auth allowed, so a browser can log in with the token as the password.
+// Errors come from riverui.
+func New(client *river.Client[pgx.Tx], logger *slog.Logger, token string) (*UI, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -38,8 +44,16 @@ func New(ctx context.Context, client *river.Client[pgx.Tx], logger *slog.Logger,
 	if err != nil {
 		return nil, fmt.Errorf("river UI: %w", err)
 	}
-	if err := h.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start river UI: %w", err)
-	}
-	return adminauth.Require(token, h, &adminauth.Opts{AllowBasic: true}), nil
+	return &UI{ui: h, guarded: adminauth.Require(token, h, &adminauth.Opts{AllowBasic: true})}, nil
 }
+
+// Start starts the UI's background services; they stop when ctx is done.
+func (u *UI) Start(ctx context.Context) error {
+	if err := u.ui.Start(ctx); err != nil {
+		return fmt.Errorf("start river UI: %w", err)
+	}
+	return nil
+}
+
+// ServeHTTP serves the UI to requests that pass the admin token check.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) { u.guarded.ServeHTTP(w, r) }

@@ -127,22 +127,55 @@ func IsTerminal(w io.Writer) bool {
 }
 
 // BindEnv lets environment variables set the flags of cmd that were not
-// given on the command line: flag --http-addr reads PREFIX_HTTP_ADDR. A
-// bad value is an error naming the variable. Call it from PreRunE.
+// given on the command line: flag --http-addr reads PREFIX_HTTP_ADDR. A flag
+// set from the environment behaves exactly as if it had been given on the
+// command line: the same parsing, and cmd.Flags().Changed reports it (so a
+// rule such as "--max-attempts 0 is refused, absent means the default"
+// holds for PREFIX_MAX_ATTEMPTS=0 too); [FlagRef] names the variable in
+// messages. A bad value is an error naming the variable. Call it from
+// PreRunE.
 func BindEnv(cmd *cobra.Command, prefix string) error {
-	var firstErr error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if firstErr != nil || f.Changed {
+	fs := cmd.Flags()
+	type setting struct{ flag, env, value string }
+	var settings []setting
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
 			return
 		}
 		name := EnvName(prefix, f.Name)
 		if v, ok := os.LookupEnv(name); ok {
-			if err := f.Value.Set(v); err != nil {
-				firstErr = fmt.Errorf("invalid %s %q: %v", name, v, err)
-			}
+			settings = append(settings, setting{f.Name, name, v})
 		}
 	})
-	return firstErr
+	for _, s := range settings {
+		// FlagSet.Set marks the flag changed, as parsing it would; Value.Set
+		// alone would not.
+		if err := fs.Set(s.flag, s.value); err != nil {
+			if cause := errors.Unwrap(err); cause != nil {
+				err = cause // pflag's wrapper names the flag, not the variable
+			}
+			return fmt.Errorf("invalid %s %q: %v", s.env, s.value, err)
+		}
+		if err := fs.SetAnnotation(s.flag, envAnnotation, []string{s.env}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// envAnnotation marks a flag BindEnv set, with its variable's name.
+const envAnnotation = "rebound_env"
+
+// FlagRef names flag of cmd as the user gave it, for messages: its
+// environment variable (REBOUND_MAX_ATTEMPTS) when [BindEnv] set it from
+// there, else the flag itself (--max-attempts).
+func FlagRef(cmd *cobra.Command, flag string) string {
+	if f := cmd.Flags().Lookup(flag); f != nil {
+		if env := f.Annotations[envAnnotation]; len(env) == 1 {
+			return env[0]
+		}
+	}
+	return "--" + flag
 }
 
 // EnvName is the environment variable that sets flag name under prefix.
@@ -193,10 +226,21 @@ func Execute(root *cobra.Command) {
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	if err := root.Execute(); err != nil {
+		if code, ok := errors.AsType[*ExitCode](err); ok {
+			os.Exit(code.Code)
+		}
 		fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), err)
 		os.Exit(1)
 	}
 }
+
+// ExitCode is an error a command returns to end with a given exit code
+// and no message: a state it reports (`rebound health` exits 2 when
+// degraded), not a failure. Code is never 0 or 1.
+type ExitCode struct{ Code int }
+
+// Error returns "exit code N".
+func (e *ExitCode) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
 
 // WithDatabase returns base (a postgres:// URL or a key=value connection
 // string) pointing at database name instead.

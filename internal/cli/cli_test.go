@@ -39,10 +39,13 @@ func TestBindEnv(t *testing.T) {
 	require.NoError(t, cli.BindEnv(cmd, "TESTAPP"))
 	require.Equal(t, "from-env", some)
 	require.Equal(t, 3, count, "the command line wins over the environment")
+	require.True(t, cmd.Flags().Changed("some-flag"), "set from the environment counts as given, as on the command line")
+	require.Equal(t, "TESTAPP_SOME_FLAG", cli.FlagRef(cmd, "some-flag"))
+	require.Equal(t, "--count", cli.FlagRef(cmd, "count"))
 
 	cmd2 := &cobra.Command{Use: "y"}
 	cmd2.Flags().IntVar(&count, "count", 1, "")
-	require.ErrorContains(t, cli.BindEnv(cmd2, "TESTAPP"), `invalid TESTAPP_COUNT "x"`)
+	require.EqualError(t, cli.BindEnv(cmd2, "TESTAPP"), `invalid TESTAPP_COUNT "x": strconv.ParseInt: parsing "x": invalid syntax`)
 }
 
 func TestNewLogger(t *testing.T) {

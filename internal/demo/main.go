@@ -1,18 +1,25 @@
 // Command demo shows rebound working end to end on a real upstream, in
-// about a minute (`make demo`):
+// about 30 seconds (`make demo`):
 //
 //  1. starts go-httpbin (github.com/mccutchen/go-httpbin/v2, an independently
 //     written HTTP test server) on a loopback port;
-//  2. creates a fresh database rebound_demo next to DATABASE_URL's and runs
-//     `rebound migrate up` on it;
+//  2. creates a database of its own on DATABASE_URL's server (or, when
+//     DATABASE_URL is empty and a Docker engine answers, in a PostgreSQL
+//     container) and runs `rebound migrate up` on it. The name is --database,
+//     else $REBOUND_DEMO_DATABASE, else rebound_demo_<date>_<time>; the
+//     database is marked as the demo's (COMMENT ON DATABASE), and the demo
+//     never drops a database it did not create;
 //  3. starts `worker` with a short backoff and quick circuit breakers (a
 //     demo must not wait minutes); each endpoint is its own operation key;
 //  4. enqueues a mix of http_request jobs with `enqueue --file` against
 //     /status/200, /status/503, /status/429, /status/404, /delay/1 and
 //     /unstable;
-//  5. waits for every job to finish, prints a summary (completed, retried,
-//     failed, by status and failure class) and the dead-letter queue, and
-//     stops everything it started.
+//  5. waits for every job to finish and tells, per endpoint, what happened:
+//     each attempt's outcome, failure class and the backoff chosen (from the
+//     jobs' histories), the calls the circuit breaker held back, and what
+//     went to the dead-letter queue and why; then shows `rebound breaker
+//     list`, `rebound dlq stats` and `rebound dlq list`, and stops everything
+//     it started. The database is kept for a look.
 //
 // It runs the real binaries from --bin (default ./bin, built by `make
 // build`).
@@ -31,19 +38,15 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mccutchen/go-httpbin/v2/httpbin"
 
 	"github.com/rebound-queue/rebound/internal/cli"
 )
-
-const demoDatabase = "rebound_demo"
 
 // demoConfig gives the demo's jobs a short backoff so it ends in a minute.
 // Each upstream endpoint is its own operation key, so the breaker of a
@@ -66,8 +69,20 @@ breaker:
 func main() {
 	bin := flag.String("bin", "bin", "folder holding the worker, enqueue and rebound binaries")
 	timeout := flag.Duration("timeout", 90*time.Second, "give up waiting for the jobs after this long")
+	database := flag.String("database", "", "the database to create for the demo (default $"+databaseEnv+", else rebound_demo_<date>_<time>); one the demo did not create is never dropped")
 	flag.Parse()
-	if err := run(*bin, *timeout); err != nil {
+	name := *database
+	if name == "" {
+		name = os.Getenv(databaseEnv)
+	}
+	if name == "" {
+		name = defaultDatabase(time.Now())
+	}
+	if err := validateDatabase(name); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+	if err := run(*bin, *timeout, name); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -77,7 +92,7 @@ func step(format string, args ...any) {
 	fmt.Printf("==> "+format+"\n", args...)
 }
 
-func run(bin string, timeout time.Duration) error {
+func run(bin string, timeout time.Duration, database string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	for _, name := range []string{"worker", "enqueue", "rebound"} {
@@ -97,12 +112,21 @@ func run(bin string, timeout time.Duration) error {
 	base := "http://" + l.Addr().String()
 	step("go-httpbin listening on %s", base)
 
-	// 2. A fresh database.
-	dbURL, err := freshDatabase(ctx)
+	// 2. A database of its own.
+	srv, err := findServer(ctx)
 	if err != nil {
 		return err
 	}
-	step("database %s (dropped and created afresh)", demoDatabase)
+	defer srv.stop()
+	dbURL, replaced, err := createDatabase(ctx, srv.url, database)
+	if err != nil {
+		return err
+	}
+	if replaced {
+		step("database %s: the one an earlier demo created was dropped and created afresh", database)
+	} else {
+		step("database %s: created, marked as the demo's (COMMENT ON DATABASE)", database)
+	}
 	env := append(os.Environ(), "DATABASE_URL="+dbURL)
 	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "migrate", "up"); err != nil {
 		return err
@@ -114,8 +138,18 @@ func run(bin string, timeout time.Duration) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	hook, err := startReceiver()
+	if err != nil {
+		return err
+	}
+	defer hook.close()
+	step("webhook receiver listening on %s (alerts of rule breaker-open arrive there, signed)", hook.url)
 	cfgPath := filepath.Join(dir, "worker.yaml")
-	if err := os.WriteFile(cfgPath, []byte(demoConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(demoConfig+alertsConfig(hook.url)), 0o600); err != nil {
+		return err
+	}
+	step("rebound alerts set breaker-open --channels local   (the rule is live for every pod at its next evaluation)")
+	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "alerts", "set", "breaker-open", "--channels", "local"); err != nil {
 		return err
 	}
 	httpAddr, err := freeAddr()
@@ -147,18 +181,10 @@ func run(bin string, timeout time.Duration) error {
 
 	// 4. The jobs.
 	var ndjson bytes.Buffer
-	mix := []struct {
-		path  string
-		count int
-	}{
-		{"/status/200", 20}, {"/status/503", 5}, {"/status/429", 5}, {"/status/404", 5},
-		{"/delay/1", 5}, {"/unstable?failure_rate=0.5", 10},
-	}
 	total := 0
 	for _, m := range mix {
 		for i := range m.count {
-			key := "httpbin" + strings.SplitN(m.path, "?", 2)[0]
-			line, _ := json.Marshal(map[string]any{"url": base + m.path, "operation_key": key, "body": map[string]any{"demo": m.path, "n": i}})
+			line, _ := json.Marshal(map[string]any{"url": base + m.path, "operation_key": m.key(), "body": map[string]any{"demo": m.path, "n": i}})
 			ndjson.Write(line)
 			ndjson.WriteByte('\n')
 			total++
@@ -209,10 +235,11 @@ func run(bin string, timeout time.Duration) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	if err := summarise(ctx, pool); err != nil {
+	step("what happened, per endpoint: each attempt (failure class, backoff chosen), the outcome, the circuit breaker")
+	if err := summarise(ctx, pool, os.Stdout); err != nil {
 		return err
 	}
-	step("circuit breakers, one per operation key: rebound breaker list")
+	step("rebound breaker list   (a key has a row once a failure the breaker counts happened: server_error, timeout, network)")
 	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "breaker", "list"); err != nil {
 		return err
 	}
@@ -222,6 +249,9 @@ func run(bin string, timeout time.Duration) error {
 	}
 	step("rebound dlq list --limit 6   (then: rebound dlq show ID, rebound dlq retry ID, rebound dlq resolve ID --note ...)")
 	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "dlq", "list", "--limit", "6"); err != nil {
+		return err
+	}
+	if err := alertsDemo(ctx, env, bin, pool, hook); err != nil {
 		return err
 	}
 
@@ -235,104 +265,15 @@ func run(bin string, timeout time.Duration) error {
 	case <-time.After(30 * time.Second):
 		return errors.New("worker did not stop within 30s of SIGTERM")
 	}
-	step("done. The demo database %s is kept for a look: DATABASE_URL=%s", demoDatabase, dbURL)
+	if srv.container != nil {
+		step("done. The database lived in the PostgreSQL container, which is removed now.")
+		return nil
+	}
+	step("done. The database %s is kept for a look:\n    DATABASE_URL='%s' %s dlq list", database, dbURL, filepath.Join(bin, "rebound"))
+	if names, err := demoDatabases(ctx, srv.url); err == nil && len(names) > 0 {
+		fmt.Printf("    databases the demo created on this server: %s\n    drop one with: psql '%s' -c 'DROP DATABASE %s'\n", strings.Join(names, ", "), srv.url, database)
+	}
 	return nil
-}
-
-func summarise(ctx context.Context, pool *pgxpool.Pool) error {
-	var completed, cancelled, discarded, retried, snoozes int
-	err := pool.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE state = 'completed'),
-			count(*) FILTER (WHERE state = 'cancelled'),
-			count(*) FILTER (WHERE state = 'discarded'),
-			count(*) FILTER (WHERE attempt > 1),
-			coalesce(sum((metadata->>'snoozes')::int), 0)
-		FROM river_job WHERE kind = 'http_request'`).Scan(&completed, &cancelled, &discarded, &retried, &snoozes)
-	if err != nil {
-		return err
-	}
-	fmt.Println()
-	fmt.Printf("  completed        %3d\n  retried          %3d  (needed more than one attempt)\n  failed           %3d  (%d cancelled: not worth retrying; %d discarded: attempts used up)\n  short-circuited  %3d  (waits behind an open circuit breaker: the upstream was not called, no attempt used)\n\n",
-		completed, retried, cancelled+discarded, cancelled, discarded, snoozes)
-
-	rows, err := pool.Query(ctx, `SELECT args->>'url', state::text, attempt,
-			coalesce((metadata->'output'->'result'->>'status')::int, 0),
-			coalesce(metadata->'output'->'attempts'->-1->>'class', '')
-		FROM river_job WHERE kind = 'http_request' ORDER BY id`)
-	if err != nil {
-		return err
-	}
-	type key struct{ path, outcome string }
-	type agg struct {
-		jobs, attempts int
-		statuses       map[int]int
-		classes        map[string]int
-	}
-	byKey := map[key]*agg{}
-	var order []key
-	for rows.Next() {
-		var (
-			url, state, class string
-			attempt, status   int
-		)
-		if err := rows.Scan(&url, &state, &attempt, &status, &class); err != nil {
-			return err
-		}
-		path := url[strings.Index(url[len("http://"):], "/")+len("http://"):]
-		k := key{path, state}
-		if byKey[k] == nil {
-			byKey[k] = &agg{statuses: map[int]int{}, classes: map[string]int{}}
-			order = append(order, k)
-		}
-		a := byKey[k]
-		a.jobs++
-		a.attempts += attempt
-		a.statuses[status]++
-		if class != "" && state != "completed" {
-			a.classes[class]++
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	fmt.Printf("  %-30s %-10s %5s %9s  %-20s %s\n", "UPSTREAM", "OUTCOME", "JOBS", "ATTEMPTS", "LAST STATUS", "FAILURE CLASS")
-	for _, k := range order {
-		a := byKey[k]
-		fmt.Printf("  %-30s %-10s %5d %9d  %-20s %s\n", k.path, k.outcome, a.jobs, a.attempts, counts(a.statuses), counts(a.classes))
-	}
-	fmt.Println()
-	return nil
-}
-
-func counts[K comparable](m map[K]int) string {
-	var parts []string
-	for k, n := range m {
-		parts = append(parts, fmt.Sprintf("%v (%d)", k, n))
-	}
-	slices.Sort(parts)
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, " ")
-}
-
-// freshDatabase drops and creates rebound_demo on DATABASE_URL's server and
-// returns its URL.
-func freshDatabase(ctx context.Context) (string, error) {
-	base := os.Getenv("DATABASE_URL")
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", fmt.Errorf("connect to DATABASE_URL: %w (scripts/ensure-postgres.sh finds or starts a server)", err)
-	}
-	defer conn.Close(ctx)
-	ident := pgx.Identifier{demoDatabase}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-		return "", fmt.Errorf("drop %s: %w", demoDatabase, err)
-	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+ident); err != nil {
-		return "", fmt.Errorf("create %s (the demo needs CREATE DATABASE rights): %w", demoDatabase, err)
-	}
-	return cli.WithDatabase(base, demoDatabase)
 }
 
 func runCmd(ctx context.Context, env []string, name string, args ...string) error {

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,13 +25,80 @@ import (
 // probe every second costs the database at most one check per 5 seconds.
 const DefaultReadinessCacheTTL = 5 * time.Second
 
-// CheckFunc is one readiness check; a non-nil error makes /readyz answer
-// 503 with the error's message under the check's name.
+// CheckFunc is one readiness check: nil when ready; an error makes /readyz
+// answer 503. /readyz is served without authentication, so it never shows
+// an error's text, which may name a host, a port, a user or a database: it
+// shows under the check's name the error's public reason, the Reason of a
+// [*CheckError] in its chain ([Unready]), else "failing". The whole text is
+// logged once each time the check's state changes (at warn when it starts
+// failing or fails for another reason, at info when it passes again), and
+// [Server.ReadinessDetail] serves it to authenticated callers.
 type CheckFunc func(ctx context.Context) error
+
+// DefaultCheckReason is what /readyz shows for a failed check whose error
+// carries no [CheckError] reason.
+const DefaultCheckReason = "failing"
+
+// CheckError is a failed readiness check with a reason that anyone may read.
+type CheckError struct {
+	// Reason is what /readyz shows under the check's name, a few words such
+	// as "unreachable": never a host, a user, a database or a secret.
+	Reason string
+	// Err is the failure in full: logged, and served to authenticated
+	// callers by [Server.ReadinessDetail].
+	Err error
+}
+
+func (e *CheckError) Error() string { return e.Reason + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *CheckError) Unwrap() error { return e.Err }
+
+// Unready returns err as a [*CheckError] whose public reason is reason; nil
+// when err is nil.
+func Unready(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &CheckError{Reason: reason, Err: err}
+}
+
+// Reasons a [DatabaseCheck] shows.
+const (
+	// ReasonUnreachable: no connection (refused, no route, DNS, TLS...).
+	ReasonUnreachable = "unreachable"
+	// ReasonTimeout: the check ran out of time.
+	ReasonTimeout = "timeout"
+	// ReasonRejected: the server answered with an error (authentication,
+	// too many connections, no such database...).
+	ReasonRejected = "rejected"
+)
+
+// DatabaseCheck is a readiness check that pings a database (pgxpool.Pool's
+// Ping) and names a failure [ReasonTimeout] when the check's time ran out,
+// [ReasonRejected] when the server answered with an error (one with an
+// SQLSTATE, as pgconn.PgError), else [ReasonUnreachable].
+func DatabaseCheck(ping func(context.Context) error) CheckFunc {
+	return func(ctx context.Context) error {
+		err := ping(ctx)
+		var pgErr interface{ SQLState() string }
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			return Unready(ReasonTimeout, err)
+		case errors.As(err, &pgErr):
+			return Unready(ReasonRejected, err)
+		}
+		return Unready(ReasonUnreachable, err)
+	}
+}
 
 // Config configures a [Server].
 type Config struct {
-	// Addr is the address to listen on, e.g. "127.0.0.1:8080". Required.
+	// Addr is the address to listen on, e.g. "127.0.0.1:8080". Required by
+	// Start; a server whose routes are only mounted elsewhere ([Server.Handler])
+	// needs none.
 	Addr string
 	// Logger receives request errors. nil discards.
 	Logger *slog.Logger
@@ -51,8 +120,12 @@ type Server struct {
 
 	checksMu sync.Mutex
 	checks   []namedCheck
-	cached   *readiness
+	cached   *readiness // public: reasons only
+	detail   *readiness // the same result with the errors' text
 	cachedAt time.Time
+	// lastReason is each failing check's last public reason (absent: ok),
+	// so a state change is logged once.
+	lastReason map[string]string
 
 	draining atomic.Bool
 }
@@ -78,14 +151,14 @@ func New(config Config) *Server {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{config: config, logger: logger, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("/healthz", Methods{http.MethodGet: s.healthz})
+	s.mux.Handle("/readyz", Methods{http.MethodGet: s.readyz})
 	if config.Gatherer != nil {
-		s.mux.Handle("GET /metrics", promhttp.HandlerFor(config.Gatherer, promhttp.HandlerOpts{
+		s.mux.Handle("/metrics", Methods{http.MethodGet: promhttp.HandlerFor(config.Gatherer, promhttp.HandlerOpts{
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 			ErrorHandling:     promhttp.ContinueOnError,
 			EnableOpenMetrics: true,
-		}))
+		}).ServeHTTP})
 	}
 	s.srv = &http.Server{
 		Handler:           s.mux,
@@ -100,6 +173,10 @@ func New(config Config) *Server {
 func (s *Server) Handle(pattern string, handler http.Handler) {
 	s.mux.Handle(pattern, handler)
 }
+
+// Handler returns the server's routes (/healthz, /readyz, /metrics and
+// what was mounted with Handle), to be served by another HTTP server.
+func (s *Server) Handler() http.Handler { return s.mux }
 
 // AddReadinessCheck adds a check /readyz runs (all of them, in order of
 // addition). Call before Start.
@@ -149,11 +226,26 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	s.serveReadiness(w, r, false)
+}
+
+// ReadinessDetail serves what /readyz serves, with each failed check's whole
+// error text instead of its public reason (same JSON shape, same cache, same
+// status codes). Mount it behind authentication: the text may name hosts,
+// ports, users and databases.
+func (s *Server) ReadinessDetail() http.Handler {
+	return Methods{http.MethodGet: func(w http.ResponseWriter, r *http.Request) { s.serveReadiness(w, r, true) }}
+}
+
+func (s *Server) serveReadiness(w http.ResponseWriter, r *http.Request, detail bool) {
 	if s.draining.Load() {
 		WriteJSON(w, http.StatusServiceUnavailable, readiness{Status: "shutting down", Checks: map[string]string{}})
 		return
 	}
-	res := s.readiness(r.Context())
+	res, full := s.readiness(r.Context())
+	if detail {
+		res = full
+	}
 	code := http.StatusOK
 	if res.Status != "ok" {
 		code = http.StatusServiceUnavailable
@@ -161,25 +253,45 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, code, res)
 }
 
-func (s *Server) readiness(ctx context.Context) *readiness {
+// readiness runs the checks (or reuses their result for ReadinessCacheTTL)
+// and returns it twice: with public reasons, and with the errors' text.
+func (s *Server) readiness(ctx context.Context) (public, detail *readiness) {
 	s.checksMu.Lock()
 	defer s.checksMu.Unlock()
 	if s.cached != nil && time.Since(s.cachedAt) < s.config.ReadinessCacheTTL {
-		return s.cached
+		return s.cached, s.detail
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	res := &readiness{Status: "ok", Checks: map[string]string{}}
+	public = &readiness{Status: "ok", Checks: map[string]string{}}
+	detail = &readiness{Status: "ok", Checks: map[string]string{}}
+	if s.lastReason == nil {
+		s.lastReason = map[string]string{}
+	}
 	for _, c := range s.checks {
-		if err := c.check(ctx); err != nil {
-			res.Status = "not ready"
-			res.Checks[c.name] = err.Error()
-		} else {
-			res.Checks[c.name] = "ok"
+		err := c.check(ctx)
+		if err == nil {
+			public.Checks[c.name], detail.Checks[c.name] = "ok", "ok"
+			if _, failing := s.lastReason[c.name]; failing {
+				delete(s.lastReason, c.name)
+				s.logger.Info("readiness check passes again", slog.String("check", c.name))
+			}
+			continue
+		}
+		reason := DefaultCheckReason
+		var ce *CheckError
+		if errors.As(err, &ce) {
+			reason = ce.Reason
+		}
+		public.Status, detail.Status = "not ready", "not ready"
+		public.Checks[c.name], detail.Checks[c.name] = reason, err.Error()
+		if last, failing := s.lastReason[c.name]; !failing || last != reason {
+			s.lastReason[c.name] = reason
+			s.logger.Warn("readiness check failing", slog.String("check", c.name), slog.String("reason", reason), slog.String("error", err.Error()))
 		}
 	}
-	s.cached, s.cachedAt = res, time.Now()
-	return res
+	s.cached, s.detail, s.cachedAt = public, detail, time.Now()
+	return public, detail
 }
 
 // WriteJSON writes v as the JSON body of a response with status code.
@@ -201,4 +313,34 @@ type ErrorBody struct {
 // WriteError writes {"error": msg} with status code.
 func WriteError(w http.ResponseWriter, code int, msg string) {
 	WriteJSON(w, code, ErrorBody{Error: msg})
+}
+
+// Methods serves one path with a handler per method. GET also serves HEAD,
+// as net/http's ServeMux does; any other method is answered 405 with an
+// Allow header listing the methods it takes and a JSON error naming them.
+// Mount it on a pattern without a method (mux.Handle("/api/x/{id}",
+// Methods{http.MethodGet: show})): a known path asked with another method
+// is then a 405, where method patterns next to a catch-all give a 404 or a
+// redirect.
+type Methods map[string]http.HandlerFunc
+
+func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, ok := m[r.Method]
+	if !ok && r.Method == http.MethodHead {
+		h, ok = m[http.MethodGet]
+	}
+	if ok {
+		h(w, r)
+		return
+	}
+	allowed := make([]string, 0, len(m)+1)
+	for method := range m {
+		allowed = append(allowed, method)
+		if method == http.MethodGet {
+			allowed = append(allowed, http.MethodHead)
+		}
+	}
+	slices.Sort(allowed)
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
 }

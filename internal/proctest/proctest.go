@@ -29,8 +29,9 @@ var (
 )
 
 // Bin returns the path of a rebound binary ("worker", "enqueue",
-// "rebound"), building all three on first use into a folder that lives as
-// long as the test process.
+// "rebound"), building all three on first use into a temporary folder
+// (rebound-bin-*, about 70 MB) that [RemoveBinaries] removes: call it when
+// the package's tests end, from TestMain.
 func Bin(t testing.TB, name string) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -53,6 +54,17 @@ func Bin(t testing.TB, name string) string {
 		t.Fatalf("proctest: %v", buildErr)
 	}
 	return filepath.Join(buildDir, name)
+}
+
+// RemoveBinaries removes the folder Bin built the binaries into, if any.
+// Call it once the package's tests have ended (after m.Run in TestMain, e.g.
+// dbtest.Main(m, proctest.RemoveBinaries)); a later Bin fails.
+func RemoveBinaries() {
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	buildOnce.Do(func() {}) // a Bin after this builds nothing
+	buildErr = errors.New("the binaries were removed (RemoveBinaries): tests have ended")
 }
 
 func moduleRoot() (string, error) {
@@ -199,9 +211,6 @@ func (p *Process) Wait(timeout time.Duration) int {
 	}
 	return 0
 }
-
-// Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Logs is everything the process wrote to stdout and stderr so far.
 func (p *Process) Logs() string { return p.logs.String() }

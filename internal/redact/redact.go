@@ -10,11 +10,16 @@
 // # Names
 //
 // A key, header, field or parameter name is secret when [IsSensitiveName]
-// says so: lower-cased and without '-', '_' and spaces it contains
-// authorization, cookie, apikey, password, passwd, passphrase, token,
-// secret, privatekey or credential, or it is exactly auth, pass, pwd or jwt.
-// In name=value text and URL query strings, key, sig and signature are
-// secret too (?key=... is how many APIs take a key).
+// says so. In short: split into words (at '-', '_', '.', spaces and
+// camelCase), it contains password, secret, token, credential, cookie,
+// session, signature, authorization, apikey, accesskey or privatekey
+// (passwd, passphrase, sessid, csrf, xsrf too), has a word starting with
+// auth (not author, authenticate), a word pwd, pass, jwt or sig, or ends
+// with key / keys after a word that does not name a public key
+// (operation_key, Idempotency-Key, primary_key and public_key stay shown).
+// In name=value text and URL query strings, key alone is secret too
+// (?key=... is how many APIs take a key). docs/redaction.md has the whole
+// table of what is and is not caught.
 //
 // # Text
 //
@@ -45,50 +50,142 @@ import (
 	"encoding/json"
 	"regexp"
 	"strings"
+	"unicode"
 )
 
 // Marker replaces a secret.
 const Marker = "[REDACTED]"
 
-// sensitiveWords mark a name as secret when its normalised form contains
-// one of them.
-var sensitiveWords = []string{"authorization", "cookie", "apikey", "password", "passwd", "passphrase", "token", "secret", "privatekey", "credential"}
+// sensitiveParts mark a name as secret when its words joined contain one
+// of them (rule 1 of [IsSensitiveName]).
+var sensitiveParts = []string{
+	"password", "passwd", "passphrase", "secret", "token", "credential", "cookie",
+	"session", "sessid", "signature", "authorization", "authorisation",
+	"apikey", "accesskey", "privatekey", "csrf", "xsrf",
+}
 
-// sensitiveExact mark a name as secret when its normalised form is one of
-// them (as substrings they would catch "author", "passenger", ...).
-var sensitiveExact = map[string]bool{"auth": true, "pass": true, "pwd": true, "jwt": true}
+// sensitiveWords mark a name as secret when one of its words is one of
+// them (rule 3).
+var sensitiveWords = map[string]bool{"pwd": true, "pass": true, "jwt": true, "sig": true}
 
-// paramExact are the extra secret names of name=value pairs.
-var paramExact = map[string]bool{"key": true, "sig": true, "signature": true}
+// tokenCounters are the words before "tokens" that make it a count, not a
+// secret: max_tokens, x-ratelimit-remaining-tokens (rule 1's exception).
+var tokenCounters = map[string]bool{
+	"max": true, "min": true, "total": true, "prompt": true, "completion": true, "input": true,
+	"output": true, "remaining": true, "limit": true, "used": true, "num": true,
+}
 
-var nameReplacer = strings.NewReplacer("-", "", "_", "", " ", "")
+// publicKeys are the words before a last word "key" or "keys" that name a
+// key that is no secret (rule 4's exceptions): rebound's operation key and
+// Idempotency-Key, River's unique key, data-layout keys, public keys.
+var publicKeys = map[string]bool{
+	"operation": true, "idempotency": true, "unique": true, "dedup": true, "dedupe": true,
+	"deduplication": true, "partition": true, "primary": true, "foreign": true, "sort": true,
+	"shard": true, "routing": true, "cache": true, "public": true,
+}
 
-func normalise(name string) string {
-	return nameReplacer.Replace(strings.ToLower(name))
+// paramNames are the extra secret names of name=value pairs and query
+// strings, compared with the whole name lower-cased: ?key=... is how many
+// APIs take a key.
+var paramNames = map[string]bool{"key": true}
+
+// words splits a name into lower-case words: at every character that is
+// not a letter or a digit, and between a lower-case letter or a digit and
+// an upper-case letter (camelCase). "X-Hub-Signature-256" gives x, hub,
+// signature, 256; "accessKey" access, key; "sessionID" session, id;
+// "APIKey" apikey.
+func words(name string) []string {
+	var out []string
+	start := -1
+	var prev rune
+	for i, r := range name {
+		alnum := unicode.IsLetter(r) || unicode.IsDigit(r)
+		switch {
+		case !alnum:
+			if start >= 0 {
+				out = append(out, strings.ToLower(name[start:i]))
+				start = -1
+			}
+		case start < 0:
+			start = i
+		case unicode.IsUpper(r) && (unicode.IsLower(prev) || unicode.IsDigit(prev)):
+			out = append(out, strings.ToLower(name[start:i]))
+			start = i
+		}
+		prev = r
+	}
+	if start >= 0 {
+		out = append(out, strings.ToLower(name[start:]))
+	}
+	return out
 }
 
 // IsSensitiveName reports whether a key, header, field or parameter name
-// holds a secret (see the package doc).
+// holds a secret. The name is split into lower-case words at every
+// character that is not a letter or digit and at camelCase boundaries
+// ("X-Api-Key": x, api, key; "accessKey": access, key; "APIKey": apikey),
+// and it is secret when:
+//
+//  1. its words joined contain password, passwd, passphrase, secret,
+//     token, credential, cookie, session, sessid, signature, authorization,
+//     authorisation, apikey, accesskey, privatekey, csrf or xsrf
+//     (client_secret, access_token, Set-Cookie, session_id, PHPSESSID,
+//     X-Hub-Signature-256, x-api-key, AWSAccessKeyId) — except the word
+//     tokens right after max, min, total, prompt, completion, input,
+//     output, remaining, limit, used or num, which is a count (max_tokens,
+//     x-ratelimit-remaining-tokens);
+//  2. a word starts with auth but not with author nor authenticate (auth,
+//     authn, authz, auth_header, X-Auth-User, authentication; not author,
+//     authority, WWW-Authenticate, authenticated);
+//  3. a word is pwd, pass, jwt or sig (db_pwd, user_pass);
+//  4. its last word is key or keys after another word that is not
+//     operation, idempotency, unique, dedup, dedupe, deduplication,
+//     partition, primary, foreign, sort, shard, routing, cache or public
+//     (access_key, encryption-key, accessKey, ssh_keys; not operation_key,
+//     Idempotency-Key, primary_key, public_key, nor key alone).
+//
+// Name=value pairs and query strings also treat the name key as secret
+// (?key=...).
 func IsSensitiveName(name string) bool {
-	n := normalise(name)
-	if sensitiveExact[n] {
-		return true
+	w := words(name)
+	if len(w) == 0 {
+		return false
 	}
-	for _, w := range sensitiveWords {
-		if strings.Contains(n, w) {
+	var joined strings.Builder
+	for i, word := range w {
+		if word == "tokens" && i > 0 && tokenCounters[w[i-1]] {
+			joined.WriteByte(' ') // a count: keeps "token" out of the joined words
+			continue
+		}
+		joined.WriteString(word)
+		if sensitiveWords[word] || isAuthWord(word) {
 			return true
 		}
 	}
-	return false
+	j := joined.String()
+	for _, part := range sensitiveParts {
+		if strings.Contains(j, part) {
+			return true
+		}
+	}
+	last := len(w) - 1
+	return last > 0 && (w[last] == "key" || w[last] == "keys") && !publicKeys[w[last-1]]
+}
+
+// isAuthWord reports whether word starts with auth but not with author
+// (author, authority; authorization is rule 1's) nor authenticate (the
+// WWW-Authenticate challenge, authenticated: true).
+func isAuthWord(word string) bool {
+	return strings.HasPrefix(word, "auth") && !strings.HasPrefix(word, "author") && !strings.HasPrefix(word, "authenticate")
 }
 
 // isSensitiveParam is IsSensitiveName plus the names that are secret in
-// query strings and form bodies.
+// query strings and form bodies ("key", also as "key[...]").
 func isSensitiveParam(name string) bool {
-	if i := strings.IndexByte(name, '['); i > 0 && paramExact[normalise(name[:i])] {
+	if i := strings.IndexByte(name, '['); i > 0 && paramNames[strings.ToLower(name[:i])] {
 		return true
 	}
-	return IsSensitiveName(name) || paramExact[normalise(name)]
+	return paramNames[strings.ToLower(name)] || IsSensitiveName(name)
 }
 
 // hiddenJSON replaces input that is not valid JSON.

@@ -1,3 +1,9 @@
+-- Numbering: 006 to 009 do not exist and never will. This file was written
+-- on the circuit breaker's branch while the dead-letter queue's branch was
+-- still adding migrations (005 among them), and took a number clear of
+-- theirs; databases record it as version 10, so it keeps that number (see
+-- the migrations package doc, "Version numbers").
+--
 -- rebound 010: an operation key (circuit_breaker_state.breaker_key) follows
 -- breaker.ValidateKey's rule: 1 to 255 characters, not blank, no control
 -- characters (Unicode Cc: U+0001-U+001F, U+007F-U+009F; PostgreSQL text holds

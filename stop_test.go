@@ -1,4 +1,4 @@
-package worker
+package rebound
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
@@ -17,11 +18,11 @@ import (
 // database was down) is reported, as is a database it cannot reach.
 func TestReportUnsaved(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel) // stops the River UI's background services New starts
+	ctx := context.Background()
 	db := dbtest.New(t)
-	w, err := New(ctx, Config{Pool: db.Pool, Queues: map[string]int{"default": 1}, ID: "pod-a", HTTPAddr: "127.0.0.1:0"})
+	w, err := New(Config{Pool: db.Pool, Workers: river.NewWorkers(), Queues: map[string]river.QueueConfig{"default": {MaxWorkers: 1}}, ID: "pod-a"})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = w.Stop(ctx) })
 
 	logs := func() string {
 		var buf bytes.Buffer

@@ -1,8 +1,7 @@
-package worker_test
+package rebound_test
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"slices"
 	"sync/atomic"
@@ -14,9 +13,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/internal/dbtest"
-	"github.com/rebound-queue/rebound/internal/worker"
-	"github.com/rebound-queue/rebound/jobs"
 )
 
 type noopArgs struct{}
@@ -33,9 +31,13 @@ func (w *noopWorker) Work(context.Context, *river.Job[noopArgs]) error {
 	return nil
 }
 
+// CPU-bound settings: 500 workers with a 2 ms cooldown could fetch far more
+// jobs per second than 2 cores work, so the ratio measures the code, not a
+// MaxWorkers / FetchCooldown cap. `rebound bench` is the fuller harness
+// (CPU per job, spread, plot; docs/benchmarks.md).
 const (
-	benchWorkers  = 100
-	benchCooldown = 20 * time.Millisecond
+	benchWorkers  = 500
+	benchCooldown = 2 * time.Millisecond
 )
 
 // BenchmarkThroughput works no-op jobs through a whole rebound pod (insert
@@ -120,26 +122,20 @@ func reboundRound(b *testing.B, pool *pgxpool.Pool, n int) float64 {
 	b.Helper()
 	insertNoop(b, pool, n)
 	done := &atomic.Int64{}
-	reg := &jobs.Registry{}
-	reg.Register(jobs.Kind{
-		Name:  "bench_noop",
-		Parse: func(raw []byte) (river.JobArgs, error) { var a noopArgs; return a, json.Unmarshal(raw, &a) },
-		AddWorker: func(workers *river.Workers, _ jobs.WorkerDeps) error {
-			return river.AddWorkerSafely(workers, &noopWorker{done: done})
-		},
-	})
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &noopWorker{done: done})
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := worker.New(ctx, worker.Config{
+	pod, err := rebound.New(rebound.Config{
 		Pool:          pool,
-		Queues:        map[string]int{river.QueueDefault: benchWorkers},
+		Workers:       workers,
+		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: benchWorkers}},
 		FetchCooldown: benchCooldown,
 		HTTPAddr:      "127.0.0.1:0",
-		Registry:      reg,
 	})
 	require.NoError(b, err)
 	stopped := make(chan error, 1)
 	start := time.Now()
-	go func() { stopped <- w.Run(ctx) }()
+	go func() { stopped <- pod.Run(ctx) }()
 	rate := waitDone(b, done, n, start)
 	cancel()
 	require.NoError(b, <-stopped)
