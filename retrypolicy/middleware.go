@@ -86,7 +86,10 @@ type RecorderOpts struct {
 //     not storable (see below) — so River keeps its stack trace and
 //     ErrorHandler.HandlePanic runs; unless the policy does not retry panics
 //     (or its max attempts are reached first), in which case
-//     river.JobCancel is returned instead of re-panicking.
+//     river.JobCancel is returned instead of re-panicking. A panic in the
+//     returned error's own Error, Unwrap, StatusCode or RetryAfter method
+//     is a panic of the attempt too: the recorder reads them once, under
+//     the same recover, and hands River the text it read.
 //
 // # Storable texts
 //
@@ -289,6 +292,16 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 		panic(storable.Panic(v))
 	}()
 	err := doInner(actx)
+	var read *readErr
+	var diag Diagnosis
+	if err != nil {
+		// The job's error is read here, under the recover above: a panic in
+		// its Error, Unwrap, StatusCode or RetryAfter method is a panic of
+		// the attempt, recorded with class panic.
+		read = readError(err)
+		diag = Diagnose(read)
+		err = read.result()
+	}
 	finished = true
 
 	if err == nil {
@@ -315,12 +328,11 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 		return err
 	}
 
-	diag := Diagnose(err)
 	_, alreadyCancelled := errors.AsType[*rivertype.JobCancelError](err)
 	if remoteCancel {
 		diag.Class = ClassCancelled // River replaces err with ErrJobCancelledRemotely
 	}
-	entry, decision := r.decide(&run, diag, err.Error())
+	entry, decision := r.decide(&run, diag, read.msg)
 	ret := err
 	switch {
 	case alreadyCancelled || remoteCancel:
@@ -336,6 +348,41 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 		r.report(job, entry) // an operator's cancel is not a failure
 	}
 	return ret
+}
+
+// readError reads err's text (made storable by [storable.Text]) and its
+// diagnosis once. The recorder calls it where a panic counts as a panic of
+// the attempt.
+func readError(err error) *readErr {
+	raw := err.Error()
+	r := &readErr{err: err, msg: storable.Text(raw, storable.MaxErrorBytes)}
+	r.changed = r.msg != raw
+	r.w.walk(err)
+	return r
+}
+
+// readErr is an error whose text and diagnosis were read once; see
+// readError. [Diagnose] and [Classify] stop at it instead of calling the
+// job's methods again.
+type readErr struct {
+	err     error
+	msg     string
+	changed bool // msg is not err's own text
+	w       walker
+}
+
+func (e *readErr) Error() string { return e.msg }
+func (e *readErr) Unwrap() error { return e.err }
+
+// result is what the recorder returns for the attempt: the job's own error
+// when its text is storable as it is, else e (which wraps it), so River
+// stores the text read here and errors.Is, errors.As and River's JobCancel
+// and JobSnooze detection still see the job's error.
+func (e *readErr) result() error {
+	if !e.changed {
+		return e.err
+	}
+	return e
 }
 
 // report hands an appended entry to OnAttempt.
