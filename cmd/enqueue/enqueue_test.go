@@ -95,7 +95,7 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "unknown flag", args: []string{"http_request", "--args", good, "--nope"}, wantErr: "enqueue: unknown flag: --nope"},
 		{name: "malformed DATABASE_URL", url: "postgres://%zz", args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid DATABASE_URL"},
 		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"http_request", "--args", good}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x"},
-		{name: "migrations behind", url: behind.URL, args: []string{"http_request", "--args", good}, wantErr: "enqueue: database migrations are behind: 1 pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
+		{name: "migrations behind", url: behind.URL, args: []string{"http_request", "--args", good}, wantErr: "enqueue: database migrations are behind: 1 migration pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -197,7 +197,7 @@ func TestDLQOnUnmigratedDatabase(t *testing.T) {
 		name, url, want string
 	}{
 		{"empty", empty.URL, "rebound: database migrations are behind: "},
-		{"one behind", behind.URL, "rebound: database migrations are behind: 1 pending (rebound 005_dead_letter_fixes); run `rebound migrate up`\n"},
+		{"one behind", behind.URL, "rebound: database migrations are behind: 1 migration pending (rebound 005_dead_letter_fixes); run `rebound migrate up`\n"},
 	} {
 		for _, args := range commands {
 			t.Run(db.name+" "+strings.Join(args, " "), func(t *testing.T) {

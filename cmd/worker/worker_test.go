@@ -256,7 +256,7 @@ func TestStartupErrors(t *testing.T) {
 	}{
 		{name: "malformed DATABASE_URL", url: "postgres://%zz", wantErr: "worker: invalid DATABASE_URL"},
 		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", wantErr: "worker: database unreachable at 127.0.0.1:1/x"},
-		{name: "migrations behind", url: behind.URL, wantErr: "worker: database migrations are behind: 1 pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
+		{name: "migrations behind", url: behind.URL, wantErr: "worker: database migrations are behind: 1 migration pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
 		{name: "unknown flag", url: db.URL, args: []string{"--nope"}, wantErr: "worker: unknown flag: --nope"},
 		{name: "bad queues", url: db.URL, args: []string{"--queues", "default=0"}, wantErr: `queue "default": workers must be a number from 1 to 10000, got "0"`},
 		{name: "bad queues from env", url: db.URL, env: []string{"REBOUND_QUEUES=Bad Name=3"}, wantErr: `worker: invalid REBOUND_QUEUES "Bad Name=3": queue name "Bad Name"`},
