@@ -20,6 +20,9 @@ import (
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/redact"
 	"github.com/rebound-queue/rebound/jobs"
+	"github.com/rebound-queue/rebound/monitor/alert"
+	"github.com/rebound-queue/rebound/monitor/metricstore"
+	"github.com/rebound-queue/rebound/monitor/notify"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -182,8 +185,8 @@ type Config struct {
 
 	// Middleware is your own River middleware (insert and worker). Worker
 	// middleware runs inside rebound's, around the job's Work: rebound's
-	// metrics -> breaker gate -> attempt recorder -> KindConfig.Timeout ->
-	// yours -> Work, so the attempt recorder classifies the errors it
+	// metrics -> job counts -> breaker gate -> attempt recorder ->
+	// KindConfig.Timeout -> yours -> Work, so the attempt recorder classifies the errors it
 	// returns. Insert middleware runs after rebound's (see [Pod.Insert]).
 	Middleware []rivertype.Middleware
 
@@ -221,6 +224,11 @@ type Config struct {
 	// replaced). nil discards.
 	Logger *slog.Logger
 
+	// Monitoring configures job monitoring: the per-kind counts in
+	// job_retry_metrics (flush interval, retention) and GET
+	// /api/admin/job-health (see [MonitoringConfig]).
+	Monitoring MonitoringConfig
+
 	// ID names this pod's River client (leader election, attempted_by). ""
 	// lets River choose one; at most 100 characters.
 	ID string
@@ -249,7 +257,7 @@ type KindConfig struct {
 
 // ReservedKinds are the job kinds rebound registers in Config.Workers
 // itself; a worker of yours under one of these names is refused.
-var ReservedKinds = []string{breaker.CleanupArgs{}.Kind()}
+var ReservedKinds = []string{breaker.CleanupArgs{}.Kind(), metricstore.RollupArgs{}.Kind(), alert.EvaluateArgs{}.Kind(), notify.Kind}
 
 // ConfigError is a refused [Config]: Field names it in Go terms
 // (`Queues["mail"].MaxWorkers`, `Kinds["charge"].RetryPolicy.MaxDelay`),
@@ -375,6 +383,9 @@ func (c *Config) validate() (*retrypolicy.Policies, error) {
 		if c.Kinds[kind].Timeout < 0 {
 			return nil, configErr(fmt.Sprintf("Kinds[%q].Timeout", kind), "%s is negative (0 means no bound of rebound's)", c.Kinds[kind].Timeout)
 		}
+	}
+	if err := c.Monitoring.validate(); err != nil {
+		return nil, err
 	}
 	return c.policies()
 }

@@ -55,9 +55,9 @@ func TestNewRefusesMisconfiguration(t *testing.T) {
 		{"no workers", func(c *rebound.Config) { c.Workers = nil },
 			"rebound: Config.Workers: required: river.NewWorkers() with your kinds added by river.AddWorker"},
 		{"a kind registered twice: one of rebound's names", func(c *rebound.Config) { river.AddWorker(c.Workers, &cleanupWorker{}) },
-			`rebound: Config.Workers: kind "rebound_breaker_cleanup" is registered twice: rebound registers it in every pod's Workers (worker for kind "rebound_breaker_cleanup" is already registered); use one Workers bundle per pod, and none of rebound's kind names (rebound_breaker_cleanup)`},
+			`rebound: Config.Workers: kind "rebound_breaker_cleanup" is registered twice: rebound registers it in every pod's Workers (worker for kind "rebound_breaker_cleanup" is already registered); use one Workers bundle per pod, and none of rebound's kind names (rebound_breaker_cleanup, rebound_job_metrics_rollup, rebound_alert_evaluate, rebound_notify)`},
 		{"a kind registered twice: one Workers bundle for two pods", func(c *rebound.Config) { c.Workers = shared },
-			`rebound: Config.Workers: kind "rebound_breaker_cleanup" is registered twice: rebound registers it in every pod's Workers (worker for kind "rebound_breaker_cleanup" is already registered); use one Workers bundle per pod, and none of rebound's kind names (rebound_breaker_cleanup)`},
+			`rebound: Config.Workers: kind "rebound_breaker_cleanup" is registered twice: rebound registers it in every pod's Workers (worker for kind "rebound_breaker_cleanup" is already registered); use one Workers bundle per pod, and none of rebound's kind names (rebound_breaker_cleanup, rebound_job_metrics_rollup, rebound_alert_evaluate, rebound_notify)`},
 		{"bad policy: max delay under initial delay", func(c *rebound.Config) {
 			c.RetryPolicy = retrypolicy.Policy{InitialDelay: 5 * time.Second, MaxDelay: time.Second}
 		}, "rebound: Config.RetryPolicy.MaxDelay: must be >= initial_delay (5s)"},

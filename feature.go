@@ -50,7 +50,10 @@ type assembly struct {
 	// breaker (its own transitions, notifications, refreshes), on the
 	// goroutine that saw it; they must not block.
 	onBreakerChange []func(key string, from, to breaker.State)
-	err             error
+	// aroundGate is worker middleware installed right outside ([0]) and
+	// right inside ([1]) the circuit breaker gate.
+	aroundGate [2][]rivertype.Middleware
+	err        error
 }
 
 // collect registers a collector on the pod's registerer; the first failure

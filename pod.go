@@ -67,7 +67,8 @@ const (
 // or starting anything. A refused setting is a [*ConfigError] naming its
 // field; it never panics on a bad Config.
 //
-// Around each attempt the pod runs, in order: metrics -> circuit breaker
+// Around each attempt the pod runs, in order: metrics -> job counts (for
+// job_retry_metrics, see [MonitoringConfig]) -> circuit breaker
 // gate (a job whose operation key is open is snoozed, no attempt used) ->
 // attempt recorder (classify the failure, record it in the job's history
 // at metadata.output.attempts, decide: retry after the delay its class's
@@ -134,7 +135,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	if err != nil {
 		return nil, err
 	}
-	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}}
+	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &monitoringFeature{}}
 	for _, f := range features {
 		if err := f.setup(a); err != nil {
 			return nil, err
@@ -152,15 +153,15 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	queues := make(map[string]river.QueueConfig, len(c.Queues))
 	maps.Copy(queues, c.Queues)
 	// Worker middleware runs in this order around each attempt:
-	// metrics -> breaker gate -> attempt recorder -> kind timeouts ->
-	// the caller's middleware -> the job's Work. The insert rules run
+	// metrics -> job counts -> breaker gate (-> its mark for the job
+	// counts) -> attempt recorder -> kind timeouts -> the caller's
+	// middleware -> the job's Work. The insert rules run
 	// first on every insert.
-	middleware := []rivertype.Middleware{
-		&insertRules{keys: keys, policies: policies},
-		metrics.JobMiddleware(),
-		gate,
-		recorder,
-	}
+	middleware := []rivertype.Middleware{&insertRules{keys: keys, policies: policies}, metrics.JobMiddleware()}
+	middleware = append(middleware, a.aroundGate[0]...)
+	middleware = append(middleware, gate)
+	middleware = append(middleware, a.aroundGate[1]...)
+	middleware = append(middleware, recorder)
 	if t := newKindTimeouts(c.Kinds); t != nil {
 		middleware = append(middleware, t)
 	}
@@ -206,7 +207,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	}
 	// Any other admin path: the same token check, then a JSON 404.
 	srv.Handle("/api/admin/", adminauth.Require(c.AdminToken, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers and "+AdminReadinessPath+")")
+		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers, /api/admin/job-health and "+AdminReadinessPath+")")
 	}), nil))
 	return p, nil
 }
@@ -242,7 +243,8 @@ func (p *Pod) Breaker() *breaker.Breaker { return p.breaker }
 //     token) gives each failed check's whole error.
 //   - GET /metrics: Config.Gatherer (see Config.Registerer), when there is
 //     one.
-//   - /api/admin/dlq, /api/admin/breakers: the admin API, and /riverui/:
+//   - /api/admin/dlq, /api/admin/breakers, /api/admin/job-health: the
+//     admin API, and /riverui/:
 //     the River UI, behind Config.AdminToken (see there).
 //
 // The routes answer from New on; the River UI once Start has run.

@@ -64,7 +64,7 @@ func newRootCmd(out io.Writer) *cobra.Command {
 	a := &app{out: out}
 	root := &cobra.Command{
 		Use:   "rebound",
-		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers",
+		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers, job health, alerts",
 		Long: `rebound is the operator's tool for a rebound job queue in PostgreSQL (DATABASE_URL).
 Every command prints a table for humans, or JSON with --json.`,
 	}
@@ -74,5 +74,7 @@ Every command prints a table for humans, or JSON with --json.`,
 	root.AddCommand(newMigrateCmd(a))
 	root.AddCommand(newDLQCmd(a))
 	root.AddCommand(newBreakerCmd(a))
+	root.AddCommand(newHealthCmd(a))
+	root.AddCommand(newAlertsCmd(a))
 	return root
 }

@@ -75,7 +75,7 @@ func newRootCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.httpAddr, "http-addr", rebound.DefaultHTTPAddr, "address of the HTTP server (/healthz, /readyz, /metrics, admin routes)")
 	f.Var(&o.queues, "queues", "queues to work and how many jobs of each at once, as name=workers,...")
-	f.StringVar(&o.configPath, "config", "", "YAML file: retry policy per job kind, circuit breaker settings per operation key")
+	f.StringVar(&o.configPath, "config", "", "YAML file: retry policy per job kind, circuit breaker settings per operation key, alert channels")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", rebound.DefaultShutdownTimeout,
 		"on SIGTERM, how long running jobs may finish before they are cancelled and returned to the queue (keep it under the pod's grace period)")
 	f.DurationVar(&o.fetchCooldown, "fetch-cooldown", rebound.DefaultFetchCooldown,
@@ -211,8 +211,13 @@ func run(ctx context.Context, o *options) error {
 		ShutdownTimeout:      o.shutdownTimeout,
 		HTTPAddr:             o.httpAddr,
 		AdminToken:           adminToken,
-		Logger:               logger,
-		ID:                   o.id,
+		Monitoring: rebound.MonitoringConfig{
+			AlertInterval: settings.Alerts.Interval,
+			Channels:      settings.Alerts.Channels,
+			Link:          settings.Alerts.Link,
+		},
+		Logger: logger,
+		ID:     o.id,
 	})
 	if err != nil {
 		return flagError(o, err)

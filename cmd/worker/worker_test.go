@@ -60,7 +60,7 @@ func TestEndToEnd(t *testing.T) {
 	require.Contains(t, res.Stdout, "inserted 100 http_request job(s) into queue default")
 
 	waitFor(t, 30*time.Second, func() bool {
-		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 100
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed' AND kind NOT LIKE 'rebound!_%' ESCAPE '!'") == 100
 	})
 	require.Equal(t, int64(100), calls.Load())
 	require.Equal(t, 100, count(t, db.Pool, "SELECT count(*) FROM river_job"))
@@ -72,7 +72,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	code, body := get(t, "http://"+worker.HTTPAddr+"/api/admin/nothing")
 	require.Equal(t, http.StatusNotFound, code)
-	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq, /api/admin/breakers and /api/admin/readyz)"}`, body)
+	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq, /api/admin/breakers, /api/admin/job-health and /api/admin/readyz)"}`, body)
 	code, metrics := get(t, "http://"+worker.HTTPAddr+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, metrics, `rebound_job_attempts_total{kind="http_request",outcome="completed",queue="default"} 100`)
@@ -112,7 +112,7 @@ func TestPollOnly(t *testing.T) {
 				require.Equal(t, 0, res.ExitCode, res.Stderr)
 			}
 			waitFor(t, 30*time.Second, func() bool {
-				return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 5
+				return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed' AND kind NOT LIKE 'rebound!_%' ESCAPE '!'") == 5
 			})
 			require.Equal(t, int64(5), calls.Load())
 			require.Equal(t, tt.wantListens, count(t, db.Pool,
@@ -218,7 +218,7 @@ func TestIdempotencyKeyStableAcrossAttempts(t *testing.T) {
 		require.Equal(t, 0, res.ExitCode, res.Stderr)
 	}
 	waitFor(t, 30*time.Second, func() bool {
-		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed'") == 3
+		return count(t, db.Pool, "SELECT count(*) FROM river_job WHERE state = 'completed' AND kind NOT LIKE 'rebound!_%' ESCAPE '!'") == 3
 	})
 	mu.Lock()
 	defer mu.Unlock()
@@ -265,7 +265,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid log level "loud"`},
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
 		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: `worker: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request)`},
-		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker; line 1)"},
+		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts; line 1)"},
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},

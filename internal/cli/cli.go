@@ -224,10 +224,21 @@ func Execute(root *cobra.Command) {
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	if err := root.Execute(); err != nil {
+		if code, ok := errors.AsType[*ExitCode](err); ok {
+			os.Exit(code.Code)
+		}
 		fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), err)
 		os.Exit(1)
 	}
 }
+
+// ExitCode is an error a command returns to end with a given exit code
+// and no message: a state it reports (`rebound health` exits 2 when
+// degraded), not a failure. Code is never 0 or 1.
+type ExitCode struct{ Code int }
+
+// Error returns "exit code N".
+func (e *ExitCode) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
 
 // WithDatabase returns base (a postgres:// URL or a key=value connection
 // string) pointing at database name instead.

@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/monitor/notify"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -34,6 +35,31 @@ type File struct {
 	// Breaker holds the circuit breaker settings: a default block and
 	// overrides per operation key (see breaker.FileConfig).
 	Breaker breaker.FileConfig `yaml:"breaker"`
+	// Alerts holds the alert evaluation's settings and the notification
+	// channels.
+	Alerts AlertsFile `yaml:"alerts"`
+}
+
+// AlertsFile is the alerts section:
+//
+//	alerts:
+//	  interval: 1m            # evaluation interval (1s to 1h); the seed's is 15m
+//	  link: https://ops.example.com/api/admin/job-health
+//	  channels:
+//	    ops-slack: {type: slack, url: "${SLACK_WEBHOOK_URL}"}
+//	    pager:     {type: webhook, url: "https://hooks.example.com/rebound", secret: "${WEBHOOK_SECRET}"}
+//	    mail:
+//	      type: email
+//	      smtp: {host: smtp.example.com, port: 587, username: rebound, password: "${SMTP_PASSWORD}",
+//	             from: rebound@example.com, to: [ops@example.com, oncall@example.com]}
+//
+// ${NAME} anywhere in the file is replaced by the environment variable NAME
+// (an unset one is an error), so secrets stay out of the file and the
+// database; alert rules (job_alert_config) name channels only.
+type AlertsFile struct {
+	Interval time.Duration             `yaml:"interval"`
+	Link     string                    `yaml:"link"`
+	Channels map[string]notify.Channel `yaml:"channels"`
 }
 
 // Settings are what File becomes once validated.
@@ -45,6 +71,8 @@ type Settings struct {
 	// BreakerIdleTTL is how long a key's row may stay idle before the
 	// cleanup job removes it.
 	BreakerIdleTTL time.Duration
+	// Alerts is the alerts section, validated.
+	Alerts AlertsFile
 }
 
 // unknownTopKey matches yaml.v3's message for a top-level key File lacks.
@@ -72,6 +100,10 @@ func Load(path string) (*Settings, error) {
 // defaults).
 func Parse(content []byte) (*Settings, error) {
 	var f File
+	content, err := notify.ExpandEnv(content, nil)
+	if err != nil {
+		return nil, err
+	}
 	if len(bytes.TrimSpace(content)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(content))
 		dec.KnownFields(true)
@@ -91,7 +123,7 @@ func Parse(content []byte) (*Settings, error) {
 				msgs := make([]string, len(te.Errors))
 				for i, e := range te.Errors {
 					if m := unknownTopKey.FindStringSubmatch(e); m != nil {
-						e = fmt.Sprintf("%s: unknown setting (known: retry, breaker; %s)", m[2], m[1])
+						e = fmt.Sprintf("%s: unknown setting (known: retry, breaker, alerts; %s)", m[2], m[1])
 					}
 					msgs[i] = e
 				}
@@ -108,5 +140,11 @@ func Parse(content []byte) (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault()}, nil
+	if f.Alerts.Interval != 0 && (f.Alerts.Interval < time.Second || f.Alerts.Interval > time.Hour) {
+		return nil, fmt.Errorf("alerts.interval: %s is not between 1s and 1h", f.Alerts.Interval)
+	}
+	if err := notify.ValidateChannels(f.Alerts.Channels); err != nil {
+		return nil, fmt.Errorf("alerts.%w", err)
+	}
+	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), Alerts: f.Alerts}, nil
 }

@@ -21,13 +21,19 @@ func TestParse(t *testing.T) {
 		{name: "empty", yaml: ""},
 		{name: "comments only", yaml: "# nothing\n"},
 		{name: "retry overrides", yaml: "retry:\n  default:\n    max_attempts: 3\n  kinds:\n    http_request:\n      max_delay: 10m\n"},
-		{name: "unknown top-level key", yaml: "retyr: {}\n", wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker; line 1)"},
-		{name: "two unknown keys on one line", yaml: "a: 1\nb: 2\n", wantErr: "invalid configuration: a: unknown setting (known: retry, breaker; line 1); b: unknown setting (known: retry, breaker; line 2)"},
+		{name: "unknown top-level key", yaml: "retyr: {}\n", wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts; line 1)"},
+		{name: "two unknown keys on one line", yaml: "a: 1\nb: 2\n", wantErr: "invalid configuration: a: unknown setting (known: retry, breaker, alerts; line 1); b: unknown setting (known: retry, breaker, alerts; line 2)"},
 		{name: "bad value names its key", yaml: "retry:\n  default:\n    initial_delay: 5s\n    max_delay: 1s\n", wantErr: "retry.default.max_delay: must be >= initial_delay (5s)"},
 		{name: "unknown retry key", yaml: "retry:\n  default:\n    max_atempts: 3\n", wantErr: "retry.default.max_atempts: unknown setting (known: max_attempts, initial_delay, max_delay, min_delay, jitter, retry_after_max, rescue_limit, classes)"},
 		{name: "unknown breaker key", yaml: "breaker:\n  defaults:\n    failure_treshold: 3\n", wantErr: "breaker.defaults.failure_treshold: unknown setting (known: failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread)"},
 		{name: "max attempts past River's column", yaml: "retry:\n  default:\n    max_attempts: 70000\n", wantErr: "retry.default.max_attempts: must be <= 32767, the most River's max_attempts column holds (got 70000)"},
 		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content"},
+		{name: "alerts", yaml: "alerts:\n  interval: 15m\n  channels:\n    ops: {type: webhook, url: \"https://hooks.example.com/x\", secret: abc}\n"},
+		{name: "alert interval too short", yaml: "alerts:\n  interval: 100ms\n", wantErr: "alerts.interval: 100ms is not between 1s and 1h"},
+		{name: "alert interval not a duration", yaml: "alerts:\n  interval: soon\n", wantErr: "invalid configuration: line 2: cannot unmarshal !!str `soon` into time.Duration"},
+		{name: "unknown alerts key", yaml: "alerts:\n  channel: {}\n", wantErr: "invalid configuration: line 2: field channel not found in type config.AlertsFile"},
+		{name: "bad channel", yaml: "alerts:\n  channels:\n    ops: {type: slack}\n", wantErr: "alerts.channels.ops.url: an http or https URL is required"},
+		{name: "unset secret", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"${REBOUND_TEST_UNSET_VARIABLE}\"}\n", wantErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -138,8 +138,18 @@ func run(bin string, timeout time.Duration, database string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	hook, err := startReceiver()
+	if err != nil {
+		return err
+	}
+	defer hook.close()
+	step("webhook receiver listening on %s (alerts of rule breaker-open arrive there, signed)", hook.url)
 	cfgPath := filepath.Join(dir, "worker.yaml")
-	if err := os.WriteFile(cfgPath, []byte(demoConfig), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(demoConfig+alertsConfig(hook.url)), 0o600); err != nil {
+		return err
+	}
+	step("rebound alerts set breaker-open --channels local   (the rule is live for every pod at its next evaluation)")
+	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "alerts", "set", "breaker-open", "--channels", "local"); err != nil {
 		return err
 	}
 	httpAddr, err := freeAddr()
@@ -239,6 +249,9 @@ func run(bin string, timeout time.Duration, database string) error {
 	}
 	step("rebound dlq list --limit 6   (then: rebound dlq show ID, rebound dlq retry ID, rebound dlq resolve ID --note ...)")
 	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "dlq", "list", "--limit", "6"); err != nil {
+		return err
+	}
+	if err := alertsDemo(ctx, env, bin, pool, hook); err != nil {
 		return err
 	}
 

@@ -1,0 +1,318 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/internal/config"
+	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/monitor/alert"
+	"github.com/rebound-queue/rebound/monitor/notify"
+)
+
+// newAlertsCmd is `rebound alerts`: the alert rules (job_alert_config),
+// their history, and a test of a channel. Changes apply live: pods read the
+// rules at every evaluation.
+func newAlertsCmd(a *app) *cobra.Command {
+	cmd := cli.RequireSubcommand(&cobra.Command{
+		Use:   "alerts",
+		Short: "List and change alert rules, read their history, test a channel",
+		Long: `Alert rules fire per subject (a job kind, a circuit breaker key, or "dlq") while
+their metric is above the threshold: once when they start, again after the
+cooldown only while still true, and one resolved notice when they clear. Changes
+apply at the next evaluation of any pod (no restart).`,
+	})
+	cmd.AddCommand(alertsListCmd(a), alertsHistoryCmd(a), alertsSetCmd(a), alertsEnableCmd(a, true), alertsEnableCmd(a, false), alertsTestCmd(a))
+	return cmd
+}
+
+// ruleView is a rule as the CLI prints it.
+type ruleView struct {
+	alert.Rule
+	WindowSeconds   int64 `json:"window_seconds"`
+	CooldownSeconds int64 `json:"cooldown_seconds"`
+}
+
+func alertsListCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the alert rules",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pool, err := a.connectMigrated(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			rules, err := alert.NewRules(pool).List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			views := make([]ruleView, len(rules))
+			rows := make([][]string, len(rules))
+			for i, r := range rules {
+				views[i] = ruleView{Rule: r, WindowSeconds: r.WindowSeconds(), CooldownSeconds: r.CooldownSeconds()}
+				enabled := "yes"
+				if !r.Enabled {
+					enabled = "no"
+				}
+				rows[i] = []string{r.Name, r.Metric, "> " + strconv.FormatFloat(r.Threshold, 'f', -1, 64), r.Window.String(), strconv.Itoa(r.MinJobs),
+					string(r.Severity), r.Cooldown.String(), strings.Join(r.Channels, ","), enabled}
+			}
+			return a.print(views, func(w io.Writer) error {
+				return cli.Table(w, []string{"NAME", "METRIC", "THRESHOLD", "WINDOW", "MIN JOBS", "SEVERITY", "COOLDOWN", "CHANNELS", "ENABLED"}, rows)
+			})
+		},
+	}
+}
+
+func alertsHistoryCmd(a *app) *cobra.Command {
+	var rule string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "Show what fired, repeated and resolved, newest first, with each channel's delivery",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if limit < 1 || limit > 1000 {
+				return fmt.Errorf("--limit %d: must be from 1 to 1000", limit)
+			}
+			pool, err := a.connectMigrated(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			events, err := alert.NewHistory(pool).List(cmd.Context(), rule, limit)
+			if err != nil {
+				return err
+			}
+			rows := make([][]string, len(events))
+			for i, e := range events {
+				var del []string
+				for _, ch := range e.Channels {
+					d, ok := e.Delivery[ch]
+					if !ok {
+						del = append(del, ch+": pending")
+						continue
+					}
+					del = append(del, fmt.Sprintf("%s: %s (%d attempts)", ch, d.Outcome, d.Attempts))
+				}
+				rows[i] = []string{strconv.FormatInt(e.ID, 10), e.CreatedAt.UTC().Format(time.RFC3339), e.Event, e.Rule, e.Subject, string(e.Severity), e.Message, strings.Join(del, "; ")}
+			}
+			return a.print(events, func(w io.Writer) error {
+				return cli.Table(w, []string{"ID", "AT", "EVENT", "RULE", "SUBJECT", "SEVERITY", "MESSAGE", "DELIVERY"}, rows)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&rule, "rule", "", "only this rule's events")
+	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many events (1 to 1000)")
+	return cmd
+}
+
+func alertsSetCmd(a *app) *cobra.Command {
+	var metric, severity, window, cooldown, channels string
+	var threshold float64
+	var minJobs int
+	var enabled bool
+	cmd := &cobra.Command{
+		Use:   "set NAME",
+		Short: "Create a rule, or change the given settings of one",
+		Long: `set creates the rule NAME (--metric, --threshold and --severity required) or
+changes only the flags given of an existing one. Metrics: failure_rate (percent
+per kind, judged with at least --min-jobs finished jobs in --window),
+breaker_open, dlq_unresolved, dlq_growth (dead letters in --window),
+dlq_oldest_age (seconds). Durations: 15m or seconds (900). --channels names
+channels of the workers' configuration file, comma-separated ("" for none).`,
+		Args: exactlyOneName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			pool, err := a.connectMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			rules := alert.NewRules(pool)
+			r, err := rules.Get(ctx, args[0])
+			creating := errors.Is(err, alert.ErrNoRule)
+			if err != nil && !creating {
+				return err
+			}
+			flags := cmd.Flags()
+			if creating {
+				for _, req := range []string{"metric", "threshold", "severity"} {
+					if !flags.Changed(req) {
+						return fmt.Errorf("rule %q does not exist: --%s is required to create it", args[0], req)
+					}
+				}
+				r = alert.Rule{Name: args[0], Window: 15 * time.Minute, Cooldown: alert.DefaultCooldown, Enabled: true, Channels: []string{}}
+			}
+			if flags.Changed("metric") {
+				r.Metric = metric
+			}
+			if flags.Changed("threshold") {
+				r.Threshold = threshold
+			}
+			if flags.Changed("severity") {
+				r.Severity = alert.Severity(severity)
+			}
+			if flags.Changed("min-jobs") {
+				r.MinJobs = minJobs
+			}
+			if flags.Changed("enabled") {
+				r.Enabled = enabled
+			}
+			if flags.Changed("window") {
+				if r.Window, err = alert.ParseSeconds(window); err != nil {
+					return fmt.Errorf("--window %w", err)
+				}
+			}
+			if flags.Changed("cooldown") {
+				if r.Cooldown, err = alert.ParseSeconds(cooldown); err != nil {
+					return fmt.Errorf("--cooldown %w", err)
+				}
+			}
+			if flags.Changed("channels") {
+				r.Channels = []string{}
+				for c := range strings.SplitSeq(channels, ",") {
+					if c = strings.TrimSpace(c); c != "" {
+						r.Channels = append(r.Channels, c)
+					}
+				}
+			}
+			if err := r.Validate(); err != nil {
+				return fmt.Errorf("rule %q: %w", r.Name, err)
+			}
+			if err := rules.Put(ctx, r); err != nil {
+				return err
+			}
+			return a.print(ruleView{Rule: r, WindowSeconds: r.WindowSeconds(), CooldownSeconds: r.CooldownSeconds()}, func(w io.Writer) error {
+				verb := "changed"
+				if creating {
+					verb = "created"
+				}
+				_, err := fmt.Fprintf(w, "rule %s %s: %s > %g over %s, %s, cooldown %s, channels [%s], enabled %t\n",
+					r.Name, verb, r.Metric, r.Threshold, r.Window, r.Severity, r.Cooldown, strings.Join(r.Channels, ","), r.Enabled)
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&metric, "metric", "", "failure_rate, breaker_open, dlq_unresolved, dlq_growth or dlq_oldest_age")
+	f.Float64Var(&threshold, "threshold", 0, "fires while the value is above this (percent, count or seconds)")
+	f.StringVar(&severity, "severity", "", "warning, error or critical")
+	f.StringVar(&window, "window", "", "window of the value (1m to 720h; default 15m)")
+	f.IntVar(&minJobs, "min-jobs", 0, "failure_rate: least finished jobs in the window")
+	f.StringVar(&cooldown, "cooldown", "", "quiet time before a still-firing alert repeats (0 to 720h; default 1h)")
+	f.StringVar(&channels, "channels", "", "comma-separated channel names")
+	f.BoolVar(&enabled, "enabled", true, "whether the rule is evaluated")
+	return cmd
+}
+
+func alertsEnableCmd(a *app, enable bool) *cobra.Command {
+	use, short := "enable NAME", "Enable a rule"
+	if !enable {
+		use, short = "disable NAME", "Disable a rule (what it fired resolves at the next evaluation)"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  exactlyOneName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pool, err := a.connectMigrated(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			if err := alert.NewRules(pool).SetEnabled(cmd.Context(), args[0], enable); err != nil {
+				if errors.Is(err, alert.ErrNoRule) {
+					return fmt.Errorf("no alert rule %q (see `rebound alerts list`)", args[0])
+				}
+				return err
+			}
+			state := map[bool]string{true: "enabled", false: "disabled"}[enable]
+			return a.print(map[string]any{"name": args[0], "enabled": enable}, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "rule %s %s\n", args[0], state)
+				return err
+			})
+		},
+	}
+}
+
+func alertsTestCmd(a *app) *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "test CHANNEL",
+		Short: "Send a sample notification through a channel of the configuration file, now",
+		Long: `test sends a sample notification through CHANNEL, as defined in the workers'
+configuration file (--config; ${NAME} references read from the environment), and
+records it in the history as event "test". It fails (exit code 1) when the
+channel does not accept it.`,
+		Args: exactlyOneName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if configPath == "" {
+				return errors.New("--config is required: the workers' configuration file that defines the channel")
+			}
+			settings, err := config.Load(configPath)
+			if err != nil {
+				return err
+			}
+			ch, ok := settings.Alerts.Channels[args[0]]
+			if !ok {
+				return fmt.Errorf("no channel %q in %s (alerts.channels)", args[0], configPath)
+			}
+			ctx := cmd.Context()
+			pool, err := a.connectMigrated(ctx)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			h := alert.NewHistory(pool)
+			id, err := h.RecordTest(ctx, args[0], time.Now().UTC())
+			if err != nil {
+				return err
+			}
+			msg, err := h.Message(ctx, id, settings.Alerts.Link)
+			if err != nil {
+				return err
+			}
+			sendErr := notify.Send(ctx, &http.Client{Timeout: 15 * time.Second}, args[0], &ch, msg)
+			d := notify.Delivery{Outcome: notify.OutcomeDelivered, Attempts: 1, At: time.Now().UTC()}
+			if sendErr != nil {
+				d.Outcome, d.Error = notify.OutcomeFailed, redact.Text(sendErr.Error())
+			}
+			if err := h.RecordDelivery(ctx, id, args[0], d); err != nil {
+				return err
+			}
+			if sendErr != nil {
+				return fmt.Errorf("channel %s did not accept the test notification: %s", args[0], d.Error)
+			}
+			return a.print(map[string]any{"channel": args[0], "history_id": id, "outcome": d.Outcome}, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "test notification delivered through %s (history %d)\n", args[0], id)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "the workers' YAML configuration file (alerts.channels)")
+	return cmd
+}
+
+func exactlyOneName(_ *cobra.Command, args []string) error {
+	switch len(args) {
+	case 0:
+		return errors.New("missing NAME")
+	case 1:
+		if args[0] == "" {
+			return errors.New("NAME is empty")
+		}
+		return nil
+	}
+	return fmt.Errorf("one NAME expected, got %d arguments", len(args))
+}

@@ -1,0 +1,260 @@
+package alert
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/monitor/notify"
+)
+
+// Inserter inserts jobs in the caller's transaction: the pod
+// (rebound.Pod.InsertManyTx) or a River client.
+type Inserter interface {
+	InsertManyTx(ctx context.Context, tx pgx.Tx, params []river.InsertManyParams) ([]*rivertype.JobInsertResult, error)
+}
+
+// Evaluator evaluates the rules and records and notifies what changed.
+// Two evaluators may run at once (two pods, a new leader): each (rule,
+// subject) is decided under its job_alert_state row's lock, so one of them
+// notifies and the other sees it done.
+type Evaluator struct {
+	// DB is the database. Required.
+	DB DBTX
+	// Inserter inserts the delivery jobs in the transaction that records
+	// the event. Required to notify; nil records history only.
+	Inserter Inserter
+	// Queue is the queue of the delivery jobs; "" means River's default.
+	Queue string
+	// Channels are the configured channels; a rule's channel that is not
+	// one of them is recorded as failed in the history row.
+	Channels map[string]notify.Channel
+	// ExcludeKinds: see EvalOpts.
+	ExcludeKinds []string
+	// Link is put in every message (e.g. the job-health URL); "" for none.
+	Link string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives one info line per firing and resolution.
+	Logger *slog.Logger
+}
+
+// Result counts what one evaluation did.
+type Result struct {
+	Firing   int `json:"firing"`
+	Repeat   int `json:"repeat"`
+	Resolved int `json:"resolved"`
+}
+
+// Events of job_alert_history.
+const (
+	EventFiring   = "firing"
+	EventRepeat   = "repeat"
+	EventResolved = "resolved"
+	EventTest     = "test"
+)
+
+type pairKey struct{ rule, subject string }
+
+// Run evaluates every enabled rule once.
+func (e *Evaluator) Run(ctx context.Context) (Result, error) {
+	var res Result
+	now := time.Now()
+	if e.Now != nil {
+		now = e.Now()
+	}
+	now = now.UTC()
+	rules, err := NewRules(e.DB).List(ctx)
+	if err != nil {
+		return res, err
+	}
+	byName := map[string]Rule{}
+	for _, r := range rules {
+		byName[r.Name] = r
+	}
+	conds, err := Evaluate(ctx, e.DB, rules, now, &EvalOpts{ExcludeKinds: e.ExcludeKinds})
+	if err != nil {
+		return res, err
+	}
+	holding := map[pairKey]bool{}
+	for _, c := range conds {
+		holding[pairKey{c.Rule, c.Subject}] = true
+		ev, err := e.decide(ctx, byName[c.Rule], &c, now)
+		if err != nil {
+			return res, err
+		}
+		res.count(ev)
+	}
+	// Pairs firing that no longer hold (or whose rule was disabled or
+	// removed) resolve.
+	rows, err := e.DB.Query(ctx, `SELECT rule, subject, severity, value, threshold FROM job_alert_state WHERE firing_since IS NOT NULL ORDER BY rule, subject`)
+	if err != nil {
+		return res, fmt.Errorf("read alert state: %w", err)
+	}
+	var stale []Condition
+	for rows.Next() {
+		var c Condition
+		var sev string
+		if err := rows.Scan(&c.Rule, &c.Subject, &sev, &c.Value, &c.Threshold); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("read alert state: %w", err)
+		}
+		c.Severity = Severity(sev)
+		if !holding[pairKey{c.Rule, c.Subject}] {
+			stale = append(stale, c)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, fmt.Errorf("read alert state: %w", err)
+	}
+	for _, c := range stale {
+		ev, err := e.decide(ctx, byName[c.Rule], &c, now)
+		if err != nil {
+			return res, err
+		}
+		res.count(ev)
+	}
+	return res, nil
+}
+
+func (r *Result) count(ev string) {
+	switch ev {
+	case EventFiring:
+		r.Firing++
+	case EventRepeat:
+		r.Repeat++
+	case EventResolved:
+		r.Resolved++
+	}
+}
+
+// decide settles one (rule, subject) under its row lock. c.Message == ""
+// means the condition no longer holds. It returns the event recorded, or
+// "".
+func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now time.Time) (string, error) {
+	holds := c.Message != ""
+	tx, err := e.DB.Begin(ctx)
+	if err != nil {
+		return "", fmt.Errorf("alert %s/%s: %w", c.Rule, c.Subject, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if holds {
+		if _, err := tx.Exec(ctx, `INSERT INTO job_alert_state (rule, subject, severity, value, threshold, message, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'epoch') ON CONFLICT DO NOTHING`,
+			c.Rule, c.Subject, string(c.Severity), c.Value, c.Threshold, storable(c.Message)); err != nil {
+			return "", fmt.Errorf("alert %s/%s: %w", c.Rule, c.Subject, err)
+		}
+	}
+	var firingSince, lastNotified *time.Time
+	var updatedAt time.Time
+	err = tx.QueryRow(ctx, `SELECT firing_since, last_notified, updated_at FROM job_alert_state WHERE rule = $1 AND subject = $2 FOR UPDATE`,
+		c.Rule, c.Subject).Scan(&firingSince, &lastNotified, &updatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("alert %s/%s: %w", c.Rule, c.Subject, err)
+	}
+	if !updatedAt.Before(now) {
+		return "", nil // an evaluation of this instant or later already decided this pair
+	}
+	event := ""
+	switch {
+	case holds && firingSince == nil:
+		event = EventFiring
+		firingSince = &now
+	case holds && lastNotified != nil && now.Sub(*lastNotified) >= rule.Cooldown:
+		event = EventRepeat
+	case !holds && firingSince != nil:
+		event = EventResolved
+	}
+	if holds {
+		notified := lastNotified
+		if event != "" {
+			notified = &now
+		}
+		_, err = tx.Exec(ctx, `UPDATE job_alert_state SET severity = $3, value = $4, threshold = $5, message = $6,
+			firing_since = $7, last_notified = $8, updated_at = $9 WHERE rule = $1 AND subject = $2`,
+			c.Rule, c.Subject, string(c.Severity), c.Value, c.Threshold, storable(c.Message), firingSince, notified, now)
+	} else {
+		_, err = tx.Exec(ctx, `UPDATE job_alert_state SET firing_since = NULL, updated_at = $3 WHERE rule = $1 AND subject = $2`,
+			c.Rule, c.Subject, now)
+	}
+	if err != nil {
+		return "", fmt.Errorf("alert %s/%s: %w", c.Rule, c.Subject, err)
+	}
+	if event == "" {
+		return "", tx.Commit(ctx)
+	}
+	msg := c.Message
+	if event == EventResolved {
+		msg = fmt.Sprintf("%s on %s no longer holds (last value %g, threshold %g)", c.Rule, c.Subject, c.Value, c.Threshold)
+	}
+	if err := e.record(ctx, tx, rule, c, event, msg, *firingSince, now); err != nil {
+		return "", err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return "", fmt.Errorf("alert %s/%s: %w", c.Rule, c.Subject, err)
+	}
+	if e.Logger != nil {
+		e.Logger.Info("alert "+event, "rule", c.Rule, "subject", redact.Text(c.Subject), "severity", string(c.Severity), "value", c.Value, "threshold", c.Threshold)
+	}
+	return event, nil
+}
+
+// record inserts the history row and its delivery jobs in tx.
+func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, rule Rule, c *Condition, event, msg string, since, now time.Time) error {
+	channels := slices.Clone(rule.Channels)
+	if channels == nil {
+		channels = []string{}
+	}
+	delivery := map[string]notify.Delivery{}
+	var jobs []river.InsertManyParams
+	var id int64
+	// The history row first, for its ID.
+	if err := tx.QueryRow(ctx, `INSERT INTO job_alert_history (rule, subject, event, severity, value, threshold, message, channels, created_at, firing_since)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		c.Rule, storable(redact.Text(c.Subject)), event, string(c.Severity), c.Value, c.Threshold, storable(redact.Text(msg)), channels, now, since).Scan(&id); err != nil {
+		return fmt.Errorf("alert %s/%s: record history: %w", c.Rule, c.Subject, err)
+	}
+	for _, name := range channels {
+		ch, ok := e.Channels[name]
+		if !ok || e.Inserter == nil {
+			delivery[name] = notify.Delivery{Outcome: notify.OutcomeFailed, Error: "channel " + name + " is not configured in this pod", At: now}
+			continue
+		}
+		var opts *river.InsertOpts
+		if e.Queue != "" {
+			opts = &river.InsertOpts{Queue: e.Queue}
+		}
+		jobs = append(jobs, river.InsertManyParams{Args: notify.Args{HistoryID: id, Channel: name, Host: ch.Host()}, InsertOpts: opts})
+	}
+	if len(delivery) > 0 {
+		b, _ := json.Marshal(delivery)
+		if _, err := tx.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1`, id, b); err != nil {
+			return fmt.Errorf("alert %s/%s: record delivery: %w", c.Rule, c.Subject, err)
+		}
+	}
+	if len(jobs) > 0 {
+		if _, err := e.Inserter.InsertManyTx(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("alert %s/%s: insert delivery jobs: %w", c.Rule, c.Subject, err)
+		}
+	}
+	return nil
+}
+
+// storable drops NUL and invalid UTF-8, which text columns refuse.
+func storable(s string) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+}

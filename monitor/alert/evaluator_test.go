@@ -1,0 +1,294 @@
+package alert_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/monitor/alert"
+	"github.com/rebound-queue/rebound/monitor/metricstore"
+	"github.com/rebound-queue/rebound/monitor/notify"
+)
+
+// receiver is a Slack or webhook endpoint that records what it got and
+// answers failWith for its first failFirst requests.
+type receiver struct {
+	srv        *httptest.Server
+	mu         sync.Mutex
+	bodies     [][]byte
+	sigs       []string
+	failFirst  int32
+	failStatus int
+	calls      atomic.Int32
+}
+
+func newReceiver(t *testing.T, failFirst int32) *receiver {
+	r := &receiver{failFirst: failFirst}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		n := r.calls.Add(1)
+		if n <= r.failFirst {
+			status := r.failStatus
+			if status == 0 {
+				status = http.StatusInternalServerError
+			}
+			w.WriteHeader(status)
+			return
+		}
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.bodies = append(r.bodies, b)
+		r.sigs = append(r.sigs, req.Header.Get(notify.SignatureHeader))
+		r.mu.Unlock()
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) received() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.bodies...)
+}
+
+type fixture struct {
+	pool    *pgxpool.Pool
+	client  *river.Client[pgx.Tx]
+	slack   *receiver
+	hook    *receiver
+	history *alert.History
+}
+
+const hookSecret = "whsec-0123456789"
+
+// setup starts a River client working deliveries (retried every 100 ms)
+// to a Slack and a webhook receiver, and leaves one rule enabled:
+// failure-rate-error with both channels and cooldown 1h.
+func setup(t *testing.T, slackFailFirst int32) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	pool := dbtest.Pool(t)
+	f := &fixture{pool: pool, slack: newReceiver(t, slackFailFirst), hook: newReceiver(t, 0), history: alert.NewHistory(pool)}
+	channels := map[string]notify.Channel{
+		"slack": {Type: notify.TypeSlack, URL: f.slack.srv.URL + "/services/T000/B000/XXXX"},
+		"hook":  {Type: notify.TypeWebhook, URL: f.hook.srv.URL + "/alerts", Secret: hookSecret},
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &notify.Worker{
+		Channels: channels,
+		Load: func(ctx context.Context, id int64) (*notify.Message, error) {
+			return f.history.Message(ctx, id, "http://console/job-health")
+		},
+		Record: f.history.RecordDelivery,
+	})
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
+		Workers:           workers,
+		FetchCooldown:     20 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		RetryPolicy:       fixedRetry{},
+	})
+	require.NoError(t, err)
+	require.NoError(t, client.Start(ctx))
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	f.client = client
+	_, err = pool.Exec(ctx, `UPDATE job_alert_config SET enabled = (name = 'failure-rate-error'), channels = '{slack,hook}'`)
+	require.NoError(t, err)
+	return f
+}
+
+// fixedRetry retries after 100 ms.
+type fixedRetry struct{}
+
+func (fixedRetry) NextRetry(*rivertype.JobRow) time.Time {
+	return time.Now().Add(100 * time.Millisecond)
+}
+
+func (f *fixture) evaluator(now *time.Time) *alert.Evaluator {
+	return &alert.Evaluator{DB: f.pool, Inserter: f.client, Channels: map[string]notify.Channel{
+		"slack": {Type: notify.TypeSlack, URL: f.slack.srv.URL}, "hook": {Type: notify.TypeWebhook, URL: f.hook.srv.URL},
+	}, ExcludeKinds: []string{notify.Kind}, Now: func() time.Time { return *now }}
+}
+
+// failing adds counts of kind "mail" at minute at: completed and dead-lettered.
+func (f *fixture) counts(t *testing.T, at time.Time, completed, dead int64) {
+	t.Helper()
+	require.NoError(t, metricstore.New(f.pool).Add(context.Background(), []metricstore.Row{{Kind: "mail", PeriodStart: at, Completed: completed, DeadLettered: dead, Attempts: completed + dead}}))
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type webhookBody struct {
+	Version string `json:"version"`
+	Status  string `json:"status"`
+	Alerts  []struct {
+		Status string            `json:"status"`
+		Labels map[string]string `json:"labels"`
+	} `json:"alerts"`
+}
+
+// TestCooldownOneNotificationPerChannel: 300 failing jobs evaluated every
+// minute for 10 minutes by two evaluators at once give one notification
+// per channel; after the cooldown one more while still failing; recovery
+// gives one resolved notice.
+func TestCooldownOneNotificationPerChannel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := setup(t, 0)
+	t0 := time.Now().UTC().Truncate(time.Minute)
+	f.counts(t, t0, 0, 300)
+
+	for i := range 10 {
+		now := t0.Add(time.Duration(i) * time.Minute)
+		var wg sync.WaitGroup
+		results := make([]alert.Result, 2)
+		for j := range 2 {
+			wg.Go(func() {
+				res, err := f.evaluator(&now).Run(ctx)
+				require.NoError(t, err)
+				results[j] = res
+			})
+		}
+		wg.Wait()
+		fired := results[0].Firing + results[1].Firing
+		if i == 0 {
+			require.Equal(t, 1, fired, "the first evaluation fires once between two evaluators")
+		} else {
+			require.Zero(t, fired+results[0].Repeat+results[1].Repeat, "within the cooldown nothing is sent (minute %d)", i)
+		}
+	}
+	waitFor(t, "one firing per channel", func() bool { return len(f.slack.received()) == 1 && len(f.hook.received()) == 1 })
+
+	// After the cooldown, still failing: one repeat.
+	f.counts(t, t0.Add(55*time.Minute), 0, 20)
+	later := t0.Add(61 * time.Minute)
+	res, err := f.evaluator(&later).Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, alert.Result{Repeat: 1}, res)
+	// Recovered: the window after t0+55m holds only successes.
+	f.counts(t, t0.Add(70*time.Minute), 50, 0)
+	recovered := t0.Add(75 * time.Minute)
+	res, err = f.evaluator(&recovered).Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, alert.Result{Resolved: 1}, res)
+	again := t0.Add(76 * time.Minute)
+	res, err = f.evaluator(&again).Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, alert.Result{}, res)
+
+	waitFor(t, "three notifications per channel", func() bool { return len(f.slack.received()) == 3 && len(f.hook.received()) == 3 })
+	time.Sleep(300 * time.Millisecond) // nothing more arrives
+	require.Len(t, f.slack.received(), 3)
+	require.Len(t, f.hook.received(), 3)
+
+	var slack struct{ Text string }
+	require.NoError(t, json.Unmarshal(f.slack.received()[0], &slack))
+	require.Equal(t, "[ERROR] failure-rate-error on mail: mail: 100.0% of 300 jobs finished dead-lettered in the last 15m0s (threshold 50%) (value 100, threshold 50) <http://console/job-health|job health>", slack.Text)
+	require.NoError(t, json.Unmarshal(f.slack.received()[2], &slack))
+	require.Equal(t, "[RESOLVED] failure-rate-error on mail: failure-rate-error on mail no longer holds (last value 100, threshold 50) <http://console/job-health|job health>", slack.Text)
+
+	for i, want := range []string{"firing", "firing", "resolved"} {
+		body := f.hook.received()[i]
+		require.Equal(t, notify.Sign([]byte(hookSecret), body), f.hook.sigs[i], "signature over the exact body")
+		var wb webhookBody
+		require.NoError(t, json.Unmarshal(body, &wb))
+		require.Equal(t, "4", wb.Version)
+		require.Equal(t, want, wb.Status)
+		require.Equal(t, map[string]string{"alertname": "failure-rate-error", "subject": "mail", "severity": "error"}, wb.Alerts[0].Labels)
+	}
+
+	events, err := f.history.List(ctx, "", 10)
+	require.NoError(t, err)
+	require.Len(t, events, 3)
+	for i, want := range []string{"resolved", "repeat", "firing"} {
+		require.Equal(t, want, events[i].Event)
+		require.Equal(t, []string{"slack", "hook"}, events[i].Channels)
+		require.Equal(t, notify.OutcomeDelivered, events[i].Delivery["slack"].Outcome)
+		require.Equal(t, notify.OutcomeDelivered, events[i].Delivery["hook"].Outcome)
+	}
+}
+
+// TestSlackDownThenDelivered: Slack answers 500 three times; the delivery
+// job retries and the history shows it delivered at attempt 4.
+func TestSlackDownThenDelivered(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := setup(t, 3)
+	now := time.Now().UTC()
+	f.counts(t, now, 0, 30)
+	res, err := f.evaluator(&now).Run(ctx)
+	require.NoError(t, err)
+	require.Equal(t, alert.Result{Firing: 1}, res)
+	waitFor(t, "the Slack message after the outage", func() bool { return len(f.slack.received()) == 1 })
+	require.Equal(t, int32(4), f.slack.calls.Load())
+	var events []alert.Event
+	waitFor(t, "delivery recorded", func() bool {
+		events, err = f.history.List(ctx, "failure-rate-error", 10)
+		require.NoError(t, err)
+		return events[0].Delivery["slack"].Outcome == notify.OutcomeDelivered
+	})
+	require.Equal(t, 4, events[0].Delivery["slack"].Attempts)
+	require.Equal(t, 1, events[0].Delivery["hook"].Attempts)
+}
+
+// TestNotifierKindIsExcluded: dead-lettered deliveries raise no
+// failure-rate alert.
+func TestNotifierKindIsExcluded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t)
+	now := time.Now().UTC()
+	require.NoError(t, metricstore.New(pool).Add(ctx, []metricstore.Row{{Kind: notify.Kind, PeriodStart: now, DeadLettered: 100}}))
+	rules, err := alert.NewRules(pool).List(ctx)
+	require.NoError(t, err)
+	conds, err := alert.Evaluate(ctx, pool, rules, now, &alert.EvalOpts{ExcludeKinds: []string{notify.Kind}})
+	require.NoError(t, err)
+	require.Empty(t, conds)
+	conds, err = alert.Evaluate(ctx, pool, rules, now, nil)
+	require.NoError(t, err)
+	require.Len(t, conds, 2, "without the exclusion both failure-rate rules fire")
+}
+
+// TestSlackHookGoneFailsAtOnce: a 404 from Slack (a removed hook) will not
+// heal: the delivery is failed at its first attempt, not retried.
+func TestSlackHookGoneFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := setup(t, 1000)
+	f.slack.failStatus = http.StatusNotFound
+	now := time.Now().UTC()
+	f.counts(t, now, 0, 30)
+	_, err := f.evaluator(&now).Run(ctx)
+	require.NoError(t, err)
+	var events []alert.Event
+	waitFor(t, "the failed delivery recorded", func() bool {
+		events, err = f.history.List(ctx, "", 10)
+		require.NoError(t, err)
+		return events[0].Delivery["slack"].Outcome == notify.OutcomeFailed && events[0].Delivery["hook"].Outcome == notify.OutcomeDelivered
+	})
+	require.Equal(t, notify.Delivery{Outcome: notify.OutcomeFailed, Attempts: 1, Error: "channel answered HTTP 404", At: events[0].Delivery["slack"].At}, events[0].Delivery["slack"])
+	time.Sleep(500 * time.Millisecond)
+	require.Equal(t, int32(1), f.slack.calls.Load(), "not retried")
+}

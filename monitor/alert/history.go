@@ -1,0 +1,117 @@
+package alert
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rebound-queue/rebound/monitor/notify"
+)
+
+// Event is one job_alert_history row.
+type Event struct {
+	ID        int64                      `json:"id"`
+	Rule      string                     `json:"rule"`
+	Subject   string                     `json:"subject"`
+	Event     string                     `json:"event"`
+	Severity  Severity                   `json:"severity"`
+	Value     float64                    `json:"value"`
+	Threshold float64                    `json:"threshold"`
+	Message   string                     `json:"message"`
+	Channels  []string                   `json:"channels"`
+	Delivery  map[string]notify.Delivery `json:"delivery"`
+	Since     time.Time                  `json:"firing_since"`
+	CreatedAt time.Time                  `json:"created_at"`
+}
+
+// History reads and updates job_alert_history.
+type History struct{ db DBTX }
+
+// NewHistory returns the history store on db.
+func NewHistory(db DBTX) *History { return &History{db: db} }
+
+const eventColumns = `id, rule, subject, event, severity, value, threshold, message, channels, delivery, firing_since, created_at`
+
+func scanEvent(row pgx.Row) (Event, error) {
+	var e Event
+	var sev string
+	var delivery []byte
+	err := row.Scan(&e.ID, &e.Rule, &e.Subject, &e.Event, &sev, &e.Value, &e.Threshold, &e.Message, &e.Channels, &delivery, &e.Since, &e.CreatedAt)
+	if err != nil {
+		return e, err
+	}
+	e.Severity = Severity(sev)
+	if err := json.Unmarshal(delivery, &e.Delivery); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// List returns the latest events, newest first: at most limit (1 to
+// 1000), of rule only when rule is not "".
+func (h *History) List(ctx context.Context, rule string, limit int) ([]Event, error) {
+	if limit < 1 || limit > 1000 {
+		return nil, fmt.Errorf("limit %d: from 1 to 1000", limit)
+	}
+	rows, err := h.db.Query(ctx, `SELECT `+eventColumns+` FROM job_alert_history WHERE $1 = '' OR rule = $1 ORDER BY id DESC LIMIT $2`, rule, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read alert history: %w", err)
+	}
+	defer rows.Close()
+	out := []Event{}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read alert history: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ErrNoEvent is returned for a history ID that is not there; it is
+// notify.ErrNoMessage, so a delivery of a removed row ends without retry.
+var ErrNoEvent = notify.ErrNoMessage
+
+// Message builds the notification of history row id (for notify.Worker's
+// Load); link is put in it.
+func (h *History) Message(ctx context.Context, id int64, link string) (*notify.Message, error) {
+	e, err := scanEvent(h.db.QueryRow(ctx, `SELECT `+eventColumns+` FROM job_alert_history WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %d", ErrNoEvent, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read alert history %d: %w", id, err)
+	}
+	m := &notify.Message{Status: "firing", Event: e.Event, Rule: e.Rule, Subject: e.Subject, Severity: string(e.Severity),
+		Value: e.Value, Threshold: e.Threshold, Summary: e.Message, StartsAt: e.Since, Link: link}
+	if e.Event == EventResolved {
+		m.Status, m.EndsAt = "resolved", e.CreatedAt
+	}
+	return m, nil
+}
+
+// RecordDelivery stores a channel's outcome on row id (for notify.Worker's
+// Record).
+func (h *History) RecordDelivery(ctx context.Context, id int64, channel string, d notify.Delivery) error {
+	b, err := json.Marshal(map[string]notify.Delivery{channel: d})
+	if err != nil {
+		return err
+	}
+	_, err = h.db.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1`, id, b)
+	return err
+}
+
+// RecordTest inserts a test event for `rebound alerts test` and returns
+// its ID.
+func (h *History) RecordTest(ctx context.Context, channel string, now time.Time) (int64, error) {
+	var id int64
+	err := h.db.QueryRow(ctx, `INSERT INTO job_alert_history (rule, subject, event, severity, value, threshold, message, channels, firing_since, created_at)
+		VALUES ('test', $1, 'test', 'warning', 0, 0, 'a test notification from rebound alerts test: the channel works', ARRAY[$1], $2, $2) RETURNING id`,
+		channel, now).Scan(&id)
+	return id, err
+}

@@ -1,0 +1,250 @@
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Severity is how bad a firing rule is: warning, error or critical. Job
+// health maps them to degraded, unhealthy and critical.
+type Severity string
+
+// Severities, from least to most severe.
+const (
+	SeverityWarning  Severity = "warning"
+	SeverityError    Severity = "error"
+	SeverityCritical Severity = "critical"
+)
+
+// Rank orders severities: 0 for none or an unknown value, then 1, 2, 3.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityWarning:
+		return 1
+	case SeverityError:
+		return 2
+	case SeverityCritical:
+		return 3
+	}
+	return 0
+}
+
+// Metrics a rule watches (job_alert_config.metric), with the unit of their
+// threshold.
+const (
+	// MetricFailureRate: per job kind, 100 - success rate over the window,
+	// in percent; only kinds with at least MinJobs finished jobs in the
+	// window are judged.
+	MetricFailureRate = "failure_rate"
+	// MetricBreakerOpen: per circuit breaker key, 1 while the breaker is
+	// open (threshold 0: any open breaker fires).
+	MetricBreakerOpen = "breaker_open"
+	// MetricDLQUnresolved: the number of unresolved dead-letter queue
+	// entries (subject "dlq").
+	MetricDLQUnresolved = "dlq_unresolved"
+	// MetricDLQGrowth: the number of jobs dead-lettered within the window
+	// (subject "dlq").
+	MetricDLQGrowth = "dlq_growth"
+	// MetricDLQOldestAge: the age of the oldest unresolved entry, in
+	// seconds (subject "dlq").
+	MetricDLQOldestAge = "dlq_oldest_age"
+)
+
+// Metrics lists every metric a rule may watch.
+var Metrics = []string{MetricFailureRate, MetricBreakerOpen, MetricDLQUnresolved, MetricDLQGrowth, MetricDLQOldestAge}
+
+// DefaultCooldown is a rule's cooldown when none is given: 1 hour
+// (Alertmanager's repeat_interval).
+const DefaultCooldown = time.Hour
+
+// Rule is one alert rule (a job_alert_config row): it fires for a subject
+// when Metric's value is above Threshold over Window.
+type Rule struct {
+	// Name identifies the rule: lower-case letters, digits, '-' and '_', at
+	// most 63 characters.
+	Name string `json:"name"`
+	// Metric is one of Metrics.
+	Metric string `json:"metric"`
+	// Threshold: the rule fires while the value is strictly above it
+	// (percent for failure_rate, a count, or seconds for dlq_oldest_age).
+	Threshold float64 `json:"threshold"`
+	// Window is the period the value is computed over (failure_rate,
+	// dlq_growth); 1 minute to 30 days.
+	Window time.Duration `json:"-"`
+	// MinJobs is, for failure_rate, the least number of finished jobs in
+	// the window for a kind to be judged (so 1 failure in 2 jobs is not an
+	// incident).
+	MinJobs int `json:"min_jobs"`
+	// Severity is warning, error or critical.
+	Severity Severity `json:"severity"`
+	// Cooldown is how long a firing (rule, subject) stays quiet before it
+	// is notified again, if still firing; 0 to 30 days.
+	Cooldown time.Duration `json:"-"`
+	// Channels names the notification channels (from the configuration
+	// file) the rule notifies.
+	Channels []string `json:"channels"`
+	// Enabled: a disabled rule is not evaluated (and resolves what it had
+	// fired).
+	Enabled bool `json:"enabled"`
+}
+
+// WindowSeconds and CooldownSeconds are the JSON forms of Window and
+// Cooldown.
+func (r Rule) WindowSeconds() int64   { return int64(r.Window / time.Second) }
+func (r Rule) CooldownSeconds() int64 { return int64(r.Cooldown / time.Second) }
+
+var ruleNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var channelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Validate returns an error naming the first field of r that is wrong.
+func (r *Rule) Validate() error {
+	switch {
+	case !ruleNameRE.MatchString(r.Name):
+		return fmt.Errorf("name %q: use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)", r.Name)
+	case !validMetric(r.Metric):
+		return fmt.Errorf("metric %q: one of %s", r.Metric, strings.Join(Metrics, ", "))
+	case r.Threshold < 0 || r.Threshold != r.Threshold || r.Threshold > 1e15:
+		return fmt.Errorf("threshold %v: a number from 0 up", r.Threshold)
+	case r.Metric == MetricFailureRate && r.Threshold >= 100:
+		return fmt.Errorf("threshold %v: a failure rate is a percent below 100", r.Threshold)
+	case r.Window < time.Minute || r.Window > 30*24*time.Hour || r.Window%time.Second != 0:
+		return fmt.Errorf("window %s: whole seconds from 1m to 720h", r.Window)
+	case r.MinJobs < 0 || r.MinJobs > 1_000_000_000:
+		return fmt.Errorf("min_jobs %d: from 0 to 1000000000", r.MinJobs)
+	case r.Severity.Rank() == 0:
+		return fmt.Errorf("severity %q: warning, error or critical", r.Severity)
+	case r.Cooldown < 0 || r.Cooldown > 30*24*time.Hour || r.Cooldown%time.Second != 0:
+		return fmt.Errorf("cooldown %s: whole seconds from 0 to 720h", r.Cooldown)
+	}
+	for _, c := range r.Channels {
+		if !channelNameRE.MatchString(c) {
+			return fmt.Errorf("channel %q: channel names use lower-case letters, digits, '-' and '_'", c)
+		}
+	}
+	return nil
+}
+
+func validMetric(m string) bool {
+	for _, x := range Metrics {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// DBTX is what the alert stores need of a connection: a *pgxpool.Pool, a
+// pgx.Tx or a *pgx.Conn.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Rules reads and changes job_alert_config.
+type Rules struct{ db DBTX }
+
+// NewRules returns the rule store on db.
+func NewRules(db DBTX) *Rules { return &Rules{db: db} }
+
+// ErrNoRule is returned for a rule name not in job_alert_config.
+var ErrNoRule = errors.New("no such alert rule")
+
+const ruleColumns = `name, metric, threshold, window_seconds, min_jobs, severity, cooldown_seconds, channels, enabled`
+
+func scanRule(row pgx.Row) (Rule, error) {
+	var r Rule
+	var window, cooldown int64
+	var sev string
+	err := row.Scan(&r.Name, &r.Metric, &r.Threshold, &window, &r.MinJobs, &sev, &cooldown, &r.Channels, &r.Enabled)
+	r.Window, r.Cooldown, r.Severity = time.Duration(window)*time.Second, time.Duration(cooldown)*time.Second, Severity(sev)
+	if r.Channels == nil {
+		r.Channels = []string{}
+	}
+	return r, err
+}
+
+// List returns every rule, by name.
+func (s *Rules) List(ctx context.Context) ([]Rule, error) {
+	rows, err := s.db.Query(ctx, `SELECT `+ruleColumns+` FROM job_alert_config ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("read alert rules: %w", err)
+	}
+	defer rows.Close()
+	var out []Rule
+	for rows.Next() {
+		r, err := scanRule(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read alert rules: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Get returns one rule, or ErrNoRule.
+func (s *Rules) Get(ctx context.Context, name string) (Rule, error) {
+	r, err := scanRule(s.db.QueryRow(ctx, `SELECT `+ruleColumns+` FROM job_alert_config WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, fmt.Errorf("%w: %q", ErrNoRule, name)
+	}
+	return r, err
+}
+
+// Put validates r and creates or replaces the rule of its name.
+func (s *Rules) Put(ctx context.Context, r Rule) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if r.Channels == nil {
+		r.Channels = []string{}
+	}
+	_, err := s.db.Exec(ctx, `
+INSERT INTO job_alert_config (`+ruleColumns+`, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now())
+ON CONFLICT (name) DO UPDATE SET metric = excluded.metric, threshold = excluded.threshold,
+    window_seconds = excluded.window_seconds, min_jobs = excluded.min_jobs, severity = excluded.severity,
+    cooldown_seconds = excluded.cooldown_seconds, channels = excluded.channels, enabled = excluded.enabled,
+    updated_at = now()`,
+		r.Name, r.Metric, r.Threshold, r.WindowSeconds(), r.MinJobs, string(r.Severity), r.CooldownSeconds(), r.Channels, r.Enabled)
+	if err != nil {
+		return fmt.Errorf("save alert rule %q: %w", r.Name, err)
+	}
+	return nil
+}
+
+// SetEnabled enables or disables a rule; ErrNoRule when there is none.
+func (s *Rules) SetEnabled(ctx context.Context, name string, enabled bool) error {
+	tag, err := s.db.Exec(ctx, `UPDATE job_alert_config SET enabled = $2, updated_at = now() WHERE name = $1`, name, enabled)
+	if err != nil {
+		return fmt.Errorf("update alert rule %q: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: %q", ErrNoRule, name)
+	}
+	return nil
+}
+
+// ParseSeconds reads a duration given as Go's "15m" or a number of
+// seconds ("900").
+func ParseSeconds(s string) (time.Duration, error) {
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 || n > 1<<31 {
+			return 0, fmt.Errorf("%q: out of range", s)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q: a duration like 15m or 900 (seconds)", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,196 @@
+package metricstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// DBTX is what a Store needs of a connection: a *pgxpool.Pool, a pgx.Tx or
+// a *pgx.Conn.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// Store reads and writes job_retry_metrics.
+type Store struct{ db DBTX }
+
+// New returns a store on db.
+func New(db DBTX) *Store { return &Store{db: db} }
+
+// Row is one kind's counts over one period.
+type Row struct {
+	// Kind is the job kind.
+	Kind string
+	// PeriodStart is the start of the minute (or hour) counted, UTC.
+	PeriodStart time.Time
+	// Attempts is the number of attempts worked.
+	Attempts int64
+	// Completed is the number of jobs that finished completed.
+	Completed int64
+	// DeadLettered is the number of jobs that finished discarded or
+	// cancelled by rebound's rules (not by an operator).
+	DeadLettered int64
+	// Failures counts failed attempts by failure class.
+	Failures map[string]int64
+	// RetriesScheduled is the number of retries the retry policy scheduled.
+	RetriesScheduled int64
+	// ShortCircuited is the number of jobs the circuit breaker gate
+	// snoozed or dead-lettered without an attempt.
+	ShortCircuited int64
+	// RunTimeMS is the attempts' total run time, in milliseconds.
+	RunTimeMS int64
+	// LastAttemptAt is when the latest attempt counted ended; zero if none.
+	LastAttemptAt time.Time
+
+	runTimeNS int64
+}
+
+func (r *Row) empty() bool {
+	return r.Attempts == 0 && r.Completed == 0 && r.DeadLettered == 0 && len(r.Failures) == 0 &&
+		r.RetriesScheduled == 0 && r.ShortCircuited == 0 && r.runTimeNS == 0
+}
+
+func (r *Row) add(o *Row) {
+	r.Attempts += o.Attempts
+	r.Completed += o.Completed
+	r.DeadLettered += o.DeadLettered
+	r.RetriesScheduled += o.RetriesScheduled
+	r.ShortCircuited += o.ShortCircuited
+	r.runTimeNS += o.runTimeNS
+	r.RunTimeMS += o.RunTimeMS
+	if o.LastAttemptAt.After(r.LastAttemptAt) {
+		r.LastAttemptAt = o.LastAttemptAt
+	}
+	for c, n := range o.Failures {
+		if r.Failures == nil {
+			r.Failures = map[string]int64{}
+		}
+		r.Failures[c] += n
+	}
+}
+
+// Add adds rows to the minute rows of job_retry_metrics in one statement
+// (INSERT ... ON CONFLICT DO UPDATE adding each count). Each (Kind,
+// PeriodStart) may appear once. Kinds are stored as River gave them (River
+// refuses a kind with invalid UTF-8 or NUL at insert).
+func (s *Store) Add(ctx context.Context, rows []Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	n := len(rows)
+	kinds := make([]string, n)
+	starts := make([]time.Time, n)
+	attempts, completed, dead, retries, short, runMS := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	failures := make([]string, n)
+	last := make([]*time.Time, n)
+	for i, r := range rows {
+		kinds[i], starts[i] = r.Kind, r.PeriodStart.UTC().Truncate(time.Minute)
+		attempts[i], completed[i], dead[i], retries[i], short[i], runMS[i] = r.Attempts, r.Completed, r.DeadLettered, r.RetriesScheduled, r.ShortCircuited, r.RunTimeMS
+		f := r.Failures
+		if f == nil {
+			f = map[string]int64{}
+		}
+		b, err := json.Marshal(f)
+		if err != nil {
+			return fmt.Errorf("metricstore: encode failures: %w", err)
+		}
+		failures[i] = string(b)
+		if !r.LastAttemptAt.IsZero() {
+			t := r.LastAttemptAt
+			last[i] = &t
+		}
+	}
+	_, err := s.db.Exec(ctx, `
+INSERT INTO job_retry_metrics AS m (kind, period_start, period_seconds, attempts, completed, dead_lettered,
+                                   failures, retries_scheduled, short_circuited, run_time_ms, last_attempt_at)
+SELECT kind, period_start, 60, attempts, completed, dead_lettered, failures::jsonb, retries, short, run_ms, last_at
+  FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[],
+              $7::bigint[], $8::bigint[], $9::bigint[], $10::timestamptz[])
+       AS t(kind, period_start, attempts, completed, dead_lettered, failures, retries, short, run_ms, last_at)
+ON CONFLICT (kind, period_seconds, period_start) DO UPDATE SET
+    attempts          = m.attempts + excluded.attempts,
+    completed         = m.completed + excluded.completed,
+    dead_lettered     = m.dead_lettered + excluded.dead_lettered,
+    failures          = rebound_jsonb_sum(m.failures, excluded.failures),
+    retries_scheduled = m.retries_scheduled + excluded.retries_scheduled,
+    short_circuited   = m.short_circuited + excluded.short_circuited,
+    run_time_ms       = m.run_time_ms + excluded.run_time_ms,
+    last_attempt_at   = greatest(m.last_attempt_at, excluded.last_attempt_at)`,
+		kinds, starts, attempts, completed, dead, failures, retries, short, runMS, last)
+	if err != nil {
+		return fmt.Errorf("metricstore: add %d rows to job_retry_metrics: %w", n, err)
+	}
+	return nil
+}
+
+// KindStats are one kind's counts summed over a window.
+type KindStats struct {
+	// Row holds the sums (PeriodStart is the window's start); LastAttemptAt
+	// is the latest attempt of the kind in the whole table, not only the
+	// window.
+	Row
+}
+
+// Finished is the number of jobs that finished completed or dead-lettered.
+func (k *KindStats) Finished() int64 { return k.Completed + k.DeadLettered }
+
+// SuccessRate is completed / finished in percent (0-100), and false when
+// no job finished in the window.
+func (k *KindStats) SuccessRate() (float64, bool) {
+	f := k.Finished()
+	if f == 0 {
+		return 0, false
+	}
+	return 100 * float64(k.Completed) / float64(f), true
+}
+
+// Window sums every kind's rows whose period starts at or after since
+// (minute rows for the last day, hour rows before: a window reaching past
+// a day is counted by whole hours). Every kind with a row in the table is
+// in the result, with zero counts when none fell in the window.
+func (s *Store) Window(ctx context.Context, since time.Time) (map[string]*KindStats, error) {
+	rows, err := s.db.Query(ctx, `
+SELECT kind,
+       coalesce(sum(attempts) FILTER (WHERE in_window), 0)::bigint,
+       coalesce(sum(completed) FILTER (WHERE in_window), 0)::bigint,
+       coalesce(sum(dead_lettered) FILTER (WHERE in_window), 0)::bigint,
+       coalesce(rebound_jsonb_sum_agg(failures) FILTER (WHERE in_window), '{}'),
+       coalesce(sum(retries_scheduled) FILTER (WHERE in_window), 0)::bigint,
+       coalesce(sum(short_circuited) FILTER (WHERE in_window), 0)::bigint,
+       coalesce(sum(run_time_ms) FILTER (WHERE in_window), 0)::bigint,
+       max(last_attempt_at)
+  FROM (SELECT *, period_start >= $1 AS in_window FROM job_retry_metrics) m
+ GROUP BY kind
+ ORDER BY kind`, since.UTC().Truncate(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("metricstore: read job_retry_metrics: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]*KindStats{}
+	for rows.Next() {
+		k := &KindStats{}
+		var failures []byte
+		var last *time.Time
+		if err := rows.Scan(&k.Kind, &k.Attempts, &k.Completed, &k.DeadLettered, &failures,
+			&k.RetriesScheduled, &k.ShortCircuited, &k.RunTimeMS, &last); err != nil {
+			return nil, fmt.Errorf("metricstore: read job_retry_metrics: %w", err)
+		}
+		if err := json.Unmarshal(failures, &k.Failures); err != nil {
+			return nil, fmt.Errorf("metricstore: failures of %q: %w", k.Kind, err)
+		}
+		if last != nil {
+			k.LastAttemptAt = *last
+		}
+		k.PeriodStart = since
+		out[k.Kind] = k
+	}
+	return out, rows.Err()
+}

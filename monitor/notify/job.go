@@ -1,0 +1,168 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+)
+
+// Kind is the job kind of a delivery.
+const Kind = "rebound_notify"
+
+// Args are a delivery job's args: which history row to send through which
+// channel. No message text, no secret.
+type Args struct {
+	// HistoryID is the job_alert_history row.
+	HistoryID int64 `json:"history_id"`
+	// Channel is the channel's name in the configuration.
+	Channel string `json:"channel"`
+	// Host is the channel's host, the job's circuit breaker key after
+	// "notify:" (filled at insert from the configuration).
+	Host string `json:"host"`
+}
+
+// Kind returns "rebound_notify".
+func (Args) Kind() string { return Kind }
+
+// OperationKey is "notify:" and the host: one circuit breaker per
+// channel host, so a Slack outage parks Slack's deliveries only.
+func (a Args) OperationKey() string { return "notify:" + a.Host }
+
+// Delivery is a channel's outcome for one history row, stored in
+// job_alert_history.delivery under the channel's name.
+type Delivery struct {
+	// Outcome is delivered, retrying or failed.
+	Outcome string `json:"outcome"`
+	// Attempts is the delivery job's attempts so far.
+	Attempts int `json:"attempts"`
+	// Error is the last failure, redacted ("" when delivered).
+	Error string `json:"error,omitempty"`
+	// At is when this outcome was recorded.
+	At time.Time `json:"at"`
+}
+
+// Outcomes of a delivery.
+const (
+	OutcomeDelivered = "delivered"
+	OutcomeRetrying  = "retrying"
+	OutcomeFailed    = "failed"
+)
+
+// Metrics counts deliveries.
+type Metrics struct {
+	// Notifications is rebound_notifications_total{channel,outcome}:
+	// attempts to deliver, by channel name and outcome (delivered,
+	// retrying, failed). Channels are configured names: the series stay
+	// bounded.
+	Notifications *prometheus.CounterVec
+}
+
+// NewMetrics creates and registers the delivery metrics.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "rebound", Name: "notifications_total",
+		Help: "Alert notification delivery attempts, by channel and outcome (delivered, retrying, failed).",
+	}, []string{"channel", "outcome"})}
+	if err := reg.Register(m.Notifications); err != nil {
+		return nil, fmt.Errorf("register rebound_notifications_total: %w", err)
+	}
+	return m, nil
+}
+
+// Worker works Args.
+type Worker struct {
+	river.WorkerDefaults[Args]
+	// Channels are the configured channels. Required.
+	Channels map[string]Channel
+	// Load reads the message of a history row. Required.
+	Load func(ctx context.Context, historyID int64) (*Message, error)
+	// Record stores a channel's delivery outcome on a history row. Required.
+	Record func(ctx context.Context, historyID int64, channel string, d Delivery) error
+	// Redact hides secrets in an error before it is recorded; nil keeps it.
+	Redact func(string) string
+	// HTTPClient sends Slack and webhook requests; nil means one with a
+	// 10 s timeout.
+	HTTPClient *http.Client
+	// Metrics, when set, counts each attempt.
+	Metrics *Metrics
+	// Logger receives one warning per delivery that failed for good.
+	Logger *slog.Logger
+}
+
+// Timeout bounds one attempt: 30 s.
+func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return 30 * time.Second }
+
+// Work sends the history row's message through the channel and records
+// the outcome. A channel no longer configured fails for good (the
+// configuration changed); other failures are returned for rebound's retry
+// policy to classify.
+func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
+	ch, ok := w.Channels[job.Args.Channel]
+	if !ok {
+		err := fmt.Errorf("channel %q is not configured", job.Args.Channel)
+		w.record(ctx, job, OutcomeFailed, err)
+		return river.JobCancel(err)
+	}
+	msg, err := w.Load(ctx, job.Args.HistoryID)
+	if errors.Is(err, ErrNoMessage) {
+		return river.JobCancel(err) // the history row is gone: nothing to send
+	}
+	if err != nil {
+		return err
+	}
+	client := w.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	sendErr := Send(ctx, client, job.Args.Channel, &ch, msg)
+	if sendErr == nil {
+		w.record(ctx, job, OutcomeDelivered, nil)
+		return nil
+	}
+	// A 4xx other than 408 and 429 (a removed Slack hook, a bad URL) will
+	// not heal by retrying: the delivery fails now, to the dead-letter
+	// queue.
+	if he, ok := errors.AsType[*HTTPError](sendErr); ok && he.Status/100 == 4 && he.Status != 408 && he.Status != 429 {
+		w.record(ctx, job, OutcomeFailed, sendErr)
+		return river.JobCancel(sendErr)
+	}
+	outcome := OutcomeRetrying
+	if job.Attempt >= job.MaxAttempts {
+		outcome = OutcomeFailed
+	}
+	w.record(ctx, job, outcome, sendErr)
+	return sendErr
+}
+
+// ErrNoMessage is what Load returns (wrapped) for a history row that no
+// longer exists; the delivery then ends without a retry.
+var ErrNoMessage = errors.New("no such alert history row")
+
+func (w *Worker) record(ctx context.Context, job *river.Job[Args], outcome string, err error) {
+	d := Delivery{Outcome: outcome, Attempts: job.Attempt, At: time.Now().UTC()}
+	if err != nil {
+		d.Error = err.Error()
+		if w.Redact != nil {
+			d.Error = w.Redact(d.Error)
+		}
+		if len(d.Error) > 500 {
+			d.Error = d.Error[:500]
+		}
+		// Storable: jsonb refuses NUL and invalid UTF-8.
+		d.Error = strings.ToValidUTF8(strings.ReplaceAll(d.Error, "\x00", ""), "\uFFFD")
+	}
+	if w.Metrics != nil {
+		w.Metrics.Notifications.WithLabelValues(job.Args.Channel, outcome).Inc()
+	}
+	if outcome == OutcomeFailed && w.Logger != nil {
+		w.Logger.Warn("alert notification failed for good", "channel", job.Args.Channel, "history_id", job.Args.HistoryID, "attempts", job.Attempt, "error", d.Error)
+	}
+	_ = w.Record(ctx, job.Args.HistoryID, job.Args.Channel, d)
+}

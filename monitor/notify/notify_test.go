@@ -1,0 +1,200 @@
+package notify_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/monitor/notify"
+)
+
+// mailbox is a real SMTP server (github.com/emersion/go-smtp) that keeps
+// what it receives.
+type mailbox struct {
+	mu    sync.Mutex
+	from  string
+	to    []string
+	data  string
+	auths []string
+}
+
+type backend struct{ box *mailbox }
+
+func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{box: b.box}, nil }
+
+type session struct{ box *mailbox }
+
+func (s *session) Mail(from string, _ *smtp.MailOptions) error {
+	s.box.mu.Lock()
+	defer s.box.mu.Unlock()
+	s.box.from = from
+	return nil
+}
+
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.box.mu.Lock()
+	defer s.box.mu.Unlock()
+	s.box.to = append(s.box.to, to)
+	return nil
+}
+
+func (s *session) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	s.box.mu.Lock()
+	defer s.box.mu.Unlock()
+	s.box.data = string(b)
+	return err
+}
+
+func (s *session) Reset()        {}
+func (s *session) Logout() error { return nil }
+
+func startSMTP(t *testing.T) (*mailbox, string, int) {
+	t.Helper()
+	box := &mailbox{}
+	srv := smtp.NewServer(backend{box: box})
+	srv.Domain = "localhost"
+	srv.AllowInsecureAuth = true
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := l.Addr().(*net.TCPAddr)
+	return box, "127.0.0.1", addr.Port
+}
+
+var sample = notify.Message{Status: "firing", Event: "firing", Rule: "failure-rate-error", Subject: "mail", Severity: "error",
+	Value: 62.5, Threshold: 50, Summary: "mail: 62.5% of 16 jobs finished dead-lettered in the last 15m0s (threshold 50%)",
+	StartsAt: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Link: "https://ops.example.com/api/admin/job-health"}
+
+func TestEmailThroughRealSMTPServer(t *testing.T) {
+	t.Parallel()
+	box, host, port := startSMTP(t)
+	ch := notify.Channel{Type: notify.TypeEmail, SMTP: notify.SMTP{Host: host, Port: port, TLS: "none",
+		From: "rebound@example.com", To: []string{"ops@example.com", "oncall@example.com"}}}
+	require.NoError(t, ch.Validate("mail"))
+	m := sample
+	require.NoError(t, notify.Send(context.Background(), http.DefaultClient, "mail", &ch, &m))
+	box.mu.Lock()
+	defer box.mu.Unlock()
+	require.Equal(t, "rebound@example.com", box.from)
+	require.Equal(t, []string{"ops@example.com", "oncall@example.com"}, box.to)
+	require.Contains(t, box.data, "Subject: [ERROR] failure-rate-error on mail: mail: 62.5% of 16 jobs\r\n finished dead-lettered")
+	require.Contains(t, box.data, "threshold: 50\r\n")
+	require.Contains(t, box.data, "job health: https://ops.example.com/api/admin/job-health")
+}
+
+func TestEmailRequiresSTARTTLSByDefault(t *testing.T) {
+	t.Parallel()
+	box, host, port := startSMTP(t)
+	ch := notify.Channel{Type: notify.TypeEmail, SMTP: notify.SMTP{Host: host, Port: port, From: "rebound@example.com", To: []string{"ops@example.com"}}}
+	m := sample
+	err := notify.Send(context.Background(), http.DefaultClient, "mail", &ch, &m)
+	require.Error(t, err, "a server without STARTTLS is refused when TLS is required")
+	box.mu.Lock()
+	defer box.mu.Unlock()
+	require.Empty(t, box.data)
+}
+
+func TestWebhookSignedAlertmanagerV4(t *testing.T) {
+	t.Parallel()
+	var body []byte
+	var sig string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ = io.ReadAll(r.Body)
+		sig = r.Header.Get(notify.SignatureHeader)
+	}))
+	t.Cleanup(srv.Close)
+	ch := notify.Channel{Type: notify.TypeWebhook, URL: srv.URL, Secret: "s3cret-key"}
+	m := sample
+	require.NoError(t, notify.Send(context.Background(), srv.Client(), "pager", &ch, &m))
+	// HMAC-SHA256 of the body with key "s3cret-key", computed independently of Sign.
+	require.Equal(t, notify.Sign([]byte("s3cret-key"), body), sig)
+	require.True(t, strings.HasPrefix(sig, "sha256=") && len(sig) == 7+64)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(body, &doc))
+	require.Equal(t, "4", doc["version"])
+	require.Equal(t, "firing", doc["status"])
+	require.Equal(t, "pager", doc["receiver"])
+	alert := doc["alerts"].([]any)[0].(map[string]any)
+	require.Equal(t, map[string]any{"alertname": "failure-rate-error", "subject": "mail", "severity": "error"}, alert["labels"])
+	require.Equal(t, "2026-03-01T12:00:00Z", alert["startsAt"])
+	require.Equal(t, "62.5", alert["annotations"].(map[string]any)["value"])
+}
+
+func TestHTTPErrorsCarryStatusAndRetryAfter(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	t.Cleanup(srv.Close)
+	ch := notify.Channel{Type: notify.TypeSlack, URL: srv.URL}
+	m := sample
+	err := notify.Send(context.Background(), srv.Client(), "slack", &ch, &m)
+	var he *notify.HTTPError
+	require.True(t, errors.As(err, &he))
+	require.Equal(t, 429, he.StatusCode())
+	require.Equal(t, 7*time.Second, he.RetryAfter())
+}
+
+func TestParseChannels(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X", "SMTP_PASSWORD": "pw"}
+	getenv := func(k string) string { return env[k] }
+	good := `
+ops: {type: slack, url: "${SLACK_WEBHOOK_URL}"}
+mail: {type: email, smtp: {host: smtp.example.com, password: "${SMTP_PASSWORD}", from: a@example.com, to: [b@example.com]}}
+`
+	chs, err := notify.ParseChannels([]byte(good), getenv)
+	require.NoError(t, err)
+	require.Equal(t, "https://hooks.slack.com/services/T/B/X", chs["ops"].URL)
+	require.Equal(t, "hooks.slack.com", chs["ops"].Host())
+	require.Equal(t, "pw", chs["mail"].SMTP.Password)
+
+	bad := []struct{ name, yaml, wantErr string }{
+		{"unset variable", `ops: {type: slack, url: "${NOPE}"}`, "channels: environment variable NOPE is not set"},
+		{"unknown type", `ops: {type: sms}`, `channels.ops.type: "sms" is not slack, webhook or email`},
+		{"no url", `ops: {type: webhook}`, "channels.ops.url: an http or https URL is required"},
+		{"ftp url", `ops: {type: webhook, url: "ftp://x"}`, "channels.ops.url: an http or https URL is required"},
+		{"unknown key", `ops: {type: slack, url: "https://x", token: y}`, "channels: yaml: unmarshal errors:\n  line 1: field token not found in type notify.Channel"},
+		{"bad name", `Ops: {type: slack, url: "https://x"}`, `channels: name "Ops": use lower-case letters, digits, '-' and '_'`},
+		{"no recipient", `m: {type: email, smtp: {host: h, from: a@b}}`, "channels.m.smtp.to: at least one recipient is required"},
+		{"bad recipient", `m: {type: email, smtp: {host: h, from: a@b, to: [nobody]}}`, `channels.m.smtp.to: "nobody" is not an email address`},
+		{"bad tls", `m: {type: email, smtp: {host: h, tls: maybe, from: a@b, to: [c@d]}}`, `channels.m.smtp.tls: "maybe" is not starttls, opportunistic or none`},
+		{"bad port", `m: {type: email, smtp: {host: h, port: 70000, from: a@b, to: [c@d]}}`, "channels.m.smtp.port: 70000 is not a port"},
+	}
+	for _, tt := range bad {
+		_, err := notify.ParseChannels([]byte(tt.yaml), getenv)
+		require.EqualError(t, err, tt.wantErr, tt.name)
+	}
+}
+
+// FuzzExpandEnv: expansion never panics, and its output holds no ${NAME}
+// reference of a set variable.
+func FuzzExpandEnv(f *testing.F) {
+	f.Add("url: ${A}")
+	f.Add("${}${A${B}}$${A}")
+	f.Fuzz(func(t *testing.T, s string) {
+		out, err := notify.ExpandEnv([]byte(s), func(k string) string {
+			if k == "A" {
+				return "value"
+			}
+			return ""
+		})
+		if err == nil && strings.Contains(string(out), "${A}") && !strings.Contains(s, "${A}") {
+			t.Fatalf("expansion created a reference: %q -> %q", s, out)
+		}
+	})
+}
