@@ -434,7 +434,7 @@ func filterFromQuery(q map[string][]string, now time.Time) (Filter, error) {
 			return Filter{}, fmt.Errorf("until: %w", err)
 		}
 	}
-	if err := f.validate(); err != nil {
+	if err := f.Validate(); err != nil {
 		return Filter{}, err
 	}
 	return f, nil

@@ -161,6 +161,13 @@ func TestAdminAPIRedactsAndValidates(t *testing.T) {
 		{"invalid UTF-8 in a bulk by", "POST", "/retry", "{\"all\":true,\"by\":\"\xc3\"}", 400, `request body: "by": not valid UTF-8`},
 		{"a lone surrogate in a note", "POST", "/" + itoa(id) + "/resolve", `{"note":"x\ud800"}`, 400, `request body: "note": \ud800 is half of a UTF-16 surrogate pair, not a character`},
 		{"invalid UTF-8 in a filter", "POST", "/retry", "{\"all\":true,\"kinds\":[\"k\xff\"]}", 400, `request body: "kinds": not valid UTF-8`},
+		// Filters PostgreSQL cannot compare: 400 naming the field, not 500.
+		{"NUL in a kind", "GET", "?kind=a%00b", "", 400, `invalid parameter: kind "a\x00b" contains a NUL character (\u0000), which PostgreSQL cannot store`},
+		{"invalid UTF-8 in a kind", "GET", "?kind=a%FFb", "", 400, `invalid parameter: kind "a\xffb" contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store`},
+		{"NUL in an operation key", "GET", "?operation_key=a%00b", "", 400, `invalid parameter: operation key "a\x00b" contains a NUL character (\u0000)`},
+		{"NUL in a kind of stats", "GET", "/stats?kind=a%00b", "", 400, `invalid parameter: kind "a\x00b" contains a NUL character (\u0000)`},
+		{"NUL in a kind of a bulk dry run", "POST", "/retry", `{"all":true,"dry_run":true,"kinds":["a\u0000b"]}`, 400, `invalid parameter: kind "a\x00b" contains a NUL character (\u0000)`},
+		{"NUL in an operation key of a bulk resolve", "POST", "/resolve", `{"all":true,"note":"x","operation_keys":["\u0000"]}`, 400, `invalid parameter: operation key "\x00" contains a NUL character (\u0000)`},
 		{"a note over the cap", "POST", "/" + itoa(id) + "/resolve", `{"note":"` + strings.Repeat("n", breaker.MaxTextBytes+1) + `"}`, 400, "invalid parameter: note: 1025 bytes, longer than 1024"},
 		{"a bulk note over the cap", "POST", "/resolve", `{"all":true,"note":"` + strings.Repeat("n", breaker.MaxTextBytes+1) + `"}`, 400, "invalid parameter: note: 1025 bytes, longer than 1024"},
 		{"by over the cap", "POST", "/" + itoa(id) + "/retry", `{"by":"` + strings.Repeat("b", breaker.MaxTextBytes+1) + `"}`, 400, "(1025 bytes): longer than 1024 bytes"},

@@ -51,7 +51,7 @@ type StatsGroup struct {
 // unresolved entry. It reads the table (an operator's command, not a
 // scrape). Errors wrap [ErrInvalid] for a bad filter.
 func (s *Store) Stats(ctx context.Context, params StatsParams) (*Stats, error) {
-	if err := params.validate(); err != nil {
+	if err := params.Validate(); err != nil {
 		return nil, err
 	}
 	f := params.Filter
