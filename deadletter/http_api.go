@@ -379,6 +379,13 @@ func bodyErrorMessage(err error) string {
 	if errors.As(err, &mbe) {
 		return fmt.Sprintf("larger than %d bytes", mbe.Limit)
 	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf(`not JSON (at byte %d): want an object like {"note": "...", "by": "..."}`, se.Offset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return `not JSON (it ends before the object does): want an object like {"note": "...", "by": "..."}`
+	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
