@@ -67,7 +67,10 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "max attempts not a number", args: []string{"http_request", "--args", good, "--max-attempts", "abc"}, wantErr: `enqueue: invalid --max-attempts "abc": want a whole number`},
 		{name: "schedule-in from env in the year 2319", env: []string{"REBOUND_SCHEDULE_IN=2562047h"}, args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid REBOUND_SCHEDULE_IN 2562047h0m0s: must be at most 8760h0m0s (365 days)"},
 		{name: "args from env not JSON", env: []string{"REBOUND_ARGS=notjson"}, args: []string{"http_request"}, wantErr: `enqueue: REBOUND_ARGS: invalid args: not valid JSON: expected a JSON object {...}, got "notjson"`},
-		{name: "args from env and a file", env: []string{"REBOUND_ARGS=" + good}, args: []string{"http_request", "--file", "x"}, wantErr: "enqueue: give REBOUND_ARGS or --file, not both"},
+		// The command line's --file wins over REBOUND_ARGS (a default): the
+		// file is read, and this one does not exist.
+		{name: "args from env and a file", env: []string{"REBOUND_ARGS=" + good}, args: []string{"http_request", "--file", "/nonexistent/x"}, wantErr: "/nonexistent/x"},
+		{name: "args and file both from env", env: []string{"REBOUND_ARGS=" + good, "REBOUND_FILE=x"}, args: []string{"http_request"}, wantErr: "enqueue: give REBOUND_ARGS or REBOUND_FILE, not both"},
 		{name: "missing url", args: []string{"http_request", "--args", `{"method": "GET"}`}, wantErr: "enqueue: --args: invalid args: url is required"},
 		{name: "relative url", args: []string{"http_request", "--args", `{"url": "/hook"}`}, wantErr: `enqueue: --args: invalid args: url must be absolute http or https, got "/hook"`},
 		{name: "unknown field", args: []string{"http_request", "--args", `{"url": "http://x", "timeout": 5}`}, wantErr: `enqueue: --args: invalid args: unknown field "timeout"`},
@@ -190,6 +193,13 @@ func TestEnqueueOptions(t *testing.T) {
 	require.Equal(t, 0, res.ExitCode, res.Stderr)
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT max_attempts FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/flag'").Scan(&maxAttempts))
 	require.Equal(t, 3, maxAttempts)
+	// --file on the command line wins over REBOUND_ARGS.
+	res = proctest.Run(t, append(env, `REBOUND_ARGS={"url": "http://127.0.0.1:9/env-args"}`), "enqueue", "http_request",
+		"--file", writeFile(t, `{"url": "http://127.0.0.1:9/file-wins"}`+"\n"))
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	var fromFile, fromEnv int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FILTER (WHERE args->>'url' = 'http://127.0.0.1:9/file-wins'), count(*) FILTER (WHERE args->>'url' = 'http://127.0.0.1:9/env-args') FROM river_job").Scan(&fromFile, &fromEnv))
+	require.Equal(t, []int{1, 0}, []int{fromFile, fromEnv})
 
 	// --schedule-in takes up to 365 days.
 	res = proctest.Run(t, env, "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/year"}`, "--schedule-in", "8760h")
