@@ -135,7 +135,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	if err != nil {
 		return nil, err
 	}
-	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &monitoringFeature{}}
+	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &batchFeature{}, &monitoringFeature{}}
 	for _, f := range features {
 		if err := f.setup(a); err != nil {
 			return nil, err
@@ -207,7 +207,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	}
 	// Any other admin path: the same token check, then a JSON 404.
 	srv.Handle("/api/admin/", adminauth.Require(c.AdminToken, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers, /api/admin/job-health and "+AdminReadinessPath+")")
+		httpserver.WriteError(w, http.StatusNotFound, "no admin route "+r.URL.Path+" (see /api/admin/dlq, /api/admin/breakers, /api/admin/batches, /api/admin/job-health and "+AdminReadinessPath+")")
 	}), nil))
 	return p, nil
 }

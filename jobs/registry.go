@@ -8,6 +8,10 @@
 //     webhook / API-call job. A 2xx response is success; any other status is
 //     an [*HTTPStatusError] that the retry policy classifies by its
 //     StatusCode and RetryAfter methods.
+//   - weekly_intelligence ([WeeklyIntelligenceArgs]): fetch one user's
+//     report for one ISO week from a reports API (base URL from the
+//     workers' config, [WeeklyIntelligenceConfig]) and record it as the
+//     job's result; usually enqueued as a batch.
 //
 // # Operation keys
 //
@@ -131,6 +135,7 @@ var ErrInvalidArgs = errors.New("invalid args")
 func Builtin() *Registry {
 	r := &Registry{}
 	r.Register(HTTPRequestKind())
+	r.Register(WeeklyIntelligenceKind(WeeklyIntelligenceConfig{}))
 	return r
 }
 

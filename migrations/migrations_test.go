@@ -138,8 +138,10 @@ func TestUpAfterRiverDowngradeWithTriggerInPlace(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m.Check(ctx))
 
-	_, err = pool.Exec(ctx, "DROP TRIGGER rebound_dead_letter_capture ON river_job")
-	require.NoError(t, err)
+	for _, tr := range migrations.Triggers() {
+		_, err = pool.Exec(ctx, "DROP TRIGGER "+tr.Name+" ON river_job")
+		require.NoError(t, err)
+	}
 	river, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	require.NoError(t, err)
 	_, err = river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: 3})
@@ -209,8 +211,10 @@ func TestFailedRiverMigrationKeepsTriggers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
-	_, err := pool.Exec(ctx, "DROP TRIGGER rebound_dead_letter_capture ON river_job")
-	require.NoError(t, err)
+	for _, tr := range migrations.Triggers() {
+		_, err := pool.Exec(ctx, "DROP TRIGGER "+tr.Name+" ON river_job")
+		require.NoError(t, err)
+	}
 	river, err := rivermigrate.New(riverpgxv5.New(pool), nil)
 	require.NoError(t, err)
 	_, err = river.Migrate(ctx, rivermigrate.DirectionDown, &rivermigrate.MigrateOpts{TargetVersion: 3})

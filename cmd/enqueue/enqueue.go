@@ -107,6 +107,7 @@ Known kinds: ` + strings.Join(registry.Names(), ", ") + `; ` + "`enqueue KIND --
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
+	cmd.AddCommand(newBatchCmd(registry, stdin, stdout, stderr))
 	help := cmd.HelpFunc()
 	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
 		help(c, args)
@@ -161,13 +162,18 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 	if err != nil {
 		return err
 	}
+	// The workers' config: the kind's policy gives max attempts (so River's
+	// max attempts and the workers' retry policy agree), and
+	// weekly_intelligence's base URL its operation key.
+	settings, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+	registry.Register(jobs.WeeklyIntelligenceKind(settings.WeeklyIntelligence))
+	if kind, err = registry.Lookup(kindName); err != nil {
+		return err
+	}
 	if opts.MaxAttempts == 0 {
-		// The kind's policy decides, so River's max attempts and the
-		// workers' retry policy agree.
-		settings, err := config.Load(o.configPath)
-		if err != nil {
-			return err
-		}
 		opts.MaxAttempts = settings.Retry.Lookup(kind.Name).MaxAttempts
 	}
 

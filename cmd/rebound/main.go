@@ -64,7 +64,7 @@ func newRootCmd(out io.Writer) *cobra.Command {
 	a := &app{out: out}
 	root := &cobra.Command{
 		Use:   "rebound",
-		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers, job health, alerts",
+		Short: "Operate rebound: migrations, dead-letter queue, circuit breakers, batches, job health, alerts",
 		Long: `rebound is the operator's tool for a rebound job queue in PostgreSQL (DATABASE_URL).
 Every command prints a table for humans, or JSON with --json.`,
 	}
@@ -76,5 +76,6 @@ Every command prints a table for humans, or JSON with --json.`,
 	root.AddCommand(newBreakerCmd(a))
 	root.AddCommand(newHealthCmd(a))
 	root.AddCommand(newAlertsCmd(a))
+	root.AddCommand(newBatchCmd(a))
 	return root
 }

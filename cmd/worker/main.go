@@ -175,6 +175,7 @@ func run(ctx context.Context, o *options) error {
 
 	// The job kinds this binary works: rebound's built-in ones.
 	registry := jobs.Builtin()
+	registry.Register(jobs.WeeklyIntelligenceKind(settings.WeeklyIntelligence))
 	workers := river.NewWorkers()
 	if err := registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: jobs.NewHTTPClient(), RescueGrace: o.rescueGrace}); err != nil {
 		return err
@@ -188,6 +189,13 @@ func run(ctx context.Context, o *options) error {
 			return fmt.Errorf("%s.kinds.%s: %w", retrypolicy.ConfigKey, kind, err)
 		}
 		kinds[kind] = rebound.KindConfig{RetryPolicy: settings.Retry.Lookup(kind)}
+	}
+	// weekly_intelligence jobs inserted without an operation key (by a
+	// producer without the config) get the reports API's host.
+	if key := settings.WeeklyIntelligence.OperationKey(); key != "" {
+		kc := kinds[jobs.KindWeeklyIntelligence]
+		kc.OperationKey = func(string, []byte) string { return key }
+		kinds[jobs.KindWeeklyIntelligence] = kc
 	}
 	queues := make(map[string]river.QueueConfig, len(o.queues))
 	for name, n := range o.queues {

@@ -72,7 +72,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	code, body := get(t, "http://"+worker.HTTPAddr+"/api/admin/nothing")
 	require.Equal(t, http.StatusNotFound, code)
-	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq, /api/admin/breakers, /api/admin/job-health and /api/admin/readyz)"}`, body)
+	require.JSONEq(t, `{"error": "no admin route /api/admin/nothing (see /api/admin/dlq, /api/admin/breakers, /api/admin/batches, /api/admin/job-health and /api/admin/readyz)"}`, body)
 	code, metrics := get(t, "http://"+worker.HTTPAddr+"/metrics")
 	require.Equal(t, http.StatusOK, code)
 	require.Contains(t, metrics, `rebound_job_attempts_total{kind="http_request",outcome="completed",queue="default"} 100`)
@@ -266,8 +266,8 @@ func TestStartupErrors(t *testing.T) {
 		{name: "negative shutdown timeout", url: db.URL, args: []string{"--shutdown-timeout", "-1s"}, wantErr: "worker: invalid --shutdown-timeout -1s: must be positive"},
 		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid log level "loud"`},
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
-		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: `worker: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request)`},
-		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts; line 1)"},
+		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: `worker: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request, weekly_intelligence)`},
+		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},

@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/monitor/notify"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
@@ -38,6 +39,9 @@ type File struct {
 	// Alerts holds the alert evaluation's settings and the notification
 	// channels.
 	Alerts AlertsFile `yaml:"alerts"`
+	// WeeklyIntelligence configures the weekly_intelligence kind: base_url
+	// of the reports API (see jobs.WeeklyIntelligenceConfig).
+	WeeklyIntelligence jobs.WeeklyIntelligenceConfig `yaml:"weekly_intelligence"`
 }
 
 // AlertsFile is the alerts section:
@@ -73,6 +77,8 @@ type Settings struct {
 	BreakerIdleTTL time.Duration
 	// Alerts is the alerts section, validated.
 	Alerts AlertsFile
+	// WeeklyIntelligence is the weekly_intelligence kind's configuration.
+	WeeklyIntelligence jobs.WeeklyIntelligenceConfig
 }
 
 // unknownTopKey matches yaml.v3's message for a top-level key File lacks.
@@ -123,7 +129,7 @@ func Parse(content []byte) (*Settings, error) {
 				msgs := make([]string, len(te.Errors))
 				for i, e := range te.Errors {
 					if m := unknownTopKey.FindStringSubmatch(e); m != nil {
-						e = fmt.Sprintf("%s: unknown setting (known: retry, breaker, alerts; %s)", m[2], m[1])
+						e = fmt.Sprintf("%s: unknown setting (known: retry, breaker, alerts, weekly_intelligence; %s)", m[2], m[1])
 					}
 					msgs[i] = e
 				}
@@ -146,5 +152,8 @@ func Parse(content []byte) (*Settings, error) {
 	if err := notify.ValidateChannels(f.Alerts.Channels); err != nil {
 		return nil, fmt.Errorf("alerts.%w", err)
 	}
-	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), Alerts: f.Alerts}, nil
+	if err := f.WeeklyIntelligence.Validate(); err != nil {
+		return nil, err
+	}
+	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), Alerts: f.Alerts, WeeklyIntelligence: f.WeeklyIntelligence}, nil
 }

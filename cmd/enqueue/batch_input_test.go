@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/jobs"
+)
+
+func TestReadCSV(t *testing.T) {
+	t.Parallel()
+	weekly, err := jobs.Builtin().Lookup(jobs.KindWeeklyIntelligence)
+	require.NoError(t, err)
+	http, err := jobs.Builtin().Lookup(jobs.KindHTTPRequest)
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		kind    jobs.Kind
+		csv     string
+		want    []string
+		wantErr string
+	}{
+		{name: "typed", kind: weekly, csv: "user_id,week\n42,2026-W49\n 7 ,2026-W01\n",
+			want: []string{`{"user_id":42,"week":"2026-W49"}`, `{"user_id":7,"week":"2026-W01"}`}},
+		{name: "byte order mark and CRLF", kind: weekly, csv: "\ufeffuser_id,week\r\n42,2026-W49\r\n", want: []string{`{"user_id":42,"week":"2026-W49"}`}},
+		{name: "JSON cell and empty cell", kind: http, csv: "url,headers,timeout_seconds\nhttp://x/a,\"{\"\"X-A\"\": \"\"1\"\"}\",\n",
+			want: []string{`{"url":"http://x/a","headers":{"X-A":"1"}}`}},
+		{name: "not a number", kind: weekly, csv: "user_id,week\nforty,2026-W49\n", wantErr: `users.csv line 2: column user_id: want a number, not "forty" (nothing inserted)`},
+		{name: "NaN is not a number", kind: weekly, csv: "user_id,week\nNaN,2026-W49\n", wantErr: `users.csv line 2: column user_id: want a number, not "NaN" (nothing inserted)`},
+		{name: "fraction for an integer", kind: weekly, csv: "user_id,week\n4.5,2026-W49\n", wantErr: "users.csv line 2: invalid args: "},
+		{name: "bad week", kind: weekly, csv: "user_id,week\n1,2026-W60\n", wantErr: `users.csv line 2: invalid args: week "2026-W60": 2026 has no week 60 (nothing inserted)`},
+		{name: "missing column", kind: weekly, csv: "user_id\n1\n2\n", wantErr: `users.csv line 2: invalid args: week "": want an ISO week such as 2026-W49 (and 1 more bad lines; nothing inserted)`},
+		{name: "ragged row", kind: weekly, csv: "user_id,week\n1,2026-W49,x\n", wantErr: "users.csv line 2: 3 fields, but the header has 2 (nothing inserted)"},
+		{name: "duplicate column", kind: weekly, csv: "user_id,user_id\n1,2\n", wantErr: `users.csv line 1: column "user_id" appears twice`},
+		{name: "unnamed column", kind: weekly, csv: "user_id,\n1,2\n", wantErr: "users.csv line 1: column 2 has no name"},
+		{name: "invalid UTF-8", kind: weekly, csv: "user_id,week\n1,2026-W49\xff\n", wantErr: "users.csv line 2: column week: not valid UTF-8 (nothing inserted)"},
+		{name: "empty", kind: weekly, csv: "", wantErr: "users.csv: empty (want a header row naming the args fields)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			lines, err := readCSV(tt.kind, "users.csv", strings.NewReader(tt.csv))
+			if tt.wantErr != "" {
+				require.ErrorContains(t, err, tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			var got []string
+			for _, l := range lines {
+				b, err := json.Marshal(l.args)
+				require.NoError(t, err)
+				got = append(got, string(b))
+			}
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// readCSV never panics, and what it accepts is storable: valid UTF-8
+// without NUL.
+func FuzzReadCSV(f *testing.F) {
+	for _, s := range []string{"user_id,week\n42,2026-W49\n", "user_id\n1\n", "a,b\n\"x", "user_id,week\n1,2026-W49,3\n"} {
+		f.Add(s)
+	}
+	weekly, err := jobs.Builtin().Lookup(jobs.KindWeeklyIntelligence)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		lines, err := readCSV(weekly, "f.csv", strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		for _, l := range lines {
+			b, err := json.Marshal(l.args)
+			if err != nil || !utf8.Valid(b) || strings.Contains(string(b), `\u0000`) {
+				t.Fatalf("accepted %q as %s (%v)", in, b, err)
+			}
+		}
+	})
+}
