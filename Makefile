@@ -4,7 +4,7 @@ BIN      := bin
 GOFLAGS  ?=
 TESTFLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: build demo test lint bench clean
+.PHONY: build demo test lint bench bench-go clean
 
 ## build: the three binaries (worker, enqueue, rebound) into ./bin
 build:
@@ -26,8 +26,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: benchmarks, reported against plain River in the same run
-bench:
+## bench: rebound against plain River, same run (docs/benchmarks.md); BENCHFLAGS="--jobs 5000" etc.
+bench: build
+	DATABASE_URL="$$(scripts/ensure-postgres.sh)" $(BIN)/rebound bench --svg bench-noop.svg $(BENCHFLAGS)
+
+## bench-go: the Go micro-benchmarks (classify, delay, breaker...)
+bench-go:
 	DATABASE_URL="$$(scripts/ensure-postgres.sh)"; export DATABASE_URL; \
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-$$DATABASE_URL}" $(GO) test -run '^$$' -bench . -benchmem ./...
 

@@ -2,7 +2,6 @@ package rebound
 
 import (
 	"github.com/riverqueue/river/rivertype"
-	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/jobs"
 )
@@ -75,10 +74,8 @@ func (k *operationKeys) atInsert(p *rivertype.JobInsertParams) string {
 
 // ofJob returns the key of a job about to run (steps 1 and 3 to 6).
 func (k *operationKeys) ofJob(job *rivertype.JobRow) string {
-	if len(job.Metadata) > 0 {
-		if v := gjson.GetBytes(job.Metadata, jobs.MetadataOperationKey); v.Type == gjson.String && v.Str != "" {
-			return jobs.NormalizeOperationKey(v.Str)
-		}
+	if key := jobs.StampedOperationKey(job.Metadata); key != "" {
+		return jobs.NormalizeOperationKey(key)
 	}
 	return k.fromArgs(job.Kind, job.EncodedArgs)
 }

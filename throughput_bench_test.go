@@ -31,9 +31,13 @@ func (w *noopWorker) Work(context.Context, *river.Job[noopArgs]) error {
 	return nil
 }
 
+// CPU-bound settings: 500 workers with a 2 ms cooldown could fetch far more
+// jobs per second than 2 cores work, so the ratio measures the code, not a
+// MaxWorkers / FetchCooldown cap. `rebound bench` is the fuller harness
+// (CPU per job, spread, plot; docs/benchmarks.md).
 const (
-	benchWorkers  = 100
-	benchCooldown = 20 * time.Millisecond
+	benchWorkers  = 500
+	benchCooldown = 2 * time.Millisecond
 )
 
 // BenchmarkThroughput works no-op jobs through a whole rebound pod (insert

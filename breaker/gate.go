@@ -253,7 +253,10 @@ func readParkMeta(metadata []byte) (parkMeta, bool) {
 // Work implements rivertype.WorkerMiddleware. Whatever it returns is
 // storable (see [storableResult]).
 func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
-	return storableResult(g.work(ctx, job, doInner))
+	if err := g.work(ctx, job, doInner); err != nil {
+		return storableResult(err)
+	}
+	return nil
 }
 
 // storableResult returns err as River can store it: River writes an
@@ -263,7 +266,9 @@ func (g *Gate) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx
 // the jobs behind the gate are other people's code, so everything the gate
 // returns goes through storable.Error (the original stays reachable with
 // errors.Is / errors.As). nil and a snooze (which stores no text) are
-// returned as they are.
+// returned as they are. Never inlined into Work (see admit).
+//
+//go:noinline
 func storableResult(err error) error {
 	if err == nil {
 		return nil
@@ -275,27 +280,9 @@ func storableResult(err error) error {
 }
 
 func (g *Gate) work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
-	key := g.cfg.KeyFunc(job)
-	if !bytes.Contains(job.Metadata, []byte(`"`+MetadataOperationKey+`"`)) {
-		// A job inserted without the key in its metadata (by a producer
-		// other than rebound's) gets it, so whatever reads the job later
-		// (the dead-letter capture) sees the key its breaker used.
-		_ = river.MetadataSet(ctx, MetadataOperationKey, key)
-	}
-	p, err := g.b.Allow(ctx, key)
-	if err != nil {
-		if oe, ok := errors.AsType[*OpenError](err); ok {
-			return g.park(ctx, job, key, oe)
-		}
-		if errors.Is(err, ErrInvalidKey) {
-			return g.cfg.OnInvalidKey(ctx, job, err)
-		}
-		g.b.logger.WarnContext(ctx, "breaker gate: snoozing job", "job_id", job.ID, "key", key, "error", err)
-		return river.JobSnooze(ErrorSnooze)
-	}
-	if _, parked := readParkMeta(job.Metadata); parked {
-		_ = river.MetadataSet(ctx, MetadataParkedKey, nil)
-		_ = river.MetadataSet(ctx, MetadataParkedAt, nil)
+	p, ok, err := g.admit(ctx, job)
+	if !ok {
+		return err
 	}
 	finished := false
 	defer func() {
@@ -307,12 +294,52 @@ func (g *Gate) work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx
 	}()
 	err = doInner(ctx)
 	finished = true
+	g.done(ctx, p, err)
+	return err // the job's own result, snooze included
+}
+
+// admit asks the breaker of the job's key: ok with the permit to run, or
+// not ok with what the job returns instead (a snooze, a cancel). It and
+// done are apart from work, and never inlined there, so that their locals
+// do not enlarge the stack frame every job's goroutine pays for (a deeper
+// frame made each job's goroutine grow, that is copy, its stack).
+//
+//go:noinline
+func (g *Gate) admit(ctx context.Context, job *rivertype.JobRow) (Permit, bool, error) {
+	key := g.cfg.KeyFunc(job)
+	if !bytes.Contains(job.Metadata, []byte(`"`+MetadataOperationKey+`"`)) {
+		// A job inserted without the key in its metadata (by a producer
+		// other than rebound's) gets it, so whatever reads the job later
+		// (the dead-letter capture) sees the key its breaker used.
+		_ = river.MetadataSet(ctx, MetadataOperationKey, key)
+	}
+	p, err := g.b.Allow(ctx, key)
+	if err != nil {
+		if oe, ok := errors.AsType[*OpenError](err); ok {
+			return Permit{}, false, g.park(ctx, job, key, oe)
+		}
+		if errors.Is(err, ErrInvalidKey) {
+			return Permit{}, false, g.cfg.OnInvalidKey(ctx, job, err)
+		}
+		g.b.logger.WarnContext(ctx, "breaker gate: snoozing job", "job_id", job.ID, "key", key, "error", err)
+		return Permit{}, false, river.JobSnooze(ErrorSnooze)
+	}
+	if _, parked := readParkMeta(job.Metadata); parked {
+		_ = river.MetadataSet(ctx, MetadataParkedKey, nil)
+		_ = river.MetadataSet(ctx, MetadataParkedAt, nil)
+	}
+	return p, true, nil
+}
+
+// done reports the attempt's outcome to the breaker; see admit.
+//
+//go:noinline
+func (g *Gate) done(ctx context.Context, p Permit, err error) {
 	outcome := err
 	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
 		outcome = context.Canceled // the job chose to wait: decides nothing
 	}
 	p.Done(ctx, outcome)
-	return err // the job's own result, snooze included
 }
 
 // park snoozes a refused job until the breaker may probe plus a spread, or

@@ -84,7 +84,7 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 	_, err := reg.Parse("email", []byte(`{}`))
 	var unknown *jobs.UnknownKindError
 	require.ErrorAs(t, err, &unknown)
-	require.Equal(t, `unknown job kind "email" (known kinds: http_request, weekly_intelligence)`, err.Error())
+	require.Equal(t, `unknown job kind "email" (known kinds: http_request, synthetic, weekly_intelligence)`, err.Error())
 }
 
 func TestOperationKey(t *testing.T) {

@@ -8,6 +8,8 @@
 //     webhook / API-call job. A 2xx response is success; any other status is
 //     an [*HTTPStatusError] that the retry policy classifies by its
 //     StatusCode and RetryAfter methods.
+//   - synthetic ([SyntheticArgs]): sleep, fail or panic as the args say,
+//     to rehearse outages and measure the queue.
 //   - weekly_intelligence ([WeeklyIntelligenceArgs]): fetch one user's
 //     report for one ISO week from a reports API (base URL from the
 //     workers' config, [WeeklyIntelligenceConfig]) and record it as the
@@ -39,7 +41,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
-	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/redact"
@@ -135,6 +136,7 @@ var ErrInvalidArgs = errors.New("invalid args")
 func Builtin() *Registry {
 	r := &Registry{}
 	r.Register(HTTPRequestKind())
+	r.Register(SyntheticKind())
 	r.Register(WeeklyIntelligenceKind(WeeklyIntelligenceConfig{}))
 	return r
 }
@@ -212,10 +214,8 @@ func (r *Registry) Parse(kind string, raw []byte) (river.JobArgs, error) {
 // from the raw args, else the kind's name, through [NormalizeOperationKey].
 // It never fails and does no I/O.
 func (r *Registry) OperationKey(kind string, rawArgs, metadata []byte) string {
-	if len(metadata) > 0 {
-		if v := gjson.GetBytes(metadata, MetadataOperationKey); v.Type == gjson.String && v.Str != "" {
-			return NormalizeOperationKey(v.Str)
-		}
+	if key := StampedOperationKey(metadata); key != "" {
+		return NormalizeOperationKey(key)
 	}
 	if k, ok := r.kinds[kind]; ok && k.OperationKey != nil {
 		if key := k.OperationKey(rawArgs); key != "" {

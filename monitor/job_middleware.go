@@ -3,8 +3,10 @@ package monitor
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 )
@@ -17,6 +19,17 @@ import (
 type JobMiddleware struct {
 	river.MiddlewareDefaults
 	metrics *Metrics
+	// series caches the counter and histogram of each kind, queue and
+	// outcome (attemptLabels -> *attemptSeries): looking a series up by
+	// its label values hashes and checks them on every attempt.
+	series sync.Map
+}
+
+type attemptLabels struct{ kind, queue, outcome string }
+
+type attemptSeries struct {
+	attempts prometheus.Counter
+	duration prometheus.Observer
 }
 
 // JobMiddleware returns the worker middleware that feeds m.
@@ -41,8 +54,17 @@ func (mw *JobMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInne
 }
 
 func (mw *JobMiddleware) observe(job *rivertype.JobRow, outcome string, start time.Time) {
-	mw.metrics.JobAttempts.WithLabelValues(job.Kind, job.Queue, outcome).Inc()
-	mw.metrics.JobDuration.WithLabelValues(job.Kind, outcome).Observe(time.Since(start).Seconds())
+	l := attemptLabels{job.Kind, job.Queue, outcome}
+	v, ok := mw.series.Load(l)
+	if !ok {
+		v, _ = mw.series.LoadOrStore(l, &attemptSeries{
+			attempts: mw.metrics.JobAttempts.WithLabelValues(job.Kind, job.Queue, outcome),
+			duration: mw.metrics.JobDuration.WithLabelValues(job.Kind, outcome),
+		})
+	}
+	s := v.(*attemptSeries)
+	s.attempts.Inc()
+	s.duration.Observe(time.Since(start).Seconds())
 }
 
 // AttemptOutcome names what River will do with an attempt that returned err

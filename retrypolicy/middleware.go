@@ -249,10 +249,17 @@ func (r *AttemptRecorder) history(run *attemptRun) {
 
 // Work implements rivertype.WorkerMiddleware; see [AttemptRecorder].
 func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) error {
-	err := r.work(ctx, job, doInner)
-	if err == nil {
-		return nil
+	if err := r.work(ctx, job, doInner); err != nil {
+		return storableResult(err)
 	}
+	return nil
+}
+
+// storableResult is err as River can store it. Never inlined into Work
+// (see start).
+//
+//go:noinline
+func storableResult(err error) error {
 	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
 		return err // River stores no text for a snooze
 	}
@@ -261,20 +268,10 @@ func (r *AttemptRecorder) Work(ctx context.Context, job *rivertype.JobRow, doInn
 
 // work runs one attempt; Work makes what it returns storable.
 func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx context.Context) error) (retErr error) {
-	run := attemptRun{job: job, policy: r.policies.Lookup(job.Kind)}
-
-	// River consumed (or never asked for) the previous attempt's hand-over
-	// before this attempt could start.
-	if job.Attempt > 1 {
-		r.retry.forget(job.ID, job.Attempt-1)
+	run := attemptRun{job: job}
+	if err := r.start(ctx, &run); err != nil {
+		return err
 	}
-
-	if len(job.Errors) > 0 {
-		if err := r.checkRescueLimit(ctx, &run); err != nil {
-			return err
-		}
-	}
-
 	actx := &attemptCtx{Context: ctx}
 	finished := false
 	defer func() {
@@ -293,26 +290,53 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 	}()
 	err := doInner(actx)
 	var read *readErr
-	var diag Diagnosis
 	if err != nil {
 		// The job's error is read here, under the recover above: a panic in
 		// its Error, Unwrap, StatusCode or RetryAfter method is a panic of
 		// the attempt, recorded with class panic.
 		read = readError(err)
-		diag = Diagnose(read)
-		err = read.result()
 	}
 	finished = true
+	return r.finish(ctx, actx, &run, read)
+}
 
-	if err == nil {
+// start prepares run before the attempt; an error ends the attempt
+// without running it. start and finish are apart from work, and never
+// inlined there, so that their locals do not enlarge the stack frame every
+// job's goroutine pays for (a deeper frame made each job's goroutine grow,
+// that is copy, its stack).
+//
+//go:noinline
+func (r *AttemptRecorder) start(ctx context.Context, run *attemptRun) error {
+	job := run.job
+	run.policy = r.policies.Lookup(job.Kind)
+	// River consumed (or never asked for) the previous attempt's hand-over
+	// before this attempt could start.
+	if job.Attempt > 1 {
+		r.retry.forget(job.ID, job.Attempt-1)
+	}
+	if len(job.Errors) > 0 {
+		return r.checkRescueLimit(ctx, run)
+	}
+	return nil
+}
+
+// finish records what the attempt's err means and returns what River
+// gets; see start.
+//
+//go:noinline
+func (r *AttemptRecorder) finish(ctx context.Context, actx *attemptCtx, run *attemptRun, read *readErr) error {
+	job := run.job
+	if read == nil {
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
-			r.write(ctx, actx, &run)
+			r.write(ctx, actx, run)
 		}
 		return nil
 	}
+	err := read.result()
 	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
-			r.write(ctx, actx, &run)
+			r.write(ctx, actx, run)
 		}
 		return err
 	}
@@ -323,16 +347,17 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 		// cause (what net/http returns for a request whose context was
 		// cancelled with a cause), so both count here.
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
-			r.write(ctx, actx, &run)
+			r.write(ctx, actx, run)
 		}
 		return err
 	}
 
+	diag := read.diag
 	_, alreadyCancelled := errors.AsType[*rivertype.JobCancelError](err)
 	if remoteCancel {
 		diag.Class = ClassCancelled // River replaces err with ErrJobCancelledRemotely
 	}
-	entry, decision := r.decide(&run, diag, read.msg)
+	entry, decision := r.decide(run, diag, read.msg)
 	ret := err
 	switch {
 	case alreadyCancelled || remoteCancel:
@@ -343,7 +368,7 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 		r.retry.put(job.ID, job.Attempt, entry.At.Add(time.Duration(entry.DelayMS)*time.Millisecond), entry.At)
 	}
 	run.out.appendSorted(entry)
-	r.write(ctx, actx, &run)
+	r.write(ctx, actx, run)
 	if !remoteCancel {
 		r.report(job, entry) // an operator's cancel is not a failure
 	}
@@ -352,12 +377,15 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 
 // readError reads err's text (made storable by [storable.Text]) and its
 // diagnosis once. The recorder calls it where a panic counts as a panic of
-// the attempt.
+// the attempt. Kept out of work's frame, as start and finish are.
+//
+//go:noinline
 func readError(err error) *readErr {
 	raw := err.Error()
 	r := &readErr{err: err, msg: storable.Text(raw, storable.MaxErrorBytes)}
 	r.changed = r.msg != raw
 	r.w.walk(err)
+	r.diag = Diagnose(r)
 	return r
 }
 
@@ -369,6 +397,7 @@ type readErr struct {
 	msg     string
 	changed bool // msg is not err's own text
 	w       walker
+	diag    Diagnosis
 }
 
 func (e *readErr) Error() string { return e.msg }

@@ -66,7 +66,7 @@ func TestBatchBadInputInsertsNothing(t *testing.T) {
 		{"bad ndjson line", []string{"--kind", "http_request", "--name", "b", "--file", writeNamed(t, "x.ndjson", `{"url": "http://127.0.0.1:9/a"}`+"\n{}\n")},
 			"enqueue: FILE line 2: invalid args: url is required (nothing inserted)"},
 		{"unknown kind", []string{"--kind", "email", "--name", "b", "--file", goodCSV},
-			`enqueue: invalid --kind: unknown job kind "email" (known kinds: http_request, weekly_intelligence)`},
+			`enqueue: invalid --kind: unknown job kind "email" (known kinds: http_request, synthetic, weekly_intelligence)`},
 		{"negative delay", []string{"--kind", "http_request", "--name", "b", "--file", goodCSV, "--delay-between-batches", "-5s"},
 			"enqueue: invalid --delay-between-batches -5s: must not be negative"},
 		{"batch size 0", []string{"--kind", "http_request", "--name", "b", "--file", goodCSV, "--batch-size", "0"},

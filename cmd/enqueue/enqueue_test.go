@@ -45,8 +45,8 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		stdin   string
 		wantErr string
 	}{
-		{name: "unknown kind", args: []string{"email", "--args", "{}"}, wantErr: `enqueue: unknown job kind "email" (known kinds: http_request, weekly_intelligence)`},
-		{name: "no kind", args: []string{"--args", good}, wantErr: "enqueue: want exactly one KIND (known kinds: http_request, weekly_intelligence)"},
+		{name: "unknown kind", args: []string{"email", "--args", "{}"}, wantErr: `enqueue: unknown job kind "email" (known kinds: http_request, synthetic, weekly_intelligence)`},
+		{name: "no kind", args: []string{"--args", good}, wantErr: "enqueue: want exactly one KIND (known kinds: http_request, synthetic, weekly_intelligence)"},
 		{name: "no args", args: []string{"http_request"}, wantErr: "enqueue: give the args: --args JSON or --file PATH (- for standard input)"},
 		{name: "args and file", args: []string{"http_request", "--args", good, "--file", "x"}, wantErr: "enqueue: give --args or --file, not both"},
 		{name: "malformed args", args: []string{"http_request", "--args", `{"url": `}, wantErr: "enqueue: --args: invalid args: not valid JSON: it ends before the args object does"},

@@ -77,5 +77,6 @@ Every command prints a table for humans, or JSON with --json.`,
 	root.AddCommand(newHealthCmd(a))
 	root.AddCommand(newAlertsCmd(a))
 	root.AddCommand(newBatchCmd(a))
+	root.AddCommand(newBenchCmd(a))
 	return root
 }

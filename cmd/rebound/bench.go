@@ -1,0 +1,97 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rebound-queue/rebound/internal/bench"
+)
+
+// newBenchCmd is `rebound bench`: rebound against plain River, same run,
+// same database (docs/benchmarks.md).
+func newBenchCmd(a *app) *cobra.Command {
+	var (
+		cfg        bench.NoopConfig
+		poolSize   int
+		svgPath    string
+		cpuProfile string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure rebound against plain River (no-op jobs, CPU-bound settings)",
+		Long: `bench works no-op jobs through a plain River client and through a whole rebound
+pod, in alternating rounds, and prints per side the median and spread of jobs/s
+and of this process's CPU time (user + system) per job, and their ratios.
+
+It creates a scratch database rebound_bench_<random> on the server DATABASE_URL
+points to (the role needs CREATEDB), migrates it, and drops it at the end: it
+never touches the database DATABASE_URL names. See docs/benchmarks.md.`,
+		Example: `  rebound bench                                  # 5 rounds of 20,000 jobs per side
+  rebound bench --jobs 5000 --rounds 3 --svg noop.svg
+  rebound bench --cpuprofile cpu.out && go tool pprof -top -focus rebound bin/rebound cpu.out`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case cfg.Jobs < 1 || cfg.Jobs > 10_000_000:
+				return fmt.Errorf("--jobs must be between 1 and 10000000, got %d", cfg.Jobs)
+			case cfg.Rounds < 1 || cfg.Rounds > 1000:
+				return fmt.Errorf("--rounds must be between 1 and 1000, got %d", cfg.Rounds)
+			case cfg.Workers < 1 || cfg.Workers > 10_000:
+				return fmt.Errorf("--workers must be between 1 and 10000, got %d", cfg.Workers)
+			case cfg.FetchCooldown < time.Millisecond:
+				return fmt.Errorf("--fetch-cooldown must be at least 1ms (River's minimum), got %s", cfg.FetchCooldown)
+			case cfg.FetchPollInterval < cfg.FetchCooldown:
+				return fmt.Errorf("--fetch-poll-interval (%s) must be at least --fetch-cooldown (%s)", cfg.FetchPollInterval, cfg.FetchCooldown)
+			case poolSize < 2 || poolSize > 1000:
+				return fmt.Errorf("--pool-size must be between 2 and 1000, got %d", poolSize)
+			}
+			ctx := cmd.Context()
+			db, err := bench.NewDatabase(ctx, os.Getenv("DATABASE_URL"), poolSize)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			rep, err := bench.RunNoop(ctx, db.Pool, cfg, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if svgPath != "" {
+				f, err := os.Create(svgPath)
+				if err != nil {
+					return err
+				}
+				if err := errors.Join(rep.WriteSVG(f), f.Close()); err != nil {
+					return err
+				}
+			}
+			return a.print(rep, func(w io.Writer) error { return rep.WriteTable(w) })
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Jobs, "jobs", 20000, "no-op jobs per round and side")
+	f.IntVar(&cfg.Rounds, "rounds", 5, "rounds per side (alternating which side goes first)")
+	f.IntVar(&cfg.Workers, "workers", 500, "MaxWorkers of the queue, both sides")
+	f.DurationVar(&cfg.FetchCooldown, "fetch-cooldown", 2*time.Millisecond, "FetchCooldown, both sides")
+	f.DurationVar(&cfg.FetchPollInterval, "fetch-poll-interval", 50*time.Millisecond, "FetchPollInterval, both sides")
+	f.IntVar(&poolSize, "pool-size", 20, "connections in the pool both sides share")
+	f.StringVar(&svgPath, "svg", "", "write a plot of jobs/s and CPU per job per round to this SVG file")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (both sides) to this file")
+	return cmd
+}
