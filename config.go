@@ -138,8 +138,8 @@ type Config struct {
 	RescueStuckJobsAfter time.Duration
 
 	// ShutdownTimeout bounds a graceful stop ([Pod.Stop]): running jobs get
-	// this long, minus a hard-stop margin of a fifth (at most 5 s), to
-	// finish; then their contexts are cancelled and they return to the
+	// this long, minus a hard-stop margin of a fifth (at least 1 s or half
+	// the timeout, whichever is less; at most 5 s), to finish; then their contexts are cancelled and they return to the
 	// queue without using an attempt. 0 means [DefaultShutdownTimeout]
 	// (25 s).
 	ShutdownTimeout time.Duration

@@ -141,7 +141,7 @@ func TestStartRefuses(t *testing.T) {
 			c.Kinds = map[string]rebound.KindConfig{"test_quote": {}, "test_quote_typo": {Timeout: time.Second}}
 		}, wantErr: `rebound: Config.Kinds["test_quote_typo"]: no worker for this kind in Workers (add one with river.AddWorker): its settings would apply to nothing`},
 		{name: "migrations behind", pool: behind.Pool, wantIs: migrations.ErrBehind,
-			wantErr: "database migrations are behind: 1 pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
+			wantErr: "database migrations are behind: 1 migration pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -76,6 +76,11 @@
 // metadata, max attempts from the kind's retry policy and never above it,
 // args and metadata PostgreSQL can store (see [Pod.InsertManyTx]). InsertTx
 // joins your transaction: the job exists only if your own writes commit.
+// They accept the kinds of [Config.Workers] only; another kind is refused
+// with River's "job kind is not registered in the client's Workers bundle".
+// There is no insert-only pod: a service that only enqueues a kind must
+// register its worker too (and works it when its Queues include the job's
+// queue).
 //
 //	tx, err := pool.Begin(ctx)
 //	...

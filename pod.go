@@ -417,7 +417,10 @@ func (p *Pod) stop(ctx context.Context, log *slog.Logger) error {
 	if deadline, ok := ctx.Deadline(); ok {
 		total = min(total, time.Until(deadline))
 	}
-	hard := min(5*time.Second, total/5)
+	// The hard-stop margin is the time cancelled jobs get to return and
+	// River's completer to write them: a fifth of the total, at least 1 s
+	// (or half the total, when that is less), at most 5 s.
+	hard := min(5*time.Second, max(total/5, min(time.Second, total/2)))
 	log.Info("shutting down: no new jobs; waiting for running jobs",
 		"soft_timeout", (total - hard).String(), "hard_timeout", hard.String())
 

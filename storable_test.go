@@ -73,6 +73,18 @@ type unprocessableError struct{ msg string }
 func (e *unprocessableError) Error() string   { return e.msg }
 func (e *unprocessableError) StatusCode() int { return http.StatusUnprocessableEntity }
 
+// methodPanicError is an error whose Error method panics with badText.
+type methodPanicError struct{}
+
+func (methodPanicError) Error() string { panic("Error() panicked: " + badText) }
+
+// statusPanicError is an error whose StatusCode method panics (its text is
+// clean).
+type statusPanicError struct{}
+
+func (statusPanicError) Error() string   { return "status unknown" }
+func (statusPanicError) StatusCode() int { panic("StatusCode() panicked") }
+
 type textProbeWorker struct {
 	river.WorkerDefaults[textProbeArgs]
 	log *runLog
@@ -89,6 +101,10 @@ func (w *textProbeWorker) Work(ctx context.Context, job *river.Job[textProbeArgs
 		return river.JobCancel(errors.New("cancel: " + badText))
 	case "panic":
 		panic("panic: " + badText)
+	case "error method panics":
+		return methodPanicError{}
+	case "status method panics":
+		return fmt.Errorf("call: %w", statusPanicError{})
 	case "long":
 		return errors.New(strings.Repeat("x", 10_000) + badText)
 	case "snooze":
@@ -197,6 +213,8 @@ func TestUnstorableTextsDoNotWedgeThePod(t *testing.T) {
 		{"panic", textProbeArgs{Mode: "panic"}, 2},
 		{"strict panic", strictProbeArgs{}, 5},
 		{"long", textProbeArgs{Mode: "long"}, 1},
+		{"error method panics", textProbeArgs{Mode: "error method panics"}, 2},
+		{"status method panics", textProbeArgs{Mode: "status method panics"}, 1},
 		{"snooze", textProbeArgs{Mode: "snooze"}, 5},
 		{"http", jobs.HTTPRequestArgs{URL: upstream.URL + "/hook"}, 2},
 	}
@@ -353,6 +371,22 @@ func TestUnstorableTextsDoNotWedgeThePod(t *testing.T) {
 			Errors:       []string{longErr},
 			HistoryError: []string{longErr},
 			DLQClass:     "unknown", DLQReason: longErr,
+		}, 1},
+		// A panic in the job's error's own methods is a panic of the
+		// attempt: recorded with class panic, its text storable. Before,
+		// River stored the NUL (and wedged the pod) or discarded the job
+		// with no history entry.
+		{"error method panics", ids["error method panics"], jobOutcome{
+			State: "discarded", Attempt: 2,
+			Errors:       []string{"Error() panicked: " + storedBadText, "Error() panicked: " + storedBadText},
+			HistoryError: []string{"Error() panicked: " + storedBadText, "Error() panicked: " + storedBadText},
+			DLQClass:     "panic", DLQReason: "Error() panicked: " + storedBadText,
+		}, 2},
+		{"status method panics", ids["status method panics"], jobOutcome{
+			State: "discarded", Attempt: 1,
+			Errors:       []string{"StatusCode() panicked"},
+			HistoryError: []string{"StatusCode() panicked"},
+			DLQClass:     "panic", DLQReason: "StatusCode() panicked",
 		}, 1},
 		{"snooze", ids["snooze"], jobOutcome{State: "completed", Attempt: 1, Errors: []string{}, HistoryError: []string{}}, 2},
 		{"http", ids["http"], jobOutcome{

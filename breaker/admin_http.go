@@ -191,7 +191,7 @@ func readAdminRequest(w http.ResponseWriter, r *http.Request) (AdminRequest, boo
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "body: want JSON {\"for\", \"by\", \"reason\"}: "+err.Error())
+			writeError(w, http.StatusBadRequest, "body: "+bodyProblem(err))
 			return req, false
 		}
 		if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
@@ -297,4 +297,23 @@ func checkJSONText(raw []byte) error {
 		return fmt.Errorf("%s is half of a UTF-16 surrogate pair, not a character", escape)
 	}
 	return nil
+}
+
+// bodyProblem says what is wrong with a request body in JSON's words, not
+// Go's.
+func bodyProblem(err error) string {
+	const want = `want an object like {"for": "10m", "by": "...", "reason": "..."}`
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("not JSON (at byte %d): %s", se.Offset, want)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "not JSON (it ends before the object does): " + want
+	case errors.As(err, &te) && te.Field == "":
+		return "not a JSON object: " + want
+	case errors.As(err, &te):
+		return fmt.Sprintf("%q has the wrong type (%s): %s", te.Field, te.Value, want)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ") + ": " + want
 }

@@ -55,7 +55,7 @@ func TestAdminHTTP(t *testing.T) {
 		{"open with a bad duration", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "ten minutes"}`, 400, `\"for\" \"ten minutes\": want a duration`},
 		{"open for too long", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "1000h"}`, 400, `want a duration in (0s, 720h0m0s]`},
 		{"open with a negative duration", "POST", "/api/admin/breakers/api.example.com/open", `{"for": "-1m"}`, 400, `"error"`},
-		{"not JSON", "POST", "/api/admin/breakers/api.example.com/open", `for=10m`, 400, `body: want JSON`},
+		{"not JSON", "POST", "/api/admin/breakers/api.example.com/open", `for=10m`, 400, `"body: not JSON (at byte 2): want an object like {\"for\": \"10m\", \"by\": \"...\", \"reason\": \"...\"}"`},
 		{"unknown field", "POST", "/api/admin/breakers/api.example.com/open", `{"fr": "10m"}`, 400, `unknown field \"fr\"`},
 		{"reset with for", "POST", "/api/admin/breakers/api.example.com/reset", `{"for": "10m"}`, 400, `applies to open`},
 		{"reset an unknown key", "POST", "/api/admin/breakers/nope/reset", `{}`, 404, `no circuit breaker state`},
@@ -76,7 +76,7 @@ func TestAdminHTTP(t *testing.T) {
 		{"a stray brace", "POST", "/api/admin/breakers/api.example.com/open", "{\"for\":\"1m\"}\n}", 400, `"error": "body: unexpected data after the JSON object: \"}\""`},
 		{"garbage after a reset body", "POST", "/api/admin/breakers/api.example.com/reset", `{} x`, 400, `"error": "body: unexpected data after the JSON object: \"x\""`},
 		{"unknown field in reset", "POST", "/api/admin/breakers/api.example.com/reset", `{"by": "a", "note": "x"}`, 400, `unknown field \"note\"`},
-		{"an array", "POST", "/api/admin/breakers/api.example.com/open", `[{"for":"1m"}]`, 400, `body: want JSON {\"for\", \"by\", \"reason\"}`},
+		{"an array", "POST", "/api/admin/breakers/api.example.com/open", `[{"for":"1m"}]`, 400, `"body: not a JSON object: want an object like {\"for\": \"10m\", \"by\": \"...\", \"reason\": \"...\"}"`},
 		{"reset with a NUL in the reason", "POST", "/api/admin/breakers/api.example.com/reset", `{"reason": "a\u0000"}`, 400, `"error": "reason: contains a NUL byte (at byte 1)"`},
 	}
 	for _, tt := range tests {

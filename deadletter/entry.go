@@ -2,12 +2,14 @@ package deadletter
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/rebound-queue/rebound/retrypolicy"
+	"github.com/rebound-queue/rebound/storable"
 )
 
 // Status is where an entry stands in an operator's work.
@@ -224,7 +226,48 @@ type Filter struct {
 	Until time.Time `json:"until,omitzero"`
 }
 
-func (f Filter) validate() error {
+// FilterError is a kind or operation key of a [Filter] that PostgreSQL
+// cannot compare: it holds a NUL or invalid UTF-8 (a query with it would
+// fail with SQLSTATE 22021). It wraps [ErrInvalid].
+type FilterError struct {
+	// Field is "kind" or "operation key".
+	Field string
+	// Value is the value as given.
+	Value string
+	// Problem says what is wrong, e.g. `contains a NUL character (\u0000),
+	// which PostgreSQL cannot store`.
+	Problem string
+}
+
+// Error returns e.g. `invalid parameter: kind "a\x00b" contains a NUL
+// character (\u0000), which PostgreSQL cannot store`.
+func (e *FilterError) Error() string {
+	return fmt.Sprintf("%s: %s %q %s", ErrInvalid, e.Field, e.Value, e.Problem)
+}
+
+// Unwrap returns [ErrInvalid].
+func (e *FilterError) Unwrap() error { return ErrInvalid }
+
+// Validate is the one check of a filter, made by every Store operation that
+// takes one, by the admin API and by the CLI before it connects: every class
+// and status is a known one, every kind and operation key is text PostgreSQL
+// can compare (a [*FilterError] otherwise), and the time range is not empty.
+// Errors wrap [ErrInvalid] and name the field.
+func (f Filter) Validate() error {
+	for _, l := range []struct {
+		name   string
+		values []string
+	}{{"kind", f.Kinds}, {"operation key", f.OperationKeys}} {
+		for _, v := range l.values {
+			if err := storable.CheckValue(v, l.name); err != nil {
+				problem := err.Error()
+				if je, ok := errors.AsType[*storable.JSONError](err); ok {
+					problem = je.Problem + ", which PostgreSQL cannot store"
+				}
+				return &FilterError{Field: l.name, Value: v, Problem: problem}
+			}
+		}
+	}
 	for _, c := range f.Classes {
 		if !retrypolicy.Class(c).Valid() {
 			return fmt.Errorf("%w: failure class %q is not one of %s", ErrInvalid, c, ClassList())

@@ -391,6 +391,13 @@ func bodyErrorMessage(err error) string {
 	if errors.As(err, &mbe) {
 		return fmt.Sprintf("larger than %d bytes", mbe.Limit)
 	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf(`not JSON (at byte %d): want an object like {"note": "...", "by": "..."}`, se.Offset)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return `not JSON (it ends before the object does): want an object like {"note": "...", "by": "..."}`
+	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
@@ -449,7 +456,7 @@ func filterFromQuery(q map[string][]string, now time.Time, routeParams ...string
 			return Filter{}, fmt.Errorf("until: %w", err)
 		}
 	}
-	if err := f.validate(); err != nil {
+	if err := f.Validate(); err != nil {
 		return Filter{}, err
 	}
 	return f, nil

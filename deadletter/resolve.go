@@ -106,7 +106,7 @@ func (s *Store) ResolveMany(ctx context.Context, params ResolveManyParams) (*Res
 
 // ResolveManyTx is [Store.ResolveMany] inside the caller's transaction.
 func (s *Store) ResolveManyTx(ctx context.Context, tx pgx.Tx, params ResolveManyParams) (*ResolveManyResult, error) {
-	if err := params.validate(); err != nil {
+	if err := params.Validate(); err != nil {
 		return nil, err
 	}
 	if err := validateNoteAndActor(params.Note, params.By); err != nil {

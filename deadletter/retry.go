@@ -211,7 +211,7 @@ type candidate struct {
 }
 
 func (s *Store) retryCandidates(ctx context.Context, q dbtx, params *RetryManyParams) ([]candidate, error) {
-	if err := params.validate(); err != nil {
+	if err := params.Validate(); err != nil {
 		return nil, err
 	}
 	if err := validateActor(params.By); err != nil {

@@ -154,7 +154,7 @@ func statsGroupsSQL(counted, cond string, topArg int) string {
 // row. The counts by status come from the counts the triggers keep when the
 // filter is by kind or none. Errors wrap [ErrInvalid] for a bad filter or Top.
 func (s *Store) Stats(ctx context.Context, params StatsParams) (*Stats, error) {
-	if err := params.validate(); err != nil {
+	if err := params.Validate(); err != nil {
 		return nil, err
 	}
 	top := params.Top

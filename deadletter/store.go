@@ -171,7 +171,7 @@ type ListResult struct {
 // reaches every entry that existed at the start once and in order. Errors wrap
 // [ErrInvalid] for a bad cursor, limit or filter.
 func (s *Store) List(ctx context.Context, params ListParams) (*ListResult, error) {
-	if err := params.validate(); err != nil {
+	if err := params.Validate(); err != nil {
 		return nil, err
 	}
 	limit := params.Limit

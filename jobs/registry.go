@@ -254,12 +254,14 @@ func NormalizeOperationKey(key string) string {
 
 // decodeStrict unmarshals raw into v, refusing unknown fields, a key given
 // twice in one object (encoding/json would keep the last one silently: a
-// second "url" could redirect a job) and trailing data, so a typo such as
+// second "url" could redirect a job), a field name in another case ("URL"
+// for "url": encoding/json would accept it), keys of one object that differ
+// only in case (see checkKeys) and trailing data, so a typo such as
 // "timeout" for "timeout_seconds" is reported instead of ignored. A UTF-8
 // byte order mark in front is skipped.
 func decodeStrict(raw []byte, v any) error {
 	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
-	if err := checkDuplicateKeys(raw); err != nil {
+	if err := checkKeys(raw, reflect.TypeOf(v)); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidArgs, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -365,14 +367,20 @@ func jsonKindOf(t reflect.Type) string {
 	}
 }
 
-// checkDuplicateKeys reports the first object key that appears twice in
-// the same object of raw, naming its path. Malformed JSON is left for the
-// decoder to report.
-func checkDuplicateKeys(raw []byte) error {
+// checkKeys reports, naming its path, the first object key of raw that
+// encoding/json would read other than as written: a key given twice in the
+// same object; in an object decoded into a struct, a key that is not a field
+// name exactly (encoding/json matches names regardless of case, so "URL"
+// would silently fill "url"); in an object decoded into a struct or a map, two
+// keys that differ only in case (HTTP header names are case-insensitive: one
+// of two would be lost). t is the Go type raw is decoded into (nil: not
+// checked against a type). Malformed JSON is left for the decoder to report.
+func checkKeys(raw []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	var walk func(path string) error
-	walk = func(path string) error {
+	var walk func(path string, t reflect.Type) error
+	walk = func(path string, t reflect.Type) error {
+		t = decodedType(t)
 		tok, err := dec.Token()
 		if err != nil {
 			return nil // malformed: the decoder says how
@@ -383,7 +391,22 @@ func checkDuplicateKeys(raw []byte) error {
 		}
 		switch delim {
 		case '{':
+			var fields map[string]reflect.Type
+			var elem reflect.Type
+			foldCheck := false
+			if t != nil {
+				switch t.Kind() {
+				case reflect.Struct:
+					fields, foldCheck = structFields(t), true
+				case reflect.Map:
+					elem, foldCheck = t.Elem(), t.Key().Kind() == reflect.String
+				}
+			}
 			seen := map[string]bool{}
+			var folded map[string]string // lower case -> key as given
+			if foldCheck {
+				folded = map[string]string{}
+			}
 			for dec.More() {
 				keyTok, err := dec.Token()
 				if err != nil {
@@ -394,14 +417,37 @@ func checkDuplicateKeys(raw []byte) error {
 					return fmt.Errorf("key %q appears twice in %s", key, path)
 				}
 				seen[key] = true
-				if err := walk(path + "." + key); err != nil {
+				if folded != nil {
+					lower := strings.ToLower(key)
+					if k, ok := folded[lower]; ok {
+						return fmt.Errorf("keys %q and %q in %s differ only in case; give one", k, key, path)
+					}
+					folded[lower] = key
+				}
+				next := elem
+				if fields != nil {
+					ft, ok := fields[key]
+					if !ok {
+						for name := range fields {
+							if strings.EqualFold(name, key) {
+								return fmt.Errorf("unknown field %q in %s (field names are exact: %q)", key, path, name)
+							}
+						}
+					}
+					next = ft
+				}
+				if err := walk(path+"."+key, next); err != nil {
 					return err
 				}
 			}
 			_, _ = dec.Token() // '}'
 		case '[':
+			var elem reflect.Type
+			if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+				elem = t.Elem()
+			}
 			for i := 0; dec.More(); i++ {
-				if err := walk(fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				if err := walk(fmt.Sprintf("%s[%d]", path, i), elem); err != nil {
 					return err
 				}
 			}
@@ -409,5 +455,52 @@ func checkDuplicateKeys(raw []byte) error {
 		}
 		return nil
 	}
-	return walk("the args")
+	return walk("the args", t)
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// decodedType is t without pointers, or nil when encoding/json does not
+// decode into t field by field (an interface, a json.Unmarshaler such as
+// json.RawMessage).
+func decodedType(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() == reflect.Interface || reflect.PointerTo(t).Implements(unmarshalerType) {
+		return nil
+	}
+	return t
+}
+
+// structFields maps the JSON names of t's fields, as encoding/json names
+// them (the tag's name, else the Go name; fields of untagged embedded
+// structs included), to their types.
+func structFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for f := range t.Fields() {
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			if et := decodedType(f.Type); et != nil && et.Kind() == reflect.Struct {
+				for n, ft := range structFields(et) {
+					if _, ok := out[n]; !ok {
+						out[n] = ft
+					}
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
 }

@@ -527,10 +527,65 @@ func (m *Migrator) presentTriggers(ctx context.Context) (map[string]bool, error)
 	return out, nil
 }
 
+// Behind counts what a [Migrator.Status] list shows as not applied:
+// migrations (River's and rebound's) pending, triggers missing, triggers
+// disabled. `rebound migrate status` and [Migrator.Check] both report it,
+// so their numbers agree.
+type Behind struct {
+	// Migrations is the number of migrations not applied.
+	Migrations int
+	// TriggersMissing is the number of triggers absent from river_job.
+	TriggersMissing int
+	// TriggersDisabled is the number of triggers present but disabled.
+	TriggersDisabled int
+}
+
+// CountBehind counts the entries of statuses that are not applied.
+func CountBehind(statuses []Status) Behind {
+	var b Behind
+	for _, s := range statuses {
+		switch {
+		case s.Applied:
+		case s.Line != "trigger":
+			b.Migrations++
+		case s.Disabled:
+			b.TriggersDisabled++
+		default:
+			b.TriggersMissing++
+		}
+	}
+	return b
+}
+
+// String joins the non-zero counts, e.g. "14 migrations pending, 1 trigger
+// missing"; "" when nothing is behind.
+func (b Behind) String() string {
+	var out []string
+	for _, p := range []struct {
+		n         int
+		noun, how string
+	}{{b.Migrations, "migration", "pending"}, {b.TriggersMissing, "trigger", "missing"}, {b.TriggersDisabled, "trigger", "disabled"}} {
+		if p.n == 0 {
+			continue
+		}
+		noun := p.noun
+		if p.n != 1 {
+			noun += "s"
+		}
+		out = append(out, fmt.Sprintf("%d %s %s", p.n, noun, p.how))
+	}
+	return strings.Join(out, ", ")
+}
+
 // Check returns nil when every migration is applied and every trigger
-// exists, and otherwise an error wrapping [ErrBehind] that names what is
-// missing. Errors reaching the database are returned as they are. It is what
-// the worker's /readyz and start-up check call.
+// exists and is enabled, and otherwise an error wrapping [ErrBehind] that
+// counts what is behind as `rebound migrate status` does ([Behind]) and
+// names the first three, e.g.
+//
+//	database migrations are behind: 14 migrations pending, 1 trigger missing (river 001_create river migration, river 002_initial schema, river 003_river job tags non null, and 12 more); run `rebound migrate up`
+//
+// Errors reaching the database are returned as they are. It is what the
+// worker's /readyz and start-up check call.
 func (m *Migrator) Check(ctx context.Context) error {
 	statuses, err := m.Status(ctx)
 	if err != nil {
@@ -541,12 +596,9 @@ func (m *Migrator) Check(ctx context.Context) error {
 		if s.Applied {
 			continue
 		}
-		switch {
-		case s.Disabled:
-			missing = append(missing, "trigger "+s.Name+" disabled")
-		case s.Line == "trigger":
-			missing = append(missing, "trigger "+s.Name+" missing")
-		default:
+		if s.Line == "trigger" {
+			missing = append(missing, "trigger "+s.Name)
+		} else {
 			missing = append(missing, fmt.Sprintf("%s %03d_%s", s.Line, s.Version, s.Name))
 		}
 	}
@@ -555,7 +607,7 @@ func (m *Migrator) Check(ctx context.Context) error {
 		if len(shown) > 4 {
 			shown = append(shown[:3:3], fmt.Sprintf("and %d more", len(missing)-3))
 		}
-		return fmt.Errorf("%w: %d pending (%s); run `rebound migrate up`", ErrBehind, len(missing), strings.Join(shown, ", "))
+		return fmt.Errorf("%w: %s (%s); run `rebound migrate up`", ErrBehind, CountBehind(statuses), strings.Join(shown, ", "))
 	}
 	return nil
 }

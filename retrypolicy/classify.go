@@ -154,6 +154,10 @@ type walker struct {
 
 func (w *walker) walk(err error) {
 	for err != nil {
+		if r, ok := err.(*readErr); ok {
+			w.merge(&r.w) // read once already: the job's methods are not called again
+			return
+		}
 		w.visit(err)
 		switch u := err.(type) {
 		case interface{ Unwrap() error }:
@@ -166,6 +170,30 @@ func (w *walker) walk(err error) {
 		default:
 			return
 		}
+	}
+}
+
+// merge adds what o (the walk of an error deeper in the chain) found to
+// what w found so far: as in a walk, the outermost answer to each question
+// wins.
+func (w *walker) merge(o *walker) {
+	if w.markerClass == "" {
+		w.markerClass = o.markerClass
+	}
+	if w.override == OverrideNone {
+		w.override = o.override
+	}
+	if !w.haveMarkerRetryAfter && o.haveMarkerRetryAfter {
+		w.haveMarkerRetryAfter, w.markerRetryAfter = true, o.markerRetryAfter
+	}
+	if w.retryAfter == 0 {
+		w.retryAfter = o.retryAfter
+	}
+	if w.class == "" {
+		w.class = o.class
+	}
+	if w.weakClass == "" {
+		w.weakClass = o.weakClass
 	}
 }
 

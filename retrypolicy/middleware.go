@@ -86,7 +86,10 @@ type RecorderOpts struct {
 //     not storable (see below) — so River keeps its stack trace and
 //     ErrorHandler.HandlePanic runs; unless the policy does not retry panics
 //     (or its max attempts are reached first), in which case
-//     river.JobCancel is returned instead of re-panicking.
+//     river.JobCancel is returned instead of re-panicking. A panic in the
+//     returned error's own Error, Unwrap, StatusCode or RetryAfter method
+//     is a panic of the attempt too: the recorder reads them once, under
+//     the same recover, and hands River the text it read.
 //
 // # Storable texts
 //
@@ -286,8 +289,15 @@ func (r *AttemptRecorder) work(ctx context.Context, job *rivertype.JobRow, doInn
 		panic(storable.Panic(v))
 	}()
 	err := doInner(actx)
+	var read *readErr
+	if err != nil {
+		// The job's error is read here, under the recover above: a panic in
+		// its Error, Unwrap, StatusCode or RetryAfter method is a panic of
+		// the attempt, recorded with class panic.
+		read = readError(err)
+	}
 	finished = true
-	return r.finish(ctx, actx, &run, err)
+	return r.finish(ctx, actx, &run, read)
 }
 
 // start prepares run before the attempt; an error ends the attempt
@@ -315,14 +325,15 @@ func (r *AttemptRecorder) start(ctx context.Context, run *attemptRun) error {
 // gets; see start.
 //
 //go:noinline
-func (r *AttemptRecorder) finish(ctx context.Context, actx *attemptCtx, run *attemptRun, err error) error {
+func (r *AttemptRecorder) finish(ctx context.Context, actx *attemptCtx, run *attemptRun, read *readErr) error {
 	job := run.job
-	if err == nil {
+	if read == nil {
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
 			r.write(ctx, actx, run)
 		}
 		return nil
 	}
+	err := read.result()
 	if _, ok := errors.AsType[*rivertype.JobSnoozeError](err); ok {
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
 			r.write(ctx, actx, run)
@@ -341,12 +352,12 @@ func (r *AttemptRecorder) finish(ctx context.Context, actx *attemptCtx, run *att
 		return err
 	}
 
-	diag := Diagnose(err)
+	diag := read.diag
 	_, alreadyCancelled := errors.AsType[*rivertype.JobCancelError](err)
 	if remoteCancel {
 		diag.Class = ClassCancelled // River replaces err with ErrJobCancelledRemotely
 	}
-	entry, decision := r.decide(run, diag, err.Error())
+	entry, decision := r.decide(run, diag, read.msg)
 	ret := err
 	switch {
 	case alreadyCancelled || remoteCancel:
@@ -362,6 +373,45 @@ func (r *AttemptRecorder) finish(ctx context.Context, actx *attemptCtx, run *att
 		r.report(job, entry) // an operator's cancel is not a failure
 	}
 	return ret
+}
+
+// readError reads err's text (made storable by [storable.Text]) and its
+// diagnosis once. The recorder calls it where a panic counts as a panic of
+// the attempt. Kept out of work's frame, as start and finish are.
+//
+//go:noinline
+func readError(err error) *readErr {
+	raw := err.Error()
+	r := &readErr{err: err, msg: storable.Text(raw, storable.MaxErrorBytes)}
+	r.changed = r.msg != raw
+	r.w.walk(err)
+	r.diag = Diagnose(r)
+	return r
+}
+
+// readErr is an error whose text and diagnosis were read once; see
+// readError. [Diagnose] and [Classify] stop at it instead of calling the
+// job's methods again.
+type readErr struct {
+	err     error
+	msg     string
+	changed bool // msg is not err's own text
+	w       walker
+	diag    Diagnosis
+}
+
+func (e *readErr) Error() string { return e.msg }
+func (e *readErr) Unwrap() error { return e.err }
+
+// result is what the recorder returns for the attempt: the job's own error
+// when its text is storable as it is, else e (which wraps it), so River
+// stores the text read here and errors.Is, errors.As and River's JobCancel
+// and JobSnooze detection still see the job's error.
+func (e *readErr) result() error {
+	if !e.changed {
+		return e.err
+	}
+	return e
 }
 
 // report hands an appended entry to OnAttempt.

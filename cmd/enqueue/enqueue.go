@@ -81,7 +81,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 
 Every flag can also be set through the environment as REBOUND_<FLAG>
 (REBOUND_MAX_ATTEMPTS=8, REBOUND_ARGS='{...}'), with the same rules; a flag on
-the command line wins.
+the command line wins, and --file or --args on the command line wins over
+the other one's variable (REBOUND_ARGS is ignored when --file is given).
 
 Known kinds: ` + strings.Join(registry.Names(), ", ") + `; ` + "`enqueue KIND --help`" + ` lists the args of KIND.`,
 
@@ -176,6 +177,17 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 		opts.MaxAttempts = settings.Retry.Lookup(kind.Name).MaxAttempts
 	}
 
+	// The environment gives defaults: a --file or --args on the command line
+	// wins over the other one's REBOUND_ variable.
+	if o.argsSet && o.file != "" {
+		argsFromEnv, fileFromEnv := strings.HasPrefix(o.ref("args"), "REBOUND_"), strings.HasPrefix(o.ref("file"), "REBOUND_")
+		switch {
+		case argsFromEnv && !fileFromEnv:
+			o.argsSet = false
+		case fileFromEnv && !argsFromEnv:
+			o.file = ""
+		}
+	}
 	var lines []line
 	switch {
 	case o.argsSet && o.file != "":

@@ -63,10 +63,14 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "schedule-in in the year 2319", args: []string{"http_request", "--args", good, "--schedule-in", "2562047h"}, wantErr: "enqueue: invalid --schedule-in 2562047h0m0s: must be at most 8760h0m0s (365 days)"},
 		{name: "schedule-in a year and an hour", args: []string{"http_request", "--args", good, "--schedule-in", "8761h"}, wantErr: "enqueue: invalid --schedule-in 8761h0m0s: must be at most 8760h0m0s (365 days)"},
 		{name: "zero max attempts from env", env: []string{"REBOUND_MAX_ATTEMPTS=0"}, args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid REBOUND_MAX_ATTEMPTS 0: must be from 1 to 32767"},
-		{name: "max attempts from env not a number", env: []string{"REBOUND_MAX_ATTEMPTS=many"}, args: []string{"http_request", "--args", good}, wantErr: `enqueue: invalid REBOUND_MAX_ATTEMPTS "many": strconv.ParseInt: parsing "many": invalid syntax`},
+		{name: "max attempts from env not a number", env: []string{"REBOUND_MAX_ATTEMPTS=many"}, args: []string{"http_request", "--args", good}, wantErr: `enqueue: invalid REBOUND_MAX_ATTEMPTS "many": want a whole number`},
+		{name: "max attempts not a number", args: []string{"http_request", "--args", good, "--max-attempts", "abc"}, wantErr: `enqueue: invalid --max-attempts "abc": want a whole number`},
 		{name: "schedule-in from env in the year 2319", env: []string{"REBOUND_SCHEDULE_IN=2562047h"}, args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid REBOUND_SCHEDULE_IN 2562047h0m0s: must be at most 8760h0m0s (365 days)"},
 		{name: "args from env not JSON", env: []string{"REBOUND_ARGS=notjson"}, args: []string{"http_request"}, wantErr: `enqueue: REBOUND_ARGS: invalid args: not valid JSON: expected a JSON object {...}, got "notjson"`},
-		{name: "args from env and a file", env: []string{"REBOUND_ARGS=" + good}, args: []string{"http_request", "--file", "x"}, wantErr: "enqueue: give REBOUND_ARGS or --file, not both"},
+		// The command line's --file wins over REBOUND_ARGS (a default): the
+		// file is read, and this one does not exist.
+		{name: "args from env and a file", env: []string{"REBOUND_ARGS=" + good}, args: []string{"http_request", "--file", "/nonexistent/x"}, wantErr: "/nonexistent/x"},
+		{name: "args and file both from env", env: []string{"REBOUND_ARGS=" + good, "REBOUND_FILE=x"}, args: []string{"http_request"}, wantErr: "enqueue: give REBOUND_ARGS or REBOUND_FILE, not both"},
 		{name: "missing url", args: []string{"http_request", "--args", `{"method": "GET"}`}, wantErr: "enqueue: --args: invalid args: url is required"},
 		{name: "relative url", args: []string{"http_request", "--args", `{"url": "/hook"}`}, wantErr: `enqueue: --args: invalid args: url must be absolute http or https, got "/hook"`},
 		{name: "unknown field", args: []string{"http_request", "--args", `{"url": "http://x", "timeout": 5}`}, wantErr: `enqueue: --args: invalid args: unknown field "timeout"`},
@@ -84,7 +88,7 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "bad priority", args: []string{"http_request", "--args", good, "--priority", "9"}, wantErr: "enqueue: invalid --priority 9: must be from 1 to 4"},
 		{name: "bad max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "-2"}, wantErr: "enqueue: invalid --max-attempts -2: must be from 1 to 32767"},
 		{name: "too many max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "40000"}, wantErr: "enqueue: invalid --max-attempts 40000: must be from 1 to 32767"},
-		{name: "bad schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "tomorrow"}, wantErr: `invalid argument "tomorrow" for "--schedule-in"`},
+		{name: "bad schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "tomorrow"}, wantErr: `enqueue: invalid --schedule-in "tomorrow": want a duration such as 30s, 5m or 1h30m`},
 		{name: "negative schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "-5m"}, wantErr: "enqueue: invalid --schedule-in -5m0s: must not be negative"},
 		{name: "bad queue name", args: []string{"http_request", "--args", good, "--queue", "Bad Queue"}, wantErr: "enqueue: insert: queue name is invalid"},
 		{name: "bad queue name for a file", args: []string{"http_request", "--file", writeFile(t, good+"\n"+good+"\n"), "--queue", "Bad Queue"}, wantErr: "enqueue: insert lines 1-2: queue name is invalid"},
@@ -95,7 +99,7 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "unknown flag", args: []string{"http_request", "--args", good, "--nope"}, wantErr: "enqueue: unknown flag: --nope"},
 		{name: "malformed DATABASE_URL", url: "postgres://%zz", args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid DATABASE_URL"},
 		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"http_request", "--args", good}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x"},
-		{name: "migrations behind", url: behind.URL, args: []string{"http_request", "--args", good}, wantErr: "enqueue: database migrations are behind: 1 pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
+		{name: "migrations behind", url: behind.URL, args: []string{"http_request", "--args", good}, wantErr: "enqueue: database migrations are behind: 1 migration pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,6 +193,13 @@ func TestEnqueueOptions(t *testing.T) {
 	require.Equal(t, 0, res.ExitCode, res.Stderr)
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT max_attempts FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/flag'").Scan(&maxAttempts))
 	require.Equal(t, 3, maxAttempts)
+	// --file on the command line wins over REBOUND_ARGS.
+	res = proctest.Run(t, append(env, `REBOUND_ARGS={"url": "http://127.0.0.1:9/env-args"}`), "enqueue", "http_request",
+		"--file", writeFile(t, `{"url": "http://127.0.0.1:9/file-wins"}`+"\n"))
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	var fromFile, fromEnv int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT count(*) FILTER (WHERE args->>'url' = 'http://127.0.0.1:9/file-wins'), count(*) FILTER (WHERE args->>'url' = 'http://127.0.0.1:9/env-args') FROM river_job").Scan(&fromFile, &fromEnv))
+	require.Equal(t, []int{1, 0}, []int{fromFile, fromEnv})
 
 	// --schedule-in takes up to 365 days.
 	res = proctest.Run(t, env, "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/year"}`, "--schedule-in", "8760h")

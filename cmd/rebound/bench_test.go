@@ -29,7 +29,7 @@ func TestBenchCommand(t *testing.T) {
 		{[]string{"--fetch-cooldown", "500us"}, "--fetch-cooldown must be at least 1ms (River's minimum), got 500µs"},
 		{[]string{"--fetch-poll-interval", "1ms", "--fetch-cooldown", "2ms"}, "--fetch-poll-interval (1ms) must be at least --fetch-cooldown (2ms)"},
 		{[]string{"--pool-size", "1"}, "--pool-size must be between 2 and 1000, got 1"},
-		{[]string{"--jobs", "ten"}, `invalid argument "ten" for "--jobs" flag`},
+		{[]string{"--jobs", "ten"}, `rebound: invalid --jobs "ten": want a whole number`},
 		{[]string{"extra"}, `unknown command "extra" for "rebound bench"`},
 	}
 	for _, tt := range tests {

@@ -28,7 +28,9 @@ func TestBreakerCommands(t *testing.T) {
 	}{
 		{"open without --for", []string{"breaker", "open", "api.example.com"}, "rebound: --for is required, e.g. --for 10m\n"},
 		{"open with a negative --for", []string{"breaker", "open", "api.example.com", "--for", "-5m"}, "rebound: --for -5m0s: must be in (0s, 720h0m0s]\n"},
-		{"open with a bad --for", []string{"breaker", "open", "api.example.com", "--for", "abc"}, `invalid argument "abc" for "--for" flag`},
+		{"open with a bad --for", []string{"breaker", "open", "api.example.com", "--for", "abc"}, "rebound: invalid --for \"abc\": want a duration such as 30s, 5m or 1h30m\n"},
+		{"dlq list with a bad --limit", []string{"dlq", "list", "--limit", "ten"}, "rebound: invalid --limit \"ten\": want a whole number\n"},
+		{"dlq retry with a bad --all", []string{"dlq", "retry", "--all=maybe"}, "rebound: invalid --all \"maybe\": want true or false\n"},
 		{"show an unknown key", []string{"breaker", "show", "nope"}, "rebound: no circuit breaker state for key \"nope\" (see `rebound breaker list`)\n"},
 		{"reset without a key", []string{"breaker", "reset"}, "rebound: missing KEY"},
 		{"reset an unknown key", []string{"breaker", "reset", "nope"}, `no circuit breaker state for key "nope"`},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -81,6 +82,13 @@ func (f *dlqFilter) build(now time.Time) (deadletter.Filter, error) {
 		if out.Until, err = deadletter.ParseSince(f.until, now); err != nil {
 			return out, fmt.Errorf("invalid --until: %w", err)
 		}
+	}
+	// The store's own check, said in the command line's terms.
+	if err := out.Validate(); err != nil {
+		if fe, ok := errors.AsType[*deadletter.FilterError](err); ok {
+			return out, fmt.Errorf("invalid --%s %q: %s", strings.ReplaceAll(fe.Field, " ", "-"), fe.Value, fe.Problem)
+		}
+		return out, err
 	}
 	return out, nil
 }

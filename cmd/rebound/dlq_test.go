@@ -101,6 +101,11 @@ func TestDLQRetryAllTwoProcesses(t *testing.T) {
 		{"bad class on stats", []string{"dlq", "stats", "--class", "server_error,bogus"}, 1, `invalid --class "bogus": want one of ` + allClasses},
 		{"bad class on retry", []string{"dlq", "retry", "--all", "--class", "bogus"}, 1, `invalid --class "bogus": want one of ` + allClasses},
 		{"bad class on resolve", []string{"dlq", "resolve", "--all", "--class", "bogus", "--note", "x", "--status", "retried"}, 1, `invalid --class "bogus": want one of ` + allClasses},
+		// Filters PostgreSQL cannot compare are refused before any query.
+		{"invalid UTF-8 in a kind on list", []string{"dlq", "list", "--kind", "a\xffb"}, 1, `invalid --kind "a\xffb": contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store`},
+		{"invalid UTF-8 in a kind on stats", []string{"dlq", "stats", "--kind", "a\xff"}, 1, `invalid --kind "a\xff": contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store`},
+		{"invalid UTF-8 in a kind on a retry dry run", []string{"dlq", "retry", "--all", "--kind", "a\xff", "--dry-run"}, 1, `invalid --kind "a\xff": contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store`},
+		{"invalid UTF-8 in an operation key on a resolve dry run", []string{"dlq", "resolve", "--all", "--operation-key", "\xff", "--note", "x", "--dry-run"}, 1, `invalid --operation-key "\xff": contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,7 +202,7 @@ func TestDLQOnUnmigratedDatabase(t *testing.T) {
 		name, url, want string
 	}{
 		{"empty", empty.URL, "rebound: database migrations are behind: "},
-		{"one behind", behind.URL, "rebound: database migrations are behind: 1 pending (rebound 005_dead_letter_fixes); run `rebound migrate up`\n"},
+		{"one behind", behind.URL, "rebound: database migrations are behind: 1 migration pending (rebound 005_dead_letter_fixes); run `rebound migrate up`\n"},
 	} {
 		for _, args := range commands {
 			t.Run(db.name+" "+strings.Join(args, " "), func(t *testing.T) {

@@ -89,21 +89,10 @@ PgBouncer in transaction mode).`,
 			if err != nil {
 				return err
 			}
-			// Counted as `migrate up` reports what it does: migrations
-			// apart from triggers.
-			var pending, missing, disabled int
-			for _, s := range statuses {
-				switch {
-				case s.Applied:
-				case s.Line != "trigger":
-					pending++
-				case s.Disabled:
-					disabled++
-				default:
-					missing++
-				}
-			}
-			out := map[string]any{"migrations": statuses, "pending": pending, "triggers_missing": missing, "triggers_disabled": disabled}
+			// Counted as `migrate up` reports what it does, and as the
+			// workers' start-up check says: migrations apart from triggers.
+			behind := migrations.CountBehind(statuses)
+			out := map[string]any{"migrations": statuses, "pending": behind.Migrations, "triggers_missing": behind.TriggersMissing, "triggers_disabled": behind.TriggersDisabled}
 			return a.print(out, func(w io.Writer) error {
 				rows := make([][]string, 0, len(statuses))
 				for _, s := range statuses {
@@ -127,9 +116,8 @@ PgBouncer in transaction mode).`,
 				if err := cli.Table(w, []string{"LINE", "VERSION", "NAME", "STATE", "APPLIED AT"}, rows); err != nil {
 					return err
 				}
-				if pending+missing+disabled > 0 {
-					_, err := fmt.Fprintf(w, "\n%s: run `rebound migrate up`\n", summary(
-						counted{pending, "migration", "pending"}, counted{missing, "trigger", "missing"}, counted{disabled, "trigger", "disabled"}))
+				if behind != (migrations.Behind{}) {
+					_, err := fmt.Fprintf(w, "\n%s: run `rebound migrate up`\n", behind)
 					return err
 				}
 				_, err := fmt.Fprintln(w, "\nup to date")

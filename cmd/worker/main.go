@@ -228,7 +228,7 @@ func run(ctx context.Context, o *options) error {
 		ID:     o.id,
 	})
 	if err != nil {
-		return flagError(err)
+		return flagError(o, err)
 	}
 	return pod.Run(ctx)
 }
@@ -242,41 +242,49 @@ func checkFlags(o *options, adminToken string) error {
 	if err := adminauth.CheckListenAddr(o.httpAddr, adminToken); err != nil {
 		return err
 	}
-	if o.jobTimeout < 0 || o.rescueGrace < 0 || o.rescueStuckJobsAfter < 0 {
-		return errors.New("job timeout, rescue grace and rescue-stuck-jobs-after must not be negative")
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"job-timeout", o.jobTimeout}, {"rescue-grace", o.rescueGrace}, {"rescue-stuck-jobs-after", o.rescueStuckJobsAfter}} {
+		if d.v < 0 {
+			return fmt.Errorf("invalid %s %s: must not be negative", o.ref(d.flag), d.v)
+		}
 	}
 	jobTimeout, grace := cmp.Or(o.jobTimeout, rebound.DefaultJobTimeout), cmp.Or(o.rescueGrace, rebound.DefaultRescueGrace)
 	if least := jobTimeout + grace; o.rescueStuckJobsAfter > 0 && o.rescueStuckJobsAfter < least {
-		return fmt.Errorf("rescue-stuck-jobs-after (%s) must be at least the job timeout plus the rescue grace (%s + %s = %s): a job still within its timeout would count as lost; lower the job timeout too",
-			o.rescueStuckJobsAfter, jobTimeout, grace, least)
+		return fmt.Errorf("%s (%s) must be at least %s plus %s (%s + %s = %s): a job still within its timeout would count as lost; lower the job timeout too",
+			o.ref("rescue-stuck-jobs-after"), o.rescueStuckJobsAfter, o.ref("job-timeout"), o.ref("rescue-grace"), jobTimeout, grace, least)
 	}
 	return nil
 }
 
-// flagOf names the flag (or variable) behind a field of rebound.Config.
+// flagOf names the flag behind a field of rebound.Config.
 var flagOf = map[string]string{
-	"FetchCooldown":        "--fetch-cooldown",
-	"FetchPollInterval":    "--fetch-poll-interval",
-	"JobTimeout":           "--job-timeout",
-	"RescueGrace":          "--rescue-grace",
-	"RescueStuckJobsAfter": "--rescue-stuck-jobs-after",
-	"ShutdownTimeout":      "--shutdown-timeout",
-	"HTTPAddr":             "--http-addr",
-	"ID":                   "--id",
-	"AdminToken":           adminauth.EnvToken,
+	"FetchCooldown":        "fetch-cooldown",
+	"FetchPollInterval":    "fetch-poll-interval",
+	"JobTimeout":           "job-timeout",
+	"RescueGrace":          "rescue-grace",
+	"RescueStuckJobsAfter": "rescue-stuck-jobs-after",
+	"ShutdownTimeout":      "shutdown-timeout",
+	"HTTPAddr":             "http-addr",
+	"ID":                   "id",
 }
 
-// flagError says a refused setting in the command line's terms.
-func flagError(err error) error {
+// flagError says a refused setting in the command line's terms: the flag
+// that set it, or its REBOUND_ variable when the environment did.
+func flagError(o *options, err error) error {
 	ce, ok := errors.AsType[*rebound.ConfigError](err)
 	if !ok {
 		return err
 	}
 	if strings.HasPrefix(ce.Field, "Queues[") {
-		return fmt.Errorf("invalid --queues: %s: %s", ce.Field, ce.Problem)
+		return fmt.Errorf("invalid %s: %s: %s", o.ref("queues"), ce.Field, ce.Problem)
+	}
+	if ce.Field == "AdminToken" {
+		return fmt.Errorf("invalid %s: %s", adminauth.EnvToken, ce.Problem)
 	}
 	if f, ok := flagOf[ce.Field]; ok {
-		return fmt.Errorf("invalid %s: %s", f, ce.Problem)
+		return fmt.Errorf("invalid %s: %s", o.ref(f), ce.Problem)
 	}
 	return err
 }

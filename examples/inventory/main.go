@@ -6,9 +6,11 @@
 // warehouse's circuit breaker during an outage (jobs wait instead of
 // failing), and keeps what cannot succeed in the dead-letter queue.
 //
-// Run it against a PostgreSQL database (it migrates it first):
+// Run it against a PostgreSQL database of its own (it migrates it first, so
+// not the maintenance database "postgres" nor one of your applications'):
 //
-//	DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres go run ./examples/inventory
+//	createdb -h 127.0.0.1 -U postgres rebound_inventory
+//	DATABASE_URL=postgres://postgres@127.0.0.1:5432/rebound_inventory go run ./examples/inventory
 //
 // Without --api it starts a demo warehouse on a loopback port and stages an
 // outage; with --api it calls yours (GET {api}/stock/{sku} answering

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -154,7 +155,7 @@ func BindEnv(cmd *cobra.Command, prefix string) error {
 			if cause := errors.Unwrap(err); cause != nil {
 				err = cause // pflag's wrapper names the flag, not the variable
 			}
-			return fmt.Errorf("invalid %s %q: %v", s.env, s.value, err)
+			return fmt.Errorf("invalid %s %q: %s", s.env, s.value, valueProblem(fs.Lookup(s.flag), err))
 		}
 		if err := fs.SetAnnotation(s.flag, envAnnotation, []string{s.env}); err != nil {
 			return err
@@ -226,6 +227,10 @@ func Execute(root *cobra.Command) {
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	if err := root.Execute(); err != nil {
+		if ive, ok := errors.AsType[*pflag.InvalidValueError](err); ok {
+			// pflag's text quotes strconv ("strconv.ParseInt: parsing ...").
+			err = fmt.Errorf("invalid --%s %q: %s", ive.GetFlag().Name, ive.GetValue(), valueProblem(ive.GetFlag(), ive.Unwrap()))
+		}
 		if code, ok := errors.AsType[*ExitCode](err); ok {
 			os.Exit(code.Code)
 		}
@@ -255,4 +260,31 @@ func WithDatabase(base, name string) (string, error) {
 	}
 	// In a key=value string a later key wins.
 	return strings.TrimSpace(base) + " dbname=" + name, nil
+}
+
+// valueProblem says, in the user's terms, what a flag of f's type wants
+// when cause refused a value: "want a whole number" for the integer types,
+// "want true or false", "want a duration such as 30s, 5m or 1h30m", "want a
+// number"; cause's own text for the other types (rebound's own flag values
+// say what they want).
+func valueProblem(f *pflag.Flag, cause error) string {
+	if f != nil && errors.Is(cause, strconv.ErrRange) {
+		return "out of range"
+	}
+	if f != nil {
+		switch f.Value.Type() {
+		case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+			return "want a whole number"
+		case "bool":
+			return "want true or false"
+		case "duration":
+			return "want a duration such as 30s, 5m or 1h30m"
+		case "float32", "float64":
+			return "want a number"
+		}
+	}
+	if cause == nil {
+		return "invalid value"
+	}
+	return cause.Error()
 }
