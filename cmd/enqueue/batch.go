@@ -44,6 +44,10 @@ type batchOptions struct {
 	wait         bool
 	waitInterval time.Duration
 	json         bool
+
+	// ref names a flag as the user gave it: --flag, or its REBOUND_
+	// variable (cli.FlagRef).
+	ref func(flag string) string
 }
 
 func newBatchCmd(registry *jobs.Registry, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -79,6 +83,7 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 			return cli.BindEnv(cmd, "REBOUND")
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.ref = func(flag string) string { return cli.FlagRef(cmd, flag) }
 			return runBatch(cmd.Context(), registry, o, cmd.Flags().Changed("max-attempts"), stdin, stdout, stderr)
 		},
 	}
@@ -132,7 +137,7 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 	if err != nil {
 		return err
 	}
-	base := &options{queue: o.queue, priority: o.priority, maxAttempts: o.maxAttempts, maxAttemptsSet: maxAttemptsSet}
+	base := &options{queue: o.queue, priority: o.priority, maxAttempts: o.maxAttempts, maxAttemptsSet: maxAttemptsSet, ref: o.ref}
 	opts, err := base.insertOpts()
 	if err != nil {
 		return err

@@ -79,6 +79,12 @@ func TestBatchBadInputInsertsNothing(t *testing.T) {
 			"enqueue: invalid --name: the name holds a control character"},
 		{"empty csv", []string{"--kind", "http_request", "--name", "b", "--file", writeNamed(t, "e.csv", "url\n")},
 			"enqueue: FILE: no items in it"},
+		{"max attempts 0", []string{"--kind", "http_request", "--name", "b", "--file", goodCSV, "--max-attempts", "0"},
+			"enqueue: invalid --max-attempts 0: must be from 1 to 32767"},
+		{"empty queue", []string{"--kind", "http_request", "--name", "b", "--file", goodCSV, "--queue", ""},
+			"enqueue: invalid --queue: empty"},
+		{"priority 9", []string{"--kind", "http_request", "--name", "b", "--file", goodCSV, "--priority", "9"},
+			"enqueue: invalid --priority 9: must be from 1 to 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
