@@ -234,7 +234,12 @@ func enqueuedText(res *batch.Enqueued, o *batchOptions, took time.Duration) stri
 	subs := (res.Total + o.batchSize - 1) / o.batchSize
 	msg := fmt.Sprintf("enqueued batch %d %q: %d %s job(s) in %d sub-batch(es) of %d", res.ID, res.Name, res.Total, res.Kind, subs, o.batchSize)
 	if subs > 1 && o.delay > 0 {
-		msg += fmt.Sprintf(", %s apart (last at %s)", o.delay, res.ScheduledAt[len(res.ScheduledAt)-1].Local().Format(time.TimeOnly))
+		first, last := res.ScheduledAt[0].Local(), res.ScheduledAt[len(res.ScheduledAt)-1].Local()
+		layout := time.TimeOnly
+		if last.YearDay() != first.YearDay() || last.Year() != first.Year() {
+			layout = time.DateTime // another day: say which
+		}
+		msg += fmt.Sprintf(", %s apart (last at %s)", o.delay, last.Format(layout))
 	}
 	if res.SkippedDuplicates > 0 {
 		msg += fmt.Sprintf("; skipped %d duplicate(s)", res.SkippedDuplicates)
