@@ -168,6 +168,7 @@ func TestJobHealthRefusesBadRequests(t *testing.T) {
 		{"window too long", "GET", "?window=9999h", healthToken, 400, `window \"9999h\"`},
 		{"empty window", "GET", "?window=", healthToken, 400, `window \"\"`},
 		{"unknown parameter", "GET", "?kind=x", healthToken, 400, `unknown query parameter \"kind\" (only window)`},
+		{"window twice", "GET", "?window=1h&window=2h", healthToken, 400, `"error": "window given 2 times (give it once)"`},
 		{"POST", "POST", "", healthToken, 405, "POST is not allowed on /api/admin/job-health: use GET"},
 		{"a good window", "GET", "?window=1h", healthToken, 200, `"overall_health":"healthy"`},
 	}

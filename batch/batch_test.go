@@ -501,11 +501,30 @@ func TestAdminRoutes(t *testing.T) {
 		{batch.APIPath + "/424242", http.StatusNotFound, `{"error": "batch 424242: no such batch"}`},
 		{batch.APIPath + "?limit=0", http.StatusBadRequest, `{"error": "invalid limit \"0\": want a number from 1 to 1000"}`},
 		{batch.APIPath + "?open=maybe", http.StatusBadRequest, `{"error": "invalid open \"maybe\": want true or false"}`},
+		{batch.APIPath + "?colour=red", http.StatusBadRequest, `{"error": "unknown query parameter \"colour\" (known: limit, open)"}`},
+		{batch.APIPath + "/?limit=1&limit=2", http.StatusBadRequest, `{"error": "query parameter \"limit\" given 2 times (give it once)"}`},
+		{fmt.Sprintf("%s/%d?open=true", batch.APIPath, res.ID), http.StatusBadRequest, `{"error": "unknown query parameter \"open\" (this route takes none)"}`},
+		{batch.APIPath + "/1/extra", http.StatusNotFound, `{"error": "no such endpoint: GET /api/admin/batches/1/extra"}`},
 	} {
 		code, body := get(tt.path)
 		require.Equal(t, tt.code, code, tt.path)
 		require.JSONEq(t, tt.want, body, tt.path)
 	}
+	for _, path := range []string{batch.APIPath, batch.APIPath + "/", fmt.Sprintf("%s/%d", batch.APIPath, res.ID)} {
+		req, err := http.NewRequest(http.MethodDelete, srv.URL+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, path)
+		require.Equal(t, "GET, HEAD", resp.Header.Get("Allow"), path)
+		require.JSONEq(t, fmt.Sprintf(`{"error": "DELETE is not allowed on %s: use GET"}`, path), string(body), path)
+	}
+	var n int
+	require.NoError(t, f.db.Pool.QueryRow(ctx, "SELECT count(*) FROM job_batch").Scan(&n))
+	require.Equal(t, 1, n, "refused requests changed nothing")
 }
 
 // A counting trigger that fails never stops River's completer: with

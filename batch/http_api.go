@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/rebound-queue/rebound/internal/httpserver"
 )
@@ -19,8 +22,10 @@ const APIPath = "/api/admin/batches"
 //	GET /api/admin/batches        ?limit= (1-1000, default 50), ?open=true -> {"batches": [Summary...]}
 //	GET /api/admin/batches/{id}   -> Summary
 //
-// Errors are {"error": "..."}: 400 for a bad id or parameter, 404 for an
-// unknown batch, 500 otherwise (logged to logger, which may be nil).
+// Errors are {"error": "..."}: 400 for a bad id, a bad, repeated or
+// unknown query parameter, 404 for an unknown batch or path, 405 for a
+// method other than GET (or HEAD), 500 otherwise (logged to logger, which
+// may be nil).
 // Authentication is the caller's: mount it behind the admin token check.
 func NewHandler(db Querier, logger *slog.Logger) http.Handler {
 	if logger == nil {
@@ -30,6 +35,10 @@ func NewHandler(db Querier, logger *slog.Logger) http.Handler {
 	list := func(w http.ResponseWriter, r *http.Request) {
 		opts := ListOpts{}
 		q := r.URL.Query()
+		if msg := checkQuery(q, "limit", "open"); msg != "" {
+			httpserver.WriteError(w, http.StatusBadRequest, msg)
+			return
+		}
 		if v := q.Get("limit"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 1000 {
@@ -62,6 +71,10 @@ func NewHandler(db Querier, logger *slog.Logger) http.Handler {
 			httpserver.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		if msg := checkQuery(r.URL.Query()); msg != "" {
+			httpserver.WriteError(w, http.StatusBadRequest, msg)
+			return
+		}
 		s, err := GetSummary(r.Context(), db, id)
 		switch {
 		case errors.Is(err, ErrNotFound):
@@ -73,10 +86,37 @@ func NewHandler(db Querier, logger *slog.Logger) http.Handler {
 			httpserver.WriteJSON(w, http.StatusOK, s)
 		}
 	})
-	mux.HandleFunc(APIPath+"/", func(w http.ResponseWriter, r *http.Request) {
+	// What GET does not match: another method on a route (405), or no route.
+	other := func(w http.ResponseWriter, r *http.Request) {
+		rest, _ := strings.CutPrefix(r.URL.Path, APIPath)
+		if rest == "" || rest == "/" || !strings.Contains(rest[1:], "/") {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				w.Header().Set("Allow", "GET, HEAD")
+				httpserver.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s: use GET", r.Method, r.URL.Path))
+				return
+			}
+		}
 		httpserver.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
+	}
+	mux.HandleFunc(APIPath, other)
+	mux.HandleFunc(APIPath+"/", other)
 	return mux
+}
+
+// checkQuery returns the message for a query parameter not in known, or
+// one given more than once; "" when q is fine.
+func checkQuery(q url.Values, known ...string) string {
+	for name, values := range q {
+		switch {
+		case !slices.Contains(known, name) && len(known) == 0:
+			return fmt.Sprintf("unknown query parameter %q (this route takes none)", name)
+		case !slices.Contains(known, name):
+			return fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(known, ", "))
+		case len(values) > 1:
+			return fmt.Sprintf("query parameter %q given %d times (give it once)", name, len(values))
+		}
+	}
+	return ""
 }
 
 // ParseID parses a batch ID: a positive integer.

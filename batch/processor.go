@@ -32,6 +32,10 @@ const (
 	DefaultBatchSize = 10
 	// MaxNameLength is the longest batch name, in characters.
 	MaxNameLength = 200
+	// MaxSpread is the longest time between the first and the last
+	// sub-batch's scheduled times: 365 days, as enqueue's --schedule-in.
+	// (sub-batches - 1) x DelayBetweenBatches past it is refused.
+	MaxSpread = 365 * 24 * time.Hour
 	// insertChunk is how many jobs go in one INSERT.
 	insertChunk = 1000
 )
@@ -62,7 +66,8 @@ type Config struct {
 	BatchSize int
 	// DelayBetweenBatches is the time between the scheduled times of two
 	// consecutive sub-batches. 0 means none (every job is available at
-	// once); negative is refused.
+	// once); negative is refused, and so is a batch whose last sub-batch
+	// would start more than [MaxSpread] after its first.
 	DelayBetweenBatches time.Duration
 }
 
@@ -164,6 +169,12 @@ func (p *Processor) Enqueue(ctx context.Context, b Batch) (*Enqueued, error) {
 func (p *Processor) EnqueueTx(ctx context.Context, tx pgx.Tx, b Batch) (*Enqueued, error) {
 	if err := validate(&b); err != nil {
 		return nil, err
+	}
+	// Checked by division: (subs-1) x delay can overflow a Duration, and
+	// an overflowed sub-batch would be scheduled in the past, at once.
+	if subs := (len(b.Items) + p.size - 1) / p.size; subs > 1 && p.delay > 0 && int64(subs-1) > int64(MaxSpread/p.delay) {
+		return nil, fmt.Errorf("%w: its %d sub-batches, %s apart, would spread over more than %s (365 days); give a shorter delay or a larger batch size",
+			ErrInvalidBatch, subs, p.delay, MaxSpread)
 	}
 	now := time.Now()
 	start := b.StartAt

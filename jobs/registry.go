@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"slices"
@@ -273,6 +274,9 @@ func decodeStrict(raw []byte, v any) error {
 			if te.Field == "" {
 				return fmt.Errorf("%w: the args must be a JSON object, not %s", ErrInvalidArgs, jsonKind(te.Value))
 			}
+			if msg, ok := integerMismatch(te); ok {
+				return fmt.Errorf("%w: %s %s", ErrInvalidArgs, te.Field, msg)
+			}
 			return fmt.Errorf("%w: %s must be %s, not %s", ErrInvalidArgs, te.Field, jsonKindOf(te.Type), jsonKind(te.Value))
 		}
 		return fmt.Errorf("%w: %s", ErrInvalidArgs, decodeErrorMessage(raw, err))
@@ -343,6 +347,27 @@ func jsonKind(v string) string {
 	default:
 		return "a " + v
 	}
+}
+
+// integerMismatch words a number that does not fit an integer field: a
+// fraction ("must be a whole number, not 1.5") or a whole number outside
+// the field's range ("1e30 is out of range"), where "must be a number, not
+// a number" would say nothing. ok is false for any other mismatch.
+func integerMismatch(te *json.UnmarshalTypeError) (msg string, ok bool) {
+	lit, isNumber := strings.CutPrefix(te.Value, "number ")
+	if !isNumber || te.Type == nil {
+		return "", false
+	}
+	switch te.Type.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	default:
+		return "", false
+	}
+	if f, err := strconv.ParseFloat(lit, 64); err == nil && f != math.Trunc(f) {
+		return "must be a whole number, not " + lit, true
+	}
+	return lit + " is out of range", true
 }
 
 // jsonKindOf names what a Go type is in JSON.

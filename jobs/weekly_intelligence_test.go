@@ -74,6 +74,8 @@ func TestParseWeeklyIntelligenceArgs(t *testing.T) {
 		{raw: `{"user_id": 0, "week": "2026-W49"}`, wantErr: "invalid args: user_id must be a positive integer, got 0"},
 		{raw: `{"week": "2026-W49"}`, wantErr: "invalid args: user_id must be a positive integer, got 0"},
 		{raw: `{"user_id": "42", "week": "2026-W49"}`, wantErr: "invalid args: user_id must be a number, not a string"},
+		{raw: `{"user_id": 1.5, "week": "2026-W49"}`, wantErr: "invalid args: user_id must be a whole number, not 1.5"},
+		{raw: `{"user_id": 1e30, "week": "2026-W49"}`, wantErr: "invalid args: user_id 1e30 is out of range"},
 		{raw: `{"user_id": 42, "week": "2021-W53"}`, wantErr: `invalid args: week "2021-W53": 2021 has no week 53`},
 		{raw: `{"user_id": 42}`, wantErr: `invalid args: week "": want an ISO week such as 2026-W49`},
 		{raw: `{"user_id": 42, "week": "2026-W49", "email": "x"}`, wantErr: `invalid args: unknown field "email"`},

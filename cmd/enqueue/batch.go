@@ -44,6 +44,10 @@ type batchOptions struct {
 	wait         bool
 	waitInterval time.Duration
 	json         bool
+
+	// ref names a flag as the user gave it: --flag, or its REBOUND_
+	// variable (cli.FlagRef).
+	ref func(flag string) string
 }
 
 func newBatchCmd(registry *jobs.Registry, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
@@ -79,6 +83,7 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 			return cli.BindEnv(cmd, "REBOUND")
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.ref = func(flag string) string { return cli.FlagRef(cmd, flag) }
 			return runBatch(cmd.Context(), registry, o, cmd.Flags().Changed("max-attempts"), stdin, stdout, stderr)
 		},
 	}
@@ -132,7 +137,7 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 	if err != nil {
 		return err
 	}
-	base := &options{queue: o.queue, priority: o.priority, maxAttempts: o.maxAttempts, maxAttemptsSet: maxAttemptsSet}
+	base := &options{queue: o.queue, priority: o.priority, maxAttempts: o.maxAttempts, maxAttemptsSet: maxAttemptsSet, ref: o.ref}
 	opts, err := base.insertOpts()
 	if err != nil {
 		return err
@@ -229,7 +234,12 @@ func enqueuedText(res *batch.Enqueued, o *batchOptions, took time.Duration) stri
 	subs := (res.Total + o.batchSize - 1) / o.batchSize
 	msg := fmt.Sprintf("enqueued batch %d %q: %d %s job(s) in %d sub-batch(es) of %d", res.ID, res.Name, res.Total, res.Kind, subs, o.batchSize)
 	if subs > 1 && o.delay > 0 {
-		msg += fmt.Sprintf(", %s apart (last at %s)", o.delay, res.ScheduledAt[len(res.ScheduledAt)-1].Local().Format(time.TimeOnly))
+		first, last := res.ScheduledAt[0].Local(), res.ScheduledAt[len(res.ScheduledAt)-1].Local()
+		layout := time.TimeOnly
+		if last.YearDay() != first.YearDay() || last.Year() != first.Year() {
+			layout = time.DateTime // another day: say which
+		}
+		msg += fmt.Sprintf(", %s apart (last at %s)", o.delay, last.Format(layout))
 	}
 	if res.SkippedDuplicates > 0 {
 		msg += fmt.Sprintf("; skipped %d duplicate(s)", res.SkippedDuplicates)

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebound-queue/rebound/batch"
 	"github.com/rebound-queue/rebound/jobs"
 )
 
@@ -82,4 +84,29 @@ func FuzzReadCSV(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The enqueued line names the last sub-batch's time, and its date when it
+// falls on another day than the first (a time of day alone would read as
+// today).
+func TestEnqueuedTextLastSubBatch(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.Local)
+	tests := []struct {
+		name  string
+		delay time.Duration
+		want  string
+	}{
+		{"same day", time.Hour, `enqueued batch 7 "b": 3 synthetic job(s) in 3 sub-batch(es) of 1, 1h0m0s apart (last at 12:00:00) in 5ms`},
+		{"another day", 20 * time.Hour, `enqueued batch 7 "b": 3 synthetic job(s) in 3 sub-batch(es) of 1, 20h0m0s apart (last at 2026-12-04 02:00:00) in 5ms`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := &batch.Enqueued{ID: 7, Name: "b", Kind: "synthetic", Total: 3,
+				ScheduledAt: []time.Time{t0, t0.Add(tt.delay), t0.Add(2 * tt.delay)}}
+			got := enqueuedText(res, &batchOptions{batchSize: 1, delay: tt.delay}, 5*time.Millisecond)
+			require.Equal(t, tt.want, got)
+		})
+	}
 }

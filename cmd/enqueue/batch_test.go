@@ -79,6 +79,14 @@ func TestBatchBadInputInsertsNothing(t *testing.T) {
 			"enqueue: invalid --name: the name holds a control character"},
 		{"empty csv", []string{"--kind", "http_request", "--name", "b", "--file", writeNamed(t, "e.csv", "url\n")},
 			"enqueue: FILE: no items in it"},
+		{"max attempts 0", []string{"--kind", "http_request", "--name", "b", "--file", goodCSV, "--max-attempts", "0"},
+			"enqueue: invalid --max-attempts 0: must be from 1 to 32767"},
+		{"empty queue", []string{"--kind", "http_request", "--name", "b", "--file", goodCSV, "--queue", ""},
+			"enqueue: invalid --queue: empty"},
+		{"sub-batches spread past a year", []string{"--kind", "http_request", "--name", "b", "--file", writeNamed(t, "s.csv", "url\nhttp://127.0.0.1:9/a\nhttp://127.0.0.1:9/b\nhttp://127.0.0.1:9/c\n"), "--batch-size", "1", "--delay-between-batches", "2000000h"},
+			"enqueue: invalid batch: its 3 sub-batches, 2000000h0m0s apart, would spread over more than 8760h0m0s (365 days); give a shorter delay or a larger batch size (nothing inserted)"},
+		{"priority 9", []string{"--kind", "http_request", "--name", "b", "--file", goodCSV, "--priority", "9"},
+			"enqueue: invalid --priority 9: must be from 1 to 4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

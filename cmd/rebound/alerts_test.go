@@ -113,6 +113,10 @@ func TestAlertsCommands(t *testing.T) {
 		{"bad channel", []string{"alerts", "set", "failure-rate-error", "--channels", "Ops Team"}, "rebound: rule \"failure-rate-error\": channel \"Ops Team\": channel names use lower-case letters, digits, '-' and '_'\n"},
 		{"bad name", []string{"alerts", "set", "Bad Name", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"Bad Name\": name \"Bad Name\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"enable unknown", []string{"alerts", "enable", "nope"}, "rebound: no alert rule \"nope\" (see `rebound alerts list`)\n"},
+		{"channel listed twice", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,pager,ops"}, "rebound: rule \"failure-rate-error\": channel \"ops\" is listed twice\n"},
+		{"set name not UTF-8", []string{"alerts", "set", "x\xff", "--threshold", "3"}, "rebound: rule \"x\\xff\" does not exist: --metric is required to create it\n"},
+		{"create name not UTF-8", []string{"alerts", "set", "x\xff", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
+		{"enable name not UTF-8", []string{"alerts", "enable", "x\xff"}, "rebound: no alert rule \"x\\xff\" (see `rebound alerts list`)\n"},
 		{"history limit", []string{"alerts", "history", "--limit", "0"}, "rebound: --limit 0: must be from 1 to 1000\n"},
 		{"test without config", []string{"alerts", "test", "ops"}, "rebound: --config is required: the workers' configuration file that defines the channel\n"},
 		{"test unknown channel", []string{"alerts", "test", "pager", "--config", cfg}, "rebound: no channel \"pager\" in " + cfg + " (alerts.channels)\n"},
@@ -126,8 +130,12 @@ func TestAlertsCommands(t *testing.T) {
 		require.Equal(t, tt.wantErr, errOut, tt.name)
 	}
 	require.Equal(t, before, snapshot(), "refused commands changed nothing")
+	// A rule name that is not valid UTF-8 has no events (not a database error).
+	out, errOut, code := runRebound(bin, db.URL, "alerts", "history", "--rule", "x\xff", "--json")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "[]\n", out)
 
-	out, errOut, code := runRebound(bin, db.URL, "alerts", "set", "failure-rate-error", "--threshold", "40", "--cooldown", "15m", "--channels", "ops,pager")
+	out, errOut, code = runRebound(bin, db.URL, "alerts", "set", "failure-rate-error", "--threshold", "40", "--cooldown", "15m", "--channels", "ops,pager")
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "rule failure-rate-error changed: failure_rate > 40 over 15m0s, error, cooldown 15m0s, channels [ops,pager], enabled true\n", out)
 	out, _, code = runRebound(bin, db.URL, "alerts", "disable", "dlq-growth")

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -48,7 +49,7 @@ type File struct {
 //
 //	alerts:
 //	  interval: 1m            # evaluation interval (1s to 1h); the seed's is 15m
-//	  link: https://ops.example.com/api/admin/job-health
+//	  link: https://ops.example.com/api/admin/job-health   # absolute http(s) URL, in every notification
 //	  channels:
 //	    ops-slack: {type: slack, url: "${SLACK_WEBHOOK_URL}"}
 //	    pager:     {type: webhook, url: "https://hooks.example.com/rebound", secret: "${WEBHOOK_SECRET}"}
@@ -148,6 +149,11 @@ func Parse(content []byte) (*Settings, error) {
 	}
 	if f.Alerts.Interval != 0 && (f.Alerts.Interval < time.Second || f.Alerts.Interval > time.Hour) {
 		return nil, fmt.Errorf("alerts.interval: %s is not between 1s and 1h", f.Alerts.Interval)
+	}
+	if l := f.Alerts.Link; l != "" {
+		if u, err := url.Parse(l); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("alerts.link %q: want an absolute http or https URL (it is the link in every notification)", l)
+		}
 	}
 	if err := notify.ValidateChannels(f.Alerts.Channels); err != nil {
 		return nil, fmt.Errorf("alerts.%w", err)

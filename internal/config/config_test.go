@@ -35,6 +35,9 @@ func TestParse(t *testing.T) {
 		{name: "alert interval too short", yaml: "alerts:\n  interval: 100ms\n", wantErr: "alerts.interval: 100ms is not between 1s and 1h"},
 		{name: "alert interval not a duration", yaml: "alerts:\n  interval: soon\n", wantErr: "invalid configuration: line 2: cannot unmarshal !!str `soon` into time.Duration"},
 		{name: "unknown alerts key", yaml: "alerts:\n  channel: {}\n", wantErr: "invalid configuration: line 2: field channel not found in type config.AlertsFile"},
+		{name: "alerts link", yaml: "alerts:\n  link: https://ops.example.com/api/admin/job-health\n"},
+		{name: "alerts link not a URL", yaml: "alerts:\n  link: not a url\n", wantErr: `alerts.link "not a url": want an absolute http or https URL (it is the link in every notification)`},
+		{name: "alerts link relative", yaml: "alerts:\n  link: /api/admin/job-health\n", wantErr: `alerts.link "/api/admin/job-health": want an absolute http or https URL (it is the link in every notification)`},
 		{name: "bad channel", yaml: "alerts:\n  channels:\n    ops: {type: slack}\n", wantErr: "alerts.channels.ops.url: an http or https URL is required"},
 		{name: "unset secret", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"${REBOUND_TEST_UNSET_VARIABLE}\"}\n", wantErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
 	}

@@ -52,10 +52,14 @@ func scanEvent(row pgx.Row) (Event, error) {
 }
 
 // List returns the latest events, newest first: at most limit (1 to
-// 1000), of rule only when rule is not "".
+// 1000), of rule only when rule is not "" (none for a name no rule can
+// have, such as one that is not valid UTF-8).
 func (h *History) List(ctx context.Context, rule string, limit int) ([]Event, error) {
 	if limit < 1 || limit > 1000 {
 		return nil, fmt.Errorf("limit %d: from 1 to 1000", limit)
+	}
+	if rule != "" && !ruleNameRE.MatchString(rule) {
+		return []Event{}, nil
 	}
 	rows, err := h.db.Query(ctx, `SELECT `+eventColumns+` FROM job_alert_history WHERE $1 = '' OR rule = $1 ORDER BY id DESC LIMIT $2`, rule, limit)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -124,9 +125,14 @@ func (r *Rule) Validate() error {
 	case r.Cooldown < 0 || r.Cooldown > 30*24*time.Hour || r.Cooldown%time.Second != 0:
 		return fmt.Errorf("cooldown %s: whole seconds from 0 to 720h", r.Cooldown)
 	}
-	for _, c := range r.Channels {
+	for i, c := range r.Channels {
 		if !channelNameRE.MatchString(c) {
 			return fmt.Errorf("channel %q: channel names use lower-case letters, digits, '-' and '_'", c)
+		}
+		// Each channel listed gets its own delivery job: a name listed
+		// twice would notify that channel twice per event.
+		if slices.Contains(r.Channels[:i], c) {
+			return fmt.Errorf("channel %q is listed twice", c)
 		}
 	}
 	return nil
@@ -191,8 +197,12 @@ func (s *Rules) List(ctx context.Context) ([]Rule, error) {
 	return out, rows.Err()
 }
 
-// Get returns one rule, or ErrNoRule.
+// Get returns one rule, or ErrNoRule (also for a name no rule can have,
+// such as one that is not valid UTF-8, without asking the database).
 func (s *Rules) Get(ctx context.Context, name string) (Rule, error) {
+	if !ruleNameRE.MatchString(name) {
+		return Rule{}, fmt.Errorf("%w: %q", ErrNoRule, name)
+	}
 	r, err := scanRule(s.db.QueryRow(ctx, `SELECT `+ruleColumns+` FROM job_alert_config WHERE name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("%w: %q", ErrNoRule, name)
@@ -221,8 +231,12 @@ ON CONFLICT (name) DO UPDATE SET metric = excluded.metric, threshold = excluded.
 	return nil
 }
 
-// SetEnabled enables or disables a rule; ErrNoRule when there is none.
+// SetEnabled enables or disables a rule; ErrNoRule when there is none
+// (also for a name no rule can have).
 func (s *Rules) SetEnabled(ctx context.Context, name string, enabled bool) error {
+	if !ruleNameRE.MatchString(name) {
+		return fmt.Errorf("%w: %q", ErrNoRule, name)
+	}
 	tag, err := s.db.Exec(ctx, `UPDATE job_alert_config SET enabled = $2, updated_at = now() WHERE name = $1`, name, enabled)
 	if err != nil {
 		return fmt.Errorf("update alert rule %q: %w", name, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +17,7 @@ const Path = "/api/admin/job-health"
 
 // NewHandler serves GET Path with c's report as JSON (200). A window query
 // parameter ("?window=1h" or seconds, 1m to 720h) overrides the checker's
-// window; a bad one is a 400 naming it. Other methods get 405; a database
+// window; a bad or repeated one is a 400 naming it. Other methods get 405; a database
 // error a 503. Mount it behind the admin token.
 func NewHandler(c *Checker, logger *slog.Logger) http.Handler {
 	if logger == nil {
@@ -33,9 +34,13 @@ func NewHandler(c *Checker, logger *slog.Logger) http.Handler {
 			return
 		}
 		q := r.URL.Query()
-		for name := range q {
+		for name, values := range q {
 			if name != "window" {
 				httpserver.WriteError(w, http.StatusBadRequest, "unknown query parameter "+quote(name)+" (only window)")
+				return
+			}
+			if len(values) > 1 {
+				httpserver.WriteError(w, http.StatusBadRequest, "window given "+strconv.Itoa(len(values))+" times (give it once)")
 				return
 			}
 		}

@@ -23,6 +23,7 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -46,7 +47,8 @@ type Channel struct {
 	URL string `yaml:"url"`
 	// Secret signs webhook bodies: header X-Rebound-Signature is
 	// "sha256=" and the hex HMAC-SHA256 of the body with this key. Empty:
-	// no signature.
+	// no signature. Webhook channels only ([Channel.Validate] refuses it on
+	// the others, as it refuses SMTP off email and URL on email).
 	Secret string `yaml:"secret"`
 	// SMTP configures email.
 	SMTP SMTP `yaml:"smtp"`
@@ -95,9 +97,21 @@ func (c *Channel) Validate(name string) error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("channels.%s.url: an http or https URL is required", name)
 		}
+		// A setting the type ignores would only mislead (a "signed" Slack
+		// channel that is not).
+		if c.Type == TypeSlack && c.Secret != "" {
+			return fmt.Errorf("channels.%s.secret: only webhook channels are signed (Slack checks its incoming webhook's URL)", name)
+		}
+		if !reflect.ValueOf(c.SMTP).IsZero() {
+			return fmt.Errorf("channels.%s.smtp: only email channels have smtp settings", name)
+		}
 	case TypeEmail:
 		s := c.SMTP
 		switch {
+		case c.URL != "":
+			return fmt.Errorf("channels.%s.url: email channels have no url (give smtp.host)", name)
+		case c.Secret != "":
+			return fmt.Errorf("channels.%s.secret: only webhook channels are signed", name)
 		case s.Host == "":
 			return fmt.Errorf("channels.%s.smtp.host: required", name)
 		case s.Port < 0 || s.Port > 65535:

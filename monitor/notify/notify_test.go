@@ -173,6 +173,10 @@ mail: {type: email, smtp: {host: smtp.example.com, password: "${SMTP_PASSWORD}",
 		{"no recipient", `m: {type: email, smtp: {host: h, from: a@b}}`, "channels.m.smtp.to: at least one recipient is required"},
 		{"bad recipient", `m: {type: email, smtp: {host: h, from: a@b, to: [nobody]}}`, `channels.m.smtp.to: "nobody" is not an email address`},
 		{"bad tls", `m: {type: email, smtp: {host: h, tls: maybe, from: a@b, to: [c@d]}}`, `channels.m.smtp.tls: "maybe" is not starttls, opportunistic or none`},
+		{"secret on slack", `ops: {type: slack, url: "https://x", secret: s}`, "channels.ops.secret: only webhook channels are signed (Slack checks its incoming webhook's URL)"},
+		{"smtp on webhook", `ops: {type: webhook, url: "https://x", smtp: {host: h}}`, "channels.ops.smtp: only email channels have smtp settings"},
+		{"url on email", `m: {type: email, url: "https://x", smtp: {host: h, from: a@b, to: [c@d]}}`, "channels.m.url: email channels have no url (give smtp.host)"},
+		{"secret on email", `m: {type: email, secret: s, smtp: {host: h, from: a@b, to: [c@d]}}`, "channels.m.secret: only webhook channels are signed"},
 		{"bad port", `m: {type: email, smtp: {host: h, port: 70000, from: a@b, to: [c@d]}}`, "channels.m.smtp.port: 70000 is not a port"},
 	}
 	for _, tt := range bad {
