@@ -12,8 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
@@ -21,7 +19,6 @@ import (
 	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/internal/config"
 	"github.com/rebound-queue/rebound/jobs"
-	"github.com/rebound-queue/rebound/migrations"
 )
 
 // ExitNotAllSucceeded is the exit code of `enqueue batch --wait` when the
@@ -166,24 +163,11 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 		items[i] = l.args
 	}
 
-	pool, err := cli.Connect(ctx, func(c *pgxpool.Config) { c.MaxConns = 2 })
+	pool, client, err := connectForInsert(ctx, registry)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	m, err := migrations.New(pool, nil)
-	if err != nil {
-		return err
-	}
-	if err := m.Check(ctx); err != nil {
-		return err
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Middleware: []rivertype.Middleware{registry.InsertMiddleware()},
-	})
-	if err != nil {
-		return err
-	}
 	p, err := batch.New(pool, client, &batch.Config{BatchSize: o.batchSize, DelayBetweenBatches: o.delay})
 	if err != nil {
 		return err

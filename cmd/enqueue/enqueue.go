@@ -216,25 +216,11 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 		lines, skippedInInput = dedupe(lines)
 	}
 
-	pool, err := cli.Connect(ctx, func(c *pgxpool.Config) { c.MaxConns = 2 })
+	pool, client, err := connectForInsert(ctx, registry)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	m, err := migrations.New(pool, nil)
-	if err != nil {
-		return err
-	}
-	if err := m.Check(ctx); err != nil {
-		return err
-	}
-
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Middleware: []rivertype.Middleware{registry.InsertMiddleware()},
-	})
-	if err != nil {
-		return err
-	}
 
 	var bar *progressbar.ProgressBar
 	if len(lines) >= progressThreshold && cli.IsTerminal(stderr) && !o.json {
@@ -423,4 +409,31 @@ func displayName(path string) string {
 		return "stdin"
 	}
 	return path
+}
+
+// connectForInsert opens a small pool (2 connections) on DATABASE_URL,
+// checks that the database is migrated, and returns a River client that
+// inserts through registry's insert middleware (operation key stamped, args
+// checked). The caller closes the pool.
+func connectForInsert(ctx context.Context, registry *jobs.Registry) (*pgxpool.Pool, *river.Client[pgx.Tx], error) {
+	pool, err := cli.Connect(ctx, func(c *pgxpool.Config) { c.MaxConns = 2 })
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := migrations.New(pool, nil)
+	if err == nil {
+		err = m.Check(ctx)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		Middleware: []rivertype.Middleware{registry.InsertMiddleware()},
+	})
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return pool, client, nil
 }
