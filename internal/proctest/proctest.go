@@ -242,3 +242,28 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Tool returns the path of an installed program a test drives for real
+// (promtool, prometheus, pgbouncer, chromium), looking in PATH and then in
+// the directories Debian installs daemons into (/usr/sbin, /usr/lib/...).
+// When it is missing the test is skipped with a message naming the Debian
+// package, except under CI=true, where scripts/ensure-tools.sh must have
+// installed it and the test fails instead.
+func Tool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	msg := fmt.Sprintf("%s not found: install Debian's %s package (scripts/ensure-tools.sh does)", name, debianPackage)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
