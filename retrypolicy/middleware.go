@@ -71,7 +71,8 @@ type RecorderOpts struct {
 //     the error satisfies errors.Is(err, context.Canceled) or carries the
 //     context's cause, as net/http's errors do): the error is
 //     returned untouched, nothing recorded; River returns the job with its
-//     attempt unused.
+//     attempt unused. A context that ran out of time (River's job timeout)
+//     is not a shutdown: the attempt failed with class timeout.
 //   - Any other error: classified ([Diagnose]); an entry is appended to the
 //     history; then a class the policy does not retry (or a [Permanent]
 //     marker, or the policy's max attempts reached before the job's) returns
@@ -341,11 +342,13 @@ func (r *AttemptRecorder) finish(ctx context.Context, actx *attemptCtx, run *att
 		return err
 	}
 	remoteCancel := ctx.Err() != nil && errors.Is(context.Cause(ctx), rivertype.ErrJobCancelledRemotely)
-	if ctx.Err() != nil && !remoteCancel && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))) {
+	if errors.Is(ctx.Err(), context.Canceled) && !remoteCancel && (errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))) {
 		// Client shutdown: River's interrupt path returns the job with its
 		// attempt unused. River accepts context.Canceled or its own stop
 		// cause (what net/http returns for a request whose context was
-		// cancelled with a cause), so both count here.
+		// cancelled with a cause), so both count here. A context that ran
+		// out of time (River's job timeout) is not a shutdown: that attempt
+		// failed with class timeout and is recorded like any other.
 		if _, ok := actx.takeResult(); ok || len(run.lost) > 0 {
 			r.write(ctx, actx, run)
 		}

@@ -96,6 +96,33 @@ func TestRecorderDecisions(t *testing.T) {
 	}
 }
 
+// River's job timeout (a kind's Timeout or the client's JobTimeout) ends the
+// work context with a deadline, not a stop: the attempt failed with class
+// timeout, is recorded, and its retry is handed over with the timeout
+// class's linear delay (2 s per attempt), not left to the lost-job fallback.
+func TestRecorderRiverTimeoutIsATimeoutNotAShutdown(t *testing.T) {
+	t.Parallel()
+
+	var recorded []retrypolicy.Attempt
+	rec := newTestRecorder(t, retrypolicy.Policy{Jitter: retrypolicy.JitterNone}, &retrypolicy.RecorderOpts{
+		OnAttempt: func(_ *rivertype.JobRow, a retrypolicy.Attempt) { recorded = append(recorded, a) },
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+	defer cancel()
+	job := jobRow(1, 2, 25)
+	got := rec.Work(ctx, job, func(ctx context.Context) error {
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	require.ErrorIs(t, got, context.DeadlineExceeded)
+	require.Len(t, recorded, 1)
+	require.Equal(t, retrypolicy.ClassTimeout, recorded[0].Class)
+	require.Equal(t, int64(4000), recorded[0].DelayMS)
+	policy := rec.ClientRetryPolicy()
+	require.Equal(t, 1, policy.Pending())
+	require.Equal(t, testNow.Add(4*time.Second), policy.NextRetry(job))
+}
+
 func TestRecorderShutdownIsNeverAFailure(t *testing.T) {
 	t.Parallel()
 
