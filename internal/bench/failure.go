@@ -147,6 +147,7 @@ func RunFailure(ctx context.Context, pool *pgxpool.Pool, cfg FailureConfig, prog
 	}
 	defer up.Close()
 	client := jobs.NewHTTPClient()
+	defer client.CloseIdleConnections()
 	for n := 1; n <= cfg.Rounds; n++ {
 		order := []Side{SideRiver, SideRebound}
 		if n%2 == 0 {

@@ -85,12 +85,21 @@ type OutageReport struct {
 // them (see breaker.Settings); WakeSpread is the gate's (a pod's is always
 // breaker.DefaultWakeSpread).
 type OutageBreaker struct {
-	FailureThreshold       int
-	FailureRatio           float64
-	MinimumCalls           int
-	OpenTimeout            time.Duration
-	OpenTimeoutMultiplier  float64
-	HalfOpenMaxProbes      int
+	// FailureThreshold is the consecutive failures that open the breaker.
+	FailureThreshold int
+	// FailureRatio opens it at this share of failed calls in the window
+	// (negative: the rule is off), once the window holds MinimumCalls.
+	FailureRatio float64
+	MinimumCalls int
+	// OpenTimeout is how long it stays open before a probe; each repeated
+	// trip multiplies it by OpenTimeoutMultiplier.
+	OpenTimeout           time.Duration
+	OpenTimeoutMultiplier float64
+	// HalfOpenMaxProbes is the probes admitted at once while half-open.
+	HalfOpenMaxProbes int
+	// ParkSpread is the random spread added to a parked job's snooze;
+	// WakeSpread the spread of the wake-up of parked jobs when the breaker
+	// closes.
 	ParkSpread, WakeSpread time.Duration
 }
 
@@ -115,6 +124,7 @@ func RunOutage(ctx context.Context, pool *pgxpool.Pool, cfg OutageConfig, progre
 	}
 	defer up.Close()
 	client := jobs.NewHTTPClient()
+	defer client.CloseIdleConnections()
 	for n := 1; n <= cfg.Rounds; n++ {
 		order := cfg.Sides()
 		if n%2 == 0 {
