@@ -90,11 +90,12 @@ func TestFailureMixHarnessReportsSaneNumbers(t *testing.T) {
 	require.Equal(t, 6, countPolylines(t, svg.Bytes()), "three panels, one line per side")
 }
 
-// The outage on a small size (100 jobs, upstream down 2 s, open timeout
-// 1 s): every job of every side completes after the recovery, and rebound
-// with its breaker calls the upstream less during the outage than plain
-// River and than rebound with a breaker that cannot trip. Every job called
-// at least once while the upstream was down; after it, each job needs one
+// The outage on a small size (100 jobs, 20 workers, upstream down 4 s,
+// open timeout 1 s): every job of every side completes after the recovery,
+// and rebound with its breaker calls the upstream less during the outage
+// than plain River and than rebound with a breaker that cannot trip (its
+// first wave is at most the 20 workers' calls, then a probe a second; the
+// others keep retrying for 4 s). After the recovery each job needs one
 // successful call at most. No figure is timed.
 func TestOutageHarnessReportsSaneNumbers(t *testing.T) {
 	t.Parallel()
@@ -104,9 +105,9 @@ func TestOutageHarnessReportsSaneNumbers(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, db.Close()) })
 
 	var progress bytes.Buffer
-	rep, err := bench.RunOutage(ctx, db.Pool, bench.OutageConfig{Jobs: 100, Rounds: 1, Outage: 2 * time.Second, NoBreakerSide: true,
+	rep, err := bench.RunOutage(ctx, db.Pool, bench.OutageConfig{Jobs: 100, Rounds: 1, Outage: 4 * time.Second, NoBreakerSide: true,
 		Breaker:         breaker.Settings{OpenTimeout: time.Second},
-		HTTPQueueConfig: bench.HTTPQueueConfig{Workers: 50, Timeout: 2 * time.Minute}}, &progress)
+		HTTPQueueConfig: bench.HTTPQueueConfig{Workers: 20, Timeout: 2 * time.Minute}}, &progress)
 	require.NoError(t, err, progress.String())
 
 	bySide := map[bench.Side]bench.HTTPRound{}
@@ -124,8 +125,6 @@ func TestOutageHarnessReportsSaneNumbers(t *testing.T) {
 	}
 	require.Equal(t, []bench.Side{bench.SideRiver, bench.SideRebound, bench.SideReboundNoBreaker}, order)
 	river, withBreaker, without := bySide[bench.SideRiver], bySide[bench.SideRebound], bySide[bench.SideReboundNoBreaker]
-	require.GreaterOrEqual(t, river.CallsDuringOutage, int64(100), "every job was called during the outage")
-	require.GreaterOrEqual(t, without.CallsDuringOutage, int64(100), "every job was called during the outage")
 	require.Less(t, withBreaker.CallsDuringOutage, river.CallsDuringOutage)
 	require.Less(t, withBreaker.CallsDuringOutage, without.CallsDuringOutage)
 	require.Positive(t, withBreaker.Parked, "the breaker parked jobs")
@@ -134,7 +133,7 @@ func TestOutageHarnessReportsSaneNumbers(t *testing.T) {
 
 	var table bytes.Buffer
 	require.NoError(t, rep.WriteTable(&table))
-	require.Contains(t, table.String(), "outage: 100 jobs per round against one upstream answering 503 for 2s from the start, then 200; 1 rounds per side, alternating; MaxWorkers 50")
+	require.Contains(t, table.String(), "outage: 100 jobs per round against one upstream answering 503 for 4s from the start, then 200; 1 rounds per side, alternating; MaxWorkers 20")
 	require.Contains(t, table.String(), "rebound's breaker: failure threshold 5, ratio 0.5 over 20 calls, open timeout 1s (x1 per trip), 1 probe(s), park spread 10m0s, wake spread 10s")
 	for _, side := range []string{"river", "rebound", "rebound-no-breaker"} {
 		require.Regexp(t, `(?m)^`+side+`\s+\d+\s+\d+-\d+\s+\d+\s+[\d.]+\s+[\d.]+-[\d.]+\s+100\s+0\s+\d+\s+[\d.]+$`, table.String())
