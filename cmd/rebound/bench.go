@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime/pprof"
 	"time"
@@ -21,20 +19,29 @@ func newBenchCmd(a *app) *cobra.Command {
 		poolSize   int
 		svgPath    string
 		cpuProfile string
+		hf         benchHTTPFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure rebound against plain River (no-op jobs, CPU-bound settings)",
+		Short: "Measure rebound against plain River (no-op jobs; failure mix and outage against a local HTTP upstream)",
 		Long: `bench works no-op jobs through a plain River client and through a whole rebound
 pod, in alternating rounds, and prints per side the median and spread of jobs/s
 and of this process's CPU time (user + system) per job, and their ratios.
 
 It creates a scratch database rebound_bench_<random> on the server DATABASE_URL
 points to (the role needs CREATEDB), migrates it, and drops it at the end: it
-never touches the database DATABASE_URL names. See docs/benchmarks.md.`,
+never touches the database DATABASE_URL names. See docs/benchmarks.md.
+
+--scenario failure and outage call a real HTTP server of the bench's own on
+loopback (http_request jobs on rebound, a plain River worker making the same
+call): a failure-heavy mix (30% 503 once, 5% 400/404), and an upstream down
+for --outage then up (calls during the outage, time to drain after).`,
 		Example: `  rebound bench                                  # 5 rounds of 20,000 jobs per side
   rebound bench --jobs 5000 --rounds 3 --svg noop.svg
-  rebound bench --cpuprofile cpu.out && go tool pprof -top -focus rebound bin/rebound cpu.out`,
+  rebound bench --cpuprofile cpu.out && go tool pprof -top -focus rebound bin/rebound cpu.out
+  rebound bench --scenario failure --jobs 5000 --svg failure.svg
+  rebound bench --scenario outage --jobs 2000 --outage 10s --svg outage.svg
+  rebound bench --scenario all --svg bench.svg    # bench-noop.svg, bench-failure.svg, bench-outage.svg`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -50,6 +57,9 @@ never touches the database DATABASE_URL names. See docs/benchmarks.md.`,
 				return fmt.Errorf("--fetch-poll-interval (%s) must be at least --fetch-cooldown (%s)", cfg.FetchPollInterval, cfg.FetchCooldown)
 			case poolSize < 2 || poolSize > 1000:
 				return fmt.Errorf("--pool-size must be between 2 and 1000, got %d", poolSize)
+			}
+			if err := hf.validate(); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			db, err := bench.NewDatabase(ctx, os.Getenv("DATABASE_URL"), poolSize)
@@ -68,30 +78,32 @@ never touches the database DATABASE_URL names. See docs/benchmarks.md.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
-			rep, err := bench.RunNoop(ctx, db.Pool, cfg, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if svgPath != "" {
-				f, err := os.Create(svgPath)
+			var out benchOutput
+			if hf.runs("noop") {
+				rep, err := bench.RunNoop(ctx, db.Pool, cfg, cmd.ErrOrStderr())
 				if err != nil {
 					return err
 				}
-				if err := errors.Join(rep.WriteSVG(f), f.Close()); err != nil {
+				if err := writeBenchSVG(hf.svgPath(svgPath, "noop"), rep.WriteSVG); err != nil {
 					return err
 				}
+				out.add("noop", rep, rep.WriteTable)
 			}
-			return a.print(rep, func(w io.Writer) error { return rep.WriteTable(w) })
+			if err := runBenchHTTP(cmd, &hf, db, cfg, svgPath, &out); err != nil {
+				return err
+			}
+			return out.print(a)
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&cfg.Jobs, "jobs", 20000, "no-op jobs per round and side")
-	f.IntVar(&cfg.Rounds, "rounds", 5, "rounds per side (alternating which side goes first)")
-	f.IntVar(&cfg.Workers, "workers", 500, "MaxWorkers of the queue, both sides")
+	f.IntVar(&cfg.Jobs, "jobs", 20000, "jobs per round and side (failure: 5000 and outage: 2000 unless given)")
+	f.IntVar(&cfg.Rounds, "rounds", 5, "rounds per side, alternating which side goes first (failure: 5 and outage: 3 unless given)")
+	f.IntVar(&cfg.Workers, "workers", 500, "MaxWorkers of the queue, every side (failure and outage: 100 unless given)")
 	f.DurationVar(&cfg.FetchCooldown, "fetch-cooldown", 2*time.Millisecond, "FetchCooldown, both sides")
 	f.DurationVar(&cfg.FetchPollInterval, "fetch-poll-interval", 50*time.Millisecond, "FetchPollInterval, both sides")
 	f.IntVar(&poolSize, "pool-size", 20, "connections in the pool both sides share")
 	f.StringVar(&svgPath, "svg", "", "write a plot of jobs/s and CPU per job per round to this SVG file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (both sides) to this file")
+	hf.register(cmd)
 	return cmd
 }

@@ -31,6 +31,12 @@ func TestBenchCommand(t *testing.T) {
 		{[]string{"--pool-size", "1"}, "--pool-size must be between 2 and 1000, got 1"},
 		{[]string{"--jobs", "ten"}, `rebound: invalid --jobs "ten": want a whole number`},
 		{[]string{"extra"}, `unknown command "extra" for "rebound bench"`},
+		{[]string{"--scenario", "chaos"}, `--scenario must be one of noop, failure, outage, all, got "chaos"`},
+		{[]string{"--scenario", "failure", "--retry-delay", "0s"}, "--retry-delay must be between 1ms and 1m, got 0s"},
+		{[]string{"--retry-delay", "2s", "--max-retry-delay", "1s"}, "--max-retry-delay must be between --retry-delay (2s) and 1h, got 1s"},
+		{[]string{"--scenario", "outage", "--outage", "10ms"}, "--outage must be between 100ms and 1h, got 10ms"},
+		{[]string{"--open-timeout", "2h"}, "--open-timeout must be between 1ms and 1h, got 2h0m0s"},
+		{[]string{"--park-spread", "0s"}, "--park-spread must be between 1ms and 24h, got 0s"},
 	}
 	for _, tt := range tests {
 		res := proctest.Run(t, env, "rebound", append([]string{"bench"}, tt.args...)...)
@@ -46,6 +52,19 @@ func TestBenchCommand(t *testing.T) {
 	require.Regexp(t, regexp.MustCompile(`(?m)^rebound\s+\d+`), res.Stdout)
 	require.Regexp(t, regexp.MustCompile(`ratio rebound/river: jobs/s \d+\.\d{3}, CPU per job \d+\.\d{3}`), res.Stdout)
 	b, err := os.ReadFile(svg)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(b), "<svg "), string(b[:min(len(b), 40)]))
+
+	// The failure mix through the command: 100 jobs (30 fail once, 5
+	// permanently), checked by the harness itself (it exits 1 otherwise).
+	svg = t.TempDir() + "/failure.svg"
+	res = proctest.Run(t, env, "rebound", "bench", "--scenario", "failure", "--jobs", "100", "--rounds", "1", "--workers", "20",
+		"--retry-delay", "20ms", "--max-retry-delay", "100ms", "--svg", svg)
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	require.Regexp(t, regexp.MustCompile(`(?m)^river\s+\d+\s+\d+-\d+\s+1\.50\s+5\s+5\s+150\s+0\s`), res.Stdout)
+	require.Regexp(t, regexp.MustCompile(`(?m)^rebound\s+\d+\s+\d+-\d+\s+1\.30\s+5\s+5\s+130\s+0\s`), res.Stdout)
+	require.NotContains(t, res.Stdout, "no-op jobs", "only the scenario asked for")
+	b, err = os.ReadFile(svg)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(string(b), "<svg "), string(b[:min(len(b), 40)]))
 }

@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"fmt"
+	"html"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/rebound-queue/rebound/internal/cli"
+)
+
+// WriteTable prints rep for humans: the settings, the machine, one line per
+// side (medians, and the spread of the figures that vary) and the reading.
+func (rep *FailureReport) WriteTable(w io.Writer) error {
+	c, m, mix := rep.Config, rep.Machine, rep.Mix
+	fmt.Fprintf(w, "failure-heavy mix: %d jobs per round (%d fail once with a 503, %d fail permanently with a 400 or 404, %d succeed), %d rounds per side, alternating; MaxWorkers %d, FetchCooldown %s, FetchPollInterval %s, pool %d connections\n",
+		c.Jobs, mix.FailOnce, mix.Permanent, mix.Succeed, c.Rounds, c.Workers, c.FetchCooldown, c.FetchPollInterval, rep.PoolSize)
+	fmt.Fprintf(w, "retries, both sides: max attempts %d, delay %s x 2^(n-1) +-20%%, capped at %s (rebound: its policy; river: a ClientRetryPolicy computing the same); rebound's breaker: failure threshold %d, ratio 0.5 over at least %d calls\n",
+		c.MaxAttempts, c.RetryDelay, c.MaxRetryDelay, c.BreakerThreshold, c.BreakerMinimumCalls)
+	writeMachine(w, m)
+	var rows [][]string
+	for _, side := range []Side{SideRiver, SideRebound} {
+		rate := SummaryOf(rep.Rounds, side, func(r HTTPRound) float64 { return r.JobsPerSecond() })
+		cpu := SummaryOf(rep.Rounds, side, func(r HTTPRound) float64 { return r.CPUPerJob() })
+		med := func(f func(HTTPRound) float64) float64 { return SummaryOf(rep.Rounds, side, f).Median }
+		rows = append(rows, []string{string(side),
+			fmt.Sprintf("%.0f", rate.Median), fmt.Sprintf("%.0f-%.0f", rate.Min, rate.Max),
+			fmt.Sprintf("%.2f", med(HTTPRound.AttemptsPerJob)),
+			fmt.Sprintf("%.0f", med(func(r HTTPRound) float64 { return float64(r.Dead) })),
+			fmt.Sprintf("%.0f", med(func(r HTTPRound) float64 { return float64(r.DLQRows) })),
+			fmt.Sprintf("%.0f", med(func(r HTTPRound) float64 { return float64(r.Calls) })),
+			fmt.Sprintf("%.0f", med(func(r HTTPRound) float64 { return float64(r.Parked) })),
+			fmt.Sprintf("%.1f", cpu.Median), fmt.Sprintf("%.1f-%.1f", cpu.Min, cpu.Max)})
+	}
+	if err := cli.Table(w, []string{"SIDE", "JOBS/S (MEDIAN)", "JOBS/S (MIN-MAX)", "ATTEMPTS/JOB", "DEAD", "DLQ ROWS", "UPSTREAM CALLS", "PARKED", "CPU µS/JOB (MEDIAN)", "CPU µS/JOB (MIN-MAX)"}, rows); err != nil {
+		return err
+	}
+	rr := SummaryOf(rep.Rounds, SideRebound, func(r HTTPRound) float64 { return r.JobsPerSecond() }).Median
+	pr := SummaryOf(rep.Rounds, SideRiver, func(r HTTPRound) float64 { return r.JobsPerSecond() }).Median
+	rc := SummaryOf(rep.Rounds, SideRebound, func(r HTTPRound) float64 { return float64(r.Calls) }).Median
+	pc := SummaryOf(rep.Rounds, SideRiver, func(r HTTPRound) float64 { return float64(r.Calls) }).Median
+	_, err := fmt.Fprintf(w, "ratio rebound/river: jobs/s %.3f, upstream calls %.3f; checked every round: calls = attempts, %d dead = %d permanent failures, rebound's DLQ rows = %d, attempts = %d (rebound) and %d (river)\n",
+		ratio(rr, pr), ratio(rc, pc), mix.Permanent, mix.Permanent, mix.Permanent, rep.ExpectedAttempts(SideRebound), rep.ExpectedAttempts(SideRiver))
+	return err
+}
+
+// WriteSVG draws rep: jobs/s, upstream calls per job and CPU µs per job,
+// per round, one line per side.
+func (rep *FailureReport) WriteSVG(w io.Writer) error {
+	c := rep.Config
+	title := fmt.Sprintf("failure-heavy mix (30%% 503 once, 5%% 400/404), %d jobs per round, MaxWorkers %d, max attempts %d, retry delay %s doubling",
+		c.Jobs, c.Workers, c.MaxAttempts, c.RetryDelay)
+	return writeRoundsSVG(w, title, c.Rounds, []Side{SideRiver, SideRebound}, rep.Rounds, []svgPanel{
+		{"jobs/s per round", HTTPRound.JobsPerSecond},
+		{"upstream calls per job", HTTPRound.CallsPerJob},
+		{"CPU µs per job (Go process, user+sys)", func(r HTTPRound) float64 { return r.CPUPerJob() }},
+	})
+}
+
+// WriteTable prints rep for humans: the settings, the machine and one line
+// per side.
+func (rep *OutageReport) WriteTable(w io.Writer) error {
+	c, m, b := rep.Config, rep.Machine, rep.Breaker
+	fmt.Fprintf(w, "outage: %d jobs per round against one upstream answering 503 for %s from the start, then 200; %d rounds per side, alternating; MaxWorkers %d, FetchCooldown %s, FetchPollInterval %s, pool %d connections\n",
+		c.Jobs, c.Outage, c.Rounds, c.Workers, c.FetchCooldown, c.FetchPollInterval, rep.PoolSize)
+	fmt.Fprintf(w, "retries, every side: max attempts %d, delay %s x 2^(n-1) +-20%%, capped at %s; rebound's breaker: failure threshold %d, ratio %g over %d calls, open timeout %s (x%g per trip), %d probe(s), park spread %s, wake spread %s\n",
+		c.MaxAttempts, c.RetryDelay, c.MaxRetryDelay, b.FailureThreshold, b.FailureRatio, b.MinimumCalls, b.OpenTimeout, b.OpenTimeoutMultiplier, b.HalfOpenMaxProbes, b.ParkSpread, b.WakeSpread)
+	writeMachine(w, m)
+	var rows [][]string
+	for _, side := range c.Sides() {
+		during := SummaryOf(rep.Rounds, side, func(r HTTPRound) float64 { return float64(r.CallsDuringOutage) })
+		drain := SummaryOf(rep.Rounds, side, func(r HTTPRound) float64 { return r.Drain.Seconds() })
+		med := func(f func(HTTPRound) float64) float64 { return SummaryOf(rep.Rounds, side, f).Median }
+		rows = append(rows, []string{string(side),
+			fmt.Sprintf("%.0f", during.Median), fmt.Sprintf("%.0f-%.0f", during.Min, during.Max),
+			fmt.Sprintf("%.0f", med(func(r HTTPRound) float64 { return float64(r.Calls) })),
+			fmt.Sprintf("%.2f", drain.Median), fmt.Sprintf("%.2f-%.2f", drain.Min, drain.Max),
+			fmt.Sprintf("%.0f", med(func(r HTTPRound) float64 { return float64(r.Completed) })),
+			fmt.Sprintf("%.0f", med(func(r HTTPRound) float64 { return float64(r.Dead) })),
+			fmt.Sprintf("%.0f", med(func(r HTTPRound) float64 { return float64(r.Parked) })),
+			fmt.Sprintf("%.1f", med(func(r HTTPRound) float64 { return r.CPUPerJob() }))})
+	}
+	if err := cli.Table(w, []string{"SIDE", "CALLS DURING OUTAGE (MEDIAN)", "(MIN-MAX)", "CALLS IN ALL", "DRAIN AFTER RECOVERY S (MEDIAN)", "(MIN-MAX)", "COMPLETED", "DEAD", "PARKED", "CPU µS/JOB"}, rows); err != nil {
+		return err
+	}
+	rd := SummaryOf(rep.Rounds, SideRebound, func(r HTTPRound) float64 { return float64(r.CallsDuringOutage) }).Median
+	pd := SummaryOf(rep.Rounds, SideRiver, func(r HTTPRound) float64 { return float64(r.CallsDuringOutage) }).Median
+	_, err := fmt.Fprintf(w, "calls during the outage, rebound with its breaker / river: %.3f\n", ratio(rd, pd))
+	return err
+}
+
+// WriteSVG draws rep: upstream calls during the outage, seconds to drain
+// after recovery and CPU µs per job, per round, one line per side.
+func (rep *OutageReport) WriteSVG(w io.Writer) error {
+	c := rep.Config
+	title := fmt.Sprintf("outage: %d jobs, upstream 503 for %s, MaxWorkers %d, breaker threshold %d, open timeout %s",
+		c.Jobs, c.Outage, c.Workers, rep.Breaker.FailureThreshold, rep.Breaker.OpenTimeout)
+	return writeRoundsSVG(w, title, c.Rounds, c.Sides(), rep.Rounds, []svgPanel{
+		{"upstream calls during the outage", func(r HTTPRound) float64 { return float64(r.CallsDuringOutage) }},
+		{"seconds to drain after recovery", func(r HTTPRound) float64 { return r.Drain.Seconds() }},
+		{"CPU µs per job (Go process, user+sys)", func(r HTTPRound) float64 { return r.CPUPerJob() }},
+	})
+}
+
+func writeMachine(w io.Writer, m Machine) {
+	fmt.Fprintf(w, "machine: %d CPUs, GOMAXPROCS %d, %s, PostgreSQL %s, load average %s before, %s after\n",
+		m.CPUs, m.GOMAXPROCS, m.GoVersion, m.PostgreSQL, m.LoadBefore, m.LoadAfter)
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+type svgPanel struct {
+	title string
+	value func(HTTPRound) float64
+}
+
+var sideColors = map[Side]string{SideRiver: "#1f77b4", SideRebound: "#d62728", SideReboundNoBreaker: "#2ca02c"}
+
+// writeRoundsSVG draws one panel per entry of panels, side by side: the
+// panel's value per round, one line per side.
+func writeRoundsSVG(w io.Writer, title string, rounds int, sides []Side, data []HTTPRound, panels []svgPanel) error {
+	const panelW, panelH, pad = 420.0, 260.0, 55.0
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", panelW*float64(len(panels)), panelH+40)
+	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
+	fmt.Fprintf(&b, `<text x="10" y="18" font-size="13">%s</text>`+"\n", html.EscapeString(title))
+	for pi, p := range panels {
+		x0 := panelW * float64(pi)
+		var maxV float64
+		for _, r := range data {
+			maxV = math.Max(maxV, p.value(r))
+		}
+		if maxV == 0 {
+			maxV = 1
+		}
+		maxV *= 1.1
+		top, bottom, left, right := 40.0, panelH, x0+pad, x0+panelW-20
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">%s</text>`+"\n", left, top-6, html.EscapeString(p.title))
+		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, bottom, right, bottom)
+		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, top, left, bottom)
+		for i := 0; i <= 4; i++ {
+			v := maxV * float64(i) / 4
+			y := bottom - (bottom-top)*float64(i)/4
+			label := fmt.Sprintf("%.0f", v)
+			if maxV < 10 {
+				label = fmt.Sprintf("%.2f", v)
+			}
+			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end">%s</text>`+"\n", left-4, y+4, label)
+		}
+		xOf := func(round int) float64 {
+			if rounds <= 1 {
+				return (left + right) / 2
+			}
+			return left + 10 + (right-left-20)*float64(round-1)/float64(rounds-1)
+		}
+		for i := 1; i <= rounds; i++ {
+			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">%d</text>`+"\n", xOf(i), bottom+16, i)
+		}
+		for si, side := range sides {
+			var pts []string
+			for _, r := range data {
+				if r.Side != side {
+					continue
+				}
+				x, y := xOf(r.Number), bottom-(bottom-top)*p.value(r)/maxV
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
+				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", x, y, sideColors[side])
+			}
+			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), sideColors[side])
+			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="%s" text-anchor="end">%s</text>`+"\n", right-4, top+14+16*float64(si), sideColors[side], side)
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">round</text>`+"\n", (left+right)/2, bottom+32)
+	}
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
