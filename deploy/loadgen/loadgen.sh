@@ -57,7 +57,7 @@ while :; do
 	synthetic_jobs | enqueue synthetic --file - >/dev/null
 	n=$((n + 1))
 	if [ "$rounds" -gt 0 ] && [ "$n" -ge "$rounds" ]; then
-		echo "loadgen: ${n} rounds enqueued"
+		echo "loadgen: done after ${n} round(s)"
 		exit 0
 	fi
 	sleep "$interval"
