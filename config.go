@@ -186,7 +186,7 @@ type Config struct {
 
 	// Middleware is your own River middleware (insert and worker). Worker
 	// middleware runs inside rebound's, around the job's Work: rebound's
-	// metrics -> job counts -> breaker gate -> attempt recorder ->
+	// [tracing span ->] metrics -> job counts -> breaker gate -> attempt recorder ->
 	// KindConfig.Timeout -> yours -> Work, so the attempt recorder classifies the errors it
 	// returns. Insert middleware runs after rebound's (see [Pod.Insert]).
 	Middleware []rivertype.Middleware

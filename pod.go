@@ -74,8 +74,10 @@ const (
 // attempt recorder (classify the failure, record it in the job's history
 // at metadata.output.attempts, decide: retry after the delay its class's
 // strategy gives, or end now) -> KindConfig.Timeout -> Config.Middleware ->
-// the job's Work. Dead letters are written by the database itself (a
-// trigger on river_job) and reconciled every minute.
+// the job's Work. With Config.TracerProvider, the attempt's span and its
+// annotator (class and outcome) come first, around all of it. Dead letters
+// are written by the database itself (a trigger on river_job) and
+// reconciled every minute.
 func New(config Config) (*Pod, error) {
 	c := config.withDefaults()
 	policies, err := c.validate()
