@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/adminauth"
@@ -185,7 +186,7 @@ type Config struct {
 
 	// Middleware is your own River middleware (insert and worker). Worker
 	// middleware runs inside rebound's, around the job's Work: rebound's
-	// metrics -> job counts -> breaker gate -> attempt recorder ->
+	// [tracing span ->] metrics -> job counts -> breaker gate -> attempt recorder ->
 	// KindConfig.Timeout -> yours -> Work, so the attempt recorder classifies the errors it
 	// returns. Insert middleware runs after rebound's (see [Pod.Insert]).
 	Middleware []rivertype.Middleware
@@ -228,6 +229,17 @@ type Config struct {
 	// job_retry_metrics (flush interval, retention) and GET
 	// /api/admin/job-health (see [MonitoringConfig]).
 	Monitoring MonitoringConfig
+
+	// TracerProvider, when set, traces every job attempt: one span per
+	// attempt (River's otelriver middleware, named river.work/<kind>, with
+	// the job's kind, queue and attempt) carrying rebound's failure class
+	// and what follows the attempt (see package monitor/tracing), and a span
+	// per insert through the pod's client, whose trace context the job's
+	// spans link to. The caller owns it: shut it down after [Pod.Stop] to
+	// flush the last spans. To pass the trace context on to the
+	// http_request kind's upstream, wrap its client's transport with
+	// tracing.Transport. nil means no tracing: nothing is installed.
+	TracerProvider trace.TracerProvider
 
 	// ID names this pod's River client (leader election, attempted_by). ""
 	// lets River choose one; at most 100 characters.

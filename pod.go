@@ -24,6 +24,7 @@ import (
 	"github.com/rebound-queue/rebound/internal/httpserver"
 	"github.com/rebound-queue/rebound/migrations"
 	"github.com/rebound-queue/rebound/monitor"
+	"github.com/rebound-queue/rebound/monitor/tracing"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -73,8 +74,10 @@ const (
 // attempt recorder (classify the failure, record it in the job's history
 // at metadata.output.attempts, decide: retry after the delay its class's
 // strategy gives, or end now) -> KindConfig.Timeout -> Config.Middleware ->
-// the job's Work. Dead letters are written by the database itself (a
-// trigger on river_job) and reconciled every minute.
+// the job's Work. With Config.TracerProvider, the attempt's span and its
+// annotator (class and outcome) come first, around all of it. Dead letters
+// are written by the database itself (a trigger on river_job) and
+// reconciled every minute.
 func New(config Config) (*Pod, error) {
 	c := config.withDefaults()
 	policies, err := c.validate()
@@ -153,14 +156,23 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	queues := make(map[string]river.QueueConfig, len(c.Queues))
 	maps.Copy(queues, c.Queues)
 	// Worker middleware runs in this order around each attempt:
-	// metrics -> job counts -> breaker gate (-> its mark for the job
+	// [tracing span and annotator ->] metrics -> job counts -> breaker gate (-> its mark for the job
 	// counts) -> attempt recorder -> kind timeouts -> the caller's
 	// middleware -> the job's Work. The insert rules run
 	// first on every insert.
-	middleware := []rivertype.Middleware{&insertRules{keys: keys, policies: policies}, metrics.JobMiddleware()}
+	// With tracing, its span comes first, around everything.
+	var middleware []rivertype.Middleware
+	var inGate []rivertype.Middleware
+	if c.TracerProvider != nil {
+		tr := tracing.NewJobMiddleware(c.TracerProvider)
+		middleware = append(middleware, tr.Outer()...)
+		inGate = append(inGate, tr.GateMarker())
+	}
+	middleware = append(middleware, &insertRules{keys: keys, policies: policies}, metrics.JobMiddleware())
 	middleware = append(middleware, a.aroundGate[0]...)
 	middleware = append(middleware, gate)
 	middleware = append(middleware, a.aroundGate[1]...)
+	middleware = append(middleware, inGate...)
 	middleware = append(middleware, recorder)
 	if t := newKindTimeouts(c.Kinds); t != nil {
 		middleware = append(middleware, t)

@@ -225,6 +225,41 @@ func RecordResult(ctx context.Context, v any) error {
 	return nil
 }
 
+// AttemptObserver receives the history entries appended for one attempt;
+// see [WithAttemptObserver].
+type AttemptObserver interface {
+	// ObserveAttempt is called with each entry, after the decision
+	// (Strategy, DelayMS and Final say what follows), on the job's
+	// goroutine. It must be fast and must not panic.
+	ObserveAttempt(a Attempt)
+}
+
+type observerKey struct{}
+
+// WithAttemptObserver returns a context, derived from a job's work context
+// by a worker middleware installed outside the [AttemptRecorder] (and the
+// circuit breaker gate), under which the recorder and [CancelWithClass]
+// hand obs the history entry they append for this attempt: a failure with
+// its class, an operator's cancel (class cancelled), the rescue limit
+// (class lost), a job parked too long (class breaker_open) or with an
+// invalid operation key (CancelWithClass's class). Entries back-filled for
+// earlier lost attempts are not this attempt's and are not handed over. A successful attempt, a snooze or a shutdown
+// appends nothing. Tracing uses it to put the class on the attempt's span.
+//
+// Without it the recorder looks the observer up once per failed attempt
+// (a context.Value walk, no allocation) and nothing else is done.
+func WithAttemptObserver(ctx context.Context, obs AttemptObserver) context.Context {
+	return context.WithValue(ctx, observerKey{}, obs)
+}
+
+// observe hands the attempt's entry to the context's AttemptObserver, if
+// any.
+func observe(ctx context.Context, entry *Attempt) {
+	if obs, ok := ctx.Value(observerKey{}).(AttemptObserver); ok {
+		obs.ObserveAttempt(*entry)
+	}
+}
+
 // attemptRun is the state of one attempt while the recorder handles it.
 type attemptRun struct {
 	job    *rivertype.JobRow
@@ -372,6 +407,7 @@ func (r *AttemptRecorder) finish(ctx context.Context, actx *attemptCtx, run *att
 	}
 	run.out.appendSorted(entry)
 	r.write(ctx, actx, run)
+	observe(ctx, &entry)
 	if !remoteCancel {
 		r.report(job, entry) // an operator's cancel is not a failure
 	}
@@ -489,6 +525,7 @@ func (r *AttemptRecorder) recordPanic(ctx context.Context, actx *attemptCtx, run
 	}
 	run.out.appendSorted(entry)
 	r.write(ctx, actx, run)
+	observe(ctx, &entry)
 	r.report(run.job, entry)
 	if decision == decideCancel {
 		return river.JobCancel(&panicError{value: v, msg: msg})
@@ -535,6 +572,7 @@ func (r *AttemptRecorder) checkRescueLimit(ctx context.Context, run *attemptRun)
 	}
 	run.out.appendSorted(final)
 	r.write(ctx, nil, run)
+	observe(ctx, &final)
 	r.report(run.job, final)
 	return river.JobCancel(cause)
 }
@@ -583,16 +621,18 @@ func CancelWithClass(ctx context.Context, job *rivertype.JobRow, class Class, ca
 	if cause == nil {
 		cause = fmt.Errorf("retrypolicy: job ended with class %s", class)
 	}
+	entry := Attempt{
+		Attempt:      job.Attempt,
+		At:           time.Now().UTC(),
+		Class:        class,
+		RetryAfterMS: Diagnose(cause).RetryAfter.Milliseconds(),
+		Error:        storable.Text(cause.Error(), MaxErrorBytes),
+		Final:        true,
+	}
+	observe(ctx, &entry)
 	out, err := ParseOutput(job.Metadata)
 	if err == nil {
-		out.appendSorted(Attempt{
-			Attempt:      job.Attempt,
-			At:           time.Now().UTC(),
-			Class:        class,
-			RetryAfterMS: Diagnose(cause).RetryAfter.Milliseconds(),
-			Error:        storable.Text(cause.Error(), MaxErrorBytes),
-			Final:        true,
-		})
+		out.appendSorted(entry)
 		err = writeOutput(ctx, out)
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -25,12 +26,16 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/internal/config"
 	"github.com/rebound-queue/rebound/jobs"
+	"github.com/rebound-queue/rebound/monitor/tracing"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -49,6 +54,7 @@ type options struct {
 	rescueGrace          time.Duration
 	rescueStuckJobsAfter time.Duration
 	pollOnly             bool
+	tracing              bool
 	logFormat            string
 	logLevel             string
 	id                   string
@@ -90,6 +96,8 @@ func newRootCmd() *cobra.Command {
 		"how long a job may stay running before it counts as lost (its pod died or hung) and the leader's rescuer retries it; a kind with a longer timeout waits for it (http_request: timeout_seconds + --rescue-grace); at least --job-timeout + --rescue-grace; 0 (the default) means exactly that, 1m15s with the defaults")
 	f.BoolVar(&o.pollOnly, "poll-only", false,
 		"find jobs by polling only, without LISTEN/NOTIFY (needed behind PgBouncer in transaction mode); the circuit breakers then LISTEN only on DATABASE_DIRECT_URL if set, else see transitions by their 1s re-read")
+	f.BoolVar(&o.tracing, "tracing", false,
+		"trace every job attempt with OpenTelemetry and export the spans over OTLP/HTTP, configured by the OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER...); http_request jobs pass a traceparent header upstream")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (JSON unless stdout is a terminal), json or text")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.id, "id", "", "name of this worker in River (default: the host name and the start time)")
@@ -121,6 +129,7 @@ within its deadline is never taken back.
 Environment:
   DATABASE_URL                     the database: a postgres:// URL or a libpq key=value string (libpq's PG* variables and defaults when unset)
   DATABASE_DIRECT_URL              a direct connection to PostgreSQL for the circuit breakers' LISTEN, when DATABASE_URL goes through PgBouncer in transaction mode
+  OTEL_EXPORTER_OTLP_ENDPOINT      with --tracing: the OTLP/HTTP collector (default https://localhost:4318; /v1/traces is appended); the other OTEL_* variables of the OpenTelemetry SDK apply too (OTEL_SERVICE_NAME, default rebound-worker; OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG; OTEL_EXPORTER_OTLP_HEADERS...)
   ` + adminauth.EnvToken + `              guards the admin routes (/api/admin/..., /riverui/): Authorization: Bearer <token>, at least 16 characters; without it they are served only on a loopback --http-addr
 `)
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
@@ -173,11 +182,23 @@ func run(ctx context.Context, o *options) error {
 		breakerConfig.ListenDisabled = true
 	}
 
+	httpClient := jobs.NewHTTPClient()
+	var tracerProvider trace.TracerProvider // nil: no tracing
+	if o.tracing {
+		tp, err := startTracing(logger)
+		if err != nil {
+			return err
+		}
+		defer stopTracing(logger, tp)
+		tracerProvider = tp
+		httpClient.Transport = tracing.Transport(httpClient.Transport, tp)
+	}
+
 	// The job kinds this binary works: rebound's built-in ones.
 	registry := jobs.Builtin()
 	registry.Register(jobs.WeeklyIntelligenceKind(settings.WeeklyIntelligence))
 	workers := river.NewWorkers()
-	if err := registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: jobs.NewHTTPClient(), RescueGrace: o.rescueGrace}); err != nil {
+	if err := registry.AddWorkers(workers, jobs.WorkerDeps{HTTPClient: httpClient, RescueGrace: o.rescueGrace}); err != nil {
 		return err
 	}
 	kinds := make(map[string]rebound.KindConfig, len(registry.Names()))
@@ -224,13 +245,44 @@ func run(ctx context.Context, o *options) error {
 			Channels:      settings.Alerts.Channels,
 			Link:          settings.Alerts.Link,
 		},
-		Logger: logger,
-		ID:     o.id,
+		TracerProvider: tracerProvider,
+		Logger:         logger,
+		ID:             o.id,
 	})
 	if err != nil {
 		return flagError(o, err)
 	}
 	return pod.Run(ctx)
+}
+
+// tracingShutdownTimeout bounds the export of the last spans on stop.
+const tracingShutdownTimeout = 5 * time.Second
+
+// startTracing builds the OTLP/HTTP tracer provider from the OTEL_*
+// variables and logs once where spans go; the SDK's own errors (a failed
+// export) are logged as warnings.
+func startTracing(logger *slog.Logger) (*sdktrace.TracerProvider, error) {
+	tp, desc, err := tracing.NewProvider(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		logger.Warn("tracing: " + err.Error())
+	}))
+	logger.Info("tracing on: exporting job spans", slog.String("export", desc))
+	return tp, nil
+}
+
+// stopTracing exports the spans still buffered, within
+// tracingShutdownTimeout, once the pod has stopped.
+func stopTracing(logger *slog.Logger, tp *sdktrace.TracerProvider) {
+	ctx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		logger.Warn("tracing: last spans not exported", slog.String("error", err.Error()))
+		return
+	}
+	logger.Info("tracing: spans flushed")
 }
 
 // checkFlags refuses, in the terms of the command line, what the pod would
