@@ -1,4 +1,4 @@
-package deploy
+package deploy_test
 
 import (
 	"encoding/json"
@@ -22,10 +22,10 @@ type dashboard struct {
 	Panels     []panel `json:"panels"`
 	Templating struct {
 		List []struct {
-			Name       string     `json:"name"`
-			Type       string     `json:"type"`
-			Datasource datasource `json:"datasource"`
-			Definition string     `json:"definition"`
+			Name       string `json:"name"`
+			Type       string `json:"type"`
+			Datasource dsRef  `json:"datasource"`
+			Definition string `json:"definition"`
 			Query      struct {
 				Query string `json:"query"`
 			} `json:"query"`
@@ -36,21 +36,21 @@ type dashboard struct {
 	} `json:"templating"`
 }
 
-type datasource struct {
+type dsRef struct {
 	Type string `json:"type"`
 	UID  string `json:"uid"`
 }
 
 type panel struct {
-	ID         int        `json:"id"`
-	Type       string     `json:"type"`
-	Title      string     `json:"title"`
-	Datasource datasource `json:"datasource"`
+	ID         int    `json:"id"`
+	Type       string `json:"type"`
+	Title      string `json:"title"`
+	Datasource dsRef  `json:"datasource"`
 	GridPos    struct{ H, W, X, Y int }
 	Targets    []struct {
-		RefID      string     `json:"refId"`
-		Expr       string     `json:"expr"`
-		Datasource datasource `json:"datasource"`
+		RefID      string `json:"refId"`
+		Expr       string `json:"expr"`
+		Datasource dsRef  `json:"datasource"`
 	} `json:"targets"`
 }
 
@@ -87,7 +87,7 @@ func TestDashboardIsValid(t *testing.T) {
 	for _, v := range d.Templating.List {
 		vars = append(vars, v.Name)
 		require.Equal(t, "query", v.Type, v.Name)
-		require.Equal(t, datasource{"prometheus", "prometheus"}, v.Datasource, v.Name)
+		require.Equal(t, dsRef{"prometheus", "prometheus"}, v.Datasource, v.Name)
 		require.Equal(t, v.Definition, v.Query.Query, v.Name)
 		require.Regexp(t, `^label_values\(rebound_\w+, \w+\)$`, v.Definition, v.Name)
 		require.True(t, v.Multi && v.IncludeAll, v.Name)
@@ -115,7 +115,7 @@ func TestDashboardIsValid(t *testing.T) {
 			require.Empty(t, p.Targets, p.Title)
 			continue
 		}
-		require.Equal(t, datasource{"prometheus", "prometheus"}, p.Datasource, p.Title)
+		require.Equal(t, dsRef{"prometheus", "prometheus"}, p.Datasource, p.Title)
 		require.NotEmpty(t, p.Targets, p.Title)
 		refs := map[string]bool{}
 		for _, tg := range p.Targets {
@@ -123,7 +123,7 @@ func TestDashboardIsValid(t *testing.T) {
 			require.NotEmpty(t, tg.Expr, p.Title)
 			require.False(t, refs[tg.RefID], "panel %q: refId %s twice", p.Title, tg.RefID)
 			refs[tg.RefID] = true
-			require.Equal(t, datasource{"prometheus", "prometheus"}, tg.Datasource, p.Title)
+			require.Equal(t, dsRef{"prometheus", "prometheus"}, tg.Datasource, p.Title)
 			for _, m := range variableRE.FindAllStringSubmatch(tg.Expr, -1) {
 				require.True(t, slices.Contains(vars, m[1]) || slices.Contains(builtinVariables, m[1]),
 					"panel %q uses unknown variable $%s", p.Title, m[1])

@@ -1,4 +1,4 @@
-package deploy
+package deploy_test
 
 import (
 	"testing"
@@ -7,7 +7,4 @@ import (
 	"github.com/rebound-queue/rebound/internal/proctest"
 )
 
-// TestMain removes the binaries the tests built and drops the databases they
-// created, and the shared template when no other test process uses it, once
-// the tests end.
 func TestMain(m *testing.M) { dbtest.Main(m, proctest.RemoveBinaries) }

@@ -1,4 +1,4 @@
-package deploy
+package deploy_test
 
 import (
 	"bufio"
@@ -50,18 +50,20 @@ alerts:
     hook: {type: webhook, url: "%s"}
 `
 
-// TestDashboardAndRulesAgainstPrometheus runs two real worker pods and a
-// real Prometheus server scraping them every second with the shipped rules
-// (for: shortened to 1s in the test's copy), works synthetic jobs that
-// succeed, retry, dead-letter, open a breaker (payments) and complete a
-// batch, plus a queue nobody works (reports, its job a hour overdue) and a
-// dead-letter entry a day old; then it evaluates, through Prometheus's HTTP
-// API, every dashboard query (variables substituted as Grafana does: all
-// values, then kind=synthetic and queue=default) and every recording and
-// alerting expression: each parses, returns data, and names only metrics
-// the pods export. Every alert fires (ReboundBreakerOpen for payments), and
-// the dead-letter queue size of the dashboard and the rules equals the
-// database's count though both pods export it.
+// TestDashboardAndRulesAgainstPrometheus runs two real worker pods (each
+// working a queue of its own) and a real Prometheus server scraping them
+// every second with the shipped rules (for: shortened to 1s in the test's
+// copy), works synthetic jobs that succeed, retry, dead-letter (117), open
+// a breaker (payments) and complete a batch, plus a queue nobody works
+// (reports, its job an hour overdue) and dead-letter entries a day old;
+// then it evaluates, through Prometheus's HTTP API, every dashboard query
+// (variables substituted as Grafana does: all values, then kind=synthetic
+// and queue=default) and every recording and alerting expression: each
+// parses, returns data, names only metrics the pods export (or the rules
+// record), and each panel shows something other than 0 over the run (the
+// reconciliation exactly 0). Every alert fires (ReboundBreakerOpen for
+// payments), and the dead-letter queue size of the dashboard and of the
+// rules equals the database's count though both pods export it.
 func TestDashboardAndRulesAgainstPrometheus(t *testing.T) {
 	t.Parallel()
 	promBin := proctest.Tool(t, "prometheus", "prometheus")
