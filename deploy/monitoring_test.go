@@ -138,7 +138,8 @@ func TestDashboardAndRulesAgainstPrometheus(t *testing.T) {
 	waitFor(t, 30*time.Second, "workload finished", func() bool {
 		return count(t, db, `SELECT count(*) FROM job_dead_letter_queue WHERE status = 'unresolved'`) == deadLettered &&
 			count(t, db, `SELECT count(*) FROM river_job WHERE kind = 'synthetic' AND state = 'completed'`) == completed &&
-			count(t, db, `SELECT count(*) FROM circuit_breaker_state WHERE breaker_key = 'payments' AND state = 'open'`) == 1
+			count(t, db, `SELECT count(*) FROM circuit_breaker_state WHERE breaker_key = 'payments' AND state = 'open'`) == 1 &&
+			count(t, db, `SELECT count(*) FROM job_batch WHERE completed_at IS NOT NULL`) == 1
 	})
 
 	t.Logf("workload done after %s", time.Since(started).Round(time.Second))
@@ -154,8 +155,15 @@ func TestDashboardAndRulesAgainstPrometheus(t *testing.T) {
 				missing = append(missing, r.Alert)
 			}
 		}
+		// And the one-off events scraped.
+		for title, raw := range firstEventOnly {
+			if v := prom.query(t, raw.query, time.Now()); len(v) != 1 || v[0] != raw.want {
+				missing = append(missing, fmt.Sprintf("%s: %s = %v", title, raw.query, v))
+			}
+		}
 		return len(missing) == 0
-	}, func() string { return fmt.Sprintf("not firing: %v", missing) })
+	}, func() string { return fmt.Sprintf("missing: %v", missing) })
+	time.Sleep(2 * time.Second) // two more scrapes, for the range queries
 	t.Logf("every alert firing after %s", time.Since(started).Round(time.Second))
 	alerts := prom.alerts(t)
 	require.Contains(t, alerts, alertKey{"ReboundBreakerOpen", "payments", "firing"})
