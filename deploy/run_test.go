@@ -165,7 +165,7 @@ func TestComposeServicesRun(t *testing.T) {
 		args[slices.Index(args, "--http-addr")+1] = "0.0.0.0:" + port
 		p := proctest.Start(t, serviceEnv(t, w, db.URL, token), w.Command[0], args...)
 		addr := "127.0.0.1:" + port
-		waitFor(t, 30*time.Second, func() bool { code, _ := get(t, addr, "/readyz", ""); return code == http.StatusOK }, p.Logs)
+		waitFor(t, 30*time.Second, "the worker to be ready", func() bool { code, _ := get(t, addr, "/readyz", ""); return code == http.StatusOK }, p.Logs)
 		addrs = append(addrs, addr)
 	}
 	for _, addr := range addrs {
@@ -207,15 +207,15 @@ func TestComposeServicesRun(t *testing.T) {
 	}
 	require.Equal(t, 12, count("SELECT count(*) FROM river_job WHERE kind = 'http_request'"))
 	require.Equal(t, 8, count("SELECT count(*) FROM river_job WHERE kind = 'synthetic'"))
-	waitFor(t, 30*time.Second, func() bool {
+	waitFor(t, 30*time.Second, "the load generator's jobs to complete or reach the DLQ", func() bool {
 		return count(`SELECT count(*) FROM river_job WHERE state = 'completed' AND kind = 'http_request' AND args->>'operation_key' IN ('status-200', 'delay')`) == 7 &&
 			count(`SELECT count(*) FROM river_job WHERE state = 'completed' AND kind = 'synthetic' AND args->>'sleep_ms' = '100'`) == 6 &&
 			count(`SELECT count(*) FROM job_dead_letter_queue WHERE kind = 'http_request' AND failure_class = 'not_found' AND operation_key = 'status-404'`) == 1 &&
 			count(`SELECT count(*) FROM job_dead_letter_queue WHERE kind = 'synthetic' AND failure_class = 'bad_request'`) == 1
-	}, func() string { return "" })
+	})
 	// Scraping both replicas, as Prometheus does, accounts for every job
 	// completed, whichever worker took it.
-	waitFor(t, 30*time.Second, func() bool {
+	waitFor(t, 30*time.Second, "both workers' /metrics to count every completed job", func() bool {
 		var sum int
 		for _, addr := range addrs {
 			_, body := get(t, addr, "/metrics", "")
@@ -226,7 +226,7 @@ func TestComposeServicesRun(t *testing.T) {
 			}
 		}
 		return sum > 0 && sum == count(`SELECT count(*) FROM river_job WHERE state = 'completed' AND kind IN ('http_request', 'synthetic')`)
-	}, func() string { return "" })
+	})
 }
 
 // completedAttempts matches the completed attempts of the load generator's
@@ -253,13 +253,3 @@ func get(t *testing.T, addr, path, token string) (int, string) {
 
 // waitFor polls cond every 100 ms until it holds, failing after timeout with
 // what logs says.
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool, logs func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s\n%s", timeout, logs())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
