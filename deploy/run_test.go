@@ -251,5 +251,3 @@ func get(t *testing.T, addr, path, token string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
-// waitFor polls cond every 100 ms until it holds, failing after timeout with
-// what logs says.
