@@ -250,4 +250,3 @@ func get(t *testing.T, addr, path, token string) (int, string) {
 	require.NoError(t, err)
 	return resp.StatusCode, string(body)
 }
-
