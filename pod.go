@@ -48,6 +48,9 @@ type Pod struct {
 	migrator *migrations.Migrator
 	features []feature
 	registry *trackingRegisterer
+	// sessions are the console's browser sessions, also accepted by the
+	// River UI.
+	sessions *adminauth.Sessions
 
 	mu      sync.Mutex
 	state   podState
@@ -135,7 +138,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	if err != nil {
 		return nil, err
 	}
-	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &batchFeature{}, &monitoringFeature{}}
+	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &batchFeature{}, &monitoringFeature{}, consoleFeature{}}
 	for _, f := range features {
 		if err := f.setup(a); err != nil {
 			return nil, err
@@ -199,7 +202,8 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 		return err
 	})
 	srv.Handle(AdminReadinessPath, adminauth.Require(c.AdminToken, srv.ReadinessDetail(), nil))
-	p := &Pod{config: c, policies: policies, client: client, http: srv, breaker: br, migrator: migrator, features: features, registry: reg}
+	p := &Pod{config: c, policies: policies, client: client, http: srv, breaker: br, migrator: migrator, features: features, registry: reg,
+		sessions: adminauth.NewSessions(c.AdminToken, c.Console.SessionTTL)}
 	for _, f := range features {
 		if err := f.mount(p, a); err != nil {
 			return nil, err
