@@ -164,7 +164,9 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on form posts, which SameOrigin refuses.
+	h.Set("Referrer-Policy", "same-origin")
 	if r.URL.Path == Prefix {
 		http.Redirect(w, r, Prefix+"/", http.StatusSeeOther)
 		return

@@ -64,9 +64,9 @@ func startPod(t *testing.T) *pod {
 }
 
 // seedDeadLetters writes n dead letters of console_test_job, cycling over
-// classes and keys, dead-lettered one minute apart going back from now, with
+// classes and keys, dead-lettered every spacing going back from now, with
 // a three-attempt history and a secret in the args (which displays redact).
-func seedDeadLetters(t testing.TB, pool *pgxpool.Pool, n int, classes, keys []string) {
+func seedDeadLetters(t testing.TB, pool *pgxpool.Pool, n int, spacing time.Duration, classes, keys []string) {
 	t.Helper()
 	_, err := pool.Exec(context.Background(), `
 		INSERT INTO job_dead_letter_queue (river_job_id, attempt, max_attempts, kind, queue, priority, final_state,
@@ -76,13 +76,13 @@ func seedDeadLetters(t testing.TB, pool *pgxpool.Pool, n int, classes, keys []st
 			jsonb_build_object('n', g, 'api_token', 'sk-live-SECRET-' || g),
 			jsonb_build_object('operation_key', ($2::text[])[1 + g % cardinality($2::text[])]),
 			jsonb_build_array(
-				jsonb_build_object('attempt', 1, 'at', now() - make_interval(mins => g) - interval '10 seconds', 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])], 'strategy', 'exponential', 'delay_ms', 1000),
-				jsonb_build_object('attempt', 2, 'at', now() - make_interval(mins => g) - interval '8 seconds', 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])], 'strategy', 'exponential', 'delay_ms', 2000),
-				jsonb_build_object('attempt', 3, 'at', now() - make_interval(mins => g), 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])])),
+				jsonb_build_object('attempt', 1, 'at', now() - make_interval(secs => g * $4::float8) - interval '10 seconds', 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])], 'strategy', 'exponential', 'delay_ms', 1000),
+				jsonb_build_object('attempt', 2, 'at', now() - make_interval(secs => g * $4::float8) - interval '8 seconds', 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])], 'strategy', 'exponential', 'delay_ms', 2000),
+				jsonb_build_object('attempt', 3, 'at', now() - make_interval(secs => g * $4::float8), 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])])),
 			($1::text[])[1 + g % cardinality($1::text[])], 'upstream failed: entry ' || g,
 			($2::text[])[1 + g % cardinality($2::text[])],
-			now() - make_interval(mins => g) - interval '10 seconds', now() - make_interval(mins => g), now() - make_interval(mins => g)
-		FROM generate_series(1, $3::int) g`, classes, keys, n)
+			now() - make_interval(secs => g * $4::float8) - interval '10 seconds', now() - make_interval(secs => g * $4::float8), now() - make_interval(secs => g * $4::float8)
+		FROM generate_series(1, $3::int) g`, classes, keys, n, spacing.Seconds())
 	require.NoError(t, err)
 }
 

@@ -26,7 +26,7 @@ import (
 func TestSecurity(t *testing.T) {
 	t.Parallel()
 	p := startPod(t)
-	seedDeadLetters(t, p.pool, 6, []string{"server_error", "rate_limited"}, []string{"payments", "mail"})
+	seedDeadLetters(t, p.pool, 6, time.Minute, []string{"server_error", "rate_limited"}, []string{"payments", "mail"})
 	var id int64
 	require.NoError(t, p.pool.QueryRow(context.Background(), `SELECT min(id) FROM job_dead_letter_queue`).Scan(&id))
 	resolveURL := sprintf("%s/console/dlq/%d/resolve", p.url, id)
