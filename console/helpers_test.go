@@ -64,7 +64,8 @@ func startPod(t *testing.T) *pod {
 }
 
 // seedDeadLetters writes n dead letters of console_test_job, cycling over
-// classes and keys, dead-lettered every spacing going back from now, with
+// classes and keys, dead-lettered every spacing up to now (the highest ID
+// the newest, as in a real queue), with
 // a three-attempt history and a secret in the args (which displays redact).
 func seedDeadLetters(t testing.TB, pool *pgxpool.Pool, n int, spacing time.Duration, classes, keys []string) {
 	t.Helper()
@@ -76,12 +77,12 @@ func seedDeadLetters(t testing.TB, pool *pgxpool.Pool, n int, spacing time.Durat
 			jsonb_build_object('n', g, 'api_token', 'sk-live-SECRET-' || g),
 			jsonb_build_object('operation_key', ($2::text[])[1 + g % cardinality($2::text[])]),
 			jsonb_build_array(
-				jsonb_build_object('attempt', 1, 'at', now() - make_interval(secs => g * $4::float8) - interval '10 seconds', 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])], 'strategy', 'exponential', 'delay_ms', 1000),
-				jsonb_build_object('attempt', 2, 'at', now() - make_interval(secs => g * $4::float8) - interval '8 seconds', 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])], 'strategy', 'exponential', 'delay_ms', 2000),
-				jsonb_build_object('attempt', 3, 'at', now() - make_interval(secs => g * $4::float8), 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])])),
+				jsonb_build_object('attempt', 1, 'at', now() - make_interval(secs => ($3::int - g) * $4::float8) - interval '10 seconds', 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])], 'strategy', 'exponential', 'delay_ms', 1000),
+				jsonb_build_object('attempt', 2, 'at', now() - make_interval(secs => ($3::int - g) * $4::float8) - interval '8 seconds', 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])], 'strategy', 'exponential', 'delay_ms', 2000),
+				jsonb_build_object('attempt', 3, 'at', now() - make_interval(secs => ($3::int - g) * $4::float8), 'error', 'HTTP 503 from upstream', 'class', ($1::text[])[1 + g % cardinality($1::text[])])),
 			($1::text[])[1 + g % cardinality($1::text[])], 'upstream failed: entry ' || g,
 			($2::text[])[1 + g % cardinality($2::text[])],
-			now() - make_interval(secs => g * $4::float8) - interval '10 seconds', now() - make_interval(secs => g * $4::float8), now() - make_interval(secs => g * $4::float8)
+			now() - make_interval(secs => ($3::int - g) * $4::float8) - interval '10 seconds', now() - make_interval(secs => ($3::int - g) * $4::float8), now() - make_interval(secs => ($3::int - g) * $4::float8)
 		FROM generate_series(1, $3::int) g`, classes, keys, n, spacing.Seconds())
 	require.NoError(t, err)
 }
