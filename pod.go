@@ -248,8 +248,8 @@ func (p *Pod) Breaker() *breaker.Breaker { return p.breaker }
 //   - GET /metrics: Config.Gatherer (see Config.Registerer), when there is
 //     one.
 //   - /api/admin/dlq, /api/admin/breakers, /api/admin/job-health: the
-//     admin API, and /riverui/:
-//     the River UI, behind Config.AdminToken (see there).
+//     admin API; /console/: the web console (package console); and
+//     /riverui/: the River UI, behind Config.AdminToken (see there).
 //
 // The routes answer from New on; the River UI once Start has run.
 // Config.HTTPAddr serves the same handler on a server of the pod's own.

@@ -49,6 +49,8 @@ type options struct {
 	rescueGrace          time.Duration
 	rescueStuckJobsAfter time.Duration
 	pollOnly             bool
+	secureCookie         bool
+	trustForwardedProto  bool
 	logFormat            string
 	logLevel             string
 	id                   string
@@ -90,6 +92,10 @@ func newRootCmd() *cobra.Command {
 		"how long a job may stay running before it counts as lost (its pod died or hung) and the leader's rescuer retries it; a kind with a longer timeout waits for it (http_request: timeout_seconds + --rescue-grace); at least --job-timeout + --rescue-grace; 0 (the default) means exactly that, 1m15s with the defaults")
 	f.BoolVar(&o.pollOnly, "poll-only", false,
 		"find jobs by polling only, without LISTEN/NOTIFY (needed behind PgBouncer in transaction mode); the circuit breakers then LISTEN only on DATABASE_DIRECT_URL if set, else see transitions by their 1s re-read")
+	f.BoolVar(&o.secureCookie, "console-secure-cookie", false,
+		"mark the console's session cookie Secure on plain HTTP too (a TLS-terminating proxy serves the console); requests over TLS get it anyway")
+	f.BoolVar(&o.trustForwardedProto, "trust-forwarded-proto", false,
+		"mark the console's session cookie Secure when a request says X-Forwarded-Proto: https; only behind a proxy that always sets that header")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (JSON unless stdout is a terminal), json or text")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.id, "id", "", "name of this worker in River (default: the host name and the start time)")
@@ -219,6 +225,7 @@ func run(ctx context.Context, o *options) error {
 		ShutdownTimeout:      o.shutdownTimeout,
 		HTTPAddr:             o.httpAddr,
 		AdminToken:           adminToken,
+		Console:              rebound.ConsoleConfig{SecureCookie: o.secureCookie, TrustForwardedProto: o.trustForwardedProto},
 		Monitoring: rebound.MonitoringConfig{
 			AlertInterval: settings.Alerts.Interval,
 			Channels:      settings.Alerts.Channels,
