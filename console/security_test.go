@@ -210,3 +210,36 @@ func TestSecureCookie(t *testing.T) {
 		})
 	}
 }
+
+// TestWithoutToken: without an admin token the console follows adminauth's
+// loopback rule; the login is a button, and POSTs still need the CSRF
+// token.
+func TestWithoutToken(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	dlq, err := deadletter.New(db.Pool, nil)
+	require.NoError(t, err)
+	con, err := console.New(console.Config{Pool: db.Pool, DLQ: dlq, Breakers: breaker.NewStore(db.Pool), Health: &health.Checker{DB: db.Pool},
+		Sessions: adminauth.NewSessions("", 0)})
+	require.NoError(t, err)
+
+	remote := httptest.NewRequest(http.MethodGet, "http://pod.test/console/login", nil)
+	remote.RemoteAddr = "10.1.2.3:4567"
+	w := httptest.NewRecorder()
+	con.ServeHTTP(w, remote)
+	require.Equal(t, http.StatusForbidden, w.Code)
+	require.Contains(t, w.Body.String(), "The console without REBOUND_ADMIN_TOKEN is served to loopback clients only.")
+
+	srv := httptest.NewServer(con) // a loopback address
+	t.Cleanup(srv.Close)
+	c := client(t)
+	r := do(t, c, http.MethodGet, srv.URL+"/console/login", nil, nil)
+	require.Equal(t, http.StatusOK, r.code)
+	require.NotContains(t, r.body, `name="token"`)
+	r = do(t, c, http.MethodPost, srv.URL+"/console/login", url.Values{}, nil)
+	require.Equal(t, http.StatusSeeOther, r.code)
+	r = do(t, c, http.MethodGet, srv.URL+"/console/breakers", nil, nil)
+	require.Equal(t, http.StatusOK, r.code)
+	r = do(t, c, http.MethodPost, srv.URL+"/console/logout", url.Values{}, nil)
+	require.Equal(t, http.StatusForbidden, r.code, "no CSRF token")
+}
