@@ -209,9 +209,10 @@ type Config struct {
 	// mount Pod.Handler on yours.
 	HTTPAddr string
 
-	// AdminToken guards the admin routes (/api/admin/..., /riverui/):
-	// requests need "Authorization: Bearer <token>" (the River UI also takes
-	// HTTP basic auth with the token as password). At least 16 characters,
+	// AdminToken guards the admin routes (/api/admin/..., /riverui/,
+	// /console/): requests need "Authorization: Bearer <token>"; the console
+	// and the River UI also take the session cookie the console's login
+	// form sets (see [ConsoleConfig]). At least 16 characters,
 	// no leading or trailing space, no control characters. "" serves them
 	// to loopback clients only, and refuses an HTTPAddr that is not a
 	// loopback address. Behind a reverse proxy on the same host every client
@@ -224,6 +225,9 @@ type Config struct {
 	// attributes through the text rules, attributes with secret names
 	// replaced). nil discards.
 	Logger *slog.Logger
+
+	// Console configures the web console at /console/ (see [ConsoleConfig]).
+	Console ConsoleConfig
 
 	// Monitoring configures job monitoring: the per-kind counts in
 	// job_retry_metrics (flush interval, retention) and GET
@@ -395,6 +399,9 @@ func (c *Config) validate() (*retrypolicy.Policies, error) {
 		if c.Kinds[kind].Timeout < 0 {
 			return nil, configErr(fmt.Sprintf("Kinds[%q].Timeout", kind), "%s is negative (0 means no bound of rebound's)", c.Kinds[kind].Timeout)
 		}
+	}
+	if err := c.Console.validate(); err != nil {
+		return nil, err
 	}
 	if err := c.Monitoring.validate(); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package rebound
 import (
 	"context"
 
+	"github.com/rebound-queue/rebound/console"
 	"github.com/rebound-queue/rebound/deadletter"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/adminui"
@@ -37,7 +38,7 @@ func (d *deadLetterFeature) mount(p *Pod, _ *assembly) error {
 	p.http.Handle(deadletter.APIPath, api)
 	p.http.Handle(deadletter.APIPath+"/", api)
 
-	ui, err := adminui.New(p.client, c.Logger, c.AdminToken)
+	ui, err := adminui.New(p.client, c.Logger, c.AdminToken, p.sessions, console.LoginPath)
 	if err != nil {
 		return err
 	}

@@ -18,8 +18,8 @@ import (
 
 // feature is one part of a pod around its River client: the circuit
 // breakers' admin API and cleanup, the dead-letter queue's API, River UI and
-// reconciliation, and the parts still to come (monitoring and alerts,
-// batches, the console) plug in the same way, so the worker binary and a Go
+// reconciliation, and the others (monitoring and alerts, batches, the
+// console) plug in the same way, so the worker binary and a Go
 // service get one assembly.
 //
 // New calls setup on every feature before it builds the River client (a

@@ -49,6 +49,9 @@ type Pod struct {
 	migrator *migrations.Migrator
 	features []feature
 	registry *trackingRegisterer
+	// sessions are the console's browser sessions, also accepted by the
+	// River UI.
+	sessions *adminauth.Sessions
 
 	mu      sync.Mutex
 	state   podState
@@ -138,7 +141,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	if err != nil {
 		return nil, err
 	}
-	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &batchFeature{}, &monitoringFeature{}}
+	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &batchFeature{}, &monitoringFeature{}, consoleFeature{}}
 	for _, f := range features {
 		if err := f.setup(a); err != nil {
 			return nil, err
@@ -211,7 +214,8 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 		return err
 	})
 	srv.Handle(AdminReadinessPath, adminauth.Require(c.AdminToken, srv.ReadinessDetail(), nil))
-	p := &Pod{config: c, policies: policies, client: client, http: srv, breaker: br, migrator: migrator, features: features, registry: reg}
+	p := &Pod{config: c, policies: policies, client: client, http: srv, breaker: br, migrator: migrator, features: features, registry: reg,
+		sessions: adminauth.NewSessions(c.AdminToken, c.Console.SessionTTL)}
 	for _, f := range features {
 		if err := f.mount(p, a); err != nil {
 			return nil, err
@@ -256,8 +260,8 @@ func (p *Pod) Breaker() *breaker.Breaker { return p.breaker }
 //   - GET /metrics: Config.Gatherer (see Config.Registerer), when there is
 //     one.
 //   - /api/admin/dlq, /api/admin/breakers, /api/admin/job-health: the
-//     admin API, and /riverui/:
-//     the River UI, behind Config.AdminToken (see there).
+//     admin API; /console/: the web console (package console); and
+//     /riverui/: the River UI, behind Config.AdminToken (see there).
 //
 // The routes answer from New on; the River UI once Start has run.
 // Config.HTTPAddr serves the same handler on a server of the pod's own.

@@ -55,6 +55,8 @@ type options struct {
 	rescueStuckJobsAfter time.Duration
 	pollOnly             bool
 	tracing              bool
+	secureCookie         bool
+	trustForwardedProto  bool
 	logFormat            string
 	logLevel             string
 	id                   string
@@ -98,6 +100,10 @@ func newRootCmd() *cobra.Command {
 		"find jobs by polling only, without LISTEN/NOTIFY (needed behind PgBouncer in transaction mode); the circuit breakers then LISTEN only on DATABASE_DIRECT_URL if set, else see transitions by their 1s re-read")
 	f.BoolVar(&o.tracing, "tracing", false,
 		"trace every job attempt with OpenTelemetry and export the spans over OTLP/HTTP, configured by the OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER...); http_request jobs pass a traceparent header upstream")
+	f.BoolVar(&o.secureCookie, "console-secure-cookie", false,
+		"mark the console's session cookie Secure on plain HTTP too (a TLS-terminating proxy serves the console); requests over TLS get it anyway")
+	f.BoolVar(&o.trustForwardedProto, "trust-forwarded-proto", false,
+		"mark the console's session cookie Secure when a request says X-Forwarded-Proto: https; only behind a proxy that always sets that header")
 	f.StringVar(&o.logFormat, "log-format", "auto", "log format: auto (JSON unless stdout is a terminal), json or text")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.id, "id", "", "name of this worker in River (default: the host name and the start time)")
@@ -240,6 +246,7 @@ func run(ctx context.Context, o *options) error {
 		ShutdownTimeout:      o.shutdownTimeout,
 		HTTPAddr:             o.httpAddr,
 		AdminToken:           adminToken,
+		Console:              rebound.ConsoleConfig{SecureCookie: o.secureCookie, TrustForwardedProto: o.trustForwardedProto},
 		Monitoring: rebound.MonitoringConfig{
 			AlertInterval: settings.Alerts.Interval,
 			Channels:      settings.Alerts.Channels,

@@ -573,6 +573,8 @@ func TestHelpListsEnvironment(t *testing.T) {
 	for _, want := range []string{
 		"DATABASE_URL ", "DATABASE_DIRECT_URL ", "REBOUND_ADMIN_TOKEN ",
 		"REBOUND_CONFIG                   --config\n",
+		"REBOUND_CONSOLE_SECURE_COOKIE    --console-secure-cookie\n",
+		"REBOUND_TRUST_FORWARDED_PROTO    --trust-forwarded-proto\n",
 		"REBOUND_FETCH_COOLDOWN           --fetch-cooldown\n",
 		"REBOUND_FETCH_POLL_INTERVAL      --fetch-poll-interval\n",
 		"REBOUND_HTTP_ADDR                --http-addr\n",

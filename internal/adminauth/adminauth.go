@@ -6,7 +6,10 @@
 //   - With a token (REBOUND_ADMIN_TOKEN) every request must carry
 //     `Authorization: Bearer <token>`; the River UI also accepts HTTP basic
 //     auth with the token as the password (any user name), so a browser can
-//     open it. Tokens are compared in constant time.
+//     open it, unless it is given [Opts.Sessions]: then it takes the
+//     console's session cookie instead (see [Sessions]), and sends a
+//     browser without one to the console's login page. Tokens are compared
+//     in constant time.
 //   - Without a token the routes are served only when the server listens on
 //     a loopback address ([CheckListenAddr] refuses to start otherwise) and
 //     only to loopback clients.
@@ -23,6 +26,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"unicode"
 )
@@ -95,14 +99,31 @@ type Opts struct {
 	// password, and asks browsers for it (WWW-Authenticate: Basic) on a
 	// 401. For the River UI.
 	AllowBasic bool
+	// Sessions, when set, also accepts a valid console session cookie
+	// (see [Sessions]); a request that changes something (not GET, HEAD or
+	// OPTIONS) without a Bearer token must then come from the same origin
+	// ([SameOrigin]), else 403.
+	Sessions *Sessions
+	// LoginPath, when set, sends a browser (a GET or HEAD asking for HTML)
+	// without credentials there with 303 See Other and ?next=<its path>,
+	// instead of a 401.
+	LoginPath string
 }
 
 // Require returns next guarded by token (see the package doc). opts may be
 // nil.
 func Require(token string, next http.Handler, opts *Opts) http.Handler {
-	basic := opts != nil && opts.AllowBasic
+	if opts == nil {
+		opts = &Opts{}
+	}
+	basic := opts.AllowBasic
 	want := sha256.Sum256([]byte(token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		presented, ok := credential(r, basic)
+		if opts.Sessions != nil && !ok && !safeMethod(r.Method) && !SameOrigin(r) {
+			deny(w, http.StatusForbidden, "cross-site request refused (Origin / Sec-Fetch-Site is not this site)")
+			return
+		}
 		if token == "" {
 			if !IsLoopback(r.RemoteAddr) {
 				deny(w, http.StatusForbidden, "admin routes without "+EnvToken+" are served to loopback clients only")
@@ -111,7 +132,16 @@ func Require(token string, next http.Handler, opts *Opts) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		presented, ok := credential(r, basic)
+		if !ok && opts.Sessions != nil {
+			if _, valid := opts.Sessions.FromRequest(r); valid {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if opts.LoginPath != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html") {
+				http.Redirect(w, r, opts.LoginPath+"?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+		}
 		if !ok {
 			if basic {
 				w.Header().Set("WWW-Authenticate", `Basic realm="rebound admin", charset="UTF-8"`)

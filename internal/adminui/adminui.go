@@ -29,10 +29,12 @@ type UI struct {
 	guarded http.Handler
 }
 
-// New builds the River UI for client behind [adminauth.Require] with basic
-// auth allowed, so a browser can log in with the token as the password.
+// New builds the River UI for client behind [adminauth.Require]: a Bearer
+// token, or the console's session cookie (sessions); a browser without
+// either is sent to loginPath (the console's login page). HTTP basic auth,
+// which browsers replay on their own (a CSRF risk), is not accepted.
 // Errors come from riverui.
-func New(client *river.Client[pgx.Tx], logger *slog.Logger, token string) (*UI, error) {
+func New(client *river.Client[pgx.Tx], logger *slog.Logger, token string, sessions *adminauth.Sessions, loginPath string) (*UI, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -44,7 +46,7 @@ func New(client *river.Client[pgx.Tx], logger *slog.Logger, token string) (*UI, 
 	if err != nil {
 		return nil, fmt.Errorf("river UI: %w", err)
 	}
-	return &UI{ui: h, guarded: adminauth.Require(token, h, &adminauth.Opts{AllowBasic: true})}, nil
+	return &UI{ui: h, guarded: adminauth.Require(token, h, &adminauth.Opts{Sessions: sessions, LoginPath: loginPath})}, nil
 }
 
 // Start starts the UI's background services; they stop when ctx is done.
