@@ -135,7 +135,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	if err != nil {
 		return nil, err
 	}
-	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &batchFeature{}, &monitoringFeature{}}
+	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &batchFeature{}, &monitoringFeature{}, &listenCheckFeature{}}
 	for _, f := range features {
 		if err := f.setup(a); err != nil {
 			return nil, err
