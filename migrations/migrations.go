@@ -201,8 +201,9 @@ type Config struct {
 	// Logger receives one line per applied migration. Defaults to a logger
 	// that discards everything.
 	Logger *slog.Logger
-	// LockTimeout bounds the wait for another process's migration to finish.
-	// Defaults to [DefaultLockTimeout].
+	// LockTimeout bounds each wait for the migration lock (another
+	// process applying a migration), through PostgreSQL's lock_timeout set
+	// for the lock alone. Defaults to [DefaultLockTimeout].
 	LockTimeout time.Duration
 }
 
