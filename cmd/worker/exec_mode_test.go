@@ -104,17 +104,28 @@ alerts:
 	enqueue(strings.Repeat("{}\n", 3), "batch", "--kind", "synthetic", "--name", "nightly", "--file", "-", "--batch-size", "2", "--delay-between-batches", "0s")
 
 	t.Logf("%s: worker started, jobs enqueued after %s", mode, time.Since(start).Round(time.Millisecond))
+	// waitLogged is waitFor that shows the worker's log when it gives up.
+	waitLogged := func(timeout time.Duration, what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s not within %s; worker output:\n%s", mode, what, timeout, worker.Logs())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	pending := `SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled', 'discarded') AND kind = 'synthetic'`
-	waitFor(t, 40*time.Second, func() bool { return count(t, db.Pool, pending) == 0 })
+	waitLogged(40*time.Second, "jobs settled", func() bool { return count(t, db.Pool, pending) == 0 })
 	require.Equal(t, 9, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE kind = 'synthetic' AND state = 'completed'"))
 	require.Equal(t, 2, count(t, db.Pool, "SELECT count(*) FROM river_job WHERE kind = 'synthetic' AND state = 'completed' AND attempt = 2"))
 	require.Equal(t, 3, count(t, db.Pool, "SELECT count(*) FROM job_dead_letter_queue"))
 	require.Equal(t, 1, count(t, db.Pool, "SELECT count(*) FROM circuit_breaker_state WHERE breaker_key = 'down.example' AND state = 'open'"))
-	waitFor(t, 20*time.Second, func() bool {
+	waitLogged(60*time.Second, "breaker-open alert delivered", func() bool {
 		return count(t, db.Pool, "SELECT count(*) FROM job_alert_history WHERE rule = 'breaker-open' AND delivery -> 'hook' ->> 'outcome' = 'delivered'") == 1
 	})
 	require.Equal(t, int64(1), delivered.Load())
-	waitFor(t, 20*time.Second, func() bool {
+	waitLogged(30*time.Second, "batch completed", func() bool {
 		return count(t, db.Pool, "SELECT count(*) FROM job_batch WHERE completed_at IS NOT NULL") == 1
 	})
 
@@ -143,7 +154,7 @@ alerts:
 	require.Contains(t, cli("dlq", "retry", id), "retried 1")
 	require.Contains(t, cli("dlq", "resolve", "--all", "--class", "server_error", "--note", "down for maintenance"), "resolved 2")
 	require.Contains(t, cli("dlq", "purge", "--older-than", "1h", "--dry-run"), "0")
-	waitFor(t, 20*time.Second, func() bool { return count(t, db.Pool, "SELECT count(*) FROM job_dead_letter_queue") == 4 })
+	waitLogged(30*time.Second, "retried entry dead-lettered again", func() bool { return count(t, db.Pool, "SELECT count(*) FROM job_dead_letter_queue") == 4 })
 
 	// Breakers, alerts, batches, health, migrations.
 	require.Contains(t, cli("breaker", "show", "down.example"), "open")
@@ -165,7 +176,7 @@ alerts:
 
 	// What the worker serves: the shared snapshots (queue depth), the DLQ
 	// gauges, job health, the admin API.
-	waitFor(t, 20*time.Second, func() bool {
+	waitLogged(30*time.Second, "queue and DLQ gauges", func() bool {
 		_, metrics := get(t, "http://"+worker.HTTPAddr+"/metrics")
 		return strings.Contains(metrics, `rebound_dead_letter_queue_size{kind="synthetic",status="unresolved"} 1`) &&
 			strings.Contains(metrics, `rebound_dead_letter_queue_size{kind="synthetic",status="resolved"} 2`) &&
