@@ -7,11 +7,12 @@
 // # Migrate
 //
 // rebound needs River's tables and its own in the database. Migrate from
-// your service's start-up with package migrations; Up holds a PostgreSQL
-// advisory lock for its whole run, so every pod may call it at the same
-// moment: one migrates, the others wait and find nothing to do. The lock is
-// a session lock: behind PgBouncer in transaction mode, migrate on a direct
-// connection.
+// your service's start-up with package migrations; Up applies each
+// migration in a transaction that takes a PostgreSQL advisory lock first,
+// so every pod may call it at the same moment: one applies each migration,
+// the others wait and find nothing to do. Nothing depends on a session, so
+// this works through PgBouncer in transaction mode too; a direct connection
+// is still the better one for migrations.
 //
 //	m, err := migrations.New(pool, nil)
 //	if err != nil { ... }

@@ -141,7 +141,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	if err != nil {
 		return nil, err
 	}
-	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &batchFeature{}, &monitoringFeature{}, consoleFeature{}}
+	features := []feature{&breakerFeature{breaker: br}, &deadLetterFeature{}, &batchFeature{}, &monitoringFeature{}, consoleFeature{}, &listenCheckFeature{}}
 	for _, f := range features {
 		if err := f.setup(a); err != nil {
 			return nil, err

@@ -45,13 +45,16 @@
 //
 // # Concurrency
 //
-// [Migrator.Up] holds a session-level PostgreSQL advisory lock
-// ([AdvisoryLockKey]) for its whole run, so any number of pods may run it at
-// the same moment, at start-up: one migrates, the others wait (up to
-// Config.LockTimeout) and then find nothing to do. Session advisory locks
-// need a direct connection: behind PgBouncer in transaction mode, point
-// DATABASE_URL for `rebound migrate` (or the pool given to [New]) at
-// PostgreSQL itself.
+// [Migrator.Up] applies each migration in a transaction of its own that
+// takes a transaction-level PostgreSQL advisory lock ([AdvisoryLockKey])
+// before it reads what is pending, so any number of pods may run it at the
+// same moment, at start-up: each migration is applied once, the others wait
+// (up to Config.LockTimeout) and then find nothing to do. Nothing outlives a
+// transaction (no session lock, no session setting), so Up is safe through
+// PgBouncer in transaction mode too, and a process killed mid-way leaves no
+// lock behind. A direct connection is still the better choice for
+// migrations: a pooler's query_timeout or server_lifetime may cut a long one
+// short (it then rolls back and the next Up applies it).
 package migrations
 
 import (
@@ -69,6 +72,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
@@ -77,8 +81,9 @@ import (
 //go:embed sql
 var files embed.FS
 
-// AdvisoryLockKey is the key of the session advisory lock [Migrator.Up]
-// holds while it migrates (pg_advisory_lock(bigint)).
+// AdvisoryLockKey is the key of the transaction advisory lock each of
+// [Migrator.Up]'s transactions takes before it reads what is pending
+// (pg_advisory_xact_lock(bigint)).
 const AdvisoryLockKey int64 = 0x7265626f756e64 // "rebound"
 
 // VersionTable is the table that records which of rebound's versioned
@@ -196,8 +201,9 @@ type Config struct {
 	// Logger receives one line per applied migration. Defaults to a logger
 	// that discards everything.
 	Logger *slog.Logger
-	// LockTimeout bounds the wait for another process's migration to finish.
-	// Defaults to [DefaultLockTimeout].
+	// LockTimeout bounds each wait for the migration lock (another
+	// process applying a migration), through PostgreSQL's lock_timeout set
+	// for the lock alone. Defaults to [DefaultLockTimeout].
 	LockTimeout time.Duration
 }
 
@@ -245,110 +251,169 @@ type Applied struct {
 
 // Up applies every pending migration, River's first, then rebound's, and
 // (re)creates rebound's triggers on river_job. It is idempotent: on a
-// current database it applies nothing and returns an empty slice. It holds
-// the advisory lock [AdvisoryLockKey] throughout; errors name the migration
-// that failed, and a failed migration leaves its own transaction rolled back.
+// current database it applies nothing and returns an empty slice.
+//
+// Each migration runs in a transaction of its own that first takes the
+// transaction-level advisory lock [AdvisoryLockKey] and only then reads what
+// is pending, and that records the migration's row before it commits. So
+// any number of processes may run Up at the same moment (one applies each
+// migration, the others wait up to Config.LockTimeout per migration and
+// find it applied), and no session state is involved: Up is as safe through
+// PgBouncer in transaction mode as on a direct connection, and a process
+// killed mid-way leaves no lock behind (its transaction rolls back).
+//
+// rebound's triggers on river_job are dropped and recreated inside the
+// transaction of each River migration (one that alters river_job.state
+// fails while a trigger depends on the column), so they never go missing
+// between two migrations, and created in the transaction of the last
+// migration, or in a transaction of their own when one is missing or
+// disabled on an otherwise current database (then reported as Repaired).
+// Errors name the migration that failed; its transaction is rolled back.
 func (m *Migrator) Up(ctx context.Context) ([]Applied, error) {
-	conn, err := m.pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Release()
-
-	lockCtx, cancel := context.WithTimeout(ctx, m.config.LockTimeout)
-	defer cancel()
-	if _, err := conn.Exec(lockCtx, "SELECT pg_advisory_lock($1)", AdvisoryLockKey); err != nil {
-		return nil, fmt.Errorf("wait for migration lock: %w", err)
-	}
-	defer func() {
-		// A fresh context: the unlock must happen even when ctx was cancelled.
-		unlockCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(unlockCtx, "SELECT pg_advisory_unlock($1)", AdvisoryLockKey); err != nil {
-			// The lock dies with the session; make sure the session dies too.
-			_ = conn.Conn().Close(unlockCtx)
-		}
-	}()
-
 	var applied []Applied
-
-	// Before River's migrations: Up drops the triggers around them itself.
-	present, err := m.presentTriggers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var firstInstall bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('river_job') IS NULL").Scan(&firstInstall); err != nil {
-		return nil, fmt.Errorf("look for river_job: %w", err)
-	}
-
-	riverPending, err := m.riverPending(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(riverPending) > 0 {
-		if err := m.dropTriggers(ctx, conn.Conn()); err != nil {
-			return nil, err
-		}
-		res, err := m.river.Migrate(ctx, rivermigrate.DirectionUp, nil)
-		if err != nil {
-			// Put the triggers back on the schema River left, so dead jobs
-			// are still captured until the migration is fixed and rerun.
-			if terr := m.createTriggers(context.WithoutCancel(ctx), conn.Conn()); terr != nil {
-				m.logger.WarnContext(ctx, "could not recreate triggers after a failed River migration", "error", terr)
-			}
-			return nil, fmt.Errorf("river migrations: %w", err)
-		}
-		for _, v := range res.Versions {
-			applied = append(applied, Applied{Line: "river", Version: v.Version, Name: v.Name, Duration: v.Duration})
-			m.logger.InfoContext(ctx, "applied migration", "line", "river", "version", v.Version, "name", v.Name, "duration", v.Duration)
-		}
-	}
-
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+VersionTable+` (
-		version    integer PRIMARY KEY,
-		name       text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return nil, fmt.Errorf("create %s: %w", VersionTable, err)
-	}
-	done, err := appliedVersions(ctx, conn.Conn())
-	if err != nil {
-		return nil, err
-	}
-	for _, mig := range All() {
-		if _, ok := done[mig.Version]; ok {
-			continue
-		}
-		start := time.Now()
-		err := pgx.BeginFunc(ctx, conn.Conn(), func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, mig.SQL); err != nil {
+	for {
+		var (
+			step []Applied
+			done bool
+		)
+		err := pgx.BeginFunc(ctx, m.pool, func(tx pgx.Tx) error {
+			if err := m.lock(ctx, tx); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO "+VersionTable+" (version, name) VALUES ($1, $2)", mig.Version, mig.Name)
+			var err error
+			step, done, err = m.step(ctx, tx)
 			return err
 		})
 		if err != nil {
-			return applied, fmt.Errorf("migration %03d_%s: %w", mig.Version, mig.Name, err)
+			return applied, err
 		}
-		a := Applied{Line: "rebound", Version: mig.Version, Name: mig.Name, Duration: time.Since(start)}
-		applied = append(applied, a)
-		m.logger.InfoContext(ctx, "applied migration", "line", "rebound", "version", a.Version, "name", a.Name, "duration", a.Duration)
-	}
-
-	if err := m.createTriggers(ctx, conn.Conn()); err != nil {
-		return applied, err
-	}
-	for _, t := range Triggers() {
-		if enabled, ok := present[t.Name]; !ok || !enabled {
-			applied = append(applied, Applied{Line: "trigger", Name: t.Name, Repaired: !firstInstall})
-			m.logger.InfoContext(ctx, "created trigger", "name", t.Name, "repaired", !firstInstall)
+		for _, a := range step {
+			if a.Line == "trigger" {
+				m.logger.InfoContext(ctx, "created trigger", "name", a.Name, "repaired", a.Repaired)
+			} else {
+				m.logger.InfoContext(ctx, "applied migration", "line", a.Line, "version", a.Version, "name", a.Name, "duration", a.Duration)
+			}
+		}
+		applied = append(applied, step...)
+		if done {
+			return applied, nil
 		}
 	}
-	return applied, nil
 }
 
-func (m *Migrator) riverPending(ctx context.Context) ([]rivermigrate.Migration, error) {
-	existing, err := m.river.ExistingVersions(ctx)
+// lock takes the migration lock for tx's lifetime, waiting at most
+// Config.LockTimeout (lock_timeout, local to tx).
+func (m *Migrator) lock(ctx context.Context, tx pgx.Tx) error {
+	ms := max(m.config.LockTimeout.Milliseconds(), 1)
+	var previous string
+	if err := tx.QueryRow(ctx, "SELECT current_setting('lock_timeout')").Scan(&previous); err != nil {
+		return fmt.Errorf("read lock_timeout: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1::text, true)", strconv.FormatInt(ms, 10)+"ms"); err != nil {
+		return fmt.Errorf("set lock_timeout: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1::bigint)", AdvisoryLockKey); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "55P03" {
+			return fmt.Errorf("wait for migration lock: another migration held it for more than %s", m.config.LockTimeout)
+		}
+		return fmt.Errorf("wait for migration lock: %w", err)
+	}
+	// Back to the session's value for the migrations themselves.
+	if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1::text, true)", previous); err != nil {
+		return fmt.Errorf("set lock_timeout: %w", err)
+	}
+	return nil
+}
+
+// step applies, in tx and under the migration lock, the first pending
+// migration (River's before rebound's) with what the triggers need around
+// it, or, when none is pending, creates a missing or disabled trigger.
+// done reports that nothing is left to apply.
+func (m *Migrator) step(ctx context.Context, tx pgx.Tx) (applied []Applied, done bool, err error) {
+	present, err := presentTriggers(ctx, tx)
+	if err != nil {
+		return nil, false, err
+	}
+	riverPending, err := m.riverPending(ctx, tx)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+VersionTable+` (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return nil, false, fmt.Errorf("create %s: %w", VersionTable, err)
+	}
+	doneVersions, err := appliedVersions(ctx, tx)
+	if err != nil {
+		return nil, false, err
+	}
+	var reboundPending []Migration
+	for _, mig := range All() {
+		if _, ok := doneVersions[mig.Version]; !ok {
+			reboundPending = append(reboundPending, mig)
+		}
+	}
+
+	switch {
+	case len(riverPending) > 0:
+		v := riverPending[0]
+		if err := dropTriggers(ctx, tx); err != nil {
+			return nil, false, err
+		}
+		res, err := m.river.MigrateTx(ctx, tx, rivermigrate.DirectionUp, &rivermigrate.MigrateOpts{MaxSteps: 1}) //nolint:staticcheck // one migration per transaction: what River's deprecation warns of (several in one) does not happen
+		if err != nil {
+			return nil, false, fmt.Errorf("river migrations: %w", err)
+		}
+		for _, r := range res.Versions {
+			applied = append(applied, Applied{Line: "river", Version: r.Version, Name: r.Name, Duration: r.Duration})
+		}
+		if len(res.Versions) != 1 || res.Versions[0].Version != v.Version {
+			return nil, false, fmt.Errorf("river migrations: applied %d migrations, want only %03d", len(res.Versions), v.Version)
+		}
+	case len(reboundPending) > 0:
+		mig := reboundPending[0]
+		start := time.Now()
+		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
+			return nil, false, fmt.Errorf("migration %03d_%s: %w", mig.Version, mig.Name, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+VersionTable+" (version, name) VALUES ($1::integer, $2::text)", mig.Version, mig.Name); err != nil {
+			return nil, false, fmt.Errorf("migration %03d_%s: %w", mig.Version, mig.Name, err)
+		}
+		applied = append(applied, Applied{Line: "rebound", Version: mig.Version, Name: mig.Name, Duration: time.Since(start)})
+		reboundPending = reboundPending[1:]
+	}
+	upToDate := len(applied) == 0
+	riverStep := len(riverPending) > 0
+	last := len(reboundPending) == 0 && (!riverStep || len(riverPending) == 1)
+
+	// The triggers call rebound's functions: create them once rebound's
+	// migrations are all in, and put back those a River migration needed
+	// gone.
+	missing, had := false, false
+	for _, t := range Triggers() {
+		enabled, ok := present[t.Name]
+		missing = missing || !ok || !enabled
+		had = had || ok
+	}
+	if (last && missing) || (riverStep && had) {
+		if err := createTriggers(ctx, tx); err != nil {
+			return nil, false, err
+		}
+	}
+	if last && missing {
+		for _, t := range Triggers() {
+			if enabled, ok := present[t.Name]; !ok || !enabled {
+				applied = append(applied, Applied{Line: "trigger", Name: t.Name, Repaired: upToDate})
+			}
+		}
+	}
+	return applied, last, nil
+}
+
+func (m *Migrator) riverPending(ctx context.Context, tx pgx.Tx) ([]rivermigrate.Migration, error) {
+	existing, err := m.river.ExistingVersionsTx(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("read river migrations: %w", err)
 	}
@@ -365,41 +430,40 @@ func (m *Migrator) riverPending(ctx context.Context) ([]rivermigrate.Migration, 
 	return pending, nil
 }
 
-func (m *Migrator) dropTriggers(ctx context.Context, conn *pgx.Conn) error {
+func dropTriggers(ctx context.Context, tx pgx.Tx) error {
 	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass('river_job') IS NOT NULL").Scan(&exists); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT to_regclass('river_job') IS NOT NULL").Scan(&exists); err != nil {
 		return fmt.Errorf("look for river_job: %w", err)
 	}
 	if !exists {
 		return nil
 	}
 	for _, t := range Triggers() {
-		if _, err := conn.Exec(ctx, "DROP TRIGGER IF EXISTS "+pgx.Identifier{t.Name}.Sanitize()+" ON river_job"); err != nil {
+		if _, err := tx.Exec(ctx, "DROP TRIGGER IF EXISTS "+pgx.Identifier{t.Name}.Sanitize()+" ON river_job"); err != nil {
 			return fmt.Errorf("drop trigger %s before River's migrations: %w", t.Name, err)
 		}
 	}
 	return nil
 }
 
-func (m *Migrator) createTriggers(ctx context.Context, conn *pgx.Conn) error {
+func createTriggers(ctx context.Context, tx pgx.Tx) error {
 	for _, t := range Triggers() {
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, "DROP TRIGGER IF EXISTS "+pgx.Identifier{t.Name}.Sanitize()+" ON river_job"); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, t.SQL)
-			return err
-		})
-		if err != nil {
+		if _, err := tx.Exec(ctx, "DROP TRIGGER IF EXISTS "+pgx.Identifier{t.Name}.Sanitize()+" ON river_job"); err != nil {
+			return fmt.Errorf("create trigger %s: %w", t.Name, err)
+		}
+		if _, err := tx.Exec(ctx, t.SQL); err != nil {
 			return fmt.Errorf("create trigger %s: %w", t.Name, err)
 		}
 	}
 	return nil
 }
 
-func appliedVersions(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}) (map[int]time.Time, error) {
+// querier is what the read-only queries need: a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func appliedVersions(ctx context.Context, q querier) (map[int]time.Time, error) {
 	rows, err := q.Query(ctx, "SELECT version, applied_at FROM "+VersionTable)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", VersionTable, err)
@@ -490,7 +554,7 @@ func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 		out = append(out, s)
 	}
 
-	present, err := m.presentTriggers(ctx)
+	present, err := presentTriggers(ctx, m.pool)
 	if err != nil {
 		return nil, err
 	}
@@ -504,10 +568,10 @@ func (m *Migrator) Status(ctx context.Context) ([]Status, error) {
 // presentTriggers maps the name of every trigger on river_job to whether
 // it fires in normal sessions (ALTER TABLE ... DISABLE TRIGGER, or ENABLE
 // REPLICA TRIGGER, leave it in place but silent).
-func (m *Migrator) presentTriggers(ctx context.Context) (map[string]bool, error) {
+func presentTriggers(ctx context.Context, q querier) (map[string]bool, error) {
 	// 'O' (the default) and 'A' fire in normal sessions; 'D' never, 'R' only
 	// for replication.
-	rows, err := m.pool.Query(ctx, `SELECT tgname, tgenabled IN ('O', 'A') FROM pg_trigger
+	rows, err := q.Query(ctx, `SELECT tgname, tgenabled IN ('O', 'A') FROM pg_trigger
 		WHERE tgrelid = to_regclass('river_job') AND NOT tgisinternal`)
 	if err != nil {
 		return nil, fmt.Errorf("list triggers on river_job: %w", err)

@@ -80,7 +80,7 @@ func (s *Snapshots) get(ctx context.Context, name string, maxAge time.Duration, 
 		fresh  bool
 	)
 	err := s.pool.QueryRow(ctx,
-		"SELECT value, taken_at > now() - $2::interval FROM rebound_metric_snapshot WHERE name = $1",
+		"SELECT value, taken_at > now() - $2::interval FROM rebound_metric_snapshot WHERE name = $1::text",
 		name, maxAge).Scan(&stored, &fresh)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("read snapshot %s: %w", name, err)
@@ -109,8 +109,10 @@ func (s *Snapshots) get(ctx context.Context, name string, maxAge time.Duration, 
 		if !locked {
 			return nil // first value ever, being stored by another pod
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO rebound_metric_snapshot (name, taken_at, value) VALUES ($1, now(), $2)
-			ON CONFLICT (name) DO UPDATE SET taken_at = excluded.taken_at, value = excluded.value`, name, value)
+		// value goes as a string: pgx sends a []byte as bytea, whose text
+		// (\x...) jsonb cannot read in the exec and simple_protocol modes.
+		_, err = tx.Exec(ctx, `INSERT INTO rebound_metric_snapshot (name, taken_at, value) VALUES ($1::text, now(), $2::jsonb)
+			ON CONFLICT (name) DO UPDATE SET taken_at = excluded.taken_at, value = excluded.value`, name, string(value))
 		return err
 	})
 	if err != nil {

@@ -24,9 +24,12 @@ func newMigrateCmd(a *app) *cobra.Command {
 		Use:   "up",
 		Short: "Apply every pending migration; safe to run from many pods at once",
 		Long: `Apply River's pending migrations, then rebound's, and (re)create rebound's
-triggers on river_job. Idempotent. Holds an advisory lock, so pods running it at
-the same moment migrate once. Needs a direct connection to PostgreSQL (not
-PgBouncer in transaction mode).`,
+triggers on river_job. Idempotent. Each migration runs in its own transaction,
+which takes an advisory lock first, so pods running it at the same moment apply
+each migration once. Works through PgBouncer in transaction mode too (add
+default_query_exec_mode=cache_describe to DATABASE_URL), but prefer a direct
+connection to PostgreSQL: a pooler's timeouts can cut a long migration short
+(it then rolls back).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pool, err := a.connect(cmd.Context())

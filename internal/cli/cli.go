@@ -234,9 +234,24 @@ func Execute(root *cobra.Command) {
 		if code, ok := errors.AsType[*ExitCode](err); ok {
 			os.Exit(code.Code)
 		}
-		fmt.Fprintf(os.Stderr, "%s: %s\n", root.Name(), err)
+		fmt.Fprintf(os.Stderr, "%s: %s%s\n", root.Name(), err, PoolerHint(err))
 		os.Exit(1)
 	}
+}
+
+// PoolerHint returns, for an error PostgreSQL raised about a prepared
+// statement of pgx's statement cache (SQLSTATE 42P05 "prepared statement
+// ... already exists" or 26000 "... does not exist"), the advice that
+// fixes it, starting with "; ": such errors mean DATABASE_URL goes through
+// a pooler in transaction mode (PgBouncer before 1.21), where a prepared
+// statement outlives its program on the server connection. "" for any
+// other error.
+func PoolerHint(err error) string {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok || (pgErr.Code != "42P05" && pgErr.Code != "26000") || !strings.Contains(pgErr.Message, "stmtcache_") {
+		return ""
+	}
+	return "; DATABASE_URL seems to go through PgBouncer in transaction mode, where pgx's prepared statements clash: add default_query_exec_mode=cache_describe to it (see README, Behind PgBouncer)"
 }
 
 // ExitCode is an error a command returns to end with a given exit code

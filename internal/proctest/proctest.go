@@ -91,9 +91,10 @@ func Run(t testing.TB, env []string, name string, args ...string) Result {
 // RunStdin is Run with stdin as the command's standard input.
 func RunStdin(t testing.TB, env []string, stdin, name string, args ...string) Result {
 	t.Helper()
+	bin := Bin(t, name) // the build (first use) does not count against the 2 minutes
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Bin(t, name), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = baseEnv(env)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer

@@ -242,7 +242,9 @@ func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, rule Rule, c *Conditi
 	}
 	if len(delivery) > 0 {
 		b, _ := json.Marshal(delivery)
-		if _, err := tx.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1`, id, b); err != nil {
+		// A string, not []byte: jsonb cannot read bytea text (exec and
+		// simple_protocol modes).
+		if _, err := tx.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1::bigint`, id, string(b)); err != nil {
 			return fmt.Errorf("alert %s/%s: record delivery: %w", c.Rule, c.Subject, err)
 		}
 	}

@@ -106,7 +106,9 @@ func (h *History) RecordDelivery(ctx context.Context, id int64, channel string, 
 	if err != nil {
 		return err
 	}
-	_, err = h.db.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1`, id, b)
+	// A string, not []byte: in the exec and simple_protocol modes pgx
+	// sends []byte as bytea text, which jsonb cannot read.
+	_, err = h.db.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1::bigint`, id, string(b))
 	return err
 }
 
