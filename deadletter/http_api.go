@@ -59,7 +59,8 @@ type HandlerOpts struct {
 // operator records (breaker.ValidateText, breaker.ValidateActor: at most
 // breaker.MaxTextBytes, no NUL; no control characters in "by"), and a body
 // holding text that JSON decoding would alter (bytes that are not UTF-8, a
-// lone \ud800-\udfff escape) is refused, naming the field. Errors are
+// lone \ud800-\udfff escape) is refused, naming the field, and so is a body
+// naming a member twice. Errors are
 // {"error": "..."}: 400 for bad input, 404 for an unknown entry or route,
 // 405 for a route asked with another method (the Allow header lists the
 // methods it takes), 409 for an entry in the wrong status (retried,
@@ -97,7 +98,10 @@ type api struct {
 }
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, ok := httpserver.Query(w, r)
+	if !ok {
+		return
+	}
 	f, err := filterFromQuery(q, time.Now(), "after", "limit")
 	if err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
@@ -128,7 +132,10 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, ok := httpserver.Query(w, r)
+	if !ok {
+		return
+	}
 	f, err := filterFromQuery(q, time.Now(), "top")
 	if err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
@@ -358,6 +365,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	// encoding/json would turn these into U+FFFD without a word: refuse
 	// them before decoding, so what is recorded is what was sent.
 	if err := strictjson.CheckFields(body); err != nil {
+		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+err.Error())
+		return false
+	}
+	// encoding/json keeps the last of two members of one name: refuse
+	// them, so {"dry_run": true, "dry_run": false} does not act.
+	if err := strictjson.CheckUnique(body); err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+err.Error())
 		return false
 	}
