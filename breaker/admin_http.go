@@ -204,6 +204,10 @@ func noQuery(w http.ResponseWriter, r *http.Request) bool {
 func readAdminRequest(w http.ResponseWriter, r *http.Request) (AdminRequest, bool) {
 	var req AdminRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: larger than %d bytes", mbe.Limit))
+		return req, false
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return req, false

@@ -53,7 +53,8 @@ type HandlerOpts struct {
 // Filter fields in bodies are "kinds", "classes", "statuses",
 // "operation_keys", "fingerprints" (arrays of strings) and "since", "until"
 // (strings: RFC 3339, or an age such as 24h or 7d meaning that long ago, as
-// in query strings and the CLI). Any other query parameter is a 400. Classes must be among retrypolicy.Classes().
+// in query strings and the CLI). Any other query parameter is a 400, and so is
+// any query parameter on a POST route. Classes must be among retrypolicy.Classes().
 // Entries are shown through [Redact], stats through [RedactStats] (error
 // text included). A "note" and a "by" follow the rule of every text an
 // operator records (breaker.ValidateText, breaker.ValidateActor: at most
@@ -161,6 +162,14 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 func (a *api) show(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
 	if !ok {
+		return
+	}
+	q, ok := httpserver.Query(w, r)
+	if !ok {
+		return
+	}
+	for name := range q {
+		httpserver.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q (this route takes none)", name))
 		return
 	}
 	e, err := a.store.Get(r.Context(), id)
@@ -357,6 +366,18 @@ func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	// A POST takes its parameters in the body only: a ?dry_run=true beside
+	// it must not be ignored while the body acts.
+	if r.URL.RawQuery != "" {
+		q, ok := httpserver.Query(w, r)
+		if !ok {
+			return false
+		}
+		for name := range q {
+			httpserver.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q (POST routes take their parameters in the JSON body)", name))
+			return false
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+bodyErrorMessage(err))
