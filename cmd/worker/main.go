@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -134,9 +135,13 @@ Environment:
 }
 
 func run(ctx context.Context, o *options) error {
+	var level slog.Level
+	if level.UnmarshalText([]byte(o.logLevel)) != nil {
+		return fmt.Errorf("invalid %s %q: want debug, info, warn or error", o.ref("log-level"), o.logLevel)
+	}
 	logger, err := cli.NewLogger(os.Stdout, o.logFormat, o.logLevel)
 	if err != nil {
-		return err
+		return fmt.Errorf("invalid %s %q: want auto, json or text", o.ref("log-format"), o.logFormat)
 	}
 	if o.shutdownTimeout <= 0 {
 		return fmt.Errorf("invalid %s %s: must be positive", o.ref("shutdown-timeout"), o.shutdownTimeout)
