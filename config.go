@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -246,7 +248,8 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 
 	// ID names this pod's River client (leader election, attempted_by). ""
-	// lets River choose one; at most 100 characters.
+	// lets River choose one; at most 100 bytes of valid UTF-8 without control
+	// characters (a ConfigError otherwise).
 	ID string
 }
 
@@ -382,6 +385,10 @@ func (c *Config) validate() (*retrypolicy.Policies, error) {
 	}
 	if len(c.ID) > 100 {
 		return nil, configErr("ID", "%d characters; River allows at most 100", len(c.ID))
+	}
+	if !utf8.ValidString(c.ID) || strings.ContainsFunc(c.ID, unicode.IsControl) {
+		// PostgreSQL refuses such an ID in River's leader election, forever.
+		return nil, configErr("ID", "%q is not valid UTF-8 or holds a control character", c.ID)
 	}
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {

@@ -34,7 +34,10 @@ func NewHandler(db Querier, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	list := func(w http.ResponseWriter, r *http.Request) {
 		opts := ListOpts{}
-		q := r.URL.Query()
+		q, ok := httpserver.Query(w, r)
+		if !ok {
+			return
+		}
 		if msg := checkQuery(q, "limit", "open"); msg != "" {
 			httpserver.WriteError(w, http.StatusBadRequest, msg)
 			return
@@ -71,7 +74,11 @@ func NewHandler(db Querier, logger *slog.Logger) http.Handler {
 			httpserver.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if msg := checkQuery(r.URL.Query()); msg != "" {
+		q, ok := httpserver.Query(w, r)
+		if !ok {
+			return
+		}
+		if msg := checkQuery(q); msg != "" {
 			httpserver.WriteError(w, http.StatusBadRequest, msg)
 			return
 		}

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
+
+	"github.com/rebound-queue/rebound/internal/strictjson"
 )
 
 // AdminPrefix is where NewAdminHandler's routes live.
@@ -59,7 +59,8 @@ type AdminOpts struct {
 // characters) is refused with 400; so are a "by" that breaks ValidateActor's
 // rule and a "reason" that breaks ValidateText's (NUL, over MaxTextBytes),
 // and a body holding text that JSON decoding would alter (bytes that are not
-// UTF-8, a lone \ud800-\udfff escape). Errors are {"error": "..."} with 400
+// UTF-8, a lone \ud800-\udfff escape, a member named twice), and any query
+// parameter (these routes take none). Errors are {"error": "..."} with 400
 // (bad input, naming it), 404 (unknown key or route), 405 (a route asked
 // with another method; the Allow header lists the methods it takes) or 500;
 // bad input changes nothing.
@@ -77,6 +78,9 @@ func NewAdminHandler(store *Store, opts *AdminOpts) http.Handler {
 		return &c
 	}
 	list := func(w http.ResponseWriter, r *http.Request) {
+		if !noQuery(w, r) {
+			return
+		}
 		rows, err := store.List(r.Context())
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "list breakers: "+err.Error())
@@ -166,6 +170,9 @@ func NewAdminHandler(store *Store, opts *AdminOpts) http.Handler {
 // pathKey returns the {key} path segment, or answers 400 naming what breaks
 // ValidateKey's rule.
 func pathKey(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if !noQuery(w, r) {
+		return "", false
+	}
 	key := r.PathValue("key")
 	if err := ValidateKey(key); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -174,16 +181,45 @@ func pathKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return key, true
 }
 
+// noQuery answers 400 when the request has a query string, which no
+// breaker route takes (a POST .../open?for=10m would otherwise act without
+// its "for"): false then.
+func noQuery(w http.ResponseWriter, r *http.Request) bool {
+	if r.URL.RawQuery == "" {
+		return true
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "query: "+err.Error())
+		return false
+	}
+	for name := range q {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %s (breaker routes take none)", quoteKey(name)))
+		return false
+	}
+	writeError(w, http.StatusBadRequest, fmt.Sprintf("unexpected query %s (breaker routes take none)", quoteKey(r.URL.RawQuery)))
+	return false
+}
+
 func readAdminRequest(w http.ResponseWriter, r *http.Request) (AdminRequest, bool) {
 	var req AdminRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: larger than %d bytes", mbe.Limit))
+		return req, false
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return req, false
 	}
 	// encoding/json would turn these into U+FFFD without a word: refuse
 	// them before decoding, so what is recorded is what was sent.
-	if err := checkJSONText(body); err != nil {
+	if err := strictjson.Check(body); err != nil {
+		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		return req, false
+	}
+	// encoding/json keeps the last of two members of one name: refuse them.
+	if err := strictjson.CheckUnique(body); err != nil {
 		writeError(w, http.StatusBadRequest, "body: "+err.Error())
 		return req, false
 	}
@@ -237,8 +273,8 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 // byMethod serves a path with one handler per method (GET also serves
 // HEAD, as net/http's ServeMux does) and answers any other method with 405,
 // an Allow header listing the methods, and a JSON error. The dead-letter
-// API's routes behave the same (internal/httpserver.Methods; this package
-// imports no other package of rebound).
+// API's routes behave the same (internal/httpserver.Methods, which imports
+// the metrics and readiness machinery this package does without).
 type byMethod map[string]http.HandlerFunc
 
 func (m byMethod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -260,43 +296,6 @@ func (m byMethod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	slices.Sort(allowed)
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
-}
-
-// checkJSONText reports text in raw (a request body as sent) that
-// encoding/json would decode as U+FFFD without an error: bytes that are not
-// UTF-8, or a \u escape of half a UTF-16 surrogate pair. It is
-// internal/strictjson's Check, repeated here because this package imports no
-// other package of rebound; malformed JSON is left to the decoder.
-func checkJSONText(raw []byte) error {
-	if !utf8.Valid(raw) {
-		return errors.New("not valid UTF-8")
-	}
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '\\' {
-			continue
-		}
-		i++
-		if i >= len(raw) || raw[i] != 'u' {
-			continue
-		}
-		r, err := strconv.ParseUint(string(raw[i+1:min(i+5, len(raw))]), 16, 32)
-		if err != nil || i+5 > len(raw) {
-			continue
-		}
-		escape := raw[i-1 : i+5]
-		i += 4
-		if !utf16.IsSurrogate(rune(r)) {
-			continue
-		}
-		if r < 0xdc00 && i+7 <= len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
-			if r2, err := strconv.ParseUint(string(raw[i+3:i+7]), 16, 32); err == nil && r2 >= 0xdc00 && r2 <= 0xdfff {
-				i += 6
-				continue
-			}
-		}
-		return fmt.Errorf("%s is half of a UTF-16 surrogate pair, not a character", escape)
-	}
-	return nil
 }
 
 // bodyProblem says what is wrong with a request body in JSON's words, not

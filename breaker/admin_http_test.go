@@ -15,7 +15,6 @@ import (
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
 	"github.com/rebound-queue/rebound/internal/redact"
-	"github.com/rebound-queue/rebound/internal/strictjson"
 )
 
 func TestAdminHTTP(t *testing.T) {
@@ -183,22 +182,6 @@ func TestAdminHTTPWrongMethod(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, StateClosed, row.State)
 	require.Equal(t, int64(1), row.Generation, "nothing changed")
-}
-
-// checkJSONText is a copy of internal/strictjson.Check (this package imports
-// no other package of rebound): it must agree with it on every input.
-func FuzzCheckJSONTextMatchesStrictJSON(f *testing.F) {
-	for _, s := range []string{`"a"`, `{"reason": "\ud800"}`, `"\ud83d\ude00"`, "\"\xff\"", `"\\ud800"`, `"\ud800\u0041"`, `"\ud83d\ude`} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		got, want := checkJSONText(raw), strictjson.Check(raw)
-		if want == nil {
-			require.NoError(t, got)
-			return
-		}
-		require.EqualError(t, got, want.Error())
-	})
 }
 
 // Every row the admin API answers (list, get, reset, open) shows its last

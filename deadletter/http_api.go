@@ -53,13 +53,15 @@ type HandlerOpts struct {
 // Filter fields in bodies are "kinds", "classes", "statuses",
 // "operation_keys", "fingerprints" (arrays of strings) and "since", "until"
 // (strings: RFC 3339, or an age such as 24h or 7d meaning that long ago, as
-// in query strings and the CLI). Any other query parameter is a 400. Classes must be among retrypolicy.Classes().
+// in query strings and the CLI). Any other query parameter is a 400, and so is
+// any query parameter on a POST route. Classes must be among retrypolicy.Classes().
 // Entries are shown through [Redact], stats through [RedactStats] (error
 // text included). A "note" and a "by" follow the rule of every text an
 // operator records (breaker.ValidateText, breaker.ValidateActor: at most
 // breaker.MaxTextBytes, no NUL; no control characters in "by"), and a body
 // holding text that JSON decoding would alter (bytes that are not UTF-8, a
-// lone \ud800-\udfff escape) is refused, naming the field. Errors are
+// lone \ud800-\udfff escape) is refused, naming the field, and so is a body
+// naming a member twice. Errors are
 // {"error": "..."}: 400 for bad input, 404 for an unknown entry or route,
 // 405 for a route asked with another method (the Allow header lists the
 // methods it takes), 409 for an entry in the wrong status (retried,
@@ -97,7 +99,10 @@ type api struct {
 }
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, ok := httpserver.Query(w, r)
+	if !ok {
+		return
+	}
 	f, err := filterFromQuery(q, time.Now(), "after", "limit")
 	if err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
@@ -128,7 +133,10 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, ok := httpserver.Query(w, r)
+	if !ok {
+		return
+	}
 	f, err := filterFromQuery(q, time.Now(), "top")
 	if err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, err.Error())
@@ -154,6 +162,14 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 func (a *api) show(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
 	if !ok {
+		return
+	}
+	q, ok := httpserver.Query(w, r)
+	if !ok {
+		return
+	}
+	for name := range q {
+		httpserver.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q (this route takes none)", name))
 		return
 	}
 	e, err := a.store.Get(r.Context(), id)
@@ -350,6 +366,18 @@ func pathID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	// A POST takes its parameters in the body only: a ?dry_run=true beside
+	// it must not be ignored while the body acts.
+	if r.URL.RawQuery != "" {
+		q, ok := httpserver.Query(w, r)
+		if !ok {
+			return false
+		}
+		for name := range q {
+			httpserver.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %q (POST routes take their parameters in the JSON body)", name))
+			return false
+		}
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+bodyErrorMessage(err))
@@ -358,6 +386,12 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	// encoding/json would turn these into U+FFFD without a word: refuse
 	// them before decoding, so what is recorded is what was sent.
 	if err := strictjson.CheckFields(body); err != nil {
+		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+err.Error())
+		return false
+	}
+	// encoding/json keeps the last of two members of one name: refuse
+	// them, so {"dry_run": true, "dry_run": false} does not act.
+	if err := strictjson.CheckUnique(body); err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, "request body: "+err.Error())
 		return false
 	}

@@ -157,7 +157,8 @@ func (c *PolicyConfig) decode(node *yaml.Node, path string) error {
 		switch key {
 		case "max_attempts", "rescue_limit":
 			var n int
-			if err := value.Decode(&n); err != nil || value.Kind != yaml.ScalarNode {
+			// The tag check: yaml.v3 decodes 2.5 into an int as 2, silently.
+			if value.Kind != yaml.ScalarNode || value.Tag != "!!int" || value.Decode(&n) != nil {
 				return &ConfigError{Key: k, Problem: fmt.Sprintf("%q is not an integer (line %d)", value.Value, value.Line)}
 			}
 			if key == "max_attempts" {

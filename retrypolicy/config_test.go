@@ -170,6 +170,12 @@ retry:
 retry:
   kinds:
     http_request: {max_attempts: many}`, `retry.kinds.http_request.max_attempts: "many" is not an integer (line 4)`},
+		{"max attempts a fraction", `
+retry:
+  default: {max_attempts: 2.5}`, `retry.default.max_attempts: "2.5" is not an integer (line 3)`},
+		{"rescue limit a quoted number", `
+retry:
+  default: {rescue_limit: "3"}`, `retry.default.rescue_limit: "3" is not an integer (line 3)`},
 		{"set twice", `
 retry:
   default:

@@ -104,13 +104,13 @@ func readCSV(kind jobs.Kind, name string, r io.Reader) ([]line, error) {
 		header[i] = h
 		switch {
 		case !utf8.ValidString(h) || strings.ContainsFunc(h, unicode.IsControl):
-			return nil, fmt.Errorf("%s line 1: column %d: name %q is not valid UTF-8 or holds a control character", name, i+1, h)
+			return nil, fmt.Errorf("%s line 1: column %d: name %s is not valid UTF-8 or holds a control character", name, i+1, quoteCell(h))
 		case h == "":
 			return nil, fmt.Errorf("%s line 1: column %d has no name", name, i+1)
 		case seen[h]:
-			return nil, fmt.Errorf("%s line 1: column %q appears twice", name, h)
+			return nil, fmt.Errorf("%s line 1: column %s appears twice", name, quoteCell(h))
 		case len(fields) > 0 && types[h] == "":
-			return nil, fmt.Errorf("%s line 1: column %q is not a field of %s args (fields: %s)", name, h, kind.Name, strings.Join(known, ", "))
+			return nil, fmt.Errorf("%s line 1: column %s is not a field of %s args (fields: %s)", name, quoteCell(h), kind.Name, strings.Join(known, ", "))
 		}
 		seen[h] = true
 	}
@@ -143,6 +143,14 @@ func readCSV(kind jobs.Kind, name string, r io.Reader) ([]line, error) {
 		row, _ := cr.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" && len(header) > 1 {
 			continue // a blank line
+		}
+		size := 0
+		for _, cell := range rec {
+			size += len(cell)
+		}
+		if size > maxLineBytes { // the cap of an NDJSON line
+			fail(fmt.Errorf("%s line %d: longer than %d MiB", name, row, maxLineBytes>>20))
+			continue
 		}
 		raw, err := csvObject(header, types, rec)
 		if err != nil {
@@ -202,23 +210,40 @@ func csvValue(typ, cell string) ([]byte, error) {
 	switch typ {
 	case "number":
 		if _, err := strconv.ParseFloat(s, 64); err != nil || !json.Valid([]byte(s)) {
-			return nil, fmt.Errorf("want a number, not %q", cell)
+			return nil, fmt.Errorf("want a number, not %s", quoteCell(cell))
 		}
 		return []byte(s), nil
 	case "true or false":
 		v, err := strconv.ParseBool(s)
 		if err != nil {
-			return nil, fmt.Errorf("want true or false, not %q", cell)
+			return nil, fmt.Errorf("want true or false, not %s", quoteCell(cell))
 		}
 		return json.Marshal(v)
 	case "object", "array", "any JSON":
 		if !json.Valid([]byte(s)) {
-			return nil, fmt.Errorf("want JSON (%s), not %q", typ, cell)
+			return nil, fmt.Errorf("want JSON (%s), not %s", typ, quoteCell(cell))
 		}
 		return []byte(s), nil
 	default:
 		return json.Marshal(cell)
 	}
+}
+
+// cellQuoteBytes bounds the part of a cell an error message quotes.
+const cellQuoteBytes = 64
+
+// quoteCell quotes cell for an error message: its first cellQuoteBytes
+// bytes (cut at a character boundary) and "…" when it is longer, so a
+// 10 MB cell makes a one-line message.
+func quoteCell(cell string) string {
+	if len(cell) <= cellQuoteBytes {
+		return strconv.Quote(cell)
+	}
+	cut := cellQuoteBytes
+	for cut > 0 && !utf8.RuneStart(cell[cut]) {
+		cut--
+	}
+	return strconv.Quote(cell[:cut]) + "…"
 }
 
 // csvError says a CSV reader error without Go's "record on line" wording.

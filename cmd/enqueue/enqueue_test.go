@@ -31,6 +31,7 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 	env := []string{"DATABASE_URL=" + db.URL}
 	seed := proctest.Run(t, env, "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/seed"}`)
 	require.Equal(t, 0, seed.ExitCode, seed.Stderr)
+	before := db.RowCounts(t)
 
 	behind := dbtest.New(t)
 	_, err := behind.Pool.Exec(context.Background(), "DELETE FROM rebound_migration WHERE version = 4; DROP TABLE rebound_metric_snapshot")
@@ -116,11 +117,14 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		})
 	}
 
-	var n int
-	require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
-	require.Equal(t, 1, n, "only the seed job")
-	require.NoError(t, behind.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
-	require.Equal(t, 0, n)
+	t.Cleanup(func() { // after the parallel subtests
+		var n int
+		require.NoError(t, db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
+		require.Equal(t, 1, n, "only the seed job")
+		require.Equal(t, before, db.RowCounts(t), "every table as it was")
+		require.NoError(t, behind.Pool.QueryRow(context.Background(), "SELECT count(*) FROM river_job").Scan(&n))
+		require.Equal(t, 0, n)
+	})
 }
 
 func TestEnqueueOptions(t *testing.T) {

@@ -149,9 +149,13 @@ Environment:
 }
 
 func run(ctx context.Context, o *options) error {
+	var level slog.Level
+	if level.UnmarshalText([]byte(o.logLevel)) != nil {
+		return fmt.Errorf("invalid %s %q: want debug, info, warn or error", o.ref("log-level"), o.logLevel)
+	}
 	logger, err := cli.NewLogger(os.Stdout, o.logFormat, o.logLevel)
 	if err != nil {
-		return err
+		return fmt.Errorf("invalid %s %q: want auto, json or text", o.ref("log-format"), o.logFormat)
 	}
 	if o.shutdownTimeout <= 0 {
 		return fmt.Errorf("invalid %s %s: must be positive", o.ref("shutdown-timeout"), o.shutdownTimeout)

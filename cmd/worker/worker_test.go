@@ -264,7 +264,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "bad bool", url: db.URL, args: []string{"--poll-only=maybe"}, wantErr: `worker: invalid --poll-only "maybe": want true or false`},
 		{name: "bad bool from env", url: db.URL, env: []string{"REBOUND_POLL_ONLY=maybe"}, wantErr: `worker: invalid REBOUND_POLL_ONLY "maybe": want true or false`},
 		{name: "negative shutdown timeout", url: db.URL, args: []string{"--shutdown-timeout", "-1s"}, wantErr: "worker: invalid --shutdown-timeout -1s: must be positive"},
-		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid log level "loud"`},
+		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid --log-level "loud": want debug, info, warn or error`},
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
 		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: `worker: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request, synthetic, weekly_intelligence)`},
 		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},

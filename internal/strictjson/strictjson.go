@@ -95,6 +95,54 @@ func CheckFields(raw []byte) error {
 	return nil
 }
 
+// CheckUnique reports a member name given twice in one object of raw, a
+// JSON value as sent, at any depth: nil, or an error such as
+//
+//	member "dry_run" appears twice
+//
+// encoding/json keeps the last of the two without a word, so a body that
+// says both {"dry_run": true} and {"dry_run": false} would act on the one
+// its sender may not have meant. When raw is not well-formed JSON it returns
+// nil: the decoder that follows reports the syntax.
+func CheckUnique(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	// One set of names per open object; nil for an open array.
+	var open []map[string]bool
+	expectName := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF at the end, or malformed JSON: the decoder's to report
+		}
+		top := len(open) - 1
+		switch t := tok.(type) {
+		case json.Delim:
+			switch t {
+			case '{':
+				open = append(open, map[string]bool{})
+				expectName = true
+				continue
+			case '[':
+				open = append(open, nil)
+			default:
+				open = open[:top]
+			}
+		case string:
+			if top >= 0 && open[top] != nil && expectName {
+				if open[top][t] {
+					return fmt.Errorf("member %q appears twice", t)
+				}
+				open[top][t] = true
+				expectName = false
+				continue
+			}
+		}
+		// A value ended (or an array opened): in an object the next string
+		// is a member name.
+		expectName = len(open) > 0 && open[len(open)-1] != nil
+	}
+}
+
 // hex4 reads the four hex digits of a \u escape.
 func hex4(b []byte) (rune, bool) {
 	if len(b) < 4 {

@@ -102,3 +102,34 @@ func FuzzCheck(f *testing.F) {
 		require.LessOrEqual(t, strings.Count(s, "\uFFFD"), sent, "Check passed %q, which decodes with a replacement", raw)
 	})
 }
+
+func TestCheckUnique(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, raw, wantErr string
+	}{
+		{"distinct names", `{"all": true, "dry_run": true, "kinds": ["a", "a"]}`, ""},
+		{"a name repeated", `{"all": true, "dry_run": true, "dry_run": false}`, `member "dry_run" appears twice`},
+		{"a name repeated after an array", `{"kinds": ["x", "y"], "note": "a", "kinds": []}`, `member "kinds" appears twice`},
+		{"a name repeated in a nested object", `{"a": {"b": 1, "c": {"d": 1}, "b": 2}}`, `member "b" appears twice`},
+		{"a name as a value is no name", `{"a": "b", "b": "a"}`, ""},
+		{"the same name in sibling objects", `[{"a": 1}, {"a": 2}]`, ""},
+		{"the same name in an object and its parent", `{"a": {"a": 1}}`, ""},
+		{"objects in an array in an object", `{"l": [{"k": 1}, {"k": 2}], "k": 3}`, ""},
+		{"a name escaped differently", `{"ab": 1, "a\u0062": 2}`, `member "ab" appears twice`},
+		{"not JSON", `{"a": 1, "b"`, ""},
+		{"a scalar", `"x"`, ""},
+		{"empty", ``, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := strictjson.CheckUnique([]byte(tt.raw))
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.EqualError(t, err, tt.wantErr)
+		})
+	}
+}

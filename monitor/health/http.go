@@ -33,7 +33,10 @@ func NewHandler(c *Checker, logger *slog.Logger) http.Handler {
 			httpserver.WriteError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+Path+": use GET")
 			return
 		}
-		q := r.URL.Query()
+		q, ok := httpserver.Query(w, r)
+		if !ok {
+			return
+		}
 		for name, values := range q {
 			if name != "window" {
 				httpserver.WriteError(w, http.StatusBadRequest, "unknown query parameter "+quote(name)+" (only window)")
