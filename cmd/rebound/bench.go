@@ -21,19 +21,26 @@ func newBenchCmd(a *app) *cobra.Command {
 		poolSize   int
 		svgPath    string
 		cpuProfile string
+		scenario   string
+		insert     insertFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure rebound against plain River (no-op jobs, CPU-bound settings)",
+		Short: "Measure rebound against plain River (no-op jobs; enqueue --file against InsertManyFast)",
 		Long: `bench works no-op jobs through a plain River client and through a whole rebound
 pod, in alternating rounds, and prints per side the median and spread of jobs/s
 and of this process's CPU time (user + system) per job, and their ratios.
 
 It creates a scratch database rebound_bench_<random> on the server DATABASE_URL
 points to (the role needs CREATEDB), migrates it, and drops it at the end: it
-never touches the database DATABASE_URL names. See docs/benchmarks.md.`,
+never touches the database DATABASE_URL names. See docs/benchmarks.md.
+
+--scenario insert times the enqueue binary (run as a subprocess: enqueue
+http_request --file of --lines lines, with and without --json) against River's
+InsertManyFast called directly with the same args; --scenario all runs both.`,
 		Example: `  rebound bench                                  # 5 rounds of 20,000 jobs per side
   rebound bench --jobs 5000 --rounds 3 --svg noop.svg
+  rebound bench --scenario insert --lines 100000 --rounds 5 --insert-svg insert.svg
   rebound bench --cpuprofile cpu.out && go tool pprof -top -focus rebound bin/rebound cpu.out`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,6 +57,13 @@ never touches the database DATABASE_URL names. See docs/benchmarks.md.`,
 				return fmt.Errorf("--fetch-poll-interval (%s) must be at least --fetch-cooldown (%s)", cfg.FetchPollInterval, cfg.FetchCooldown)
 			case poolSize < 2 || poolSize > 1000:
 				return fmt.Errorf("--pool-size must be between 2 and 1000, got %d", poolSize)
+			case scenario != "noop" && scenario != "insert" && scenario != "all":
+				return fmt.Errorf("--scenario must be noop, insert or all, got %q", scenario)
+			}
+			if scenario != "noop" {
+				if err := insert.check(); err != nil {
+					return err
+				}
 			}
 			ctx := cmd.Context()
 			db, err := bench.NewDatabase(ctx, os.Getenv("DATABASE_URL"), poolSize)
@@ -68,6 +82,9 @@ never touches the database DATABASE_URL names. See docs/benchmarks.md.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			if scenario == "insert" {
+				return runInsertBench(cmd, a, db, insert, cfg.Rounds)
+			}
 			rep, err := bench.RunNoop(ctx, db.Pool, cfg, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -81,7 +98,10 @@ never touches the database DATABASE_URL names. See docs/benchmarks.md.`,
 					return err
 				}
 			}
-			return a.print(rep, func(w io.Writer) error { return rep.WriteTable(w) })
+			if err := a.print(rep, func(w io.Writer) error { return rep.WriteTable(w) }); err != nil || scenario != "all" {
+				return err
+			}
+			return runInsertBench(cmd, a, db, insert, cfg.Rounds)
 		},
 	}
 	f := cmd.Flags()
@@ -92,6 +112,8 @@ never touches the database DATABASE_URL names. See docs/benchmarks.md.`,
 	f.DurationVar(&cfg.FetchPollInterval, "fetch-poll-interval", 50*time.Millisecond, "FetchPollInterval, both sides")
 	f.IntVar(&poolSize, "pool-size", 20, "connections in the pool both sides share")
 	f.StringVar(&svgPath, "svg", "", "write a plot of jobs/s and CPU per job per round to this SVG file")
+	f.StringVar(&scenario, "scenario", "noop", "which scenario: noop, insert or all")
+	insert.add(f)
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (both sides) to this file")
 	return cmd
 }
