@@ -38,10 +38,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/riverqueue/river"
+	"github.com/tidwall/gjson"
 
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/redact"
@@ -401,86 +403,97 @@ func jsonKindOf(t reflect.Type) string {
 // of two would be lost). t is the Go type raw is decoded into (nil: not
 // checked against a type). Malformed JSON is left for the decoder to report.
 func checkKeys(raw []byte, t reflect.Type) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var walk func(path string, t reflect.Type) error
-	walk = func(path string, t reflect.Type) error {
-		t = decodedType(t)
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // malformed: the decoder says how
-		}
-		delim, ok := tok.(json.Delim)
-		if !ok {
-			return nil
-		}
-		switch delim {
-		case '{':
-			var fields map[string]reflect.Type
-			var elem reflect.Type
-			foldCheck := false
-			if t != nil {
-				switch t.Kind() {
-				case reflect.Struct:
-					fields, foldCheck = structFields(t), true
-				case reflect.Map:
-					elem, foldCheck = t.Elem(), t.Key().Kind() == reflect.String
-				}
+	if !json.Valid(raw) {
+		return nil // malformed: the decoder says how
+	}
+	return checkKeysIn(gjson.ParseBytes(raw), "the args", t)
+}
+
+// checkKeysIn is checkKeys for the value v (valid JSON) at path, decoded
+// into t. It walks v in place (gjson), without encoding/json's tokenizer,
+// which cost more than decoding the args.
+func checkKeysIn(v gjson.Result, path string, t reflect.Type) error {
+	t = decodedType(t)
+	var err error
+	switch {
+	case v.IsObject():
+		var fields map[string]reflect.Type
+		var elem reflect.Type
+		foldCheck := false
+		if t != nil {
+			switch t.Kind() {
+			case reflect.Struct:
+				fields, foldCheck = cachedStructFields(t), true
+			case reflect.Map:
+				elem, foldCheck = t.Elem(), t.Key().Kind() == reflect.String
 			}
-			seen := map[string]bool{}
-			var folded map[string]string // lower case -> key as given
-			if foldCheck {
-				folded = map[string]string{}
+		}
+		seen := map[string]bool{}
+		var folded map[string]string // lower case -> key as given
+		if foldCheck {
+			folded = map[string]string{}
+		}
+		v.ForEach(func(k, value gjson.Result) bool {
+			key := k.Str
+			if seen[key] {
+				err = fmt.Errorf("key %q appears twice in %s", key, path)
+				return false
 			}
-			for dec.More() {
-				keyTok, err := dec.Token()
-				if err != nil {
-					return nil
+			seen[key] = true
+			if folded != nil {
+				lower := strings.ToLower(key)
+				if k, ok := folded[lower]; ok {
+					err = fmt.Errorf("keys %q and %q in %s differ only in case; give one", k, key, path)
+					return false
 				}
-				key, _ := keyTok.(string)
-				if seen[key] {
-					return fmt.Errorf("key %q appears twice in %s", key, path)
-				}
-				seen[key] = true
-				if folded != nil {
-					lower := strings.ToLower(key)
-					if k, ok := folded[lower]; ok {
-						return fmt.Errorf("keys %q and %q in %s differ only in case; give one", k, key, path)
-					}
-					folded[lower] = key
-				}
-				next := elem
-				if fields != nil {
-					ft, ok := fields[key]
-					if !ok {
-						for name := range fields {
-							if strings.EqualFold(name, key) {
-								return fmt.Errorf("unknown field %q in %s (field names are exact: %q)", key, path, name)
-							}
+				folded[lower] = key
+			}
+			next := elem
+			if fields != nil {
+				ft, ok := fields[key]
+				if !ok {
+					for name := range fields {
+						if strings.EqualFold(name, key) {
+							err = fmt.Errorf("unknown field %q in %s (field names are exact: %q)", key, path, name)
+							return false
 						}
 					}
-					next = ft
 				}
-				if err := walk(path+"."+key, next); err != nil {
-					return err
-				}
+				next = ft
 			}
-			_, _ = dec.Token() // '}'
-		case '[':
-			var elem reflect.Type
-			if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
-				elem = t.Elem()
+			if value.IsObject() || value.IsArray() {
+				err = checkKeysIn(value, path+"."+key, next)
 			}
-			for i := 0; dec.More(); i++ {
-				if err := walk(fmt.Sprintf("%s[%d]", path, i), elem); err != nil {
-					return err
-				}
-			}
-			_, _ = dec.Token() // ']'
+			return err == nil
+		})
+	case v.IsArray():
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
 		}
-		return nil
+		i := 0
+		v.ForEach(func(_, value gjson.Result) bool {
+			if value.IsObject() || value.IsArray() {
+				err = checkKeysIn(value, fmt.Sprintf("%s[%d]", path, i), elem)
+			}
+			i++
+			return err == nil
+		})
 	}
-	return walk("the args", t)
+	return err
+}
+
+// structFieldsCache maps a struct type to its structFields.
+var structFieldsCache sync.Map // reflect.Type -> map[string]reflect.Type
+
+// cachedStructFields is structFields(t), computed once per type.
+func cachedStructFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := structFieldsCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	f := structFields(t)
+	structFieldsCache.Store(t, f)
+	return f
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()

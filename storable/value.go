@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -70,11 +71,10 @@ func checkValue(v reflect.Value, root string, path *[]valueSegment, depth int) e
 		return nil
 	}
 	t := v.Type()
-	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface &&
-		(t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType) ||
-			reflect.PointerTo(t).Implements(jsonMarshalerType) && v.CanAddr() ||
-			reflect.PointerTo(t).Implements(textMarshalerType) && v.CanAddr()) {
-		return nil
+	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface {
+		if m := marshalerOf(t); m.value || m.pointer && v.CanAddr() {
+			return nil
+		}
 	}
 	switch v.Kind() {
 	case reflect.String:
@@ -145,6 +145,28 @@ func checkValue(v reflect.Value, root string, path *[]valueSegment, depth int) e
 		}
 	}
 	return nil
+}
+
+// marshaler says whether a type encodes itself (json.Marshaler or
+// encoding.TextMarshaler): as a value, or through a pointer to it.
+type marshaler struct{ value, pointer bool }
+
+// marshalers caches marshalerOf: reflect's Implements is the costliest
+// step of CheckValue on a value of a few fields.
+var marshalers sync.Map // reflect.Type -> marshaler
+
+// marshalerOf returns whether t, or a pointer to t, encodes itself.
+func marshalerOf(t reflect.Type) marshaler {
+	if m, ok := marshalers.Load(t); ok {
+		return m.(marshaler)
+	}
+	pt := reflect.PointerTo(t)
+	m := marshaler{
+		value:   t.Implements(jsonMarshalerType) || t.Implements(textMarshalerType),
+		pointer: pt.Implements(jsonMarshalerType) || pt.Implements(textMarshalerType),
+	}
+	marshalers.Store(t, m)
+	return m
 }
 
 // stringProblem says what PostgreSQL refuses in s, in CheckJSON's words; ""

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,8 +31,14 @@ import (
 
 // Limits of enqueue.
 const (
-	// insertBatchSize is how many jobs go in one INSERT.
+	// insertBatchSize is how many jobs go in one INSERT ... RETURNING (the
+	// path that returns the jobs' IDs: --json, --unique, --args).
 	insertBatchSize = 1000
+	// copyBatchSize is how many jobs go in one COPY (the fast path: a
+	// --file without --json or --unique); the progress bar moves by it.
+	copyBatchSize = 10000
+	// parseChunkLines is how many lines one goroutine parses at a time.
+	parseChunkLines = 1000
 	// maxLineBytes is the longest NDJSON line accepted.
 	maxLineBytes = 10 << 20
 	// maxMaxAttempts is the largest max attempts River's smallint column
@@ -77,7 +85,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
   --file PATH|-    many jobs: NDJSON, one args object per line (blank lines are
                    skipped; - reads standard input). Every line is validated
                    first; if any is bad, nothing is inserted and the error names
-                   the line. Then all lines go in one transaction.
+                   the line. Then all lines go in one transaction: by COPY
+                   (fast, no IDs printed) unless --json or --unique is given.
 
 Every flag can also be set through the environment as REBOUND_<FLAG>
 (REBOUND_MAX_ATTEMPTS=8, REBOUND_ARGS='{...}'), with the same rules; a flag on
@@ -235,28 +244,47 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 		)
 	}
 
-	res := result{Kind: kind.Name, Queue: o.queue, IDs: make([]int64, 0, len(lines)), SkippedDuplicates: skippedInInput}
+	res := result{Kind: kind.Name, Queue: o.queue, SkippedDuplicates: skippedInInput}
+	// Without --json nobody reads the IDs: a --file goes in by COPY
+	// (InsertManyFastTx), which returns none. --unique needs River's
+	// INSERT ... ON CONFLICT to skip twins, and --args prints the one ID.
+	fast := o.file != "" && !o.json && !o.unique
 	start := time.Now()
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		params := make([]river.InsertManyParams, 0, insertBatchSize)
-		for i := 0; i < len(lines); i += insertBatchSize {
+		size := insertBatchSize
+		if fast {
+			size = copyBatchSize
+		} else {
+			res.IDs = make([]int64, 0, len(lines))
+		}
+		params := make([]river.InsertManyParams, 0, size)
+		for i := 0; i < len(lines); i += size {
 			params = params[:0]
-			for _, l := range lines[i:min(i+insertBatchSize, len(lines))] {
+			for _, l := range lines[i:min(i+size, len(lines))] {
 				params = append(params, river.InsertManyParams{Args: l.args, InsertOpts: opts})
 			}
-			inserted, err := client.InsertManyTx(ctx, tx, params)
+			var err error
+			if fast {
+				var n int
+				n, err = client.InsertManyFastTx(ctx, tx, params)
+				res.Inserted += n
+			} else {
+				var inserted []*rivertype.JobInsertResult
+				inserted, err = client.InsertManyTx(ctx, tx, params)
+				for _, r := range inserted {
+					if r.UniqueSkippedAsDuplicate {
+						res.SkippedDuplicates++
+						continue
+					}
+					res.IDs = append(res.IDs, r.Job.ID)
+				}
+				res.Inserted = len(res.IDs)
+			}
 			if err != nil {
 				if o.argsSet {
 					return fmt.Errorf("insert: %w", err)
 				}
 				return fmt.Errorf("insert lines %d-%d: %w", lines[i].number, lines[i+len(params)-1].number, err)
-			}
-			for _, r := range inserted {
-				if r.UniqueSkippedAsDuplicate {
-					res.SkippedDuplicates++
-					continue
-				}
-				res.IDs = append(res.IDs, r.Job.ID)
 			}
 			if bar != nil {
 				_ = bar.Add(len(params))
@@ -270,16 +298,15 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 	if err != nil {
 		return fmt.Errorf("%w (nothing inserted)", err)
 	}
-	res.Inserted = len(res.IDs)
 
 	if o.json {
 		return cli.PrintJSON(stdout, res)
 	}
 	msg := fmt.Sprintf("inserted %d %s job(s) into queue %s", res.Inserted, res.Kind, res.Queue)
 	switch {
-	case res.Inserted == 1:
+	case len(res.IDs) == 1:
 		msg += fmt.Sprintf(" (id %d)", res.IDs[0])
-	case res.Inserted > 1:
+	case len(res.IDs) > 1:
 		msg += fmt.Sprintf(" (ids %d..%d)", res.IDs[0], res.IDs[len(res.IDs)-1])
 	}
 	if res.SkippedDuplicates > 0 {
@@ -334,7 +361,10 @@ func (o *options) insertOpts() (*river.InsertOpts, error) {
 
 // readFile reads and validates every line of an NDJSON file ("-" is
 // stdin). Nothing is inserted unless every line is valid: the error names
-// the first bad line and how many others are bad.
+// the first bad line and how many others are bad. The whole input is read
+// first; then its lines are parsed in chunks of parseChunkLines on every
+// CPU (GOMAXPROCS goroutines), which gives the same lines and the same
+// first error as parsing them one after the other.
 func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
 	var r io.Reader = stdin
 	if path != "-" {
@@ -348,10 +378,11 @@ func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
 	var (
-		out      []line
-		firstErr error
-		bad      int
-		number   int
+		// data holds every non-blank line, trimmed, one after the other;
+		// spans[i] is where line i of raws is in it.
+		data   []byte
+		spans  []rawLine
+		number int
 	)
 	for sc.Scan() {
 		number++
@@ -359,15 +390,8 @@ func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
 		if len(raw) == 0 {
 			continue
 		}
-		args, err := kind.Parse(raw)
-		if err != nil {
-			bad++
-			if firstErr == nil {
-				firstErr = fmt.Errorf("%s line %d: %w", displayName(path), number, err)
-			}
-			continue
-		}
-		out = append(out, line{number: number, args: args})
+		spans = append(spans, rawLine{number: number, start: len(data), end: len(data) + len(raw)})
+		data = append(data, raw...)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -378,6 +402,40 @@ func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
 		}
 		return nil, fmt.Errorf("--file: %w", err) // the error names the file
 	}
+
+	out := make([]line, len(spans))
+	errs := make([]error, len(spans))
+	var wg sync.WaitGroup
+	chunks := make(chan int)
+	for range min(runtime.GOMAXPROCS(0), (len(spans)+parseChunkLines-1)/parseChunkLines) {
+		wg.Go(func() {
+			for from := range chunks {
+				for i := from; i < min(from+parseChunkLines, len(spans)); i++ {
+					s := spans[i]
+					out[i].number = s.number
+					out[i].args, errs[i] = kind.Parse(data[s.start:s.end:s.end])
+				}
+			}
+		})
+	}
+	for from := 0; from < len(spans); from += parseChunkLines {
+		chunks <- from
+	}
+	close(chunks)
+	wg.Wait()
+
+	var (
+		firstErr error
+		bad      int
+	)
+	for i, err := range errs {
+		if err != nil {
+			bad++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s line %d: %w", displayName(path), spans[i].number, err)
+			}
+		}
+	}
 	if firstErr != nil {
 		if bad > 1 {
 			return nil, fmt.Errorf("%w (and %d more bad lines; nothing inserted)", firstErr, bad-1)
@@ -385,6 +443,12 @@ func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
 		return nil, fmt.Errorf("%w (nothing inserted)", firstErr)
 	}
 	return out, nil
+}
+
+// rawLine is where one non-blank input line is in readFile's buffer, and
+// its number in the input (from 1, blank lines counted).
+type rawLine struct {
+	number, start, end int
 }
 
 // dedupe drops lines whose args equal an earlier line's (same JSON

@@ -20,10 +20,11 @@ func newBenchCmd(a *app) *cobra.Command {
 		svgPath    string
 		cpuProfile string
 		hf         benchHTTPFlags
+		insert     insertFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure rebound against plain River (no-op jobs; failure mix and outage against a local HTTP upstream)",
+		Short: "Measure rebound against plain River (no-op jobs; failure mix and outage against a local HTTP upstream; enqueue --file against InsertManyFast)",
 		Long: `bench works no-op jobs through a plain River client and through a whole rebound
 pod, in alternating rounds, and prints per side the median and spread of jobs/s
 and of this process's CPU time (user + system) per job, and their ratios.
@@ -35,13 +36,18 @@ never touches the database DATABASE_URL names. See docs/benchmarks.md.
 --scenario failure and outage call a real HTTP server of the bench's own on
 loopback (http_request jobs on rebound, a plain River worker making the same
 call): a failure-heavy mix (30% 503 once, 5% 400/404), and an upstream down
-for --outage then up (calls during the outage, time to drain after).`,
+for --outage then up (calls during the outage, time to drain after).
+
+--scenario insert times the enqueue binary (run as a subprocess: enqueue
+http_request --file of --lines lines, with and without --json) against River's
+InsertManyFast called directly with the same args.`,
 		Example: `  rebound bench                                  # 5 rounds of 20,000 jobs per side
   rebound bench --jobs 5000 --rounds 3 --svg noop.svg
   rebound bench --cpuprofile cpu.out && go tool pprof -top -focus rebound bin/rebound cpu.out
   rebound bench --scenario failure --jobs 5000 --svg failure.svg
   rebound bench --scenario outage --jobs 2000 --outage 10s --svg outage.svg
-  rebound bench --scenario all --svg bench.svg    # bench-noop.svg, bench-failure.svg, bench-outage.svg`,
+  rebound bench --scenario insert --lines 100000 --rounds 5 --svg insert.svg
+  rebound bench --scenario all --svg bench.svg    # bench-noop.svg, bench-failure.svg, ...`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -60,6 +66,11 @@ for --outage then up (calls during the outage, time to drain after).`,
 			}
 			if err := hf.validate(); err != nil {
 				return err
+			}
+			if hf.runs("insert") {
+				if err := insert.check(); err != nil {
+					return err
+				}
 			}
 			ctx := cmd.Context()
 			db, err := bench.NewDatabase(ctx, os.Getenv("DATABASE_URL"), poolSize)
@@ -92,6 +103,11 @@ for --outage then up (calls during the outage, time to drain after).`,
 			if err := runBenchHTTP(cmd, &hf, db, cfg, svgPath, &out); err != nil {
 				return err
 			}
+			if hf.runs("insert") {
+				if err := runInsertBench(cmd, db, insert, cfg.Rounds, hf.svgPath(svgPath, "insert"), &out); err != nil {
+					return err
+				}
+			}
 			return out.print(a)
 		},
 	}
@@ -104,6 +120,7 @@ for --outage then up (calls during the outage, time to drain after).`,
 	f.IntVar(&poolSize, "pool-size", 20, "connections in the pool both sides share")
 	f.StringVar(&svgPath, "svg", "", "write a plot of jobs/s and CPU per job per round to this SVG file")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (both sides) to this file")
+	insert.add(f)
 	hf.register(cmd)
 	return cmd
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // benchScenarios are the values of `rebound bench --scenario`.
-var benchScenarios = []string{"noop", "failure", "outage", "all"}
+var benchScenarios = []string{"noop", "failure", "outage", "insert", "all"}
 
 // benchHTTPFlags are the flags of the failure and outage scenarios.
 type benchHTTPFlags struct {
@@ -31,7 +31,7 @@ type benchHTTPFlags struct {
 
 func (f *benchHTTPFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.scenario, "scenario", "noop", "what to measure: noop, failure (30% 503 once, 5% 400/404), outage (upstream down, then up), or all")
+	fs.StringVar(&f.scenario, "scenario", "noop", "what to measure: noop, failure (30% 503 once, 5% 400/404), outage (upstream down, then up), insert (enqueue --file against InsertManyFast), or all")
 	fs.DurationVar(&f.retryDelay, "retry-delay", 100*time.Millisecond, "failure, outage: first retry delay, doubling, both sides")
 	fs.DurationVar(&f.maxRetryDelay, "max-retry-delay", time.Second, "failure, outage: cap of a retry delay, both sides")
 	fs.DurationVar(&f.outage, "outage", 10*time.Second, "outage: how long the upstream answers 503 from each side's start")
