@@ -198,8 +198,9 @@ func TestBatchWaitExitCodes(t *testing.T) {
 	require.True(t, strings.HasSuffix(bad.Stderr, fmt.Sprintf("enqueue: batch %d: 2 of 6 jobs did not succeed (2 dead-lettered, 0 cancelled)\n", s.ID)), bad.Stderr)
 }
 
-// 100,000 items in one command, in one transaction: the time it takes is
-// the README's figure.
+// 100,000 items in one command, in one transaction, all inserted with their
+// 100 sub-batch times. The time it takes is logged, not asserted: speed is
+// shown by `rebound bench --scenario insert`, not by a timed test.
 func TestBatch100kItems(t *testing.T) {
 	if testing.Short() {
 		t.Skip("inserts 100,000 jobs")
@@ -222,5 +223,4 @@ func TestBatch100kItems(t *testing.T) {
 	require.Len(t, out.ScheduledAt, 100)
 	require.Equal(t, "jobs=100000 batches=1", rowCounts(t, db))
 	t.Logf("enqueue batch of 100,000 items: %s (command, wall clock)", took.Round(time.Millisecond))
-	require.Less(t, took, 60*time.Second, "enqueued in seconds")
 }

@@ -31,7 +31,7 @@ func TestBenchCommand(t *testing.T) {
 		{[]string{"--pool-size", "1"}, "--pool-size must be between 2 and 1000, got 1"},
 		{[]string{"--jobs", "ten"}, `rebound: invalid --jobs "ten": want a whole number`},
 		{[]string{"extra"}, `unknown command "extra" for "rebound bench"`},
-		{[]string{"--scenario", "chaos"}, `--scenario must be one of noop, failure, outage, all, got "chaos"`},
+		{[]string{"--scenario", "chaos"}, `--scenario must be one of noop, failure, outage, insert, all, got "chaos"`},
 		{[]string{"--scenario", "failure", "--retry-delay", "0s"}, "--retry-delay must be between 1ms and 1m, got 0s"},
 		{[]string{"--retry-delay", "2s", "--max-retry-delay", "1s"}, "--max-retry-delay must be between --retry-delay (2s) and 1h, got 1s"},
 		{[]string{"--scenario", "outage", "--outage", "10ms"}, "--outage must be between 100ms and 1h, got 10ms"},
