@@ -321,6 +321,19 @@ func (b *Breaker) Allow(ctx context.Context, key string) (Permit, error) {
 	if err != nil {
 		return Permit{}, err
 	}
+	// The healthy path: closed. Kept in this small frame; the rest, with its
+	// settings, clock and probe bookkeeping, lives in allowSlow, so a job's
+	// goroutine does not grow its stack for a check that returns at once.
+	if s := v.snap.Load(); s.state == StateClosed {
+		return Permit{b: b, v: v, generation: s.generation}, nil
+	}
+	return b.allowSlow(ctx, key, v)
+}
+
+// allowSlow is Allow for a breaker that was not closed at first look.
+//
+//go:noinline
+func (b *Breaker) allowSlow(ctx context.Context, key string, v *keyView) (Permit, error) {
 	for attempt := 0; ; attempt++ {
 		s := v.snap.Load()
 		if s.state == StateClosed {
