@@ -11,7 +11,8 @@ import (
 // exports. Keys are operator-chosen (URL hosts, job kinds), so the set is
 // unbounded in principle; past the cap, further keys are exported under the
 // label value OtherKey (for rebound_breaker_state: the worst state among
-// them). The cap counts keys in the order this pod first reports them.
+// them). The cap counts keys in the order this pod first sees them (a call,
+// a job's key, or a row read from the database).
 const MaxMetricKeys = 1000
 
 // OtherKey is the key label of every key past MaxMetricKeys.
