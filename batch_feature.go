@@ -18,12 +18,18 @@ type batchFeature struct {
 	completed *prometheus.CounterVec
 }
 
-// setup registers rebound_batches_completed_total{kind}.
+// setup registers rebound_batches_completed_total{kind}, at 0 for every
+// kind of Config.Kinds.
 func (f *batchFeature) setup(a *assembly) error {
 	f.completed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "rebound_batches_completed_total",
 		Help: "Batches this pod completed (every job finished), by the kind of their jobs; each batch is counted by one pod only.",
 	}, []string{"kind"})
+	// At 0 for every configured kind, so a pod's first completed batch of
+	// a kind is seen by increase(): len(Config.Kinds) series.
+	for kind := range a.config.Kinds {
+		f.completed.WithLabelValues(kind)
+	}
 	a.collect(f.completed)
 	return nil
 }

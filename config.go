@@ -155,7 +155,11 @@ type Config struct {
 
 	// Kinds holds per-kind settings: retry policy, operation key, timeout.
 	// Every kind named must have a worker in Workers ([Pod.Start] checks).
-	// nil means every kind uses the pod-wide settings.
+	// nil means every kind uses the pod-wide settings. The pod's job
+	// counters (attempts, errors, retries, batches) are created at 0 at
+	// start for the kinds named here (an empty KindConfig is enough), so
+	// Prometheus counts each one's first event; other kinds' series appear
+	// at their first attempt.
 	Kinds map[string]KindConfig
 
 	// DefaultOperationKey names the circuit breaker of a job whose args do

@@ -118,7 +118,7 @@ func (f *monitoringFeature) setup(a *assembly) error {
 	f.evaluator = &alert.Evaluator{DB: c.Pool, Queue: c.MaintenanceQueue, Channels: c.Monitoring.Channels,
 		ExcludeKinds: []string{notify.Kind}, Link: c.Monitoring.Link, Logger: c.Logger}
 	addWorker(a, &alert.EvaluateWorker{Evaluator: f.evaluator})
-	nm, err := notify.NewMetrics(a.registerer)
+	nm, err := notify.NewMetrics(a.registerer, slices.Sorted(maps.Keys(c.Monitoring.Channels))...)
 	if err != nil {
 		return &ConfigError{Field: "Registerer", Problem: err.Error()}
 	}

@@ -119,6 +119,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	if err != nil {
 		return nil, &ConfigError{Field: "Registerer", Problem: err.Error() + " (one registry per pod, or prometheus.WrapRegistererWith)"}
 	}
+	metrics.Initialize(knownLabels(&c, policies))
 	a := &assembly{config: &c, registerer: reg}
 	a.collect(monitor.NewQueueCollector(monitor.NewSnapshots(c.Pool), &monitor.QueueCollectorOpts{
 		Queues: slices.Sorted(maps.Keys(c.Queues)), Kinds: slices.Sorted(maps.Keys(c.Kinds)), Logger: c.Logger,
@@ -476,6 +477,29 @@ func (p *Pod) reportUnsaved(log *slog.Logger, done string) {
 			"jobs_left_running", unsaved)
 	default:
 		log.Info("worker stopped: " + done)
+	}
+}
+
+// knownLabels are the label values the pod's job counters are created
+// with at 0 (see monitor.Metrics.Initialize): the kinds of Config.Kinds
+// (rebound's own kinds are left out), the queues of Config.Queues, every
+// failure class, and the strategy each kind's policy retries a class with.
+func knownLabels(c *Config, policies *retrypolicy.Policies) monitor.KnownLabels {
+	classes := retrypolicy.Classes()
+	names := make([]string, len(classes))
+	for i, class := range classes {
+		names[i] = string(class)
+	}
+	return monitor.KnownLabels{
+		Kinds:   slices.Sorted(maps.Keys(c.Kinds)),
+		Queues:  slices.Sorted(maps.Keys(c.Queues)),
+		Classes: names,
+		Strategy: func(kind, class string) string {
+			if rule := policies.Lookup(kind).Rule(retrypolicy.Class(class)); rule.Retry {
+				return string(rule.Strategy)
+			}
+			return ""
+		},
 	}
 }
 

@@ -277,7 +277,10 @@ func (b *Breaker) view(key string) *keyView {
 	}
 	v := &keyView{key: key}
 	v.snap.Store(absent)
-	actual, _ := b.views.LoadOrStore(key, v)
+	actual, loaded := b.views.LoadOrStore(key, v)
+	if !loaded {
+		b.metrics.seen(key)
+	}
 	return actual.(*keyView)
 }
 

@@ -494,10 +494,21 @@ func TestDeleteIdle(t *testing.T) {
 	require.Equal(t, "held", rows[1].Key, "a breaker held open into the future stays")
 }
 
+// TestMetrics: a key's counter series exist at 0 from its first call (so
+// Prometheus's increase() counts its first transition), and count exactly.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, Config{Settings: Settings{FailureThreshold: 1}})
 	ctx := context.Background()
+	require.NoError(t, tb.b.Execute(ctx, "healthy", succeed))
+	require.NoError(t, testutil.CollectAndCompare(tb.reg, stringsReader(`
+# HELP rebound_breaker_transitions_total Circuit breaker transitions made by this pod, by operation key and from/to state (closed, half_open, open).
+# TYPE rebound_breaker_transitions_total counter
+rebound_breaker_transitions_total{from="closed",key="healthy",to="open"} 0
+rebound_breaker_transitions_total{from="half_open",key="healthy",to="closed"} 0
+rebound_breaker_transitions_total{from="half_open",key="healthy",to="open"} 0
+rebound_breaker_transitions_total{from="open",key="healthy",to="half_open"} 0
+`), "rebound_breaker_transitions_total"), "a key's series exist before its first transition")
 	_ = tb.b.Execute(ctx, "api.example.com", fail)
 	_ = tb.b.Execute(ctx, "api.example.com", succeed)
 	_ = tb.b.Execute(ctx, "api.example.com", succeed)
@@ -506,13 +517,25 @@ func TestMetrics(t *testing.T) {
 # HELP rebound_breaker_short_circuited_total Calls and jobs this pod refused (or parked) because the operation key's breaker was open or busy probing.
 # TYPE rebound_breaker_short_circuited_total counter
 rebound_breaker_short_circuited_total{key="api.example.com"} 2
+rebound_breaker_short_circuited_total{key="healthy"} 0
 # HELP rebound_breaker_state State of the operation key's circuit breaker as this pod sees it: 0 closed, 1 half-open, 2 open.
 # TYPE rebound_breaker_state gauge
 rebound_breaker_state{key="api.example.com"} 2
 # HELP rebound_breaker_transitions_total Circuit breaker transitions made by this pod, by operation key and from/to state (closed, half_open, open).
 # TYPE rebound_breaker_transitions_total counter
 rebound_breaker_transitions_total{from="closed",key="api.example.com",to="open"} 1
-`), "rebound_breaker_short_circuited_total", "rebound_breaker_state", "rebound_breaker_transitions_total"))
+rebound_breaker_transitions_total{from="half_open",key="api.example.com",to="closed"} 0
+rebound_breaker_transitions_total{from="half_open",key="api.example.com",to="open"} 0
+rebound_breaker_transitions_total{from="open",key="api.example.com",to="half_open"} 0
+rebound_breaker_transitions_total{from="closed",key="healthy",to="open"} 0
+rebound_breaker_transitions_total{from="half_open",key="healthy",to="closed"} 0
+rebound_breaker_transitions_total{from="half_open",key="healthy",to="open"} 0
+rebound_breaker_transitions_total{from="open",key="healthy",to="half_open"} 0
+# HELP rebound_breaker_stale_results_total Call outcomes that belonged to an older breaker generation and changed nothing.
+# TYPE rebound_breaker_stale_results_total counter
+rebound_breaker_stale_results_total{key="api.example.com"} 0
+rebound_breaker_stale_results_total{key="healthy"} 0
+`), "rebound_breaker_short_circuited_total", "rebound_breaker_state", "rebound_breaker_transitions_total", "rebound_breaker_stale_results_total"))
 	problems, err := testutil.CollectAndLint(tb.reg)
 	require.NoError(t, err)
 	require.Empty(t, problems)

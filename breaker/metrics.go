@@ -11,7 +11,8 @@ import (
 // exports. Keys are operator-chosen (URL hosts, job kinds), so the set is
 // unbounded in principle; past the cap, further keys are exported under the
 // label value OtherKey (for rebound_breaker_state: the worst state among
-// them). The cap counts keys in the order this pod first reports them.
+// them). The cap counts keys in the order this pod first sees them (a call,
+// a job's key, or a row read from the database).
 const MaxMetricKeys = 1000
 
 // OtherKey is the key label of every key past MaxMetricKeys.
@@ -23,6 +24,11 @@ const OtherKey = "_other"
 //	rebound_breaker_transitions_total{key,from,to}   transitions this pod made (statements it ran)
 //	rebound_breaker_short_circuited_total{key}       calls this pod refused
 //	rebound_breaker_stale_results_total{key}         outcomes that belonged to an older generation and changed nothing
+//
+// Every key's series exist at 0 from the moment this pod's breaker first
+// holds a view of the key (a call, a job's key, or a row read from the
+// database), before its first increment: 6 series per key, at most
+// MaxMetricKeys+1 keys.
 //
 // Transitions made by hand (rebound breaker reset|open, SQL) are not counted
 // by any pod; the state gauge shows them. A nil *Metrics records nothing.
@@ -87,6 +93,29 @@ func (m *Metrics) labelLocked(key string) string {
 	}
 	m.keys[key] = struct{}{}
 	return key
+}
+
+// transitions are the transitions a pod makes by itself, the from and to
+// label values of the series [Metrics.seen] creates.
+var transitions = [][2]State{
+	{StateClosed, StateOpen}, {StateOpen, StateHalfOpen}, {StateHalfOpen, StateClosed}, {StateHalfOpen, StateOpen},
+}
+
+// seen creates key's counter series at 0 (the four automatic transitions,
+// short-circuited, stale results) the first time this pod's breaker holds
+// a view of key, so Prometheus's increase() counts the key's first
+// transition: a series' first sample is not counted. Keys past
+// MaxMetricKeys share OtherKey's series.
+func (m *Metrics) seen(key string) {
+	if m == nil {
+		return
+	}
+	l := m.label(key)
+	for _, t := range transitions {
+		m.transitions.WithLabelValues(l, t[0].String(), t[1].String())
+	}
+	m.shortCircuits.WithLabelValues(l)
+	m.staleResults.WithLabelValues(l)
 }
 
 func (m *Metrics) transition(key string, from, to State) {

@@ -64,6 +64,57 @@ func (m *Metrics) ObserveFailedAttempt(kind, class, strategy string, retry bool,
 	}
 }
 
+// Outcomes lists every value of the outcome label of
+// rebound_job_attempts_total, in a fixed order.
+func Outcomes() []string {
+	return []string{OutcomeCompleted, OutcomeErrored, OutcomeDiscarded, OutcomeCancelled,
+		OutcomeSnoozed, OutcomeInterrupted, OutcomePanicked}
+}
+
+// KnownLabels are the label values a pod knows when it starts, for
+// [Metrics.Initialize].
+type KnownLabels struct {
+	// Kinds are the job kinds the pod is configured for.
+	Kinds []string
+	// Queues are the queues the pod works.
+	Queues []string
+	// Classes are the failure classes (retrypolicy.Classes()).
+	Classes []string
+	// Strategy returns the backoff strategy a retry of kind after a failure
+	// of class uses, or "" when that class is never retried for kind. nil
+	// means no retries_scheduled series are created.
+	Strategy func(kind, class string) string
+}
+
+// Initialize creates, at 0, the counter series whose label values are
+// known at start, so each appears in the first scrape and Prometheus's
+// increase() and rate() count its first event (they ignore a series' first
+// sample): rebound_job_attempts_total for every kind × queue × outcome
+// (len(Kinds)·len(Queues)·7 series), rebound_job_errors_total for every
+// kind × class (len(Kinds)·len(Classes)), and
+// rebound_retries_scheduled_total for every kind × retried class with its
+// strategy (at most len(Kinds)·len(Classes)). The histograms are left to
+// their first observation. Safe to call more than once; it never resets a
+// count.
+func (m *Metrics) Initialize(k KnownLabels) {
+	for _, kind := range k.Kinds {
+		for _, queue := range k.Queues {
+			for _, outcome := range Outcomes() {
+				m.JobAttempts.WithLabelValues(kind, queue, outcome)
+			}
+		}
+		for _, class := range k.Classes {
+			m.JobErrors.WithLabelValues(kind, class)
+			if k.Strategy == nil {
+				continue
+			}
+			if strategy := k.Strategy(kind, class); strategy != "" {
+				m.RetriesScheduled.WithLabelValues(kind, class, strategy)
+			}
+		}
+	}
+}
+
 // NewMetrics creates rebound's in-process metrics and registers them with
 // reg (use a non-global registry; prometheus.NewRegistry()). It returns an
 // error naming the metric when one is already registered there (a second

@@ -64,12 +64,24 @@ type Metrics struct {
 	Notifications *prometheus.CounterVec
 }
 
-// NewMetrics creates and registers the delivery metrics.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+// Outcomes lists every value of the outcome label of
+// rebound_notifications_total, in a fixed order.
+func Outcomes() []string { return []string{OutcomeDelivered, OutcomeRetrying, OutcomeFailed} }
+
+// NewMetrics creates and registers the delivery metrics, with the series of
+// every channel named in channels × every outcome created at 0 (so
+// Prometheus's increase() counts a pod's first delivery of each):
+// 3·len(channels) series.
+func NewMetrics(reg prometheus.Registerer, channels ...string) (*Metrics, error) {
 	m := &Metrics{Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "rebound", Name: "notifications_total",
 		Help: "Alert notification delivery attempts, by channel and outcome (delivered, retrying, failed).",
 	}, []string{"channel", "outcome"})}
+	for _, channel := range channels {
+		for _, outcome := range Outcomes() {
+			m.Notifications.WithLabelValues(channel, outcome)
+		}
+	}
 	if err := reg.Register(m.Notifications); err != nil {
 		return nil, fmt.Errorf("register rebound_notifications_total: %w", err)
 	}
