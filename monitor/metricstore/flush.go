@@ -2,6 +2,9 @@ package metricstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"maps"
 	"slices"
 	"time"
@@ -50,8 +53,10 @@ func (r *Recorder) loop(ctx context.Context) {
 
 // Flush moves the counts since the last flush into the pending rows, under
 // the minute the interval started in, and adds every pending row to
-// job_retry_metrics in one statement. On error the rows stay pending and
-// are added by the next flush.
+// job_retry_metrics in one transaction, exactly once ([Store.AddOnce]).
+// On error the rows stay pending and are added by the next flush; when the
+// error left it unknown whether they were added (at COMMIT), the next flush
+// finds out from the flush's token before it adds them again.
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -90,7 +95,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			r.pending[key] = &row
 		}
 	}
-	if len(r.pending) == 0 {
+	if len(r.pending) == 0 && r.inflight == nil {
 		return nil
 	}
 	rows := make([]Row, 0, len(r.pending))
@@ -104,19 +109,36 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		p.RunTimeMS = p.runTimeNS / int64(time.Millisecond)
 		rows = append(rows, *p)
 	}
-	if err := r.store.Add(ctx, rows); err != nil {
+	sent, err := r.store.AddOnce(ctx, r.inflight, Flush{Token: newFlushToken(), Rows: rows})
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrOutcomeUnknown):
+		// The rows may be in: the next flush looks up sent's token and
+		// adds them only if they are not.
+		r.inflight = &sent
+		clear(r.pending)
+		fallthrough
+	default:
 		if !r.failing {
-			r.logger.Warn("job metrics flush failed; counts are kept and added by the next flush", "rows", len(rows), "error", err.Error())
+			r.logger.Warn("job metrics flush failed; counts are kept and added by the next flush", "rows", len(sent.Rows), "error", err.Error())
 		}
 		r.failing = true
 		return err
 	}
 	if r.failing {
-		r.logger.Info("job metrics flush recovered", "rows", len(rows))
+		r.logger.Info("job metrics flush recovered", "rows", len(sent.Rows))
 	}
 	r.failing = false
+	r.inflight = nil
 	clear(r.pending)
 	return nil
+}
+
+// newFlushToken returns 32 hex digits from crypto/rand.
+func newFlushToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 func compareStrings(a, b string) int {

@@ -260,3 +260,87 @@ func TestNewRecorderRefusesShortInterval(t *testing.T) {
 	_, err := metricstore.NewRecorder(nil, &metricstore.RecorderConfig{FlushInterval: time.Millisecond})
 	require.EqualError(t, err, "metricstore: FlushInterval 1ms is under 100ms")
 }
+
+// A flush whose COMMIT failed may or may not be in: AddOnce is given it as
+// prev and adds its rows only when its token is not in
+// rebound_metric_flush, so counts are added exactly once either way.
+func TestAddOnceAddsAFlushOfUnknownOutcomeExactlyOnce(t *testing.T) {
+	t.Parallel()
+	minute := time.Now().UTC().Truncate(time.Minute)
+	row := func(completed int64) []metricstore.Row {
+		return []metricstore.Row{{Kind: "mail", PeriodStart: minute, Attempts: completed, Completed: completed, Failures: map[string]int64{"timeout": completed}}}
+	}
+	cases := []struct {
+		name        string
+		prevApplied bool // prev's transaction committed after all
+		wantSent    int64
+		wantTotal   int64
+	}{
+		{"previous flush was applied: only the new rows are added", true, 2, 7},
+		{"previous flush was not applied: both are added", false, 7, 7},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			store := metricstore.New(dbtest.Pool(t))
+			prev := metricstore.Flush{Token: "prev-" + tc.name[:8], Rows: row(5)}
+			if tc.prevApplied {
+				_, err := store.AddOnce(ctx, nil, prev)
+				require.NoError(t, err)
+			}
+			sent, err := store.AddOnce(ctx, &prev, metricstore.Flush{Token: "next", Rows: row(2)})
+			require.NoError(t, err)
+			require.Equal(t, "next", sent.Token)
+			require.Len(t, sent.Rows, 1)
+			require.Equal(t, tc.wantSent, sent.Rows[0].Completed)
+			stats, err := store.Window(ctx, minute.Add(-time.Minute))
+			require.NoError(t, err)
+			require.Equal(t, tc.wantTotal, stats["mail"].Completed)
+			require.Equal(t, tc.wantTotal, stats["mail"].Attempts)
+			require.Equal(t, map[string]int64{"timeout": tc.wantTotal}, stats["mail"].Failures)
+		})
+	}
+}
+
+// A COMMIT that fails (here a deferred constraint trigger refusing the
+// transaction) leaves the flush's outcome unknown to the recorder: it keeps
+// the rows with their token, and the next flush, finding no token, adds
+// them once.
+func TestFlushFailingAtCommitIsAddedOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := dbtest.Pool(t)
+	_, err := pool.Exec(ctx, `
+CREATE TABLE refuse_commit (on_ boolean NOT NULL);
+INSERT INTO refuse_commit VALUES (true);
+CREATE FUNCTION refuse_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT on_ FROM refuse_commit) THEN RAISE EXCEPTION 'refused at commit'; END IF;
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER refuse_commit AFTER INSERT ON rebound_metric_flush
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_commit();`)
+	require.NoError(t, err)
+	store := metricstore.New(pool)
+	rec, err := metricstore.NewRecorder(store, &metricstore.RecorderConfig{FlushInterval: time.Hour})
+	require.NoError(t, err)
+	for range 3 {
+		rec.ObserveFailedAttempt("mail", "server_error", true)
+	}
+	err = rec.Flush(ctx)
+	require.ErrorIs(t, err, metricstore.ErrOutcomeUnknown)
+	rec.ObserveFailedAttempt("mail", "timeout", false)
+	_, err = pool.Exec(ctx, "UPDATE refuse_commit SET on_ = false")
+	require.NoError(t, err)
+	require.NoError(t, rec.Flush(ctx))
+	require.NoError(t, rec.Flush(ctx)) // nothing left: adds nothing
+
+	stats, err := store.Window(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"server_error": 3, "timeout": 1}, stats["mail"].Failures)
+	require.Equal(t, int64(3), stats["mail"].RetriesScheduled)
+	var tokens int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM rebound_metric_flush").Scan(&tokens))
+	require.Equal(t, 1, tokens, "one token per committed flush that carried rows")
+}

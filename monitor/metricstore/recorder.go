@@ -47,6 +47,7 @@ type Recorder struct {
 
 	flushMu   sync.Mutex // one flush at a time; guards pending, lastFlush, failing
 	pending   map[rowKey]*Row
+	inflight  *Flush // a flush whose outcome is unknown (ErrOutcomeUnknown), checked by the next
 	lastFlush time.Time
 	failing   bool
 

@@ -3,7 +3,9 @@ package metricstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,6 +84,15 @@ func (r *Row) add(o *Row) {
 // PeriodStart) may appear once. Kinds are stored as River gave them (River
 // refuses a kind with invalid UTF-8 or NUL at insert).
 func (s *Store) Add(ctx context.Context, rows []Row) error {
+	return addRows(ctx, s.db, rows)
+}
+
+// execer is what addRows needs: a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func addRows(ctx context.Context, db execer, rows []Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -108,7 +119,7 @@ func (s *Store) Add(ctx context.Context, rows []Row) error {
 			last[i] = &t
 		}
 	}
-	_, err := s.db.Exec(ctx, `
+	_, err := db.Exec(ctx, `
 INSERT INTO job_retry_metrics AS m (kind, period_start, period_seconds, attempts, completed, dead_lettered,
                                    failures, retries_scheduled, short_circuited, run_time_ms, last_attempt_at)
 SELECT kind, period_start, 60, attempts, completed, dead_lettered, failures::jsonb, retries, short, run_ms, last_at
@@ -129,6 +140,87 @@ ON CONFLICT (kind, period_seconds, period_start) DO UPDATE SET
 		return fmt.Errorf("metricstore: add %d rows to job_retry_metrics: %w", n, err)
 	}
 	return nil
+}
+
+// Flush is one flush of a pod's counts: the rows to add and the random
+// token (at most 64 bytes) that marks them as added in
+// rebound_metric_flush.
+type Flush struct {
+	Token string
+	Rows  []Row
+}
+
+// ErrOutcomeUnknown is returned (wrapped) by [Store.AddOnce] when the
+// transaction failed at COMMIT: its rows may or may not have been added.
+// Pass the Flush it returned as prev to the next AddOnce, which finds out.
+var ErrOutcomeUnknown = errors.New("metricstore: flush outcome unknown")
+
+// flushTokenRetention is how long a flush token is kept: far longer than
+// any flush retry (the next flush interval).
+const flushTokenRetention = time.Hour
+
+// AddOnce adds next's rows to job_retry_metrics, once, in one transaction
+// that also records next.Token. prev, when not nil, is a flush whose
+// outcome was unknown ([ErrOutcomeUnknown]): if its token is in
+// rebound_metric_flush its rows were added and are not added again;
+// otherwise they are added now with next's. It returns the flush it sent:
+// next.Token with next's rows, plus prev's rows when prev was not applied.
+//
+// Errors: a failure before COMMIT means nothing was added (keep prev and
+// next's rows for the next call); a failure at COMMIT wraps
+// [ErrOutcomeUnknown] (pass the returned Flush as the next call's prev).
+// Tokens older than an hour are removed in the same transaction.
+func (s *Store) AddOnce(ctx context.Context, prev *Flush, next Flush) (Flush, error) {
+	sent := Flush{Token: next.Token}
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return sent, fmt.Errorf("metricstore: flush: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	rows := next.Rows
+	if prev != nil {
+		var applied bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rebound_metric_flush WHERE token = $1)`, prev.Token).Scan(&applied); err != nil {
+			return sent, fmt.Errorf("metricstore: flush: look up the previous flush: %w", err)
+		}
+		if !applied {
+			rows = mergeRows(prev.Rows, next.Rows)
+		}
+	}
+	sent.Rows = rows
+	if _, err := tx.Exec(ctx, `INSERT INTO rebound_metric_flush (token) VALUES ($1)`, next.Token); err != nil {
+		return sent, fmt.Errorf("metricstore: flush: record the token: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM rebound_metric_flush WHERE flushed_at < now() - make_interval(secs => $1)`, flushTokenRetention.Seconds()); err != nil {
+		return sent, fmt.Errorf("metricstore: flush: remove old tokens: %w", err)
+	}
+	if err := addRows(ctx, tx, rows); err != nil {
+		return sent, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return sent, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
+	return sent, nil
+}
+
+// mergeRows returns a and b added up by (Kind, PeriodStart), in a's order
+// then b's new keys.
+func mergeRows(a, b []Row) []Row {
+	out := make([]Row, 0, len(a)+len(b))
+	at := make(map[rowKey]int, len(a)+len(b))
+	for _, rows := range [][]Row{a, b} {
+		for _, r := range rows {
+			k := rowKey{kind: r.Kind, start: r.PeriodStart}
+			if i, ok := at[k]; ok {
+				out[i].add(&r)
+				continue
+			}
+			at[k] = len(out)
+			r.Failures = maps.Clone(r.Failures)
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // KindStats are one kind's counts summed over a window.
