@@ -181,6 +181,17 @@ func run(ctx context.Context, o *options) error {
 		if err != nil {
 			return fmt.Errorf("invalid DATABASE_DIRECT_URL: %w", err)
 		}
+		// A typo here would otherwise start the worker and warn every 5 s
+		// that the breakers' LISTEN connection is lost: check it once, as
+		// DATABASE_URL is.
+		if cc.ConnectTimeout == 0 {
+			cc.ConnectTimeout = cli.DefaultConnectTimeout
+		}
+		conn, err := pgx.ConnectConfig(ctx, cc)
+		if err != nil {
+			return fmt.Errorf("DATABASE_DIRECT_URL unreachable at %s:%d/%s: %s", cc.Host, cc.Port, cc.Database, strings.Join(strings.Fields(err.Error()), " "))
+		}
+		_ = conn.Close(ctx)
 		breakerConfig.ListenConfig = cc
 	} else if o.pollOnly {
 		// --poll-only means DATABASE_URL cannot LISTEN (PgBouncer in
