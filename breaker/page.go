@@ -27,8 +27,9 @@ type PageParams struct {
 // Page returns one page of rows ordered by key, and the key to pass as
 // PageParams.After for the next page ("" when this page is the last). Pages
 // are keyed by breaker_key (the primary key), so a page costs the same at
-// any number of keys: no count, no offset. Errors name a bad limit or come
-// from the database.
+// any number of keys: no count, no offset. Errors name a bad limit, or a
+// cursor that cannot be a key (ValidateKey's rule: NUL, invalid UTF-8...;
+// the error matches ErrInvalidKey), or come from the database.
 func (s *Store) Page(ctx context.Context, p PageParams) ([]*Row, string, error) {
 	limit := p.Limit
 	if limit == 0 {
@@ -36,6 +37,11 @@ func (s *Store) Page(ctx context.Context, p PageParams) ([]*Row, string, error) 
 	}
 	if limit < 1 || limit > MaxPageLimit {
 		return nil, "", fmt.Errorf("breaker page: limit %d is not between 1 and %d", p.Limit, MaxPageLimit)
+	}
+	if p.After != "" {
+		if err := ValidateKey(p.After); err != nil {
+			return nil, "", fmt.Errorf("breaker page: cursor: %w", err)
+		}
 	}
 	states := make([]string, 0, len(p.States))
 	for _, st := range p.States {

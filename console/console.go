@@ -297,17 +297,24 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, v *view, status i
 func (c *Console) failErr(w http.ResponseWriter, r *http.Request, v *view, err error) {
 	switch {
 	case errors.Is(err, deadletter.ErrInvalid), errors.Is(err, breaker.ErrInvalidKey):
-		c.fail(w, r, v, http.StatusBadRequest, err.Error()+". Nothing was changed.")
+		c.fail(w, r, v, http.StatusBadRequest, consoleForce(err.Error())+". Nothing was changed.")
 	case errors.Is(err, deadletter.ErrNotFound), errors.Is(err, breaker.ErrNotFound):
 		c.fail(w, r, v, http.StatusNotFound, err.Error()+".")
 	case errors.Is(err, deadletter.ErrAlreadyRetried), errors.Is(err, deadletter.ErrResolved), errors.Is(err, deadletter.ErrAlreadyResolved):
-		c.fail(w, r, v, http.StatusConflict, err.Error()+". Nothing was changed.")
+		c.fail(w, r, v, http.StatusConflict, consoleForce(err.Error())+". Nothing was changed.")
 	case errors.Is(err, context.Canceled):
 		return
 	default:
 		c.log.Error("console: request failed", "path", r.URL.Path, "error", err.Error())
 		c.fail(w, r, v, http.StatusInternalServerError, "The database request failed (see the worker's log).")
 	}
+}
+
+// consoleForce rewrites the store's "use force" hint, which the console's
+// forms do not offer, into the command that does.
+func consoleForce(msg string) string {
+	msg = strings.Replace(msg, "use force to", "rebound dlq retry --force (not offered here) can", 1)
+	return strings.Replace(msg, "needs force", "needs rebound dlq retry --force (not offered here)", 1)
 }
 
 // secure reports whether the session cookie gets the Secure attribute.

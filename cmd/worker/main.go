@@ -136,7 +136,7 @@ Environment:
   DATABASE_URL                     the database: a postgres:// URL or a libpq key=value string (libpq's PG* variables and defaults when unset); through PgBouncer in transaction mode add default_query_exec_mode=cache_describe
   DATABASE_DIRECT_URL              a direct connection to PostgreSQL for the circuit breakers' LISTEN, when DATABASE_URL goes through PgBouncer in transaction mode
   OTEL_EXPORTER_OTLP_ENDPOINT      with --tracing: the OTLP/HTTP collector (default https://localhost:4318; /v1/traces is appended); the other OTEL_* variables of the OpenTelemetry SDK apply too (OTEL_SERVICE_NAME, default rebound-worker; OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG; OTEL_EXPORTER_OTLP_HEADERS...)
-  ` + adminauth.EnvToken + `              guards the admin routes (/api/admin/..., /riverui/): Authorization: Bearer <token>, at least 16 characters; without it they are served only on a loopback --http-addr
+  ` + adminauth.EnvToken + `              guards the admin routes (/api/admin/..., /console/, /riverui/): Authorization: Bearer <token>, or the console's login form (/console/login) in a browser; at least 16 characters; without it they are served only on a loopback --http-addr
 `)
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if f.Name == "help" {
@@ -185,6 +185,17 @@ func run(ctx context.Context, o *options) error {
 		if err != nil {
 			return fmt.Errorf("invalid DATABASE_DIRECT_URL: %w", err)
 		}
+		// A typo here would otherwise start the worker and warn every 5 s
+		// that the breakers' LISTEN connection is lost: check it once, as
+		// DATABASE_URL is.
+		if cc.ConnectTimeout == 0 {
+			cc.ConnectTimeout = cli.DefaultConnectTimeout
+		}
+		conn, err := pgx.ConnectConfig(ctx, cc)
+		if err != nil {
+			return fmt.Errorf("DATABASE_DIRECT_URL unreachable at %s:%d/%s: %s", cc.Host, cc.Port, cc.Database, strings.Join(strings.Fields(err.Error()), " "))
+		}
+		_ = conn.Close(ctx)
 		breakerConfig.ListenConfig = cc
 	} else if o.pollOnly {
 		// --poll-only means DATABASE_URL cannot LISTEN (PgBouncer in

@@ -2,6 +2,8 @@ package tracing
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/url"
 	"os"
@@ -40,7 +42,12 @@ const DefaultServiceName = "rebound-worker"
 // It refuses, with an error naming the variable, what the SDK would only
 // warn about and ignore: an endpoint that is not an http:// or https:// URL
 // with a host, an OTEL_EXPORTER_OTLP_PROTOCOL other than http/protobuf
-// (grpc is not built in), an unknown sampler or a ratio outside [0, 1].
+// (grpc is not built in), an unknown sampler or a ratio outside [0, 1], a
+// _TIMEOUT that is not a positive number of milliseconds, a _COMPRESSION
+// other than gzip or none, a _HEADERS entry that is not key=value (an HTTP
+// token as key, a URL-encoded value), a _CERTIFICATE file that cannot be
+// read or holds no PEM certificate, a _CLIENT_CERTIFICATE/_CLIENT_KEY pair
+// that does not load (each in its plain and _TRACES_ form).
 // The returned description ("OTLP/HTTP to <endpoint>") is for the start
 // line. Call Shutdown when done: it exports the spans still buffered,
 // bounded by its context.
@@ -92,6 +99,11 @@ func checkEnv() (string, error) {
 			return "", fmt.Errorf("invalid %s %q: the worker exports over OTLP/HTTP only (http/protobuf, port 4318)", name, v)
 		}
 	}
+	for _, prefix := range []string{"OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_TRACES_"} {
+		if err := checkExporterEnv(prefix); err != nil {
+			return "", err
+		}
+	}
 	sampler := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER")))
 	switch sampler {
 	case "", "always_on", "always_off", "parentbased_always_on", "parentbased_always_off":
@@ -106,6 +118,60 @@ func checkEnv() (string, error) {
 		return "", fmt.Errorf("invalid OTEL_TRACES_SAMPLER %q: want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio", sampler)
 	}
 	return endpoint, nil
+}
+
+// checkExporterEnv checks prefix's TIMEOUT, COMPRESSION, HEADERS,
+// CERTIFICATE and CLIENT_CERTIFICATE/CLIENT_KEY as the SDK reads them
+// (trimmed; empty means unset), refusing what the SDK would ignore with a
+// line on stderr.
+func checkExporterEnv(prefix string) error {
+	get := func(name string) string { return strings.TrimSpace(os.Getenv(prefix + name)) }
+	if v := get("TIMEOUT"); v != "" {
+		if ms, err := strconv.Atoi(v); err != nil || ms <= 0 {
+			return fmt.Errorf("invalid %sTIMEOUT %q: want a positive number of milliseconds, such as 10000", prefix, v)
+		}
+	}
+	if v := get("COMPRESSION"); v != "" && v != "gzip" && v != "none" {
+		return fmt.Errorf("invalid %sCOMPRESSION %q: want gzip or none", prefix, v)
+	}
+	if v := get("HEADERS"); v != "" {
+		for i, entry := range strings.Split(v, ",") {
+			name, value, found := strings.Cut(entry, "=")
+			_, err := url.PathUnescape(value)
+			if !found || !validHeaderName(strings.TrimSpace(name)) || err != nil {
+				return fmt.Errorf("invalid %sHEADERS: entry %d is not name=value (an HTTP header name, a URL-encoded value; the value is not shown), such as api-key=secret,team=ops", prefix, i+1)
+			}
+		}
+	}
+	if v := get("CERTIFICATE"); v != "" {
+		pem, err := os.ReadFile(v)
+		if err != nil {
+			return fmt.Errorf("invalid %sCERTIFICATE: %w", prefix, err)
+		}
+		if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			return fmt.Errorf("invalid %sCERTIFICATE %q: no PEM certificate in the file", prefix, v)
+		}
+	}
+	if c, k := get("CLIENT_CERTIFICATE"), get("CLIENT_KEY"); c != "" && k != "" {
+		if _, err := tls.LoadX509KeyPair(c, k); err != nil {
+			return fmt.Errorf("invalid %sCLIENT_CERTIFICATE or %sCLIENT_KEY: %w", prefix, prefix, err)
+		}
+	}
+	return nil
+}
+
+// validHeaderName reports whether s is an HTTP header name (an RFC 9110
+// token), as the SDK requires.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return true
 }
 
 // redactingExporter replaces secrets in the texts of spans before they
