@@ -18,6 +18,7 @@ import (
 
 	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/internal/proctest"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -29,8 +30,8 @@ import (
 func exampleDatabaseURL() string { return dbtest.ForExample() }
 
 // TestMain drops the databases the tests and examples created, and the
-// shared template when no other test process uses it, once they end.
-func TestMain(m *testing.M) { dbtest.Main(m) }
+// shared template when no other test process uses it, once they end, and the binaries proctest built.
+func TestMain(m *testing.M) { dbtest.Main(m, proctest.RemoveBinaries) }
 
 // quoteArgs is a custom kind defined outside rebound's packages: fetch a
 // price quote from a vendor's HTTP API. Its operation key is the vendor, so
