@@ -486,7 +486,11 @@ func TestWorkerFlagsFromEnvironment(t *testing.T) {
 	// This process's own line (another test's worker may have been given
 	// the same free port).
 	waitFor(t, 30*time.Second, func() bool { return strings.Contains(p.Logs(), `"msg":"worker started","http_addr":"`+addr+`"`) })
-	require.Contains(t, p.Logs(), `"msg":"River client started","client_id":"pod-from-env"`)
+	// River logs its own start line from its client's goroutine: it may
+	// come after the worker's.
+	waitFor(t, 30*time.Second, func() bool {
+		return strings.Contains(p.Logs(), `"msg":"River client started","client_id":"pod-from-env"`)
+	})
 	p.Signal(syscall.SIGTERM)
 	require.Equal(t, 0, p.Wait(30*time.Second), p.Logs())
 }
