@@ -34,8 +34,10 @@ func TestBrowser(t *testing.T) {
 	seedDeadLetters(t, p.pool, 40, 29*time.Minute, []string{"server_error", "rate_limited", "timeout", "not_found"}, []string{"payments.example", "mail.example"})
 	openBreaker(t, p.pool, "payments.example")
 
+	// Chromium also writes a singleton socket folder into TMPDIR
+	// (org.chromium.Chromium.*): a folder of the test's own, removed with it.
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()),
-		chromedp.DisableGPU, chromedp.WindowSize(1280, 1000))
+		chromedp.Env("TMPDIR="+t.TempDir()), chromedp.DisableGPU, chromedp.WindowSize(1280, 1000))
 	if os.Geteuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox)
 	}
