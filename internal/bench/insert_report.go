@@ -17,8 +17,7 @@ func (rep *InsertReport) WriteTable(w io.Writer) error {
 	c, m := rep.Config, rep.Machine
 	fmt.Fprintf(w, "insert: %d http_request jobs per round (NDJSON file of %d bytes), %d rounds per side, rotating which side goes first; enqueue runs as a subprocess (%s)\n",
 		c.Lines, rep.FileBytes, c.Rounds, c.EnqueueBin)
-	fmt.Fprintf(w, "machine: %d CPUs, GOMAXPROCS %d, %s, PostgreSQL %s, load average %s before, %s after\n",
-		m.CPUs, m.GOMAXPROCS, m.GoVersion, m.PostgreSQL, m.LoadBefore, m.LoadAfter)
+	writeMachine(w, m)
 	var rows [][]string
 	for _, side := range insertSides {
 		rate, cpu := Of(rep.Rounds, side)

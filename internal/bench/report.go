@@ -16,8 +16,7 @@ func (rep *NoopReport) WriteTable(w io.Writer) error {
 	c, m := rep.Config, rep.Machine
 	fmt.Fprintf(w, "no-op jobs: %d per round, %d rounds per side, alternating; MaxWorkers %d, FetchCooldown %s, FetchPollInterval %s, pool %d connections\n",
 		c.Jobs, c.Rounds, c.Workers, c.FetchCooldown, c.FetchPollInterval, rep.PoolSize)
-	fmt.Fprintf(w, "machine: %d CPUs, GOMAXPROCS %d, %s, PostgreSQL %s, load average %s before, %s after\n",
-		m.CPUs, m.GOMAXPROCS, m.GoVersion, m.PostgreSQL, m.LoadBefore, m.LoadAfter)
+	writeMachine(w, m)
 	var rows [][]string
 	for _, side := range []Side{SideRiver, SideRebound} {
 		rate, cpu := Of(rep.Rounds, side)
