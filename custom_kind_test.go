@@ -3,6 +3,8 @@ package rebound_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,4 +251,35 @@ func TestForeignJobKeyedByItsArgs(t *testing.T) {
 			require.Equal(t, tt.wantKey, key)
 		})
 	}
+}
+
+// A KindConfig.OperationKey that panics does not fail the job: the rule
+// goes on to its next step (here the kind's name), at insert and for a job
+// another producer inserted without a key, and the pod warns once per kind.
+func TestPanickingKeyRuleFallsBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	up := newUpstream(t, map[string][]step{"/gone": {{status: 404}}})
+	logs := &logBuffer{}
+	b := startPod(t, func(c *rebound.Config) {
+		c.Kinds = map[string]rebound.KindConfig{"test_quote": {OperationKey: func(string, []byte) string { panic("key rule bug") }}}
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	args, err := json.Marshal(quoteArgs{URL: up.URL + "/gone", Vendor: "omega"})
+	require.NoError(t, err)
+	var ids []int64
+	for range 2 {
+		var id int64
+		require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, metadata, state, max_attempts, queue, priority)
+			VALUES ('test_quote', $1, '{}', 'available', 3, 'default', 1) RETURNING id`, args).Scan(&id))
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		b.waitForState(t, id, rivertype.JobStateCancelled)
+		var key, class string
+		require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT operation_key, failure_class FROM job_dead_letter_queue WHERE river_job_id = $1", id).Scan(&key, &class))
+		require.Equal(t, []string{"test_quote", "not_found"}, []string{key, class})
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "operation key rule panicked"), logs.String())
+	require.Contains(t, logs.String(), "setting=KindConfig.OperationKey kind=test_quote")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/redact"
+	"github.com/rebound-queue/rebound/monitor/metricstore"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -50,10 +51,10 @@ type assembly struct {
 	// breaker (its own transitions, notifications, refreshes), on the
 	// goroutine that saw it; they must not block.
 	onBreakerChange []func(key string, from, to breaker.State)
-	// aroundGate is worker middleware installed right outside ([0]) and
-	// right inside ([1]) the circuit breaker gate.
-	aroundGate [2][]rivertype.Middleware
-	err        error
+	// counts is the job counts' recorder (job_retry_metrics), run around
+	// each attempt by the pod's attempt middleware.
+	counts *metricstore.Recorder
+	err    error
 }
 
 // collect registers a collector on the pod's registerer; the first failure

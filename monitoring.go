@@ -102,7 +102,7 @@ func (f *monitoringFeature) setup(a *assembly) error {
 		return configErr("Monitoring.FlushInterval", "%v", err)
 	}
 	f.recorder = rec
-	a.aroundGate = [2][]rivertype.Middleware{{rec.Middleware()}, {rec.GateMarker()}}
+	a.counts = rec
 	a.onAttempt = append(a.onAttempt, func(job *rivertype.JobRow, at retrypolicy.Attempt) {
 		rec.ObserveFailedAttempt(job.Kind, string(at.Class), !at.Final)
 	})

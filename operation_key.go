@@ -1,6 +1,11 @@
 package rebound
 
 import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/rebound-queue/rebound/internal/redact"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/rebound-queue/rebound/jobs"
@@ -33,7 +38,9 @@ type OperationKeyer = jobs.OperationKeyer
 
 // OperationKeyFunc names the operation key of a job from its kind and its
 // args JSON (river_job.args). It must be cheap, must not fail ("" means "no
-// opinion") and must not keep encodedArgs.
+// opinion") and must not keep encodedArgs. A panic in it is recovered and
+// read as "": the rule goes on to its next step, and the pod logs a warning
+// once per kind ("operation key rule panicked").
 type OperationKeyFunc func(kind string, encodedArgs []byte) string
 
 // OperationKeyFromArgs is an [OperationKeyFunc] that decodes the args into a
@@ -50,10 +57,12 @@ type operationKeys struct {
 	kinds   map[string]OperationKeyFunc
 	builtin *jobs.Registry
 	def     OperationKeyFunc
+	logger  *slog.Logger
+	warned  sync.Map // kind -> struct{}: its key rule's panic was logged
 }
 
 func newOperationKeys(c *Config) *operationKeys {
-	k := &operationKeys{kinds: map[string]OperationKeyFunc{}, builtin: jobs.Builtin(), def: c.DefaultOperationKey}
+	k := &operationKeys{kinds: map[string]OperationKeyFunc{}, builtin: jobs.Builtin(), def: c.DefaultOperationKey, logger: c.Logger}
 	for kind, kc := range c.Kinds {
 		if kc.OperationKey != nil {
 			k.kinds[kind] = kc.OperationKey
@@ -83,7 +92,7 @@ func (k *operationKeys) ofJob(job *rivertype.JobRow) string {
 // fromArgs is steps 3 to 6.
 func (k *operationKeys) fromArgs(kind string, encodedArgs []byte) string {
 	if f := k.kinds[kind]; f != nil {
-		if key := f(kind, encodedArgs); key != "" {
+		if key := k.call(f, "KindConfig.OperationKey", kind, encodedArgs); key != "" {
 			return jobs.NormalizeOperationKey(key)
 		}
 	}
@@ -93,9 +102,26 @@ func (k *operationKeys) fromArgs(kind string, encodedArgs []byte) string {
 		}
 	}
 	if k.def != nil {
-		if key := k.def(kind, encodedArgs); key != "" {
+		if key := k.call(k.def, "Config.DefaultOperationKey", kind, encodedArgs); key != "" {
 			return jobs.NormalizeOperationKey(key)
 		}
 	}
 	return jobs.NormalizeOperationKey(kind)
+}
+
+// call runs a caller's key rule f, named by its setting; a panic in it
+// reads as "" and is logged once per kind. It runs in the circuit breaker
+// gate, where a panic would end the attempt outside the attempt
+// recorder's guard, and in the insert middleware.
+func (k *operationKeys) call(f OperationKeyFunc, setting, kind string, encodedArgs []byte) (key string) {
+	defer func() {
+		if v := recover(); v != nil {
+			key = ""
+			if _, seen := k.warned.LoadOrStore(kind, struct{}{}); !seen {
+				k.logger.Warn("operation key rule panicked; using the rule's next step",
+					slog.String("setting", setting), slog.String("kind", kind), slog.String("panic", redact.Text(fmt.Sprint(v))))
+			}
+		}
+	}()
+	return f(kind, encodedArgs)
 }

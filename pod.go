@@ -40,15 +40,18 @@ const AdminReadinessPath = "/api/admin/readyz"
 // and [Pod.Stop] it (or [Pod.Run] it). Its methods are safe for concurrent
 // use.
 type Pod struct {
-	config   Config
-	policies *retrypolicy.Policies
-	client   *river.Client[pgx.Tx]
-	http     *httpserver.Server
-	breaker  *breaker.Breaker
-	dlq      *deadletter.Store
-	migrator *migrations.Migrator
-	features []feature
-	registry *trackingRegisterer
+	// workerMiddleware is River's worker middleware, in order (for the
+	// benchmarks of the chain).
+	workerMiddleware []rivertype.WorkerMiddleware
+	config           Config
+	policies         *retrypolicy.Policies
+	client           *river.Client[pgx.Tx]
+	http             *httpserver.Server
+	breaker          *breaker.Breaker
+	dlq              *deadletter.Store
+	migrator         *migrations.Migrator
+	features         []feature
+	registry         *trackingRegisterer
 	// sessions are the console's browser sessions, also accepted by the
 	// River UI.
 	sessions *adminauth.Sessions
@@ -160,24 +163,18 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 	queues := make(map[string]river.QueueConfig, len(c.Queues))
 	maps.Copy(queues, c.Queues)
 	// Worker middleware runs in this order around each attempt:
-	// [tracing span and annotator ->] metrics -> job counts -> breaker gate (-> its mark for the job
-	// counts) -> attempt recorder -> kind timeouts -> the caller's
-	// middleware -> the job's Work. The insert rules run
-	// first on every insert.
-	// With tracing, its span comes first, around everything.
+	// [tracing span and annotator ->] the attempt middleware (metrics ->
+	// job counts -> breaker gate -> attempt recorder, in one layer) ->
+	// kind timeouts -> the caller's middleware -> the job's Work. The
+	// insert rules run first on every insert.
 	var middleware []rivertype.Middleware
-	var inGate []rivertype.Middleware
+	attempt := &attemptMiddleware{metrics: metrics.JobMiddleware(), counts: a.counts, gate: gate, recorder: recorder}
 	if c.TracerProvider != nil {
 		tr := tracing.NewJobMiddleware(c.TracerProvider)
 		middleware = append(middleware, tr.Outer()...)
-		inGate = append(inGate, tr.GateMarker())
+		attempt.admitted = tracing.MarkAdmitted
 	}
-	middleware = append(middleware, &insertRules{keys: keys, policies: policies}, metrics.JobMiddleware())
-	middleware = append(middleware, a.aroundGate[0]...)
-	middleware = append(middleware, gate)
-	middleware = append(middleware, a.aroundGate[1]...)
-	middleware = append(middleware, inGate...)
-	middleware = append(middleware, recorder)
+	middleware = append(middleware, &insertRules{keys: keys, policies: policies}, attempt)
 	if t := newKindTimeouts(c.Kinds); t != nil {
 		middleware = append(middleware, t)
 	}
@@ -215,7 +212,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 		return err
 	})
 	srv.Handle(AdminReadinessPath, adminauth.Require(c.AdminToken, srv.ReadinessDetail(), nil))
-	p := &Pod{config: c, policies: policies, client: client, http: srv, breaker: br, migrator: migrator, features: features, registry: reg,
+	p := &Pod{workerMiddleware: workerMiddleware(middleware), config: c, policies: policies, client: client, http: srv, breaker: br, migrator: migrator, features: features, registry: reg,
 		sessions: adminauth.NewSessions(c.AdminToken, c.Console.SessionTTL)}
 	for _, f := range features {
 		if err := f.mount(p, a); err != nil {
@@ -560,4 +557,15 @@ func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys, a *as
 		},
 	})
 	return br, gate, nil
+}
+
+// workerMiddleware returns the worker middleware of ms, in order.
+func workerMiddleware(ms []rivertype.Middleware) []rivertype.WorkerMiddleware {
+	var out []rivertype.WorkerMiddleware
+	for _, m := range ms {
+		if w, ok := m.(rivertype.WorkerMiddleware); ok {
+			out = append(out, w)
+		}
+	}
+	return out
 }

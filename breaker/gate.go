@@ -298,6 +298,34 @@ func (g *Gate) work(ctx context.Context, job *rivertype.JobRow, doInner func(ctx
 	return err // the job's own result, snooze included
 }
 
+// Admit is the gate's decision before an attempt, for a caller that runs
+// the gate inline in a worker middleware of its own rather than installing
+// it in river.Config.Middleware (rebound's pod runs its metrics, the gate
+// and the attempt recorder as one middleware layer). It does what Work
+// does before calling the job:
+//
+//   - run true: the job may run; p is its permit, and the caller must hand
+//     the attempt's result to Finish exactly once, context.Canceled when
+//     the attempt panicked (that frees a probe slot without deciding
+//     anything);
+//   - run false: the job does not run (its key is open, or invalid, or the
+//     probe slot could not be taken); err is what the job returns instead
+//     (a river.JobSnooze, or what OnParkExpired or OnInvalidKey returned),
+//     storable as Work's result is, and Finish is not called.
+func (g *Gate) Admit(ctx context.Context, job *rivertype.JobRow) (p Permit, run bool, err error) {
+	p, run, err = g.admit(ctx, job)
+	if !run {
+		err = storableResult(err)
+	}
+	return p, run, err
+}
+
+// Finish reports the result of an attempt Admit let run to the key's
+// breaker: nil is a success, an error a failure (by the breaker's
+// classifier), and a snooze (the job chose to wait) or context.Canceled
+// decides nothing and only frees the permit's probe slot.
+func (g *Gate) Finish(ctx context.Context, p Permit, err error) { g.done(ctx, p, err) }
+
 // admit asks the breaker of the job's key: ok with the permit to run, or
 // not ok with what the job returns instead (a snooze, a cancel). It and
 // done are apart from work, and never inlined there, so that their locals

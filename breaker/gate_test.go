@@ -297,3 +297,39 @@ func TestGateReturnsStorableErrors(t *testing.T) {
 	_, ok := snooze.(*rivertype.JobSnoozeError)
 	require.True(t, ok, "a snooze is returned as it is: %T", snooze)
 }
+
+// Admit and Finish, the gate's steps for a caller that runs it inline: on
+// an open key the job does not run and gets the gate's snooze; on a
+// half-open key it runs as the probe, and Finish with context.Canceled (a
+// panicking attempt) frees the slot for the next job without deciding.
+func TestGateAdmitAndFinish(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{Settings: Settings{HalfOpenMaxProbes: 1, ProbeTimeout: time.Hour}})
+	ctx := context.Background()
+	_, err := NewStore(tb.db.Pool).Open(ctx, OpenParams{Key: "held", For: time.Hour, By: "test"})
+	require.NoError(t, err)
+	openRowProbeDue(t, tb.db, "probe")
+	require.Eventually(t, func() bool {
+		return tb.b.State("held") == StateOpen && tb.b.State("probe") == StateOpen
+	}, 5*time.Second, 5*time.Millisecond)
+	gate := NewGate(tb.b, GateConfig{DisableWake: true, Rand: func() float64 { return 0 }})
+
+	_, run, err := gate.Admit(ctx, &rivertype.JobRow{ID: 1, Kind: "held", Metadata: []byte(`{}`)})
+	require.False(t, run)
+	snooze, ok := errors.AsType[*rivertype.JobSnoozeError](err)
+	require.True(t, ok, "%v", err)
+	require.InDelta(t, time.Hour.Seconds(), snooze.Duration.Seconds(), 5, "parked until the breaker may probe")
+
+	p, run, err := gate.Admit(ctx, &rivertype.JobRow{ID: 2, Kind: "probe", Metadata: []byte(`{}`)})
+	require.NoError(t, err)
+	require.True(t, run)
+	require.True(t, p.Probe())
+	_, run, _ = gate.Admit(ctx, &rivertype.JobRow{ID: 3, Kind: "probe", Metadata: []byte(`{}`)})
+	require.False(t, run, "the only probe slot is taken")
+	gate.Finish(ctx, p, context.Canceled)
+	p, run, err = gate.Admit(ctx, &rivertype.JobRow{ID: 3, Kind: "probe", Metadata: []byte(`{}`)})
+	require.NoError(t, err)
+	require.True(t, run, "the slot is free again")
+	gate.Finish(ctx, p, nil)
+	require.Eventually(t, func() bool { return tb.b.State("probe") == StateClosed }, 5*time.Second, 5*time.Millisecond)
+}

@@ -53,6 +53,20 @@ func (mw *JobMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInne
 	return err
 }
 
+// Observe counts an attempt that began at start and returned err, as Work
+// does, for a caller that runs this middleware's part inline in a worker
+// middleware of its own (rebound's pod does, around its circuit breaker
+// gate and attempt recorder): the outcome is [AttemptOutcome]'s.
+func (mw *JobMiddleware) Observe(ctx context.Context, job *rivertype.JobRow, start time.Time, err error) {
+	mw.observe(job, AttemptOutcome(ctx, job, err), start)
+}
+
+// ObservePanic counts an attempt that began at start and panicked
+// (outcome panicked), as Work does.
+func (mw *JobMiddleware) ObservePanic(job *rivertype.JobRow, start time.Time) {
+	mw.observe(job, OutcomePanicked, start)
+}
+
 func (mw *JobMiddleware) observe(job *rivertype.JobRow, outcome string, start time.Time) {
 	l := attemptLabels{job.Kind, job.Queue, outcome}
 	v, ok := mw.series.Load(l)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -292,7 +293,10 @@ func runHTTPRound(ctx context.Context, pool *pgxpool.Pool, up *Upstream, q HTTPQ
 		})
 		defer timer.Stop()
 	}
-	if err := side.start(ctx); err != nil {
+	// Labelled as in the no-op scenario: go tool pprof -tagfocus side=rebound.
+	var err error
+	pprof.Do(ctx, pprof.Labels("side", string(sideName)), func(context.Context) { err = side.start(ctx) })
+	if err != nil {
 		return HTTPRound{}, err
 	}
 	stop := func(err error) error {
@@ -336,7 +340,7 @@ func runHTTPRound(ctx context.Context, pool *pgxpool.Pool, up *Upstream, q HTTPQ
 			r.CallsDuringOutage = r.Calls
 		}
 	}
-	err := pool.QueryRow(ctx, `SELECT coalesce(sum(attempt), 0),
+	err = pool.QueryRow(ctx, `SELECT coalesce(sum(attempt), 0),
 			count(*) FILTER (WHERE state = 'completed'),
 			count(*) FILTER (WHERE state IN ('cancelled', 'discarded')),
 			coalesce(sum((metadata->>'snoozes')::bigint), 0),

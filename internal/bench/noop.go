@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -144,7 +145,11 @@ func noopInsertParams(n int) []river.InsertManyParams {
 // returns the round's wall and CPU time up to there.
 func measure(ctx context.Context, cfg NoopConfig, side Side, done *atomic.Int64, start func() error) (Round, error) {
 	cpu0, t0 := processCPU(), time.Now()
-	if err := start(); err != nil {
+	// Every goroutine the side starts carries the label side=<side>, so a
+	// --cpuprofile splits by side: go tool pprof -tagfocus side=rebound.
+	var err error
+	pprof.Do(ctx, pprof.Labels("side", string(side)), func(context.Context) { err = start() })
+	if err != nil {
 		return Round{}, err
 	}
 	deadline := t0.Add(cfg.Timeout)

@@ -204,6 +204,23 @@ func (m *outerMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInn
 
 var errPanicked = errors.New("panicked")
 
+// ObserveAttempt counts an attempt's end as Middleware does, for a caller
+// that runs Middleware's part inline in a worker middleware of its own
+// (rebound's pod does, around its circuit breaker gate): start is when the
+// attempt began (by the recorder's clock, RecorderConfig.Now: time.Now by
+// default), ran whether the gate let it run (false:
+// parked or refused, counted as short-circuited), err what it returned.
+func (r *Recorder) ObserveAttempt(ctx context.Context, job *rivertype.JobRow, start time.Time, ran bool, err error) {
+	r.observe(ctx, job, start, ran, err)
+}
+
+// ObservePanic counts an attempt that began at start and panicked, as
+// Middleware does: a failed attempt, dead-lettered when it was the job's
+// last.
+func (r *Recorder) ObservePanic(ctx context.Context, job *rivertype.JobRow, start time.Time, ran bool) {
+	r.observe(ctx, job, start, ran, errPanicked)
+}
+
 // observe counts one attempt's end. The rule for dead-lettered is the
 // dead-letter queue's: the job ends discarded (an error on its last
 // attempt) or cancelled, except by an operator (client.JobCancel).

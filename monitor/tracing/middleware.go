@@ -190,8 +190,17 @@ func Outcome(ctx context.Context, job *rivertype.JobRow, err error, admitted boo
 type gateMarker struct{ river.MiddlewareDefaults }
 
 func (*gateMarker) Work(ctx context.Context, _ *rivertype.JobRow, doInner func(context.Context) error) error {
+	MarkAdmitted(ctx)
+	return doInner(ctx)
+}
+
+// MarkAdmitted tells the annotator of the attempt ctx belongs to that the
+// circuit breaker gate admitted it, as GateMarker does, for a caller that
+// runs the gate inline in a worker middleware of its own (rebound's pod
+// does). Without an annotator in ctx (tracing off, or the span not
+// recording) it does nothing.
+func MarkAdmitted(ctx context.Context) {
 	if a, ok := ctx.Value(attemptKey{}).(*attempt); ok {
 		a.admitted = true
 	}
-	return doInner(ctx)
 }
