@@ -46,7 +46,8 @@ func scrapeSeries(t *testing.T, srv *httptest.Server, families []string, with ..
 // TestCountersExistAtZeroOnStart: a freshly started pod's /metrics already
 // has, at 0, the counter series whose label values it knows (configured
 // kinds × queues × outcomes, kind × failure class, the retried classes with
-// their strategies, batches by kind, notifications by channel × outcome),
+// their strategies, batches by kind, notifications by channel × outcome;
+// the duration histogram by kind × outcome, the retry delay's by class),
 // so Prometheus's increase() counts each series' first event; after one
 // job, exactly its series reads 1. A breaker key's series appear at 0 with
 // the key's first job.
@@ -101,6 +102,17 @@ func TestCountersExistAtZeroOnStart(t *testing.T) {
 		`rebound_notifications_total{channel="hook",outcome="failed"} 0`,
 		`rebound_notifications_total{channel="hook",outcome="retrying"} 0`,
 	}, scrapeSeries(t, srv, []string{"rebound_notifications_total"}))
+	durations := func(completed int) []string {
+		var want []string
+		for _, outcome := range []string{"cancelled", "completed", "discarded", "errored", "interrupted", "panicked", "snoozed"} {
+			want = append(want, fmt.Sprintf(`rebound_job_duration_seconds_count{kind="test_quote",outcome=%q} %d`, outcome, map[bool]int{true: completed}[outcome == "completed"]))
+		}
+		return want
+	}
+	require.Equal(t, durations(0), scrapeSeries(t, srv, []string{"rebound_job_duration_seconds_count"}, `kind="test_quote"`))
+	delays := scrapeSeries(t, srv, []string{"rebound_retry_delay_seconds_count"})
+	require.Len(t, delays, 15, "one series per failure class")
+	require.Contains(t, delays, `rebound_retry_delay_seconds_count{class="server_error"} 0`)
 	breakerFamilies := []string{"rebound_breaker_transitions_total", "rebound_breaker_short_circuited_total", "rebound_breaker_stale_results_total"}
 	require.Empty(t, scrapeSeries(t, srv, breakerFamilies, `key="quotes:acme"`), "no series for a key not seen yet")
 
@@ -111,6 +123,7 @@ func TestCountersExistAtZeroOnStart(t *testing.T) {
 	wantAfter := slices.Concat(attempts(1), errorsZero, retriesZero, []string{`rebound_batches_completed_total{kind="test_quote"} 0`})
 	slices.Sort(wantAfter)
 	require.Equal(t, wantAfter, scrapeSeries(t, srv, kindFamilies, `kind="test_quote"`))
+	require.Equal(t, durations(1), scrapeSeries(t, srv, []string{"rebound_job_duration_seconds_count"}, `kind="test_quote"`))
 	require.Equal(t, []string{
 		`rebound_breaker_short_circuited_total{key="quotes:acme"} 0`,
 		`rebound_breaker_stale_results_total{key="quotes:acme"} 0`,

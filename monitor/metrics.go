@@ -93,15 +93,20 @@ type KnownLabels struct {
 // (len(Kinds)·len(Queues)·7 series), rebound_job_errors_total for every
 // kind × class (len(Kinds)·len(Classes)), and
 // rebound_retries_scheduled_total for every kind × retried class with its
-// strategy (at most len(Kinds)·len(Classes)). The histograms are left to
-// their first observation. Safe to call more than once; it never resets a
-// count.
+// strategy (at most len(Kinds)·len(Classes)); and the histograms the same
+// way: rebound_job_duration_seconds for every kind × outcome and
+// rebound_retry_delay_seconds for every class, so that
+// histogram_quantile over rate() sees their first observation too. Safe to
+// call more than once; it never resets a count.
 func (m *Metrics) Initialize(k KnownLabels) {
 	for _, kind := range k.Kinds {
 		for _, queue := range k.Queues {
 			for _, outcome := range Outcomes() {
 				m.JobAttempts.WithLabelValues(kind, queue, outcome)
 			}
+		}
+		for _, outcome := range Outcomes() {
+			m.JobDuration.WithLabelValues(kind, outcome)
 		}
 		for _, class := range k.Classes {
 			m.JobErrors.WithLabelValues(kind, class)
@@ -112,6 +117,9 @@ func (m *Metrics) Initialize(k KnownLabels) {
 				m.RetriesScheduled.WithLabelValues(kind, class, strategy)
 			}
 		}
+	}
+	for _, class := range k.Classes {
+		m.RetryDelay.WithLabelValues(class)
 	}
 }
 
