@@ -140,7 +140,7 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 		return err
 	}
 	// The workers' config, as for single jobs (see run).
-	settings, err := config.Load(o.configPath)
+	settings, err := config.LoadWithoutAlerts(o.configPath)
 	if err != nil {
 		return err
 	}

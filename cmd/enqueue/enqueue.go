@@ -173,8 +173,10 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 	}
 	// The workers' config: the kind's policy gives max attempts (so River's
 	// max attempts and the workers' retry policy agree), and
-	// weekly_intelligence's base URL its operation key.
-	settings, err := config.Load(o.configPath)
+	// weekly_intelligence's base URL its operation key. Its alerts section
+	// is left out: enqueue sends no alert, so the channels' ${NAME} secrets
+	// need not be set here.
+	settings, err := config.LoadWithoutAlerts(o.configPath)
 	if err != nil {
 		return err
 	}
