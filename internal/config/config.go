@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,6 +125,31 @@ func LoadWithoutAlerts(path string) (*Settings, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
+}
+
+// AlertChannelNames returns the names under alerts.channels of the file at
+// path, sorted: the channels an alert rule may name. It neither expands
+// ${NAME} references nor validates the channels (Load does both), so it
+// needs none of their secrets. Errors name the file.
+func AlertChannelNames(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var f struct {
+		Alerts struct {
+			Channels map[string]yaml.Node `yaml:"channels"`
+		} `yaml:"alerts"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: invalid YAML: %w", path, err)
+	}
+	names := make([]string, 0, len(f.Alerts.Channels))
+	for name := range f.Alerts.Channels {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names, nil
 }
 
 // withoutTopLevelKey returns content with the lines of top-level key's
