@@ -122,10 +122,10 @@ func TestSQLLookingInputStoredVerbatim(t *testing.T) {
 	}
 }
 
-// A queue name River would refuse is refused before the input is read: the
-// message is about the queue even when the input is bad too (a bad line, or
-// a file that does not exist), it is the whole of stderr, and nothing is
-// inserted.
+// A queue name River would refuse, or a batch's callback kind no one can
+// read, is refused before the input is read: the message is about the flag
+// even when the input is bad too (a bad line, or a file that does not
+// exist), it is the whole of stderr, and nothing is inserted.
 func TestBadQueueRefusedBeforeInput(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
@@ -156,6 +156,11 @@ func TestBadQueueRefusedBeforeInput(t *testing.T) {
 			`enqueue: invalid --queue "-x"` + rule},
 		{"batch, good CSV", nil, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", goodCSV, "--queue", "x-"},
 			`enqueue: invalid --queue "x-"` + rule},
+		// The other flags that need no input are checked before it too.
+		{"batch callback kind with a tab, bad stdin line", nil, "url\nnot a url\n", []string{"batch", "--kind", "http_request", "--name", "b", "--file", "-", "--format", "csv", "--callback-kind", "a\tb"},
+			`enqueue: invalid --callback-kind "a\tb": want 1 to 200 printable characters of valid UTF-8` + "\n"},
+		{"batch callback kind from REBOUND_CALLBACK_KIND, missing file", []string{"REBOUND_CALLBACK_KIND=" + strings.Repeat("k", 201)}, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", missing},
+			`enqueue: invalid REBOUND_CALLBACK_KIND "` + strings.Repeat("k", 201) + `": want 1 to 200 printable characters of valid UTF-8` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
