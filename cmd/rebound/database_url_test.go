@@ -80,4 +80,18 @@ func TestUnsetDatabaseURLNamesTheDatabase(t *testing.T) {
 			require.NotContains(t, res.Stderr, password)
 		})
 	}
+
+	// rebound bench connects to the server on its own: its error ends with
+	// the same note.
+	t.Run("bench unreachable", func(t *testing.T) {
+		t.Parallel()
+		res := proctest.Run(t, []string{"PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=nobody", "PGDATABASE=app", "PGCONNECT_TIMEOUT=2", "PGPASSWORD=" + password},
+			"rebound", "bench", "--jobs", "10", "--rounds", "1")
+		require.Equal(t, 1, res.ExitCode, res.Stderr)
+		require.Empty(t, res.Stdout)
+		require.True(t, strings.HasPrefix(res.Stderr, "rebound: connect to the server: failed to connect to `user=nobody database=app`: "), res.Stderr)
+		require.True(t, strings.HasSuffix(res.Stderr, " (DATABASE_URL is not set: libpq's PG* variables and defaults gave database app on 127.0.0.1:1 as user nobody)\n"), res.Stderr)
+		require.Equal(t, 1, strings.Count(res.Stderr, "\n"), res.Stderr)
+		require.NotContains(t, res.Stderr, password)
+	})
 }

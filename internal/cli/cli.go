@@ -79,6 +79,22 @@ func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Poo
 	return pool, nil
 }
 
+// UnsetDatabaseURLNote is, when DATABASE_URL is unset, the note Connect's
+// errors carry: "DATABASE_URL is not set: libpq's PG* variables and defaults
+// gave database D on HOST:PORT as user U" (never the password); "" when it
+// is set, or when the PG* variables do not parse. For a program that
+// connects without Connect (rebound bench) to add to its errors.
+func UnsetDatabaseURLNote() string {
+	if strings.TrimSpace(os.Getenv("DATABASE_URL")) != "" {
+		return ""
+	}
+	cfg, err := pgxpool.ParseConfig("")
+	if err != nil {
+		return ""
+	}
+	return unsetNote(cfg)
+}
+
 // connectedByDefaults is, once Connect has connected with DATABASE_URL
 // unset, the note saying so that Execute adds to the program's error.
 var connectedByDefaults atomic.Pointer[string]
