@@ -76,6 +76,8 @@ func TestBenchCommand(t *testing.T) {
 // `rebound bench --scenario all --json` prints one JSON document: an object
 // keyed by scenario, each value that scenario's report (the settings it ran
 // with, then its rounds), not one object per scenario one after the other.
+// Without --svg it writes no plot (it wrote files named -noop, -failure,
+// -outage and -insert in the working directory).
 func TestBenchScenarioAllJSONIsOneDocument(t *testing.T) {
 	t.Parallel()
 	server := os.Getenv("TEST_DATABASE_URL")
@@ -98,4 +100,11 @@ func TestBenchScenarioAllJSONIsOneDocument(t *testing.T) {
 	}
 	require.Equal(t, 20.0, doc["noop"].Config["Jobs"])
 	require.Equal(t, 20.0, doc["insert"].Config["Lines"])
+	for _, scenario := range []string{"noop", "failure", "outage", "insert"} {
+		_, err := os.Stat("-" + scenario) // the test's working directory is the process's
+		if err == nil {
+			t.Cleanup(func() { _ = os.Remove("-" + scenario) })
+		}
+		require.ErrorIs(t, err, os.ErrNotExist, "no plot file without --svg")
+	}
 }
