@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/monitor/alert"
 	"github.com/rebound-queue/rebound/monitor/health"
 	"github.com/rebound-queue/rebound/monitor/notify"
 )
@@ -267,4 +270,32 @@ func TestMonitoringConfigErrors(t *testing.T) {
 		_, err := rebound.New(rebound.Config{Pool: pool, Workers: river.NewWorkers(), Monitoring: tt.m})
 		require.EqualError(t, err, tt.wantErr, tt.name)
 	}
+}
+
+// A pod refuses to start while an enabled alert rule names a channel
+// Monitoring.Channels does not define (its notifications could only fail,
+// found when it fires); it starts once that rule is disabled.
+func TestStartRefusesAlertRuleWithUnknownChannel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	_, err := db.Pool.Exec(ctx, `UPDATE job_alert_config SET channels = '{hook,pager}' WHERE name = 'breaker-open'`)
+	require.NoError(t, err)
+	newPod := func() *rebound.Pod {
+		pod, err := rebound.New(rebound.Config{Pool: db.Pool, Workers: river.NewWorkers(), Registerer: prometheus.NewPedanticRegistry(),
+			Monitoring: rebound.MonitoringConfig{Channels: map[string]notify.Channel{"hook": {Type: notify.TypeWebhook, URL: "http://127.0.0.1:9/hook"}}}})
+		require.NoError(t, err)
+		return pod
+	}
+	err = newPod().Start(ctx)
+	require.EqualError(t, err, `rebound: Config.Monitoring.Channels: alert rule "breaker-open" names channel "pager", which is not configured (configured channels: hook): define it, or change the rule (rebound alerts set breaker-open --channels ...) or disable it`)
+	uc, ok := errors.AsType[*alert.UnknownChannelError](err)
+	require.True(t, ok)
+	require.Equal(t, alert.UnknownChannelError{Rule: "breaker-open", Channel: "pager", Configured: []string{"hook"}}, *uc)
+
+	_, err = db.Pool.Exec(ctx, `UPDATE job_alert_config SET enabled = false WHERE name = 'breaker-open'`)
+	require.NoError(t, err)
+	pod := newPod()
+	require.NoError(t, pod.Start(ctx))
+	require.NoError(t, pod.Stop(ctx))
 }

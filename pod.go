@@ -24,6 +24,7 @@ import (
 	"github.com/rebound-queue/rebound/internal/httpserver"
 	"github.com/rebound-queue/rebound/migrations"
 	"github.com/rebound-queue/rebound/monitor"
+	"github.com/rebound-queue/rebound/monitor/alert"
 	"github.com/rebound-queue/rebound/monitor/tracing"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
@@ -275,8 +276,9 @@ func (p *Pod) HTTPAddr() string { return p.http.Addr() }
 // reconciliation. It returns once jobs are being fetched. Errors: the
 // database unreachable, its migrations behind (wrapping
 // migrations.ErrBehind; migrate with migrations.New(pool, nil).Up), a kind
-// in Config.Kinds without a worker (a *ConfigError), an address in use.
-// After an error the pod holds nothing running. ctx bounds the start only:
+// in Config.Kinds without a worker (a *ConfigError), an enabled alert rule
+// naming a channel Config.Monitoring.Channels does not define (wrapping an
+// *alert.UnknownChannelError), an address in use. After an error the pod holds nothing running. ctx bounds the start only:
 // the pod runs until Stop.
 func (p *Pod) Start(ctx context.Context) error {
 	p.mu.Lock()
@@ -295,6 +297,9 @@ func (p *Pod) Start(ctx context.Context) error {
 		return err
 	}
 	if err := p.checkKinds(ctx); err != nil {
+		return err
+	}
+	if err := p.checkAlertChannels(ctx); err != nil {
 		return err
 	}
 	if c.HTTPAddr != "" {
@@ -361,6 +366,22 @@ func (p *Pod) checkKinds(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkAlertChannels refuses to start when an enabled alert rule
+// (job_alert_config) names a channel Config.Monitoring.Channels does not
+// define: every notification of that rule through it would fail, found
+// only when the rule fires. The error wraps the *alert.UnknownChannelError.
+func (p *Pod) checkAlertChannels(ctx context.Context) error {
+	rules, err := alert.NewRules(p.config.Pool).List(ctx)
+	if err != nil {
+		return err
+	}
+	err = alert.CheckChannels(rules, p.config.Monitoring.Channels)
+	if uc, ok := errors.AsType[*alert.UnknownChannelError](err); ok {
+		return fmt.Errorf("rebound: Config.Monitoring.Channels: %w: define it, or change the rule (rebound alerts set %s --channels ...) or disable it", uc, uc.Rule)
+	}
+	return err
 }
 
 // probeArgs are the args of checkKinds' rolled-back inserts.

@@ -283,8 +283,20 @@ func validate(b *Batch) error {
 			return fmt.Errorf("%w: item %d is of kind %q, not the batch's kind %q", ErrInvalidBatch, i+1, k, b.Kind)
 		}
 	}
-	if b.CallbackKind != "" && !validKind(b.CallbackKind) {
-		return fmt.Errorf("%w: callback kind %q: want 1 to 200 printable characters of valid UTF-8", ErrInvalidBatch, b.CallbackKind)
+	if b.CallbackKind != "" {
+		return ValidateCallbackKind(b.CallbackKind)
+	}
+	return nil
+}
+
+// ValidateCallbackKind refuses a callback kind that is not 1 to 200 bytes
+// of valid UTF-8 without control characters (an error wrapping
+// [ErrInvalidBatch]: `invalid batch: callback kind "...": want 1 to 200
+// printable characters of valid UTF-8`). Whether a pod works the kind is
+// not checked: it may be one only the caller's pods know.
+func ValidateCallbackKind(kind string) error {
+	if !validKind(kind) {
+		return fmt.Errorf("%w: callback kind %q: want 1 to 200 printable characters of valid UTF-8", ErrInvalidBatch, kind)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,7 +59,7 @@ func TestBadInputEnqueueLimitsAndNumbers(t *testing.T) {
 		{"batch unknown format", batch("--format", "xml"), `enqueue: invalid --format "xml": want auto, ndjson or csv`},
 		{"batch kind SQL-looking", []string{"batch", "--kind", sqlLooking[0], "--name", "b", "--file", goodCSV}, `enqueue: invalid --kind: unknown job kind "'); DROP TABLE river_job; --"`},
 		{"kind SQL-looking", []string{sqlLooking[1], "--args", good}, `enqueue: unknown job kind "' OR 1=1 --"`},
-		{"queue SQL-looking", []string{"http_request", "--args", good, "--queue", sqlLooking[0]}, "enqueue: insert: queue name is invalid"},
+		{"queue SQL-looking", []string{"http_request", "--args", good, "--queue", sqlLooking[0]}, `enqueue: invalid --queue "'); DROP TABLE river_job; --": use lower-case letters and digits separated by '_' or '-', at most 64 characters`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,4 +120,56 @@ func TestSQLLookingInputStoredVerbatim(t *testing.T) {
 	for table := range tables {
 		require.Contains(t, after, table)
 	}
+}
+
+// A queue name River would refuse, or a batch's callback kind no one can
+// read, is refused before the input is read: the message is about the flag
+// even when the input is bad too (a bad line, or a file that does not
+// exist), it is the whole of stderr, and nothing is inserted.
+func TestBadQueueRefusedBeforeInput(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	before := db.RowCounts(t)
+	goodFile := writeFile(t, `{"url": "http://127.0.0.1:9/a"}`+"\n"+`{"url": "http://127.0.0.1:9/b"}`+"\n")
+	goodCSV := writeNamed(t, "good.csv", "url\nhttp://127.0.0.1:9/a\n")
+	missing := filepath.Join(t.TempDir(), "missing.ndjson")
+	const rule = ": use lower-case letters and digits separated by '_' or '-', at most 64 characters\n"
+	long := strings.Repeat("q", 65)
+	tests := []struct {
+		name    string
+		env     []string
+		stdin   string
+		args    []string
+		wantErr string
+	}{
+		{"upper case, good file", nil, "", []string{"http_request", "--file", goodFile, "--queue", "Webhooks"},
+			`enqueue: invalid --queue "Webhooks"` + rule},
+		{"space, bad stdin line", nil, "not json\n", []string{"http_request", "--file", "-", "--queue", "bad queue"},
+			`enqueue: invalid --queue "bad queue"` + rule},
+		{"double underscore, missing file", nil, "", []string{"http_request", "--file", missing, "--queue", "a__b", "--json"},
+			`enqueue: invalid --queue "a__b"` + rule},
+		{"65 characters, --args", nil, "", []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/a"}`, "--queue", long},
+			`enqueue: invalid --queue "` + long + `"` + rule},
+		{"from REBOUND_QUEUE, bad stdin line", []string{"REBOUND_QUEUE=Mail"}, "{\n", []string{"http_request", "--file", "-", "--unique"},
+			`enqueue: invalid REBOUND_QUEUE "Mail"` + rule},
+		{"batch, bad stdin line", nil, "url\nnot a url\n", []string{"batch", "--kind", "http_request", "--name", "b", "--file", "-", "--format", "csv", "--queue", "-x"},
+			`enqueue: invalid --queue "-x"` + rule},
+		{"batch, good CSV", nil, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", goodCSV, "--queue", "x-"},
+			`enqueue: invalid --queue "x-"` + rule},
+		// The other flags that need no input are checked before it too.
+		{"batch callback kind with a tab, bad stdin line", nil, "url\nnot a url\n", []string{"batch", "--kind", "http_request", "--name", "b", "--file", "-", "--format", "csv", "--callback-kind", "a\tb"},
+			`enqueue: invalid --callback-kind "a\tb": want 1 to 200 printable characters of valid UTF-8` + "\n"},
+		{"batch callback kind from REBOUND_CALLBACK_KIND, missing file", []string{"REBOUND_CALLBACK_KIND=" + strings.Repeat("k", 201)}, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", missing},
+			`enqueue: invalid REBOUND_CALLBACK_KIND "` + strings.Repeat("k", 201) + `": want 1 to 200 printable characters of valid UTF-8` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := proctest.RunStdin(t, append([]string{"DATABASE_URL=" + db.URL}, tt.env...), tt.stdin, "enqueue", tt.args...)
+			require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
+			require.Empty(t, res.Stdout)
+			require.Equal(t, tt.wantErr, res.Stderr)
+		})
+	}
+	t.Cleanup(func() { require.Equal(t, before, db.RowCounts(t), "every table as it was") })
 }

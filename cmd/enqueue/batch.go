@@ -122,6 +122,12 @@ func (o *batchOptions) check(registry *jobs.Registry) (jobs.Kind, error) {
 	if err := batch.ValidateName(o.name); err != nil {
 		return jobs.Kind{}, fmt.Errorf("invalid --name: %s", strings.TrimPrefix(err.Error(), batch.ErrInvalidBatch.Error()+": "))
 	}
+	// Checked here, before the input is read, rather than by Enqueue after.
+	if o.callbackKind != "" {
+		if err := batch.ValidateCallbackKind(o.callbackKind); err != nil {
+			return jobs.Kind{}, fmt.Errorf("invalid %s %q: want 1 to 200 printable characters of valid UTF-8", o.ref("callback-kind"), o.callbackKind)
+		}
+	}
 	kind, err := registry.Lookup(o.kind)
 	if err != nil {
 		return jobs.Kind{}, fmt.Errorf("invalid --kind: %w", err)
@@ -140,7 +146,7 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 		return err
 	}
 	// The workers' config, as for single jobs (see run).
-	settings, err := config.Load(o.configPath)
+	settings, err := config.LoadWithoutAlerts(o.configPath)
 	if err != nil {
 		return err
 	}

@@ -173,8 +173,10 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 	}
 	// The workers' config: the kind's policy gives max attempts (so River's
 	// max attempts and the workers' retry policy agree), and
-	// weekly_intelligence's base URL its operation key.
-	settings, err := config.Load(o.configPath)
+	// weekly_intelligence's base URL its operation key. Its alerts section
+	// is left out: enqueue sends no alert, so the channels' ${NAME} secrets
+	// need not be set here.
+	settings, err := config.LoadWithoutAlerts(o.configPath)
 	if err != nil {
 		return err
 	}
@@ -341,8 +343,13 @@ func (o *options) insertOpts() (*river.InsertOpts, error) {
 	if o.scheduleIn > maxScheduleIn {
 		return nil, fmt.Errorf("invalid %s %s: must be at most %s (365 days)", o.ref("schedule-in"), o.scheduleIn, maxScheduleIn)
 	}
-	if o.queue == "" {
-		return nil, fmt.Errorf("invalid %s: empty", o.ref("queue"))
+	// River refuses a bad queue name only at insert, after the whole input
+	// is read and parsed: refuse it first.
+	if err := cli.CheckQueueName(o.queue); err != nil {
+		if o.queue == "" {
+			return nil, fmt.Errorf("invalid %s: %w", o.ref("queue"), err)
+		}
+		return nil, fmt.Errorf("invalid %s %q: %w", o.ref("queue"), o.queue, err)
 	}
 	opts := &river.InsertOpts{Queue: o.queue, Priority: o.priority, MaxAttempts: o.maxAttempts}
 	if o.scheduleIn > 0 {

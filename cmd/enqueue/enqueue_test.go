@@ -91,8 +91,8 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "too many max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "40000"}, wantErr: "enqueue: invalid --max-attempts 40000: must be from 1 to 32767"},
 		{name: "bad schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "tomorrow"}, wantErr: `enqueue: invalid --schedule-in "tomorrow": want a duration such as 30s, 5m or 1h30m`},
 		{name: "negative schedule-in", args: []string{"http_request", "--args", good, "--schedule-in", "-5m"}, wantErr: "enqueue: invalid --schedule-in -5m0s: must not be negative"},
-		{name: "bad queue name", args: []string{"http_request", "--args", good, "--queue", "Bad Queue"}, wantErr: "enqueue: insert: queue name is invalid"},
-		{name: "bad queue name for a file", args: []string{"http_request", "--file", writeFile(t, good+"\n"+good+"\n"), "--queue", "Bad Queue"}, wantErr: "enqueue: insert lines 1-2: queue name is invalid"},
+		{name: "bad queue name", args: []string{"http_request", "--args", good, "--queue", "Bad Queue"}, wantErr: `enqueue: invalid --queue "Bad Queue": use lower-case letters and digits separated by '_' or '-', at most 64 characters`},
+		{name: "bad queue name for a file", args: []string{"http_request", "--file", writeFile(t, good+"\n"+good+"\n"), "--queue", "Bad Queue"}, wantErr: `enqueue: invalid --queue "Bad Queue": use lower-case letters and digits separated by '_' or '-', at most 64 characters`},
 		{name: "zero max attempts", args: []string{"http_request", "--args", good, "--max-attempts", "0"}, wantErr: "enqueue: invalid --max-attempts 0: must be from 1 to 32767"},
 		{name: "duplicate key", args: []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/a", "url": "http://evil/"}`}, wantErr: `enqueue: --args: invalid args: key "url" appears twice in the args`},
 		{name: "directory as file", args: []string{"http_request", "--file", t.TempDir()}, wantErr: "enqueue: --file: read /"},
@@ -275,4 +275,40 @@ func TestHelpListsTheKindsArgs(t *testing.T) {
 	require.Equal(t, 0, plain.ExitCode, plain.Stderr)
 	require.NotContains(t, plain.Stdout, "Args of")
 	require.Contains(t, plain.Stdout, "`enqueue KIND --help` lists the args of KIND")
+}
+
+// enqueue sends no alert: a --config whose alerts section names secrets
+// (${NAME}) that are not set where jobs are enqueued still gives the kind's
+// retry settings, to single jobs and batches; the worker, which sends
+// alerts, refuses the same file.
+func TestConfigAlertSecretsNotNeededToEnqueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	env := []string{"DATABASE_URL=" + db.URL}
+	cfg := writeFile(t, "retry:\n  kinds:\n    http_request:\n      max_attempts: 9\nalerts:\n  channels:\n"+
+		"    ops: {type: slack, url: \"${REBOUND_TEST_SLACK_URL}\"}\n"+
+		"    pager: {type: webhook, url: \"https://hooks.example.com/x\", secret: \"${REBOUND_TEST_WEBHOOK_SECRET}\"}\n")
+
+	res := proctest.Run(t, env, "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/one"}`, "--config", cfg)
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	res = proctest.Run(t, append(env, "REBOUND_CONFIG="+cfg), "enqueue", "http_request", "--file", writeFile(t, `{"url": "http://127.0.0.1:9/file"}`+"\n"))
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	res = proctest.Run(t, env, "enqueue", "batch", "--kind", "http_request", "--name", "b", "--file", writeNamed(t, "items.csv", "url\nhttp://127.0.0.1:9/batch\n"), "--config", cfg)
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	rows, err := db.Pool.Query(ctx, "SELECT args->>'url', max_attempts FROM river_job ORDER BY id")
+	require.NoError(t, err)
+	var got []string
+	for rows.Next() {
+		var url string
+		var maxAttempts int
+		require.NoError(t, rows.Scan(&url, &maxAttempts))
+		got = append(got, fmt.Sprintf("%s %d", url, maxAttempts))
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"http://127.0.0.1:9/one 9", "http://127.0.0.1:9/file 9", "http://127.0.0.1:9/batch 9"}, got)
+
+	res = proctest.Run(t, env, "worker", "--config", cfg)
+	require.Equal(t, 1, res.ExitCode, res.Stderr)
+	require.Equal(t, "worker: "+cfg+": environment variable REBOUND_TEST_SLACK_URL, REBOUND_TEST_WEBHOOK_SECRET is not set\n", res.Stderr)
 }

@@ -118,7 +118,7 @@ func alertsHistoryCmd(a *app) *cobra.Command {
 }
 
 func alertsSetCmd(a *app) *cobra.Command {
-	var metric, severity, window, cooldown, channels string
+	var metric, severity, window, cooldown, channels, configPath string
 	var threshold float64
 	var minJobs int
 	var enabled bool
@@ -130,9 +130,19 @@ changes only the flags given of an existing one. Metrics: failure_rate (percent
 per kind, judged with at least --min-jobs finished jobs in --window),
 breaker_open, dlq_unresolved, dlq_growth (dead letters in --window),
 dlq_oldest_age (seconds). Durations: 15m or seconds (900). --channels names
-channels of the workers' configuration file, comma-separated ("" for none).`,
+channels of the workers' configuration file, comma-separated ("" for none);
+with --config (that file) each must be defined under its alerts.channels. A
+worker refuses to start while an enabled rule names a channel its own
+--config does not define.`,
 		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var defined []string
+			if configPath != "" {
+				var err error
+				if defined, err = config.AlertChannelNames(configPath); err != nil {
+					return err
+				}
+			}
 			ctx := cmd.Context()
 			pool, err := a.connectMigrated(ctx)
 			if err != nil {
@@ -190,6 +200,22 @@ channels of the workers' configuration file, comma-separated ("" for none).`,
 			if err := r.Validate(); err != nil {
 				return fmt.Errorf("rule %q: %w", r.Name, err)
 			}
+			if configPath != "" {
+				// Checked whether the rule is enabled or not: --config asks.
+				set := make(map[string]bool, len(defined))
+				for _, name := range defined {
+					set[name] = true
+				}
+				check := r
+				check.Enabled = true
+				if uc, ok := errors.AsType[*alert.UnknownChannelError](alert.CheckChannels([]alert.Rule{check}, set)); ok {
+					have := "it defines none"
+					if len(defined) > 0 {
+						have = "it defines " + strings.Join(defined, ", ")
+					}
+					return fmt.Errorf("rule %q: channel %q is not defined under alerts.channels in %s (%s); nothing changed", r.Name, uc.Channel, configPath, have)
+				}
+			}
 			if err := rules.Put(ctx, r); err != nil {
 				return err
 			}
@@ -212,6 +238,7 @@ channels of the workers' configuration file, comma-separated ("" for none).`,
 	f.IntVar(&minJobs, "min-jobs", 0, "failure_rate: least finished jobs in the window")
 	f.StringVar(&cooldown, "cooldown", "", "quiet time before a still-firing alert repeats (0 to 720h; default 1h)")
 	f.StringVar(&channels, "channels", "", "comma-separated channel names")
+	f.StringVar(&configPath, "config", "", "the workers' YAML configuration file: the rule's channels must be defined under its alerts.channels (its ${NAME} secrets are not needed)")
 	f.BoolVar(&enabled, "enabled", true, "whether the rule is evaluated")
 	return cmd
 }

@@ -76,6 +76,8 @@ func TestAlertsCommands(t *testing.T) {
 	cfg := filepath.Join(dir, "worker.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte("alerts:\n  channels:\n    ops: {type: slack, url: \"${TEST_SLACK_URL}\"}\n"), 0o600))
 	slackEnv := "TEST_SLACK_URL=" + slack.URL + "/services/T/B/secret"
+	noChannels := filepath.Join(dir, "retry-only.yaml")
+	require.NoError(t, os.WriteFile(noChannels, []byte("retry:\n  default: {max_attempts: 3}\n"), 0o600))
 	run := func(args ...string) (string, string, int) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(cmd.Environ(), "DATABASE_URL="+db.URL, slackEnv)
@@ -114,6 +116,15 @@ func TestAlertsCommands(t *testing.T) {
 		{"bad name", []string{"alerts", "set", "Bad Name", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"Bad Name\": name \"Bad Name\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"enable unknown", []string{"alerts", "enable", "nope"}, "rebound: no alert rule \"nope\" (see `rebound alerts list`)\n"},
 		{"channel listed twice", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,pager,ops"}, "rebound: rule \"failure-rate-error\": channel \"ops\" is listed twice\n"},
+		// With --config, a channel the workers' file does not define is refused.
+		{"channel not in --config", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,pager", "--config", cfg},
+			"rebound: rule \"failure-rate-error\": channel \"pager\" is not defined under alerts.channels in " + cfg + " (it defines ops); nothing changed\n"},
+		{"disabled new rule, channel not in --config", []string{"alerts", "set", "new-rule", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error", "--enabled=false", "--channels", "pagr", "--config", cfg},
+			"rebound: rule \"new-rule\": channel \"pagr\" is not defined under alerts.channels in " + cfg + " (it defines ops); nothing changed\n"},
+		{"channel, --config without channels", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", noChannels},
+			"rebound: rule \"failure-rate-error\": channel \"ops\" is not defined under alerts.channels in " + noChannels + " (it defines none); nothing changed\n"},
+		{"--config missing", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", filepath.Join(dir, "missing.yaml")},
+			"rebound: config: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory\n"},
 		{"set name not UTF-8", []string{"alerts", "set", "x\xff", "--threshold", "3"}, "rebound: rule \"x\\xff\" does not exist: --metric is required to create it\n"},
 		{"create name not UTF-8", []string{"alerts", "set", "x\xff", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"enable name not UTF-8", []string{"alerts", "enable", "x\xff"}, "rebound: no alert rule \"x\\xff\" (see `rebound alerts list`)\n"},
@@ -138,6 +149,10 @@ func TestAlertsCommands(t *testing.T) {
 	out, errOut, code = runRebound(bin, db.URL, "alerts", "set", "failure-rate-error", "--threshold", "40", "--cooldown", "15m", "--channels", "ops,pager")
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "rule failure-rate-error changed: failure_rate > 40 over 15m0s, error, cooldown 15m0s, channels [ops,pager], enabled true\n", out)
+	// A channel --config defines is accepted, its ${NAME} secret unset here.
+	out, errOut, code = runRebound(bin, db.URL, "alerts", "set", "failure-rate-warning", "--channels", "ops", "--config", cfg)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "rule failure-rate-warning changed: failure_rate > 20 over 15m0s, warning, cooldown 1h0m0s, channels [ops], enabled true\n", out)
 	out, _, code = runRebound(bin, db.URL, "alerts", "disable", "dlq-growth")
 	require.Equal(t, 0, code)
 	require.Equal(t, "rule dlq-growth disabled\n", out)
@@ -152,6 +167,8 @@ func TestAlertsCommands(t *testing.T) {
 			require.Equal(t, 40.0, r["threshold"])
 			require.Equal(t, 900.0, r["cooldown_seconds"])
 			require.Equal(t, []any{"ops", "pager"}, r["channels"])
+		case "failure-rate-warning":
+			require.Equal(t, []any{"ops"}, r["channels"])
 		case "dlq-growth":
 			require.Equal(t, false, r["enabled"])
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rebound-queue/rebound/internal/bench"
+	"github.com/rebound-queue/rebound/internal/cli"
 )
 
 // newBenchCmd is `rebound bench`: rebound against plain River, same run,
@@ -75,6 +76,9 @@ InsertManyFast called directly with the same args.`,
 			ctx := cmd.Context()
 			db, err := bench.NewDatabase(ctx, os.Getenv("DATABASE_URL"), poolSize)
 			if err != nil {
+				if note := cli.UnsetDatabaseURLNote(); note != "" {
+					return fmt.Errorf("%w (%s)", err, note)
+				}
 				return err
 			}
 			defer db.Close()

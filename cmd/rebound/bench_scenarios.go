@@ -64,9 +64,10 @@ func (f *benchHTTPFlags) runs(scenario string) bool {
 
 // svgPath is where scenario's plot goes: path itself for one scenario;
 // with --scenario all, path with -SCENARIO before its extension
-// (bench.svg: bench-noop.svg, bench-failure.svg, bench-outage.svg).
+// (bench.svg: bench-noop.svg, bench-failure.svg, bench-outage.svg). No
+// --svg (path "") is no plot: "", not a file named -noop.
 func (f *benchHTTPFlags) svgPath(path, scenario string) string {
-	if f.scenario != "all" {
+	if f.scenario != "all" || path == "" {
 		return path
 	}
 	ext := filepath.Ext(path)

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,4 +71,40 @@ func TestBenchCommand(t *testing.T) {
 	b, err = os.ReadFile(svg)
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(string(b), "<svg "), string(b[:min(len(b), 40)]))
+}
+
+// `rebound bench --scenario all --json` prints one JSON document: an object
+// keyed by scenario, each value that scenario's report (the settings it ran
+// with, then its rounds), not one object per scenario one after the other.
+// Without --svg it writes no plot (it wrote files named -noop, -failure,
+// -outage and -insert in the working directory).
+func TestBenchScenarioAllJSONIsOneDocument(t *testing.T) {
+	t.Parallel()
+	server := os.Getenv("TEST_DATABASE_URL")
+	require.NotEmpty(t, server, "TEST_DATABASE_URL")
+	res := proctest.Run(t, []string{"DATABASE_URL=" + server}, "rebound", "bench", "--scenario", "all", "--json",
+		"--jobs", "20", "--rounds", "1", "--workers", "20", "--lines", "20", "--outage", "1s", "--retry-delay", "20ms", "--max-retry-delay", "100ms")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	dec := json.NewDecoder(strings.NewReader(res.Stdout))
+	var doc map[string]struct {
+		Config map[string]any `json:"Config"`
+		Rounds []any          `json:"Rounds"`
+	}
+	require.NoError(t, dec.Decode(&doc), res.Stdout)
+	_, err := dec.Token()
+	require.ErrorIs(t, err, io.EOF, "one document, nothing after it")
+	require.Equal(t, []string{"failure", "insert", "noop", "outage"}, slices.Sorted(maps.Keys(doc)))
+	for scenario, rep := range doc {
+		require.Equal(t, 1.0, rep.Config["Rounds"], scenario)
+		require.NotEmpty(t, rep.Rounds, scenario)
+	}
+	require.Equal(t, 20.0, doc["noop"].Config["Jobs"])
+	require.Equal(t, 20.0, doc["insert"].Config["Lines"])
+	for _, scenario := range []string{"noop", "failure", "outage", "insert"} {
+		_, err := os.Stat("-" + scenario) // the test's working directory is the process's
+		if err == nil {
+			t.Cleanup(func() { _ = os.Remove("-" + scenario) })
+		}
+		require.ErrorIs(t, err, os.ErrNotExist, "no plot file without --svg")
+	}
 }

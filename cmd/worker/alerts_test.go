@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -68,4 +69,39 @@ func TestTwoWorkersSendOneNotification(t *testing.T) {
 	require.Len(t, received(), 2)
 	require.Equal(t, "resolved", received()[1]["status"])
 	require.Equal(t, 2, count(t, db.Pool, "SELECT count(*) FROM job_alert_history WHERE rule = 'breaker-open' AND delivery -> 'hook' ->> 'outcome' = 'delivered'"))
+}
+
+// The worker refuses to start while an enabled alert rule names a channel
+// its --config does not define (alerts.channels), with one line naming
+// the rule, the channel, the file and the ways out; the rules are left as
+// they were.
+func TestWorkerRefusesAlertRuleWithUnknownChannel(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `UPDATE job_alert_config SET channels = '{ops,pager}' WHERE name = 'failure-rate-error'`)
+	require.NoError(t, err)
+	before := db.RowCounts(t)
+	cfg := filepath.Join(t.TempDir(), "worker.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("alerts:\n  channels:\n    ops: {type: webhook, url: \"http://127.0.0.1:9/alerts\"}\n"), 0o600))
+	const ways = ", or change the rule (rebound alerts set failure-rate-error --channels ...) or disable it (rebound alerts disable failure-rate-error)\n"
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"with --config", []string{"--config", cfg},
+			`worker: alert rule "failure-rate-error" names channel "pager", which is not configured (configured channels: ops): define it under alerts.channels in ` + cfg + ways},
+		{"without --config", nil,
+			`worker: alert rule "failure-rate-error" names channel "ops", which is not configured (no channel is configured): give the worker a --config whose alerts.channels defines it` + ways},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "worker", append([]string{"--http-addr", "127.0.0.1:0", "--log-format", "json"}, tt.args...)...)
+			require.Equal(t, 1, res.ExitCode, res.Stderr)
+			lines := strings.SplitAfter(res.Stderr, "\n")
+			require.Equal(t, tt.want, lines[len(lines)-2], res.Stderr) // the last line; "" after its newline
+		})
+	}
+	t.Cleanup(func() { require.Equal(t, before, db.RowCounts(t), "every table as it was") })
 }

@@ -148,7 +148,8 @@ func NewDatabase(ctx context.Context, baseURL string, poolSize int) (*Database, 
 	name := "rebound_bench_" + hex.EncodeToString(b[:])
 	admin, err := pgx.Connect(ctx, baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", "the server", err)
+		// pgx puts each address tried on a line of its own: one line.
+		return nil, fmt.Errorf("connect to the server: %s", strings.Join(strings.Fields(err.Error()), " "))
 	}
 	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	_ = admin.Close(ctx)

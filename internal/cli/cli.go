@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -31,14 +32,24 @@ const DefaultConnectTimeout = 10 * time.Second
 
 // Connect opens a pool on DATABASE_URL (libpq's PG* variables and defaults
 // when it is unset) and checks that the database answers. Errors say which:
-// "invalid DATABASE_URL: ..." or "database unreachable: ...".
+// "invalid DATABASE_URL: ..." or "database unreachable at HOST:PORT/DB: ...".
+// When DATABASE_URL is unset they say so and name the database, host, port
+// and user the PG* variables and defaults gave (never the password), and
+// once connected [Execute] adds the same to any error the program ends with
+// (a database that is not migrated, a missing row), so a forgotten
+// DATABASE_URL is not mistaken for a problem of the intended database.
 func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Pool, error) {
 	raw := os.Getenv("DATABASE_URL")
+	unset := strings.TrimSpace(raw) == ""
 	if err := checkURLForm(raw); err != nil {
 		return nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
 	}
 	cfg, err := pgxpool.ParseConfig(raw)
 	if err != nil {
+		if unset {
+			// pgx quotes the (empty) connection string: "cannot parse ``: invalid port".
+			return nil, fmt.Errorf("DATABASE_URL is not set, and libpq's PG* variables are invalid: %s", strings.TrimPrefix(parseErrorMessage(err), "cannot parse ``: "))
+		}
 		return nil, fmt.Errorf("invalid DATABASE_URL: %s", parseErrorMessage(err))
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
@@ -49,13 +60,56 @@ func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Poo
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		if unset {
+			return nil, fmt.Errorf("%s: %w", unsetNote(cfg), err)
+		}
 		return nil, fmt.Errorf("invalid DATABASE_URL: %w", err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		if unset {
+			return nil, fmt.Errorf("database unreachable (%s): %s", unsetNote(cfg), oneLine(err))
+		}
 		return nil, fmt.Errorf("database unreachable at %s: %s", describeTarget(cfg), oneLine(err))
 	}
+	if unset {
+		note := unsetNote(cfg)
+		connectedByDefaults.Store(&note)
+	}
 	return pool, nil
+}
+
+// UnsetDatabaseURLNote is, when DATABASE_URL is unset, the note Connect's
+// errors carry: "DATABASE_URL is not set: libpq's PG* variables and defaults
+// gave database D on HOST:PORT as user U" (never the password); "" when it
+// is set, or when the PG* variables do not parse. For a program that
+// connects without Connect (rebound bench) to add to its errors.
+func UnsetDatabaseURLNote() string {
+	if strings.TrimSpace(os.Getenv("DATABASE_URL")) != "" {
+		return ""
+	}
+	cfg, err := pgxpool.ParseConfig("")
+	if err != nil {
+		return ""
+	}
+	return unsetNote(cfg)
+}
+
+// connectedByDefaults is, once Connect has connected with DATABASE_URL
+// unset, the note saying so that Execute adds to the program's error.
+var connectedByDefaults atomic.Pointer[string]
+
+// unsetNote says that DATABASE_URL is unset and which database libpq's
+// PG* variables and defaults chose: "DATABASE_URL is not set: libpq's PG*
+// variables and defaults gave database D on HOST:PORT as user U". An empty
+// database name is PostgreSQL's default, the user's name.
+func unsetNote(cfg *pgxpool.Config) string {
+	cc := cfg.ConnConfig
+	db := cc.Database
+	if db == "" {
+		db = cc.User
+	}
+	return fmt.Sprintf("DATABASE_URL is not set: libpq's PG* variables and defaults gave database %s on %s:%d as user %s", db, cc.Host, cc.Port, cc.User)
 }
 
 // checkURLForm refuses what is neither a postgres:// URL nor a libpq
@@ -234,7 +288,11 @@ func Execute(root *cobra.Command) {
 		if code, ok := errors.AsType[*ExitCode](err); ok {
 			os.Exit(code.Code)
 		}
-		fmt.Fprintf(os.Stderr, "%s: %s%s\n", root.Name(), err, PoolerHint(err))
+		note := ""
+		if n := connectedByDefaults.Load(); n != nil {
+			note = " (" + *n + ")"
+		}
+		fmt.Fprintf(os.Stderr, "%s: %s%s%s\n", root.Name(), err, PoolerHint(err), note)
 		os.Exit(1)
 	}
 }

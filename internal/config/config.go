@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,6 +62,7 @@ type File struct {
 // ${NAME} anywhere in the file is replaced by the environment variable NAME
 // (an unset one is an error), so secrets stay out of the file and the
 // database; alert rules (job_alert_config) name channels only.
+// LoadWithoutAlerts (enqueue's) leaves this section out, secrets and all.
 type AlertsFile struct {
 	Interval time.Duration             `yaml:"interval"`
 	Link     string                    `yaml:"link"`
@@ -101,6 +103,88 @@ func Load(path string) (*Settings, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
+}
+
+// LoadWithoutAlerts is Load for a program that never sends alerts
+// (enqueue): the alerts section is left out. Its ${NAME} references are not
+// expanded, so the channels' secrets need not be set where jobs are
+// enqueued, and its settings are not validated (the worker, which sends
+// alerts, loads the file with Load and checks both); Settings.Alerts is
+// zero. The other sections are read as strictly as Load reads them, and
+// errors give the same line numbers.
+func LoadWithoutAlerts(path string) (*Settings, error) {
+	if path == "" {
+		return Parse(nil)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	s, err := Parse(withoutTopLevelKey(b, "alerts"))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// AlertChannelNames returns the names under alerts.channels of the file at
+// path, sorted: the channels an alert rule may name. It neither expands
+// ${NAME} references nor validates the channels (Load does both), so it
+// needs none of their secrets. Errors name the file.
+func AlertChannelNames(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var f struct {
+		Alerts struct {
+			Channels map[string]yaml.Node `yaml:"channels"`
+		} `yaml:"alerts"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: invalid YAML: %w", path, err)
+	}
+	names := make([]string, 0, len(f.Alerts.Channels))
+	for name := range f.Alerts.Channels {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// withoutTopLevelKey returns content with the lines of top-level key's
+// section blanked (its key line up to the next top-level key's; blank, not
+// removed, so every later line keeps its number). Content that does not
+// parse as a block mapping before expansion is returned as it is, for Parse
+// to read whole (and report).
+func withoutTopLevelKey(content []byte, key string) []byte {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(content, &doc); err != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return content
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode || m.Style&yaml.FlowStyle != 0 {
+		return content
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value != key {
+			continue
+		}
+		first, end := m.Content[i].Line, -1 // lines from 1; end is excluded, -1 the end of the file
+		if i+2 < len(m.Content) {
+			end = m.Content[i+2].Line
+		}
+		lines := bytes.SplitAfter(content, []byte("\n"))
+		for n := first; n <= len(lines) && (end < 0 || n < end); n++ {
+			if bytes.HasSuffix(lines[n-1], []byte("\n")) {
+				lines[n-1] = []byte("\n")
+			} else {
+				lines[n-1] = nil
+			}
+		}
+		return bytes.Join(lines, nil)
+	}
+	return content
 }
 
 // Parse validates a configuration file's content (nil or empty: all

@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,4 +69,61 @@ func TestLoadAppliesKindOverrides(t *testing.T) {
 
 	_, err = config.Load(filepath.Join(t.TempDir(), "missing.yaml"))
 	require.ErrorContains(t, err, "config: open ")
+}
+
+// LoadWithoutAlerts (enqueue's) leaves the alerts section out: its unset
+// ${NAME} secrets and its bad settings are no error there, while Load (the
+// worker's) refuses them; every other section is as strict, and errors keep
+// their line numbers.
+func TestLoadWithoutAlerts(t *testing.T) {
+	t.Parallel()
+	const unset = "${REBOUND_TEST_UNSET_VARIABLE}"
+	alerts := "alerts:\n  # a comment: " + unset + "\n  interval: 1m\n  channels:\n    ops: {type: slack, url: \"" + unset + "\"}\n    mail:\n      type: email\n      smtp: {host: smtp.example.com, password: \"" + unset + "\"}\n"
+	retry := "retry:\n  default:\n    max_attempts: 3\n"
+	tests := []struct {
+		name            string
+		yaml            string
+		wantErr         string // LoadWithoutAlerts's, after "PATH: "
+		wantLoadErr     string // Load's, after "PATH: "
+		wantMaxAttempts int
+	}{
+		{name: "unset secrets, alerts last", yaml: retry + alerts, wantMaxAttempts: 3,
+			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+		{name: "unset secrets, alerts first", yaml: alerts + retry, wantMaxAttempts: 3,
+			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+		{name: "unset secrets, CRLF line ends", yaml: strings.ReplaceAll(alerts+retry, "\n", "\r\n"), wantMaxAttempts: 3,
+			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+		{name: "bad alerts settings", yaml: "alerts:\n  interval: 100ms\n  link: not a url\n" + retry, wantMaxAttempts: 3,
+			wantLoadErr: "alerts.interval: 100ms is not between 1s and 1h"},
+		{name: "only alerts", yaml: alerts, wantMaxAttempts: 5,
+			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+		{name: "unset variable outside alerts", yaml: alerts + "retry:\n  default:\n    max_attempts: ${REBOUND_TEST_UNSET_OTHER}\n",
+			wantErr:     "environment variable REBOUND_TEST_UNSET_OTHER is not set",
+			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE, REBOUND_TEST_UNSET_OTHER is not set"},
+		{name: "unknown key after alerts keeps its line", yaml: alerts + "retyr: {}\n",
+			wantErr:     "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 9)",
+			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+		{name: "bad retry value", yaml: alerts + "retry:\n  default:\n    max_attempts: 70000\n",
+			wantErr:     "retry.default.max_attempts: must be <= 32767, the most River's max_attempts column holds (got 70000)",
+			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content",
+			wantLoadErr: "invalid YAML: yaml: line 1: did not find expected node content"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "worker.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o600))
+			_, err := config.Load(path)
+			require.EqualError(t, err, path+": "+tt.wantLoadErr)
+			s, err := config.LoadWithoutAlerts(path)
+			if tt.wantErr != "" {
+				require.EqualError(t, err, path+": "+tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.wantMaxAttempts, s.Retry.Lookup("http_request").MaxAttempts)
+			require.Equal(t, config.AlertsFile{}, s.Alerts)
+		})
+	}
 }

@@ -148,8 +148,8 @@ func run(bin string, timeout time.Duration, database string) error {
 	if err := os.WriteFile(cfgPath, []byte(demoConfig+alertsConfig(hook.url)), 0o600); err != nil {
 		return err
 	}
-	step("rebound alerts set breaker-open --channels local   (the rule is live for every pod at its next evaluation)")
-	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "alerts", "set", "breaker-open", "--channels", "local"); err != nil {
+	step("rebound alerts set breaker-open --channels local --config worker.yaml   (checked against the file's channels; the rule is live for every pod at its next evaluation)")
+	if err := runCmd(ctx, env, filepath.Join(bin, "rebound"), "alerts", "set", "breaker-open", "--channels", "local", "--config", cfgPath); err != nil {
 		return err
 	}
 	httpAddr, err := freeAddr()

@@ -262,3 +262,46 @@ func ParseSeconds(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// UnknownChannelError is returned by CheckChannels for an enabled rule that
+// names a channel the configuration does not define: its delivery could
+// only fail.
+type UnknownChannelError struct {
+	// Rule is the rule's name, Channel the channel it names.
+	Rule, Channel string
+	// Configured are the channels the configuration defines, sorted.
+	Configured []string
+}
+
+// Error returns `alert rule "R" names channel "C", which is not configured
+// (configured channels: a, b)`, or "(no channel is configured)".
+func (e *UnknownChannelError) Error() string {
+	have := "no channel is configured"
+	if len(e.Configured) > 0 {
+		have = "configured channels: " + strings.Join(e.Configured, ", ")
+	}
+	return fmt.Sprintf("alert rule %q names channel %q, which is not configured (%s)", e.Rule, e.Channel, have)
+}
+
+// CheckChannels returns an *UnknownChannelError for the first enabled rule
+// (in the order given; Rules.List sorts by name) naming a channel that is
+// not a key of configured, or nil. A disabled rule notifies no one and is
+// not checked, so disabling a rule is a way out until its channel exists.
+func CheckChannels[C any](rules []Rule, configured map[string]C) error {
+	for _, r := range rules {
+		if !r.Enabled {
+			continue
+		}
+		for _, c := range r.Channels {
+			if _, ok := configured[c]; !ok {
+				names := make([]string, 0, len(configured))
+				for name := range configured {
+					names = append(names, name)
+				}
+				slices.Sort(names)
+				return &UnknownChannelError{Rule: r.Name, Channel: c, Configured: names}
+			}
+		}
+	}
+	return nil
+}
