@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,11 +43,12 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 		return err
 	}
 	defer closeFile()
+	defer debug.SetGCPercent(debug.SetGCPercent(copyGCPercent))
 	stream := streamLines(kind, o.file, r)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches := make(chan []line, 1<<10)
+	batches := make(chan []line, copyBatchesAhead)
 	commit := make(chan bool, 1)
 	stopped := make(chan struct{})
 	var out copyOutcome

@@ -59,7 +59,7 @@ type lineStream struct {
 // parsing its lines as kind's args. Call next until it returns nil, then
 // err.
 func streamLines(kind jobs.Kind, path string, r io.Reader) *lineStream {
-	s := &lineStream{name: displayName(path), ordered: make(chan *lineChunk, 1<<12)}
+	s := &lineStream{name: displayName(path), ordered: make(chan *lineChunk, readAheadChunks)}
 	work := make(chan *lineChunk)
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
