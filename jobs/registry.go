@@ -262,14 +262,26 @@ func NormalizeOperationKey(key string) string {
 // only in case (see checkKeys) and trailing data, so a typo such as
 // "timeout" for "timeout_seconds" is reported instead of ignored. A UTF-8
 // byte order mark in front is skipped.
+//
+// checkKeys's refusals come first, as if it ran before decoding; it runs
+// after, so that raw decoded without error (one JSON value, nothing after
+// it) needs no second syntax check (json.Valid) before it.
 func decodeStrict(raw []byte, v any) error {
 	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
-	if err := checkKeys(raw, reflect.TypeOf(v)); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidArgs, err)
-	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
+		}
+	}
+	if err == nil || json.Valid(raw) {
+		if err := checkKeysIn(gjson.ParseBytes(raw), "the args", reflect.TypeOf(v)); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidArgs, err)
+		}
+	}
+	if err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			// encoding/json names Go types; say it in the args' terms.
@@ -282,9 +294,6 @@ func decodeStrict(raw []byte, v any) error {
 			return fmt.Errorf("%w: %s must be %s, not %s", ErrInvalidArgs, te.Field, jsonKindOf(te.Type), jsonKind(te.Value))
 		}
 		return fmt.Errorf("%w: %s", ErrInvalidArgs, decodeErrorMessage(raw, err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
 	}
 	return nil
 }
