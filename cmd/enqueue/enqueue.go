@@ -92,10 +92,12 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 
   --args JSON      one job, its args as a JSON object
   --file PATH|-    many jobs: NDJSON, one args object per line (blank lines are
-                   skipped; - reads standard input). Every line is validated
-                   first; if any is bad, nothing is inserted and the error names
-                   the line. Then all lines go in one transaction: by COPY
-                   (fast, no IDs printed) unless --json or --unique is given.
+                   skipped; - reads standard input). Every line is validated;
+                   if any is bad, nothing is inserted and the error names the
+                   line. All lines go in one transaction: by COPY (fast, no IDs
+                   printed; copying starts while later lines are still being
+                   validated, and commits only if all are valid) unless --json
+                   or --unique is given.
 
 Every flag can also be set through the environment as REBOUND_<FLAG>
 (REBOUND_MAX_ATTEMPTS=8, REBOUND_ARGS='{...}'), with the same rules; a flag on
