@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -43,7 +44,9 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 		return err
 	}
 	defer closeFile()
-	defer debug.SetGCPercent(debug.SetGCPercent(copyGCPercent))
+	if os.Getenv("GOGC") == "" { // the user's GOGC wins
+		defer debug.SetGCPercent(debug.SetGCPercent(copyGCPercent))
+	}
 	stream := streamLines(kind, o.file, r)
 
 	ctx, cancel := context.WithCancel(ctx)
