@@ -111,6 +111,10 @@ func FuzzCheckKeysMatchesTokenizer(f *testing.F) {
 		`{"a\u0041": 1, "aA": 2}`,
 		`[1, {"x": 1}]`,
 		`"text"`,
+		// Past smallObjectKeys keys, checkKeys keeps them in maps.
+		`{"body": {"a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "i": 9, "a": 10}}`,
+		`{"headers": {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6", "g": "7", "h": "8", "i": "9", "B": "10"}}`,
+		`{"headers": {"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6", "g": "7", "H": "8", "h": "9"}}`,
 	} {
 		f.Add(seed)
 	}

@@ -191,9 +191,15 @@ func HTTPRequestKind() Kind {
 			}
 			// Decoding turned bytes that are not UTF-8 (and lone \ud800
 			// escapes) into U+FFFD; refuse them rather than call, and key a
-			// breaker by, something other than what was sent.
+			// breaker by, something other than what was sent. Both need a
+			// backslash or invalid UTF-8 in the line: without them there is
+			// nothing to look for.
 			unmarked := bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf")) // as decodeStrict reads it
+			plain := bytes.IndexByte(unmarked, '\\') < 0 && utf8.Valid(unmarked)
 			for _, field := range []string{"url", "operation_key"} {
+				if plain {
+					break
+				}
 				if err := strictjson.Check([]byte(gjson.GetBytes(unmarked, field).Raw)); err != nil {
 					return nil, fmt.Errorf("%w: %s: %v", ErrInvalidArgs, field, err)
 				}

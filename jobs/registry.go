@@ -262,14 +262,26 @@ func NormalizeOperationKey(key string) string {
 // only in case (see checkKeys) and trailing data, so a typo such as
 // "timeout" for "timeout_seconds" is reported instead of ignored. A UTF-8
 // byte order mark in front is skipped.
+//
+// checkKeys's refusals come first, as if it ran before decoding; it runs
+// after, so that raw decoded without error (one JSON value, nothing after
+// it) needs no second syntax check (json.Valid) before it.
 func decodeStrict(raw []byte, v any) error {
 	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
-	if err := checkKeys(raw, reflect.TypeOf(v)); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidArgs, err)
-	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
+		}
+	}
+	if err == nil || json.Valid(raw) {
+		if err := checkKeysIn(gjson.ParseBytes(raw), "the args", reflect.TypeOf(v)); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidArgs, err)
+		}
+	}
+	if err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
 			// encoding/json names Go types; say it in the args' terms.
@@ -282,9 +294,6 @@ func decodeStrict(raw []byte, v any) error {
 			return fmt.Errorf("%w: %s must be %s, not %s", ErrInvalidArgs, te.Field, jsonKindOf(te.Type), jsonKind(te.Value))
 		}
 		return fmt.Errorf("%w: %s", ErrInvalidArgs, decodeErrorMessage(raw, err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: unexpected data after the args object", ErrInvalidArgs)
 	}
 	return nil
 }
@@ -428,25 +437,56 @@ func checkKeysIn(v gjson.Result, path string, t reflect.Type) error {
 				elem, foldCheck = t.Elem(), t.Key().Kind() == reflect.String
 			}
 		}
-		seen := map[string]bool{}
-		var folded map[string]string // lower case -> key as given
-		if foldCheck {
-			folded = map[string]string{}
-		}
+		// The keys seen so far: in a small array while there are few (no
+		// allocation), in maps past smallObjectKeys.
+		var (
+			small  [smallObjectKeys]seenKey
+			keys   = small[:0]
+			seen   map[string]bool
+			folded map[string]string // lower case -> key as given
+		)
 		v.ForEach(func(k, value gjson.Result) bool {
 			key := k.Str
-			if seen[key] {
-				err = fmt.Errorf("key %q appears twice in %s", key, path)
-				return false
+			var lower string
+			if foldCheck {
+				lower = strings.ToLower(key)
 			}
-			seen[key] = true
-			if folded != nil {
-				lower := strings.ToLower(key)
-				if k, ok := folded[lower]; ok {
-					err = fmt.Errorf("keys %q and %q in %s differ only in case; give one", k, key, path)
+			if seen == nil && len(keys) == len(small) {
+				seen, folded = make(map[string]bool, 2*len(small)), make(map[string]string, 2*len(small))
+				for _, p := range keys {
+					seen[p.key] = true
+					if foldCheck {
+						folded[p.lower] = p.key
+					}
+				}
+			}
+			if seen == nil {
+				for _, p := range keys {
+					if p.key == key {
+						err = fmt.Errorf("key %q appears twice in %s", key, path)
+						return false
+					}
+				}
+				for _, p := range keys {
+					if foldCheck && p.lower == lower {
+						err = fmt.Errorf("keys %q and %q in %s differ only in case; give one", p.key, key, path)
+						return false
+					}
+				}
+				keys = append(keys, seenKey{key: key, lower: lower})
+			} else {
+				if seen[key] {
+					err = fmt.Errorf("key %q appears twice in %s", key, path)
 					return false
 				}
-				folded[lower] = key
+				seen[key] = true
+				if foldCheck {
+					if k, ok := folded[lower]; ok {
+						err = fmt.Errorf("keys %q and %q in %s differ only in case; give one", k, key, path)
+						return false
+					}
+					folded[lower] = key
+				}
 			}
 			next := elem
 			if fields != nil {
@@ -482,6 +522,14 @@ func checkKeysIn(v gjson.Result, path string, t reflect.Type) error {
 	}
 	return err
 }
+
+// smallObjectKeys is how many keys of one object checkKeysIn compares
+// one by one before it puts them in maps.
+const smallObjectKeys = 8
+
+// seenKey is a key checkKeysIn has seen in an object, and its lower case
+// (when the object's keys are checked for case).
+type seenKey struct{ key, lower string }
 
 // structFieldsCache maps a struct type to its structFields.
 var structFieldsCache sync.Map // reflect.Type -> map[string]reflect.Type

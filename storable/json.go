@@ -1,6 +1,7 @@
 package storable
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -51,9 +52,20 @@ func (e *JSONError) Error() string {
 // low surrogate after it, or a lone \udc00). root names the document in the
 // error's path ("args"). It returns nil when every string is storable, and
 // also for malformed JSON (a syntax error, nesting deeper than 10,000): the
-// JSON decoder reports those in its own words. It reads data in one pass
-// and allocates once for a storable document.
+// JSON decoder reports those in its own words. A document without a
+// backslash, a NUL byte or invalid UTF-8 has no such string (each problem
+// needs one of them): it is passed after a byte search and a UTF-8 check,
+// without allocating. Any other is read in one pass, allocating once when
+// it is storable.
 func CheckJSON(data []byte, root string) error {
+	if bytes.IndexByte(data, '\\') < 0 && bytes.IndexByte(data, 0) < 0 && utf8.Valid(data) {
+		return nil
+	}
+	return scanJSON(data, root)
+}
+
+// scanJSON is CheckJSON without its shortcut: it walks every string.
+func scanJSON(data []byte, root string) error {
 	var segments [16]pathSegment
 	s := jsonScanner{data: data, path: segments[:0]}
 	s.value(0)

@@ -59,13 +59,38 @@ func TestCheckJSON(t *testing.T) {
 	}
 }
 
-func TestCheckJSONAllocatesOnceForStorableJSON(t *testing.T) {
-	doc := []byte(`{"url": "https://api.example.com/hook", "headers": {"X-Id": "7"}, "body": {"items": [1, 2, {"name": "é"}]}}`)
-	require.Equal(t, 1.0, testing.AllocsPerRun(100, func() {
-		if storable.CheckJSON(doc, "args") != nil {
-			t.Fatal("refused")
+func TestCheckJSONAllocations(t *testing.T) {
+	tests := []struct {
+		name string
+		doc  string
+		want float64
+	}{
+		{name: "no escape: the shortcut", doc: `{"url": "https://api.example.com/hook", "headers": {"X-Id": "7"}, "body": {"items": [1, 2, {"name": "é"}]}}`, want: 0},
+		{name: "escapes: one pass", doc: `{"url": "https://api.example.com/hook", "headers": {"X-Id": "7"}, "body": {"items": [1, 2, {"name": "\u00e9\n"}]}}`, want: 1},
+	}
+	for _, tt := range tests {
+		doc := []byte(tt.doc)
+		require.Equal(t, tt.want, testing.AllocsPerRun(100, func() {
+			if storable.CheckJSON(doc, "args") != nil {
+				t.Fatal("refused")
+			}
+		}), tt.name)
+	}
+}
+
+// FuzzCheckJSONShortcut: CheckJSON's shortcut (no backslash, no NUL byte,
+// valid UTF-8: nothing to refuse) says what the full scan says, for any
+// bytes.
+func FuzzCheckJSONShortcut(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a": "\u0000"}`, "{\"a\": \"\xff\"}", `["\ud800"]`, `{"a\u0000": 1}`, `{"a": "\ud83d\ude00"}`, `[1, "x", {"y": null}]`, `"\udc00"`, "{\"a\": \"b\x00\"}", "\x00", `{"a": "é"`, `{"a": ["b", {"c": "d"}]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, want := storable.CheckJSON(data, "args"), storable.ScanJSON(data, "args")
+		if (got == nil) != (want == nil) || got != nil && got.Error() != want.Error() {
+			t.Fatalf("CheckJSON(%q) = %v, the full scan says %v", data, got, want)
 		}
-	}))
+	})
 }
 
 // FuzzCheckJSON: CheckJSON never panics; when it passes a document that

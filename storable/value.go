@@ -37,7 +37,8 @@ func CheckValue(v any, root string) error {
 	if v == nil {
 		return nil
 	}
-	var path []valueSegment
+	var segments [8]valueSegment
+	path := segments[:0]
 	return checkValue(reflect.ValueOf(v), root, &path, 0)
 }
 
@@ -87,30 +88,23 @@ func checkValue(v reflect.Value, root string, path *[]valueSegment, depth int) e
 		}
 		return checkValue(v.Elem(), root, path, depth+1)
 	case reflect.Struct:
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() && !f.Anonymous {
-				continue
-			}
-			tag := f.Tag.Get("json")
-			if tag == "-" {
-				continue
-			}
-			name, _, _ := strings.Cut(tag, ",")
-			if f.Anonymous && name == "" && (f.Type.Kind() == reflect.Struct || f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct) {
-				if err := checkValue(v.Field(i), root, path, depth+1); err != nil {
+		for _, f := range structPlanOf(t) {
+			fv := v.Field(f.index)
+			switch {
+			case f.inline:
+				if err := checkValue(fv, root, path, depth+1); err != nil {
 					return err
 				}
 				continue
+			case f.marshaler.value || f.marshaler.pointer && fv.CanAddr():
+				continue // what checkValue would say of it
+			case f.kind == reflect.String:
+				if stringProblem(fv.String()) == "" {
+					continue // the common case, without a call
+				}
 			}
-			if !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			*path = append(*path, valueSegment{name: name})
-			if err := checkValue(v.Field(i), root, path, depth+1); err != nil {
+			*path = append(*path, valueSegment{name: f.name})
+			if err := checkValue(fv, root, path, depth+1); err != nil {
 				return err
 			}
 			*path = (*path)[:len(*path)-1]
@@ -147,6 +141,63 @@ func checkValue(v reflect.Value, root string, path *[]valueSegment, depth int) e
 	return nil
 }
 
+// fieldPlan is one struct field encoding/json encodes, as CheckValue walks
+// it.
+type fieldPlan struct {
+	index int
+	// name is the field's JSON name (its tag's, else the Go name).
+	name string
+	// inline is an embedded struct (or pointer to one) without a tag name:
+	// its fields are the outer struct's.
+	inline bool
+	// kind and marshaler are the field type's; marshaler is left zero for
+	// a pointer or interface type (checkValue looks at what it holds).
+	kind      reflect.Kind
+	marshaler marshaler
+}
+
+// structPlans caches structPlanOf: reading a struct type's fields and tags
+// cost more than checking the strings of a value of a few fields.
+var structPlans sync.Map // reflect.Type -> []fieldPlan
+
+// structPlanOf returns the fields of struct type t that encoding/json
+// encodes, in order: exported ones (named by their json tag; "-" skipped)
+// and embedded structs without a tag name (inlined).
+func structPlanOf(t reflect.Type) []fieldPlan {
+	if p, ok := structPlans.Load(t); ok {
+		return p.([]fieldPlan)
+	}
+	var plan []fieldPlan
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() && !f.Anonymous {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" && (f.Type.Kind() == reflect.Struct || f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct) {
+			plan = append(plan, fieldPlan{index: i, inline: true})
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		fp := fieldPlan{index: i, name: name, kind: f.Type.Kind()}
+		if fp.kind != reflect.Pointer && fp.kind != reflect.Interface {
+			fp.marshaler = marshalerOf(f.Type)
+		}
+		plan = append(plan, fp)
+	}
+	structPlans.Store(t, plan)
+	return plan
+}
+
 // marshaler says whether a type encodes itself (json.Marshaler or
 // encoding.TextMarshaler): as a value, or through a pointer to it.
 type marshaler struct{ value, pointer bool }
@@ -174,6 +225,9 @@ func marshalerOf(t reflect.Type) marshaler {
 func stringProblem(s string) string {
 	if strings.IndexByte(s, 0) >= 0 {
 		return `contains a NUL character (\u0000)`
+	}
+	if utf8.ValidString(s) {
+		return ""
 	}
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])

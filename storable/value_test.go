@@ -34,6 +34,17 @@ type valueArgs struct {
 	When    time.Time `json:"when"`
 }
 
+// ptrMarshaled encodes itself through a pointer only: encoding/json calls
+// MarshalJSON when the value is addressable (inside a pointed-to struct),
+// and encodes the plain string otherwise.
+type ptrMarshaled string
+
+func (p *ptrMarshaled) MarshalJSON() ([]byte, error) { return json.Marshal("custom") }
+
+type withPtrMarshaled struct {
+	P ptrMarshaled `json:"p"`
+}
+
 func TestCheckValue(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -55,6 +66,8 @@ func TestCheckValue(t *testing.T) {
 		{"unexported is not encoded", valueArgs{private: "\xff"}, ""},
 		{"bytes are base64", valueArgs{Raw: []byte("\xff\x00")}, ""},
 		{"a json.Marshaler is left to CheckJSON", valueArgs{Body: json.RawMessage("\"\xff\"")}, ""},
+		{"a pointer marshaler, addressable, is left to CheckJSON", &withPtrMarshaled{P: "\xff"}, ""},
+		{"a pointer marshaler, not addressable, is a string", withPtrMarshaled{P: "\xff"}, `args.p: contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store`},
 		{"a top-level string", "\xff", `args: contains invalid UTF-8 (byte 0xff), which PostgreSQL cannot store`},
 	}
 	for _, tt := range tests {

@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,9 +31,23 @@ const (
 	insertBatchSize = 1000
 	// copyBatchSize is how many jobs go in one COPY (the fast path: a
 	// --file without --json or --unique); the progress bar moves by it.
+	// The first COPY starts once this many lines are valid.
 	copyBatchSize = 10000
 	// parseChunkLines is how many lines one goroutine parses at a time.
 	parseChunkLines = 1000
+	// readAheadChunks is how many chunks of parseChunkLines lines are read
+	// and parsed ahead of the one being consumed (copied or collected):
+	// with the batches waiting for their COPY (copyBatchesAhead), it bounds
+	// the memory of the fast path whatever the input's size.
+	readAheadChunks = 2 * copyBatchSize / parseChunkLines
+	// copyBatchesAhead is how many COPY batches wait for the one in
+	// progress.
+	copyBatchesAhead = 2
+	// copyGCPercent is the garbage collector's GOGC during the fast path
+	// (Go's default: 100): its heap is bounded by readAheadChunks and
+	// copyBatchesAhead, and collecting it half as often saves a fifth of
+	// its CPU. A GOGC in the environment wins.
+	copyGCPercent = 400
 	// maxLineBytes is the longest NDJSON line accepted.
 	maxLineBytes = 10 << 20
 	// maxMaxAttempts is the largest max attempts River's smallint column
@@ -83,10 +92,12 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 
   --args JSON      one job, its args as a JSON object
   --file PATH|-    many jobs: NDJSON, one args object per line (blank lines are
-                   skipped; - reads standard input). Every line is validated
-                   first; if any is bad, nothing is inserted and the error names
-                   the line. Then all lines go in one transaction: by COPY
-                   (fast, no IDs printed) unless --json or --unique is given.
+                   skipped; - reads standard input). Every line is validated;
+                   if any is bad, nothing is inserted and the error names the
+                   line. All lines go in one transaction: by COPY (fast, no IDs
+                   printed; copying starts while later lines are still being
+                   validated, and commits only if all are valid) unless --json
+                   or --unique is given.
 
 Every flag can also be set through the environment as REBOUND_<FLAG>
 (REBOUND_MAX_ATTEMPTS=8, REBOUND_ARGS='{...}'), with the same rules; a flag on
@@ -209,6 +220,12 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 			return fmt.Errorf("%s: %w", o.ref("args"), err)
 		}
 		lines = []line{{number: 1, args: args}}
+	case o.file != "" && !o.json && !o.unique:
+		// Without --json nobody reads the IDs: the file goes in by COPY
+		// (InsertManyFastTx), which returns none, while it is still being
+		// validated. --unique needs River's INSERT ... ON CONFLICT to skip
+		// twins.
+		return insertFileByCopy(ctx, registry, kind, o, opts, stdin, stdout, stderr)
 	case o.file != "":
 		if lines, err = readFile(kind, o.file, stdin); err != nil {
 			return err
@@ -235,53 +252,27 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 
 	var bar *progressbar.ProgressBar
 	if len(lines) >= progressThreshold && cli.IsTerminal(stderr) && !o.json {
-		bar = progressbar.NewOptions(len(lines),
-			progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("inserting "+kind.Name),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("jobs"),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
+		bar = newInsertBar(stderr, kind.Name, len(lines))
 	}
 
-	res := result{Kind: kind.Name, Queue: o.queue, SkippedDuplicates: skippedInInput}
-	// Without --json nobody reads the IDs: a --file goes in by COPY
-	// (InsertManyFastTx), which returns none. --unique needs River's
-	// INSERT ... ON CONFLICT to skip twins, and --args prints the one ID.
-	fast := o.file != "" && !o.json && !o.unique
+	res := result{Kind: kind.Name, Queue: o.queue, SkippedDuplicates: skippedInInput, IDs: make([]int64, 0, len(lines))}
 	start := time.Now()
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		size := insertBatchSize
-		if fast {
-			size = copyBatchSize
-		} else {
-			res.IDs = make([]int64, 0, len(lines))
-		}
-		params := make([]river.InsertManyParams, 0, size)
-		for i := 0; i < len(lines); i += size {
+		params := make([]river.InsertManyParams, 0, insertBatchSize)
+		for i := 0; i < len(lines); i += insertBatchSize {
 			params = params[:0]
-			for _, l := range lines[i:min(i+size, len(lines))] {
+			for _, l := range lines[i:min(i+insertBatchSize, len(lines))] {
 				params = append(params, river.InsertManyParams{Args: l.args, InsertOpts: opts})
 			}
-			var err error
-			if fast {
-				var n int
-				n, err = client.InsertManyFastTx(ctx, tx, params)
-				res.Inserted += n
-			} else {
-				var inserted []*rivertype.JobInsertResult
-				inserted, err = client.InsertManyTx(ctx, tx, params)
-				for _, r := range inserted {
-					if r.UniqueSkippedAsDuplicate {
-						res.SkippedDuplicates++
-						continue
-					}
-					res.IDs = append(res.IDs, r.Job.ID)
+			inserted, err := client.InsertManyTx(ctx, tx, params)
+			for _, r := range inserted {
+				if r.UniqueSkippedAsDuplicate {
+					res.SkippedDuplicates++
+					continue
 				}
-				res.Inserted = len(res.IDs)
+				res.IDs = append(res.IDs, r.Job.ID)
 			}
+			res.Inserted = len(res.IDs)
 			if err != nil {
 				if o.argsSet {
 					return fmt.Errorf("insert: %w", err)
@@ -304,6 +295,13 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 	if o.json {
 		return cli.PrintJSON(stdout, res)
 	}
+	return printResult(stdout, res, time.Since(start))
+}
+
+// printResult prints what was inserted, in one line: the count, the IDs
+// (when known), the twins skipped, and for progressThreshold jobs or more
+// the time it took.
+func printResult(stdout io.Writer, res result, elapsed time.Duration) error {
 	msg := fmt.Sprintf("inserted %d %s job(s) into queue %s", res.Inserted, res.Kind, res.Queue)
 	switch {
 	case len(res.IDs) == 1:
@@ -314,11 +312,25 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 	if res.SkippedDuplicates > 0 {
 		msg += fmt.Sprintf("; skipped %d duplicate(s) still waiting or running", res.SkippedDuplicates)
 	}
-	if d := time.Since(start); res.Inserted >= progressThreshold {
-		msg += fmt.Sprintf(" in %s", d.Round(time.Millisecond))
+	if res.Inserted >= progressThreshold {
+		msg += fmt.Sprintf(" in %s", elapsed.Round(time.Millisecond))
 	}
-	_, err = fmt.Fprintln(stdout, msg)
+	_, err := fmt.Fprintln(stdout, msg)
 	return err
+}
+
+// newInsertBar is the progress bar of inserting max jobs of kind on stderr
+// (max -1: not known yet, see ChangeMax).
+func newInsertBar(stderr io.Writer, kind string, max int) *progressbar.ProgressBar {
+	return progressbar.NewOptions(max,
+		progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetDescription("inserting "+kind),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("jobs"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
 }
 
 // result is what enqueue prints with --json.
@@ -364,98 +376,6 @@ func (o *options) insertOpts() (*river.InsertOpts, error) {
 		}}
 	}
 	return opts, nil
-}
-
-// readFile reads and validates every line of an NDJSON file ("-" is
-// stdin). Nothing is inserted unless every line is valid: the error names
-// the first bad line and how many others are bad. The whole input is read
-// first; then its lines are parsed in chunks of parseChunkLines on every
-// CPU (GOMAXPROCS goroutines), which gives the same lines and the same
-// first error as parsing them one after the other.
-func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
-	var r io.Reader = stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("--file: %w", err)
-		}
-		defer f.Close()
-		r = f
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
-	var (
-		// data holds every non-blank line, trimmed, one after the other;
-		// spans[i] is where line i of raws is in it.
-		data   []byte
-		spans  []rawLine
-		number int
-	)
-	for sc.Scan() {
-		number++
-		raw := bytes.TrimSpace(sc.Bytes())
-		if len(raw) == 0 {
-			continue
-		}
-		spans = append(spans, rawLine{number: number, start: len(data), end: len(data) + len(raw)})
-		data = append(data, raw...)
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", displayName(path), number+1, maxLineBytes>>20)
-		}
-		if path == "-" {
-			return nil, fmt.Errorf("read stdin: %w", err)
-		}
-		return nil, fmt.Errorf("--file: %w", err) // the error names the file
-	}
-
-	out := make([]line, len(spans))
-	errs := make([]error, len(spans))
-	var wg sync.WaitGroup
-	chunks := make(chan int)
-	for range min(runtime.GOMAXPROCS(0), (len(spans)+parseChunkLines-1)/parseChunkLines) {
-		wg.Go(func() {
-			for from := range chunks {
-				for i := from; i < min(from+parseChunkLines, len(spans)); i++ {
-					s := spans[i]
-					out[i].number = s.number
-					out[i].args, errs[i] = kind.Parse(data[s.start:s.end:s.end])
-				}
-			}
-		})
-	}
-	for from := 0; from < len(spans); from += parseChunkLines {
-		chunks <- from
-	}
-	close(chunks)
-	wg.Wait()
-
-	var (
-		firstErr error
-		bad      int
-	)
-	for i, err := range errs {
-		if err != nil {
-			bad++
-			if firstErr == nil {
-				firstErr = fmt.Errorf("%s line %d: %w", displayName(path), spans[i].number, err)
-			}
-		}
-	}
-	if firstErr != nil {
-		if bad > 1 {
-			return nil, fmt.Errorf("%w (and %d more bad lines; nothing inserted)", firstErr, bad-1)
-		}
-		return nil, fmt.Errorf("%w (nothing inserted)", firstErr)
-	}
-	return out, nil
-}
-
-// rawLine is where one non-blank input line is in readFile's buffer, and
-// its number in the input (from 1, blank lines counted).
-type rawLine struct {
-	number, start, end int
 }
 
 // dedupe drops lines whose args equal an earlier line's (same JSON

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -121,4 +126,71 @@ FROM river_job ORDER BY id`)
 	require.Equal(t, jsonRows, fastRows)
 	require.Equal(t, `{"url": "http://127.0.0.1:9/hook/0", "body": {"n": 0}, "operation_key": "k0"} | {"operation_key": "k0"} | http_request | webhooks | 3 | 9 | available | {} | 0 | t`, fastRows[0])
 	require.Equal(t, `{"url": "http://127.0.0.1:9/last", "method": "PUT", "headers": {"X-A": "1"}, "timeout_seconds": 2.5} | {"operation_key": "127.0.0.1:9"} | http_request | webhooks | 3 | 9 | available | {} | 0 | t`, fastRows[n-1])
+}
+
+// copyingLocks counts the RowExclusiveLocks on river_job held by sessions
+// other than the test's own: an open transaction that has copied rows into
+// it and not ended yet.
+const copyingLocks = `
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'relation' AND relation = 'river_job'::regclass AND mode = 'RowExclusiveLock' AND granted
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND pid <> pg_backend_pid()`
+
+// The fast path starts copying while later lines are still being read and
+// validated; a bad line (or a line over 10 MiB) that comes after the first
+// COPY batch is already in the transaction still inserts nothing, with the
+// same error as when every line was validated before inserting. The input
+// comes on stdin, and the test holds back the lines after the first batch
+// until that batch has been copied (the enqueue session holds a row lock
+// on river_job), so the bad line is always read after a COPY.
+func TestFastPathBadLineAfterFirstCopyInsertsNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	bin := proctest.Bin(t, "enqueue")
+	first := manyLines(copyBatchSize+1, `{"url": "http://127.0.0.1:9/first"}`) // one COPY batch and a line
+	nul := `{"url": "http://127.0.0.1:9/a", "body": {"name": "a\u0000b"}}`
+	tests := []struct {
+		name    string
+		rest    string
+		wantErr string
+	}{
+		{name: "one bad line", rest: manyLines(copyBatchSize, nul),
+			wantErr: fmt.Sprintf("enqueue: stdin line %d: invalid args: args.body.name: contains a NUL character (\\u0000), which PostgreSQL cannot store (nothing inserted)\n", 2*copyBatchSize+1)},
+		{name: "three bad lines", rest: nul + "\n" + manyLines(copyBatchSize, `{"url": "ftp://127.0.0.1:9/a"}`) + "not json\n",
+			wantErr: fmt.Sprintf("enqueue: stdin line %d: invalid args: args.body.name: contains a NUL character (\\u0000), which PostgreSQL cannot store (and 2 more bad lines; nothing inserted)\n", copyBatchSize+2)},
+		{name: "a line over 10 MiB", rest: manyLines(copyBatchSize, `{"url": "http://127.0.0.1:9/a", "body": "`+strings.Repeat("x", maxLineBytes)+`"}`),
+			wantErr: fmt.Sprintf("enqueue: stdin line %d: longer than 10 MiB (nothing inserted)\n", 2*copyBatchSize+1)},
+	}
+	for _, tt := range tests {
+		runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		cmd := exec.CommandContext(runCtx, bin, "http_request", "--file", "-")
+		cmd.Env = []string{"DATABASE_URL=" + db.URL}
+		stdin, err := cmd.StdinPipe()
+		require.NoError(t, err)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		require.NoError(t, cmd.Start())
+		_, err = io.WriteString(stdin, first)
+		require.NoError(t, err, tt.name)
+		require.Eventually(t, func() bool {
+			var n int
+			require.NoError(t, db.Pool.QueryRow(ctx, copyingLocks).Scan(&n))
+			return n == 1
+		}, time.Minute, 10*time.Millisecond, "%s: the first batch is copied before the rest is read", tt.name)
+		_, err = io.WriteString(stdin, tt.rest)
+		require.NoError(t, err, tt.name)
+		require.NoError(t, stdin.Close(), tt.name)
+		err = cmd.Wait()
+		cancel()
+		var exitErr *exec.ExitError
+		require.True(t, errors.As(err, &exitErr), "%s: %v", tt.name, err)
+		require.Equal(t, 1, exitErr.ExitCode(), tt.name)
+		require.Equal(t, tt.wantErr, stderr.String(), tt.name)
+		require.Empty(t, stdout.String(), tt.name)
+		require.Equal(t, 0, jobCount(t, db), "%s: nothing inserted", tt.name)
+		var n int
+		require.NoError(t, db.Pool.QueryRow(ctx, copyingLocks).Scan(&n))
+		require.Equal(t, 0, n, "%s: the transaction ended", tt.name)
+	}
 }

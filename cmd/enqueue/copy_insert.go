@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/jobs"
+)
+
+// errInputRefused rolls back the COPY transaction when the input turned out
+// bad (or empty) after some of it was copied.
+var errInputRefused = errors.New("input refused")
+
+// copyOutcome is what the inserting goroutine of insertFileByCopy did.
+type copyOutcome struct {
+	inserted int
+	elapsed  time.Duration
+	err      error
+}
+
+// insertFileByCopy is enqueue's fast path, a --file without --json or
+// --unique: the input is read and validated on every CPU while its first
+// lines are already being copied (River's InsertManyFastTx, copyBatchSize
+// jobs a COPY) into one transaction, opened as soon as the input is. The
+// transaction commits only once the whole input has been read and every
+// line is valid; a bad line, an empty input or a reading error rolls it
+// back, so, as when validating first, nothing is inserted and the error
+// (the first bad line, and how many more are bad) is the same. A bad input
+// wins over a database error, as it did when it was found before
+// connecting.
+func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Kind, o *options, opts *river.InsertOpts, stdin io.Reader, stdout, stderr io.Writer) error {
+	r, closeFile, err := openInput(o.file, stdin)
+	if err != nil {
+		return err
+	}
+	defer closeFile()
+	if os.Getenv("GOGC") == "" { // the user's GOGC wins
+		defer debug.SetGCPercent(debug.SetGCPercent(copyGCPercent))
+	}
+	stream := streamLines(kind, o.file, r)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []line, copyBatchesAhead)
+	commit := make(chan bool, 1)
+	stopped := make(chan struct{})
+	var out copyOutcome
+	go func() {
+		defer close(stopped)
+		out = copyBatches(ctx, registry, kind.Name, opts, batches, commit, stream, stderr)
+	}()
+	send := func(b []line) {
+		select {
+		case batches <- b:
+		case <-stopped: // it failed: its error is reported below
+		}
+	}
+
+	var (
+		tally linesTally
+		batch = make([]line, 0, copyBatchSize)
+		total int
+	)
+	for c := stream.next(); c != nil; c = stream.next() {
+		tally.add(c)
+		if tally.bad > 0 {
+			cancel() // nothing will be committed; read on to count the bad lines
+			continue
+		}
+		total += len(c.lines)
+		for _, l := range c.lines {
+			batch = append(batch, l)
+			if len(batch) == copyBatchSize {
+				send(batch)
+				batch = make([]line, 0, copyBatchSize)
+			}
+		}
+	}
+	inputErr := stream.err(&tally)
+	if inputErr == nil && total == 0 {
+		inputErr = fmt.Errorf("%s: no jobs in it", displayName(o.file))
+	}
+	if inputErr == nil && len(batch) > 0 {
+		send(batch)
+	}
+	close(batches)
+	commit <- inputErr == nil
+	if inputErr != nil {
+		cancel()
+	}
+	<-stopped
+	if inputErr != nil {
+		return inputErr
+	}
+	if out.err != nil {
+		return fmt.Errorf("%w (nothing inserted)", out.err)
+	}
+	return printResult(stdout, result{Kind: kind.Name, Queue: o.queue, Inserted: out.inserted}, out.elapsed)
+}
+
+// copyBatches connects, opens a transaction and copies every batch it is
+// sent into it with InsertManyFastTx; once batches is closed it commits if
+// commit says so, and otherwise rolls back. A progress bar is drawn on
+// stderr when it is a terminal and the input has at least
+// progressThreshold lines.
+func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, opts *river.InsertOpts, batches <-chan []line, commit <-chan bool, stream *lineStream, stderr io.Writer) copyOutcome {
+	pool, client, err := connectForInsert(ctx, registry)
+	if err != nil {
+		return copyOutcome{err: err}
+	}
+	defer pool.Close()
+
+	var (
+		out  copyOutcome
+		bar  *progressbar.ProgressBar
+		sure bool // bar's max is the input's number of lines
+	)
+	terminal := cli.IsTerminal(stderr)
+	start := time.Now()
+	out.err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		params := make([]river.InsertManyParams, 0, copyBatchSize)
+		for {
+			var (
+				b  []line
+				ok bool
+			)
+			select {
+			case b, ok = <-batches:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if !ok {
+				break
+			}
+			params = params[:0]
+			for _, l := range b {
+				params = append(params, river.InsertManyParams{Args: l.args, InsertOpts: opts})
+			}
+			n, err := client.InsertManyFastTx(ctx, tx, params)
+			out.inserted += n
+			if err != nil {
+				return fmt.Errorf("insert lines %d-%d: %w", b[0].number, b[len(b)-1].number, err)
+			}
+			if terminal && !sure {
+				total, known := int(stream.total.Load()), stream.totalKnown.Load()
+				switch {
+				case known && total < progressThreshold:
+					terminal = false // too few lines for a bar
+				case bar == nil:
+					bar = newInsertBar(stderr, kindName, -1)
+					fallthrough
+				default:
+					if known {
+						bar.ChangeMax(total)
+						sure = true
+					}
+				}
+			}
+			if bar != nil {
+				_ = bar.Add(len(b))
+			}
+		}
+		if !<-commit {
+			return errInputRefused
+		}
+		return nil
+	})
+	out.elapsed = time.Since(start)
+	if bar != nil {
+		_ = bar.Finish()
+	}
+	return out
+}
