@@ -463,22 +463,25 @@ const wakeSafeSQL = `(j.unique_key IS NULL OR j.unique_states IS NULL
 	OR river_job_state_in_bitmask(j.unique_states, 'scheduled')
 	OR NOT river_job_state_in_bitmask(j.unique_states, 'available'))`
 
-// wakeClosed wakes the n jobs parked behind key (state scheduled): each
-// becomes available (see wakeSafeSQL), due at a uniform time in [now,
-// now + spread), where spread = ceil(n / Workers) * st.WakeWave, at most
-// st.WakeSpread (st.WakeSpread when Workers is 0). Available at once,
-// because River's scheduler, which moves due scheduled jobs to available,
-// runs only every 5 seconds; River's producers fetch an available job once
-// its scheduled_at has come. A parked job already due within the spread
-// keeps its time. Rows another transaction holds are skipped, and woken
-// jobs are no longer scheduled, so running it from every pod, twice, is
-// harmless. It returns how many jobs it woke and the spread.
+// wakeClosed wakes the n jobs parked behind key: each becomes available
+// (see wakeSafeSQL), due at a uniform time in [now, now + spread), where
+// spread = ceil(n / Workers) * st.WakeWave, at most st.WakeSpread
+// (st.WakeSpread when Workers is 0). Available at once, because River's
+// scheduler, which moves due scheduled jobs to available, runs only every
+// 5 seconds; River's producers fetch an available job once its
+// scheduled_at has come. Parked jobs are mostly scheduled, but River stores
+// a snooze shorter than its scheduler's interval as available, due later:
+// such a job due after the spread is brought forward too. A parked job
+// already due within the spread keeps its time. Rows another transaction
+// holds are skipped, and woken jobs are due within the spread, so running
+// it from every pod, twice, is harmless. It returns how many jobs it woke
+// and the spread.
 func (g *Gate) wakeClosed(ctx context.Context, key string, st Settings) (int64, time.Duration, error) {
 	var n int64
 	var spreadMs float64
 	err := g.b.pool.QueryRow(ctx, `WITH parked AS (
 			SELECT id FROM river_job
-			WHERE state = 'scheduled'
+			WHERE state IN ('scheduled', 'available')
 			  AND metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
 			FOR UPDATE SKIP LOCKED
 		), spread AS (
@@ -491,7 +494,7 @@ func (g *Gate) wakeClosed(ctx context.Context, key string, st Settings) (int64, 
 				state = CASE WHEN `+wakeSafeSQL+` THEN 'available' ELSE j.state END,
 				scheduled_at = CASE WHEN j.scheduled_at > now() + s.d THEN now() + random() * s.d ELSE j.scheduled_at END
 			FROM parked p, spread s
-			WHERE j.id = p.id AND (j.scheduled_at > now() + s.d OR `+wakeSafeSQL+`)
+			WHERE j.id = p.id AND (j.scheduled_at > now() + s.d OR (j.state = 'scheduled' AND `+wakeSafeSQL+`))
 			RETURNING 1
 		)
 		SELECT (SELECT count(*) FROM woken), (SELECT extract(epoch FROM d)::float8 * 1000 FROM spread)`,
@@ -499,20 +502,21 @@ func (g *Gate) wakeClosed(ctx context.Context, key string, st Settings) (int64, 
 	return n, time.Duration(math.Round(spreadMs)) * time.Millisecond, err
 }
 
-// wakeProbes makes up to n jobs parked behind key, the earliest due, due
-// now and available (see wakeSafeSQL), so that one of them takes the probe
-// slot without waiting for River's scheduler; a job already due within a
-// second that cannot be made available is left to the scheduler.
+// wakeProbes makes up to n jobs parked behind key, the earliest due
+// (scheduled, or available but due later: see wakeClosed), due now and
+// available (see wakeSafeSQL), so that one of them takes the probe slot
+// without waiting for River's scheduler; a job already due within a second
+// is left as it is.
 func (g *Gate) wakeProbes(ctx context.Context, key string, n int) (int64, error) {
 	tag, err := g.b.pool.Exec(ctx, `UPDATE river_job j SET
 			state = CASE WHEN `+wakeSafeSQL+` THEN 'available' ELSE j.state END,
-			scheduled_at = least(j.scheduled_at, now())
+			scheduled_at = now()
 		WHERE j.id IN (
 			SELECT id FROM river_job
-			WHERE state = 'scheduled' AND metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
+			WHERE state IN ('scheduled', 'available') AND metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
 			ORDER BY scheduled_at
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)
-		AND (j.scheduled_at > now() + interval '1 second' OR `+wakeSafeSQL+`)`, key, n)
+		AND j.scheduled_at > now() + interval '1 second'`, key, n)
 	return tag.RowsAffected(), err
 }

@@ -313,9 +313,10 @@ func parkJobs(t *testing.T, tb *testBundle, key string, n int, due time.Duration
 }
 
 // When a key closes, the gate makes its n parked jobs available at once,
-// due over ceil(n / workers) waves of wake_wave, at most wake_spread; a
-// job already due within the spread keeps its time; another key's jobs are
-// left alone; a second run finds nothing left to wake.
+// due over ceil(n / workers) waves of wake_wave, at most wake_spread (one
+// parked as available, due after the spread, is brought forward); a job
+// already due within the spread keeps its time; another key's jobs are left
+// alone; a second run finds nothing left to wake.
 func TestGateWakeClosedSpreadsParkedJobsByWaves(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -328,7 +329,7 @@ func TestGateWakeClosedSpreadsParkedJobsByWaves(t *testing.T) {
 		{"25 jobs, 10 workers: 3 waves", 25, 10, Settings{}, 300 * time.Millisecond},
 		{"30 jobs, 10 workers: 3 waves", 30, 10, Settings{}, 300 * time.Millisecond},
 		{"31 jobs, 10 workers, 250ms waves: 4 waves", 31, 10, Settings{WakeWave: 250 * time.Millisecond}, time.Second},
-		{"1 job, 100 workers: 1 wave", 1, 100, Settings{}, 100 * time.Millisecond},
+		{"3 jobs, 100 workers: 1 wave", 3, 100, Settings{}, 100 * time.Millisecond},
 		{"2000 jobs, 100 workers: 20 waves", 2000, 100, Settings{}, 2 * time.Second},
 		{"500 jobs, 10 workers: capped by wake_spread", 500, 10, Settings{WakeSpread: 3 * time.Second}, 3 * time.Second},
 		{"no workers given: the whole wake_spread", 5, 0, Settings{WakeSpread: 1500 * time.Millisecond}, 1500 * time.Millisecond},
@@ -339,8 +340,14 @@ func TestGateWakeClosedSpreadsParkedJobsByWaves(t *testing.T) {
 			tb := setup(t, Config{})
 			ctx := context.Background()
 			gate := NewGate(tb.b, GateConfig{Workers: tt.workers, DisableWake: true})
-			far := parkJobs(t, tb, "api.example.com", tt.jobs-1, time.Hour)
+			far := parkJobs(t, tb, "api.example.com", tt.jobs-2, time.Hour)
 			near := parkJobs(t, tb, "api.example.com", 1, 50*time.Millisecond)[0]
+			// River stores a snooze shorter than its scheduler's interval
+			// (5 s) as available, due later.
+			short := parkJobs(t, tb, "api.example.com", 1, 4500*time.Millisecond)[0]
+			_, err := tb.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'available' WHERE id = $1`, short)
+			require.NoError(t, err)
+			far = append(far, short)
 			other := parkJobs(t, tb, "other.example.com", 3, time.Hour)
 			var nearAt time.Time
 			require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT scheduled_at FROM river_job WHERE id = $1`, near).Scan(&nearAt))
@@ -372,11 +379,7 @@ func TestGateWakeClosedSpreadsParkedJobsByWaves(t *testing.T) {
 			n, spread, err = gate.wakeClosed(ctx, "api.example.com", tt.settings.WithDefaults())
 			require.NoError(t, err)
 			require.Equal(t, int64(0), n, "a second run finds nothing left to wake")
-			if tt.workers > 0 {
-				require.Equal(t, time.Duration(0), spread, "no parked job: no wave")
-			} else {
-				require.Equal(t, tt.wantSpread, spread)
-			}
+			require.Equal(t, tt.wantSpread, spread, "the same jobs, parked until admitted, make the same spread")
 		})
 	}
 }
@@ -423,8 +426,10 @@ func TestGateWakeLeavesUniqueConflictsToTheScheduler(t *testing.T) {
 }
 
 // When the probe time comes, the gate makes the earliest parked jobs
-// (half_open_max_probes of them) available and due now, so that one takes
-// the probe slot without waiting for River's scheduler.
+// (half_open_max_probes of them, scheduled or parked as available but due
+// later) available and due now, so that one takes the probe slot without
+// waiting for River's scheduler; not while a parked job is due within a
+// second.
 func TestGateWakeProbesMakesTheEarliestAvailable(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, Config{})
@@ -435,6 +440,10 @@ func TestGateWakeProbesMakesTheEarliestAvailable(t *testing.T) {
 		_, err := tb.db.Pool.Exec(ctx, `UPDATE river_job SET scheduled_at = scheduled_at + make_interval(mins => $2) WHERE id = $1`, id, i)
 		require.NoError(t, err)
 	}
+	// The earliest is parked as available (a short snooze, as River stores
+	// it), due in 30 minutes.
+	_, err := tb.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now() + interval '30 minutes' WHERE id = $1`, ids[4])
+	require.NoError(t, err)
 	n, err := gate.wakeProbes(ctx, "api.example.com", 2)
 	require.NoError(t, err)
 	require.Equal(t, int64(2), n)
@@ -446,7 +455,13 @@ func TestGateWakeProbesMakesTheEarliestAvailable(t *testing.T) {
 		got[id] = fmt.Sprintf("%s due=%t", state, due)
 	}
 	require.Equal(t, map[int64]string{
-		ids[0]: "available due=true", ids[1]: "available due=true",
-		ids[2]: "scheduled due=false", ids[3]: "scheduled due=false", ids[4]: "scheduled due=false",
+		ids[4]: "available due=true", ids[0]: "available due=true",
+		ids[1]: "scheduled due=false", ids[2]: "scheduled due=false", ids[3]: "scheduled due=false",
 	}, got)
+
+	// The earliest parked job is now due: a second run leaves everything
+	// as it is.
+	n, err = gate.wakeProbes(ctx, "api.example.com", 2)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), n)
 }
