@@ -502,21 +502,24 @@ func (g *Gate) wakeClosed(ctx context.Context, key string, st Settings) (int64, 
 	return n, time.Duration(math.Round(spreadMs)) * time.Millisecond, err
 }
 
-// wakeProbes makes up to n jobs parked behind key, the earliest due
-// (scheduled, or available but due later: see wakeClosed), due now and
-// available (see wakeSafeSQL), so that one of them takes the probe slot
-// without waiting for River's scheduler; a job already due within a second
-// is left as it is.
+// wakeProbes makes up to n jobs parked behind key, the earliest due, due
+// now and available (see wakeSafeSQL), so that one of them takes the probe
+// slot without waiting for River's scheduler — unless they are already due
+// within a second (a pod woke them just before): the candidates are the
+// parked jobs still scheduled, and those stored as available (see
+// wakeClosed) due after now - 5 s; one due longer ago is in a queue no pod
+// works now (or a paused one) and must not hold the probe off.
 func (g *Gate) wakeProbes(ctx context.Context, key string, n int) (int64, error) {
 	tag, err := g.b.pool.Exec(ctx, `UPDATE river_job j SET
 			state = CASE WHEN `+wakeSafeSQL+` THEN 'available' ELSE j.state END,
-			scheduled_at = now()
+			scheduled_at = least(j.scheduled_at, now())
 		WHERE j.id IN (
 			SELECT id FROM river_job
-			WHERE state IN ('scheduled', 'available') AND metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
+			WHERE metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
+			  AND (state = 'scheduled' OR (state = 'available' AND scheduled_at > now() - interval '5 seconds'))
 			ORDER BY scheduled_at
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)
-		AND j.scheduled_at > now() + interval '1 second'`, key, n)
+		AND (j.scheduled_at > now() + interval '1 second' OR (j.state = 'scheduled' AND `+wakeSafeSQL+`))`, key, n)
 	return tag.RowsAffected(), err
 }

@@ -428,14 +428,14 @@ func TestGateWakeLeavesUniqueConflictsToTheScheduler(t *testing.T) {
 // When the probe time comes, the gate makes the earliest parked jobs
 // (half_open_max_probes of them, scheduled or parked as available but due
 // later) available and due now, so that one takes the probe slot without
-// waiting for River's scheduler; not while a parked job is due within a
-// second.
+// waiting for River's scheduler; not while they are due within a second
+// already; a parked job long due in a queue no pod works does not count.
 func TestGateWakeProbesMakesTheEarliestAvailable(t *testing.T) {
 	t.Parallel()
 	tb := setup(t, Config{})
 	ctx := context.Background()
 	gate := NewGate(tb.b, GateConfig{DisableWake: true})
-	ids := parkJobs(t, tb, "api.example.com", 5, time.Hour)
+	ids := parkJobs(t, tb, "api.example.com", 6, time.Hour)
 	for i, id := range ids {
 		_, err := tb.db.Pool.Exec(ctx, `UPDATE river_job SET scheduled_at = scheduled_at + make_interval(mins => $2) WHERE id = $1`, id, i)
 		require.NoError(t, err)
@@ -443,6 +443,10 @@ func TestGateWakeProbesMakesTheEarliestAvailable(t *testing.T) {
 	// The earliest is parked as available (a short snooze, as River stores
 	// it), due in 30 minutes.
 	_, err := tb.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now() + interval '30 minutes' WHERE id = $1`, ids[4])
+	require.NoError(t, err)
+	// ids[5] is available and was due a minute ago: its queue is not worked
+	// now; it must not hold the probe off.
+	_, err = tb.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'available', queue = 'nobody', scheduled_at = now() - interval '1 minute' WHERE id = $1`, ids[5])
 	require.NoError(t, err)
 	n, err := gate.wakeProbes(ctx, "api.example.com", 2)
 	require.NoError(t, err)
@@ -457,10 +461,11 @@ func TestGateWakeProbesMakesTheEarliestAvailable(t *testing.T) {
 	require.Equal(t, map[int64]string{
 		ids[4]: "available due=true", ids[0]: "available due=true",
 		ids[1]: "scheduled due=false", ids[2]: "scheduled due=false", ids[3]: "scheduled due=false",
+		ids[5]: "available due=true",
 	}, got)
 
-	// The earliest parked job is now due: a second run leaves everything
-	// as it is.
+	// The two earliest parked jobs are now due (as after another pod's
+	// wake-up): a second run leaves everything as it is.
 	n, err = gate.wakeProbes(ctx, "api.example.com", 2)
 	require.NoError(t, err)
 	require.Equal(t, int64(0), n)
