@@ -342,6 +342,16 @@ func queueWorkers(queues map[string]river.QueueConfig) map[string]int {
 	return out
 }
 
+// podWorkers is how many jobs a pod works at once: the sum of its queues'
+// MaxWorkers.
+func podWorkers(queues map[string]river.QueueConfig) int {
+	n := 0
+	for _, q := range queues {
+		n += q.MaxWorkers
+	}
+	return n
+}
+
 // checkKinds refuses a kind in Config.Kinds that has no worker: its settings
 // would silently apply to nothing. River has no API to list a Workers
 // bundle, so each kind is tried with River's own check (an insert refused
@@ -565,6 +575,7 @@ func newBreaker(c *Config, reg prometheus.Registerer, keys *operationKeys, a *as
 	}
 	gate := breaker.NewGate(br, breaker.GateConfig{
 		KeyFunc: keys.ofJob,
+		Workers: podWorkers(c.Queues),
 		OnParkExpired: func(ctx context.Context, job *rivertype.JobRow, err *breaker.OpenError, parkedFor time.Duration) error {
 			cause := fmt.Errorf("parked behind circuit breaker %q for %s: %w", err.Key, parkedFor.Round(time.Second), err)
 			dlLog.ended(job, retrypolicy.ClassBreakerOpen, cause.Error())

@@ -96,6 +96,7 @@ type Breaker struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	fullCh   chan struct{}
+	tickCh   chan struct{}
 	hooksMu  sync.Mutex
 	onChange []func(key string, from, to State, row *Row)
 	tickers  []func(ctx context.Context)
@@ -137,6 +138,8 @@ type keyView struct {
 	flushMu sync.Mutex
 
 	probeWokenGen atomic.Int64 // gate: last generation parked probes were woken for
+	probeKickGen  atomic.Int64 // gate: last generation a run at the probe time was arranged for
+	probeWokenAt  atomic.Int64 // gate: when (pod clock, Unix ns) probe jobs were last woken
 }
 
 // snapshot is what a pod knows of a key's row.
@@ -189,6 +192,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Breaker, error) {
 		now:     cfg.Now,
 		metrics: cfg.Metrics,
 		fullCh:  make(chan struct{}, 1),
+		tickCh:  make(chan struct{}, 1),
 	}
 	if b.now == nil {
 		b.now = time.Now
@@ -698,6 +702,15 @@ func (b *Breaker) changed(key string, from, to State, row *Row) {
 	b.hooksMu.Unlock()
 	for _, h := range hooks {
 		h(key, from, to, row)
+	}
+}
+
+// kickTickers asks the refresh loop to run an iteration, tickers included,
+// now rather than at its next RefreshInterval tick. It never blocks.
+func (b *Breaker) kickTickers() {
+	select {
+	case b.tickCh <- struct{}{}:
+	default:
 	}
 }
 

@@ -77,13 +77,17 @@ type FileSettings struct {
 	MaxPark *Duration `yaml:"max_park,omitempty"`
 	// ParkSpread is park_spread, > 0.
 	ParkSpread *Duration `yaml:"park_spread,omitempty"`
+	// WakeSpread is wake_spread, in [1ms, 1h].
+	WakeSpread *Duration `yaml:"wake_spread,omitempty"`
+	// WakeWave is wake_wave, in [1ms, 1h].
+	WakeWave *Duration `yaml:"wake_wave,omitempty"`
 }
 
 // fileSettingNames are FileSettings' YAML keys, in the order of the docs.
 var fileSettingNames = []string{
 	"failure_threshold", "failure_ratio", "minimum_calls", "window", "open_timeout",
 	"open_timeout_multiplier", "max_open_timeout", "half_open_max_probes", "success_threshold",
-	"probe_timeout", "max_park", "park_spread",
+	"probe_timeout", "max_park", "park_spread", "wake_spread", "wake_wave",
 }
 
 // fileConfigNames are FileConfig's YAML keys.
@@ -107,6 +111,8 @@ var fileConfigNames = []string{"refresh_interval", "idle_ttl", "defaults", "keys
 //	    probe_timeout: 2m
 //	    max_park: 24h
 //	    park_spread: 10m
+//	    wake_spread: 10s        # a closed key's parked jobs wake over at most this
+//	    wake_wave: 100ms        # ... and this per wave of the pod's workers
 //	  keys:                     # per operation key; absent fields inherit defaults
 //	    api.example.com:
 //	      failure_threshold: 3
@@ -202,7 +208,7 @@ func (f *FileSettings) decode(node *yaml.Node, path string) error {
 			} else {
 				f.OpenTimeoutMultiplier = &x
 			}
-		case "window", "open_timeout", "max_open_timeout", "probe_timeout", "max_park", "park_spread":
+		case "window", "open_timeout", "max_open_timeout", "probe_timeout", "max_park", "park_spread", "wake_spread", "wake_wave":
 			d, err := decodeDuration(value, k)
 			if err != nil {
 				return err
@@ -218,8 +224,12 @@ func (f *FileSettings) decode(node *yaml.Node, path string) error {
 				f.ProbeTimeout = &d
 			case "max_park":
 				f.MaxPark = &d
-			default:
+			case "park_spread":
 				f.ParkSpread = &d
+			case "wake_spread":
+				f.WakeSpread = &d
+			default:
+				f.WakeWave = &d
 			}
 		default:
 			return unknownKey(k, fileSettingNames)
@@ -357,6 +367,8 @@ func (f FileSettings) settings(prefix string) (Settings, error) {
 		{"probe_timeout", f.ProbeTimeout, &s.ProbeTimeout},
 		{"max_park", f.MaxPark, &s.MaxPark},
 		{"park_spread", f.ParkSpread, &s.ParkSpread},
+		{"wake_spread", f.WakeSpread, &s.WakeSpread},
+		{"wake_wave", f.WakeWave, &s.WakeWave},
 	}
 	for _, x := range durations {
 		if x.in == nil {
@@ -385,6 +397,8 @@ var settingDefaults = map[string]string{
 	"probe_timeout":           shortDuration(DefaultProbeTimeout),
 	"max_park":                shortDuration(DefaultMaxPark),
 	"park_spread":             shortDuration(DefaultParkSpread),
+	"wake_spread":             shortDuration(DefaultWakeSpread),
+	"wake_wave":               shortDuration(DefaultWakeWave),
 	"refresh_interval":        shortDuration(DefaultRefreshInterval),
 	"idle_ttl":                shortDuration(DefaultIdleTTL),
 }

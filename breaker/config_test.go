@@ -29,6 +29,13 @@ func TestSettingsValidate(t *testing.T) {
 		{"negative success threshold", Settings{SuccessThreshold: -1}, "success_threshold -1"},
 		{"negative probe timeout", Settings{ProbeTimeout: -time.Second}, "probe_timeout -1s"},
 		{"short max park", Settings{MaxPark: time.Millisecond}, "max_park 1ms"},
+		{"shortest wake spread and wave", Settings{WakeSpread: time.Millisecond, WakeWave: time.Millisecond}, ""},
+		{"longest wake spread and wave", Settings{WakeSpread: time.Hour, WakeWave: time.Hour}, ""},
+		{"negative wake spread", Settings{WakeSpread: -time.Second}, "wake_spread -1s: must be in [1ms, 1h]"},
+		{"wake spread too long", Settings{WakeSpread: 61 * time.Minute}, "wake_spread 1h1m0s: must be in [1ms, 1h]"},
+		{"wake spread under 1ms", Settings{WakeSpread: time.Microsecond}, "wake_spread 1µs: must be in [1ms, 1h]"},
+		{"negative wake wave", Settings{WakeWave: -time.Millisecond}, "wake_wave -1ms: must be in [1ms, 1h]"},
+		{"wake wave too long", Settings{WakeWave: 2 * time.Hour}, "wake_wave 2h0m0s: must be in [1ms, 1h]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +65,8 @@ func TestWithDefaults(t *testing.T) {
 	require.Equal(t, 2*time.Minute, s.ProbeTimeout)
 	require.Equal(t, 24*time.Hour, s.MaxPark)
 	require.Equal(t, 10*time.Minute, s.ParkSpread)
+	require.Equal(t, 10*time.Second, s.WakeSpread)
+	require.Equal(t, 100*time.Millisecond, s.WakeWave)
 	require.NotNil(t, s.IsFailure)
 }
 
@@ -98,6 +107,14 @@ keys:
 		{name: "a key's open timeout above the inherited cap raises its cap", yaml: "keys:\n  slow.example.com:\n    open_timeout: 20m\n", check: func(t *testing.T, c Config) {
 			require.Equal(t, 20*time.Minute, c.Keys["slow.example.com"].inherit(c.Settings.WithDefaults()).MaxOpenTimeout)
 		}},
+		{name: "wake spread and wave, per key", yaml: "defaults:\n  wake_spread: 30s\nkeys:\n  api.example.com:\n    wake_wave: 250ms\n", check: func(t *testing.T, c Config) {
+			require.Equal(t, Settings{WakeSpread: 30 * time.Second}, c.Settings)
+			require.Equal(t, Settings{WakeWave: 250 * time.Millisecond}, c.Keys["api.example.com"])
+			key := c.Keys["api.example.com"].inherit(c.Settings.WithDefaults())
+			require.Equal(t, 30*time.Second, key.WakeSpread, "a key inherits the defaults block")
+			require.Equal(t, 250*time.Millisecond, key.WakeWave)
+			require.Equal(t, 100*time.Millisecond, c.Settings.WithDefaults().WakeWave)
+		}},
 		{name: "null block", yaml: "null\n", check: func(t *testing.T, c Config) {
 			require.Equal(t, Config{}, c)
 		}},
@@ -107,7 +124,7 @@ keys:
 		{name: "bad key setting names the key", yaml: "keys:\n  api.example.com:\n    failure_ratio: 1.5\n",
 			wantErr: `breaker.keys.api.example.com.failure_ratio: must be in (0, 1], or negative to disable the ratio rule (got 1.5)`},
 		{name: "unknown field", yaml: "defaults:\n  open_timout: 30s\n",
-			wantErr: "breaker.defaults.open_timout: unknown setting (known: failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread)"},
+			wantErr: "breaker.defaults.open_timout: unknown setting (known: failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread, wake_spread, wake_wave)"},
 		{name: "not YAML", yaml: "defaults: [\n", wantErr: "breaker: invalid YAML: yaml: line 1: did not find expected node content"},
 	}
 	for _, tt := range tests {
@@ -139,7 +156,7 @@ func TestNewRefusesInvalidKeySettings(t *testing.T) {
 // a *ConfigError naming the full key (and, for a zero, the default).
 func TestFileConfigErrors(t *testing.T) {
 	t.Parallel()
-	const known = "failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread"
+	const known = "failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread, wake_spread, wake_wave"
 	tests := []struct {
 		name    string
 		yaml    string
@@ -179,6 +196,14 @@ func TestFileConfigErrors(t *testing.T) {
 			"breaker.keys.api.example.com.max_open_timeout: must be >= open_timeout (got 0s; leave it out for the default, 10m, or open_timeout when larger)"},
 		{"zero park spread of a key", "breaker:\n  keys:\n    api.example.com:\n      park_spread: 0s\n",
 			"breaker.keys.api.example.com.park_spread: must be > 0 (got 0s; leave it out for the default, 10m)"},
+		{"zero wake spread", "breaker:\n  defaults:\n    wake_spread: 0s\n",
+			"breaker.defaults.wake_spread: must be in [1ms, 1h] (got 0s; leave it out for the default, 10s)"},
+		{"zero wake wave of a key", "breaker:\n  keys:\n    api.example.com:\n      wake_wave: 0ms\n",
+			"breaker.keys.api.example.com.wake_wave: must be in [1ms, 1h] (got 0s; leave it out for the default, 100ms)"},
+		{"wake spread too long", "breaker:\n  defaults:\n    wake_spread: 2h\n",
+			"breaker.defaults.wake_spread: must be in [1ms, 1h] (got 2h0m0s)"},
+		{"negative wake wave of a key", "breaker:\n  keys:\n    k:\n      wake_wave: -1s\n",
+			"breaker.keys.k.wake_wave: must be in [1ms, 1h] (got -1s)"},
 		{"zero max park", "breaker:\n  defaults:\n    max_park: 0h\n",
 			"breaker.defaults.max_park: must be >= 1s (got 0s; leave it out for the default, 24h)"},
 		{"zero multiplier", "breaker:\n  defaults:\n    open_timeout_multiplier: 0.0\n",

@@ -92,10 +92,14 @@
 // until the breaker may probe plus a uniform spread in [0, park_spread), and
 // marked in metadata (breaker_parked_key, breaker_parked_at). A backlog
 // does not churn: a parked job sleeps through the open period and is woken
-// early only when it is needed — when its key closes (every parked job,
-// spread over WakeSpread) or, when the probe time comes, a few jobs to be
-// the probes. A job parked longer than max_park goes to OnParkExpired
-// (rebound: the DLQ with class breaker_open).
+// early only when it is needed — when its key closes (every parked job) or,
+// when the probe time comes, a few jobs to be the probes. Woken jobs are
+// made available at once (not left scheduled for River's scheduler, which
+// runs every 5 s); on a close, the n parked jobs are due spread over
+// ceil(n / GateConfig.Workers) waves of wake_wave (100 ms), at most
+// wake_spread (10 s), so a backlog reaches a recovering downstream no faster
+// than one wave of the pod's workers per wake_wave. A job parked longer than
+// max_park goes to OnParkExpired (rebound: the DLQ with class breaker_open).
 //
 // # Logs
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -29,11 +30,6 @@ const (
 	// jobs package's insert middleware stamps it).
 	MetadataOperationKey = "operation_key"
 )
-
-// DefaultWakeSpread is how widely the gate spreads the wake-up of parked
-// jobs when their key closes: each gets a scheduled time uniform in
-// [now, now + DefaultWakeSpread).
-const DefaultWakeSpread = 10 * time.Second
 
 // DefaultParkLogInterval is how often, while a key keeps parking jobs, the
 // gate logs how many it parked since its last line.
@@ -59,9 +55,12 @@ type GateConfig struct {
 	// no breaker can guard it, and the job is not run. Its return value is
 	// the job's result. nil means DefaultOnInvalidKey.
 	OnInvalidKey func(ctx context.Context, job *rivertype.JobRow, err error) error
-	// WakeSpread spreads the wake-up of jobs parked behind a key that
-	// closes. Zero means DefaultWakeSpread (10 seconds).
-	WakeSpread time.Duration
+	// Workers is how many jobs the pod works at once (the sum of its
+	// queues' MaxWorkers): the size of a wave when the gate spreads the
+	// wake-up of a closed key's parked jobs (see Settings.WakeSpread and
+	// WakeWave). Zero (or negative) means no wave: the wake-up is spread
+	// over the whole WakeSpread.
+	Workers int
 	// DisableWake turns off the waker: parked jobs are then neither woken
 	// when their key closes nor to probe; they wake when their snooze ends.
 	DisableWake bool
@@ -148,9 +147,7 @@ func NewGate(b *Breaker, cfg GateConfig) *Gate {
 	if cfg.OnInvalidKey == nil {
 		cfg.OnInvalidKey = DefaultOnInvalidKey
 	}
-	if cfg.WakeSpread <= 0 {
-		cfg.WakeSpread = DefaultWakeSpread
-	}
+	cfg.Workers = max(cfg.Workers, 0)
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
 	}
@@ -396,18 +393,40 @@ func (g *Gate) park(ctx context.Context, job *rivertype.JobRow, key string, oe *
 	return river.JobSnooze(d)
 }
 
-// onChange schedules the wake-up of jobs parked behind a key that closed.
+// onChange schedules the wake-up of jobs parked behind a key that closed,
+// and has the breaker run it at once rather than at its next refresh.
 func (g *Gate) onChange(key string, _, to State, _ *Row) {
 	if to != StateClosed {
 		return
 	}
 	g.wakeMu.Lock()
-	// Now, and once more a few seconds later for jobs that were being
-	// parked while the first wake-up ran.
+	// Now; again once the jobs this pod was parking when it saw the close
+	// are written (River's completer writes a snooze within 50 ms); and
+	// once more a few seconds later, for the stragglers of slower pods.
+	now := g.b.now()
 	g.pending[key+"\x00now"] = time.Time{}
-	g.pending[key] = g.b.now().Add(3 * time.Second)
+	g.pending[key+"\x00soon"] = now.Add(closeRewake)
+	g.pending[key] = now.Add(3 * time.Second)
 	g.wakeMu.Unlock()
+	g.b.kickTickers()
+	time.AfterFunc(closeRewake, g.b.kickTickers)
 }
+
+// probeRewake is how long the gate waits before it wakes probe jobs of the
+// same generation again, when the key still waits for a probe (the woken
+// jobs were parked again: another pod's job took the slot and gave it back,
+// or the pod's estimate of the database clock was early).
+const probeRewake = 2 * time.Second
+
+// probeKickMargin is how long after its estimate of the probe time the gate
+// wakes the probe jobs: the estimate of the database clock may be a little
+// early.
+const probeKickMargin = 20 * time.Millisecond
+
+// closeRewake is when, after a key's close, the gate wakes its parked jobs
+// a second time: the jobs that were being parked when the first wake-up
+// ran.
+const closeRewake = 500 * time.Millisecond
 
 // tick runs, once per refresh, the wake-ups due: parked jobs of closed keys,
 // and a few parked jobs of keys whose probe time has come (to be the probes).
@@ -424,26 +443,36 @@ func (g *Gate) tick(ctx context.Context) {
 	g.wakeMu.Unlock()
 	for _, k := range due {
 		key, _, _ := bytes.Cut([]byte(k), []byte{0})
-		if n, err := g.wakeClosed(ctx, string(key)); err != nil {
+		if n, spread, err := g.wakeClosed(ctx, string(key), g.b.Settings(string(key))); err != nil {
 			g.b.logger.WarnContext(ctx, "breaker gate: wake parked jobs", "key", string(key), "error", err)
 		} else if n > 0 {
-			g.b.logger.DebugContext(ctx, "breaker gate: woke parked jobs", "key", string(key), "jobs", n)
+			g.b.logger.DebugContext(ctx, "breaker gate: woke parked jobs", "key", string(key), "jobs", n,
+				"spread", spread.String())
 		}
 	}
 	dbNow := g.b.dbNow()
 	g.b.views.Range(func(_, val any) bool {
 		v := val.(*keyView)
 		s := v.snap.Load()
-		if !s.exists || v.probeWokenGen.Load() == s.generation {
+		if !s.exists || (v.probeWokenGen.Load() == s.generation && now.Sub(time.Unix(0, v.probeWokenAt.Load())) < probeRewake) {
 			return true
 		}
 		st := g.b.Settings(v.key)
-		ready := (s.state == StateOpen && !dbNow.Before(s.nextProbeAt)) ||
+		if until := s.nextProbeAt.Sub(dbNow); s.state == StateOpen && until > 0 {
+			// Not yet: run again just after the probe time rather than up
+			// to a refresh interval after it.
+			if until <= g.b.cfg.RefreshInterval && v.probeKickGen.Swap(s.generation) != s.generation {
+				time.AfterFunc(until+probeKickMargin, g.b.kickTickers)
+			}
+			return true
+		}
+		ready := s.state == StateOpen ||
 			(s.state == StateHalfOpen && func() bool { n, _ := liveProbes(s.probes, dbNow, st.ProbeTimeout); return n == 0 }())
 		if !ready {
 			return true
 		}
 		v.probeWokenGen.Store(s.generation)
+		v.probeWokenAt.Store(now.UnixNano())
 		if _, err := g.wakeProbes(ctx, v.key, st.HalfOpenMaxProbes); err != nil {
 			g.b.logger.WarnContext(ctx, "breaker gate: wake probe jobs", "key", v.key, "error", err)
 		}
@@ -451,29 +480,74 @@ func (g *Gate) tick(ctx context.Context) {
 	})
 }
 
-// wakeClosed reschedules the jobs parked behind key (state scheduled) to
-// run within WakeSpread. Jobs already due within the spread are left alone,
-// so running it from every pod, twice, is harmless.
-func (g *Gate) wakeClosed(ctx context.Context, key string) (int64, error) {
-	tag, err := g.b.pool.Exec(ctx, `UPDATE river_job
-		SET scheduled_at = now() + random() * make_interval(secs => $2::float8 / 1000)
-		WHERE state = 'scheduled'
-		  AND metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
-		  AND scheduled_at > now() + make_interval(secs => $2::float8 / 1000)`,
-		key, g.cfg.WakeSpread.Milliseconds())
-	return tag.RowsAffected(), err
+// wakeSafeSQL holds for a row of river_job j that may go from scheduled to
+// available without breaking River's unique index (which covers a unique
+// job while its state is in its unique_states): the job has no unique
+// states, or it is already covered as scheduled, or it would not be covered
+// as available. A job for which it does not hold stays scheduled, and
+// River's scheduler makes it available (as River would, with its unique
+// checks).
+const wakeSafeSQL = `(j.unique_key IS NULL OR j.unique_states IS NULL
+	OR river_job_state_in_bitmask(j.unique_states, 'scheduled')
+	OR NOT river_job_state_in_bitmask(j.unique_states, 'available'))`
+
+// wakeClosed wakes the n jobs parked behind key: each becomes available
+// (see wakeSafeSQL), due at a uniform time in [now, now + spread), where
+// spread = ceil(n / Workers) * st.WakeWave, at most st.WakeSpread
+// (st.WakeSpread when Workers is 0). Available at once, because River's
+// scheduler, which moves due scheduled jobs to available, runs only every
+// 5 seconds; River's producers fetch an available job once its
+// scheduled_at has come. Parked jobs are mostly scheduled, but River stores
+// a snooze shorter than its scheduler's interval as available, due later:
+// such a job due after the spread is brought forward too. A parked job
+// already due within the spread keeps its time. Rows another transaction
+// holds are skipped, and woken jobs are due within the spread, so running
+// it from every pod, twice, is harmless. It returns how many jobs it woke
+// and the spread.
+func (g *Gate) wakeClosed(ctx context.Context, key string, st Settings) (int64, time.Duration, error) {
+	var n int64
+	var spreadMs float64
+	err := g.b.pool.QueryRow(ctx, `WITH parked AS (
+			SELECT id FROM river_job
+			WHERE state IN ('scheduled', 'available')
+			  AND metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
+			FOR UPDATE SKIP LOCKED
+		), spread AS (
+			SELECT make_interval(secs => CASE WHEN $3::int > 0
+				THEN least($2::float8, ceil(count(*)::float8 / $3::int) * $4::float8)
+				ELSE $2::float8 END / 1000) AS d
+			FROM parked
+		), woken AS (
+			UPDATE river_job j SET
+				state = CASE WHEN `+wakeSafeSQL+` THEN 'available' ELSE j.state END,
+				scheduled_at = CASE WHEN j.scheduled_at > now() + s.d THEN now() + random() * s.d ELSE j.scheduled_at END
+			FROM parked p, spread s
+			WHERE j.id = p.id AND (j.scheduled_at > now() + s.d OR (j.state = 'scheduled' AND `+wakeSafeSQL+`))
+			RETURNING 1
+		)
+		SELECT (SELECT count(*) FROM woken), (SELECT extract(epoch FROM d)::float8 * 1000 FROM spread)`,
+		key, float64(st.WakeSpread.Milliseconds()), g.cfg.Workers, float64(st.WakeWave.Milliseconds())).Scan(&n, &spreadMs)
+	return n, time.Duration(math.Round(spreadMs)) * time.Millisecond, err
 }
 
-// wakeProbes makes up to n jobs parked behind key due now, unless some
-// parked job of key is already due within a second.
+// wakeProbes makes up to n jobs parked behind key, the earliest due, due
+// now and available (see wakeSafeSQL), so that one of them takes the probe
+// slot without waiting for River's scheduler — unless they are already due
+// within a second (a pod woke them just before): the candidates are the
+// parked jobs still scheduled, and those stored as available (see
+// wakeClosed) due after now - 5 s; one due longer ago is in a queue no pod
+// works now (or a paused one) and must not hold the probe off.
 func (g *Gate) wakeProbes(ctx context.Context, key string, n int) (int64, error) {
-	tag, err := g.b.pool.Exec(ctx, `UPDATE river_job SET scheduled_at = now()
-		WHERE id IN (
+	tag, err := g.b.pool.Exec(ctx, `UPDATE river_job j SET
+			state = CASE WHEN `+wakeSafeSQL+` THEN 'available' ELSE j.state END,
+			scheduled_at = least(j.scheduled_at, now())
+		WHERE j.id IN (
 			SELECT id FROM river_job
-			WHERE state = 'scheduled' AND metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
+			WHERE metadata @> jsonb_build_object('`+MetadataParkedKey+`', $1::text)
+			  AND (state = 'scheduled' OR (state = 'available' AND scheduled_at > now() - interval '5 seconds'))
 			ORDER BY scheduled_at
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED)
-		AND scheduled_at > now() + interval '1 second'`, key, n)
+		AND (j.scheduled_at > now() + interval '1 second' OR (j.state = 'scheduled' AND `+wakeSafeSQL+`))`, key, n)
 	return tag.RowsAffected(), err
 }

@@ -144,12 +144,12 @@ func TestGateParkedLongerThanMaxParkGoesToOnParkExpired(t *testing.T) {
 
 func TestGateWakesAProbeWhenTheProbeTimeComes(t *testing.T) {
 	t.Parallel()
-	tb := setup(t, Config{Settings: Settings{ParkSpread: time.Hour}})
+	tb := setup(t, Config{Settings: Settings{ParkSpread: time.Hour, WakeSpread: time.Second}})
 	ctx := context.Background()
 	_, err := tb.store.Open(ctx, OpenParams{Key: "noop", For: 2 * time.Second, By: "test"})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return tb.b.State("noop") == StateOpen }, 5*time.Second, 5*time.Millisecond)
-	gate := NewGate(tb.b, GateConfig{Rand: func() float64 { return 0.99 }, WakeSpread: time.Second})
+	gate := NewGate(tb.b, GateConfig{Rand: func() float64 { return 0.99 }})
 	w := &noopWorker{ran: make(chan int64, 10)}
 	client := startRiver(t, tb, gate, w)
 	params := make([]river.InsertManyParams, 5)
@@ -332,4 +332,177 @@ func TestGateAdmitAndFinish(t *testing.T) {
 	require.True(t, run, "the slot is free again")
 	gate.Finish(ctx, p, nil)
 	require.Eventually(t, func() bool { return tb.b.State("probe") == StateClosed }, 5*time.Second, 5*time.Millisecond)
+}
+
+// parkJobs inserts n jobs parked behind key (state scheduled, due after
+// the given delay) and returns their ids.
+func parkJobs(t *testing.T, tb *testBundle, key string, n int, due time.Duration) []int64 {
+	t.Helper()
+	rows, err := tb.db.Pool.Query(context.Background(), `INSERT INTO river_job (args, kind, max_attempts, metadata, priority, queue, state, scheduled_at)
+		SELECT '{}', 'noop', 25, jsonb_build_object($1::text, $2::text, $3::text, now()), 1, 'default', 'scheduled',
+			now() + make_interval(secs => $4::float8 / 1000)
+		FROM generate_series(1, $5) RETURNING id`, MetadataParkedKey, key, MetadataParkedAt, float64(due.Milliseconds()), n)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	return ids
+}
+
+// When a key closes, the gate makes its n parked jobs available at once,
+// due over ceil(n / workers) waves of wake_wave, at most wake_spread (one
+// parked as available, due after the spread, is brought forward); a job
+// already due within the spread keeps its time; another key's jobs are left
+// alone; a second run finds nothing left to wake.
+func TestGateWakeClosedSpreadsParkedJobsByWaves(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		jobs       int
+		workers    int
+		settings   Settings
+		wantSpread time.Duration
+	}{
+		{"25 jobs, 10 workers: 3 waves", 25, 10, Settings{}, 300 * time.Millisecond},
+		{"30 jobs, 10 workers: 3 waves", 30, 10, Settings{}, 300 * time.Millisecond},
+		{"31 jobs, 10 workers, 250ms waves: 4 waves", 31, 10, Settings{WakeWave: 250 * time.Millisecond}, time.Second},
+		{"3 jobs, 100 workers: 1 wave", 3, 100, Settings{}, 100 * time.Millisecond},
+		{"2000 jobs, 100 workers: 20 waves", 2000, 100, Settings{}, 2 * time.Second},
+		{"500 jobs, 10 workers: capped by wake_spread", 500, 10, Settings{WakeSpread: 3 * time.Second}, 3 * time.Second},
+		{"no workers given: the whole wake_spread", 5, 0, Settings{WakeSpread: 1500 * time.Millisecond}, 1500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tb := setup(t, Config{})
+			ctx := context.Background()
+			gate := NewGate(tb.b, GateConfig{Workers: tt.workers, DisableWake: true})
+			far := parkJobs(t, tb, "api.example.com", tt.jobs-2, time.Hour)
+			near := parkJobs(t, tb, "api.example.com", 1, 50*time.Millisecond)[0]
+			// River stores a snooze shorter than its scheduler's interval
+			// (5 s) as available, due later.
+			short := parkJobs(t, tb, "api.example.com", 1, 4500*time.Millisecond)[0]
+			_, err := tb.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'available' WHERE id = $1`, short)
+			require.NoError(t, err)
+			far = append(far, short)
+			other := parkJobs(t, tb, "other.example.com", 3, time.Hour)
+			var nearAt time.Time
+			require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT scheduled_at FROM river_job WHERE id = $1`, near).Scan(&nearAt))
+
+			var before, after time.Time
+			require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT now()`).Scan(&before))
+			n, spread, err := gate.wakeClosed(ctx, "api.example.com", tt.settings.WithDefaults())
+			require.NoError(t, err)
+			require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT now()`).Scan(&after))
+			require.Equal(t, int64(tt.jobs), n)
+			require.Equal(t, tt.wantSpread, spread)
+
+			var available, inWindow int
+			require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'available'),
+					count(*) FILTER (WHERE scheduled_at >= $2 AND scheduled_at < $3::timestamptz + make_interval(secs => $4::float8 / 1000))
+				FROM river_job WHERE id = ANY($1)`, far, before, after, float64(spread.Milliseconds())).Scan(&available, &inWindow))
+			require.Equal(t, len(far), available, "woken jobs are available at once")
+			require.Equal(t, len(far), inWindow, "each due within the spread")
+			state, _, _, _ := jobRow(t, tb, near)
+			require.Equal(t, "available", state)
+			var nearNow time.Time
+			require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT scheduled_at FROM river_job WHERE id = $1`, near).Scan(&nearNow))
+			require.True(t, nearAt.Equal(nearNow), "a job due within the spread keeps its time: %s, was %s", nearNow, nearAt)
+			var untouched int
+			require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT count(*) FROM river_job
+				WHERE id = ANY($1) AND state = 'scheduled' AND scheduled_at > now() + interval '59 minutes'`, other).Scan(&untouched))
+			require.Equal(t, 3, untouched, "another key's parked jobs stay parked")
+
+			n, spread, err = gate.wakeClosed(ctx, "api.example.com", tt.settings.WithDefaults())
+			require.NoError(t, err)
+			require.Equal(t, int64(0), n, "a second run finds nothing left to wake")
+			require.Equal(t, tt.wantSpread, spread, "the same jobs, parked until admitted, make the same spread")
+		})
+	}
+}
+
+// A parked unique job that would enter River's unique index by becoming
+// available (its unique states hold available but not scheduled) is not
+// made available by the gate: it stays scheduled, due within the spread,
+// for River's scheduler to settle; one already covered as scheduled is made
+// available.
+func TestGateWakeLeavesUniqueConflictsToTheScheduler(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{})
+	ctx := context.Background()
+	gate := NewGate(tb.b, GateConfig{Workers: 10, DisableWake: true})
+	ids := parkJobs(t, tb, "api.example.com", 3, time.Hour)
+	// ids[0]: unique while available only, and an available twin holds the
+	// key; ids[1]: unique while scheduled or available; ids[2]: not unique.
+	_, err := tb.db.Pool.Exec(ctx, `UPDATE river_job SET unique_key = 'u0', unique_states = B'00000001' WHERE id = $1`, ids[0])
+	require.NoError(t, err)
+	_, err = tb.db.Pool.Exec(ctx, `UPDATE river_job SET unique_key = 'u1', unique_states = B'10000001' WHERE id = $1`, ids[1])
+	require.NoError(t, err)
+	var twin int64
+	require.NoError(t, tb.db.Pool.QueryRow(ctx, `INSERT INTO river_job (args, kind, max_attempts, priority, queue, state, scheduled_at, unique_key, unique_states)
+		VALUES ('{}', 'noop', 25, 1, 'other_queue', 'available', now() + interval '1 hour', 'u0', B'00000001') RETURNING id`).Scan(&twin))
+
+	n, spread, err := gate.wakeClosed(ctx, "api.example.com", Settings{}.WithDefaults())
+	require.NoError(t, err)
+	require.Equal(t, int64(3), n)
+	require.Equal(t, 100*time.Millisecond, spread)
+	states := map[int64]string{}
+	for _, id := range ids {
+		states[id], _, _, _ = jobRow(t, tb, id)
+	}
+	require.Equal(t, map[int64]string{ids[0]: "scheduled", ids[1]: "available", ids[2]: "available"}, states)
+	var due bool
+	require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT scheduled_at < now() + interval '100 milliseconds' FROM river_job WHERE id = $1`, ids[0]).Scan(&due))
+	require.True(t, due, "the job left scheduled is due within the spread")
+
+	// The next run leaves it as it is: due within the spread, not safe to
+	// make available.
+	n, _, err = gate.wakeClosed(ctx, "api.example.com", Settings{}.WithDefaults())
+	require.NoError(t, err)
+	require.Equal(t, int64(0), n)
+}
+
+// When the probe time comes, the gate makes the earliest parked jobs
+// (half_open_max_probes of them, scheduled or parked as available but due
+// later) available and due now, so that one takes the probe slot without
+// waiting for River's scheduler; not while they are due within a second
+// already; a parked job long due in a queue no pod works does not count.
+func TestGateWakeProbesMakesTheEarliestAvailable(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{})
+	ctx := context.Background()
+	gate := NewGate(tb.b, GateConfig{DisableWake: true})
+	ids := parkJobs(t, tb, "api.example.com", 6, time.Hour)
+	for i, id := range ids {
+		_, err := tb.db.Pool.Exec(ctx, `UPDATE river_job SET scheduled_at = scheduled_at + make_interval(mins => $2) WHERE id = $1`, id, i)
+		require.NoError(t, err)
+	}
+	// The earliest is parked as available (a short snooze, as River stores
+	// it), due in 30 minutes.
+	_, err := tb.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'available', scheduled_at = now() + interval '30 minutes' WHERE id = $1`, ids[4])
+	require.NoError(t, err)
+	// ids[5] is available and was due a minute ago: its queue is not worked
+	// now; it must not hold the probe off.
+	_, err = tb.db.Pool.Exec(ctx, `UPDATE river_job SET state = 'available', queue = 'nobody', scheduled_at = now() - interval '1 minute' WHERE id = $1`, ids[5])
+	require.NoError(t, err)
+	n, err := gate.wakeProbes(ctx, "api.example.com", 2)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n)
+	got := map[int64]string{}
+	for _, id := range ids {
+		state, _, _, _ := jobRow(t, tb, id)
+		var due bool
+		require.NoError(t, tb.db.Pool.QueryRow(ctx, `SELECT scheduled_at <= now() FROM river_job WHERE id = $1`, id).Scan(&due))
+		got[id] = fmt.Sprintf("%s due=%t", state, due)
+	}
+	require.Equal(t, map[int64]string{
+		ids[4]: "available due=true", ids[0]: "available due=true",
+		ids[1]: "scheduled due=false", ids[2]: "scheduled due=false", ids[3]: "scheduled due=false",
+		ids[5]: "available due=true",
+	}, got)
+
+	// The two earliest parked jobs are now due (as after another pod's
+	// wake-up): a second run leaves everything as it is.
+	n, err = gate.wakeProbes(ctx, "api.example.com", 2)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), n)
 }

@@ -114,7 +114,8 @@ func (b *Breaker) refreshKeys(ctx context.Context, keys []string) error {
 
 // refreshLoop re-reads rows changed lately every RefreshInterval (every
 // row every fullRefreshEvery, or when the listener asks), writes batched
-// successes, and runs the registered tickers.
+// successes, and runs the registered tickers; kickTickers runs an
+// iteration at once.
 func (b *Breaker) refreshLoop(ctx context.Context) {
 	t := time.NewTicker(b.cfg.RefreshInterval)
 	defer t.Stop()
@@ -125,6 +126,7 @@ func (b *Breaker) refreshLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-b.tickCh:
 		case <-b.fullCh:
 			full = true
 		}

@@ -48,6 +48,12 @@ const (
 	// parked job's snooze: parked jobs wake at most this long after the
 	// breaker may probe, and are woken early when it closes.
 	DefaultParkSpread = 10 * time.Minute
+	// DefaultWakeSpread caps the spread of the wake-up of a closed key's
+	// parked jobs.
+	DefaultWakeSpread = 10 * time.Second
+	// DefaultWakeWave is the time the River gate gives each wave of woken
+	// jobs (as many jobs as the waking pod has workers).
+	DefaultWakeWave = 100 * time.Millisecond
 )
 
 // Settings configures the breaker of one operation key. It is a value type;
@@ -105,6 +111,20 @@ type Settings struct {
 	// wide spread keeps a large backlog from churning. Zero means
 	// DefaultParkSpread (10 minutes).
 	ParkSpread time.Duration
+	// WakeSpread caps the spread of the wake-up of the jobs parked behind
+	// this key when it closes. The River gate of the pod that sees the close
+	// makes the n parked jobs available at once, each due at a uniform time
+	// in [now, now + spread), where spread = ceil(n / workers) * WakeWave,
+	// at most WakeSpread (workers: GateConfig.Workers, the pod's; zero
+	// means spread = WakeSpread). The spread keeps a large backlog from
+	// hitting a recovering downstream at once. Zero means DefaultWakeSpread
+	// (10 seconds). Must be in [1ms, 1h].
+	WakeSpread time.Duration
+	// WakeWave is the time the River gate gives each wave of woken jobs (a
+	// wave: as many jobs as the waking pod has workers) when spreading the
+	// wake-up; see WakeSpread (which caps the spread whatever WakeWave
+	// is). Zero means DefaultWakeWave (100 ms). Must be in [1ms, 1h].
+	WakeWave time.Duration
 
 	// IsFailure reports whether a call's error means the downstream is
 	// unhealthy. It is not consulted for a nil error (success) or an error
@@ -180,6 +200,12 @@ func (s Settings) WithDefaults() Settings {
 	if s.ParkSpread == 0 {
 		s.ParkSpread = DefaultParkSpread
 	}
+	if s.WakeSpread == 0 {
+		s.WakeSpread = DefaultWakeSpread
+	}
+	if s.WakeWave == 0 {
+		s.WakeWave = DefaultWakeWave
+	}
 	if s.IsFailure == nil {
 		s.IsFailure = DefaultIsFailure
 	}
@@ -226,6 +252,12 @@ func (s Settings) inherit(base Settings) Settings {
 	if s.ParkSpread == 0 {
 		s.ParkSpread = base.ParkSpread
 	}
+	if s.WakeSpread == 0 {
+		s.WakeSpread = base.WakeSpread
+	}
+	if s.WakeWave == 0 {
+		s.WakeWave = base.WakeWave
+	}
 	if s.IsFailure == nil {
 		s.IsFailure = base.IsFailure
 	}
@@ -271,6 +303,10 @@ func (s Settings) Validate() error {
 		return bad("max_park", s.MaxPark)
 	case s.ParkSpread < 0:
 		return bad("park_spread", s.ParkSpread)
+	case s.WakeSpread < time.Millisecond || s.WakeSpread > MaxWakeSpread:
+		return bad("wake_spread", s.WakeSpread)
+	case s.WakeWave < time.Millisecond || s.WakeWave > MaxWakeSpread:
+		return bad("wake_wave", s.WakeWave)
 	}
 	return nil
 }
@@ -290,7 +326,12 @@ var settingRules = map[string]string{
 	"probe_timeout":           "must be >= 1ms",
 	"max_park":                "must be >= 1s",
 	"park_spread":             "must be >= 0",
+	"wake_spread":             "must be in [1ms, 1h]",
+	"wake_wave":               "must be in [1ms, 1h]",
 }
+
+// MaxWakeSpread is the largest WakeSpread Validate accepts.
+const MaxWakeSpread = time.Hour
 
 // settingError is the error of Validate: a field (YAML name), its value, the
 // rule it breaks and, when the rule involves another field, a note on it.

@@ -27,6 +27,8 @@ type benchHTTPFlags struct {
 	outage        time.Duration
 	openTimeout   time.Duration
 	parkSpread    time.Duration
+	wakeSpread    time.Duration
+	wakeWave      time.Duration
 }
 
 func (f *benchHTTPFlags) register(cmd *cobra.Command) {
@@ -37,6 +39,8 @@ func (f *benchHTTPFlags) register(cmd *cobra.Command) {
 	fs.DurationVar(&f.outage, "outage", 10*time.Second, "outage: how long the upstream answers 503 from each side's start")
 	fs.DurationVar(&f.openTimeout, "open-timeout", 2*time.Second, "outage: rebound's breaker open timeout")
 	fs.DurationVar(&f.parkSpread, "park-spread", breaker.DefaultParkSpread, "outage: rebound's breaker park spread")
+	fs.DurationVar(&f.wakeSpread, "wake-spread", breaker.DefaultWakeSpread, "outage: rebound's breaker wake spread (the cap of the spread of the wake-up of parked jobs)")
+	fs.DurationVar(&f.wakeWave, "wake-wave", breaker.DefaultWakeWave, "outage: rebound's breaker wake wave (the wake-up's time per wave of the pod's workers)")
 }
 
 func (f *benchHTTPFlags) validate() error {
@@ -53,6 +57,10 @@ func (f *benchHTTPFlags) validate() error {
 		return fmt.Errorf("--open-timeout must be between 1ms and 1h, got %s", f.openTimeout)
 	case f.parkSpread < time.Millisecond || f.parkSpread > 24*time.Hour:
 		return fmt.Errorf("--park-spread must be between 1ms and 24h, got %s", f.parkSpread)
+	case f.wakeSpread < time.Millisecond || f.wakeSpread > breaker.MaxWakeSpread:
+		return fmt.Errorf("--wake-spread must be between 1ms and 1h, got %s", f.wakeSpread)
+	case f.wakeWave < time.Millisecond || f.wakeWave > breaker.MaxWakeSpread:
+		return fmt.Errorf("--wake-wave must be between 1ms and 1h, got %s", f.wakeWave)
 	}
 	return nil
 }
@@ -157,7 +165,7 @@ func runBenchHTTP(cmd *cobra.Command, f *benchHTTPFlags, db *bench.Database, noo
 	if f.runs("outage") {
 		rep, err := bench.RunOutage(ctx, db.Pool, bench.OutageConfig{
 			HTTPQueueConfig: q, Jobs: jobs, Rounds: rounds, Outage: f.outage, NoBreakerSide: true,
-			Breaker: breaker.Settings{OpenTimeout: f.openTimeout, ParkSpread: f.parkSpread},
+			Breaker: breaker.Settings{OpenTimeout: f.openTimeout, ParkSpread: f.parkSpread, WakeSpread: f.wakeSpread, WakeWave: f.wakeWave},
 		}, cmd.ErrOrStderr())
 		if err != nil {
 			return fmt.Errorf("outage scenario: %w", err)

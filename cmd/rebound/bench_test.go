@@ -41,6 +41,8 @@ func TestBenchCommand(t *testing.T) {
 		{[]string{"--scenario", "outage", "--outage", "10ms"}, "--outage must be between 100ms and 1h, got 10ms"},
 		{[]string{"--open-timeout", "2h"}, "--open-timeout must be between 1ms and 1h, got 2h0m0s"},
 		{[]string{"--park-spread", "0s"}, "--park-spread must be between 1ms and 24h, got 0s"},
+		{[]string{"--wake-spread", "0s"}, "--wake-spread must be between 1ms and 1h, got 0s"},
+		{[]string{"--wake-wave", "2h"}, "--wake-wave must be between 1ms and 1h, got 2h0m0s"},
 	}
 	for _, tt := range tests {
 		res := proctest.Run(t, env, "rebound", append([]string{"bench"}, tt.args...)...)

@@ -134,7 +134,7 @@ func TestOutageHarnessReportsSaneNumbers(t *testing.T) {
 	var table bytes.Buffer
 	require.NoError(t, rep.WriteTable(&table))
 	require.Contains(t, table.String(), "outage: 100 jobs per round against one upstream answering 503 for 4s from the start, then 200; 1 rounds per side, alternating; MaxWorkers 20")
-	require.Contains(t, table.String(), "rebound's breaker: failure threshold 5, ratio 0.5 over 20 calls, open timeout 1s (x1 per trip), 1 probe(s), park spread 10m0s, wake spread 10s")
+	require.Contains(t, table.String(), "rebound's breaker: failure threshold 5, ratio 0.5 over 20 calls, open timeout 1s (x1 per trip), 1 probe(s), park spread 10m0s, wake spread 10s (100ms per wave of 20 workers)\n")
 	for _, side := range []string{"river", "rebound", "rebound-no-breaker"} {
 		require.Regexp(t, `(?m)^`+side+`\s+\d+\s+\d+-\d+\s+\d+\s+[\d.]+\s+[\d.]+-[\d.]+\s+100\s+0\s+\d+\s+[\d.]+$`, table.String())
 	}

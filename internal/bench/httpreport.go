@@ -64,8 +64,8 @@ func (rep *OutageReport) WriteTable(w io.Writer) error {
 	c, m, b := rep.Config, rep.Machine, rep.Breaker
 	fmt.Fprintf(w, "outage: %d jobs per round against one upstream answering 503 for %s from the start, then 200; %d rounds per side, alternating; MaxWorkers %d, FetchCooldown %s, FetchPollInterval %s, pool %d connections\n",
 		c.Jobs, c.Outage, c.Rounds, c.Workers, c.FetchCooldown, c.FetchPollInterval, rep.PoolSize)
-	fmt.Fprintf(w, "retries, every side: max attempts %d, delay %s x 2^(n-1) +-20%%, capped at %s; rebound's breaker: failure threshold %d, ratio %g over %d calls, open timeout %s (x%g per trip), %d probe(s), park spread %s, wake spread %s\n",
-		c.MaxAttempts, c.RetryDelay, c.MaxRetryDelay, b.FailureThreshold, b.FailureRatio, b.MinimumCalls, b.OpenTimeout, b.OpenTimeoutMultiplier, b.HalfOpenMaxProbes, b.ParkSpread, b.WakeSpread)
+	fmt.Fprintf(w, "retries, every side: max attempts %d, delay %s x 2^(n-1) +-20%%, capped at %s; rebound's breaker: failure threshold %d, ratio %g over %d calls, open timeout %s (x%g per trip), %d probe(s), park spread %s, wake spread %s (%s per wave of %d workers)\n",
+		c.MaxAttempts, c.RetryDelay, c.MaxRetryDelay, b.FailureThreshold, b.FailureRatio, b.MinimumCalls, b.OpenTimeout, b.OpenTimeoutMultiplier, b.HalfOpenMaxProbes, b.ParkSpread, b.WakeSpread, b.WakeWave, c.Workers)
 	writeMachine(w, m)
 	var rows [][]string
 	for _, side := range c.Sides() {

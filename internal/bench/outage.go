@@ -82,8 +82,7 @@ type OutageReport struct {
 }
 
 // OutageBreaker is the rebound side's breaker settings as the report gives
-// them (see breaker.Settings); WakeSpread is the gate's (a pod's is always
-// breaker.DefaultWakeSpread).
+// them (see breaker.Settings).
 type OutageBreaker struct {
 	// FailureThreshold is the consecutive failures that open the breaker.
 	FailureThreshold int
@@ -98,9 +97,9 @@ type OutageBreaker struct {
 	// HalfOpenMaxProbes is the probes admitted at once while half-open.
 	HalfOpenMaxProbes int
 	// ParkSpread is the random spread added to a parked job's snooze;
-	// WakeSpread the spread of the wake-up of parked jobs when the breaker
-	// closes.
-	ParkSpread, WakeSpread time.Duration
+	// WakeSpread caps the spread of the wake-up of parked jobs when the
+	// breaker closes, WakeWave is its time per wave of the pod's workers.
+	ParkSpread, WakeSpread, WakeWave time.Duration
 }
 
 // RunOutage runs the outage scenario on pool (a migrated database of the
@@ -116,7 +115,7 @@ func RunOutage(ctx context.Context, pool *pgxpool.Pool, cfg OutageConfig, progre
 	rep := &OutageReport{Config: cfg, Machine: machine(ctx, pool), PoolSize: int(pool.Config().MaxConns), Breaker: OutageBreaker{
 		FailureThreshold: bs.FailureThreshold, FailureRatio: bs.FailureRatio, MinimumCalls: bs.MinimumCalls,
 		OpenTimeout: bs.OpenTimeout, OpenTimeoutMultiplier: bs.OpenTimeoutMultiplier, HalfOpenMaxProbes: bs.HalfOpenMaxProbes,
-		ParkSpread: bs.ParkSpread, WakeSpread: breaker.DefaultWakeSpread,
+		ParkSpread: bs.ParkSpread, WakeSpread: bs.WakeSpread, WakeWave: bs.WakeWave,
 	}}
 	up, err := NewUpstream()
 	if err != nil {

@@ -55,6 +55,7 @@ func settings() breaker.Settings {
 		OpenTimeout:      envDuration("BREAKER_OPEN_TIMEOUT"),
 		ProbeTimeout:     envDuration("BREAKER_PROBE_TIMEOUT"),
 		ParkSpread:       envDuration("BREAKER_PARK_SPREAD"),
+		WakeSpread:       time.Second,
 	}
 }
 
@@ -199,7 +200,7 @@ func (fastRetry) NextRetry(*rivertype.JobRow) time.Time {
 
 func worker(ctx context.Context, b *breaker.Breaker, pool *pgxpool.Pool) error {
 	n, _ := strconv.Atoi(os.Args[2])
-	gate := breaker.NewGate(b, breaker.GateConfig{WakeSpread: time.Second})
+	gate := breaker.NewGate(b, breaker.GateConfig{})
 	if err := b.Start(ctx); err != nil {
 		return err
 	}
