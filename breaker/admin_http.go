@@ -8,10 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/rebound-queue/rebound/internal/httpjson"
 	"github.com/rebound-queue/rebound/internal/strictjson"
 )
 
@@ -83,14 +83,14 @@ func NewAdminHandler(store *Store, opts *AdminOpts) http.Handler {
 		}
 		rows, err := store.List(r.Context())
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "list breakers: "+err.Error())
+			httpjson.WriteError(w, http.StatusInternalServerError, "list breakers: "+err.Error())
 			return
 		}
 		shown := make([]*Row, len(rows))
 		for i, r := range rows {
 			shown[i] = show(r)
 		}
-		writeJSON(w, http.StatusOK, shown)
+		httpjson.WriteJSON(w, http.StatusOK, shown)
 	}
 	get := func(w http.ResponseWriter, r *http.Request) {
 		key, ok := pathKey(w, r)
@@ -101,7 +101,7 @@ func NewAdminHandler(store *Store, opts *AdminOpts) http.Handler {
 		if writeStoreError(w, key, err) {
 			return
 		}
-		writeJSON(w, http.StatusOK, show(row))
+		httpjson.WriteJSON(w, http.StatusOK, show(row))
 	}
 	reset := func(w http.ResponseWriter, r *http.Request) {
 		key, ok := pathKey(w, r)
@@ -113,18 +113,18 @@ func NewAdminHandler(store *Store, opts *AdminOpts) http.Handler {
 			return
 		}
 		if req.For != "" {
-			writeError(w, http.StatusBadRequest, `"for" applies to open, not reset`)
+			httpjson.WriteError(w, http.StatusBadRequest, `"for" applies to open, not reset`)
 			return
 		}
 		if err := validateChange(req.By, req.Reason); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		row, err := store.Reset(r.Context(), ResetParams{Key: key, By: req.By, Reason: req.Reason})
 		if writeStoreError(w, key, err) {
 			return
 		}
-		writeJSON(w, http.StatusOK, show(row))
+		httpjson.WriteJSON(w, http.StatusOK, show(row))
 	}
 	open := func(w http.ResponseWriter, r *http.Request) {
 		key, ok := pathKey(w, r)
@@ -136,33 +136,33 @@ func NewAdminHandler(store *Store, opts *AdminOpts) http.Handler {
 			return
 		}
 		if req.For == "" {
-			writeError(w, http.StatusBadRequest, `"for" is required, e.g. {"for": "10m"}`)
+			httpjson.WriteError(w, http.StatusBadRequest, `"for" is required, e.g. {"for": "10m"}`)
 			return
 		}
 		d, err := time.ParseDuration(req.For)
 		if err != nil || d <= 0 || d > MaxHold {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf(`"for" %q: want a duration in (0s, %s], e.g. "10m"`, req.For, MaxHold))
+			httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf(`"for" %q: want a duration in (0s, %s], e.g. "10m"`, req.For, MaxHold))
 			return
 		}
 		if err := validateChange(req.By, req.Reason); err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+			httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		row, err := store.Open(r.Context(), OpenParams{Key: key, For: d, By: req.By, Reason: req.Reason})
 		if writeStoreError(w, key, err) {
 			return
 		}
-		writeJSON(w, http.StatusOK, show(row))
+		httpjson.WriteJSON(w, http.StatusOK, show(row))
 	}
 	// Routes by path, then method: a known path asked with another method
 	// is a 405 naming the allowed ones, not a 404 (nor ServeMux's redirect).
 	mux := http.NewServeMux()
-	mux.Handle(AdminPrefix, byMethod{http.MethodGet: list})
-	mux.Handle(AdminPrefix+"/{key}", byMethod{http.MethodGet: get})
-	mux.Handle(AdminPrefix+"/{key}/reset", byMethod{http.MethodPost: reset})
-	mux.Handle(AdminPrefix+"/{key}/open", byMethod{http.MethodPost: open})
+	mux.Handle(AdminPrefix, httpjson.Methods{http.MethodGet: list})
+	mux.Handle(AdminPrefix+"/{key}", httpjson.Methods{http.MethodGet: get})
+	mux.Handle(AdminPrefix+"/{key}/reset", httpjson.Methods{http.MethodPost: reset})
+	mux.Handle(AdminPrefix+"/{key}/open", httpjson.Methods{http.MethodPost: open})
 	mux.HandleFunc(AdminPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such breaker route: "+r.Method+" "+r.URL.Path)
+		httpjson.WriteError(w, http.StatusNotFound, "no such breaker route: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
 }
@@ -175,7 +175,7 @@ func pathKey(w http.ResponseWriter, r *http.Request) (string, bool) {
 	}
 	key := r.PathValue("key")
 	if err := ValidateKey(key); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return "", false
 	}
 	return key, true
@@ -190,14 +190,14 @@ func noQuery(w http.ResponseWriter, r *http.Request) bool {
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "query: "+err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "query: "+err.Error())
 		return false
 	}
 	for name := range q {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %s (breaker routes take none)", quoteKey(name)))
+		httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unknown query parameter %s (breaker routes take none)", quoteKey(name)))
 		return false
 	}
-	writeError(w, http.StatusBadRequest, fmt.Sprintf("unexpected query %s (breaker routes take none)", quoteKey(r.URL.RawQuery)))
+	httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("unexpected query %s (breaker routes take none)", quoteKey(r.URL.RawQuery)))
 	return false
 }
 
@@ -205,33 +205,33 @@ func readAdminRequest(w http.ResponseWriter, r *http.Request) (AdminRequest, boo
 	var req AdminRequest
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAdminBody))
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: larger than %d bytes", mbe.Limit))
+		httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("body: larger than %d bytes", mbe.Limit))
 		return req, false
 	}
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "read body: "+err.Error())
 		return req, false
 	}
 	// encoding/json would turn these into U+FFFD without a word: refuse
 	// them before decoding, so what is recorded is what was sent.
 	if err := strictjson.Check(body); err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
 		return req, false
 	}
 	// encoding/json keeps the last of two members of one name: refuse them.
 	if err := strictjson.CheckUnique(body); err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
 		return req, false
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "body: "+bodyProblem(err))
+			httpjson.WriteError(w, http.StatusBadRequest, "body: "+bodyProblem(err))
 			return req, false
 		}
 		if rest := bytes.TrimSpace(body[dec.InputOffset():]); len(rest) > 0 {
-			writeError(w, http.StatusBadRequest, "body: unexpected data after the JSON object: "+quoteKey(string(rest)))
+			httpjson.WriteError(w, http.StatusBadRequest, "body: unexpected data after the JSON object: "+quoteKey(string(rest)))
 			return req, false
 		}
 	}
@@ -246,56 +246,13 @@ func writeStoreError(w http.ResponseWriter, key string, err error) bool {
 	case err == nil:
 		return false
 	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no circuit breaker state for key %q", key))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no circuit breaker state for key %q", key))
 	case errors.Is(err, ErrInvalidKey):
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
+		httpjson.WriteError(w, http.StatusInternalServerError, err.Error())
 	}
 	return true
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, struct {
-		Error string `json:"error"`
-	}{msg})
-}
-
-// byMethod serves a path with one handler per method (GET also serves
-// HEAD, as net/http's ServeMux does) and answers any other method with 405,
-// an Allow header listing the methods, and a JSON error. The dead-letter
-// API's routes behave the same (internal/httpserver.Methods, which imports
-// the metrics and readiness machinery this package does without).
-type byMethod map[string]http.HandlerFunc
-
-func (m byMethod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h, ok := m[r.Method]
-	if !ok && r.Method == http.MethodHead {
-		h, ok = m[http.MethodGet]
-	}
-	if ok {
-		h(w, r)
-		return
-	}
-	allowed := make([]string, 0, len(m)+1)
-	for method := range m {
-		allowed = append(allowed, method)
-		if method == http.MethodGet {
-			allowed = append(allowed, http.MethodHead)
-		}
-	}
-	slices.Sort(allowed)
-	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
 }
 
 // bodyProblem says what is wrong with a request body in JSON's words, not

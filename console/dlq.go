@@ -134,6 +134,19 @@ func entryID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
+// dlqEntryPage starts the page of one dead letter or of an action on it:
+// the DLQ tab, and the entry ID from the path. When ok is false the ID was
+// not a positive integer and the 400 page has been shown.
+func (c *Console) dlqEntryPage(w http.ResponseWriter, r *http.Request, v *view) (id int64, ok bool) {
+	v.Nav = "dlq"
+	id, err := entryID(r)
+	if err != nil {
+		c.failErr(w, r, v, err)
+		return 0, false
+	}
+	return id, true
+}
+
 func indentJSON(raw json.RawMessage) string {
 	var b bytes.Buffer
 	if err := json.Indent(&b, raw, "", "  "); err != nil {
@@ -143,10 +156,8 @@ func indentJSON(raw json.RawMessage) string {
 }
 
 func (c *Console) dlqEntry(w http.ResponseWriter, r *http.Request, v *view) {
-	v.Nav = "dlq"
-	id, err := entryID(r)
-	if err != nil {
-		c.failErr(w, r, v, err)
+	id, ok := c.dlqEntryPage(w, r, v)
+	if !ok {
 		return
 	}
 	ctx, cancel := pageContext(r)
@@ -177,10 +188,8 @@ type resultLine struct {
 }
 
 func (c *Console) dlqRetryOne(w http.ResponseWriter, r *http.Request, v *view) {
-	v.Nav = "dlq"
-	id, err := entryID(r)
-	if err != nil {
-		c.failErr(w, r, v, err)
+	id, ok := c.dlqEntryPage(w, r, v)
+	if !ok {
 		return
 	}
 	ctx, cancel := pageContext(r)
@@ -212,10 +221,8 @@ func note(r *http.Request) (string, error) {
 }
 
 func (c *Console) dlqResolveOne(w http.ResponseWriter, r *http.Request, v *view) {
-	v.Nav = "dlq"
-	id, err := entryID(r)
-	if err != nil {
-		c.failErr(w, r, v, err)
+	id, ok := c.dlqEntryPage(w, r, v)
+	if !ok {
 		return
 	}
 	n, err := note(r)
@@ -244,12 +251,23 @@ type previewData struct {
 	Note   string
 }
 
-func (c *Console) dlqRetryMany(w http.ResponseWriter, r *http.Request, v *view) {
+// dlqBulkPage starts the page of an action on many dead letters: the DLQ
+// tab, and the filter of the posted form. When ok is false the filter was
+// invalid and the 400 page has been shown.
+func (c *Console) dlqBulkPage(w http.ResponseWriter, r *http.Request, v *view) (dlqForm, deadletter.Filter, bool) {
 	v.Nav = "dlq"
 	form := formFrom(r.PostForm.Get)
 	flt, err := form.filter(time.Now())
 	if err != nil {
 		c.failErr(w, r, v, err)
+		return form, flt, false
+	}
+	return form, flt, true
+}
+
+func (c *Console) dlqRetryMany(w http.ResponseWriter, r *http.Request, v *view) {
+	form, flt, ok := c.dlqBulkPage(w, r, v)
+	if !ok {
 		return
 	}
 	confirm := r.PostForm.Get("confirm") == "1"
@@ -284,11 +302,8 @@ func (c *Console) dlqRetryMany(w http.ResponseWriter, r *http.Request, v *view) 
 }
 
 func (c *Console) dlqResolveMany(w http.ResponseWriter, r *http.Request, v *view) {
-	v.Nav = "dlq"
-	form := formFrom(r.PostForm.Get)
-	flt, err := form.filter(time.Now())
-	if err != nil {
-		c.failErr(w, r, v, err)
+	form, flt, ok := c.dlqBulkPage(w, r, v)
+	if !ok {
 		return
 	}
 	n, err := note(r)

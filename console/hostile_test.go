@@ -91,3 +91,43 @@ func TestForceHintNamesTheCLI(t *testing.T) {
 	require.Equal(t, 1, count(t, db.Pool, `SELECT count(*) FROM job_dead_letter_queue WHERE status = 'resolved'`))
 	require.Equal(t, 0, count(t, db.Pool, `SELECT count(*) FROM river_job`))
 }
+
+// TestDLQBadTarget: a dead-letter page or action whose entry ID or filter
+// is invalid answers 400 with the DLQ tab current and one message naming
+// the problem, and changes nothing.
+func TestDLQBadTarget(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	dlq, err := deadletter.New(db.Pool, nil)
+	require.NoError(t, err)
+	con, err := console.New(console.Config{Pool: db.Pool, DLQ: dlq, Breakers: breaker.NewStore(db.Pool), Health: &health.Checker{DB: db.Pool},
+		Token: testToken, Sessions: adminauth.NewSessions(testToken, 0)})
+	require.NoError(t, err)
+	srv := httptest.NewServer(con)
+	t.Cleanup(srv.Close)
+	seedDeadLetters(t, db.Pool, 2, time.Minute, []string{"server_error"}, []string{"payments"})
+	c := client(t)
+	login(t, c, srv.URL)
+	csrf := csrfOf(t, do(t, c, http.MethodGet, srv.URL+"/console/dlq", nil, nil).body)
+	const badID = `invalid parameter: entry ID &#34;%s&#34; is not a positive integer. Nothing was changed.`
+	tests := []struct {
+		method, path string
+		form         url.Values
+		wantText     string
+	}{
+		{http.MethodGet, "/console/dlq/abc", nil, sprintf(badID, "abc")},
+		{http.MethodGet, "/console/dlq/0", nil, sprintf(badID, "0")},
+		{http.MethodPost, "/console/dlq/-1/retry", url.Values{"csrf": {csrf}}, sprintf(badID, "-1")},
+		{http.MethodPost, "/console/dlq/x/resolve", url.Values{"csrf": {csrf}, "note": {"fixed"}}, sprintf(badID, "x")},
+		{http.MethodPost, "/console/dlq/retry", url.Values{"csrf": {csrf}, "since": {"soon"}, "confirm": {"1"}}, "invalid parameter: since: &#34;soon&#34; is neither an RFC 3339 time nor an age such as 24h or 7d. Nothing was changed."},
+		{http.MethodPost, "/console/dlq/resolve", url.Values{"csrf": {csrf}, "until": {"later"}, "note": {"fixed"}, "confirm": {"1"}}, "invalid parameter: until: &#34;later&#34; is neither an RFC 3339 time nor an age such as 24h or 7d. Nothing was changed."},
+	}
+	for _, tt := range tests {
+		r := do(t, c, tt.method, srv.URL+tt.path, tt.form, nil)
+		require.Equal(t, http.StatusBadRequest, r.code, tt.path)
+		require.Contains(t, r.body, tt.wantText, tt.path)
+		require.Contains(t, r.body, `<a href="/console/dlq" aria-current="page">`, tt.path)
+	}
+	require.Equal(t, 2, count(t, db.Pool, `SELECT count(*) FROM job_dead_letter_queue WHERE status = 'unresolved'`))
+	require.Equal(t, 0, count(t, db.Pool, `SELECT count(*) FROM river_job`))
+}

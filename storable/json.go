@@ -161,23 +161,8 @@ func (s *jsonScanner) object(depth int) bool {
 			return false
 		}
 		s.pos++
-		s.path = append(s.path, pathSegment{key: key})
-		if !s.value(depth + 1) {
-			return false
-		}
-		s.path = s.path[:len(s.path)-1]
-		s.skipSpace()
-		if s.pos >= len(s.data) {
-			return false
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return true
-		default:
-			return false
+		if more, ok := s.member(pathSegment{key: key}, depth, '}'); !more {
+			return ok
 		}
 	}
 }
@@ -190,24 +175,35 @@ func (s *jsonScanner) array(depth int) bool {
 		return true
 	}
 	for i := 0; ; i++ {
-		s.path = append(s.path, pathSegment{index: i})
-		if !s.value(depth + 1) {
-			return false
+		if more, ok := s.member(pathSegment{index: i}, depth, ']'); !more {
+			return ok
 		}
-		s.path = s.path[:len(s.path)-1]
-		s.skipSpace()
-		if s.pos >= len(s.data) {
-			return false
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case ']':
-			s.pos++
-			return true
-		default:
-			return false
-		}
+	}
+}
+
+// member scans the value of an object member or array element (seg on the
+// path while it is scanned; depth is its container's) and the byte after
+// it: after a ',' more is true; after closer ('}' or ']') more is false and
+// ok true; else both are false.
+func (s *jsonScanner) member(seg pathSegment, depth int, closer byte) (more, ok bool) {
+	s.path = append(s.path, seg)
+	if !s.value(depth + 1) {
+		return false, false
+	}
+	s.path = s.path[:len(s.path)-1]
+	s.skipSpace()
+	if s.pos >= len(s.data) {
+		return false, false
+	}
+	switch s.data[s.pos] {
+	case ',':
+		s.pos++
+		return true, true
+	case closer:
+		s.pos++
+		return false, true
+	default:
+		return false, false
 	}
 }
 

@@ -110,8 +110,12 @@ func (a *app) dlqStore(cmd *cobra.Command) (*deadletter.Store, func(), error) {
 }
 
 // dlqTarget reads what a retry or resolve acts on — one entry's ID (args[0])
-// or the filters — checking it before connecting, then opens the store.
-func (a *app) dlqTarget(cmd *cobra.Command, args []string, f *dlqFilter) (id int64, filter deadletter.Filter, store *deadletter.Store, done func(), err error) {
+// or the filters — and who acts (by, the --by flag: ValidateActor's rule),
+// checking them before connecting, then opens the store.
+func (a *app) dlqTarget(cmd *cobra.Command, args []string, f *dlqFilter, by string) (id int64, filter deadletter.Filter, store *deadletter.Store, done func(), err error) {
+	if err = breaker.ValidateActor("--by", by); err != nil {
+		return 0, filter, nil, nil, err
+	}
 	if len(args) == 1 {
 		id, err = parseEntryID(args[0])
 	} else {
@@ -122,6 +126,20 @@ func (a *app) dlqTarget(cmd *cobra.Command, args []string, f *dlqFilter) (id int
 	}
 	store, done, err = a.dlqStore(cmd)
 	return id, filter, store, done, err
+}
+
+// dlqSelect reads what list or stats looks at — the filters, and how many
+// rows (n, the --name flag: 1 to maxN) — checking them before connecting,
+// then opens the store.
+func (a *app) dlqSelect(cmd *cobra.Command, f *dlqFilter, name string, n, maxN int) (filter deadletter.Filter, store *deadletter.Store, done func(), err error) {
+	if filter, err = f.build(time.Now()); err != nil {
+		return filter, nil, nil, err
+	}
+	if n < 1 || n > maxN {
+		return filter, nil, nil, fmt.Errorf("invalid --%s %d: want 1 to %d", name, n, maxN)
+	}
+	store, done, err = a.dlqStore(cmd)
+	return filter, store, done, err
 }
 
 func defaultActor() string {
@@ -150,14 +168,7 @@ func dlqListCmd(a *app) *cobra.Command {
 		Short: "List dead-letter entries, newest first, a page at a time",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.build(time.Now())
-			if err != nil {
-				return err
-			}
-			if limit < 1 || limit > deadletter.MaxListLimit {
-				return fmt.Errorf("invalid --limit %d: want 1 to %d", limit, deadletter.MaxListLimit)
-			}
-			store, done, err := a.dlqStore(cmd)
+			filter, store, done, err := a.dlqSelect(cmd, &f, "limit", limit, deadletter.MaxListLimit)
 			if err != nil {
 				return err
 			}
@@ -296,10 +307,7 @@ same entries at once create each job once.`,
 			if err := oneTarget(args, all, f.any(), "retry"); err != nil {
 				return err
 			}
-			if err := breaker.ValidateActor("--by", by); err != nil {
-				return err
-			}
-			id, filter, store, done, err := a.dlqTarget(cmd, args, &f)
+			id, filter, store, done, err := a.dlqTarget(cmd, args, &f, by)
 			if err != nil {
 				return err
 			}
@@ -394,10 +402,7 @@ func dlqResolveCmd(a *app) *cobra.Command {
 			if err := breaker.ValidateText("--note", note); err != nil {
 				return err
 			}
-			if err := breaker.ValidateActor("--by", by); err != nil {
-				return err
-			}
-			id, filter, store, done, err := a.dlqTarget(cmd, args, &f)
+			id, filter, store, done, err := a.dlqTarget(cmd, args, &f, by)
 			if err != nil {
 				return err
 			}
@@ -512,14 +517,7 @@ oldest unresolved one. Select a group's entries with --fingerprint ID (list,
 retry --all, resolve --all).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter, err := f.build(time.Now())
-			if err != nil {
-				return err
-			}
-			if top < 1 || top > deadletter.MaxStatsTop {
-				return fmt.Errorf("invalid --top %d: want 1 to %d", top, deadletter.MaxStatsTop)
-			}
-			store, done, err := a.dlqStore(cmd)
+			filter, store, done, err := a.dlqSelect(cmd, &f, "top", top, deadletter.MaxStatsTop)
 			if err != nil {
 				return err
 			}

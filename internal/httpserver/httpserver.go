@@ -5,20 +5,19 @@ package httpserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rebound-queue/rebound/internal/httpjson"
 )
 
 // DefaultReadinessCacheTTL is how long a readiness result is reused, so a
@@ -294,53 +293,18 @@ func (s *Server) readiness(ctx context.Context) (public, detail *readiness) {
 	return public, detail
 }
 
-// WriteJSON writes v as the JSON body of a response with status code.
-func WriteJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
+// WriteJSON writes v as the JSON body of a response with status code: see
+// [httpjson.WriteJSON], which it is.
+func WriteJSON(w http.ResponseWriter, code int, v any) { httpjson.WriteJSON(w, code, v) }
 
-// ErrorBody is the JSON body of every error response: {"error": "..."}.
-type ErrorBody struct {
-	// Error says what went wrong, in one line.
-	Error string `json:"error"`
-}
+// ErrorBody is the JSON body of every error response: {"error": "..."}
+// ([httpjson.ErrorBody]).
+type ErrorBody = httpjson.ErrorBody
 
-// WriteError writes {"error": msg} with status code.
-func WriteError(w http.ResponseWriter, code int, msg string) {
-	WriteJSON(w, code, ErrorBody{Error: msg})
-}
+// WriteError writes {"error": msg} with status code ([httpjson.WriteError]).
+func WriteError(w http.ResponseWriter, code int, msg string) { httpjson.WriteError(w, code, msg) }
 
-// Methods serves one path with a handler per method. GET also serves HEAD,
-// as net/http's ServeMux does; any other method is answered 405 with an
-// Allow header listing the methods it takes and a JSON error naming them.
-// Mount it on a pattern without a method (mux.Handle("/api/x/{id}",
-// Methods{http.MethodGet: show})): a known path asked with another method
-// is then a 405, where method patterns next to a catch-all give a 404 or a
-// redirect.
-type Methods map[string]http.HandlerFunc
-
-func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h, ok := m[r.Method]
-	if !ok && r.Method == http.MethodHead {
-		h, ok = m[http.MethodGet]
-	}
-	if ok {
-		h(w, r)
-		return
-	}
-	allowed := make([]string, 0, len(m)+1)
-	for method := range m {
-		allowed = append(allowed, method)
-		if method == http.MethodGet {
-			allowed = append(allowed, http.MethodHead)
-		}
-	}
-	slices.Sort(allowed)
-	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
-}
+// Methods serves one path with a handler per method, GET also serving HEAD,
+// any other method answered 405 with Allow: see [httpjson.Methods], which
+// it is.
+type Methods = httpjson.Methods
