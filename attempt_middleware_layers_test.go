@@ -88,6 +88,26 @@ func TestAttemptMiddlewareMatchesSeparateLayers(t *testing.T) {
 			one.metrics, one.counts.Middleware(), one.gate, one.counts.GateMarker(), tr.GateMarker(), one.recorder),
 		"one": append(append([]rivertype.WorkerMiddleware{}, outer...), &oneLayer),
 	}
+	// A gate whose key function and callbacks panic (the pod's own do not,
+	// but a Go user's may), for the panics on the gate's side.
+	panicky := breaker.NewGate(pod.breaker, breaker.GateConfig{
+		DisableWake: true,
+		KeyFunc: func(job *rivertype.JobRow) string {
+			if strings.Contains(job.Kind, "key_panic") {
+				panic("key function bug")
+			}
+			return breaker.DefaultKeyFunc(job)
+		},
+		OnParkExpired: func(context.Context, *rivertype.JobRow, *breaker.OpenError, time.Duration) error {
+			panic("OnParkExpired bug")
+		},
+		OnInvalidKey: func(context.Context, *rivertype.JobRow, error) error { panic("OnInvalidKey bug") },
+	})
+	oneLayerPanicky := oneLayer
+	oneLayerPanicky.gate = panicky
+	chains["five_panicky"] = append(append([]rivertype.WorkerMiddleware{}, outer...),
+		one.metrics, one.counts.Middleware(), panicky, one.counts.GateMarker(), tr.GateMarker(), one.recorder)
+	chains["one_panicky"] = append(append([]rivertype.WorkerMiddleware{}, outer...), &oneLayerPanicky)
 
 	failNUL := func(context.Context) error { return errors.New("bad\x00byte \xff") }
 	tests := []struct {
@@ -95,6 +115,7 @@ func TestAttemptMiddlewareMatchesSeparateLayers(t *testing.T) {
 		key     string // "closed", "open", "halfopen", "invalid"
 		last    bool   // the job's last attempt
 		ctxMode string // "", "remote" (client.JobCancel), "stopping"
+		panicky bool   // through the gate whose key function and callbacks panic
 		do      func(context.Context) error
 	}{
 		{name: "ok", key: "closed", do: func(context.Context) error { return nil }},
@@ -121,6 +142,12 @@ func TestAttemptMiddlewareMatchesSeparateLayers(t *testing.T) {
 		{name: "probe_panic", key: "halfopen", do: func(context.Context) error { panic("boom") }},
 		{name: "probe_goexit", key: "halfopen", do: func(context.Context) error { runtime.Goexit(); return nil }},
 		{name: "probe_snooze", key: "halfopen", do: func(context.Context) error { return river.JobSnooze(time.Hour) }},
+		{name: "key_panic", key: "closed", panicky: true, do: func(context.Context) error { return nil }},
+		{name: "key_panic_last", key: "closed", last: true, panicky: true, do: func(context.Context) error { return nil }},
+		{name: "park_expired_panic", key: "expired", panicky: true, do: func(context.Context) error { return nil }},
+		{name: "park_expired_panic_last", key: "expired", last: true, panicky: true, do: func(context.Context) error { return nil }},
+		{name: "invalid_key_panic", key: "invalid", panicky: true, do: func(context.Context) error { return nil }},
+		{name: "panicky_gate_job_panic", key: "halfopen", panicky: true, do: func(context.Context) error { panic("boom") }},
 		{name: "probe_stopping", key: "halfopen", ctxMode: "stopping", do: func(ctx context.Context) error { return ctx.Err() }},
 	}
 	results := map[string]map[string]layeredResult{}
@@ -163,7 +190,11 @@ func TestAttemptMiddlewareMatchesSeparateLayers(t *testing.T) {
 			case "stopping":
 				cancel(nil)
 			}
-			res := runLayered(jctx, chains[chainName], job, tt.do)
+			chain := chains[chainName]
+			if tt.panicky {
+				chain = chains[chainName+"_panicky"]
+			}
+			res := runLayered(jctx, chain, job, tt.do)
 			cancel(nil)
 			// The texts name the kind, and the time until the breaker may probe.
 			res.Err = strings.ReplaceAll(res.Err, kind, "KIND")
