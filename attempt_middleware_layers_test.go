@@ -27,17 +27,18 @@ import (
 // layeredResult is what one attempt through a chain of worker middleware
 // ended with, as River would see it.
 type layeredResult struct {
-	Err      string // the returned error's text ("" for nil)
-	Snooze   bool   // the returned error is a snooze
-	Cancel   bool   // the returned error is a river.JobCancel
-	Panicked bool   // the attempt panicked on its way out of the chain
-	Goexit   bool   // the goroutine ended by runtime.Goexit
-	SlotFree bool   // after the attempt, the key's breaker admits a probe
-	State    string // the key's breaker's state after the attempt
-	Attempts map[string]float64
-	Counts   [4]int64 // job_retry_metrics: attempts, completed, dead_lettered, short_circuited
-	SpanOut  string   // the span's rebound.outcome
-	Storable bool     // the error text is valid UTF-8 without NUL
+	Err      string             // the returned error's text ("" for nil)
+	Snooze   bool               // the returned error is a snooze
+	Cancel   bool               // the returned error is a river.JobCancel
+	Panicked bool               // the attempt panicked on its way out of the chain
+	Goexit   bool               // the goroutine ended by runtime.Goexit
+	SlotFree bool               // after the attempt, the key's breaker admits a probe
+	State    string             // the key's breaker's state after the attempt
+	Attempts map[string]float64 // rebound_job_attempts_total by outcome
+	Timed    map[string]uint64  // rebound_job_duration_seconds observations by outcome
+	Counts   [4]int64           // job_retry_metrics: attempts, completed, dead_lettered, short_circuited
+	SpanOut  string             // the span's rebound.outcome
+	Storable bool               // the error text is valid UTF-8 without NUL
 }
 
 // TestAttemptMiddlewareMatchesSeparateLayers runs each way an attempt can
@@ -208,7 +209,7 @@ func TestAttemptMiddlewareMatchesSeparateLayers(t *testing.T) {
 					p.Done(ctx, context.Canceled)
 				}
 			}
-			res.Attempts = attemptCounts(t, reg, kind)
+			res.Attempts, res.Timed = attemptCounts(t, reg, kind)
 			require.NoError(t, one.counts.Flush(ctx))
 			require.NoError(t, db.Pool.QueryRow(ctx, `SELECT coalesce(sum(attempts), 0), coalesce(sum(completed), 0),
 				coalesce(sum(dead_lettered), 0), coalesce(sum(short_circuited), 0) FROM job_retry_metrics WHERE kind = $1`, kind).
@@ -276,13 +277,30 @@ func storableText(s string) bool {
 	return !strings.ContainsRune(s, 0) && utf8.ValidString(s)
 }
 
-// attemptCounts is rebound_job_attempts_total of kind, by outcome.
-func attemptCounts(t *testing.T, g prometheus.Gatherer, kind string) map[string]float64 {
+// attemptCounts is rebound_job_attempts_total of kind, and the number of
+// rebound_job_duration_seconds observations, by outcome.
+func attemptCounts(t *testing.T, g prometheus.Gatherer, kind string) (map[string]float64, map[string]uint64) {
 	t.Helper()
 	mfs, err := g.Gather()
 	require.NoError(t, err)
-	out := map[string]float64{}
+	out, timed := map[string]float64{}, map[string]uint64{}
 	for _, mf := range mfs {
+		if mf.GetName() == "rebound_job_duration_seconds" {
+			for _, m := range mf.GetMetric() {
+				var k, outcome string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "kind":
+						k = l.GetValue()
+					case "outcome":
+						outcome = l.GetValue()
+					}
+				}
+				if k == kind && m.GetHistogram().GetSampleCount() != 0 {
+					timed[outcome] = m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
 		if mf.GetName() != "rebound_job_attempts_total" {
 			continue
 		}
@@ -301,5 +319,5 @@ func attemptCounts(t *testing.T, g prometheus.Gatherer, kind string) map[string]
 			}
 		}
 	}
-	return out
+	return out, timed
 }
