@@ -31,6 +31,7 @@ type layeredResult struct {
 	Snooze   bool               // the returned error is a snooze
 	Cancel   bool               // the returned error is a river.JobCancel
 	Panicked bool               // the attempt panicked on its way out of the chain
+	PanicVal string             // fmt.Sprint of the value it panicked with
 	Goexit   bool               // the goroutine ended by runtime.Goexit
 	SlotFree bool               // after the attempt, the key's breaker admits a probe
 	State    string             // the key's breaker's state after the attempt
@@ -94,7 +95,7 @@ func TestAttemptMiddlewareMatchesSeparateLayers(t *testing.T) {
 	panicky := breaker.NewGate(pod.breaker, breaker.GateConfig{
 		DisableWake: true,
 		KeyFunc: func(job *rivertype.JobRow) string {
-			if strings.Contains(job.Kind, "key_panic") {
+			if strings.HasPrefix(job.Kind, "layers_key_panic") {
 				panic("key function bug")
 			}
 			return breaker.DefaultKeyFunc(job)
@@ -229,7 +230,7 @@ func TestAttemptMiddlewareMatchesSeparateLayers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			five, one := results[tt.name]["five"], results[tt.name]["one"]
-			require.True(t, one.Storable, "the one layer's error text is storable: %q", one.Err)
+			require.True(t, one.Storable, "the one layer's error text and panic value are storable: %q, %q", one.Err, one.PanicVal)
 			require.Equal(t, five, one)
 			t.Logf("%+v", one)
 		})
@@ -248,7 +249,7 @@ func runLayered(ctx context.Context, chain []rivertype.WorkerMiddleware, job *ri
 		goexit := true
 		defer func() {
 			if v := recover(); v != nil {
-				res.Panicked = true
+				res.Panicked, res.PanicVal = true, fmt.Sprint(v)
 				goexit = false
 			}
 			res.Goexit = goexit
@@ -269,7 +270,7 @@ func runLayered(ctx context.Context, chain []rivertype.WorkerMiddleware, job *ri
 		}
 	}()
 	<-done
-	res.Storable = storableText(res.Err)
+	res.Storable = storableText(res.Err) && storableText(res.PanicVal)
 	return res
 }
 
