@@ -28,7 +28,7 @@ import (
 // copied, frame by frame) twice per job on the way to 8 KiB, and the
 // deeper the chain the more frames each copy adjusts (see growStack). One
 // layer has 1 closure and 3 frames on the job's way where five had 5 and
-// 12 (BenchmarkWorkerMiddleware; docs/benchmarks.md has the figures).
+// 12 (BenchmarkWorkerMiddleware runs the chain).
 type attemptMiddleware struct {
 	river.MiddlewareDefaults
 	metrics  *monitor.JobMiddleware
@@ -79,20 +79,27 @@ func (m *attemptMiddleware) unwound(ctx context.Context, job *rivertype.JobRow, 
 	m.metrics.ObservePanic(job, start)
 }
 
-// stackReserve is the frame of growStack: 4 KiB, so that a goroutine
-// started with Go's minimum 2 KiB stack, at the depth River calls its
-// middleware (about 1.5 KiB), grows straight to 8 KiB, which a no-op job
-// reaches anyway, and not to 16 KiB.
+// stackReserve is the frame of growStack: 4 KiB. River's job goroutine
+// reaches the attempt middleware with a 4 KiB stack (River's own frames
+// grew it from Go's 2 KiB start) of which about 1.8 KiB is in use, so this
+// frame makes it grow once, to 8 KiB, the size a no-op job reaches anyway,
+// and not to 16 KiB. (Measured in a pod on Go 1.26, amd64, by reading the
+// goroutine's stack bounds: 4 KiB at the attempt middleware, 8 KiB after
+// growStack, at the job's Work and until the goroutine exits, for every
+// one of 300 no-op jobs, with and without tracing. A caller's
+// Config.Middleware runs inside, after growStack, and does not change
+// this.)
 const stackReserve = 4 << 10
 
 // growStack makes the job's goroutine's stack big enough for the whole
 // attempt now, while it holds few frames. River runs each job on a new
-// goroutine whose stack starts at 2 KiB and grows, by copying, on the way
-// to the 8 KiB a job reaches (decoding its args, completing it): each copy
-// walks every frame on the stack, and rebound's middleware frames sit
-// under every later growth. One growth here, above them, replaces those.
-// On a goroutine that already has the room it costs clearing 4 KiB.
-// docs/benchmarks.md has the measurements.
+// goroutine whose stack starts at 2 KiB; River grows it to 4 KiB before
+// its middleware, and it grows, by copying, once more on the way to the
+// 8 KiB a job reaches (decoding its args, completing it). Each copy walks
+// every frame on the stack; without growStack rebound's middleware frames
+// sit under that second growth. Here it happens above them: the number of
+// growths per job is the same (two), the second copies fewer frames. On a
+// goroutine that already has the room it costs clearing 4 KiB.
 //
 //go:noinline
 func growStack() {

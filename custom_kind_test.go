@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -282,4 +283,66 @@ func TestPanickingKeyRuleFallsBack(t *testing.T) {
 	}
 	require.Equal(t, 1, strings.Count(logs.String(), "operation key rule panicked"), logs.String())
 	require.Contains(t, logs.String(), "setting=KindConfig.OperationKey kind=test_quote")
+}
+
+// keylessArgs has no OperationKey method, so the pod's key rule names its
+// key from the kind's settings.
+type keylessArgs struct {
+	N int `json:"n"`
+}
+
+func (keylessArgs) Kind() string { return "test_keyless" }
+
+type keylessWorker struct {
+	river.WorkerDefaults[keylessArgs]
+}
+
+func (keylessWorker) Work(context.Context, *river.Job[keylessArgs]) error { return nil }
+
+// A key rule that panics, inserted through the pod (the insert rules call
+// it, then the gate reads the key they stamped): the inserts succeed with
+// the rule's next step as the key (the kind's name), the jobs complete,
+// and the pod warns once for the kind naming the setting that panicked.
+func TestPanickingKeyRuleAtInsert(t *testing.T) {
+	t.Parallel()
+	panics := func(string, []byte) string { panic("key rule bug\x00") }
+	tests := []struct {
+		name    string
+		setting string
+		config  func(*rebound.Config)
+	}{
+		{"KindConfig.OperationKey", "KindConfig.OperationKey", func(c *rebound.Config) {
+			c.Kinds = map[string]rebound.KindConfig{"test_keyless": {OperationKey: panics}}
+		}},
+		{"Config.DefaultOperationKey", "Config.DefaultOperationKey", func(c *rebound.Config) { c.DefaultOperationKey = panics }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			logs := &logBuffer{}
+			b := startPod(t, func(c *rebound.Config) {
+				river.AddWorker(c.Workers, &keylessWorker{})
+				c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+				tt.config(c)
+			})
+			var ids []int64
+			for n := range 3 {
+				res, err := b.pod.Insert(ctx, keylessArgs{N: n}, nil)
+				require.NoError(t, err)
+				ids = append(ids, res.Job.ID)
+			}
+			for _, id := range ids {
+				job := b.waitForState(t, id, rivertype.JobStateCompleted)
+				var md struct {
+					Key string `json:"operation_key"`
+				}
+				require.NoError(t, json.Unmarshal(job.Metadata, &md))
+				require.Equal(t, "test_keyless", md.Key)
+			}
+			require.Equal(t, 1, strings.Count(logs.String(), "operation key rule panicked"), logs.String())
+			require.Contains(t, logs.String(), "setting="+tt.setting+" kind=test_keyless")
+			require.NotContains(t, logs.String(), "\x00")
+		})
+	}
 }
