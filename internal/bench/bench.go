@@ -51,6 +51,11 @@ type Round struct {
 	Elapsed time.Duration
 	// CPU is the process's user + system CPU time over Elapsed.
 	CPU time.Duration
+	// Start is the part of Elapsed the side's Start call took (a pod checks
+	// its migrations, kinds and alert rules, loads its breakers and opens
+	// its listener before it fetches; a plain River client only starts).
+	// Zero where not measured.
+	Start time.Duration `json:",omitempty"`
 }
 
 // JobsPerSecond is Jobs / Elapsed.

@@ -125,7 +125,7 @@ func RunNoop(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig, progress i
 			r.Number = n
 			rep.Rounds = append(rep.Rounds, r)
 			if progress != nil {
-				fmt.Fprintf(progress, "round %d %-7s %8.0f jobs/s %7.1f µs CPU/job\n", n, side, r.JobsPerSecond(), r.CPUPerJob())
+				fmt.Fprintf(progress, "round %d %-7s %8.0f jobs/s %7.1f µs CPU/job  (start %s)\n", n, side, r.JobsPerSecond(), r.CPUPerJob(), r.Start.Round(time.Millisecond))
 			}
 		}
 	}
@@ -152,6 +152,7 @@ func measure(ctx context.Context, cfg NoopConfig, side Side, done *atomic.Int64,
 	if err != nil {
 		return Round{}, err
 	}
+	started := time.Since(t0)
 	deadline := t0.Add(cfg.Timeout)
 	for done.Load() < int64(cfg.Jobs) {
 		if time.Now().After(deadline) {
@@ -162,7 +163,7 @@ func measure(ctx context.Context, cfg NoopConfig, side Side, done *atomic.Int64,
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return Round{Side: side, Jobs: cfg.Jobs, Elapsed: time.Since(t0), CPU: processCPU() - cpu0}, nil
+	return Round{Side: side, Jobs: cfg.Jobs, Elapsed: time.Since(t0), CPU: processCPU() - cpu0, Start: started}, nil
 }
 
 // noopRiverRound works cfg.Jobs no-op jobs with a plain River client.
