@@ -165,7 +165,10 @@ type Config struct {
 	// DefaultOperationKey names the circuit breaker of a job whose args do
 	// not implement [OperationKeyer] and whose kind has no
 	// KindConfig.OperationKey (see [OperationKeyer] for the whole rule). nil
-	// (or "") means the job's kind: one breaker per kind.
+	// (or "") means the job's kind: one breaker per kind. rebound's own
+	// kinds (rebound_alert_evaluate, rebound_breaker_cleanup,
+	// rebound_job_metrics_rollup, rebound_notify) name their keys
+	// themselves, so this rule never parks them behind a breaker of yours.
 	DefaultOperationKey OperationKeyFunc
 
 	// Breaker configures the circuit breakers: Settings for every

@@ -15,6 +15,8 @@ import (
 	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/deadletter"
+	"github.com/rebound-queue/rebound/monitor/alert"
+	"github.com/rebound-queue/rebound/monitor/metricstore"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -343,6 +345,51 @@ func TestPanickingKeyRuleAtInsert(t *testing.T) {
 			require.Equal(t, 1, strings.Count(logs.String(), "operation key rule panicked"), logs.String())
 			require.Contains(t, logs.String(), "setting="+tt.setting+" kind=test_keyless")
 			require.NotContains(t, logs.String(), "\x00")
+		})
+	}
+}
+
+// TestOwnKindsKeepTheirKeyUnderADefaultKeyRule: rebound's own periodic kinds
+// name their breaker themselves, so a service's Config.DefaultOperationKey
+// (here every job on "user-api") never puts them behind the user's breaker:
+// with "user-api" open, the alert evaluation still runs.
+func TestOwnKindsKeepTheirKeyUnderADefaultKeyRule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := startPod(t, func(c *rebound.Config) {
+		c.DefaultOperationKey = func(string, []byte) string { return "user-api" }
+	})
+	_, err := b.pod.Breaker().Store().Open(ctx, breaker.OpenParams{Key: "user-api", For: time.Hour, By: "test"})
+	require.NoError(t, err)
+	// A job of the user's, keyed "user-api", is parked: the pod sees the
+	// breaker open (so the checks below are not won by a stale view).
+	// (Inserted without its key stamped, as by another producer, so the
+	// key rule gives it "user-api".)
+	var probeID int64
+	require.NoError(t, b.db.Pool.QueryRow(ctx, `INSERT INTO river_job (kind, args, metadata, state, max_attempts, queue, priority)
+		VALUES ('test_quote', '{"url": "http://127.0.0.1:1/", "vendor": "omega"}', '{}', 'available', 3, 'default', 1) RETURNING id`).Scan(&probeID))
+	probe := b.waitForState(t, probeID, rivertype.JobStateScheduled, rivertype.JobStateCompleted, rivertype.JobStateRetryable, rivertype.JobStateCancelled)
+	require.Equal(t, rivertype.JobStateScheduled, probe.State, "%s", probe.Metadata)
+	tests := []struct {
+		args    river.JobArgs
+		wantKey string
+	}{
+		{args: alert.EvaluateArgs{Reason: "breaker_open"}, wantKey: "rebound_alert_evaluate"},
+		{args: breaker.CleanupArgs{}, wantKey: "rebound_breaker_cleanup"},
+		{args: metricstore.RollupArgs{}, wantKey: "rebound_job_metrics_rollup"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args.Kind(), func(t *testing.T) {
+			t.Parallel()
+			res, err := b.pod.Insert(ctx, tt.args, &river.InsertOpts{Queue: river.QueueDefault})
+			require.NoError(t, err)
+			var meta struct {
+				OperationKey string `json:"operation_key"`
+			}
+			require.NoError(t, json.Unmarshal(res.Job.Metadata, &meta))
+			require.Equal(t, tt.wantKey, meta.OperationKey)
+			job := b.waitForState(t, res.Job.ID, rivertype.JobStateCompleted, rivertype.JobStateScheduled)
+			require.Equal(t, rivertype.JobStateCompleted, job.State, "parked behind the user's breaker: %s", job.Metadata)
 		})
 	}
 }

@@ -20,6 +20,11 @@ type CleanupArgs struct{}
 // Kind returns "rebound_breaker_cleanup".
 func (CleanupArgs) Kind() string { return "rebound_breaker_cleanup" }
 
+// OperationKey returns "rebound_breaker_cleanup": the job has a breaker of
+// its own, whatever a service's default key rule says, so a user's open
+// breaker never parks it.
+func (CleanupArgs) OperationKey() string { return "rebound_breaker_cleanup" }
+
 // InsertOpts makes the job unique per period, so pods never run it twice.
 func (CleanupArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: DefaultCleanupInterval}}

@@ -41,6 +41,7 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 		{name: "bad method", raw: `{"url": "http://h", "method": "BREW"}`, wantErr: `invalid args: method "BREW" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS`},
 		{name: "bad header name", raw: `{"url": "http://h", "headers": {"X A": "1"}}`, wantErr: `invalid args: headers: "X A" is not a valid header name`},
 		{name: "negative timeout", raw: `{"url": "http://h", "timeout_seconds": -1}`, wantErr: "invalid args: timeout_seconds must be between 0 (default 30) and 3600, got -1"},
+		{name: "timeout beyond float64", raw: `{"url": "http://h", "timeout_seconds": 1e400}`, wantErr: "invalid args: timeout_seconds 1e400 is out of range"},
 		{name: "unknown field", raw: `{"url": "http://h", "retries": 3}`, wantErr: `invalid args: unknown field "retries"`},
 		{name: "duplicate url", raw: `{"url": "http://a/", "url": "http://evil/"}`, wantErr: `invalid args: key "url" appears twice in the args`},
 		{name: "duplicate nested key", raw: `{"url": "http://a/", "headers": {"X": "1", "X": "2"}}`, wantErr: `invalid args: key "X" appears twice in the args.headers`},

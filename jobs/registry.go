@@ -360,10 +360,12 @@ func jsonKind(v string) string {
 	}
 }
 
-// integerMismatch words a number that does not fit an integer field: a
-// fraction ("must be a whole number, not 1.5") or a whole number outside
-// the field's range ("1e30 is out of range"), where "must be a number, not
-// a number" would say nothing. ok is false for any other mismatch.
+// integerMismatch words a number that does not fit a number field: for an
+// integer field a fraction ("must be a whole number, not 1.5") or a whole
+// number outside the field's range ("1e30 is out of range"), for a float
+// field a number beyond float64 ("1e400 is out of range"), where "must be a
+// number, not a number" would say nothing. ok is false for any other
+// mismatch.
 func integerMismatch(te *json.UnmarshalTypeError) (msg string, ok bool) {
 	lit, isNumber := strings.CutPrefix(te.Value, "number ")
 	if !isNumber || te.Type == nil {
@@ -372,6 +374,8 @@ func integerMismatch(te *json.UnmarshalTypeError) (msg string, ok bool) {
 	switch te.Type.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+	case reflect.Float32, reflect.Float64:
+		return lit + " is out of range", true
 	default:
 		return "", false
 	}

@@ -22,6 +22,12 @@ type EvaluateArgs struct {
 // Kind returns "rebound_alert_evaluate".
 func (EvaluateArgs) Kind() string { return "rebound_alert_evaluate" }
 
+// OperationKey returns "rebound_alert_evaluate": the evaluation has a
+// breaker of its own, whatever a service's Config.DefaultOperationKey says,
+// so that it is never parked behind a user's open breaker (the breaker-open
+// alert would wait for that breaker's probe).
+func (EvaluateArgs) OperationKey() string { return "rebound_alert_evaluate" }
+
 // EvaluateWorker works EvaluateArgs with Evaluator.Run and records its
 // Result as the job's output.
 type EvaluateWorker struct {

@@ -78,6 +78,11 @@ type RollupArgs struct{}
 // Kind returns "rebound_job_metrics_rollup".
 func (RollupArgs) Kind() string { return "rebound_job_metrics_rollup" }
 
+// OperationKey returns "rebound_job_metrics_rollup": the job has a breaker
+// of its own, whatever a service's default key rule says, so a user's open
+// breaker never parks it.
+func (RollupArgs) OperationKey() string { return "rebound_job_metrics_rollup" }
+
 // InsertOpts makes the job unique per period, so pods never run it twice
 // in one hour.
 func (RollupArgs) InsertOpts() river.InsertOpts {
