@@ -81,21 +81,25 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 				}
 			}
 		case MetricBreakerOpen:
-			rows, err := db.Query(ctx, `SELECT breaker_key, extract(epoch FROM $1::timestamptz - coalesce(opened_at, $1::timestamptz))::float8
-			                              FROM circuit_breaker_state WHERE state = 'open' ORDER BY breaker_key`, now)
+			// Half-open is not recovered: the breaker is probing after
+			// opening, and goes back to open if the probe fails. Judging
+			// only 'open' resolved the alert at every probe and fired it
+			// again at the probe's failure.
+			rows, err := db.Query(ctx, `SELECT breaker_key, state, extract(epoch FROM $1::timestamptz - coalesce(opened_at, $1::timestamptz))::float8
+			                              FROM circuit_breaker_state WHERE state IN ('open', 'half_open') ORDER BY breaker_key`, now)
 			if err != nil {
 				return nil, fmt.Errorf("read circuit breakers: %w", err)
 			}
 			for rows.Next() {
-				var key string
+				var key, state string
 				var openFor float64
-				if err := rows.Scan(&key, &openFor); err != nil {
+				if err := rows.Scan(&key, &state, &openFor); err != nil {
 					rows.Close()
 					return nil, fmt.Errorf("read circuit breakers: %w", err)
 				}
 				if 1 > r.Threshold {
 					out = append(out, Condition{Rule: r.Name, Metric: r.Metric, Subject: key, Severity: r.Severity, Value: 1, Threshold: r.Threshold,
-						Message: fmt.Sprintf("circuit breaker %q is open (for %s): its jobs are parked", key, (time.Duration(openFor) * time.Second).Round(time.Second))})
+						Message: breakerMessage(key, state, time.Duration(openFor)*time.Second)})
 				}
 			}
 			rows.Close()
@@ -138,6 +142,15 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 }
 
 // round1 rounds to one decimal, as job health shows rates.
+// breakerMessage describes an open or half-open breaker; opened is how
+// long ago it first opened.
+func breakerMessage(key, state string, opened time.Duration) string {
+	if state == "half_open" {
+		return fmt.Sprintf("circuit breaker %q is half-open (opened %s ago): probing, its other jobs are parked", key, opened.Round(time.Second))
+	}
+	return fmt.Sprintf("circuit breaker %q is open (for %s): its jobs are parked", key, opened.Round(time.Second))
+}
+
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -46,7 +46,11 @@ const (
 	// window are judged.
 	MetricFailureRate = "failure_rate"
 	// MetricBreakerOpen: per circuit breaker key, 1 while the breaker is
-	// open (threshold 0: any open breaker fires).
+	// open or half-open, that is from its opening until it closes
+	// (threshold 0: any such breaker fires). Half-open counts: a breaker
+	// probing after an outage has not recovered, and judging only open
+	// resolved the alert at each probe and fired it again when the probe
+	// failed.
 	MetricBreakerOpen = "breaker_open"
 	// MetricDLQUnresolved: the number of unresolved dead-letter queue
 	// entries (subject "dlq").
