@@ -100,6 +100,8 @@ func TestNewRefusesMisconfiguration(t *testing.T) {
 			`rebound: Config.Breaker: key "api": failure_ratio 2: must be in (0, 1], or negative to disable the ratio rule`},
 		{"breaker idle TTL too short", func(c *rebound.Config) { c.BreakerIdleTTL = time.Second },
 			"rebound: Config.BreakerIdleTTL: 1s is under 1m (0 means 168h0m0s)"},
+		{"a kind River refuses: one character", func(c *rebound.Config) { river.AddWorker(c.Workers, &shortKindWorker{}) },
+			`rebound: Config.Workers: River refuses job kind "a" should match regex \A[\w][\w\-\[\]<>\/.·:+]+\z (rename the kind: its Kind method)`},
 		{"metrics registered already", func(c *rebound.Config) { c.Registerer = taken },
 			"rebound: Config.Registerer: register rebound's job metrics: duplicate metrics collector registration attempted (one registry per pod, or prometheus.WrapRegistererWith)"},
 	}
@@ -169,3 +171,14 @@ func TestStartRefuses(t *testing.T) {
 		})
 	}
 }
+
+// shortKindArgs is a kind River's rule refuses: one character.
+type shortKindArgs struct{}
+
+func (shortKindArgs) Kind() string { return "a" }
+
+type shortKindWorker struct {
+	river.WorkerDefaults[shortKindArgs]
+}
+
+func (shortKindWorker) Work(context.Context, *river.Job[shortKindArgs]) error { return nil }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,7 +199,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 		PeriodicJobs: append(a.periodicJobs, c.PeriodicJobs...),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rebound: River refused the client's configuration: %w", err)
+		return nil, riverConfigError(err)
 	}
 
 	srv := httpserver.New(httpserver.Config{Addr: c.HTTPAddr, Logger: c.Logger, Gatherer: gatherer})
@@ -600,4 +601,20 @@ func workerMiddleware(ms []rivertype.Middleware) []rivertype.WorkerMiddleware {
 		}
 	}
 	return out
+}
+
+// riverConfigError names the Config field of a setting River's NewClient
+// refused, as a *ConfigError, where River's message shows which: a job
+// kind of Workers (River's kind rule: a letter, digit or underscore, then
+// at least one more of those or -[]<>/.·:+), a periodic job's ID. Other
+// refusals (rebound validates the rest first) are wrapped as they are.
+func riverConfigError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.HasPrefix(msg, "job kind "):
+		return &ConfigError{Field: "Workers", Problem: "River refuses " + msg + " (rename the kind: its Kind method)"}
+	case strings.HasPrefix(msg, "PeriodicJob.ID "):
+		return &ConfigError{Field: "PeriodicJobs", Problem: "River refuses " + msg}
+	}
+	return fmt.Errorf("rebound: River refused the client's configuration: %w", err)
 }
