@@ -393,3 +393,45 @@ func TestOwnKindsKeepTheirKeyUnderADefaultKeyRule(t *testing.T) {
 		})
 	}
 }
+
+// panickyKeyArgs name their operation key with a method that panics.
+type panickyKeyArgs struct{}
+
+func (panickyKeyArgs) Kind() string { return "test_panickey" }
+
+func (panickyKeyArgs) OperationKey() string { panic("OperationKey bug") }
+
+type panickyKeyWorker struct {
+	river.WorkerDefaults[panickyKeyArgs]
+}
+
+func (panickyKeyWorker) Work(context.Context, *river.Job[panickyKeyArgs]) error { return nil }
+
+// An args type whose OperationKey method panics is inserted under the key
+// rule's next step (the kind's name), and the pod warns once: the insert
+// does not panic in its caller (for periodic jobs, River's leader).
+func TestPanickingArgsKeyMethodAtInsert(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	logs := &logBuffer{}
+	b := startPod(t, func(c *rebound.Config) {
+		river.AddWorker(c.Workers, &panickyKeyWorker{})
+		c.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	for range 2 {
+		var res *rivertype.JobInsertResult
+		require.NotPanics(t, func() {
+			var err error
+			res, err = b.pod.Insert(ctx, panickyKeyArgs{}, nil)
+			require.NoError(t, err)
+		})
+		job := b.waitForState(t, res.Job.ID, rivertype.JobStateCompleted)
+		var md struct {
+			Key string `json:"operation_key"`
+		}
+		require.NoError(t, json.Unmarshal(job.Metadata, &md))
+		require.Equal(t, "test_panickey", md.Key)
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "operation key rule panicked"), logs.String())
+	require.Contains(t, logs.String(), `setting="the args' OperationKey method" kind=test_panickey`)
+}

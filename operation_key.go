@@ -38,9 +38,10 @@ type OperationKeyer = jobs.OperationKeyer
 
 // OperationKeyFunc names the operation key of a job from its kind and its
 // args JSON (river_job.args). It must be cheap, must not fail ("" means "no
-// opinion") and must not keep encodedArgs. A panic in it is recovered and
-// read as "": the rule goes on to its next step, and the pod logs a warning
-// once per kind ("operation key rule panicked").
+// opinion") and must not keep encodedArgs. A panic in it (or in an args
+// type's OperationKey method, see [OperationKeyer]) is recovered and read
+// as "": the rule goes on to its next step, and the pod logs a warning once
+// per kind ("operation key rule panicked").
 type OperationKeyFunc func(kind string, encodedArgs []byte) string
 
 // OperationKeyFromArgs is an [OperationKeyFunc] that decodes the args into a
@@ -74,7 +75,8 @@ func newOperationKeys(c *Config) *operationKeys {
 // atInsert returns the key of a job being inserted (steps 2 to 6).
 func (k *operationKeys) atInsert(p *rivertype.JobInsertParams) string {
 	if a, ok := p.Args.(OperationKeyer); ok {
-		if key := a.OperationKey(); key != "" {
+		method := func(string, []byte) string { return a.OperationKey() }
+		if key := k.call(method, "the args' OperationKey method", p.Kind, nil); key != "" {
 			return jobs.NormalizeOperationKey(key)
 		}
 	}
@@ -112,7 +114,8 @@ func (k *operationKeys) fromArgs(kind string, encodedArgs []byte) string {
 // call runs a caller's key rule f, named by its setting; a panic in it
 // reads as "" and is logged once per kind. It runs in the circuit breaker
 // gate, where a panic would end the attempt outside the attempt
-// recorder's guard, and in the insert middleware.
+// recorder's guard, and in the insert middleware (where River's leader
+// inserts periodic jobs).
 func (k *operationKeys) call(f OperationKeyFunc, setting, kind string, encodedArgs []byte) (key string) {
 	defer func() {
 		if v := recover(); v != nil {
