@@ -45,8 +45,10 @@
 // # Run a pod
 //
 // [New] checks the [Config] and assembles the pod: the River client with
-// rebound's middleware around every attempt (metrics -> circuit breaker
-// gate -> attempt recorder -> your Work), the retry policy hand-over,
+// rebound's middleware around every attempt (metrics -> job counts ->
+// circuit breaker gate -> attempt recorder, in one River middleware layer;
+// then kind timeouts, your Config.Middleware and your Work), the retry
+// policy hand-over,
 // rebound's periodic jobs (inserted by River's leader), the dead-letter
 // reconciliation and the metrics. [Pod.Start] checks the database (reachable,
 // migrations and the dead-letter trigger in place) and starts it;

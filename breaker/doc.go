@@ -85,9 +85,10 @@
 // # In the worker: the River gate
 //
 // Gate is River worker middleware, first in the chain (breaker gate ->
-// attempt recorder -> Work). It finds a job's key with a KeyFunc over the
-// job row (default: metadata.operation_key, else the kind) before args are
-// decoded. A job whose key is OPEN, or HALF_OPEN with every slot taken, is
+// attempt recorder -> Work); rebound's pod runs it inline in its one
+// attempt middleware instead, through [Gate.Admit] and [Gate.Finish]. It
+// finds a job's key with a KeyFunc over the job row (default:
+// metadata.operation_key, else the kind) before args are decoded. A job whose key is OPEN, or HALF_OPEN with every slot taken, is
 // snoozed with river.JobSnooze — no attempt used, the downstream not called —
 // until the breaker may probe plus a uniform spread in [0, park_spread), and
 // marked in metadata (breaker_parked_key, breaker_parked_at). A backlog

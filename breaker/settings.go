@@ -330,7 +330,8 @@ var settingRules = map[string]string{
 	"wake_wave":               "must be in [1ms, 1h]",
 }
 
-// MaxWakeSpread is the largest WakeSpread Validate accepts.
+// MaxWakeSpread is the largest WakeSpread, and the largest WakeWave,
+// Validate accepts: 1 hour.
 const MaxWakeSpread = time.Hour
 
 // settingError is the error of Validate: a field (YAML name), its value, the

@@ -44,7 +44,7 @@ http_request --file of --lines lines, with and without --json) against River's
 InsertManyFast called directly with the same args.`,
 		Example: `  rebound bench                                  # 5 rounds of 20,000 jobs per side
   rebound bench --jobs 5000 --rounds 3 --svg noop.svg
-  rebound bench --cpuprofile cpu.out && go tool pprof -top -focus rebound bin/rebound cpu.out
+  rebound bench --cpuprofile cpu.out && go tool pprof -top -tagfocus side=rebound bin/rebound cpu.out
   rebound bench --scenario failure --jobs 5000 --svg failure.svg
   rebound bench --scenario outage --jobs 2000 --outage 10s --svg outage.svg
   rebound bench --scenario insert --lines 100000 --rounds 5 --svg insert.svg

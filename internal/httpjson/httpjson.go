@@ -48,6 +48,10 @@ func WriteError(w http.ResponseWriter, code int, msg string) {
 // redirect.
 type Methods map[string]http.HandlerFunc
 
+// ServeHTTP calls the handler of r's method (GET's for a HEAD without its
+// own), or answers 405 with Allow: the methods of m, sorted, HEAD listed
+// once with GET, and {"error": "method M not allowed on PATH (allowed:
+// ...)"}.
 func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, ok := m[r.Method]
 	if !ok && r.Method == http.MethodHead {
@@ -65,6 +69,7 @@ func (m Methods) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	slices.Sort(allowed)
+	allowed = slices.Compact(allowed) // GET's HEAD and a HEAD of its own
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
 }

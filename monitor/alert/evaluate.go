@@ -143,7 +143,8 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 
 // round1 rounds to one decimal, as job health shows rates.
 // breakerMessage describes an open or half-open breaker; opened is how
-// long ago it first opened.
+// long ago it last opened (circuit_breaker_state.opened_at, which a failed
+// probe sets again when it re-opens the breaker).
 func breakerMessage(key, state string, opened time.Duration) string {
 	if state == "half_open" {
 		return fmt.Sprintf("circuit breaker %q is half-open (opened %s ago): probing, its other jobs are parked", key, opened.Round(time.Second))

@@ -20,8 +20,12 @@
 //
 // # How it is written
 //
-// A [Recorder] is a River worker middleware: each attempt adds to atomic
-// counters in memory (no lock, no allocation once a kind has been seen).
+// A [Recorder] counts each attempt in atomic counters in memory: no lock,
+// and no allocation once a kind has been seen when the caller reports the
+// attempt itself ([Recorder.ObserveAttempt], as rebound's pod does). As
+// River worker middleware ([Recorder.Middleware] outside the breaker gate,
+// [Recorder.GateMarker] inside it) the gate's mark costs one small
+// allocation per attempt.
 // Every flush interval ([DefaultFlushInterval], ticks aligned to the wall
 // clock so a flush never spans a minute) and at Stop, the pod adds what it
 // counted to job_retry_metrics in one INSERT ... ON CONFLICT DO UPDATE
