@@ -91,18 +91,7 @@ var unknownTopKey = regexp.MustCompile(`^(line \d+): field (.+) not found in typ
 // defaults). Errors name the file and, for a bad value, its key, e.g.
 // "worker.yaml: retry.kinds.http_request.max_delay: must be >= initial_delay".
 func Load(path string) (*Settings, error) {
-	if path == "" {
-		return Parse(nil)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	s, err := Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
+	return load(path, func(b []byte) []byte { return b })
 }
 
 // LoadWithoutAlerts is Load for a program that never sends alerts
@@ -113,6 +102,12 @@ func Load(path string) (*Settings, error) {
 // zero. The other sections are read as strictly as Load reads them, and
 // errors give the same line numbers.
 func LoadWithoutAlerts(path string) (*Settings, error) {
+	return load(path, func(b []byte) []byte { return withoutTopLevelKey(b, "alerts") })
+}
+
+// load reads the file at path, passes its bytes through keep, and parses
+// them; "" means no file.
+func load(path string, keep func([]byte) []byte) (*Settings, error) {
 	if path == "" {
 		return Parse(nil)
 	}
@@ -120,7 +115,7 @@ func LoadWithoutAlerts(path string) (*Settings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	s, err := Parse(withoutTopLevelKey(b, "alerts"))
+	s, err := Parse(keep(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
