@@ -75,8 +75,7 @@ func newOperationKeys(c *Config) *operationKeys {
 // atInsert returns the key of a job being inserted (steps 2 to 6).
 func (k *operationKeys) atInsert(p *rivertype.JobInsertParams) string {
 	if a, ok := p.Args.(OperationKeyer); ok {
-		method := func(string, []byte) string { return a.OperationKey() }
-		if key := k.call(method, "the args' OperationKey method", p.Kind, nil); key != "" {
+		if key := k.keyerKey(a, p.Kind); key != "" {
 			return jobs.NormalizeOperationKey(key)
 		}
 	}
@@ -120,11 +119,30 @@ func (k *operationKeys) call(f OperationKeyFunc, setting, kind string, encodedAr
 	defer func() {
 		if v := recover(); v != nil {
 			key = ""
-			if _, seen := k.warned.LoadOrStore(kind, struct{}{}); !seen {
-				k.logger.Warn("operation key rule panicked; using the rule's next step",
-					slog.String("setting", setting), slog.String("kind", kind), slog.String("panic", redact.Text(fmt.Sprint(v))))
-			}
+			k.warnPanic(setting, kind, v)
 		}
 	}()
 	return f(kind, encodedArgs)
+}
+
+// keyerKey is a's OperationKey(), with a panic read as "" as call reads
+// one (a method of its own, not a closure through call: it runs on every
+// insert of such args).
+func (k *operationKeys) keyerKey(a OperationKeyer, kind string) (key string) {
+	defer func() {
+		if v := recover(); v != nil {
+			key = ""
+			k.warnPanic("the args' OperationKey method", kind, v)
+		}
+	}()
+	return a.OperationKey()
+}
+
+// warnPanic logs, once per kind, that a key rule named by setting panicked
+// with v.
+func (k *operationKeys) warnPanic(setting, kind string, v any) {
+	if _, seen := k.warned.LoadOrStore(kind, struct{}{}); !seen {
+		k.logger.Warn("operation key rule panicked; using the rule's next step",
+			slog.String("setting", setting), slog.String("kind", kind), slog.String("panic", redact.Text(fmt.Sprint(v))))
+	}
 }
