@@ -2,10 +2,7 @@ package bench
 
 import (
 	"fmt"
-	"html"
 	"io"
-	"math"
-	"strings"
 
 	"github.com/rebound-queue/rebound/internal/cli"
 )
@@ -51,7 +48,7 @@ func (rep *FailureReport) WriteSVG(w io.Writer) error {
 	c := rep.Config
 	title := fmt.Sprintf("failure-heavy mix (30%% 503 once, 5%% 400/404), %d jobs per round, MaxWorkers %d, max attempts %d, retry delay %s doubling",
 		c.Jobs, c.Workers, c.MaxAttempts, c.RetryDelay)
-	return writeRoundsSVG(w, title, c.Rounds, []Side{SideRiver, SideRebound}, rep.Rounds, []svgPanel{
+	return writeRoundsSVG(w, title, c.Rounds, []Side{SideRiver, SideRebound}, rep.Rounds, []svgPanel[HTTPRound]{
 		{"jobs/s per round", HTTPRound.JobsPerSecond},
 		{"upstream calls per job", HTTPRound.CallsPerJob},
 		{"CPU µs per job (Go process, user+sys)", func(r HTTPRound) float64 { return r.CPUPerJob() }},
@@ -96,7 +93,7 @@ func (rep *OutageReport) WriteSVG(w io.Writer) error {
 	c := rep.Config
 	title := fmt.Sprintf("outage: %d jobs, upstream 503 for %s, MaxWorkers %d, breaker threshold %d, open timeout %s",
 		c.Jobs, c.Outage, c.Workers, rep.Breaker.FailureThreshold, rep.Breaker.OpenTimeout)
-	return writeRoundsSVG(w, title, c.Rounds, c.Sides(), rep.Rounds, []svgPanel{
+	return writeRoundsSVG(w, title, c.Rounds, c.Sides(), rep.Rounds, []svgPanel[HTTPRound]{
 		{"upstream calls during the outage", func(r HTTPRound) float64 { return float64(r.CallsDuringOutage) }},
 		{"seconds to drain after recovery", func(r HTTPRound) float64 { return r.Drain.Seconds() }},
 		{"CPU µs per job (Go process, user+sys)", func(r HTTPRound) float64 { return r.CPUPerJob() }},
@@ -113,71 +110,4 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
-}
-
-type svgPanel struct {
-	title string
-	value func(HTTPRound) float64
-}
-
-var sideColors = map[Side]string{SideRiver: "#1f77b4", SideRebound: "#d62728", SideReboundNoBreaker: "#2ca02c"}
-
-// writeRoundsSVG draws one panel per entry of panels, side by side: the
-// panel's value per round, one line per side.
-func writeRoundsSVG(w io.Writer, title string, rounds int, sides []Side, data []HTTPRound, panels []svgPanel) error {
-	const panelW, panelH, pad = 420.0, 260.0, 55.0
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", panelW*float64(len(panels)), panelH+40)
-	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
-	fmt.Fprintf(&b, `<text x="10" y="18" font-size="13">%s</text>`+"\n", html.EscapeString(title))
-	for pi, p := range panels {
-		x0 := panelW * float64(pi)
-		var maxV float64
-		for _, r := range data {
-			maxV = math.Max(maxV, p.value(r))
-		}
-		if maxV == 0 {
-			maxV = 1
-		}
-		maxV *= 1.1
-		top, bottom, left, right := 40.0, panelH, x0+pad, x0+panelW-20
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">%s</text>`+"\n", left, top-6, html.EscapeString(p.title))
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, bottom, right, bottom)
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, top, left, bottom)
-		for i := 0; i <= 4; i++ {
-			v := maxV * float64(i) / 4
-			y := bottom - (bottom-top)*float64(i)/4
-			label := fmt.Sprintf("%.0f", v)
-			if maxV < 10 {
-				label = fmt.Sprintf("%.2f", v)
-			}
-			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end">%s</text>`+"\n", left-4, y+4, label)
-		}
-		xOf := func(round int) float64 {
-			if rounds <= 1 {
-				return (left + right) / 2
-			}
-			return left + 10 + (right-left-20)*float64(round-1)/float64(rounds-1)
-		}
-		for i := 1; i <= rounds; i++ {
-			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">%d</text>`+"\n", xOf(i), bottom+16, i)
-		}
-		for si, side := range sides {
-			var pts []string
-			for _, r := range data {
-				if r.Side != side {
-					continue
-				}
-				x, y := xOf(r.Number), bottom-(bottom-top)*p.value(r)/maxV
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
-				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", x, y, sideColors[side])
-			}
-			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), sideColors[side])
-			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="%s" text-anchor="end">%s</text>`+"\n", right-4, top+14+16*float64(si), sideColors[side], side)
-		}
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">round</text>`+"\n", (left+right)/2, bottom+32)
-	}
-	b.WriteString("</svg>\n")
-	_, err := io.WriteString(w, b.String())
-	return err
 }

@@ -2,10 +2,7 @@ package bench
 
 import (
 	"fmt"
-	"html"
 	"io"
-	"math"
-	"strings"
 
 	"github.com/rebound-queue/rebound/internal/cli"
 )
@@ -45,59 +42,10 @@ func (rep *InsertReport) WriteTable(w io.Writer) error {
 // per job per round (right; the inserting process's CPU), one line per
 // side.
 func (rep *InsertReport) WriteSVG(w io.Writer) error {
-	const panelW, panelH, pad = 440.0, 280.0, 50.0
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", 2*panelW, panelH+40)
-	b.WriteString(`<rect width="100%" height="100%" fill="white"/>` + "\n")
-	fmt.Fprintf(&b, `<text x="10" y="18" font-size="13">%s</text>`+"\n", html.EscapeString(fmt.Sprintf(
-		"insert %d http_request jobs: enqueue --file / InsertManyFast %.3f, enqueue --file --json / InsertManyFast %.3f (median jobs/s)",
-		rep.Config.Lines, rep.Ratio(SideEnqueue), rep.Ratio(SideEnqueueJSON))))
-	colors := map[Side]string{SideInsertManyFast: "#1f77b4", SideEnqueue: "#d62728", SideEnqueueJSON: "#2ca02c"}
-	panel := func(x0 float64, title string, value func(Round) float64) {
-		var maxV float64
-		for _, r := range rep.Rounds {
-			maxV = math.Max(maxV, value(r))
-		}
-		if maxV == 0 {
-			maxV = 1
-		}
-		maxV *= 1.1
-		top, bottom, left, right := 40.0, panelH, x0+pad, x0+panelW-20
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">%s</text>`+"\n", left, top-6, html.EscapeString(title))
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, bottom, right, bottom)
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="black"/>`+"\n", left, top, left, bottom)
-		for i := 0; i <= 4; i++ {
-			y := bottom - (bottom-top)*float64(i)/4
-			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="end">%.0f</text>`+"\n", left-4, y+4, maxV*float64(i)/4)
-		}
-		n := rep.Config.Rounds
-		xOf := func(round int) float64 {
-			if n <= 1 {
-				return (left + right) / 2
-			}
-			return left + 10 + (right-left-20)*float64(round-1)/float64(n-1)
-		}
-		for i := 1; i <= n; i++ {
-			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">%d</text>`+"\n", xOf(i), bottom+16, i)
-		}
-		for si, side := range insertSides {
-			var pts []string
-			for _, r := range rep.Rounds {
-				if r.Side != side {
-					continue
-				}
-				x, y := xOf(r.Number), bottom-(bottom-top)*value(r)/maxV
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x, y))
-				fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", x, y, colors[side])
-			}
-			fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", strings.Join(pts, " "), colors[side])
-			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="%s">%s</text>`+"\n", right-150, top+14+16*float64(si), colors[side], html.EscapeString(string(side)))
-		}
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" text-anchor="middle">round</text>`+"\n", (left+right)/2, bottom+32)
-	}
-	panel(0, "jobs/s per round", Round.JobsPerSecond)
-	panel(panelW, "CPU µs per job per round (inserting process, user+sys)", Round.CPUPerJob)
-	b.WriteString("</svg>\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+	title := fmt.Sprintf("insert %d http_request jobs: enqueue --file / InsertManyFast %.3f, enqueue --file --json / InsertManyFast %.3f (median jobs/s)",
+		rep.Config.Lines, rep.Ratio(SideEnqueue), rep.Ratio(SideEnqueueJSON))
+	return writeRoundsSVG(w, title, rep.Config.Rounds, insertSides, rep.Rounds, []svgPanel[Round]{
+		{"jobs/s per round", Round.JobsPerSecond},
+		{"CPU µs per job per round (inserting process, user+sys)", Round.CPUPerJob},
+	})
 }

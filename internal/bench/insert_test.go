@@ -3,9 +3,6 @@ package bench_test
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
-	"errors"
-	"io"
 	"strings"
 	"testing"
 
@@ -58,19 +55,7 @@ func TestInsertHarnessReportsSaneNumbers(t *testing.T) {
 
 	var svg bytes.Buffer
 	require.NoError(t, rep.WriteSVG(&svg))
-	polylines := 0
-	dec := xml.NewDecoder(&svg)
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err, "the SVG is well-formed XML")
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
-			polylines++
-		}
-	}
-	require.Equal(t, 6, polylines, "two panels, one line per side")
+	require.Equal(t, 6, countPolylines(t, svg.Bytes()), "two panels, one line per side")
 }
 
 // RunInsert refuses a missing enqueue binary before it writes anything.
