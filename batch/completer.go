@@ -86,14 +86,15 @@ func (c *Completer) Start(ctx context.Context) {
 		defer close(c.done)
 		t := time.NewTicker(c.config.Interval)
 		defer t.Stop()
+		fails := failureLog{logger: c.config.Logger, msg: "batch fold failed; next pass retries", recovered: "batch fold works again"}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			if _, err := c.Fold(ctx); err != nil && ctx.Err() == nil {
-				c.config.Logger.WarnContext(ctx, "batch fold failed; next pass retries", "error", err)
+			if _, err := c.Fold(ctx); ctx.Err() == nil {
+				fails.observe(ctx, time.Now(), err)
 			}
 		}
 	}()

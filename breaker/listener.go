@@ -120,6 +120,7 @@ func (b *Breaker) refreshLoop(ctx context.Context) {
 	t := time.NewTicker(b.cfg.RefreshInterval)
 	defer t.Stop()
 	lastFull := b.now()
+	fails := failureLog{logger: b.logger, msg: "breaker: refresh", recovered: "breaker: refresh works again"}
 	for {
 		full := false
 		select {
@@ -136,8 +137,8 @@ func (b *Breaker) refreshLoop(ctx context.Context) {
 		if full {
 			lastFull = b.now()
 		}
-		if err := b.refresh(ctx, full); err != nil && ctx.Err() == nil {
-			b.logger.WarnContext(ctx, "breaker: refresh", "error", err)
+		if err := b.refresh(ctx, full); ctx.Err() == nil {
+			fails.observe(ctx, b.now(), err)
 		}
 		b.views.Range(func(_, val any) bool {
 			v := val.(*keyView)

@@ -1,0 +1,119 @@
+package batch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestFailureLogHoldsBackRepeats feeds failureLog passes a second apart and
+// checks every line it writes, exactly.
+func TestFailureLogHoldsBackRepeats(t *testing.T) {
+	t.Parallel()
+	down := errors.New("database \"x\" does not exist")
+	type pass struct {
+		at  time.Duration // since the start
+		err error
+	}
+	tests := []struct {
+		name   string
+		passes []pass
+		want   []string
+	}{
+		{"healthy loop logs nothing", []pass{{0, nil}, {time.Second, nil}}, nil},
+		{"first failure once, 60 repeats held back", func() []pass {
+			var ps []pass
+			for i := 0; i < 60; i++ {
+				ps = append(ps, pass{time.Duration(i) * time.Second, down})
+			}
+			return ps
+		}(), []string{`level=WARN msg=m error="database \"x\" does not exist"`}},
+		{"a line a minute while failing, with the count", func() []pass {
+			var ps []pass
+			for i := 0; i <= 120; i++ {
+				ps = append(ps, pass{time.Duration(i) * time.Second, down})
+			}
+			return ps
+		}(), []string{
+			`level=WARN msg=m error="database \"x\" does not exist"`,
+			`level=WARN msg=m error="database \"x\" does not exist" held_back=60`,
+			`level=WARN msg=m error="database \"x\" does not exist" held_back=60`,
+		}},
+		{"recovery logged once, then a new failure logs again", []pass{
+			{0, down}, {time.Second, down}, {2 * time.Second, nil}, {3 * time.Second, nil}, {4 * time.Second, down},
+		}, []string{
+			`level=WARN msg=m error="database \"x\" does not exist"`,
+			`level=INFO msg=r failed_passes=2`,
+			`level=WARN msg=m error="database \"x\" does not exist"`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+				ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+					if a.Key == slog.TimeKey {
+						return slog.Attr{}
+					}
+					return a
+				},
+			}))
+			f := failureLog{logger: logger, msg: "m", recovered: "r"}
+			start := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+			for _, p := range tt.passes {
+				f.observe(context.Background(), start.Add(p.at), p.err)
+			}
+			var got []string
+			if s := strings.TrimSpace(buf.String()); s != "" {
+				got = strings.Split(s, "\n")
+			}
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestCompleterLogsAnUnreachableDatabaseOnce runs a Completer against a
+// port where no PostgreSQL listens (every fold fails to connect) for about
+// 30 passes: one warning, not one a pass.
+func TestCompleterLogsAnUnreachableDatabaseOnce(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	var buf syncBuffer
+	c := NewCompleter(pool, &CompleterConfig{Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	c.Start(context.Background())
+	time.Sleep(300 * time.Millisecond)
+	c.Stop()
+	out := buf.String()
+	require.Equal(t, 1, strings.Count(out, `msg="batch fold failed; next pass retries"`), out)
+	require.Contains(t, out, "connection refused")
+}
+
+// syncBuffer is a bytes.Buffer safe for the Completer's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
