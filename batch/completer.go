@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+
+	"github.com/rebound-queue/rebound/internal/failurelog"
 )
 
 // AdvisoryLockKey is the transaction advisory lock a [Completer] holds
@@ -86,7 +88,7 @@ func (c *Completer) Start(ctx context.Context) {
 		defer close(c.done)
 		t := time.NewTicker(c.config.Interval)
 		defer t.Stop()
-		fails := failureLog{logger: c.config.Logger, msg: "batch fold failed; next pass retries", recovered: "batch fold works again"}
+		fails := failurelog.Log{Logger: c.config.Logger, Msg: "batch fold failed; next pass retries", Recovered: "batch fold works again"}
 		for {
 			select {
 			case <-ctx.Done():
@@ -94,7 +96,7 @@ func (c *Completer) Start(ctx context.Context) {
 			case <-t.C:
 			}
 			if _, err := c.Fold(ctx); ctx.Err() == nil {
-				fails.observe(ctx, time.Now(), err)
+				fails.Observe(ctx, time.Now(), err)
 			}
 		}
 	}()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rebound-queue/rebound/internal/failurelog"
 )
 
 // listenLoop keeps a dedicated connection LISTENing on NotifyChannel and
@@ -120,7 +122,7 @@ func (b *Breaker) refreshLoop(ctx context.Context) {
 	t := time.NewTicker(b.cfg.RefreshInterval)
 	defer t.Stop()
 	lastFull := b.now()
-	fails := failureLog{logger: b.logger, msg: "breaker: refresh", recovered: "breaker: refresh works again"}
+	fails := failurelog.Log{Logger: b.logger, Msg: "breaker: refresh", Recovered: "breaker: refresh works again"}
 	for {
 		full := false
 		select {
@@ -138,7 +140,7 @@ func (b *Breaker) refreshLoop(ctx context.Context) {
 			lastFull = b.now()
 		}
 		if err := b.refresh(ctx, full); ctx.Err() == nil {
-			fails.observe(ctx, b.now(), err)
+			fails.Observe(ctx, b.now(), err)
 		}
 		b.views.Range(func(_, val any) bool {
 			v := val.(*keyView)

@@ -1,4 +1,4 @@
-package batch
+package failurelog_test
 
 import (
 	"bytes"
@@ -6,18 +6,17 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/failurelog"
 )
 
-// TestFailureLogHoldsBackRepeats feeds failureLog passes a second apart and
+// TestHoldsBackRepeats feeds a Log passes a second apart and
 // checks every line it writes, exactly.
-func TestFailureLogHoldsBackRepeats(t *testing.T) {
+func TestHoldsBackRepeats(t *testing.T) {
 	t.Parallel()
 	down := errors.New("database \"x\" does not exist")
 	type pass struct {
@@ -68,10 +67,10 @@ func TestFailureLogHoldsBackRepeats(t *testing.T) {
 					return a
 				},
 			}))
-			f := failureLog{logger: logger, msg: "m", recovered: "r"}
+			f := failurelog.Log{Logger: logger, Msg: "m", Recovered: "r"}
 			start := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
 			for _, p := range tt.passes {
-				f.observe(context.Background(), start.Add(p.at), p.err)
+				f.Observe(context.Background(), start.Add(p.at), p.err)
 			}
 			var got []string
 			if s := strings.TrimSpace(buf.String()); s != "" {
@@ -80,40 +79,4 @@ func TestFailureLogHoldsBackRepeats(t *testing.T) {
 			require.Equal(t, tt.want, got)
 		})
 	}
-}
-
-// TestCompleterLogsAnUnreachableDatabaseOnce runs a Completer against a
-// port where no PostgreSQL listens (every fold fails to connect) for about
-// 30 passes: one warning, not one a pass.
-func TestCompleterLogsAnUnreachableDatabaseOnce(t *testing.T) {
-	t.Parallel()
-	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	var buf syncBuffer
-	c := NewCompleter(pool, &CompleterConfig{Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
-	c.Start(context.Background())
-	time.Sleep(300 * time.Millisecond)
-	c.Stop()
-	out := buf.String()
-	require.Equal(t, 1, strings.Count(out, `msg="batch fold failed; next pass retries"`), out)
-	require.Contains(t, out, "connection refused")
-}
-
-// syncBuffer is a bytes.Buffer safe for the Completer's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
