@@ -49,15 +49,26 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 	}
 	stream := streamLines(kind, o.file, r)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// A bad line closes abort rather than cancelling ctx: the copying
+	// goroutine then ends its transaction with a ROLLBACK the server has
+	// answered before the process exits, so no lock or half-copied batch
+	// outlives it. A cancelled ctx (an interrupt) drops the connection
+	// instead, and the server aborts the transaction when it sees that.
+	abort := make(chan struct{})
+	var aborted bool
+	stopCopying := func() {
+		if !aborted {
+			aborted = true
+			close(abort)
+		}
+	}
 	batches := make(chan []line, copyBatchesAhead)
 	commit := make(chan bool, 1)
 	stopped := make(chan struct{})
 	var out copyOutcome
 	go func() {
 		defer close(stopped)
-		out = copyBatches(ctx, registry, kind.Name, opts, batches, commit, stream, stderr)
+		out = copyBatches(ctx, registry, kind.Name, opts, batches, abort, commit, stream, stderr)
 	}()
 	send := func(b []line) {
 		select {
@@ -74,7 +85,7 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 	for c := stream.next(); c != nil; c = stream.next() {
 		tally.add(c)
 		if tally.bad > 0 {
-			cancel() // nothing will be committed; read on to count the bad lines
+			stopCopying() // nothing will be committed; read on to count the bad lines
 			continue
 		}
 		total += len(c.lines)
@@ -96,7 +107,7 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 	close(batches)
 	commit <- inputErr == nil
 	if inputErr != nil {
-		cancel()
+		stopCopying()
 	}
 	<-stopped
 	if inputErr != nil {
@@ -110,10 +121,11 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 
 // copyBatches connects, opens a transaction and copies every batch it is
 // sent into it with InsertManyFastTx; once batches is closed it commits if
-// commit says so, and otherwise rolls back. A progress bar is drawn on
+// commit says so, and otherwise rolls back. Once abort is closed it copies
+// nothing more and rolls back (a COPY already sent runs to its end first). A progress bar is drawn on
 // stderr when it is a terminal and the input has at least
 // progressThreshold lines.
-func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, opts *river.InsertOpts, batches <-chan []line, commit <-chan bool, stream *lineStream, stderr io.Writer) copyOutcome {
+func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, opts *river.InsertOpts, batches <-chan []line, abort <-chan struct{}, commit <-chan bool, stream *lineStream, stderr io.Writer) copyOutcome {
 	pool, client, err := connectForInsert(ctx, registry)
 	if err != nil {
 		return copyOutcome{err: err}
@@ -135,7 +147,14 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 				ok bool
 			)
 			select {
+			case <-abort:
+				return errInputRefused
+			default:
+			}
+			select {
 			case b, ok = <-batches:
+			case <-abort:
+				return errInputRefused
 			case <-ctx.Done():
 				return ctx.Err()
 			}
