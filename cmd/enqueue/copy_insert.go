@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -126,7 +128,7 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 // stderr when it is a terminal and the input has at least
 // progressThreshold lines.
 func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, opts *river.InsertOpts, batches <-chan []line, abort <-chan struct{}, commit <-chan bool, stream *lineStream, stderr io.Writer) copyOutcome {
-	pool, client, err := connectForInsert(ctx, registry)
+	pool, client, err := connectForInsert(ctx, registry, &copyTurnstile{})
 	if err != nil {
 		return copyOutcome{err: err}
 	}
@@ -140,7 +142,39 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 	terminal := cli.IsTerminal(stderr)
 	start := time.Now()
 	out.err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		params := make([]river.InsertManyParams, 0, copyBatchSize)
+		var (
+			wg       sync.WaitGroup
+			failed   atomic.Bool
+			after    = closedTurn
+			inFlight []*batchInsert // at most 2: one copying, the next being prepared
+		)
+		defer wg.Wait() // nothing may use tx once this returns (BeginFunc then rolls back or commits)
+		finish := func(bi *batchInsert) error {
+			<-bi.left
+			out.inserted += bi.n
+			if bi.err != nil {
+				return bi.err
+			}
+			if terminal && !sure {
+				total, known := int(stream.total.Load()), stream.totalKnown.Load()
+				switch {
+				case known && total < progressThreshold:
+					terminal = false // too few lines for a bar
+				case bar == nil:
+					bar = newInsertBar(stderr, kindName, -1)
+					fallthrough
+				default:
+					if known {
+						bar.ChangeMax(total)
+						sure = true
+					}
+				}
+			}
+			if bar != nil {
+				_ = bar.Add(len(bi.lines))
+			}
+			return nil
+		}
 		for {
 			var (
 				b  []line
@@ -161,32 +195,19 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 			if !ok {
 				break
 			}
-			params = params[:0]
-			for _, l := range b {
-				params = append(params, river.InsertManyParams{Args: l.args, InsertOpts: opts})
-			}
-			n, err := client.InsertManyFastTx(ctx, tx, params)
-			out.inserted += n
-			if err != nil {
-				return fmt.Errorf("insert lines %d-%d: %w", b[0].number, b[len(b)-1].number, err)
-			}
-			if terminal && !sure {
-				total, known := int(stream.total.Load()), stream.totalKnown.Load()
-				switch {
-				case known && total < progressThreshold:
-					terminal = false // too few lines for a bar
-				case bar == nil:
-					bar = newInsertBar(stderr, kindName, -1)
-					fallthrough
-				default:
-					if known {
-						bar.ChangeMax(total)
-						sure = true
-					}
+			bi := startBatchInsert(ctx, &wg, client, tx, opts, b, after, &failed)
+			after = bi.left
+			inFlight = append(inFlight, bi)
+			if len(inFlight) == 2 {
+				if err := finish(inFlight[0]); err != nil {
+					return err
 				}
+				inFlight = inFlight[1:]
 			}
-			if bar != nil {
-				_ = bar.Add(len(b))
+		}
+		for _, bi := range inFlight {
+			if err := finish(bi); err != nil {
+				return err
 			}
 		}
 		if !<-commit {
@@ -199,4 +220,45 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 		_ = bar.Finish()
 	}
 	return out
+}
+
+// closedTurn is the turn of the first batch: nothing to wait for.
+var closedTurn = func() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// batchInsert is one batch's InsertManyFastTx, running on a goroutine of
+// its own (see copyTurnstile). Its n and err are set once left is closed.
+type batchInsert struct {
+	lines []line
+	n     int
+	err   error
+	left  chan struct{}
+}
+
+// startBatchInsert starts InsertManyFastTx of b into tx on a new goroutine
+// counted by wg. It copies once the batch before has left the transaction
+// (after is closed), and not at all when a batch before failed (failed):
+// it then returns errEarlierBatchFailed. Any error sets failed.
+func startBatchInsert(ctx context.Context, wg *sync.WaitGroup, client *river.Client[pgx.Tx], tx pgx.Tx, opts *river.InsertOpts, b []line, after <-chan struct{}, failed *atomic.Bool) *batchInsert {
+	bi := &batchInsert{lines: b, left: make(chan struct{})}
+	params := make([]river.InsertManyParams, len(b))
+	for i, l := range b {
+		params[i] = river.InsertManyParams{Args: l.args, InsertOpts: opts}
+	}
+	wg.Go(func() {
+		defer close(bi.left)
+		n, err := client.InsertManyFastTx(withCopyTurn(ctx, &copyTurn{after: after, failed: failed}), tx, params)
+		bi.n = n
+		switch {
+		case errors.Is(err, errEarlierBatchFailed):
+			bi.err = err
+		case err != nil:
+			failed.Store(true)
+			bi.err = fmt.Errorf("insert lines %d-%d: %w", b[0].number, b[len(b)-1].number, err)
+		}
+	})
+	return bi
 }

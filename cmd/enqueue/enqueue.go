@@ -406,8 +406,8 @@ func displayName(path string) string {
 // connectForInsert opens a small pool (2 connections) on DATABASE_URL,
 // checks that the database is migrated, and returns a River client that
 // inserts through registry's insert middleware (operation key stamped, args
-// checked). The caller closes the pool.
-func connectForInsert(ctx context.Context, registry *jobs.Registry) (*pgxpool.Pool, *river.Client[pgx.Tx], error) {
+// checked), then through extra, innermost last. The caller closes the pool.
+func connectForInsert(ctx context.Context, registry *jobs.Registry, extra ...rivertype.Middleware) (*pgxpool.Pool, *river.Client[pgx.Tx], error) {
 	pool, err := cli.Connect(ctx, func(c *pgxpool.Config) { c.MaxConns = 2 })
 	if err != nil {
 		return nil, nil, err
@@ -421,7 +421,7 @@ func connectForInsert(ctx context.Context, registry *jobs.Registry) (*pgxpool.Po
 		return nil, nil, err
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Middleware: []rivertype.Middleware{registry.InsertMiddleware()},
+		Middleware: append([]rivertype.Middleware{registry.InsertMiddleware()}, extra...),
 	})
 	if err != nil {
 		pool.Close()

@@ -59,8 +59,10 @@ END $$;
 CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCTION refuse_boom();`)
 	require.NoError(t, err)
 
+	ok := `{"url": "http://127.0.0.1:9/ok"}`
 	tests := []struct {
 		name    string
+		first   string // the first line, when not manyLines'
 		last    string
 		wantErr string
 	}{
@@ -70,9 +72,17 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 			wantErr: fmt.Sprintf("line %d: invalid args: args.url: contains invalid UTF-8 (byte 0xe9), which PostgreSQL cannot store (nothing inserted)", fastPathLines)},
 		{name: "refused by the database in the third batch", last: `{"url": "http://127.0.0.1:9/boom"}`,
 			wantErr: fmt.Sprintf("enqueue: insert lines %d-%d: ERROR: boom refused", 2*copyBatchSize+1, fastPathLines)},
+		// The second batch is being prepared, or waits to be copied, when
+		// the first fails: it copies nothing and the first's error is told.
+		{name: "refused by the database in the first batch", first: `{"url": "http://127.0.0.1:9/boom"}`, last: ok,
+			wantErr: fmt.Sprintf("enqueue: insert lines 1-%d: ERROR: boom refused", copyBatchSize)},
 	}
 	for _, tt := range tests {
-		res := proctest.Run(t, env, "enqueue", "http_request", "--file", writeFile(t, manyLines(fastPathLines, tt.last)))
+		input := manyLines(fastPathLines, tt.last)
+		if tt.first != "" {
+			input = tt.first + "\n" + manyLines(fastPathLines-1, tt.last)
+		}
+		res := proctest.Run(t, env, "enqueue", "http_request", "--file", writeFile(t, input))
 		require.Equal(t, 1, res.ExitCode, "%s: %s", tt.name, res.Stderr)
 		require.Contains(t, res.Stderr, tt.wantErr, tt.name)
 		require.Contains(t, res.Stderr, "(nothing inserted)", tt.name)
@@ -84,10 +94,11 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 // The fast path and --json insert the same rows: the same args, metadata
 // (operation key stamped), kind, queue, priority, max attempts, state and
 // tags; --json prints every inserted ID, and the fast path says how many
-// without IDs.
+// without IDs. The input spans three COPY batches, whose rows come in the
+// input's order.
 func TestFastPathAndJSONInsertIdenticalRows(t *testing.T) {
 	t.Parallel()
-	const n = 3000
+	const n = fastPathLines
 	file := writeFile(t, manyLines(n, `{"url": "http://127.0.0.1:9/last", "method": "PUT", "headers": {"X-A": "1"}, "timeout_seconds": 2.5}`))
 	flags := []string{"--queue", "webhooks", "--priority", "3", "--max-attempts", "9"}
 	rows := func(db *dbtest.Database) []string {
@@ -108,7 +119,7 @@ FROM river_job ORDER BY id`)
 	fastDB := dbtest.New(t)
 	fast := proctest.Run(t, []string{"DATABASE_URL=" + fastDB.URL}, "enqueue", append([]string{"http_request", "--file", file}, flags...)...)
 	require.Equal(t, 0, fast.ExitCode, fast.Stderr)
-	require.Regexp(t, fmt.Sprintf(`^inserted %d http_request job\(s\) into queue webhooks\n$`, n), fast.Stdout)
+	require.Regexp(t, fmt.Sprintf(`^inserted %d http_request job\(s\) into queue webhooks( in [0-9.]+m?s)?\n$`, n), fast.Stdout)
 
 	jsonDB := dbtest.New(t)
 	withIDs := proctest.Run(t, []string{"DATABASE_URL=" + jsonDB.URL}, "enqueue", append([]string{"http_request", "--file", file, "--json"}, flags...)...)
