@@ -56,6 +56,11 @@ type Round struct {
 	// its listener before it fetches; a plain River client only starts).
 	// Zero where not measured.
 	Start time.Duration `json:",omitempty"`
+	// DBCPU is the PostgreSQL server's CPU time (user + system, all its
+	// processes) over Elapsed, where the server runs on this machine and
+	// /proc shows it; zero where not measured. It counts everything the
+	// server did meanwhile, so it is only meaningful on a quiet server.
+	DBCPU time.Duration `json:",omitempty"`
 }
 
 // JobsPerSecond is Jobs / Elapsed.
@@ -63,6 +68,10 @@ func (r Round) JobsPerSecond() float64 { return float64(r.Jobs) / r.Elapsed.Seco
 
 // CPUPerJob is the process's CPU time per job, in microseconds.
 func (r Round) CPUPerJob() float64 { return float64(r.CPU.Microseconds()) / float64(r.Jobs) }
+
+// DBCPUPerJob is the PostgreSQL server's CPU time per job, in
+// microseconds; 0 where not measured.
+func (r Round) DBCPUPerJob() float64 { return float64(r.DBCPU.Microseconds()) / float64(r.Jobs) }
 
 // Summary is the median and spread of one figure of one side.
 type Summary struct {
@@ -80,6 +89,18 @@ func summarize(v []float64) Summary {
 		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
 	return Summary{Median: med, Min: s[0], Max: s[len(s)-1]}
+}
+
+// DBOf returns the summary of the PostgreSQL server's CPU µs/job of side
+// in rounds, and false when no round of side measured it.
+func DBOf(rounds []Round, side Side) (Summary, bool) {
+	var cpu []float64
+	for _, r := range rounds {
+		if r.Side == side && r.DBCPU > 0 {
+			cpu = append(cpu, r.DBCPUPerJob())
+		}
+	}
+	return summarize(cpu), len(cpu) > 0
 }
 
 // Of returns the summaries of jobs/s and CPU µs/job of side in rounds.

@@ -27,6 +27,11 @@ const (
 	// SideInsertManyFast is River's InsertManyFast (COPY FROM) called
 	// directly by a plain River client, with the args already built.
 	SideInsertManyFast Side = "InsertManyFast"
+	// SideInsertManyFastKeyed is the same InsertManyFast call with each
+	// job's operation key already in its metadata, as rebound's insert
+	// middleware stamps it: the rows enqueue stores, byte for byte, so what
+	// separates it from the enqueue side is enqueue's code alone.
+	SideInsertManyFastKeyed Side = "InsertManyFast, keyed"
 	// SideEnqueue is the enqueue binary run as a subprocess: enqueue
 	// http_request --file PATH.
 	SideEnqueue Side = "enqueue --file"
@@ -36,7 +41,7 @@ const (
 )
 
 // insertSides are the insert scenario's sides, in the order of odd rounds.
-var insertSides = []Side{SideInsertManyFast, SideEnqueue, SideEnqueueJSON}
+var insertSides = []Side{SideInsertManyFast, SideInsertManyFastKeyed, SideEnqueue, SideEnqueueJSON}
 
 // InsertConfig sets the insert scenario: N http_request jobs inserted by
 // the enqueue binary from an NDJSON file against River's InsertManyFast
@@ -86,9 +91,14 @@ type InsertReport struct {
 
 // Ratio is side's median jobs/s over InsertManyFast's (1 means as fast as
 // River's COPY path called directly; 0 when a median is missing).
-func (r *InsertReport) Ratio(side Side) float64 {
+func (r *InsertReport) Ratio(side Side) float64 { return r.RatioTo(side, SideInsertManyFast) }
+
+// RatioTo is side's median jobs/s over base's (0 when a median is
+// missing). RatioTo(SideEnqueue, SideInsertManyFastKeyed) compares enqueue
+// with River's COPY path storing the very same rows.
+func (r *InsertReport) RatioTo(side, base Side) float64 {
 	s, _ := Of(r.Rounds, side)
-	f, _ := Of(r.Rounds, SideInsertManyFast)
+	f, _ := Of(r.Rounds, base)
 	if f.Median == 0 {
 		return 0
 	}
@@ -155,24 +165,39 @@ func RunInsert(ctx context.Context, pool *pgxpool.Pool, databaseURL string, cfg 
 	}
 	rep := &InsertReport{Config: cfg, Machine: machine(ctx, pool), FileBytes: st.Size()}
 
-	// River's side inserts the same args, built before the clock starts.
-	kind, err := jobs.Builtin().Lookup(jobs.KindHTTPRequest)
+	// River's sides insert the same args, built before the clock starts;
+	// the keyed side's metadata holds the operation key rebound's insert
+	// middleware would stamp ({"operation_key":"127.0.0.1:9"}).
+	registry := jobs.Builtin()
+	kind, err := registry.Lookup(jobs.KindHTTPRequest)
 	if err != nil {
 		return nil, err
 	}
 	params := make([]river.InsertManyParams, cfg.Lines)
+	keyed := make([]river.InsertManyParams, cfg.Lines)
 	for i := range params {
-		args, err := kind.Parse([]byte(insertLine(i)))
+		line := []byte(insertLine(i))
+		args, err := kind.Parse(line)
 		if err != nil {
 			return nil, fmt.Errorf("insert scenario: line %d: %w", i+1, err)
 		}
+		encoded, err := json.Marshal(args)
+		if err != nil {
+			return nil, err
+		}
+		metadata, err := json.Marshal(map[string]string{jobs.MetadataOperationKey: registry.OperationKey(kind.Name, encoded, nil)})
+		if err != nil {
+			return nil, err
+		}
 		params[i] = river.InsertManyParams{Args: args}
+		keyed[i] = river.InsertManyParams{Args: args, InsertOpts: &river.InsertOpts{Metadata: metadata}}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err
 	}
 
+	db := newDBCPU(ctx, pool)
 	for n := 1; n <= cfg.Rounds; n++ {
 		for i := range insertSides {
 			side := insertSides[(i+n-1)%len(insertSides)]
@@ -181,13 +206,17 @@ func RunInsert(ctx context.Context, pool *pgxpool.Pool, databaseURL string, cfg 
 			}
 			roundCtx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 			var r Round
+			db0, dbOK := db.read()
 			switch side {
 			case SideInsertManyFast:
 				r, err = insertManyFastRound(roundCtx, client, params)
+			case SideInsertManyFastKeyed:
+				r, err = insertManyFastRound(roundCtx, client, keyed)
 			default:
 				r, err = enqueueRound(roundCtx, pool, bin, databaseURL, path, cfg.Lines, side == SideEnqueueJSON)
 			}
 			cancel()
+			r.DBCPU = db.since(db0, dbOK)
 			if err == nil {
 				err = checkRowCount(ctx, pool, cfg.Lines)
 			}
@@ -197,7 +226,7 @@ func RunInsert(ctx context.Context, pool *pgxpool.Pool, databaseURL string, cfg 
 			r.Number, r.Side, r.Jobs = n, side, cfg.Lines
 			rep.Rounds = append(rep.Rounds, r)
 			if progress != nil {
-				fmt.Fprintf(progress, "round %d %-22s %7.3f s %8.0f jobs/s %7.1f µs CPU/job\n", n, side, r.Elapsed.Seconds(), r.JobsPerSecond(), r.CPUPerJob())
+				fmt.Fprintf(progress, "round %d %-22s %7.3f s %8.0f jobs/s %7.1f µs CPU/job%s\n", n, side, r.Elapsed.Seconds(), r.JobsPerSecond(), r.CPUPerJob(), dbCPUNote(r))
 			}
 		}
 	}

@@ -15,6 +15,11 @@ func (rep *InsertReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "insert: %d http_request jobs per round (NDJSON file of %d bytes), %d rounds per side, rotating which side goes first; enqueue runs as a subprocess (%s)\n",
 		c.Lines, rep.FileBytes, c.Rounds, c.EnqueueBin)
 	writeMachine(w, m)
+	header := []string{"SIDE", "SECONDS (MEDIAN)", "SECONDS (MIN-MAX)", "JOBS/S (MEDIAN)", "JOBS/S (MIN-MAX)", "CPU µS/JOB (MEDIAN)", "CPU µS/JOB (MIN-MAX)"}
+	_, withDB := DBOf(rep.Rounds, SideInsertManyFast)
+	if withDB {
+		header = append(header, "POSTGRESQL CPU µS/JOB (MEDIAN)", "POSTGRESQL CPU µS/JOB (MIN-MAX)")
+	}
 	var rows [][]string
 	for _, side := range insertSides {
 		rate, cpu := Of(rep.Rounds, side)
@@ -25,16 +30,25 @@ func (rep *InsertReport) WriteTable(w io.Writer) error {
 			}
 		}
 		s := summarize(secs)
-		rows = append(rows, []string{string(side),
+		row := []string{string(side),
 			fmt.Sprintf("%.3f", s.Median), fmt.Sprintf("%.3f-%.3f", s.Min, s.Max),
 			fmt.Sprintf("%.0f", rate.Median), fmt.Sprintf("%.0f-%.0f", rate.Min, rate.Max),
-			fmt.Sprintf("%.1f", cpu.Median), fmt.Sprintf("%.1f-%.1f", cpu.Min, cpu.Max)})
+			fmt.Sprintf("%.1f", cpu.Median), fmt.Sprintf("%.1f-%.1f", cpu.Min, cpu.Max)}
+		if withDB {
+			db, _ := DBOf(rep.Rounds, side)
+			row = append(row, fmt.Sprintf("%.1f", db.Median), fmt.Sprintf("%.1f-%.1f", db.Min, db.Max))
+		}
+		rows = append(rows, row)
 	}
-	if err := cli.Table(w, []string{"SIDE", "SECONDS (MEDIAN)", "SECONDS (MIN-MAX)", "JOBS/S (MEDIAN)", "JOBS/S (MIN-MAX)", "CPU µS/JOB (MEDIAN)", "CPU µS/JOB (MIN-MAX)"}, rows); err != nil {
+	if err := cli.Table(w, header, rows); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "ratio to InsertManyFast (median jobs/s; 1 = as fast): enqueue --file %.3f, enqueue --file --json %.3f\n",
-		rep.Ratio(SideEnqueue), rep.Ratio(SideEnqueueJSON))
+	if _, err := fmt.Fprintf(w, "ratio to InsertManyFast (median jobs/s; 1 = as fast): enqueue --file %.3f, enqueue --file --json %.3f, InsertManyFast keyed %.3f\n",
+		rep.Ratio(SideEnqueue), rep.Ratio(SideEnqueueJSON), rep.Ratio(SideInsertManyFastKeyed)); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "ratio to InsertManyFast keyed (the same rows as enqueue's): enqueue --file %.3f, enqueue --file --json %.3f\n",
+		rep.RatioTo(SideEnqueue, SideInsertManyFastKeyed), rep.RatioTo(SideEnqueueJSON, SideInsertManyFastKeyed))
 	return err
 }
 

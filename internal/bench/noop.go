@@ -103,6 +103,7 @@ func (w *noopWorker) Work(context.Context, *river.Job[noopArgs]) error {
 func RunNoop(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig, progress io.Writer) (*NoopReport, error) {
 	cfg = cfg.withDefaults()
 	rep := &NoopReport{Config: cfg, Machine: machine(ctx, pool), PoolSize: int(pool.Config().MaxConns)}
+	db := newDBCPU(ctx, pool)
 	for n := 1; n <= cfg.Rounds; n++ {
 		order := []Side{SideRiver, SideRebound}
 		if n%2 == 0 {
@@ -115,9 +116,9 @@ func RunNoop(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig, progress i
 			var r Round
 			var err error
 			if side == SideRiver {
-				r, err = noopRiverRound(ctx, pool, cfg)
+				r, err = noopRiverRound(ctx, pool, cfg, db)
 			} else {
-				r, err = noopReboundRound(ctx, pool, cfg)
+				r, err = noopReboundRound(ctx, pool, cfg, db)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("round %d, %s: %w", n, side, err)
@@ -125,7 +126,7 @@ func RunNoop(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig, progress i
 			r.Number = n
 			rep.Rounds = append(rep.Rounds, r)
 			if progress != nil {
-				fmt.Fprintf(progress, "round %d %-7s %8.0f jobs/s %7.1f µs CPU/job  (start %s)\n", n, side, r.JobsPerSecond(), r.CPUPerJob(), r.Start.Round(time.Millisecond))
+				fmt.Fprintf(progress, "round %d %-7s %8.0f jobs/s %7.1f µs CPU/job%s  (start %s)\n", n, side, r.JobsPerSecond(), r.CPUPerJob(), dbCPUNote(r), r.Start.Round(time.Millisecond))
 			}
 		}
 	}
@@ -142,8 +143,10 @@ func noopInsertParams(n int) []river.InsertManyParams {
 }
 
 // measure starts the side with start, waits until done counts cfg.Jobs, and
-// returns the round's wall and CPU time up to there.
-func measure(ctx context.Context, cfg NoopConfig, side Side, done *atomic.Int64, start func() error) (Round, error) {
+// returns the round's wall and CPU time up to there (and PostgreSQL's, when
+// db reads it).
+func measure(ctx context.Context, cfg NoopConfig, db *dbCPU, side Side, done *atomic.Int64, start func() error) (Round, error) {
+	db0, dbOK := db.read()
 	cpu0, t0 := processCPU(), time.Now()
 	// Every goroutine the side starts carries the label side=<side>, so a
 	// --cpuprofile splits by side: go tool pprof -tagfocus side=rebound.
@@ -163,11 +166,13 @@ func measure(ctx context.Context, cfg NoopConfig, side Side, done *atomic.Int64,
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return Round{Side: side, Jobs: cfg.Jobs, Elapsed: time.Since(t0), CPU: processCPU() - cpu0, Start: started}, nil
+	r := Round{Side: side, Jobs: cfg.Jobs, Elapsed: time.Since(t0), CPU: processCPU() - cpu0, Start: started}
+	r.DBCPU = db.since(db0, dbOK)
+	return r, nil
 }
 
 // noopRiverRound works cfg.Jobs no-op jobs with a plain River client.
-func noopRiverRound(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig) (Round, error) {
+func noopRiverRound(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig, db *dbCPU) (Round, error) {
 	done := &atomic.Int64{}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &noopWorker{done: done})
@@ -184,7 +189,7 @@ func noopRiverRound(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig) (Ro
 	if _, err := client.InsertManyFast(ctx, noopInsertParams(cfg.Jobs)); err != nil {
 		return Round{}, err
 	}
-	r, err := measure(ctx, cfg, SideRiver, done, func() error { return client.Start(ctx) })
+	r, err := measure(ctx, cfg, db, SideRiver, done, func() error { return client.Start(ctx) })
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	return r, errors.Join(err, client.Stop(stopCtx))
@@ -195,7 +200,7 @@ func noopRiverRound(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig) (Ro
 // dead-letter reconciliation and breaker listener, on a Prometheus
 // registry of its own. The jobs are inserted through the pod, as rebound's
 // producers insert them (operation key stamped).
-func noopReboundRound(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig) (Round, error) {
+func noopReboundRound(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig, db *dbCPU) (Round, error) {
 	done := &atomic.Int64{}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &noopWorker{done: done})
@@ -214,7 +219,7 @@ func noopReboundRound(ctx context.Context, pool *pgxpool.Pool, cfg NoopConfig) (
 	if _, err := pod.Client().InsertManyFast(ctx, noopInsertParams(cfg.Jobs)); err != nil {
 		return Round{}, errors.Join(err, pod.Stop(ctx))
 	}
-	r, err := measure(ctx, cfg, SideRebound, done, func() error { return pod.Start(ctx) })
+	r, err := measure(ctx, cfg, db, SideRebound, done, func() error { return pod.Start(ctx) })
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	return r, errors.Join(err, pod.Stop(stopCtx))

@@ -23,10 +23,11 @@ type svgPanel[R plotRound] struct {
 }
 
 // sideColors colour each side's line: the baseline blue, rebound's side
-// (or the enqueue being measured) red, the third side green.
+// (or the enqueue being measured) red, the third side green, the keyed
+// InsertManyFast purple.
 var sideColors = map[Side]string{
 	SideRiver: "#1f77b4", SideRebound: "#d62728", SideReboundNoBreaker: "#2ca02c",
-	SideInsertManyFast: "#1f77b4", SideEnqueue: "#d62728", SideEnqueueJSON: "#2ca02c",
+	SideInsertManyFast: "#1f77b4", SideInsertManyFastKeyed: "#9467bd", SideEnqueue: "#d62728", SideEnqueueJSON: "#2ca02c",
 }
 
 // writeRoundsSVG draws one panel per entry of panels, side by side: the

@@ -14,19 +14,35 @@ func (rep *NoopReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "no-op jobs: %d per round, %d rounds per side, alternating; MaxWorkers %d, FetchCooldown %s, FetchPollInterval %s, pool %d connections\n",
 		c.Jobs, c.Rounds, c.Workers, c.FetchCooldown, c.FetchPollInterval, rep.PoolSize)
 	writeMachine(w, m)
+	header := []string{"SIDE", "JOBS/S (MEDIAN)", "JOBS/S (MIN-MAX)", "CPU µS/JOB (MEDIAN)", "CPU µS/JOB (MIN-MAX)"}
+	riverDB, withDB := DBOf(rep.Rounds, SideRiver)
+	if withDB {
+		header = append(header, "POSTGRESQL CPU µS/JOB (MEDIAN)", "POSTGRESQL CPU µS/JOB (MIN-MAX)")
+	}
 	var rows [][]string
 	for _, side := range []Side{SideRiver, SideRebound} {
 		rate, cpu := Of(rep.Rounds, side)
-		rows = append(rows, []string{string(side),
+		row := []string{string(side),
 			fmt.Sprintf("%.0f", rate.Median), fmt.Sprintf("%.0f-%.0f", rate.Min, rate.Max),
-			fmt.Sprintf("%.1f", cpu.Median), fmt.Sprintf("%.1f-%.1f", cpu.Min, cpu.Max)})
+			fmt.Sprintf("%.1f", cpu.Median), fmt.Sprintf("%.1f-%.1f", cpu.Min, cpu.Max)}
+		if withDB {
+			db, _ := DBOf(rep.Rounds, side)
+			row = append(row, fmt.Sprintf("%.1f", db.Median), fmt.Sprintf("%.1f-%.1f", db.Min, db.Max))
+		}
+		rows = append(rows, row)
 	}
-	if err := cli.Table(w, []string{"SIDE", "JOBS/S (MEDIAN)", "JOBS/S (MIN-MAX)", "CPU µS/JOB (MEDIAN)", "CPU µS/JOB (MIN-MAX)"}, rows); err != nil {
+	if err := cli.Table(w, header, rows); err != nil {
 		return err
 	}
 	rate, cpu := rep.Ratio()
-	_, err := fmt.Fprintf(w, "ratio rebound/river: jobs/s %.3f, CPU per job %.3f (river's CPU per job / rebound's; 1 = no overhead)\n", rate, cpu)
-	return err
+	if _, err := fmt.Fprintf(w, "ratio rebound/river: jobs/s %.3f, CPU per job %.3f (river's CPU per job / rebound's; 1 = no overhead)\n", rate, cpu); err != nil {
+		return err
+	}
+	if reboundDB, ok := DBOf(rep.Rounds, SideRebound); withDB && ok {
+		_, err := fmt.Fprintf(w, "PostgreSQL's CPU per job, river's / rebound's: %.3f\n", ratio(riverDB.Median, reboundDB.Median))
+		return err
+	}
+	return nil
 }
 
 // WriteSVG draws rep as an SVG image: jobs/s per round (left) and CPU µs

@@ -1,0 +1,113 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/procfs"
+)
+
+// dbCPU reads the CPU time the PostgreSQL server has used, when it runs on
+// this machine and /proc shows its processes: the postmaster's own, every
+// live child's (backends, WAL writer, checkpointer, autovacuum...) and the
+// children it has reaped (the postmaster's cutime and cstime, where a
+// backend's CPU goes when its connection closes, as the enqueue
+// subprocess's does). The whole server is counted, so anything else it
+// serves during a round counts too: read it on a quiet server.
+type dbCPU struct {
+	fs         procfs.FS
+	postmaster int
+}
+
+// newDBCPU finds the server's postmaster from the PID of one of pool's
+// backends: nil when the server is not a local process whose /proc entries
+// this process can read (a remote server, a container, another PID
+// namespace), and then no round reports PostgreSQL's CPU.
+func newDBCPU(ctx context.Context, pool *pgxpool.Pool) *dbCPU {
+	var backend int
+	if err := pool.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		return nil
+	}
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return nil
+	}
+	proc, err := fs.Proc(backend)
+	if err != nil {
+		return nil
+	}
+	st, err := proc.Stat()
+	if err != nil || st.Comm != "postgres" {
+		return nil // a PID of another machine's, or of no process here
+	}
+	parent, err := fs.Proc(st.PPID)
+	if err != nil {
+		return nil
+	}
+	pst, err := parent.Stat()
+	if err != nil || pst.Comm != "postgres" {
+		return nil
+	}
+	d := &dbCPU{fs: fs, postmaster: st.PPID}
+	if _, ok := d.read(); !ok {
+		return nil
+	}
+	return d
+}
+
+// read returns the server's CPU time so far (user + system), false when
+// /proc could not be read. A nil d reads nothing.
+func (d *dbCPU) read() (time.Duration, bool) {
+	if d == nil {
+		return 0, false
+	}
+	procs, err := d.fs.AllProcs()
+	if err != nil {
+		return 0, false
+	}
+	var ticks int64
+	found := false
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err != nil {
+			continue // it exited meanwhile: its CPU is in the postmaster's cutime
+		}
+		switch {
+		case st.PID == d.postmaster:
+			ticks += int64(st.UTime) + int64(st.STime) + int64(st.CUTime) + int64(st.CSTime)
+			found = true
+		case st.PPID == d.postmaster:
+			ticks += int64(st.UTime) + int64(st.STime)
+		}
+	}
+	if !found {
+		return 0, false
+	}
+	// /proc counts in USER_HZ ticks, 100 a second on Linux (procfs's
+	// CPUTime assumes the same).
+	return time.Duration(ticks) * (time.Second / 100), true
+}
+
+// since is the server's CPU time since from, which d.read returned with
+// ok; 0 when d is nil or /proc could not be read.
+func (d *dbCPU) since(from time.Duration, ok bool) time.Duration {
+	if !ok {
+		return 0
+	}
+	now, ok := d.read()
+	if !ok || now < from {
+		return 0
+	}
+	return now - from
+}
+
+// dbCPUNote is a progress line's note of the server's CPU per job, "" when
+// not measured.
+func dbCPUNote(r Round) string {
+	if r.DBCPU == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" %7.1f µs PostgreSQL CPU/job", r.DBCPUPerJob())
+}
