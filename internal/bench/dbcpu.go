@@ -2,9 +2,12 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/procfs"
 )
@@ -110,4 +113,21 @@ func dbCPUNote(r Round) string {
 		return ""
 	}
 	return fmt.Sprintf(" %7.1f µs PostgreSQL CPU/job", r.DBCPUPerJob())
+}
+
+// checkpointer runs CHECKPOINT before a round, until the server refuses it
+// for want of privilege (superuser or, from PostgreSQL 15, pg_checkpoint),
+// after which it does nothing: the rounds are then only less steady.
+type checkpointer struct{ refused bool }
+
+func (c *checkpointer) run(ctx context.Context, pool *pgxpool.Pool) error {
+	if c.refused {
+		return nil
+	}
+	_, err := pool.Exec(ctx, "CHECKPOINT")
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok && pgErr.Code == pgerrcode.InsufficientPrivilege {
+		c.refused = true
+		return nil
+	}
+	return err
 }

@@ -15,6 +15,11 @@ func (rep *InsertReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "insert: %d http_request jobs per round (NDJSON file of %d bytes), %d rounds per side, rotating which side goes first; enqueue runs as a subprocess (%s)\n",
 		c.Lines, rep.FileBytes, c.Rounds, c.EnqueueBin)
 	writeMachine(w, m)
+	if rep.Checkpoints {
+		fmt.Fprintln(w, "each round starts from an empty river_job, right after a CHECKPOINT")
+	} else {
+		fmt.Fprintln(w, "each round starts from an empty river_job (no CHECKPOINT between rounds: the role may not run it, so a round may pay for the WAL of the one before)")
+	}
 	header := []string{"SIDE", "SECONDS (MEDIAN)", "SECONDS (MIN-MAX)", "JOBS/S (MEDIAN)", "JOBS/S (MIN-MAX)", "CPU µS/JOB (MEDIAN)", "CPU µS/JOB (MIN-MAX)"}
 	_, withDB := DBOf(rep.Rounds, SideInsertManyFast)
 	if withDB {
