@@ -40,8 +40,9 @@ const (
 	// with the batches waiting for their COPY (copyBatchesAhead), it bounds
 	// the memory of the fast path whatever the input's size.
 	readAheadChunks = 2 * copyBatchSize / parseChunkLines
-	// copyBatchesAhead is how many COPY batches wait for the one in
-	// progress.
+	// copyBatchesAhead is how many filled COPY batches wait to be taken
+	// while one is copied and the next is being prepared for its COPY
+	// (copyTurnstile): at most copyBatchesAhead + 1 wait in all.
 	copyBatchesAhead = 2
 	// copyGCPercent is the garbage collector's GOGC during the fast path
 	// (Go's default: 100): its live heap is bounded by readAheadChunks and
