@@ -124,8 +124,9 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 // copyBatches connects, opens a transaction and copies every batch it is
 // sent into it with InsertManyFastTx; once batches is closed it commits if
 // commit says so, and otherwise rolls back. Once abort is closed it copies
-// nothing more and rolls back (a COPY already sent runs to its end first). A progress bar is drawn on
-// stderr when it is a terminal and the input has at least
+// nothing more, not even a batch waiting for its turn (copyTurnstile), and
+// rolls back (a COPY already sent runs to its end first). A progress bar is
+// drawn on stderr when it is a terminal and the input has at least
 // progressThreshold lines.
 func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, opts *river.InsertOpts, batches <-chan []line, abort <-chan struct{}, commit <-chan bool, stream *lineStream, stderr io.Writer) copyOutcome {
 	pool, client, err := connectForInsert(ctx, registry, &copyTurnstile{})
@@ -195,7 +196,7 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 			if !ok {
 				break
 			}
-			bi := startBatchInsert(ctx, &wg, client, tx, opts, b, after, &failed)
+			bi := startBatchInsert(ctx, &wg, client, tx, opts, b, after, &failed, abort)
 			after = bi.left
 			inFlight = append(inFlight, bi)
 			if len(inFlight) == 2 {
@@ -240,9 +241,10 @@ type batchInsert struct {
 
 // startBatchInsert starts InsertManyFastTx of b into tx on a new goroutine
 // counted by wg. It copies once the batch before has left the transaction
-// (after is closed), and not at all when a batch before failed (failed):
-// it then returns errEarlierBatchFailed. Any error sets failed.
-func startBatchInsert(ctx context.Context, wg *sync.WaitGroup, client *river.Client[pgx.Tx], tx pgx.Tx, opts *river.InsertOpts, b []line, after <-chan struct{}, failed *atomic.Bool) *batchInsert {
+// (after is closed), and not at all when a batch before failed (failed) or
+// the input was refused (abort is closed): it then returns
+// errEarlierBatchFailed or errCopyingStopped. Any other error sets failed.
+func startBatchInsert(ctx context.Context, wg *sync.WaitGroup, client *river.Client[pgx.Tx], tx pgx.Tx, opts *river.InsertOpts, b []line, after <-chan struct{}, failed *atomic.Bool, abort <-chan struct{}) *batchInsert {
 	bi := &batchInsert{lines: b, left: make(chan struct{})}
 	params := make([]river.InsertManyParams, len(b))
 	for i, l := range b {
@@ -250,10 +252,10 @@ func startBatchInsert(ctx context.Context, wg *sync.WaitGroup, client *river.Cli
 	}
 	wg.Go(func() {
 		defer close(bi.left)
-		n, err := client.InsertManyFastTx(withCopyTurn(ctx, &copyTurn{after: after, failed: failed}), tx, params)
+		n, err := client.InsertManyFastTx(withCopyTurn(ctx, &copyTurn{after: after, failed: failed, abort: abort}), tx, params)
 		bi.n = n
 		switch {
-		case errors.Is(err, errEarlierBatchFailed):
+		case errors.Is(err, errEarlierBatchFailed), errors.Is(err, errCopyingStopped):
 			bi.err = err
 		case err != nil:
 			failed.Store(true)

@@ -88,6 +88,7 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 	tests := []struct {
 		name      string
 		batches   []string
+		abort     bool     // the input is refused (abort closed) once the second batch is prepared, while the first is still inside
 		wantOrder []string // batches that reached the COPY, in order
 		wantErrs  []string // each batch's error, "" for none
 		wantRows  int
@@ -96,15 +97,23 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 			wantOrder: []string{"a", "b", "c", "d"}, wantErrs: []string{"", "", "", ""}, wantRows: 4 * 50},
 		{name: "a refused batch stops the ones after it", batches: []string{"a", "boom", "c", "d"},
 			wantOrder: []string{"a", "boom"}, wantErrs: []string{"", "insert lines 1-50: ERROR: boom refused (SQLSTATE P0001)", errEarlierBatchFailed.Error(), errEarlierBatchFailed.Error()}},
+		// A bad line read while the first batch is being copied: the
+		// batch waiting at the turnstile copies nothing.
+		{name: "a refused input stops the batch waiting to be copied", batches: []string{"a", "b"}, abort: true,
+			wantOrder: []string{"a"}, wantErrs: []string{"", errCopyingStopped.Error()}},
 	}
 	for _, tt := range tests {
 		before := jobCount(t, db)
 		arrived := make(chan string, len(tt.batches))
 		second := make(chan string, 1)
+		abort := make(chan struct{})
 		go func() { // the first batch is held inside until the second has been prepared
 			var got []string
 			for name := range arrived {
 				if got = append(got, name); len(got) == 2 {
+					if tt.abort {
+						close(abort)
+					}
 					second <- name
 				}
 			}
@@ -123,7 +132,7 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 				all    []*batchInsert
 			)
 			for _, name := range tt.batches {
-				bi := startBatchInsert(ctx, &wg, client, tx, nil, probeBatch(name, 50), after, &failed)
+				bi := startBatchInsert(ctx, &wg, client, tx, nil, probeBatch(name, 50), after, &failed, abort)
 				after = bi.left
 				all = append(all, bi)
 			}
@@ -131,7 +140,7 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 			for _, bi := range all {
 				errs = append(errs, fmt.Sprint(bi.err))
 			}
-			if failed.Load() {
+			if failed.Load() || tt.abort {
 				return errors.New("roll back")
 			}
 			return nil
