@@ -33,9 +33,9 @@ type copyOutcome struct {
 // insertFileByCopy is enqueue's fast path, a --file without --json or
 // --unique: the input is read and validated on every CPU while its first
 // lines are already being copied (River's InsertManyFastTx, copyBatchSize
-// jobs a COPY) into one transaction, opened as soon as the input is. The
-// transaction commits only once the whole input has been read and every
-// line is valid; a bad line, an empty input or a reading error rolls it
+// jobs a COPY) into one transaction, opened once the first batch is full
+// (or the input has ended). The transaction commits only once the whole
+// input has been read and every line is valid; a bad line, an empty input or a reading error rolls it
 // back, so, as when validating first, nothing is inserted and the error
 // (the first bad line, and how many more are bad) is the same. A bad input
 // wins over a database error, as it did when it was found before
@@ -121,12 +121,16 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 	return printResult(stdout, result{Kind: kind.Name, Queue: o.queue, Inserted: out.inserted}, out.elapsed)
 }
 
-// copyBatches connects, opens a transaction and copies every batch it is
-// sent into it with InsertManyFastTx; once batches is closed it commits if
-// commit says so, and otherwise rolls back. Once abort is closed it copies
-// nothing more, not even a batch waiting for its turn (copyTurnstile), and
-// rolls back (a COPY already sent runs to its end first). A progress bar is
-// drawn on stderr when it is a terminal and the input has at least
+// copyBatches connects, and once the first batch has come opens a
+// transaction and copies every batch it is sent into it with
+// InsertManyFastTx; once batches is closed it commits if commit says so,
+// and otherwise rolls back. The transaction is not opened before there is
+// a batch to copy, so a slow producer on stdin does not hold a session
+// idle in a transaction (which idle_in_transaction_session_timeout ends)
+// while the first batch fills. Once abort is closed it copies nothing
+// more, not even a batch waiting for its turn (copyTurnstile), and rolls
+// back (a COPY already sent runs to its end first). A progress bar is drawn
+// on stderr when it is a terminal and the input has at least
 // progressThreshold lines.
 func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, opts *river.InsertOpts, batches <-chan []line, abort <-chan struct{}, commit <-chan bool, stream *lineStream, stderr io.Writer) copyOutcome {
 	pool, client, err := connectForInsert(ctx, registry, &copyTurnstile{})
@@ -142,6 +146,17 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 	)
 	terminal := cli.IsTerminal(stderr)
 	start := time.Now()
+	// The first batch, before the transaction.
+	var first []line
+	select {
+	case first = <-batches:
+	case <-abort:
+	case <-ctx.Done():
+		return copyOutcome{err: ctx.Err()}
+	}
+	if first == nil { // refused, or no batch at all: nothing to copy
+		return copyOutcome{err: errInputRefused}
+	}
 	out.err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var (
 			wg       sync.WaitGroup
@@ -178,20 +193,23 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 		}
 		for {
 			var (
-				b  []line
-				ok bool
+				b  = first
+				ok = true
 			)
+			first = nil
 			select {
 			case <-abort:
 				return errInputRefused
 			default:
 			}
-			select {
-			case b, ok = <-batches:
-			case <-abort:
-				return errInputRefused
-			case <-ctx.Done():
-				return ctx.Err()
+			if b == nil {
+				select {
+				case b, ok = <-batches:
+				case <-abort:
+					return errInputRefused
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 			if !ok {
 				break
