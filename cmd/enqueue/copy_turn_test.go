@@ -24,11 +24,13 @@ import (
 // first job's URL) on arrived, or, innermost, records the order in which
 // batches reach River's COPY and that no two are ever inside at once. When
 // holdFirst is set, the first batch waits inside until the second has
-// arrived at the probe before the turnstile.
+// arrived at the probe before the turnstile; entered, when set, is told
+// the first batch's name once it is inside.
 type insertProbe struct {
 	river.MiddlewareDefaults
 	arrived   chan string
 	holdFirst <-chan string
+	entered   chan<- string
 	mu        sync.Mutex
 	order     []string
 	inside    atomic.Int32
@@ -50,6 +52,9 @@ func (p *insertProbe) InsertMany(ctx context.Context, manyParams []*rivertype.Jo
 	p.order = append(p.order, name)
 	first := len(p.order) == 1
 	p.mu.Unlock()
+	if first && p.entered != nil {
+		p.entered <- name
+	}
 	if first && p.holdFirst != nil {
 		select {
 		case <-p.holdFirst:
@@ -106,19 +111,21 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 		before := jobCount(t, db)
 		arrived := make(chan string, len(tt.batches))
 		second := make(chan string, 1)
+		entered := make(chan string, 1)
 		abort := make(chan struct{})
 		go func() { // the first batch is held inside until the second has been prepared
 			var got []string
 			for name := range arrived {
 				if got = append(got, name); len(got) == 2 {
-					if tt.abort {
+					if tt.abort { // the first is past the turnstile: only the second must stop
+						<-entered
 						close(abort)
 					}
 					second <- name
 				}
 			}
 		}()
-		inner := &insertProbe{holdFirst: second}
+		inner := &insertProbe{holdFirst: second, entered: entered}
 		client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
 			Middleware: []rivertype.Middleware{jobs.Builtin().InsertMiddleware(), &insertProbe{arrived: arrived}, &copyTurnstile{}, inner},
 		})
