@@ -181,7 +181,7 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 					fallthrough
 				default:
 					if known {
-						bar.ChangeMax(total)
+						bar = knownMax(bar, stderr, kindName, total)
 						sure = true
 					}
 				}
@@ -281,4 +281,17 @@ func startBatchInsert(ctx context.Context, wg *sync.WaitGroup, client *river.Cli
 		}
 	})
 	return bi
+}
+
+// knownMax replaces bar, a spinner until now (max -1), by a bar of max
+// lines holding the lines already added. progressbar's ChangeMax would keep
+// the spinner's position (its count modulo the bar's width) as the bar's,
+// so the percentage lagged the count by what the spinner had shown (20 % at
+// 50,000 of 100,000 lines), and it draws a 0 % frame as it switches.
+func knownMax(bar *progressbar.ProgressBar, w io.Writer, kind string, max int) *progressbar.ProgressBar {
+	done := int64(bar.State().CurrentBytes)
+	_ = bar.Finish() // stops the spinner's own redrawing and clears its line
+	bar = newInsertBar(w, kind, max)
+	_ = bar.Add64(done)
+	return bar
 }
