@@ -35,11 +35,11 @@ type copyOutcome struct {
 // lines are already being copied (River's InsertManyFastTx, copyBatchSize
 // jobs a COPY) into one transaction, opened once the first batch is full
 // (or the input has ended). The transaction commits only once the whole
-// input has been read and every line is valid; a bad line, an empty input or a reading error rolls it
-// back, so, as when validating first, nothing is inserted and the error
-// (the first bad line, and how many more are bad) is the same. A bad input
-// wins over a database error, as it did when it was found before
-// connecting.
+// input has been read and every line is valid; a bad line, an empty input
+// or a reading error rolls it back, so, as when validating first, nothing
+// is inserted and the error (the first bad line, and how many more are
+// bad) is the same. A bad input wins over a database error, as it did when
+// it was found before connecting.
 func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Kind, o *options, opts *river.InsertOpts, stdin io.Reader, stdout, stderr io.Writer) error {
 	r, closeFile, err := openInput(o.file, stdin)
 	if err != nil {
