@@ -361,8 +361,10 @@ func jsonKind(v string) string {
 }
 
 // integerMismatch words a number that does not fit a number field: for an
-// integer field a fraction ("must be a whole number, not 1.5") or a whole
-// number outside the field's range ("1e30 is out of range"), for a float
+// integer field a fraction ("must be a whole number, not 1.5"), a whole
+// number written with an exponent or a fraction ("must be written as a
+// plain whole number (1000), not 1e3") or one outside the field's range
+// ("1e30 is out of range"), for a float
 // field a number beyond float64 ("1e400 is out of range"), where "must be a
 // number, not a number" would say nothing. ok is false for any other
 // mismatch.
@@ -379,10 +381,27 @@ func integerMismatch(te *json.UnmarshalTypeError) (msg string, ok bool) {
 	default:
 		return "", false
 	}
-	if f, err := strconv.ParseFloat(lit, 64); err == nil && f != math.Trunc(f) {
-		return "must be a whole number, not " + lit, true
+	if f, err := strconv.ParseFloat(lit, 64); err == nil {
+		if f != math.Trunc(f) {
+			return "must be a whole number, not " + lit, true
+		}
+		if fitsInteger(te.Type, f) { // 1e3, 42.0: whole and in range, but not written as an integer
+			return "must be written as a plain whole number (" + strconv.FormatFloat(f, 'f', -1, 64) + "), not " + lit, true
+		}
 	}
 	return lit + " is out of range", true
+}
+
+// fitsInteger reports whether the whole number f is a value of the
+// integer type t.
+func fitsInteger(t reflect.Type, f float64) bool {
+	v := reflect.New(t).Elem()
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return f >= -(1<<63) && f < 1<<63 && !v.OverflowInt(int64(f))
+	default: // the unsigned kinds
+		return f >= 0 && f < 1<<64 && !v.OverflowUint(uint64(f))
+	}
 }
 
 // jsonKindOf names what a Go type is in JSON.

@@ -76,6 +76,12 @@ func TestParseWeeklyIntelligenceArgs(t *testing.T) {
 		{raw: `{"user_id": "42", "week": "2026-W49"}`, wantErr: "invalid args: user_id must be a number, not a string"},
 		{raw: `{"user_id": 1.5, "week": "2026-W49"}`, wantErr: "invalid args: user_id must be a whole number, not 1.5"},
 		{raw: `{"user_id": 1e30, "week": "2026-W49"}`, wantErr: "invalid args: user_id 1e30 is out of range"},
+		// A whole number in range, written with an exponent or a fraction
+		// encoding/json will not put in an integer: refused, but not as
+		// "out of range".
+		{raw: `{"user_id": 1e3, "week": "2026-W49"}`, wantErr: "invalid args: user_id must be written as a plain whole number (1000), not 1e3"},
+		{raw: `{"user_id": 42.0, "week": "2026-W49"}`, wantErr: "invalid args: user_id must be written as a plain whole number (42), not 42.0"},
+		{raw: `{"user_id": 9.3e18, "week": "2026-W49"}`, wantErr: "invalid args: user_id 9.3e18 is out of range"},
 		{raw: `{"user_id": 42, "week": "2021-W53"}`, wantErr: `invalid args: week "2021-W53": 2021 has no week 53`},
 		{raw: `{"user_id": 42}`, wantErr: `invalid args: week "": want an ISO week such as 2026-W49`},
 		{raw: `{"user_id": 42, "week": "2026-W49", "email": "x"}`, wantErr: `invalid args: unknown field "email"`},

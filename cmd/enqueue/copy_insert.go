@@ -33,13 +33,13 @@ type copyOutcome struct {
 // insertFileByCopy is enqueue's fast path, a --file without --json or
 // --unique: the input is read and validated on every CPU while its first
 // lines are already being copied (River's InsertManyFastTx, copyBatchSize
-// jobs a COPY) into one transaction, opened as soon as the input is. The
-// transaction commits only once the whole input has been read and every
-// line is valid; a bad line, an empty input or a reading error rolls it
-// back, so, as when validating first, nothing is inserted and the error
-// (the first bad line, and how many more are bad) is the same. A bad input
-// wins over a database error, as it did when it was found before
-// connecting.
+// jobs a COPY) into one transaction, opened once the first batch is full
+// (or the input has ended). The transaction commits only once the whole
+// input has been read and every line is valid; a bad line, an empty input
+// or a reading error rolls it back, so, as when validating first, nothing
+// is inserted and the error (the first bad line, and how many more are
+// bad) is the same. A bad input wins over a database error, as it did when
+// it was found before connecting.
 func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Kind, o *options, opts *river.InsertOpts, stdin io.Reader, stdout, stderr io.Writer) error {
 	r, closeFile, err := openInput(o.file, stdin)
 	if err != nil {
@@ -121,11 +121,16 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 	return printResult(stdout, result{Kind: kind.Name, Queue: o.queue, Inserted: out.inserted}, out.elapsed)
 }
 
-// copyBatches connects, opens a transaction and copies every batch it is
-// sent into it with InsertManyFastTx; once batches is closed it commits if
-// commit says so, and otherwise rolls back. Once abort is closed it copies
-// nothing more and rolls back (a COPY already sent runs to its end first). A progress bar is drawn on
-// stderr when it is a terminal and the input has at least
+// copyBatches connects, and once the first batch has come opens a
+// transaction and copies every batch it is sent into it with
+// InsertManyFastTx; once batches is closed it commits if commit says so,
+// and otherwise rolls back. The transaction is not opened before there is
+// a batch to copy, so a slow producer on stdin does not hold a session
+// idle in a transaction (which idle_in_transaction_session_timeout ends)
+// while the first batch fills. Once abort is closed it copies nothing
+// more, not even a batch waiting for its turn (copyTurnstile), and rolls
+// back (a COPY already sent runs to its end first). A progress bar is drawn
+// on stderr when it is a terminal and the input has at least
 // progressThreshold lines.
 func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, opts *river.InsertOpts, batches <-chan []line, abort <-chan struct{}, commit <-chan bool, stream *lineStream, stderr io.Writer) copyOutcome {
 	pool, client, err := connectForInsert(ctx, registry, &copyTurnstile{})
@@ -141,6 +146,17 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 	)
 	terminal := cli.IsTerminal(stderr)
 	start := time.Now()
+	// The first batch, before the transaction.
+	var first []line
+	select {
+	case first = <-batches:
+	case <-abort:
+	case <-ctx.Done():
+		return copyOutcome{err: ctx.Err()}
+	}
+	if first == nil { // refused, or no batch at all: nothing to copy
+		return copyOutcome{err: errInputRefused}
+	}
 	out.err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var (
 			wg       sync.WaitGroup
@@ -165,7 +181,7 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 					fallthrough
 				default:
 					if known {
-						bar.ChangeMax(total)
+						bar = knownMax(bar, stderr, kindName, total)
 						sure = true
 					}
 				}
@@ -177,25 +193,28 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 		}
 		for {
 			var (
-				b  []line
-				ok bool
+				b  = first
+				ok = true
 			)
+			first = nil
 			select {
 			case <-abort:
 				return errInputRefused
 			default:
 			}
-			select {
-			case b, ok = <-batches:
-			case <-abort:
-				return errInputRefused
-			case <-ctx.Done():
-				return ctx.Err()
+			if b == nil {
+				select {
+				case b, ok = <-batches:
+				case <-abort:
+					return errInputRefused
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
 			if !ok {
 				break
 			}
-			bi := startBatchInsert(ctx, &wg, client, tx, opts, b, after, &failed)
+			bi := startBatchInsert(ctx, &wg, client, tx, opts, b, after, &failed, abort)
 			after = bi.left
 			inFlight = append(inFlight, bi)
 			if len(inFlight) == 2 {
@@ -240,9 +259,10 @@ type batchInsert struct {
 
 // startBatchInsert starts InsertManyFastTx of b into tx on a new goroutine
 // counted by wg. It copies once the batch before has left the transaction
-// (after is closed), and not at all when a batch before failed (failed):
-// it then returns errEarlierBatchFailed. Any error sets failed.
-func startBatchInsert(ctx context.Context, wg *sync.WaitGroup, client *river.Client[pgx.Tx], tx pgx.Tx, opts *river.InsertOpts, b []line, after <-chan struct{}, failed *atomic.Bool) *batchInsert {
+// (after is closed), and not at all when a batch before failed (failed) or
+// the input was refused (abort is closed): it then returns
+// errEarlierBatchFailed or errCopyingStopped. Any other error sets failed.
+func startBatchInsert(ctx context.Context, wg *sync.WaitGroup, client *river.Client[pgx.Tx], tx pgx.Tx, opts *river.InsertOpts, b []line, after <-chan struct{}, failed *atomic.Bool, abort <-chan struct{}) *batchInsert {
 	bi := &batchInsert{lines: b, left: make(chan struct{})}
 	params := make([]river.InsertManyParams, len(b))
 	for i, l := range b {
@@ -250,10 +270,10 @@ func startBatchInsert(ctx context.Context, wg *sync.WaitGroup, client *river.Cli
 	}
 	wg.Go(func() {
 		defer close(bi.left)
-		n, err := client.InsertManyFastTx(withCopyTurn(ctx, &copyTurn{after: after, failed: failed}), tx, params)
+		n, err := client.InsertManyFastTx(withCopyTurn(ctx, &copyTurn{after: after, failed: failed, abort: abort}), tx, params)
 		bi.n = n
 		switch {
-		case errors.Is(err, errEarlierBatchFailed):
+		case errors.Is(err, errEarlierBatchFailed), errors.Is(err, errCopyingStopped):
 			bi.err = err
 		case err != nil:
 			failed.Store(true)
@@ -261,4 +281,17 @@ func startBatchInsert(ctx context.Context, wg *sync.WaitGroup, client *river.Cli
 		}
 	})
 	return bi
+}
+
+// knownMax replaces bar, a spinner until now (max -1), by a bar of max
+// lines holding the lines already added. progressbar's ChangeMax would keep
+// the spinner's position (its count modulo the bar's width) as the bar's,
+// so the percentage lagged the count by what the spinner had shown (20 % at
+// 50,000 of 100,000 lines), and it draws a 0 % frame as it switches.
+func knownMax(bar *progressbar.ProgressBar, w io.Writer, kind string, max int) *progressbar.ProgressBar {
+	done := int64(bar.State().CurrentBytes)
+	_ = bar.Finish() // stops the spinner's own redrawing and clears its line
+	bar = newInsertBar(w, kind, max)
+	_ = bar.Add64(done)
+	return bar
 }

@@ -28,10 +28,16 @@ import (
 // earlier batch's error is the one reported.
 var errEarlierBatchFailed = errors.New("an earlier batch failed")
 
+// errCopyingStopped is what a batch returns, without copying, when the
+// input was refused (a bad line, an empty input, a reading error) before
+// its turn came: nothing will be committed, so copying it is wasted work.
+var errCopyingStopped = errors.New("copying stopped: the input was refused")
+
 // copyTurn is one batch's place in the order of COPYs.
 type copyTurn struct {
 	after  <-chan struct{} // closed once the batch before has left the transaction
 	failed *atomic.Bool    // set by a batch that failed, before its successor's after is closed
+	abort  <-chan struct{} // closed once the input is refused
 }
 
 type copyTurnKey struct{}
@@ -43,8 +49,9 @@ func withCopyTurn(ctx context.Context, t *copyTurn) context.Context {
 
 // copyTurnstile is an insert middleware that, for an insert whose context
 // carries a copyTurn, waits for the batch before to leave the transaction
-// before letting River copy this one. An insert without a turn goes
-// straight through.
+// before letting River copy this one. It copies nothing, returning
+// errEarlierBatchFailed or errCopyingStopped, once a batch before failed or
+// the input was refused. An insert without a turn goes straight through.
 type copyTurnstile struct{ river.MiddlewareDefaults }
 
 // InsertMany implements rivertype.JobInsertMiddleware.
@@ -55,11 +62,18 @@ func (copyTurnstile) InsertMany(ctx context.Context, manyParams []*rivertype.Job
 	}
 	select {
 	case <-t.after:
+	case <-t.abort:
+		return nil, errCopyingStopped
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	if t.failed.Load() {
 		return nil, errEarlierBatchFailed
+	}
+	select { // after and abort may both have been closed: abort wins
+	case <-t.abort:
+		return nil, errCopyingStopped
+	default:
 	}
 	return doInner(ctx)
 }

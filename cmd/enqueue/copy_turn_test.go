@@ -24,11 +24,13 @@ import (
 // first job's URL) on arrived, or, innermost, records the order in which
 // batches reach River's COPY and that no two are ever inside at once. When
 // holdFirst is set, the first batch waits inside until the second has
-// arrived at the probe before the turnstile.
+// arrived at the probe before the turnstile; entered, when set, is told
+// the first batch's name once it is inside.
 type insertProbe struct {
 	river.MiddlewareDefaults
 	arrived   chan string
 	holdFirst <-chan string
+	entered   chan<- string
 	mu        sync.Mutex
 	order     []string
 	inside    atomic.Int32
@@ -50,6 +52,9 @@ func (p *insertProbe) InsertMany(ctx context.Context, manyParams []*rivertype.Jo
 	p.order = append(p.order, name)
 	first := len(p.order) == 1
 	p.mu.Unlock()
+	if first && p.entered != nil {
+		p.entered <- name
+	}
 	if first && p.holdFirst != nil {
 		select {
 		case <-p.holdFirst:
@@ -88,6 +93,7 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 	tests := []struct {
 		name      string
 		batches   []string
+		abort     bool     // the input is refused (abort closed) once the second batch is prepared, while the first is still inside
 		wantOrder []string // batches that reached the COPY, in order
 		wantErrs  []string // each batch's error, "" for none
 		wantRows  int
@@ -96,20 +102,30 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 			wantOrder: []string{"a", "b", "c", "d"}, wantErrs: []string{"", "", "", ""}, wantRows: 4 * 50},
 		{name: "a refused batch stops the ones after it", batches: []string{"a", "boom", "c", "d"},
 			wantOrder: []string{"a", "boom"}, wantErrs: []string{"", "insert lines 1-50: ERROR: boom refused (SQLSTATE P0001)", errEarlierBatchFailed.Error(), errEarlierBatchFailed.Error()}},
+		// A bad line read while the first batch is being copied: the
+		// batch waiting at the turnstile copies nothing.
+		{name: "a refused input stops the batch waiting to be copied", batches: []string{"a", "b"}, abort: true,
+			wantOrder: []string{"a"}, wantErrs: []string{"", errCopyingStopped.Error()}},
 	}
 	for _, tt := range tests {
 		before := jobCount(t, db)
 		arrived := make(chan string, len(tt.batches))
 		second := make(chan string, 1)
+		entered := make(chan string, 1)
+		abort := make(chan struct{})
 		go func() { // the first batch is held inside until the second has been prepared
 			var got []string
 			for name := range arrived {
 				if got = append(got, name); len(got) == 2 {
+					if tt.abort { // the first is past the turnstile: only the second must stop
+						<-entered
+						close(abort)
+					}
 					second <- name
 				}
 			}
 		}()
-		inner := &insertProbe{holdFirst: second}
+		inner := &insertProbe{holdFirst: second, entered: entered}
 		client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{
 			Middleware: []rivertype.Middleware{jobs.Builtin().InsertMiddleware(), &insertProbe{arrived: arrived}, &copyTurnstile{}, inner},
 		})
@@ -123,7 +139,7 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 				all    []*batchInsert
 			)
 			for _, name := range tt.batches {
-				bi := startBatchInsert(ctx, &wg, client, tx, nil, probeBatch(name, 50), after, &failed)
+				bi := startBatchInsert(ctx, &wg, client, tx, nil, probeBatch(name, 50), after, &failed, abort)
 				after = bi.left
 				all = append(all, bi)
 			}
@@ -131,7 +147,7 @@ CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCT
 			for _, bi := range all {
 				errs = append(errs, fmt.Sprint(bi.err))
 			}
-			if failed.Load() {
+			if failed.Load() || tt.abort {
 				return errors.New("roll back")
 			}
 			return nil

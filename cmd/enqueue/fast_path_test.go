@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
@@ -204,4 +205,44 @@ func TestFastPathBadLineAfterFirstCopyInsertsNothing(t *testing.T) {
 		require.NoError(t, db.Pool.QueryRow(ctx, copyingLocks).Scan(&n))
 		require.Equal(t, 0, n, "%s: the transaction ended", tt.name)
 	}
+}
+
+// A producer on stdin slower than the server's
+// idle_in_transaction_session_timeout still gets its jobs inserted when
+// its input fits in one COPY batch: the fast path opens its transaction
+// only once it has a batch to copy, not while it waits for the first lines.
+func TestFastPathSlowProducerHoldsNoIdleTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	// The enqueue process connects after this, so its sessions have it.
+	_, err := db.Pool.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db.Name}.Sanitize()+" SET idle_in_transaction_session_timeout = '300ms'")
+	require.NoError(t, err)
+	bin := proctest.Bin(t, "enqueue")
+	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(runCtx, bin, "http_request", "--file", "-")
+	cmd.Env = []string{"DATABASE_URL=" + db.URL}
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	_, err = io.WriteString(stdin, manyLines(3, `{"url": "http://127.0.0.1:9/third"}`))
+	require.NoError(t, err)
+	// The producer pauses for more than the timeout, with the enqueue
+	// process connected (it checks the migrations before waiting).
+	require.Eventually(t, func() bool {
+		var n int
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n))
+		return n > 0
+	}, time.Minute, 10*time.Millisecond, "enqueue connects")
+	time.Sleep(time.Second)
+	_, err = io.WriteString(stdin, `{"url": "http://127.0.0.1:9/fourth"}`+"\n")
+	require.NoError(t, err)
+	require.NoError(t, stdin.Close())
+	require.NoError(t, cmd.Wait(), stderr.String())
+	require.Equal(t, "", stderr.String())
+	require.Equal(t, "inserted 4 http_request job(s) into queue default\n", stdout.String())
+	require.Equal(t, 4, jobCount(t, db))
 }

@@ -85,13 +85,20 @@ func streamLines(kind jobs.Kind, path string, r io.Reader) *lineStream {
 // to emit, and sets readErr and total.
 func (s *lineStream) read(path string, r io.Reader, emit func(*lineChunk)) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	// The buffer holds a line of maxLineBytes and its "\r\n" (a line
+	// longer than that is refused below, or by the scanner's ErrTooLong).
+	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes+len("\r\n"))
 	var (
 		c              *lineChunk
 		number, nLines int
+		tooLong        bool
 	)
 	for sc.Scan() {
 		number++
+		if len(sc.Bytes()) > maxLineBytes { // the line, its ending not counted
+			tooLong = true
+			break
+		}
 		raw := bytes.TrimSpace(sc.Bytes())
 		if len(raw) == 0 {
 			continue
@@ -109,6 +116,10 @@ func (s *lineStream) read(path string, r io.Reader, emit func(*lineChunk)) {
 	}
 	if c != nil {
 		emit(c)
+	}
+	if tooLong {
+		s.readErr = fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", s.name, number, maxLineBytes>>20)
+		return
 	}
 	if err := sc.Err(); err != nil {
 		switch {

@@ -28,7 +28,9 @@ func newBenchCmd(a *app) *cobra.Command {
 		Short: "Measure rebound against plain River (no-op jobs; failure mix and outage against a local HTTP upstream; enqueue --file against InsertManyFast)",
 		Long: `bench works no-op jobs through a plain River client and through a whole rebound
 pod, in alternating rounds, and prints per side the median and spread of jobs/s
-and of this process's CPU time (user + system) per job, and their ratios.
+and of this process's CPU time (user + system) per job, and their ratios; when
+the PostgreSQL server runs on this machine (its /proc entries readable), the
+no-op and insert scenarios print the server's CPU time per job too.
 
 It creates a scratch database rebound_bench_<random> on the server DATABASE_URL
 points to (the role needs CREATEDB), migrates it, and drops it at the end: it
@@ -41,7 +43,10 @@ for --outage then up (calls during the outage, time to drain after).
 
 --scenario insert times the enqueue binary (run as a subprocess: enqueue
 http_request --file of --lines lines, with and without --json) against River's
-InsertManyFast called directly with the same args.`,
+InsertManyFast called directly with the same args, without and with the
+operation key already in the metadata (the rows enqueue stores); CPU per job is
+the inserting process's (enqueue's for its sides), and each round starts right
+after a CHECKPOINT when the role may run it.`,
 		Example: `  rebound bench                                  # 5 rounds of 20,000 jobs per side
   rebound bench --jobs 5000 --rounds 3 --svg noop.svg
   rebound bench --cpuprofile cpu.out && go tool pprof -top -tagfocus side=rebound bin/rebound cpu.out
