@@ -116,7 +116,7 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 		return inputErr
 	}
 	if out.err != nil {
-		return fmt.Errorf("%w (nothing inserted)", out.err)
+		return insertFailed(out.err)
 	}
 	return printResult(stdout, result{Kind: kind.Name, Queue: o.queue, Inserted: out.inserted}, out.elapsed)
 }
@@ -157,7 +157,7 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 	if first == nil { // refused, or no batch at all: nothing to copy
 		return copyOutcome{err: errInputRefused}
 	}
-	out.err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	out.err = insertTx(ctx, pool, func(tx pgx.Tx) error {
 		var (
 			wg       sync.WaitGroup
 			failed   atomic.Bool

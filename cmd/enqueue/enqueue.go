@@ -259,7 +259,7 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 
 	res := result{Kind: kind.Name, Queue: o.queue, SkippedDuplicates: skippedInInput, IDs: make([]int64, 0, len(lines))}
 	start := time.Now()
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err = insertTx(ctx, pool, func(tx pgx.Tx) error {
 		params := make([]river.InsertManyParams, 0, insertBatchSize)
 		for i := 0; i < len(lines); i += insertBatchSize {
 			params = params[:0]
@@ -291,7 +291,7 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 		_ = bar.Finish()
 	}
 	if err != nil {
-		return fmt.Errorf("%w (nothing inserted)", err)
+		return insertFailed(err)
 	}
 
 	if o.json {
