@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/rebound-queue/rebound/monitor/metricstore"
 )
 
 // ErrNotFound is returned for a batch ID that does not exist.
@@ -78,11 +79,13 @@ func (s *Summary) Finished() int64 { return s.Succeeded + s.Failed + s.Cancelled
 // SuccessRate returns succeeded / (succeeded + failed) x 100 rounded to one
 // decimal, or nil when both are 0 (the one definition of success rate:
 // completed over completed or dead-lettered; a manual cancel is neither).
+// The rounding never reaches 100 while a job failed, nor 0 while one
+// succeeded: 10,002 of 10,005 is 99.9, not 100.0 ([metricstore.RoundRate]).
 func SuccessRate(succeeded, failed int64) *float64 {
 	if succeeded+failed <= 0 {
 		return nil
 	}
-	r := math.Round(float64(succeeded)/float64(succeeded+failed)*1000) / 10
+	r := metricstore.RoundRate(float64(succeeded) / float64(succeeded+failed) * 100)
 	return &r
 }
 

@@ -22,7 +22,6 @@ package health
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/rebound-queue/rebound/monitor/alert"
@@ -119,7 +118,7 @@ func (c *Checker) Check(ctx context.Context) (*Report, error) {
 	for kind, k := range stats {
 		h := Kind{Status: Healthy, Issues: []string{}}
 		if rate, ok := k.SuccessRate(); ok {
-			r := math.Round(rate*10) / 10
+			r := metricstore.RoundRate(rate)
 			h.SuccessRate = &r
 		}
 		if !k.LastAttemptAt.IsZero() {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -242,6 +243,21 @@ func (k *KindStats) SuccessRate() (float64, bool) {
 		return 0, false
 	}
 	return 100 * float64(k.Completed) / float64(f), true
+}
+
+// RoundRate rounds a rate in percent (0-100) to one decimal, as rebound
+// shows every success rate, except that a rate above 0 stays at least 0.1
+// and one below 100 at most 99.9: 10,002 of 10,005 (99.97) is 99.9, not
+// 100.0, so a rate never reads as all or none when it is not.
+func RoundRate(percent float64) float64 {
+	r := math.Round(percent*10) / 10
+	switch {
+	case r >= 100 && percent < 100:
+		return 99.9
+	case r <= 0 && percent > 0:
+		return 0.1
+	}
+	return r
 }
 
 // Window sums every kind's rows whose period starts at or after since
