@@ -407,7 +407,7 @@ func (c *Config) validate() (*retrypolicy.Policies, error) {
 			return nil, &ConfigError{Field: "AdminToken", Problem: err.Error()}
 		}
 	} else if c.HTTPAddr != "" && !adminauth.IsLoopback(c.HTTPAddr) {
-		return nil, configErr("AdminToken", "empty while HTTPAddr %q is not a loopback address: admin routes (/api/admin/..., /riverui/) would be open to anyone who can reach it; set a token, or listen on 127.0.0.1", c.HTTPAddr)
+		return nil, configErr("AdminToken", "empty while HTTPAddr %q is not a loopback address: admin routes (/api/admin/..., /console/, /riverui/) would be open to anyone who can reach it; set a token, or listen on 127.0.0.1", c.HTTPAddr)
 	}
 	for kind := range c.Kinds {
 		if c.Kinds[kind].Timeout < 0 {

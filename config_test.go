@@ -93,7 +93,7 @@ func TestNewRefusesMisconfiguration(t *testing.T) {
 		{"short admin token", func(c *rebound.Config) { c.AdminToken = "secret" },
 			"rebound: Config.AdminToken: AdminToken is too short (6 characters): use at least 16 random characters, e.g. `openssl rand -hex 32`"},
 		{"public address without a token", func(c *rebound.Config) { c.HTTPAddr = "0.0.0.0:8080" },
-			`rebound: Config.AdminToken: empty while HTTPAddr "0.0.0.0:8080" is not a loopback address: admin routes (/api/admin/..., /riverui/) would be open to anyone who can reach it; set a token, or listen on 127.0.0.1`},
+			`rebound: Config.AdminToken: empty while HTTPAddr "0.0.0.0:8080" is not a loopback address: admin routes (/api/admin/..., /console/, /riverui/) would be open to anyone who can reach it; set a token, or listen on 127.0.0.1`},
 		{"bad HTTP address", func(c *rebound.Config) { c.HTTPAddr = "nonsense" },
 			`rebound: Config.HTTPAddr: "nonsense" is not host:port: address nonsense: missing port in address`},
 		{"bad breaker setting", func(c *rebound.Config) { c.Breaker.Keys = map[string]breaker.Settings{"api": {FailureRatio: 2}} },

@@ -65,7 +65,7 @@
 //		Logger:     slog.Default(),
 //	})
 //	if err != nil { ... }
-//	mux.Handle("/", pod.Handler()) // /healthz, /readyz, /metrics, /api/admin/..., /riverui/
+//	mux.Handle("/", pod.Handler()) // /healthz, /readyz, /metrics, /api/admin/..., /console/, /riverui/
 //	if err := pod.Run(ctx); err != nil { ... }
 //
 // [Pod.Handler] serves the health, readiness, metrics and admin routes for

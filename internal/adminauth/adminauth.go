@@ -66,7 +66,7 @@ func CheckListenAddr(addr, token string) error {
 	if IsLoopback(addr) {
 		return nil
 	}
-	return fmt.Errorf("%w: the HTTP server listens on %q, which is not a loopback address, and admin routes (/api/admin/..., /riverui/) would be open to anyone who can reach it; set %s to a secret, or listen on 127.0.0.1", ErrNoToken, addr, EnvToken)
+	return fmt.Errorf("%w: the HTTP server listens on %q, which is not a loopback address, and admin routes (/api/admin/..., /console/, /riverui/) would be open to anyone who can reach it; set %s to a secret, or listen on 127.0.0.1", ErrNoToken, addr, EnvToken)
 }
 
 // MinTokenLength is the shortest admin token accepted, in bytes.
