@@ -229,7 +229,8 @@ func run(ctx context.Context, o *options) error {
 	}
 	for _, kind := range settings.Retry.Kinds() {
 		if _, err := registry.Lookup(kind); err != nil {
-			return fmt.Errorf("%s.kinds.%s: %w", retrypolicy.ConfigKey, kind, err)
+			// Named as config.Load names its errors: the file, then the key.
+			return fmt.Errorf("%s: %s.kinds.%s: %w", o.configPath, retrypolicy.ConfigKey, kind, err)
 		}
 		kinds[kind] = rebound.KindConfig{RetryPolicy: settings.Retry.Lookup(kind)}
 	}
