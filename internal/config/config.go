@@ -83,6 +83,9 @@ type Settings struct {
 	Alerts AlertsFile
 	// WeeklyIntelligence is the weekly_intelligence kind's configuration.
 	WeeklyIntelligence jobs.WeeklyIntelligenceConfig
+	// EnvRefs are the environment variables the file's ${NAME} references
+	// read, sorted (none for LoadWithoutAlerts' alerts section).
+	EnvRefs []string
 }
 
 // unknownTopKey matches yaml.v3's message for a top-level key File lacks.
@@ -221,6 +224,7 @@ func Parse(content []byte) (*Settings, error) {
 	if err := checkUTF8(content); err != nil {
 		return nil, err
 	}
+	refs := notify.EnvRefs(content)
 	content, err := notify.ExpandEnv(content, nil)
 	if err != nil {
 		return nil, err
@@ -275,5 +279,5 @@ func Parse(content []byte) (*Settings, error) {
 	if err := f.WeeklyIntelligence.Validate(); err != nil {
 		return nil, err
 	}
-	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), Alerts: f.Alerts, WeeklyIntelligence: f.WeeklyIntelligence}, nil
+	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), Alerts: f.Alerts, WeeklyIntelligence: f.WeeklyIntelligence, EnvRefs: refs}, nil
 }

@@ -191,3 +191,14 @@ func TestNotUTF8Refused(t *testing.T) {
 		})
 	}
 }
+
+// Settings.EnvRefs lists the variables the file's ${NAME} references read
+// (the worker accepts REBOUND_* ones among its variables).
+func TestEnvRefs(t *testing.T) {
+	t.Setenv("REBOUND_TEST_ENVREFS_URL", "https://hooks.example.com/x")
+	t.Setenv("REBOUND_TEST_ENVREFS_SECRET", "s3cret")
+	s, err := config.Parse([]byte("alerts:\n  channels:\n    ops: {type: webhook, url: \"${REBOUND_TEST_ENVREFS_URL}\", secret: \"${REBOUND_TEST_ENVREFS_SECRET}\"}\n"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"REBOUND_TEST_ENVREFS_SECRET", "REBOUND_TEST_ENVREFS_URL"}, s.EnvRefs)
+	require.Equal(t, "s3cret", s.Alerts.Channels["ops"].Secret)
+}

@@ -160,6 +160,17 @@ func ExpandEnv(data []byte, getenv func(string) string) ([]byte, error) {
 	return out, nil
 }
 
+// EnvRefs returns the names of the variables data's ${NAME} references
+// read, sorted, each once.
+func EnvRefs(data []byte) []string {
+	var names []string
+	for _, m := range envRE.FindAllSubmatch(data, -1) {
+		names = append(names, string(m[1]))
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
 // UnsetEnvError is [ExpandEnv]'s error: ${NAME} references to environment
 // variables that are unset or empty. Its message says, for each, the key
 // that holds it: "alerts.channels.ops.url: environment variable SLACK_URL

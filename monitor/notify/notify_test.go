@@ -221,6 +221,7 @@ func TestExpandEnvNamesTheKey(t *testing.T) {
 	out, err := notify.ExpandEnv([]byte("url: \"${SET}\"\n"), getenv)
 	require.NoError(t, err)
 	require.Equal(t, "url: \"https://hooks.example.com/x\"\n", string(out))
+	require.Equal(t, []string{"A", "B", "SET"}, notify.EnvRefs([]byte("# ${B}\nx: ${A}${SET}\ny: ${B}\n")))
 }
 
 // FuzzExpandEnv: expansion never panics, and its output holds no ${NAME}
