@@ -220,6 +220,18 @@ const cursorPrefix = "id:"
 
 func formatCursor(id int64) string { return cursorPrefix + strconv.FormatInt(id, 10) }
 
+// CheckCursor returns nil when c is a cursor [Store.List] accepts as
+// ListParams.After: "" (the first page) or a ListResult.NextCursor it
+// returned. Otherwise its error wraps [ErrInvalid] and quotes c, as List's
+// would; a caller checks before it connects (rebound dlq list --after).
+func CheckCursor(c string) error {
+	if c == "" {
+		return nil
+	}
+	_, err := parseCursor(c)
+	return err
+}
+
 func parseCursor(c string) (int64, error) {
 	if len(c) > len(cursorPrefix) && c[:len(cursorPrefix)] == cursorPrefix {
 		if id, err := strconv.ParseInt(c[len(cursorPrefix):], 10, 64); err == nil && id > 0 {

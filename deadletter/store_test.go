@@ -346,3 +346,33 @@ func TestStats(t *testing.T) {
 	require.Equal(t, map[deadletter.Status]int64{deadletter.StatusUnresolved: 0, deadletter.StatusRetried: 0, deadletter.StatusResolved: 0}, st.ByStatus)
 	require.Nil(t, st.OldestUnresolvedAt)
 }
+
+// CheckCursor accepts what List accepts as After ("" and the cursors it
+// returns) and refuses anything else as List does, without a database.
+func TestCheckCursor(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ cursor, wantErr string }{
+		{"", ""},
+		{"id:1", ""},
+		{"id:9223372036854775807", ""},
+		{"garbage", `invalid parameter: cursor "garbage" is not one this API returned`},
+		{"12", `invalid parameter: cursor "12" is not one this API returned`},
+		{"id:", `invalid parameter: cursor "id:" is not one this API returned`},
+		{"id:0", `invalid parameter: cursor "id:0" is not one this API returned`},
+		{"id:-5", `invalid parameter: cursor "id:-5" is not one this API returned`},
+		{"id:9223372036854775808", `invalid parameter: cursor "id:9223372036854775808" is not one this API returned`},
+		{"id:1 ", `invalid parameter: cursor "id:1 " is not one this API returned`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cursor, func(t *testing.T) {
+			t.Parallel()
+			err := deadletter.CheckCursor(tt.cursor)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, deadletter.ErrInvalid)
+			require.EqualError(t, err, tt.wantErr)
+		})
+	}
+}

@@ -181,12 +181,12 @@ worker refuses to start while an enabled rule names a channel its own
 			}
 			if flags.Changed("window") {
 				if r.Window, err = alert.ParseSeconds(window); err != nil {
-					return fmt.Errorf("--window %w", err)
+					return fmt.Errorf("invalid --window %w", err)
 				}
 			}
 			if flags.Changed("cooldown") {
 				if r.Cooldown, err = alert.ParseSeconds(cooldown); err != nil {
-					return fmt.Errorf("--cooldown %w", err)
+					return fmt.Errorf("invalid --cooldown %w", err)
 				}
 			}
 			if flags.Changed("channels") {
@@ -198,6 +198,14 @@ worker refuses to start while an enabled rule names a channel its own
 				}
 			}
 			if err := r.Validate(); err != nil {
+				// A value this command was given is refused as its flag; one
+				// the rule already had (a threshold of 500 that a new
+				// --metric failure_rate makes wrong) in the rule's terms.
+				if fe, ok := errors.AsType[*alert.FieldError](err); ok {
+					if flag := strings.ReplaceAll(fe.Field, "_", "-"); fe.Field != "name" && flags.Changed(flag) {
+						return fmt.Errorf("invalid --%s %q: %s", flag, flags.Lookup(flag).Value.String(), fe.Problem)
+					}
+				}
 				return fmt.Errorf("rule %q: %w", r.Name, err)
 			}
 			if configPath != "" {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -72,6 +73,17 @@ func (f *dlqFilter) build(now time.Time) (deadletter.Filter, error) {
 		}
 		out.Statuses = append(out.Statuses, st)
 	}
+	for _, fp := range f.fingerprints {
+		// Said in the command line's terms; Validate below checks the same.
+		switch {
+		case strings.TrimSpace(fp) == "":
+			return out, fmt.Errorf("invalid --fingerprint %q: empty: give an ID from `rebound dlq stats`, or a fingerprint or reason text", fp)
+		case strings.ContainsRune(fp, 0):
+			return out, fmt.Errorf("invalid --fingerprint %q: contains a NUL byte", fp)
+		case !utf8.ValidString(fp):
+			return out, fmt.Errorf("invalid --fingerprint %q: not valid UTF-8", fp)
+		}
+	}
 	var err error
 	if f.since != "" {
 		if out.Since, err = deadletter.ParseSince(f.since, now); err != nil {
@@ -82,6 +94,9 @@ func (f *dlqFilter) build(now time.Time) (deadletter.Filter, error) {
 		if out.Until, err = deadletter.ParseSince(f.until, now); err != nil {
 			return out, fmt.Errorf("invalid --until: %w", err)
 		}
+	}
+	if f.since != "" && f.until != "" && !out.Until.After(out.Since) {
+		return out, fmt.Errorf("invalid --until %q: must be later than --since %q", f.until, f.since)
 	}
 	// The store's own check, said in the command line's terms.
 	if err := out.Validate(); err != nil {
@@ -168,6 +183,9 @@ func dlqListCmd(a *app) *cobra.Command {
 		Short: "List dead-letter entries, newest first, a page at a time",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := deadletter.CheckCursor(after); err != nil {
+				return fmt.Errorf("invalid --after %q: want the cursor the previous page printed (its \"more:\" line, or next_cursor with --json)", after)
+			}
 			filter, store, done, err := a.dlqSelect(cmd, &f, "limit", limit, deadletter.MaxListLimit)
 			if err != nil {
 				return err

@@ -103,8 +103,8 @@ func TestDLQStatsTopAndFingerprint(t *testing.T) {
 	}{
 		{[]string{"dlq", "stats", "--top", "0"}, "rebound: invalid --top 0: want 1 to 1000\n"},
 		{[]string{"dlq", "stats", "--top", "1001"}, "rebound: invalid --top 1001: want 1 to 1000\n"},
-		{[]string{"dlq", "list", "--fingerprint", ""}, "rebound: invalid parameter: fingerprint is empty: give a fingerprint_id from stats, or a fingerprint or reason\n"},
-		{[]string{"dlq", "resolve", "--all", "--fingerprint", "\xff", "--note", "x"}, "rebound: invalid parameter: fingerprint is not valid UTF-8\n"},
+		{[]string{"dlq", "list", "--fingerprint", ""}, "rebound: invalid --fingerprint \"\": empty: give an ID from `rebound dlq stats`, or a fingerprint or reason text\n"},
+		{[]string{"dlq", "resolve", "--all", "--fingerprint", "\xff", "--note", "x"}, "rebound: invalid --fingerprint \"\\xff\": not valid UTF-8\n"},
 	} {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			stdout, stderr, code := runRebound(bin, db.URL, tt.args...)

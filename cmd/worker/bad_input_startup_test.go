@@ -37,7 +37,7 @@ func TestBadInputWorkerStartup(t *testing.T) {
 		{"config with a tab", []string{"--config", yaml("tab", "retry:\n\tdefault: {}\n")}, nil, "invalid YAML: yaml: line 2: found character that cannot start any token"},
 		{"config a list", []string{"--config", yaml("list", "[1, 2]\n")}, nil, "invalid configuration: line 1: cannot unmarshal !!seq"},
 		{"config with a NUL", []string{"--config", yaml("nul", "retry:\n  default: {max_attempts: 5}\n\x00\n")}, nil, "invalid YAML"},
-		{"config in invalid UTF-8", []string{"--config", yaml("utf8", "alerts:\n  link: \"http://x/\xff\"\n")}, nil, "invalid YAML: yaml: invalid leading UTF-8 octet"},
+		{"config in invalid UTF-8", []string{"--config", yaml("utf8", "alerts:\n  link: \"http://x/\xff\"\n")}, nil, "not UTF-8 (byte 0xFF on line 2): the configuration file must be UTF-8"},
 		{"config SQL-looking kind", []string{"--config", yaml("sql", "retry:\n  kinds:\n    \"'); DROP TABLE river_job; --\": {max_attempts: 3}\n")}, nil, `retry.kinds.'); DROP TABLE river_job; --: unknown job kind "'); DROP TABLE river_job; --"`},
 		{"config max attempts past int64", []string{"--config", yaml("huge", "retry:\n  default: {max_attempts: 99999999999999999999}\n")}, nil, `retry.default.max_attempts: "99999999999999999999" is not an integer (line 2)`},
 		{"config max attempts negative", []string{"--config", yaml("neg", "retry:\n  default: {max_attempts: -3}\n")}, nil, "retry.default.max_attempts: must be >= 1 (got -3)"},

@@ -65,6 +65,9 @@ type options struct {
 	// ref names a flag as the user gave it: --flag, or its REBOUND_
 	// variable (cli.FlagRef).
 	ref func(flag string) string
+	// checkEnv refuses a REBOUND_ variable the worker does not read
+	// (cli.CheckEnv); reads are those it reads besides its flags'.
+	checkEnv func(reads ...string) error
 }
 
 func newRootCmd() *cobra.Command {
@@ -78,6 +81,7 @@ func newRootCmd() *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.ref = func(flag string) string { return cli.FlagRef(cmd, flag) }
+			o.checkEnv = func(reads ...string) error { return cli.CheckEnv(cmd, "REBOUND", reads...) }
 			return run(cmd.Context(), o)
 		},
 	}
@@ -145,7 +149,9 @@ Environment:
 		}
 		fmt.Fprintf(&b, "  %-32s --%s\n", cli.EnvName("REBOUND", f.Name), f.Name)
 	})
-	b.WriteString("\nEach variable follows the same rules as its flag; a flag on the command line wins over its variable.")
+	b.WriteString("\nEach variable follows the same rules as its flag; a flag on the command line wins over its variable." +
+		"\nAny other REBOUND_* variable is refused at start as a typo, except enqueue's (REBOUND_MAX_ATTEMPTS...), a ${NAME}" +
+		"\nthat --config references, and those Kubernetes sets for a Service named rebound (REBOUND_SERVICE_HOST...).")
 	return b.String()
 }
 
@@ -164,6 +170,11 @@ func run(ctx context.Context, o *options) error {
 
 	settings, err := config.Load(o.configPath)
 	if err != nil {
+		return err
+	}
+	// A REBOUND_ variable the worker does not read is most likely a typo;
+	// the file's ${NAME} secrets may be named REBOUND_ too.
+	if err := o.checkEnv(append([]string{adminauth.EnvToken}, settings.EnvRefs...)...); err != nil {
 		return err
 	}
 	adminToken := os.Getenv(adminauth.EnvToken)
@@ -229,7 +240,8 @@ func run(ctx context.Context, o *options) error {
 	}
 	for _, kind := range settings.Retry.Kinds() {
 		if _, err := registry.Lookup(kind); err != nil {
-			return fmt.Errorf("%s.kinds.%s: %w", retrypolicy.ConfigKey, kind, err)
+			// Named as config.Load names its errors: the file, then the key.
+			return fmt.Errorf("%s: %s.kinds.%s: %w", o.configPath, retrypolicy.ConfigKey, kind, err)
 		}
 		kinds[kind] = rebound.KindConfig{RetryPolicy: settings.Retry.Lookup(kind)}
 	}

@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -360,4 +362,115 @@ func valueProblem(f *pflag.Flag, cause error) string {
 		return "invalid value"
 	}
 	return cause.Error()
+}
+
+// OtherEnv are the REBOUND_* variables that rebound's other programs and
+// tools read, which one environment (a shell, a pod spec shared by workers
+// and producers) may hold for them: enqueue's and enqueue batch's flags
+// (REBOUND_CONFIG is the worker's too), the demo's database and the test
+// suite's settings (README). [CheckEnv] lets them be.
+var OtherEnv = []string{
+	"REBOUND_ARGS", "REBOUND_BATCH_SIZE", "REBOUND_CALLBACK_KIND", "REBOUND_DELAY_BETWEEN_BATCHES",
+	"REBOUND_FILE", "REBOUND_FORMAT", "REBOUND_JSON", "REBOUND_KIND", "REBOUND_MAX_ATTEMPTS", "REBOUND_NAME",
+	"REBOUND_PRIORITY", "REBOUND_QUEUE", "REBOUND_SCHEDULE_IN", "REBOUND_UNIQUE", "REBOUND_WAIT", "REBOUND_WAIT_INTERVAL",
+	"REBOUND_DEMO_DATABASE",
+	"REBOUND_DBTEST_TEMPLATE", "REBOUND_SCALE_MAX_MS", "REBOUND_SCALE_PLANS", "REBOUND_SCALE_ROWS", "REBOUND_TEST_ARTIFACTS",
+}
+
+// CheckEnv refuses the variables of the environment named PREFIX_... that
+// cmd does not read, so that a typo (REBOUND_WROKERS, or a breaker setting
+// such as REBOUND_WAKE_SPREAD, which only the YAML file holds) is not
+// silently ignored. cmd reads the variable of each of its flags but --help
+// (see [BindEnv]) and those of reads (REBOUND_ADMIN_TOKEN, the ${NAME}
+// references of its configuration file). Also let be: [OtherEnv], and the
+// variables Kubernetes gives every pod for a Service whose name starts
+// with the prefix (a Service "rebound" gives REBOUND_SERVICE_HOST,
+// REBOUND_SERVICE_PORT, REBOUND_PORT=tcp://..., REBOUND_PORT_8080_TCP...).
+// The error names every unknown variable, with the closest one cmd reads
+// when one is a typo away, else the list of those it reads: `unknown
+// environment variable REBOUND_QUEUS (did you mean REBOUND_QUEUES?)`.
+func CheckEnv(cmd *cobra.Command, prefix string, reads ...string) error {
+	own := slices.Clone(reads)
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Name != "help" {
+			own = append(own, EnvName(prefix, f.Name))
+		}
+	})
+	slices.Sort(own)
+	own = slices.Compact(own)
+	var unknown []string
+	for _, kv := range os.Environ() {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, prefix+"_") || slices.Contains(own, name) || slices.Contains(OtherEnv, name) || serviceLink(prefix, name, value) {
+			continue
+		}
+		unknown = append(unknown, name)
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	listOwn := false
+	for i, name := range unknown {
+		if near := closest(name, own); near != "" {
+			unknown[i] += " (did you mean " + near + "?)"
+		} else {
+			listOwn = true
+		}
+	}
+	what := "unknown environment variable "
+	if len(unknown) > 1 {
+		what = "unknown environment variables "
+	}
+	msg := what + strings.Join(unknown, ", ")
+	if listOwn {
+		msg += fmt.Sprintf(": %s reads %s", cmd.Name(), strings.Join(own, ", "))
+	}
+	return errors.New(msg)
+}
+
+// serviceLinkRE matches the ends of the names of the variables Kubernetes
+// sets for a Service (its name upper-cased, '-' as '_'), but ..._PORT.
+var serviceLinkRE = regexp.MustCompile(`_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_[0-9]+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)$`)
+
+// serviceLink reports whether name=value is one of the variables
+// Kubernetes sets for a Service whose name starts with prefix; ..._PORT
+// only with its form of value, "tcp://10.0.0.1:8080" (so
+// REBOUND_HTTP_PORT=9090 is still refused).
+func serviceLink(prefix, name, value string) bool {
+	rest := strings.TrimPrefix(name, prefix)
+	return serviceLinkRE.MatchString(rest) || strings.HasSuffix(rest, "_PORT") && strings.Contains(value, "://")
+}
+
+// closest is the name of names nearest to name, if it is a typo away (at
+// most 2 edits, fewer than a third of name's length); "" otherwise.
+func closest(name string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(name, n); d < bestD && 3*d < len(name) {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

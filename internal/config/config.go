@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -82,6 +83,9 @@ type Settings struct {
 	Alerts AlertsFile
 	// WeeklyIntelligence is the weekly_intelligence kind's configuration.
 	WeeklyIntelligence jobs.WeeklyIntelligenceConfig
+	// EnvRefs are the environment variables the file's ${NAME} references
+	// read, sorted (none for LoadWithoutAlerts' alerts section).
+	EnvRefs []string
 }
 
 // unknownTopKey matches yaml.v3's message for a top-level key File lacks.
@@ -115,6 +119,9 @@ func load(path string, keep func([]byte) []byte) (*Settings, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	if err := checkUTF8(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	s, err := Parse(keep(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -131,6 +138,9 @@ func AlertChannelNames(path string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	if err := checkUTF8(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	var f struct {
 		Alerts struct {
 			Channels map[string]yaml.Node `yaml:"channels"`
@@ -145,6 +155,31 @@ func AlertChannelNames(path string) ([]string, error) {
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// checkUTF8 refuses content that is not UTF-8 with one message saying so
+// and where: a UTF-16 file (which the YAML library would decode, but in
+// which neither ${NAME} nor a section could be found), or the first byte
+// that is not UTF-8 (Latin-1 text, say) with its line.
+func checkUTF8(content []byte) error {
+	const want = "the configuration file must be UTF-8"
+	// A byte order mark, or text such as "r\x00e\x00" (UTF-16 without one).
+	utf16 := bytes.HasPrefix(content, []byte{0xFF, 0xFE}) || bytes.HasPrefix(content, []byte{0xFE, 0xFF}) ||
+		len(content) >= 4 && (content[0] == 0) != (content[1] == 0) && (content[0] == 0) == (content[2] == 0) && (content[1] == 0) == (content[3] == 0)
+	if utf16 {
+		return fmt.Errorf("not UTF-8 (it looks like UTF-16): %s", want)
+	}
+	if utf8.Valid(content) {
+		return nil
+	}
+	for i := 0; i < len(content); {
+		r, size := utf8.DecodeRune(content[i:])
+		if r == utf8.RuneError && size == 1 {
+			return fmt.Errorf("not UTF-8 (byte 0x%02X on line %d): %s", content[i], 1+bytes.Count(content[:i], []byte("\n")), want)
+		}
+		i += size
+	}
+	return nil
 }
 
 // withoutTopLevelKey returns content with the lines of top-level key's
@@ -183,9 +218,13 @@ func withoutTopLevelKey(content []byte, key string) []byte {
 }
 
 // Parse validates a configuration file's content (nil or empty: all
-// defaults).
+// defaults), which must be UTF-8.
 func Parse(content []byte) (*Settings, error) {
 	var f File
+	if err := checkUTF8(content); err != nil {
+		return nil, err
+	}
+	refs := notify.EnvRefs(content)
 	content, err := notify.ExpandEnv(content, nil)
 	if err != nil {
 		return nil, err
@@ -240,5 +279,5 @@ func Parse(content []byte) (*Settings, error) {
 	if err := f.WeeklyIntelligence.Validate(); err != nil {
 		return nil, err
 	}
-	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), Alerts: f.Alerts, WeeklyIntelligence: f.WeeklyIntelligence}, nil
+	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), Alerts: f.Alerts, WeeklyIntelligence: f.WeeklyIntelligence, EnvRefs: refs}, nil
 }

@@ -40,7 +40,8 @@ func TestParse(t *testing.T) {
 		{name: "alerts link not a URL", yaml: "alerts:\n  link: not a url\n", wantErr: `alerts.link "not a url": want an absolute http or https URL (it is the link in every notification)`},
 		{name: "alerts link relative", yaml: "alerts:\n  link: /api/admin/job-health\n", wantErr: `alerts.link "/api/admin/job-health": want an absolute http or https URL (it is the link in every notification)`},
 		{name: "bad channel", yaml: "alerts:\n  channels:\n    ops: {type: slack}\n", wantErr: "alerts.channels.ops.url: an http or https URL is required"},
-		{name: "unset secret", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"${REBOUND_TEST_UNSET_VARIABLE}\"}\n", wantErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+		{name: "unset secret", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"${REBOUND_TEST_UNSET_VARIABLE}\"}\n", wantErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+		{name: "Latin-1", yaml: "retry:\n  default: {max_attempts: 5}\n# caf\xe9\n", wantErr: "not UTF-8 (byte 0xE9 on line 3): the configuration file must be UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,24 +89,24 @@ func TestLoadWithoutAlerts(t *testing.T) {
 		wantMaxAttempts int
 	}{
 		{name: "unset secrets, alerts last", yaml: retry + alerts, wantMaxAttempts: 3,
-			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+			wantLoadErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
 		{name: "unset secrets, alerts first", yaml: alerts + retry, wantMaxAttempts: 3,
-			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+			wantLoadErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
 		{name: "unset secrets, CRLF line ends", yaml: strings.ReplaceAll(alerts+retry, "\n", "\r\n"), wantMaxAttempts: 3,
-			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+			wantLoadErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
 		{name: "bad alerts settings", yaml: "alerts:\n  interval: 100ms\n  link: not a url\n" + retry, wantMaxAttempts: 3,
 			wantLoadErr: "alerts.interval: 100ms is not between 1s and 1h"},
 		{name: "only alerts", yaml: alerts, wantMaxAttempts: 5,
-			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+			wantLoadErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
 		{name: "unset variable outside alerts", yaml: alerts + "retry:\n  default:\n    max_attempts: ${REBOUND_TEST_UNSET_OTHER}\n",
-			wantErr:     "environment variable REBOUND_TEST_UNSET_OTHER is not set",
-			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE, REBOUND_TEST_UNSET_OTHER is not set"},
+			wantErr:     "retry.default.max_attempts: environment variable REBOUND_TEST_UNSET_OTHER is not set",
+			wantLoadErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is not set; retry.default.max_attempts: environment variable REBOUND_TEST_UNSET_OTHER is not set"},
 		{name: "unknown key after alerts keeps its line", yaml: alerts + "retyr: {}\n",
 			wantErr:     "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 9)",
-			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+			wantLoadErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
 		{name: "bad retry value", yaml: alerts + "retry:\n  default:\n    max_attempts: 70000\n",
 			wantErr:     "retry.default.max_attempts: must be <= 32767, the most River's max_attempts column holds (got 70000)",
-			wantLoadErr: "environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
+			wantLoadErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is not set"},
 		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content",
 			wantLoadErr: "invalid YAML: yaml: line 1: did not find expected node content"},
 	}
@@ -126,4 +127,78 @@ func TestLoadWithoutAlerts(t *testing.T) {
 			require.Equal(t, config.AlertsFile{}, s.Alerts)
 		})
 	}
+}
+
+// A file that is not UTF-8 is refused by every reader with one line naming
+// the file: UTF-16 with or without a byte order mark (which the YAML
+// library would otherwise decode, or refuse as "control characters"), or
+// the first byte that is not UTF-8 and its line. UTF-8 with a byte order
+// mark is UTF-8.
+func TestNotUTF8Refused(t *testing.T) {
+	t.Parallel()
+	const text = "retry:\n  default: {max_attempts: 3}\nalerts:\n  channels:\n    ops: {type: webhook, url: \"https://hooks.example.com/x\"}\n"
+	utf16 := func(bigEndian, bom bool) []byte {
+		var b []byte
+		if bom {
+			b = []byte{0xFF, 0xFE}
+			if bigEndian {
+				b = []byte{0xFE, 0xFF}
+			}
+		}
+		for _, c := range []byte(text) {
+			if bigEndian {
+				b = append(b, 0, c)
+			} else {
+				b = append(b, c, 0)
+			}
+		}
+		return b
+	}
+	const looksUTF16 = "not UTF-8 (it looks like UTF-16): the configuration file must be UTF-8"
+	tests := []struct {
+		name    string
+		content []byte
+		wantErr string // after "PATH: "; "" means accepted
+	}{
+		{"UTF-16LE with a byte order mark", utf16(false, true), looksUTF16},
+		{"UTF-16BE with a byte order mark", utf16(true, true), looksUTF16},
+		{"UTF-16LE without one", utf16(false, false), looksUTF16},
+		{"UTF-16BE without one", utf16(true, false), looksUTF16},
+		{"Latin-1 in a comment", []byte("# caf\xe9\n" + text), "not UTF-8 (byte 0xE9 on line 1): the configuration file must be UTF-8"},
+		{"Latin-1 in a value", []byte(strings.Replace(text, "hooks.example", "h\xf4te.example", 1)), "not UTF-8 (byte 0xF4 on line 5): the configuration file must be UTF-8"},
+		{"cut UTF-8 sequence at the end", []byte(text + "# \xe2\x82"), "not UTF-8 (byte 0xE2 on line 6): the configuration file must be UTF-8"},
+		{"UTF-8 with a byte order mark", append([]byte{0xEF, 0xBB, 0xBF}, text...), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "worker.yaml")
+			require.NoError(t, os.WriteFile(path, tt.content, 0o600))
+			s, err := config.Load(path)
+			_, errWithout := config.LoadWithoutAlerts(path)
+			names, errNames := config.AlertChannelNames(path)
+			if tt.wantErr == "" {
+				require.NoError(t, err)
+				require.NoError(t, errWithout)
+				require.NoError(t, errNames)
+				require.Equal(t, 3, s.Retry.Lookup("http_request").MaxAttempts)
+				require.Equal(t, []string{"ops"}, names)
+				return
+			}
+			require.EqualError(t, err, path+": "+tt.wantErr)
+			require.EqualError(t, errWithout, path+": "+tt.wantErr)
+			require.EqualError(t, errNames, path+": "+tt.wantErr)
+		})
+	}
+}
+
+// Settings.EnvRefs lists the variables the file's ${NAME} references read
+// (the worker accepts REBOUND_* ones among its variables).
+func TestEnvRefs(t *testing.T) {
+	t.Setenv("REBOUND_TEST_ENVREFS_URL", "https://hooks.example.com/x")
+	t.Setenv("REBOUND_TEST_ENVREFS_SECRET", "s3cret")
+	s, err := config.Parse([]byte("alerts:\n  channels:\n    ops: {type: webhook, url: \"${REBOUND_TEST_ENVREFS_URL}\", secret: \"${REBOUND_TEST_ENVREFS_SECRET}\"}\n"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"REBOUND_TEST_ENVREFS_SECRET", "REBOUND_TEST_ENVREFS_URL"}, s.EnvRefs)
+	require.Equal(t, "s3cret", s.Alerts.Channels["ops"].Secret)
 }

@@ -109,25 +109,27 @@ func (r Rule) CooldownSeconds() int64 { return int64(r.Cooldown / time.Second) }
 var ruleNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 var channelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
-// Validate returns an error naming the first field of r that is wrong.
+// Validate returns an error naming the first field of r that is wrong: a
+// [*FieldError] for the name, metric, threshold, window, min_jobs, severity
+// and cooldown, e.g. "threshold -1: a number from 0 up".
 func (r *Rule) Validate() error {
 	switch {
 	case !ruleNameRE.MatchString(r.Name):
-		return fmt.Errorf("name %q: use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)", r.Name)
+		return &FieldError{"name", fmt.Sprintf("%q", r.Name), "use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)"}
 	case !validMetric(r.Metric):
-		return fmt.Errorf("metric %q: one of %s", r.Metric, strings.Join(Metrics, ", "))
+		return &FieldError{"metric", fmt.Sprintf("%q", r.Metric), "one of " + strings.Join(Metrics, ", ")}
 	case r.Threshold < 0 || r.Threshold != r.Threshold || r.Threshold > 1e15:
-		return fmt.Errorf("threshold %v: a number from 0 up", r.Threshold)
+		return &FieldError{"threshold", fmt.Sprint(r.Threshold), "a number from 0 up"}
 	case r.Metric == MetricFailureRate && r.Threshold >= 100:
-		return fmt.Errorf("threshold %v: a failure rate is a percent below 100", r.Threshold)
+		return &FieldError{"threshold", fmt.Sprint(r.Threshold), "a failure rate is a percent below 100"}
 	case r.Window < time.Minute || r.Window > 30*24*time.Hour || r.Window%time.Second != 0:
-		return fmt.Errorf("window %s: whole seconds from 1m to 720h", r.Window)
+		return &FieldError{"window", r.Window.String(), "whole seconds from 1m to 720h"}
 	case r.MinJobs < 0 || r.MinJobs > 1_000_000_000:
-		return fmt.Errorf("min_jobs %d: from 0 to 1000000000", r.MinJobs)
+		return &FieldError{"min_jobs", strconv.Itoa(r.MinJobs), "from 0 to 1000000000"}
 	case r.Severity.Rank() == 0:
-		return fmt.Errorf("severity %q: warning, error or critical", r.Severity)
+		return &FieldError{"severity", fmt.Sprintf("%q", r.Severity), "warning, error or critical"}
 	case r.Cooldown < 0 || r.Cooldown > 30*24*time.Hour || r.Cooldown%time.Second != 0:
-		return fmt.Errorf("cooldown %s: whole seconds from 0 to 720h", r.Cooldown)
+		return &FieldError{"cooldown", r.Cooldown.String(), "whole seconds from 0 to 720h"}
 	}
 	for i, c := range r.Channels {
 		if !channelNameRE.MatchString(c) {
@@ -141,6 +143,23 @@ func (r *Rule) Validate() error {
 	}
 	return nil
 }
+
+// FieldError is a setting of a [Rule] that [Rule.Validate] refuses, so a
+// caller can say it in its own terms (rebound alerts set names the flag).
+type FieldError struct {
+	// Field is the setting as job_alert_config and the JSON name it: name,
+	// metric, threshold, window, min_jobs, severity or cooldown.
+	Field string
+	// Value is the refused value as Validate shows it: quoted for text
+	// (`"cpu"`), a duration as time.Duration prints it (10s).
+	Value string
+	// Problem says what the setting must be, e.g. "a number from 0 up".
+	Problem string
+}
+
+// Error returns "FIELD VALUE: PROBLEM", e.g. "window 10s: whole seconds
+// from 1m to 720h".
+func (e *FieldError) Error() string { return e.Field + " " + e.Value + ": " + e.Problem }
 
 func validMetric(m string) bool {
 	for _, x := range Metrics {

@@ -3,6 +3,7 @@ package alert_test
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -53,6 +54,41 @@ func TestCheckChannels(t *testing.T) {
 			var uc *alert.UnknownChannelError
 			require.True(t, errors.As(err, &uc))
 			require.Equal(t, tt.want, uc)
+		})
+	}
+}
+
+// Validate refuses each setting with a *FieldError naming it (the field as
+// job_alert_config names it, the value, the problem), so rebound alerts set
+// can name the flag; its message is "FIELD VALUE: PROBLEM".
+func TestValidateFieldError(t *testing.T) {
+	t.Parallel()
+	good := alert.Rule{Name: "r", Metric: alert.MetricFailureRate, Threshold: 20, Window: 15 * time.Minute, Severity: alert.SeverityError, Cooldown: time.Hour}
+	require.NoError(t, good.Validate())
+	tests := []struct {
+		name   string
+		change func(*alert.Rule)
+		want   alert.FieldError
+	}{
+		{"name", func(r *alert.Rule) { r.Name = "Bad Name" }, alert.FieldError{Field: "name", Value: `"Bad Name"`, Problem: "use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)"}},
+		{"metric", func(r *alert.Rule) { r.Metric = "cpu" }, alert.FieldError{Field: "metric", Value: `"cpu"`, Problem: "one of failure_rate, breaker_open, dlq_unresolved, dlq_growth, dlq_oldest_age"}},
+		{"threshold negative", func(r *alert.Rule) { r.Threshold = -1 }, alert.FieldError{Field: "threshold", Value: "-1", Problem: "a number from 0 up"}},
+		{"threshold a rate of 100", func(r *alert.Rule) { r.Threshold = 100 }, alert.FieldError{Field: "threshold", Value: "100", Problem: "a failure rate is a percent below 100"}},
+		{"window", func(r *alert.Rule) { r.Window = 10 * time.Second }, alert.FieldError{Field: "window", Value: "10s", Problem: "whole seconds from 1m to 720h"}},
+		{"min_jobs", func(r *alert.Rule) { r.MinJobs = -3 }, alert.FieldError{Field: "min_jobs", Value: "-3", Problem: "from 0 to 1000000000"}},
+		{"severity", func(r *alert.Rule) { r.Severity = "loud" }, alert.FieldError{Field: "severity", Value: `"loud"`, Problem: "warning, error or critical"}},
+		{"cooldown", func(r *alert.Rule) { r.Cooldown = 1500 * time.Millisecond }, alert.FieldError{Field: "cooldown", Value: "1.5s", Problem: "whole seconds from 0 to 720h"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := good
+			tt.change(&r)
+			err := r.Validate()
+			fe, ok := errors.AsType[*alert.FieldError](err)
+			require.True(t, ok, "%T %v", err, err)
+			require.Equal(t, tt.want, *fe)
+			require.EqualError(t, err, tt.want.Field+" "+tt.want.Value+": "+tt.want.Problem)
 		})
 	}
 }

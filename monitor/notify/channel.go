@@ -139,7 +139,8 @@ var envRE = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // ExpandEnv replaces every ${NAME} in data with the environment variable
 // NAME (getenv nil means os.Getenv). An unset or empty variable is an error
-// naming it, so a missing secret never becomes an empty URL.
+// naming it and the key that holds it (a [*UnsetEnvError]), so a missing
+// secret never becomes an empty URL.
 func ExpandEnv(data []byte, getenv func(string) string) ([]byte, error) {
 	if getenv == nil {
 		getenv = os.Getenv
@@ -154,9 +155,107 @@ func ExpandEnv(data []byte, getenv func(string) string) ([]byte, error) {
 		return []byte(v)
 	})
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("environment variable %s is not set", strings.Join(missing, ", "))
+		return nil, unsetEnvError(data, missing)
 	}
 	return out, nil
+}
+
+// EnvRefs returns the names of the variables data's ${NAME} references
+// read, sorted, each once.
+func EnvRefs(data []byte) []string {
+	var names []string
+	for _, m := range envRE.FindAllSubmatch(data, -1) {
+		names = append(names, string(m[1]))
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// UnsetEnvError is [ExpandEnv]'s error: ${NAME} references to environment
+// variables that are unset or empty. Its message says, for each, the key
+// that holds it: "alerts.channels.ops.url: environment variable SLACK_URL
+// is not set", several joined by "; ".
+type UnsetEnvError struct {
+	// Vars are the variables, in the order of their first reference.
+	Vars []UnsetVar
+	// Prefix is put before every Key ("channels."); without its final dot,
+	// it begins the message about a reference that has no key.
+	Prefix string
+}
+
+// UnsetVar is one variable of an [UnsetEnvError].
+type UnsetVar struct {
+	// Name is the variable's name.
+	Name string
+	// Key is the dotted path of the first YAML value that references it
+	// ("alerts.channels.ops.url", "alerts.channels.mail.smtp.to[1]"); ""
+	// when no value does as written (the reference is in a comment or a
+	// key, or the text is YAML only once expanded).
+	Key string
+	// Line is the line of its first reference, from 1.
+	Line int
+}
+
+// Error returns one clause per variable: "KEY: environment variable NAME
+// is not set", or "environment variable NAME is not set (line N)" for a
+// reference that has no key.
+func (e *UnsetEnvError) Error() string {
+	msgs := make([]string, len(e.Vars))
+	for i, v := range e.Vars {
+		if v.Key != "" {
+			msgs[i] = fmt.Sprintf("%s%s: environment variable %s is not set", e.Prefix, v.Key, v.Name)
+			continue
+		}
+		msgs[i] = fmt.Sprintf("environment variable %s is not set (line %d)", v.Name, v.Line)
+		if p := strings.TrimSuffix(e.Prefix, "."); p != "" {
+			msgs[i] = p + ": " + msgs[i]
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// unsetEnvError finds where in data each variable of missing is
+// referenced: the key of the first YAML value that holds ${NAME}, and the
+// line of its first reference. Every ${NAME} is read as a plain word
+// ("env-ref-NAME-end"), so a reference YAML would not take as written
+// (url: ${URL} in a {...} mapping) is found as the expanded file has it.
+func unsetEnvError(data []byte, missing []string) *UnsetEnvError {
+	e := &UnsetEnvError{Vars: make([]UnsetVar, len(missing))}
+	for i, name := range missing {
+		ref := "${" + name + "}"
+		e.Vars[i] = UnsetVar{Name: name, Line: 1 + bytes.Count(data[:bytes.Index(data, []byte(ref))], []byte("\n"))}
+	}
+	token := func(name string) string { return "env-ref-" + name + "-end" } // no NAME holds '-'
+	words := envRE.ReplaceAllFunc(data, func(m []byte) []byte { return []byte(token(string(envRE.FindSubmatch(m)[1]))) })
+	var doc yaml.Node
+	if yaml.Unmarshal(words, &doc) != nil || len(doc.Content) == 0 {
+		return e
+	}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for j := 0; j+1 < len(n.Content); j += 2 {
+				key := n.Content[j].Value
+				if path != "" {
+					key = path + "." + key
+				}
+				walk(n.Content[j+1], key)
+			}
+		case yaml.SequenceNode:
+			for j, item := range n.Content {
+				walk(item, fmt.Sprintf("%s[%d]", path, j))
+			}
+		case yaml.ScalarNode:
+			for i := range e.Vars {
+				if v := &e.Vars[i]; v.Key == "" && path != "" && strings.Contains(n.Value, token(v.Name)) {
+					v.Key, v.Line = path, n.Line
+				}
+			}
+		}
+	}
+	walk(doc.Content[0], "")
+	return e
 }
 
 // ParseChannels reads a YAML map of channel name to Channel, after
@@ -164,6 +263,10 @@ func ExpandEnv(data []byte, getenv func(string) string) ([]byte, error) {
 // error naming it.
 func ParseChannels(data []byte, getenv func(string) string) (map[string]Channel, error) {
 	expanded, err := ExpandEnv(data, getenv)
+	if ue, ok := errors.AsType[*UnsetEnvError](err); ok {
+		ue.Prefix = "channels."
+		return nil, ue
+	}
 	if err != nil {
 		return nil, fmt.Errorf("channels: %w", err)
 	}

@@ -164,7 +164,8 @@ mail: {type: email, smtp: {host: smtp.example.com, password: "${SMTP_PASSWORD}",
 	require.Equal(t, "pw", chs["mail"].SMTP.Password)
 
 	bad := []struct{ name, yaml, wantErr string }{
-		{"unset variable", `ops: {type: slack, url: "${NOPE}"}`, "channels: environment variable NOPE is not set"},
+		{"unset variable", `ops: {type: slack, url: "${NOPE}"}`, "channels.ops.url: environment variable NOPE is not set"},
+		{"unset variable in a comment", "# ${NOPE}\nops: {type: slack, url: \"https://x\"}", "channels: environment variable NOPE is not set (line 1)"},
 		{"unknown type", `ops: {type: sms}`, `channels.ops.type: "sms" is not slack, webhook or email`},
 		{"no url", `ops: {type: webhook}`, "channels.ops.url: an http or https URL is required"},
 		{"ftp url", `ops: {type: webhook, url: "ftp://x"}`, "channels.ops.url: an http or https URL is required"},
@@ -183,6 +184,44 @@ mail: {type: email, smtp: {host: smtp.example.com, password: "${SMTP_PASSWORD}",
 		_, err := notify.ParseChannels([]byte(tt.yaml), getenv)
 		require.EqualError(t, err, tt.wantErr, tt.name)
 	}
+}
+
+// An unset ${NAME} is refused with the key of the first value that holds
+// it (a reference only in a comment or a key: its line), each variable
+// once, in the order of first reference; set variables are expanded.
+func TestExpandEnvNamesTheKey(t *testing.T) {
+	t.Parallel()
+	getenv := func(k string) string { return map[string]string{"SET": "https://hooks.example.com/x"}[k] }
+	tests := []struct{ name, yaml, wantErr string }{
+		{"quoted value", "alerts:\n  channels:\n    ops: {type: slack, url: \"${SLACK_URL}\"}\n",
+			"alerts.channels.ops.url: environment variable SLACK_URL is not set"},
+		{"plain value in a flow mapping", "alerts:\n  channels:\n    ops: {type: slack, url: ${SLACK_URL}}\n",
+			"alerts.channels.ops.url: environment variable SLACK_URL is not set"},
+		{"part of a value", "alerts:\n  link: https://${HOST}/health\n",
+			"alerts.link: environment variable HOST is not set"},
+		{"sequence item", "alerts:\n  channels:\n    mail:\n      smtp:\n        to: [a@example.com, \"${ONCALL}\"]\n",
+			"alerts.channels.mail.smtp.to[1]: environment variable ONCALL is not set"},
+		{"comment first, then a value", "# uses ${SLACK_URL}\nalerts:\n  channels:\n    ops: {type: slack, url: \"${SLACK_URL}\"}\n",
+			"alerts.channels.ops.url: environment variable SLACK_URL is not set"},
+		{"comment only", "retry: {}\n# ${SLACK_URL}\n", "environment variable SLACK_URL is not set (line 2)"},
+		{"in a key", "breaker:\n  keys:\n    ${KEY}: {window: 1m}\n", "environment variable KEY is not set (line 3)"},
+		{"not YAML as written", "alerts: [\n  ${SLACK_URL}\n", "environment variable SLACK_URL is not set (line 2)"},
+		{"two variables, one set, one used twice", "alerts:\n  channels:\n    a: {url: \"${A}\", secret: \"${SET}\"}\n    b: {url: \"${B}\", secret: \"${A}\"}\n",
+			"alerts.channels.a.url: environment variable A is not set; alerts.channels.b.url: environment variable B is not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := notify.ExpandEnv([]byte(tt.yaml), getenv)
+			require.EqualError(t, err, tt.wantErr)
+			var ue *notify.UnsetEnvError
+			require.ErrorAs(t, err, &ue)
+		})
+	}
+	out, err := notify.ExpandEnv([]byte("url: \"${SET}\"\n"), getenv)
+	require.NoError(t, err)
+	require.Equal(t, "url: \"https://hooks.example.com/x\"\n", string(out))
+	require.Equal(t, []string{"A", "B", "SET"}, notify.EnvRefs([]byte("# ${B}\nx: ${A}${SET}\ny: ${B}\n")))
 }
 
 // FuzzExpandEnv: expansion never panics, and its output holds no ${NAME}
