@@ -81,14 +81,7 @@ func TestCopyTurnstileOverlapsPreparationAndKeepsOrder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
-	_, err := db.Pool.Exec(ctx, `
-CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF NEW.args->>'url' = 'http://127.0.0.1:9/boom' THEN RAISE EXCEPTION 'boom refused'; END IF;
-	RETURN NEW;
-END $$;
-CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCTION refuse_boom();`)
-	require.NoError(t, err)
+	refuseURL(t, db, "http://127.0.0.1:9/boom", "boom refused", false)
 
 	tests := []struct {
 		name      string

@@ -23,6 +23,29 @@ import (
 // in the third batch must undo the first two.
 const fastPathLines = 2*copyBatchSize + 500
 
+// refuseURL gives db's river_job a trigger of the test's own that refuses
+// a row whose args.url is url with message, as a constraint would: at the
+// row's insert, or, when atCommit, at the COMMIT (a deferred constraint
+// trigger).
+func refuseURL(t *testing.T, db *dbtest.Database, url, message string, atCommit bool) {
+	t.Helper()
+	trigger := "CREATE TRIGGER refuse_url BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCTION refuse_url()"
+	if atCommit {
+		trigger = "CREATE CONSTRAINT TRIGGER refuse_url AFTER INSERT ON river_job DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_url()"
+	}
+	_, err := db.Pool.Exec(context.Background(), fmt.Sprintf(`
+CREATE FUNCTION refuse_url() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.args->>'url' = %s THEN RAISE EXCEPTION %s; END IF;
+	RETURN NEW;
+END $$;
+%s;`, quoteLiteral(url), quoteLiteral(message), trigger))
+	require.NoError(t, err)
+}
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 func manyLines(n int, last string) string {
 	var b strings.Builder
 	for i := range n - 1 {
@@ -50,15 +73,7 @@ func TestFastPathBadInputInsertsNothing(t *testing.T) {
 	env := []string{"DATABASE_URL=" + db.URL}
 	seed := proctest.Run(t, env, "enqueue", "http_request", "--args", `{"url": "http://127.0.0.1:9/seed"}`)
 	require.Equal(t, 0, seed.ExitCode, seed.Stderr)
-	// A trigger of the test's own refuses one URL, as a constraint would.
-	_, err := db.Pool.Exec(context.Background(), `
-CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF NEW.args->>'url' = 'http://127.0.0.1:9/boom' THEN RAISE EXCEPTION 'boom refused'; END IF;
-	RETURN NEW;
-END $$;
-CREATE TRIGGER refuse_boom BEFORE INSERT ON river_job FOR EACH ROW EXECUTE FUNCTION refuse_boom();`)
-	require.NoError(t, err)
+	refuseURL(t, db, "http://127.0.0.1:9/boom", "boom refused", false)
 
 	ok := `{"url": "http://127.0.0.1:9/ok"}`
 	tests := []struct {

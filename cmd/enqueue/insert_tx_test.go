@@ -20,15 +20,7 @@ import (
 func TestCommitRefusalIsNamed(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	_, err := db.Pool.Exec(context.Background(), `
-CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF NEW.args->>'url' = 'http://127.0.0.1:9/late' THEN RAISE EXCEPTION 'refused at commit'; END IF;
-	RETURN NEW;
-END $$;
-CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON river_job
-	DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit();`)
-	require.NoError(t, err)
+	refuseURL(t, db, "http://127.0.0.1:9/late", "refused at commit", true)
 	file := writeFile(t, manyLines(fastPathLines, `{"url": "http://127.0.0.1:9/late"}`))
 	tests := []struct {
 		name  string

@@ -131,3 +131,24 @@ func (c *checkpointer) run(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	return err
 }
+
+// dbCPUColumns appends the PostgreSQL CPU columns to a report's header
+// and, for each of rows (one per side, in sides' order), that side's
+// median and spread, when any round of sides measured it.
+func dbCPUColumns(rounds []Round, sides []Side, header []string, rows [][]string) ([]string, [][]string) {
+	measured := false
+	for _, side := range sides {
+		if _, ok := DBOf(rounds, side); ok {
+			measured = true
+		}
+	}
+	if !measured {
+		return header, rows
+	}
+	header = append(header, "POSTGRESQL CPU µS/JOB (MEDIAN)", "POSTGRESQL CPU µS/JOB (MIN-MAX)")
+	for i, side := range sides {
+		db, _ := DBOf(rounds, side)
+		rows[i] = append(rows[i], fmt.Sprintf("%.1f", db.Median), fmt.Sprintf("%.1f-%.1f", db.Min, db.Max))
+	}
+	return header, rows
+}

@@ -21,10 +21,6 @@ func (rep *InsertReport) WriteTable(w io.Writer) error {
 		fmt.Fprintln(w, "each round starts from an empty river_job (no CHECKPOINT between rounds: the role may not run it, so a round may pay for the WAL of the one before)")
 	}
 	header := []string{"SIDE", "SECONDS (MEDIAN)", "SECONDS (MIN-MAX)", "JOBS/S (MEDIAN)", "JOBS/S (MIN-MAX)", "CPU µS/JOB (MEDIAN)", "CPU µS/JOB (MIN-MAX)"}
-	_, withDB := DBOf(rep.Rounds, SideInsertManyFast)
-	if withDB {
-		header = append(header, "POSTGRESQL CPU µS/JOB (MEDIAN)", "POSTGRESQL CPU µS/JOB (MIN-MAX)")
-	}
 	var rows [][]string
 	for _, side := range insertSides {
 		rate, cpu := Of(rep.Rounds, side)
@@ -35,16 +31,12 @@ func (rep *InsertReport) WriteTable(w io.Writer) error {
 			}
 		}
 		s := summarize(secs)
-		row := []string{string(side),
+		rows = append(rows, []string{string(side),
 			fmt.Sprintf("%.3f", s.Median), fmt.Sprintf("%.3f-%.3f", s.Min, s.Max),
 			fmt.Sprintf("%.0f", rate.Median), fmt.Sprintf("%.0f-%.0f", rate.Min, rate.Max),
-			fmt.Sprintf("%.1f", cpu.Median), fmt.Sprintf("%.1f-%.1f", cpu.Min, cpu.Max)}
-		if withDB {
-			db, _ := DBOf(rep.Rounds, side)
-			row = append(row, fmt.Sprintf("%.1f", db.Median), fmt.Sprintf("%.1f-%.1f", db.Min, db.Max))
-		}
-		rows = append(rows, row)
+			fmt.Sprintf("%.1f", cpu.Median), fmt.Sprintf("%.1f-%.1f", cpu.Min, cpu.Max)})
 	}
+	header, rows = dbCPUColumns(rep.Rounds, insertSides, header, rows)
 	if err := cli.Table(w, header, rows); err != nil {
 		return err
 	}

@@ -15,22 +15,15 @@ func (rep *NoopReport) WriteTable(w io.Writer) error {
 		c.Jobs, c.Rounds, c.Workers, c.FetchCooldown, c.FetchPollInterval, rep.PoolSize)
 	writeMachine(w, m)
 	header := []string{"SIDE", "JOBS/S (MEDIAN)", "JOBS/S (MIN-MAX)", "CPU µS/JOB (MEDIAN)", "CPU µS/JOB (MIN-MAX)"}
-	riverDB, withDB := DBOf(rep.Rounds, SideRiver)
-	if withDB {
-		header = append(header, "POSTGRESQL CPU µS/JOB (MEDIAN)", "POSTGRESQL CPU µS/JOB (MIN-MAX)")
-	}
+	sides := []Side{SideRiver, SideRebound}
 	var rows [][]string
-	for _, side := range []Side{SideRiver, SideRebound} {
+	for _, side := range sides {
 		rate, cpu := Of(rep.Rounds, side)
-		row := []string{string(side),
+		rows = append(rows, []string{string(side),
 			fmt.Sprintf("%.0f", rate.Median), fmt.Sprintf("%.0f-%.0f", rate.Min, rate.Max),
-			fmt.Sprintf("%.1f", cpu.Median), fmt.Sprintf("%.1f-%.1f", cpu.Min, cpu.Max)}
-		if withDB {
-			db, _ := DBOf(rep.Rounds, side)
-			row = append(row, fmt.Sprintf("%.1f", db.Median), fmt.Sprintf("%.1f-%.1f", db.Min, db.Max))
-		}
-		rows = append(rows, row)
+			fmt.Sprintf("%.1f", cpu.Median), fmt.Sprintf("%.1f-%.1f", cpu.Min, cpu.Max)})
 	}
+	header, rows = dbCPUColumns(rep.Rounds, sides, header, rows)
 	if err := cli.Table(w, header, rows); err != nil {
 		return err
 	}
@@ -38,7 +31,8 @@ func (rep *NoopReport) WriteTable(w io.Writer) error {
 	if _, err := fmt.Fprintf(w, "ratio rebound/river: jobs/s %.3f, CPU per job %.3f (river's CPU per job / rebound's; 1 = no overhead)\n", rate, cpu); err != nil {
 		return err
 	}
-	if reboundDB, ok := DBOf(rep.Rounds, SideRebound); withDB && ok {
+	riverDB, okRiver := DBOf(rep.Rounds, SideRiver)
+	if reboundDB, ok := DBOf(rep.Rounds, SideRebound); okRiver && ok {
 		_, err := fmt.Fprintf(w, "PostgreSQL's CPU per job, river's / rebound's: %.3f\n", ratio(riverDB.Median, reboundDB.Median))
 		return err
 	}
