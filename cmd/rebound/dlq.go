@@ -50,7 +50,7 @@ func (f *dlqFilter) register(cmd *cobra.Command, statusHelp string) {
 	fl.StringSliceVar(&f.classes, "class", nil, "only entries of this failure class, e.g. server_error (repeatable)")
 	fl.StringSliceVar(&f.statuses, "status", nil, "only entries in this status: unresolved, retried, resolved (repeatable; "+statusHelp+")")
 	fl.StringSliceVar(&f.keys, "operation-key", nil, "only entries of this operation key (repeatable)")
-	fl.StringArrayVar(&f.fingerprints, "fingerprint", nil, "only entries of this failure fingerprint: its ID from `rebound dlq stats` (12 hex digits), or a fingerprint or reason text (repeatable; commas are not separators)")
+	fl.StringArrayVar(&f.fingerprints, "fingerprint", nil, "only entries of this failure `fingerprint`: its ID from rebound dlq stats (12 hex digits), or a fingerprint or reason text (repeatable; commas are not separators)")
 	fl.StringVar(&f.since, "since", "", "only entries dead-lettered at or after this time: RFC 3339, or an age such as 24h or 7d")
 	fl.StringVar(&f.until, "until", "", "only entries dead-lettered before this time: RFC 3339, or an age such as 1h")
 }
