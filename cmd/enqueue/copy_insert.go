@@ -191,28 +191,11 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 			}
 			return nil
 		}
-		for {
-			var (
-				b  = first
-				ok = true
-			)
-			first = nil
+		for b, ok := first, true; ok; {
 			select {
 			case <-abort:
 				return errInputRefused
 			default:
-			}
-			if b == nil {
-				select {
-				case b, ok = <-batches:
-				case <-abort:
-					return errInputRefused
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			if !ok {
-				break
 			}
 			bi := startBatchInsert(ctx, &wg, client, tx, opts, b, after, &failed, abort)
 			after = bi.left
@@ -222,6 +205,13 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 					return err
 				}
 				inFlight = inFlight[1:]
+			}
+			select {
+			case b, ok = <-batches:
+			case <-abort:
+				return errInputRefused
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		}
 		for _, bi := range inFlight {
