@@ -1,17 +1,17 @@
 package batch
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound/internal/proctest"
 )
 
 // TestCompleterLogsAnUnreachableDatabaseOnce runs a Completer against a
@@ -22,7 +22,7 @@ func TestCompleterLogsAnUnreachableDatabaseOnce(t *testing.T) {
 	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	var buf syncBuffer
+	var buf proctest.SyncBuffer
 	c := NewCompleter(pool, &CompleterConfig{Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 	c.Start(context.Background())
 	time.Sleep(300 * time.Millisecond)
@@ -30,22 +30,4 @@ func TestCompleterLogsAnUnreachableDatabaseOnce(t *testing.T) {
 	out := buf.String()
 	require.Equal(t, 1, strings.Count(out, `msg="batch fold failed; next pass retries"`), out)
 	require.Contains(t, out, "connection refused")
-}
-
-// syncBuffer is a bytes.Buffer safe for the Completer's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package batch_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,33 +24,15 @@ import (
 	"github.com/rebound-queue/rebound/internal/proctest"
 )
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startPodProcess builds testdata/pod (once per test) and starts it; it is
 // stopped (stdin closed, then killed) when the test ends.
-func startPodProcess(t *testing.T, bin, databaseURL, addr string) *lockedBuffer {
+func startPodProcess(t *testing.T, bin, databaseURL, addr string) *proctest.SyncBuffer {
 	t.Helper()
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+databaseURL, "HTTP_ADDR="+addr)
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
-	out := &lockedBuffer{}
+	out := &proctest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	done := make(chan struct{})
@@ -84,7 +64,7 @@ func TestCompletionOnceWithTwoProcesses(t *testing.T) {
 	require.NoError(t, err, string(out))
 
 	addrs := []string{proctest.FreeAddr(t), proctest.FreeAddr(t)}
-	logs := []*lockedBuffer{startPodProcess(t, bin, db.URL, addrs[0]), startPodProcess(t, bin, db.URL, addrs[1])}
+	logs := []*proctest.SyncBuffer{startPodProcess(t, bin, db.URL, addrs[0]), startPodProcess(t, bin, db.URL, addrs[1])}
 	for _, addr := range addrs {
 		waitFor(t, 30*time.Second, "pod at "+addr+" ready", func() bool {
 			resp, err := http.Get("http://" + addr + "/readyz")

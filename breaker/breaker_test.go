@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/internal/proctest"
 )
 
 // testBundle is one test's database and a started breaker on it.
@@ -570,7 +571,7 @@ func TestFailureWithUnstorableErrorTextStillTrips(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var logs syncBuffer
+			var logs proctest.SyncBuffer
 			// Warnings only: the transition's info line is expected.
 			tb := setup(t, Config{Settings: Settings{FailureThreshold: 1}, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			ctx := context.Background()

@@ -1,12 +1,10 @@
 package breaker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/internal/proctest"
 	"github.com/rebound-queue/rebound/migrations"
 )
 
@@ -57,29 +56,11 @@ func TestValidateKey(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // An invalid key is an error the caller of Allow/Execute sees, the call does
 // not run, and nothing is written, logged or remembered for it.
 func TestExecuteRefusesInvalidKey(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs proctest.SyncBuffer
 	tb := setup(t, Config{
 		Settings: Settings{FailureThreshold: 1},
 		Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -224,7 +205,7 @@ func TestMigrationEnforcesKeyRule(t *testing.T) {
 // (default: cancelled, so it lands in the dead-letter queue with the reason).
 func TestGateInvalidKeyCancelsTheJob(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs proctest.SyncBuffer
 	tb := setup(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
 	gate := NewGate(tb.b, GateConfig{})

@@ -1,7 +1,6 @@
 package httpserver_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/httpserver"
+	"github.com/rebound-queue/rebound/internal/proctest"
 )
 
 func TestReadiness(t *testing.T) {
@@ -118,7 +117,7 @@ func TestReadinessHidesDatabaseDetail(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 
-	var logs syncBuffer
+	var logs proctest.SyncBuffer
 	var other atomic.Pointer[error]
 	setOther := func(err error) { other.Store(&err) }
 	setOther(nil)
@@ -214,21 +213,4 @@ func TestWrongMethod(t *testing.T) {
 			require.JSONEq(t, `{"error": "method `+method+` not allowed on `+path+` (allowed: GET, HEAD)"}`, string(b))
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
