@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
@@ -284,39 +285,33 @@ func attemptCounts(t *testing.T, g prometheus.Gatherer, kind string) (map[string
 	t.Helper()
 	mfs, err := g.Gather()
 	require.NoError(t, err)
+	labels := func(m *dto.Metric) (k, outcome string) {
+		for _, l := range m.GetLabel() {
+			switch l.GetName() {
+			case "kind":
+				k = l.GetValue()
+			case "outcome":
+				outcome = l.GetValue()
+			}
+		}
+		return k, outcome
+	}
 	out, timed := map[string]float64{}, map[string]uint64{}
 	for _, mf := range mfs {
-		if mf.GetName() == "rebound_job_duration_seconds" {
-			for _, m := range mf.GetMetric() {
-				var k, outcome string
-				for _, l := range m.GetLabel() {
-					switch l.GetName() {
-					case "kind":
-						k = l.GetValue()
-					case "outcome":
-						outcome = l.GetValue()
-					}
-				}
-				if k == kind && m.GetHistogram().GetSampleCount() != 0 {
-					timed[outcome] = m.GetHistogram().GetSampleCount()
-				}
-			}
-		}
-		if mf.GetName() != "rebound_job_attempts_total" {
-			continue
-		}
 		for _, m := range mf.GetMetric() {
-			var k, outcome string
-			for _, l := range m.GetLabel() {
-				switch l.GetName() {
-				case "kind":
-					k = l.GetValue()
-				case "outcome":
-					outcome = l.GetValue()
-				}
+			k, outcome := labels(m)
+			if k != kind {
+				continue
 			}
-			if k == kind && m.GetCounter().GetValue() != 0 {
-				out[outcome] = m.GetCounter().GetValue()
+			switch mf.GetName() {
+			case "rebound_job_duration_seconds":
+				if n := m.GetHistogram().GetSampleCount(); n != 0 {
+					timed[outcome] = n
+				}
+			case "rebound_job_attempts_total":
+				if v := m.GetCounter().GetValue(); v != 0 {
+					out[outcome] = v
+				}
 			}
 		}
 	}
