@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -19,7 +20,11 @@ import (
 
 	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/breaker"
+	"github.com/rebound-queue/rebound/console"
+	"github.com/rebound-queue/rebound/deadletter"
+	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/monitor/health"
 )
 
 const testToken = "console-test-token-0123456789"
@@ -61,6 +66,25 @@ func startPod(t *testing.T) *pod {
 	require.NoError(t, p.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, p.Stop(ctx)) })
 	return &pod{url: "http://" + p.HTTPAddr(), pool: db.Pool}
+}
+
+// serveConsole serves a console over db on a test server: the admin token
+// testToken, its own sessions, the dead-letter queue, breakers and health
+// of db; edit, if not nil, changes the config first.
+func serveConsole(t *testing.T, db *dbtest.Database, edit func(*console.Config)) *httptest.Server {
+	t.Helper()
+	dlq, err := deadletter.New(db.Pool, nil)
+	require.NoError(t, err)
+	cfg := console.Config{Pool: db.Pool, DLQ: dlq, Breakers: breaker.NewStore(db.Pool), Health: &health.Checker{DB: db.Pool},
+		Token: testToken, Sessions: adminauth.NewSessions(testToken, 0)}
+	if edit != nil {
+		edit(&cfg)
+	}
+	con, err := console.New(cfg)
+	require.NoError(t, err)
+	srv := httptest.NewServer(con)
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // seedDeadLetters writes n dead letters of console_test_job, cycling over

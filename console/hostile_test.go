@@ -3,19 +3,13 @@ package console_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/rebound-queue/rebound/breaker"
-	"github.com/rebound-queue/rebound/console"
-	"github.com/rebound-queue/rebound/deadletter"
-	"github.com/rebound-queue/rebound/internal/adminauth"
 	"github.com/rebound-queue/rebound/internal/dbtest"
-	"github.com/rebound-queue/rebound/monitor/health"
 )
 
 // TestHostileQueryValues: a page cursor or filter that cannot be stored in
@@ -24,13 +18,7 @@ import (
 func TestHostileQueryValues(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	dlq, err := deadletter.New(db.Pool, nil)
-	require.NoError(t, err)
-	con, err := console.New(console.Config{Pool: db.Pool, DLQ: dlq, Breakers: breaker.NewStore(db.Pool), Health: &health.Checker{DB: db.Pool},
-		Token: testToken, Sessions: adminauth.NewSessions(testToken, 0)})
-	require.NoError(t, err)
-	srv := httptest.NewServer(con)
-	t.Cleanup(srv.Close)
+	srv := serveConsole(t, db, nil)
 	openBreaker(t, db.Pool, "payments")
 	c := client(t)
 	login(t, c, srv.URL)
@@ -58,13 +46,7 @@ func TestHostileQueryValues(t *testing.T) {
 func TestForceHintNamesTheCLI(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	dlq, err := deadletter.New(db.Pool, nil)
-	require.NoError(t, err)
-	con, err := console.New(console.Config{Pool: db.Pool, DLQ: dlq, Breakers: breaker.NewStore(db.Pool), Health: &health.Checker{DB: db.Pool},
-		Token: testToken, Sessions: adminauth.NewSessions(testToken, 0)})
-	require.NoError(t, err)
-	srv := httptest.NewServer(con)
-	t.Cleanup(srv.Close)
+	srv := serveConsole(t, db, nil)
 	seedDeadLetters(t, db.Pool, 1, time.Minute, []string{"server_error"}, []string{"payments"})
 	var id int64
 	require.NoError(t, db.Pool.QueryRow(context.Background(),
@@ -98,13 +80,7 @@ func TestForceHintNamesTheCLI(t *testing.T) {
 func TestDLQBadTarget(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	dlq, err := deadletter.New(db.Pool, nil)
-	require.NoError(t, err)
-	con, err := console.New(console.Config{Pool: db.Pool, DLQ: dlq, Breakers: breaker.NewStore(db.Pool), Health: &health.Checker{DB: db.Pool},
-		Token: testToken, Sessions: adminauth.NewSessions(testToken, 0)})
-	require.NoError(t, err)
-	srv := httptest.NewServer(con)
-	t.Cleanup(srv.Close)
+	srv := serveConsole(t, db, nil)
 	seedDeadLetters(t, db.Pool, 2, time.Minute, []string{"server_error"}, []string{"payments"})
 	c := client(t)
 	login(t, c, srv.URL)

@@ -176,15 +176,8 @@ func TestSecurity(t *testing.T) {
 func TestSecureCookie(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
-	dlq, err := deadletter.New(db.Pool, nil)
-	require.NoError(t, err)
 	newServer := func(secure, trust bool) string {
-		con, err := console.New(console.Config{Pool: db.Pool, DLQ: dlq, Breakers: breaker.NewStore(db.Pool), Health: &health.Checker{DB: db.Pool},
-			Token: testToken, Sessions: adminauth.NewSessions(testToken, 0), SecureCookie: secure, TrustForwardedProto: trust})
-		require.NoError(t, err)
-		srv := httptest.NewServer(con)
-		t.Cleanup(srv.Close)
-		return srv.URL
+		return serveConsole(t, db, func(c *console.Config) { c.SecureCookie, c.TrustForwardedProto = secure, trust }).URL
 	}
 	plain, flag, trusted := newServer(false, false), newServer(true, false), newServer(false, true)
 	tests := []struct {
