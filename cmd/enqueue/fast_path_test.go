@@ -46,6 +46,20 @@ END $$;
 // quoteLiteral quotes s as an SQL string literal.
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
+// startFromStdin starts bin (enqueue) as `http_request --file -` against
+// db, its standard input a pipe the test writes, its output collected.
+func startFromStdin(ctx context.Context, t *testing.T, bin string, db *dbtest.Database) (*exec.Cmd, io.WriteCloser, *bytes.Buffer, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, "http_request", "--file", "-")
+	cmd.Env = []string{"DATABASE_URL=" + db.URL}
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Start())
+	return cmd, stdin, &stdout, &stderr
+}
+
 func manyLines(n int, last string) string {
 	var b strings.Builder
 	for i := range n - 1 {
@@ -191,14 +205,8 @@ func TestFastPathBadLineAfterFirstCopyInsertsNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		cmd := exec.CommandContext(runCtx, bin, "http_request", "--file", "-")
-		cmd.Env = []string{"DATABASE_URL=" + db.URL}
-		stdin, err := cmd.StdinPipe()
-		require.NoError(t, err)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		require.NoError(t, cmd.Start())
-		_, err = io.WriteString(stdin, first)
+		cmd, stdin, stdout, stderr := startFromStdin(runCtx, t, bin, db)
+		_, err := io.WriteString(stdin, first)
 		require.NoError(t, err, tt.name)
 		require.Eventually(t, func() bool {
 			var n int
@@ -236,13 +244,7 @@ func TestFastPathSlowProducerHoldsNoIdleTransaction(t *testing.T) {
 	bin := proctest.Bin(t, "enqueue")
 	runCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(runCtx, bin, "http_request", "--file", "-")
-	cmd.Env = []string{"DATABASE_URL=" + db.URL}
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	require.NoError(t, cmd.Start())
+	cmd, stdin, stdout, stderr := startFromStdin(runCtx, t, bin, db)
 	_, err = io.WriteString(stdin, manyLines(3, `{"url": "http://127.0.0.1:9/third"}`))
 	require.NoError(t, err)
 	// The producer pauses for more than the timeout, with the enqueue
