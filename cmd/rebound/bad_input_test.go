@@ -139,16 +139,25 @@ func TestBadInputReboundCommands(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			before := db.RowCounts(t)
-			res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "rebound", tt.args...)
-			require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
-			require.Empty(t, res.Stdout)
-			require.True(t, strings.HasPrefix(res.Stderr, "rebound: "), res.Stderr)
-			require.Equal(t, 1, strings.Count(res.Stderr, "\n"), "one line: %q", res.Stderr)
-			require.Contains(t, res.Stderr, tt.wantErr)
-			require.Equal(t, before, db.RowCounts(t), "a refused command changed a table")
+			stderr := refused(t, db, tt.args...)
+			require.True(t, strings.HasPrefix(stderr, "rebound: "), stderr)
+			require.Equal(t, 1, strings.Count(stderr, "\n"), "one line: %q", stderr)
+			require.Contains(t, stderr, tt.wantErr)
 		})
 	}
+}
+
+// refused runs rebound with args against db and requires a refusal: exit
+// code 1, nothing on stdout, every table of db as it was. It returns what
+// rebound wrote on stderr.
+func refused(t *testing.T, db *dbtest.Database, args ...string) string {
+	t.Helper()
+	before := db.RowCounts(t)
+	res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "rebound", args...)
+	require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
+	require.Empty(t, res.Stdout)
+	require.Equal(t, before, db.RowCounts(t), "a refused command changed a table")
+	return res.Stderr
 }
 
 // Text that looks like SQL is data: a resolution note, who resolved, a

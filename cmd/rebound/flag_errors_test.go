@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
-	"github.com/rebound-queue/rebound/internal/proctest"
 )
 
 // Every flag of a rebound command that takes a time, a duration, a cursor,
@@ -74,12 +73,7 @@ func TestBadValueNamesItsFlag(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			before := db.RowCounts(t)
-			res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "rebound", tt.args...)
-			require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
-			require.Empty(t, res.Stdout)
-			require.Equal(t, "rebound: "+tt.want+"\n", res.Stderr)
-			require.Equal(t, before, db.RowCounts(t), "a refused command changed a table")
+			require.Equal(t, "rebound: "+tt.want+"\n", refused(t, db, tt.args...))
 		})
 	}
 }
