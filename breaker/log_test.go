@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -233,4 +234,23 @@ func TestGateWakeFailuresNotLoggedPerPass(t *testing.T) {
 	require.Equal(t, "INFO", recovered["level"])
 	require.GreaterOrEqual(t, recovered["failed_passes"], 2.0)
 	require.Len(t, logs.lines(t, "breaker gate: waking parked jobs failed"), 1)
+}
+
+// While the LISTEN connection cannot be made (here its config names a port
+// nobody listens on), the breaker logs the first failure and then at most
+// one line a minute, not one per reconnection attempt (every 5 s at most).
+func TestListenFailuresNotLoggedPerAttempt(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	db := dbtest.New(t)
+	dead, err := pgx.ParseConfig("postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	require.NoError(t, err)
+	setupOn(t, db, Config{Logger: logs.logger(), ListenConfig: dead})
+	// Attempts after 0.1, 0.2, 0.4, 0.8, 1.6 and 3.2 s: 7 failures in 7 s.
+	time.Sleep(7 * time.Second)
+	lost := logs.lines(t, "breaker: LISTEN connection lost; the 1s refresh covers the gap")
+	require.Len(t, lost, 1, "one line for the first failure")
+	require.Equal(t, "WARN", lost[0]["level"])
+	require.Contains(t, lost[0]["error"], "127.0.0.1:1")
+	require.Empty(t, logs.lines(t, "breaker: LISTEN works again"))
 }
