@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/rebound-queue/rebound/internal/failurelog"
 	"github.com/rebound-queue/rebound/storable"
 )
 
@@ -97,6 +98,11 @@ type Gate struct {
 
 	parkMu  sync.Mutex
 	parking map[string]*parkCount // keys that parked jobs since they were last closed
+
+	// wakeFails logs failed wake-ups without a line per key every few
+	// seconds while the database is away; used by tick only (the refresh
+	// loop's goroutine).
+	wakeFails failurelog.Log
 }
 
 // parkCount is what a pod parked behind one key since the key was last
@@ -154,7 +160,8 @@ func NewGate(b *Breaker, cfg GateConfig) *Gate {
 	if cfg.ParkLogInterval <= 0 {
 		cfg.ParkLogInterval = DefaultParkLogInterval
 	}
-	g := &Gate{b: b, cfg: cfg, pending: map[string]time.Time{}, parking: map[string]*parkCount{}}
+	g := &Gate{b: b, cfg: cfg, pending: map[string]time.Time{}, parking: map[string]*parkCount{},
+		wakeFails: failurelog.Log{Logger: b.logger, Msg: "breaker gate: waking parked jobs failed", Recovered: "breaker gate: waking parked jobs works again"}}
 	if !cfg.DisableWake {
 		b.addHooks(g.onChange, g.tick)
 	}
@@ -430,8 +437,19 @@ const closeRewake = 500 * time.Millisecond
 
 // tick runs, once per refresh, the wake-ups due: parked jobs of closed keys,
 // and a few parked jobs of keys whose probe time has come (to be the probes).
+// A pass's failed wake-ups are logged through wakeFails: the first at warn,
+// then at most one line a minute while passes keep failing (the database is
+// away: otherwise one line per open key every probeRewake), and the
+// recovery once.
 func (g *Gate) tick(ctx context.Context) {
 	now := g.b.now()
+	woke := false     // a wake-up was tried this pass
+	var wakeErr error // the pass's first failed wake-up
+	defer func() {
+		if woke && ctx.Err() == nil {
+			g.wakeFails.Observe(ctx, now, wakeErr)
+		}
+	}()
 	var due []string
 	g.wakeMu.Lock()
 	for k, at := range g.pending {
@@ -443,8 +461,11 @@ func (g *Gate) tick(ctx context.Context) {
 	g.wakeMu.Unlock()
 	for _, k := range due {
 		key, _, _ := bytes.Cut([]byte(k), []byte{0})
+		woke = true
 		if n, spread, err := g.wakeClosed(ctx, string(key), g.b.Settings(string(key))); err != nil {
-			g.b.logger.WarnContext(ctx, "breaker gate: wake parked jobs", "key", string(key), "error", err)
+			if wakeErr == nil {
+				wakeErr = fmt.Errorf("key %q: wake parked jobs: %w", string(key), err)
+			}
 		} else if n > 0 {
 			g.b.logger.DebugContext(ctx, "breaker gate: woke parked jobs", "key", string(key), "jobs", n,
 				"spread", spread.String())
@@ -473,8 +494,9 @@ func (g *Gate) tick(ctx context.Context) {
 		}
 		v.probeWokenGen.Store(s.generation)
 		v.probeWokenAt.Store(now.UnixNano())
-		if _, err := g.wakeProbes(ctx, v.key, st.HalfOpenMaxProbes); err != nil {
-			g.b.logger.WarnContext(ctx, "breaker gate: wake probe jobs", "key", v.key, "error", err)
+		woke = true
+		if _, err := g.wakeProbes(ctx, v.key, st.HalfOpenMaxProbes); err != nil && wakeErr == nil {
+			wakeErr = fmt.Errorf("key %q: wake probe jobs: %w", v.key, err)
 		}
 		return true
 	})

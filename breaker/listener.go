@@ -13,14 +13,19 @@ import (
 // listenLoop keeps a dedicated connection LISTENing on NotifyChannel and
 // re-reads the keys it is told about. After every (re)connection it asks
 // for a full reload, covering whatever was announced while it was away.
+// A lost connection is logged through failurelog: once, then at most once
+// a minute while reconnecting keeps failing (the database is away: every
+// 5 s otherwise), and once when LISTEN works again.
 func (b *Breaker) listenLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	fails := failurelog.Log{Logger: b.logger, Msg: "breaker: LISTEN connection lost; the 1s refresh covers the gap",
+		Recovered: "breaker: LISTEN works again"}
 	for ctx.Err() == nil {
-		err := b.listenOnce(ctx)
+		err := b.listenOnce(ctx, func() { fails.Observe(ctx, b.now(), nil) })
 		if ctx.Err() != nil {
 			return
 		}
-		b.logger.WarnContext(ctx, "breaker: LISTEN connection lost; the 1s refresh covers the gap", "error", err, "retry_in", backoff)
+		fails.Observe(ctx, b.now(), err)
 		select {
 		case <-ctx.Done():
 			return
@@ -30,7 +35,9 @@ func (b *Breaker) listenLoop(ctx context.Context) {
 	}
 }
 
-func (b *Breaker) listenOnce(ctx context.Context) error {
+// listenOnce LISTENs on one connection until it fails; listening runs once
+// LISTEN has succeeded.
+func (b *Breaker) listenOnce(ctx context.Context, listening func()) error {
 	cfg := b.cfg.ListenConfig
 	if cfg == nil {
 		cfg = b.pool.Config().ConnConfig
@@ -47,6 +54,7 @@ func (b *Breaker) listenOnce(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
 		return err
 	}
+	listening()
 	b.requestFull()
 	for {
 		n, err := conn.WaitForNotification(ctx)

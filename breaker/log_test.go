@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -196,4 +197,60 @@ func TestGateLogsParkingWithoutALinePerJob(t *testing.T) {
 	closed := logs.lines(t, "circuit breaker closed: parked jobs wake")[0]
 	require.Equal(t, 15.0, closed["parked_total"])
 	require.Len(t, logs.lines(t, "jobs parked behind circuit breaker"), 1)
+}
+
+// While the database refuses the gate's wake-ups (here river_job is renamed
+// away), the gate logs the first failure and then at most one line a
+// minute, not a line per open key every probeRewake; and once when they
+// work again.
+func TestGateWakeFailuresNotLoggedPerPass(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	tb := setup(t, Config{Logger: logs.logger()})
+	ctx := context.Background()
+	for _, key := range []string{"a.example.com", "b.example.com"} {
+		openRowProbeDue(t, tb.db, key)
+	}
+	require.Eventually(t, func() bool {
+		return tb.b.State("a.example.com") == StateOpen && tb.b.State("b.example.com") == StateOpen
+	}, 5*time.Second, 5*time.Millisecond)
+	_, err := tb.db.Pool.Exec(ctx, "ALTER TABLE river_job RENAME TO river_job_away")
+	require.NoError(t, err)
+	NewGate(tb.b, GateConfig{})
+	// Each key's probe wake-up is tried again every probeRewake (2 s):
+	// at least 2 failing passes, 4 failed wake-ups over two keys, in 5 s.
+	time.Sleep(5 * time.Second)
+	failed := logs.lines(t, "breaker gate: waking parked jobs failed")
+	require.Len(t, failed, 1, "one line for the first failure")
+	require.Contains(t, failed[0]["error"], `wake probe jobs: ERROR: relation "river_job" does not exist (SQLSTATE 42P01)`)
+	require.Equal(t, "WARN", failed[0]["level"])
+
+	_, err = tb.db.Pool.Exec(ctx, "ALTER TABLE river_job_away RENAME TO river_job")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return len(logs.lines(t, "breaker gate: waking parked jobs works again")) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	recovered := logs.lines(t, "breaker gate: waking parked jobs works again")[0]
+	require.Equal(t, "INFO", recovered["level"])
+	require.GreaterOrEqual(t, recovered["failed_passes"], 2.0)
+	require.Len(t, logs.lines(t, "breaker gate: waking parked jobs failed"), 1)
+}
+
+// While the LISTEN connection cannot be made (here its config names a port
+// nobody listens on), the breaker logs the first failure and then at most
+// one line a minute, not one per reconnection attempt (every 5 s at most).
+func TestListenFailuresNotLoggedPerAttempt(t *testing.T) {
+	t.Parallel()
+	var logs logBuffer
+	db := dbtest.New(t)
+	dead, err := pgx.ParseConfig("postgres://postgres@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	require.NoError(t, err)
+	setupOn(t, db, Config{Logger: logs.logger(), ListenConfig: dead})
+	// Attempts after 0.1, 0.2, 0.4, 0.8, 1.6 and 3.2 s: 7 failures in 7 s.
+	time.Sleep(7 * time.Second)
+	lost := logs.lines(t, "breaker: LISTEN connection lost; the 1s refresh covers the gap")
+	require.Len(t, lost, 1, "one line for the first failure")
+	require.Equal(t, "WARN", lost[0]["level"])
+	require.Contains(t, lost[0]["error"], "127.0.0.1:1")
+	require.Empty(t, logs.lines(t, "breaker: LISTEN works again"))
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/schollz/progressbar/v3"
@@ -179,7 +180,18 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 		return err
 	}
 	start := time.Now()
-	res, err := p.Enqueue(ctx, batch.Batch{Name: o.name, Kind: kind.Name, Items: items, InsertOpts: opts, CallbackKind: o.callbackKind})
+	// In insertTx, as the other inserts are: a COMMIT the server refuses
+	// (a deferred constraint) is named as the commit, and one lost on the
+	// way is not claimed to have inserted nothing.
+	var res *batch.Enqueued
+	err = insertTx(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		res, err = p.EnqueueTx(ctx, tx, batch.Batch{Name: o.name, Kind: kind.Name, Items: items, InsertOpts: opts, CallbackKind: o.callbackKind})
+		return err
+	})
+	if _, isCommit := errors.AsType[*commitError](err); isCommit {
+		return insertFailed(err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s (nothing inserted)", strings.TrimPrefix(err.Error(), "batch: "))
 	}

@@ -16,25 +16,27 @@ import (
 )
 
 // A COMMIT the server refuses (a deferred constraint trigger) is named as
-// the commit and inserts nothing, on the fast path and with --json.
+// the commit and inserts nothing, on the fast path, with --json and with
+// enqueue batch (no job and no job_batch row).
 func TestCommitRefusalIsNamed(t *testing.T) {
 	t.Parallel()
 	db := dbtest.New(t)
 	refuseURL(t, db, "http://127.0.0.1:9/late", "refused at commit", true)
 	file := writeFile(t, manyLines(fastPathLines, `{"url": "http://127.0.0.1:9/late"}`))
 	tests := []struct {
-		name  string
-		flags []string
+		name string
+		args []string
 	}{
-		{name: "fast path", flags: nil},
-		{name: "--json", flags: []string{"--json"}},
+		{name: "fast path", args: []string{"http_request", "--file", file}},
+		{name: "--json", args: []string{"http_request", "--file", file, "--json"}},
+		{name: "batch", args: []string{"batch", "--kind", "http_request", "--name", "late", "--file", file}},
 	}
 	for _, tt := range tests {
-		res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", append([]string{"http_request", "--file", file}, tt.flags...)...)
+		res := proctest.Run(t, []string{"DATABASE_URL=" + db.URL}, "enqueue", tt.args...)
 		require.Equal(t, 1, res.ExitCode, "%s: %s", tt.name, res.Stderr)
 		require.Equal(t, "enqueue: commit: ERROR: refused at commit (SQLSTATE P0001) (nothing inserted)\n", res.Stderr, tt.name)
 		require.Empty(t, res.Stdout, tt.name)
-		require.Equal(t, 0, jobCount(t, db), tt.name)
+		require.Equal(t, "jobs=0 batches=0", rowCounts(t, db), tt.name)
 	}
 }
 
