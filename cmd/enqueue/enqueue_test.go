@@ -310,6 +310,6 @@ func TestConfigAlertSecretsNotNeededToEnqueue(t *testing.T) {
 
 	res = proctest.Run(t, env, "worker", "--config", cfg)
 	require.Equal(t, 1, res.ExitCode, res.Stderr)
-	require.Equal(t, "worker: "+cfg+": alerts.channels.ops.url: environment variable REBOUND_TEST_SLACK_URL is not set; "+
-		"alerts.channels.pager.secret: environment variable REBOUND_TEST_WEBHOOK_SECRET is not set\n", res.Stderr)
+	require.Equal(t, "worker: "+cfg+": alerts.channels.ops.url: environment variable REBOUND_TEST_SLACK_URL is unset or empty; "+
+		"alerts.channels.pager.secret: environment variable REBOUND_TEST_WEBHOOK_SECRET is unset or empty\n", res.Stderr)
 }

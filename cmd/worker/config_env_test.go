@@ -50,8 +50,8 @@ func TestConfigErrorsNameTheFileAndKey(t *testing.T) {
 		{"unknown kind, file from the environment", nil, []string{"REBOUND_CONFIG=" + kind},
 			"worker: " + kind + `: retry.kinds.http_requset: unknown job kind "http_requset"` + known + "\n"},
 		{"unset variables in a channel", []string{"--config", unset}, nil,
-			"worker: " + unset + ": alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_SLACK_URL is not set; " +
-				"alerts.channels.pager.secret: environment variable REBOUND_TEST_UNSET_SECRET is not set\n"},
+			"worker: " + unset + ": alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_SLACK_URL is unset or empty; " +
+				"alerts.channels.pager.secret: environment variable REBOUND_TEST_UNSET_SECRET is unset or empty\n"},
 		{"UTF-16 with a byte order mark", []string{"--config", utf16BOM}, nil,
 			"worker: " + utf16BOM + ": not UTF-8 (it looks like UTF-16): the configuration file must be UTF-8\n"},
 		{"UTF-16 without one", []string{"--config", utf16NoBOM}, nil,

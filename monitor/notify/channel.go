@@ -174,7 +174,7 @@ func EnvRefs(data []byte) []string {
 // UnsetEnvError is [ExpandEnv]'s error: ${NAME} references to environment
 // variables that are unset or empty. Its message says, for each, the key
 // that holds it: "alerts.channels.ops.url: environment variable SLACK_URL
-// is not set", several joined by "; ".
+// is unset or empty", several joined by "; ".
 type UnsetEnvError struct {
 	// Vars are the variables, in the order of their first reference.
 	Vars []UnsetVar
@@ -197,16 +197,16 @@ type UnsetVar struct {
 }
 
 // Error returns one clause per variable: "KEY: environment variable NAME
-// is not set", or "environment variable NAME is not set (line N)" for a
+// is unset or empty", or "environment variable NAME is unset or empty (line N)" for a
 // reference that has no key.
 func (e *UnsetEnvError) Error() string {
 	msgs := make([]string, len(e.Vars))
 	for i, v := range e.Vars {
 		if v.Key != "" {
-			msgs[i] = fmt.Sprintf("%s%s: environment variable %s is not set", e.Prefix, v.Key, v.Name)
+			msgs[i] = fmt.Sprintf("%s%s: environment variable %s is unset or empty", e.Prefix, v.Key, v.Name)
 			continue
 		}
-		msgs[i] = fmt.Sprintf("environment variable %s is not set (line %d)", v.Name, v.Line)
+		msgs[i] = fmt.Sprintf("environment variable %s is unset or empty (line %d)", v.Name, v.Line)
 		if p := strings.TrimSuffix(e.Prefix, "."); p != "" {
 			msgs[i] = p + ": " + msgs[i]
 		}

@@ -164,8 +164,8 @@ mail: {type: email, smtp: {host: smtp.example.com, password: "${SMTP_PASSWORD}",
 	require.Equal(t, "pw", chs["mail"].SMTP.Password)
 
 	bad := []struct{ name, yaml, wantErr string }{
-		{"unset variable", `ops: {type: slack, url: "${NOPE}"}`, "channels.ops.url: environment variable NOPE is not set"},
-		{"unset variable in a comment", "# ${NOPE}\nops: {type: slack, url: \"https://x\"}", "channels: environment variable NOPE is not set (line 1)"},
+		{"unset variable", `ops: {type: slack, url: "${NOPE}"}`, "channels.ops.url: environment variable NOPE is unset or empty"},
+		{"unset variable in a comment", "# ${NOPE}\nops: {type: slack, url: \"https://x\"}", "channels: environment variable NOPE is unset or empty (line 1)"},
 		{"unknown type", `ops: {type: sms}`, `channels.ops.type: "sms" is not slack, webhook or email`},
 		{"no url", `ops: {type: webhook}`, "channels.ops.url: an http or https URL is required"},
 		{"ftp url", `ops: {type: webhook, url: "ftp://x"}`, "channels.ops.url: an http or https URL is required"},
@@ -191,23 +191,25 @@ mail: {type: email, smtp: {host: smtp.example.com, password: "${SMTP_PASSWORD}",
 // once, in the order of first reference; set variables are expanded.
 func TestExpandEnvNamesTheKey(t *testing.T) {
 	t.Parallel()
-	getenv := func(k string) string { return map[string]string{"SET": "https://hooks.example.com/x"}[k] }
+	getenv := func(k string) string { return map[string]string{"SET": "https://hooks.example.com/x", "EMPTY": ""}[k] }
 	tests := []struct{ name, yaml, wantErr string }{
+		{"set but empty", "alerts:\n  channels:\n    ops: {type: slack, url: \"${EMPTY}\"}\n",
+			"alerts.channels.ops.url: environment variable EMPTY is unset or empty"},
 		{"quoted value", "alerts:\n  channels:\n    ops: {type: slack, url: \"${SLACK_URL}\"}\n",
-			"alerts.channels.ops.url: environment variable SLACK_URL is not set"},
+			"alerts.channels.ops.url: environment variable SLACK_URL is unset or empty"},
 		{"plain value in a flow mapping", "alerts:\n  channels:\n    ops: {type: slack, url: ${SLACK_URL}}\n",
-			"alerts.channels.ops.url: environment variable SLACK_URL is not set"},
+			"alerts.channels.ops.url: environment variable SLACK_URL is unset or empty"},
 		{"part of a value", "alerts:\n  link: https://${HOST}/health\n",
-			"alerts.link: environment variable HOST is not set"},
+			"alerts.link: environment variable HOST is unset or empty"},
 		{"sequence item", "alerts:\n  channels:\n    mail:\n      smtp:\n        to: [a@example.com, \"${ONCALL}\"]\n",
-			"alerts.channels.mail.smtp.to[1]: environment variable ONCALL is not set"},
+			"alerts.channels.mail.smtp.to[1]: environment variable ONCALL is unset or empty"},
 		{"comment first, then a value", "# uses ${SLACK_URL}\nalerts:\n  channels:\n    ops: {type: slack, url: \"${SLACK_URL}\"}\n",
-			"alerts.channels.ops.url: environment variable SLACK_URL is not set"},
-		{"comment only", "retry: {}\n# ${SLACK_URL}\n", "environment variable SLACK_URL is not set (line 2)"},
-		{"in a key", "breaker:\n  keys:\n    ${KEY}: {window: 1m}\n", "environment variable KEY is not set (line 3)"},
-		{"not YAML as written", "alerts: [\n  ${SLACK_URL}\n", "environment variable SLACK_URL is not set (line 2)"},
+			"alerts.channels.ops.url: environment variable SLACK_URL is unset or empty"},
+		{"comment only", "retry: {}\n# ${SLACK_URL}\n", "environment variable SLACK_URL is unset or empty (line 2)"},
+		{"in a key", "breaker:\n  keys:\n    ${KEY}: {window: 1m}\n", "environment variable KEY is unset or empty (line 3)"},
+		{"not YAML as written", "alerts: [\n  ${SLACK_URL}\n", "environment variable SLACK_URL is unset or empty (line 2)"},
 		{"two variables, one set, one used twice", "alerts:\n  channels:\n    a: {url: \"${A}\", secret: \"${SET}\"}\n    b: {url: \"${B}\", secret: \"${A}\"}\n",
-			"alerts.channels.a.url: environment variable A is not set; alerts.channels.b.url: environment variable B is not set"},
+			"alerts.channels.a.url: environment variable A is unset or empty; alerts.channels.b.url: environment variable B is unset or empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
