@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -31,10 +32,11 @@ type copyOutcome struct {
 }
 
 // insertFileByCopy is enqueue's fast path, a --file without --json or
-// --unique: the input is read and validated on every CPU while its first
-// lines are already being copied (River's InsertManyFastTx, copyBatchSize
-// jobs a COPY) into one transaction, opened once the first batch is full
-// (or the input has ended). The transaction commits only once the whole
+// --unique: the input is read and validated while its first lines are
+// already being copied (River's InsertManyFastTx, firstCopyBatchSize jobs
+// in the first COPY, up to copyBatchSize in the next ones) into one
+// transaction, opened once the first batch is full (or the input has
+// ended). The transaction commits only once the whole
 // input has been read and every line is valid; a bad line, an empty input
 // or a reading error rolls it back, so, as when validating first, nothing
 // is inserted and the error (the first bad line, and how many more are
@@ -49,7 +51,7 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 	if os.Getenv("GOGC") == "" { // the user's GOGC wins
 		defer debug.SetGCPercent(debug.SetGCPercent(copyGCPercent))
 	}
-	stream := streamLines(kind, o.file, r)
+	stream := streamLines(kind, o.file, r, copyParsers())
 
 	// A bad line closes abort rather than cancelling ctx: the copying
 	// goroutine then ends its transaction with a ROLLBACK the server has
@@ -81,7 +83,8 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 
 	var (
 		tally linesTally
-		batch = make([]line, 0, copyBatchSize)
+		size  = firstCopyBatchSize
+		batch = make([]line, 0, size)
 		total int
 	)
 	for c := stream.next(); c != nil; c = stream.next() {
@@ -93,9 +96,10 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 		total += len(c.lines)
 		for _, l := range c.lines {
 			batch = append(batch, l)
-			if len(batch) == copyBatchSize {
+			if len(batch) == size {
 				send(batch)
-				batch = make([]line, 0, copyBatchSize)
+				size = min(2*size, copyBatchSize)
+				batch = make([]line, 0, size)
 			}
 		}
 	}
@@ -119,6 +123,18 @@ func insertFileByCopy(ctx context.Context, registry *jobs.Registry, kind jobs.Ki
 		return insertFailed(out.err)
 	}
 	return printResult(stdout, result{Kind: kind.Name, Queue: o.queue, Inserted: out.inserted}, out.elapsed)
+}
+
+// copyParsers is how many goroutines parse the fast path's lines: one CPU
+// fewer than GOMAXPROCS (at least one). The other runs the goroutines the
+// database waits on: the connection and migration check at the start,
+// then pgx's, which writes each COPY's rows to the connection. When the
+// parsers had every CPU, those waited behind them: on 2 CPUs the first
+// COPY began later, and the server sat in ClientRead mid-COPY. One parser
+// reads and validates about 400,000 lines a second, four times what the
+// server stores.
+func copyParsers() int {
+	return max(runtime.GOMAXPROCS(0)-1, 1)
 }
 
 // copyBatches connects, and once the first batch has come opens a
@@ -162,7 +178,7 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 			wg       sync.WaitGroup
 			failed   atomic.Bool
 			after    = closedTurn
-			inFlight []*batchInsert // at most 2: one copying, the next being prepared
+			inFlight []*batchInsert // at most copyBatchesInFlight: one copying, the next ones prepared
 		)
 		defer wg.Wait() // nothing may use tx once this returns (BeginFunc then rolls back or commits)
 		finish := func(bi *batchInsert) error {
@@ -200,7 +216,7 @@ func copyBatches(ctx context.Context, registry *jobs.Registry, kindName string, 
 			bi := startBatchInsert(ctx, &wg, client, tx, opts, b, after, &failed, abort)
 			after = bi.left
 			inFlight = append(inFlight, bi)
-			if len(inFlight) == 2 {
+			if len(inFlight) == copyBatchesInFlight {
 				if err := finish(inFlight[0]); err != nil {
 					return err
 				}

@@ -30,25 +30,38 @@ const (
 	// path that returns the jobs' IDs: --json, --unique, --args).
 	insertBatchSize = 1000
 	// copyBatchSize is how many jobs go in one COPY (the fast path: a
-	// --file without --json or --unique); the progress bar moves by it.
-	// The first COPY starts once this many lines are valid.
+	// --file without --json or --unique) once the copying is under way;
+	// the progress bar moves by batch.
 	copyBatchSize = 10000
+	// firstCopyBatchSize is how many jobs go in the first COPY: the
+	// batches after it double up to copyBatchSize (2,500, 5,000, 10,000,
+	// 10,000...). The first COPY starts once this many lines are valid,
+	// so the database gets its first rows about 20 ms after the start
+	// instead of about 45 ms, and each batch's parsing and preparation
+	// (about 4 µs a line) take less time than the COPY before it (about 10
+	// µs a row), so no COPY waits for the next batch.
+	firstCopyBatchSize = copyBatchSize / 4
 	// parseChunkLines is how many lines one goroutine parses at a time.
 	parseChunkLines = 1000
 	// readAheadChunks is how many chunks of parseChunkLines lines are read
 	// and parsed ahead of the one being consumed (copied or collected):
-	// with the batches waiting for their COPY (copyBatchesAhead), it bounds
-	// the memory of the fast path whatever the input's size.
+	// with the batches waiting for their COPY (copyBatchesAhead,
+	// copyBatchesInFlight), it bounds the memory of the fast path whatever
+	// the input's size.
 	readAheadChunks = 2 * copyBatchSize / parseChunkLines
 	// copyBatchesAhead is how many filled COPY batches wait to be taken
-	// while one is copied and the next is being prepared for its COPY
-	// (copyTurnstile): at most copyBatchesAhead + 1 wait in all.
+	// by the copying goroutine.
 	copyBatchesAhead = 2
+	// copyBatchesInFlight is how many batches the copying goroutine has
+	// taken at most: one being copied and the next ones prepared for their
+	// COPY (River's params built, the insert middleware run) while they
+	// wait their turn (copyTurnstile).
+	copyBatchesInFlight = 3
 	// copyGCPercent is the garbage collector's GOGC during the fast path
-	// (Go's default: 100): its live heap is bounded by readAheadChunks and
-	// copyBatchesAhead, so the heap may grow to 5 times it (not 2 times)
-	// between collections, which then run about a quarter as often. A GOGC
-	// in the environment wins.
+	// (Go's default: 100): its live heap is bounded by readAheadChunks,
+	// copyBatchesAhead and copyBatchesInFlight, so the heap may grow to 5
+	// times it (not 2 times) between collections, which then run about a
+	// quarter as often. A GOGC in the environment wins.
 	copyGCPercent = 400
 	// maxLineBytes is the longest NDJSON line accepted.
 	maxLineBytes = 10 << 20

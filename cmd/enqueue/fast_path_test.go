@@ -19,8 +19,9 @@ import (
 	"github.com/rebound-queue/rebound/internal/proctest"
 )
 
-// fastPathLines is more than two COPY batches (copyBatchSize), so a failure
-// in the third batch must undo the first two.
+// fastPathLines is four COPY batches: lines 1-2500 (firstCopyBatchSize),
+// 2501-7500, 7501-17500 (copyBatchSize) and 17501-20500, so a failure in
+// the last batch must undo the first three.
 const fastPathLines = 2*copyBatchSize + 500
 
 // refuseURL gives db's river_job a trigger of the test's own that refuses
@@ -100,12 +101,12 @@ func TestFastPathBadInputInsertsNothing(t *testing.T) {
 			wantErr: fmt.Sprintf("line %d: invalid args: args.body.name: contains a NUL character (\\u0000), which PostgreSQL cannot store (nothing inserted)", fastPathLines)},
 		{name: "invalid UTF-8 on the last line", last: "{\"url\": \"http://127.0.0.1:9/caf\xe9\"}",
 			wantErr: fmt.Sprintf("line %d: invalid args: args.url: contains invalid UTF-8 (byte 0xe9), which PostgreSQL cannot store (nothing inserted)", fastPathLines)},
-		{name: "refused by the database in the third batch", last: `{"url": "http://127.0.0.1:9/boom"}`,
-			wantErr: fmt.Sprintf("enqueue: insert lines %d-%d: ERROR: boom refused", 2*copyBatchSize+1, fastPathLines)},
-		// The second batch is being prepared, or waits to be copied, when
-		// the first fails: it copies nothing and the first's error is told.
+		{name: "refused by the database in the last batch", last: `{"url": "http://127.0.0.1:9/boom"}`,
+			wantErr: "enqueue: insert lines 17501-20500: ERROR: boom refused"},
+		// The next batches are being prepared, or wait to be copied, when
+		// the first fails: they copy nothing and the first's error is told.
 		{name: "refused by the database in the first batch", first: `{"url": "http://127.0.0.1:9/boom"}`, last: ok,
-			wantErr: fmt.Sprintf("enqueue: insert lines 1-%d: ERROR: boom refused", copyBatchSize)},
+			wantErr: "enqueue: insert lines 1-2500: ERROR: boom refused"},
 	}
 	for _, tt := range tests {
 		input := manyLines(fastPathLines, tt.last)
@@ -189,7 +190,7 @@ func TestFastPathBadLineAfterFirstCopyInsertsNothing(t *testing.T) {
 	ctx := context.Background()
 	db := dbtest.New(t)
 	bin := proctest.Bin(t, "enqueue")
-	first := manyLines(copyBatchSize+1, `{"url": "http://127.0.0.1:9/first"}`) // one COPY batch and a line
+	first := manyLines(copyBatchSize+1, `{"url": "http://127.0.0.1:9/first"}`) // the first COPY batches and more
 	nul := `{"url": "http://127.0.0.1:9/a", "body": {"name": "a\u0000b"}}`
 	tests := []struct {
 		name    string

@@ -37,9 +37,8 @@ type rawLine struct {
 	number, start, end int
 }
 
-// lineStream reads NDJSON input and parses its lines on every CPU
-// (GOMAXPROCS goroutines, parseChunkLines lines at a time) while it is
-// still being read. Chunks come out of next in input order, so a consumer
+// lineStream reads NDJSON input and parses its lines on several goroutines
+// (parseChunkLines lines at a time) while it is still being read. Chunks come out of next in input order, so a consumer
 // can insert the first lines while later ones are still being read and
 // validated; the lines and errors are the same as parsing them one after
 // the other.
@@ -56,13 +55,13 @@ type lineStream struct {
 }
 
 // streamLines starts reading r (the input named path: "-" is stdin) and
-// parsing its lines as kind's args. Call next until it returns nil, then
-// err.
-func streamLines(kind jobs.Kind, path string, r io.Reader) *lineStream {
+// parsing its lines as kind's args on parsers goroutines (at least one).
+// Call next until it returns nil, then err.
+func streamLines(kind jobs.Kind, path string, r io.Reader, parsers int) *lineStream {
 	s := &lineStream{name: displayName(path), ordered: make(chan *lineChunk, readAheadChunks)}
 	work := make(chan *lineChunk)
 	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
+	for range max(parsers, 1) {
 		wg.Go(func() {
 			for c := range work {
 				c.parse(kind, s.name)
@@ -195,14 +194,15 @@ func (s *lineStream) err(t *linesTally) error {
 // readFile reads and validates every line of an NDJSON file ("-" is
 // stdin). Nothing is returned unless every line is valid: the error names
 // the first bad line and how many others are bad. Lines are parsed on
-// every CPU while the input is read ([streamLines]).
+// every CPU while the input is read ([streamLines]): nothing else runs
+// meanwhile.
 func readFile(kind jobs.Kind, path string, stdin io.Reader) ([]line, error) {
 	r, closeFile, err := openInput(path, stdin)
 	if err != nil {
 		return nil, err
 	}
 	defer closeFile()
-	s := streamLines(kind, path, r)
+	s := streamLines(kind, path, r, runtime.GOMAXPROCS(0))
 	var (
 		out   []line
 		tally linesTally

@@ -60,37 +60,79 @@ func newDBCPU(ctx context.Context, pool *pgxpool.Pool) *dbCPU {
 	return d
 }
 
+// readAttempts is how many times read scans /proc before it gives up on a
+// server that reaps a child during every scan.
+const readAttempts = 10
+
 // read returns the server's CPU time so far (user + system), false when
 // /proc could not be read. A nil d reads nothing.
+//
+// A child the postmaster reaps while the children are being scanned would
+// be counted twice or not at all (its CPU moves from its own /proc entry
+// into the postmaster's cutime between the two reads): the enqueue
+// subprocess's backend exits just as a round ends, and a round then
+// measured next to nothing. So the postmaster's reaped time is read before
+// and after the scan, and the scan repeated until no child was reaped
+// during it.
 func (d *dbCPU) read() (time.Duration, bool) {
 	if d == nil {
 		return 0, false
 	}
+	for range readAttempts {
+		_, reaped, ok := d.postmasterTicks()
+		if !ok {
+			return 0, false
+		}
+		live, ok := d.childrenTicks()
+		if !ok {
+			return 0, false
+		}
+		own, reapedAfter, ok := d.postmasterTicks()
+		if !ok {
+			return 0, false
+		}
+		if reapedAfter == reaped {
+			// /proc counts in USER_HZ ticks, 100 a second on Linux
+			// (procfs's CPUTime assumes the same).
+			return time.Duration(own+reaped+live) * (time.Second / 100), true
+		}
+	}
+	return 0, false
+}
+
+// postmasterTicks reads the postmaster's own CPU ticks (user + system) and
+// those of the children it has reaped (cutime + cstime).
+func (d *dbCPU) postmasterTicks() (own, reaped int64, ok bool) {
+	p, err := d.fs.Proc(d.postmaster)
+	if err != nil {
+		return 0, 0, false
+	}
+	st, err := p.Stat()
+	if err != nil {
+		return 0, 0, false
+	}
+	return int64(st.UTime) + int64(st.STime), int64(st.CUTime) + int64(st.CSTime), true
+}
+
+// childrenTicks sums the CPU ticks (user + system) of the postmaster's
+// live children (a child that has exited and is not yet reaped still
+// shows its own).
+func (d *dbCPU) childrenTicks() (int64, bool) {
 	procs, err := d.fs.AllProcs()
 	if err != nil {
 		return 0, false
 	}
 	var ticks int64
-	found := false
 	for _, p := range procs {
 		st, err := p.Stat()
 		if err != nil {
-			continue // it exited meanwhile: its CPU is in the postmaster's cutime
+			continue // it was reaped meanwhile: the postmaster's cutime changed
 		}
-		switch {
-		case st.PID == d.postmaster:
-			ticks += int64(st.UTime) + int64(st.STime) + int64(st.CUTime) + int64(st.CSTime)
-			found = true
-		case st.PPID == d.postmaster:
+		if st.PPID == d.postmaster {
 			ticks += int64(st.UTime) + int64(st.STime)
 		}
 	}
-	if !found {
-		return 0, false
-	}
-	// /proc counts in USER_HZ ticks, 100 a second on Linux (procfs's
-	// CPUTime assumes the same).
-	return time.Duration(ticks) * (time.Second / 100), true
+	return ticks, true
 }
 
 // since is the server's CPU time since from, which d.read returned with
