@@ -57,7 +57,9 @@ type MonitoringConfig struct {
 	// Slack incoming webhooks, generic webhooks, SMTP (see notify.Channel;
 	// a configuration file gives them with notify.ParseChannels, secrets as
 	// ${ENV} references). Secrets stay in the process: the database holds
-	// channel names only.
+	// channel names only. An enabled rule naming a channel not here does
+	// not stop the pod: Start logs a warning per (rule, channel), and each
+	// notification of the rule through it is recorded as failed.
 	Channels map[string]notify.Channel
 
 	// Link is put in every notification (for example the URL of

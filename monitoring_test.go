@@ -4,21 +4,26 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/internal/dbtest"
-	"github.com/rebound-queue/rebound/monitor/alert"
+	"github.com/rebound-queue/rebound/internal/proctest"
 	"github.com/rebound-queue/rebound/monitor/health"
 	"github.com/rebound-queue/rebound/monitor/notify"
 )
@@ -272,30 +277,83 @@ func TestMonitoringConfigErrors(t *testing.T) {
 	}
 }
 
-// A pod refuses to start while an enabled alert rule names a channel
-// Monitoring.Channels does not define (its notifications could only fail,
-// found when it fires); it starts once that rule is disabled.
-func TestStartRefusesAlertRuleWithUnknownChannel(t *testing.T) {
+// A pod whose Monitoring.Channels lacks a channel that enabled alert rules
+// name still starts and works jobs: Start logs one warning per (rule,
+// channel) naming the configured channels and the ways out (none for a
+// disabled rule), and a firing rule records its delivery through the
+// missing channel as failed while the configured one delivers.
+func TestStartWarnsOfAlertRuleWithUnknownChannel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
-	_, err := db.Pool.Exec(ctx, `UPDATE job_alert_config SET channels = '{hook,pager}' WHERE name = 'breaker-open'`)
-	require.NoError(t, err)
-	newPod := func() *rebound.Pod {
-		pod, err := rebound.New(rebound.Config{Pool: db.Pool, Workers: river.NewWorkers(), Registerer: prometheus.NewPedanticRegistry(),
-			Monitoring: rebound.MonitoringConfig{Channels: map[string]notify.Channel{"hook": {Type: notify.TypeWebhook, URL: "http://127.0.0.1:9/hook"}}}})
+	for _, sql := range []string{
+		`UPDATE job_alert_config SET channels = '{hook,pager,mail}' WHERE name = 'breaker-open'`,
+		`UPDATE job_alert_config SET channels = '{nope}' WHERE name = 'failure-rate-error'`,
+		`UPDATE job_alert_config SET channels = '{pager}', enabled = false WHERE name = 'dlq-growth'`,
+	} {
+		_, err := db.Pool.Exec(ctx, sql)
 		require.NoError(t, err)
-		return pod
 	}
-	err = newPod().Start(ctx)
-	require.EqualError(t, err, `rebound: Config.Monitoring.Channels: alert rule "breaker-open" names channel "pager", which is not configured (configured channels: hook): define it, or change the rule (rebound alerts set breaker-open --channels ...) or disable it`)
-	uc, ok := errors.AsType[*alert.UnknownChannelError](err)
-	require.True(t, ok)
-	require.Equal(t, alert.UnknownChannelError{Rule: "breaker-open", Channel: "pager", Configured: []string{"hook"}}, *uc)
-
-	_, err = db.Pool.Exec(ctx, `UPDATE job_alert_config SET enabled = false WHERE name = 'breaker-open'`)
+	delivered := make(chan struct{}, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { delivered <- struct{}{} }))
+	t.Cleanup(hook.Close)
+	logs := &proctest.SyncBuffer{}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &healthWorker{})
+	pod, err := rebound.New(rebound.Config{Pool: db.Pool, Workers: workers, Registerer: prometheus.NewPedanticRegistry(),
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+		FetchPollInterval: 50 * time.Millisecond,
+		Logger:            slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Monitoring: rebound.MonitoringConfig{AlertInterval: time.Hour,
+			Channels: map[string]notify.Channel{"hook": {Type: notify.TypeWebhook, URL: hook.URL}}}})
 	require.NoError(t, err)
-	pod := newPod()
 	require.NoError(t, pod.Start(ctx))
-	require.NoError(t, pod.Stop(ctx))
+	t.Cleanup(func() { require.NoError(t, pod.Stop(ctx)) })
+
+	type warning struct{ Msg, Rule, Channel, Configured string }
+	var warnings []warning
+	for line := range strings.Lines(logs.String()) {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		if rec["level"] == "WARN" {
+			str := func(k string) string { s, _ := rec[k].(string); return s }
+			warnings = append(warnings, warning{str("msg"), str("rule"), str("channel"), str("configured_channels")})
+		}
+	}
+	const fix = `: its notifications through it will fail; define it (the worker's alerts.channels, Config.Monitoring.Channels), or change the rule (rebound alerts set %[1]s --channels ...) or disable it (rebound alerts disable %[1]s)`
+	want := func(rule, channel string) warning {
+		return warning{fmt.Sprintf(`alert rule %q names channel %q, which is not configured (configured channels: hook)`+fix, rule, channel), rule, channel, "hook"}
+	}
+	require.Equal(t, []warning{want("breaker-open", "pager"), want("breaker-open", "mail"), want("failure-rate-error", "nope")}, warnings)
+
+	// It works jobs.
+	res, err := pod.Client().Insert(ctx, healthArgs{}, nil)
+	require.NoError(t, err)
+	b := &bundle{db: db, pod: pod}
+	b.waitForState(t, res.Job.ID, rivertype.JobStateCompleted)
+
+	// A firing rule: its configured channel delivers, the others fail.
+	_, err = pod.Breaker().Store().Open(ctx, breaker.OpenParams{Key: "payments.example.com", For: 10 * time.Minute, By: "test"})
+	require.NoError(t, err)
+	select {
+	case <-delivered:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no notification within 60 s of the breaker opening")
+	}
+	type delivery struct{ Channel, Outcome, Error string }
+	var got []delivery
+	waitFor(t, 10*time.Second, "the hook delivery recorded", func() bool {
+		rows, err := db.Pool.Query(ctx, `SELECT d.key, d.value->>'outcome', coalesce(d.value->>'error', '')
+			FROM job_alert_history h, jsonb_each(h.delivery) d WHERE h.rule = 'breaker-open' AND h.event = 'firing' ORDER BY d.key`)
+		require.NoError(t, err)
+		got, err = pgx.CollectRows(rows, pgx.RowToStructByPos[delivery])
+		require.NoError(t, err)
+		return len(got) == 3 && got[0].Outcome == "delivered"
+	})
+	require.Equal(t, []delivery{
+		{"hook", "delivered", ""},
+		{"mail", "failed", "channel mail is not configured in this pod"},
+		{"pager", "failed", "channel pager is not configured in this pod"},
+	}, got)
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM job_alert_history`))
 }

@@ -277,10 +277,12 @@ func (p *Pod) HTTPAddr() string { return p.http.Addr() }
 // reconciliation. It returns once jobs are being fetched. Errors: the
 // database unreachable, its migrations behind (wrapping
 // migrations.ErrBehind; migrate with migrations.New(pool, nil).Up), a kind
-// in Config.Kinds without a worker (a *ConfigError), an enabled alert rule
-// naming a channel Config.Monitoring.Channels does not define (wrapping an
-// *alert.UnknownChannelError), an address in use. After an error the pod holds nothing running. ctx bounds the start only:
-// the pod runs until Stop.
+// in Config.Kinds without a worker (a *ConfigError), an address in use.
+// After an error the pod holds nothing running. ctx bounds the start only:
+// the pod runs until Stop. An enabled alert rule naming a channel
+// Config.Monitoring.Channels does not define does not stop the start: it
+// is logged as a warning (see checkAlertChannels), and each notification
+// of that rule through that channel is recorded as failed.
 func (p *Pod) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -300,9 +302,7 @@ func (p *Pod) Start(ctx context.Context) error {
 	if err := p.checkKinds(ctx); err != nil {
 		return err
 	}
-	if err := p.checkAlertChannels(ctx); err != nil {
-		return err
-	}
+	p.checkAlertChannels(ctx)
 	if c.HTTPAddr != "" {
 		if err := p.http.Start(); err != nil {
 			return err
@@ -379,20 +379,25 @@ func (p *Pod) checkKinds(ctx context.Context) error {
 	return nil
 }
 
-// checkAlertChannels refuses to start when an enabled alert rule
-// (job_alert_config) names a channel Config.Monitoring.Channels does not
-// define: every notification of that rule through it would fail, found
-// only when the rule fires. The error wraps the *alert.UnknownChannelError.
-func (p *Pod) checkAlertChannels(ctx context.Context) error {
+// checkAlertChannels logs one warning per enabled alert rule
+// (job_alert_config) and channel it names that Config.Monitoring.Channels
+// does not define: the rule's notifications through that channel will
+// fail (the evaluator records each as a failed delivery). It never stops
+// the start: the rules are rows any operator can change, and a mistake in
+// them must not keep a pod from working jobs. When the rules cannot be
+// read, that is one warning and nothing is checked.
+func (p *Pod) checkAlertChannels(ctx context.Context) {
+	log := p.config.Logger
 	rules, err := alert.NewRules(p.config.Pool).List(ctx)
 	if err != nil {
-		return err
+		log.Warn("alert rules not checked against the configured channels", slog.String("error", err.Error()))
+		return
 	}
-	err = alert.CheckChannels(rules, p.config.Monitoring.Channels)
-	if uc, ok := errors.AsType[*alert.UnknownChannelError](err); ok {
-		return fmt.Errorf("rebound: Config.Monitoring.Channels: %w: define it, or change the rule (rebound alerts set %s --channels ...) or disable it", uc, uc.Rule)
+	for _, uc := range alert.UnknownChannels(rules, p.config.Monitoring.Channels) {
+		log.Warn(fmt.Sprintf("%v: its notifications through it will fail; define it (the worker's alerts.channels, Config.Monitoring.Channels), "+
+			"or change the rule (rebound alerts set %s --channels ...) or disable it (rebound alerts disable %s)", uc, uc.Rule, uc.Rule),
+			slog.String("rule", uc.Rule), slog.String("channel", uc.Channel), slog.String("configured_channels", strings.Join(uc.Configured, ",")))
 	}
-	return err
 }
 
 // probeArgs are the args of checkKinds' rolled-back inserts.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +95,13 @@ func alertsHistoryCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if rule != "" && len(events) == 0 {
+				// No events: a rule that has not fired yet, or a typo. (A
+				// deleted rule's events are still listed above.)
+				if err := checkRuleExists(cmd.Context(), alert.NewRules(pool), rule); err != nil {
+					return err
+				}
+			}
 			rows := make([][]string, len(events))
 			for i, e := range events {
 				var del []string
@@ -112,9 +120,38 @@ func alertsHistoryCmd(a *app) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&rule, "rule", "", "only this rule's events")
+	cmd.Flags().StringVar(&rule, "rule", "", "only this rule's events (a name that is neither a rule nor in the history is an error)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many events (1 to 1000)")
 	return cmd
+}
+
+// maxNamesShown is how many rule names an unknown-rule error lists.
+const maxNamesShown = 10
+
+// checkRuleExists returns nil when rule is in job_alert_config, else an
+// error naming it and the rules there are (when there are at most
+// maxNamesShown).
+func checkRuleExists(ctx context.Context, rules *alert.Rules, rule string) error {
+	_, err := rules.Get(ctx, rule)
+	if !errors.Is(err, alert.ErrNoRule) {
+		return err
+	}
+	all, err := rules.List(ctx)
+	if err != nil {
+		return err
+	}
+	known := "there are no rules"
+	switch {
+	case len(all) > maxNamesShown:
+		known = fmt.Sprintf("%d rules: see `rebound alerts list`", len(all))
+	case len(all) > 0:
+		names := make([]string, len(all))
+		for i, r := range all {
+			names[i] = r.Name
+		}
+		known = "rules: " + strings.Join(names, ", ")
+	}
+	return fmt.Errorf("no alert rule named %q and no history under that name (%s)", rule, known)
 }
 
 func alertsSetCmd(a *app) *cobra.Command {
@@ -131,9 +168,11 @@ per kind, judged with at least --min-jobs finished jobs in --window),
 breaker_open, dlq_unresolved, dlq_growth (dead letters in --window),
 dlq_oldest_age (seconds). Durations: 15m or seconds (900). --channels names
 channels of the workers' configuration file, comma-separated ("" for none);
-with --config (that file) each must be defined under its alerts.channels. A
-worker refuses to start while an enabled rule names a channel its own
---config does not define.`,
+with --config (that file) each must be defined under its alerts.channels, or
+nothing changes. Without --config the names are not checked (a note on stderr
+says so): a worker whose configuration does not define a channel of an enabled
+rule still starts, logs a warning naming the rule and the channel, and records
+each notification of the rule through that channel as failed.`,
 		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var defined []string
@@ -216,7 +255,8 @@ worker refuses to start while an enabled rule names a channel its own
 				}
 				check := r
 				check.Enabled = true
-				if uc, ok := errors.AsType[*alert.UnknownChannelError](alert.CheckChannels([]alert.Rule{check}, set)); ok {
+				if unknown := alert.UnknownChannels([]alert.Rule{check}, set); len(unknown) > 0 {
+					uc := unknown[0]
 					have := "it defines none"
 					if len(defined) > 0 {
 						have = "it defines " + strings.Join(defined, ", ")
@@ -226,6 +266,14 @@ worker refuses to start while an enabled rule names a channel its own
 			}
 			if err := rules.Put(ctx, r); err != nil {
 				return err
+			}
+			if configPath == "" && flags.Changed("channels") && len(r.Channels) > 0 {
+				// Only the workers' files know their channels: say so, once.
+				what := "channel " + r.Channels[0] + " was"
+				if len(r.Channels) > 1 {
+					what = "channels " + strings.Join(r.Channels, ",") + " were"
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: note: %s not checked (no --config): each must be defined under alerts.channels in the workers' YAML, or its notifications fail; check with --config FILE\n", cmd.Root().Name(), what)
 			}
 			return a.print(ruleView{Rule: r, WindowSeconds: r.WindowSeconds(), CooldownSeconds: r.CooldownSeconds()}, func(w io.Writer) error {
 				verb := "changed"

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -129,6 +130,8 @@ func TestAlertsCommands(t *testing.T) {
 		{"create name not UTF-8", []string{"alerts", "set", "x\xff", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"enable name not UTF-8", []string{"alerts", "enable", "x\xff"}, "rebound: no alert rule \"x\\xff\" (see `rebound alerts list`)\n"},
 		{"history limit", []string{"alerts", "history", "--limit", "0"}, "rebound: --limit 0: must be from 1 to 1000\n"},
+		// A rule name that is not valid UTF-8 is no rule (not a database error).
+		{"history of a name not UTF-8", []string{"alerts", "history", "--rule", "x\xff", "--json"}, "rebound: no alert rule named \"x\\xff\" and no history under that name (" + defaultRuleNames + ")\n"},
 		{"test without config", []string{"alerts", "test", "ops"}, "rebound: --config is required: the workers' configuration file that defines the channel\n"},
 		{"test unknown channel", []string{"alerts", "test", "pager", "--config", cfg}, "rebound: no channel \"pager\" in " + cfg + " (alerts.channels)\n"},
 		{"health bad window", []string{"health", "--window", "1s"}, "rebound: --window 1s: must be between 1m and 720h\n"},
@@ -141,14 +144,12 @@ func TestAlertsCommands(t *testing.T) {
 		require.Equal(t, tt.wantErr, errOut, tt.name)
 	}
 	require.Equal(t, before, snapshot(), "refused commands changed nothing")
-	// A rule name that is not valid UTF-8 has no events (not a database error).
-	out, errOut, code := runRebound(bin, db.URL, "alerts", "history", "--rule", "x\xff", "--json")
-	require.Equal(t, 0, code, errOut)
-	require.Equal(t, "[]\n", out)
 
-	out, errOut, code = runRebound(bin, db.URL, "alerts", "set", "failure-rate-error", "--threshold", "40", "--cooldown", "15m", "--channels", "ops,pager")
+	// Without --config the channels are accepted, with a note that they were not checked.
+	out, errOut, code := runRebound(bin, db.URL, "alerts", "set", "failure-rate-error", "--threshold", "40", "--cooldown", "15m", "--channels", "ops,pager")
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "rule failure-rate-error changed: failure_rate > 40 over 15m0s, error, cooldown 15m0s, channels [ops,pager], enabled true\n", out)
+	require.Equal(t, noteUnchecked("channels ops,pager were"), errOut)
 	// A channel --config defines is accepted, its ${NAME} secret unset here.
 	out, errOut, code = runRebound(bin, db.URL, "alerts", "set", "failure-rate-warning", "--channels", "ops", "--config", cfg)
 	require.Equal(t, 0, code, errOut)
@@ -187,4 +188,130 @@ func TestAlertsCommands(t *testing.T) {
 	require.Equal(t, "test", events[0]["event"])
 	require.Equal(t, "delivered", events[0]["delivery"].(map[string]any)["ops"].(map[string]any)["outcome"])
 	require.False(t, strings.Contains(out, "secret"), "no channel URL in the history")
+}
+
+// defaultRuleNames are the rules migration 013 creates, as an unknown-rule
+// error lists them.
+const defaultRuleNames = "rules: breaker-open, dlq-growth, dlq-oldest-age, dlq-unresolved-critical, dlq-unresolved-error, failure-rate-error, failure-rate-warning"
+
+// noteUnchecked is the note of `alerts set --channels` without --config.
+func noteUnchecked(what string) string {
+	return "rebound: note: " + what + " not checked (no --config): each must be defined under alerts.channels in the workers' YAML, or its notifications fail; check with --config FILE\n"
+}
+
+// TestAlertsSetChannelsWithoutConfig: without --config, `alerts set
+// --channels` saves any valid channel names (the CLI cannot know the
+// workers' channels) and exits 0, with one note on stderr that they were
+// not checked and how to check them; no note when no channel is named or
+// --config checked them. No row is added or removed.
+func TestAlertsSetChannelsWithoutConfig(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	cfg := filepath.Join(t.TempDir(), "worker.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("alerts:\n  channels:\n    ops: {type: webhook, url: \"https://hooks.example.com/x\"}\n"), 0o600))
+	before := db.RowCounts(t)
+	const changed = "rule breaker-open changed: breaker_open > 0 over 1m0s, critical, cooldown 1h0m0s, channels [%s], enabled %t\n"
+	tests := []struct {
+		name         string
+		args         []string
+		wantCode     int
+		wantOut      string
+		wantErr      string
+		wantChannels []string
+	}{
+		{"two channels", []string{"--channels", "ops,nope"}, 0, fmt.Sprintf(changed, "ops,nope", true), noteUnchecked("channels ops,nope were"), []string{"ops", "nope"}},
+		{"one channel", []string{"--channels", " pagr "}, 0, fmt.Sprintf(changed, "pagr", true), noteUnchecked("channel pagr was"), []string{"pagr"}},
+		{"one channel, rule disabled", []string{"--channels", "pagr", "--enabled=false"}, 0, fmt.Sprintf(changed, "pagr", false), noteUnchecked("channel pagr was"), []string{"pagr"}},
+		{"--json", []string{"--channels", "nope", "--enabled", "--json"}, 0, "", noteUnchecked("channel nope was"), []string{"nope"}},
+		{"no channel", []string{"--channels", ""}, 0, fmt.Sprintf(changed, "", true), "", []string{}},
+		{"checked with --config", []string{"--channels", "ops", "--config", cfg}, 0, fmt.Sprintf(changed, "ops", true), "", []string{"ops"}},
+		{"channels not given", []string{"--threshold", "0"}, 0, fmt.Sprintf(changed, "ops", true), "", []string{"ops"}},
+		{"--config checks", []string{"--channels", "nope", "--config", cfg}, 1, "",
+			"rebound: rule \"breaker-open\": channel \"nope\" is not defined under alerts.channels in " + cfg + " (it defines ops); nothing changed\n", []string{"ops"}},
+	}
+	for _, tt := range tests {
+		out, errOut, code := runRebound(bin, db.URL, append([]string{"alerts", "set", "breaker-open"}, tt.args...)...)
+		require.Equal(t, tt.wantCode, code, tt.name)
+		require.Equal(t, tt.wantErr, errOut, tt.name)
+		if tt.wantOut != "" || tt.wantCode != 0 {
+			require.Equal(t, tt.wantOut, out, tt.name)
+		} else {
+			var v map[string]any
+			require.NoError(t, json.Unmarshal([]byte(out), &v), tt.name)
+			require.Equal(t, "breaker-open", v["name"], tt.name)
+		}
+		var channels []string
+		require.NoError(t, db.Pool.QueryRow(ctx, `SELECT channels FROM job_alert_config WHERE name = 'breaker-open'`).Scan(&channels))
+		require.Equal(t, tt.wantChannels, channels, tt.name)
+	}
+	require.Equal(t, before, db.RowCounts(t), "no row added or removed")
+}
+
+// TestAlertsHistoryUnknownRule: `alerts history --rule NAME` for a NAME
+// that is no rule and has no history exits 1 with one message naming it
+// and the rules there are (their count past ten), with --json too and
+// nothing on stdout; a deleted rule's history and a rule that never fired
+// are not errors. Nothing is written.
+func TestAlertsHistoryUnknownRule(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	// History of breaker-open, and of old-rule, which no longer exists.
+	_, err := db.Pool.Exec(ctx, `INSERT INTO job_alert_history (rule, subject, event, severity, value, threshold, message, channels, firing_since, created_at)
+		VALUES ('breaker-open', 'api.example.com', 'firing', 'critical', 1, 0, 'open', '{}', now(), now()),
+		       ('old-rule', 'dlq', 'firing', 'warning', 30, 20, 'grew', '{}', now(), now()),
+		       ('old-rule', 'dlq', 'resolved', 'warning', 10, 20, 'no longer', '{}', now(), now())`)
+	require.NoError(t, err)
+	const header = "ID  AT  EVENT  RULE  SUBJECT  SEVERITY  MESSAGE  DELIVERY"
+	tests := []struct {
+		name     string
+		setup    string // SQL run first
+		args     []string
+		wantCode int
+		wantErr  string
+		wantRows int // events printed (with --json), -1 for the table
+	}{
+		{name: "typo", args: []string{"--rule", "breaker-opne"}, wantCode: 1,
+			wantErr: "rebound: no alert rule named \"breaker-opne\" and no history under that name (" + defaultRuleNames + ")\n"},
+		{name: "typo, --json", args: []string{"--rule", "nope", "--json"}, wantCode: 1,
+			wantErr: "rebound: no alert rule named \"nope\" and no history under that name (" + defaultRuleNames + ")\n"},
+		{name: "not a rule name", args: []string{"--rule", "Bad Name", "--json"}, wantCode: 1,
+			wantErr: "rebound: no alert rule named \"Bad Name\" and no history under that name (" + defaultRuleNames + ")\n"},
+		{name: "deleted rule with history", args: []string{"--rule", "old-rule", "--json"}, wantRows: 2},
+		{name: "rule with history", args: []string{"--rule", "breaker-open", "--json"}, wantRows: 1},
+		{name: "rule that never fired", args: []string{"--rule", "dlq-growth", "--json"}, wantRows: 0},
+		{name: "rule that never fired, table", args: []string{"--rule", "dlq-growth"}, wantRows: -1},
+		{name: "every rule", args: []string{"--json"}, wantRows: 3},
+		{name: "eleven rules", setup: `INSERT INTO job_alert_config (name, metric, threshold, window_seconds, min_jobs, severity)
+			SELECT 'extra-' || g, 'dlq_growth', 1, 60, 0, 'warning' FROM generate_series(1, 4) g`,
+			args: []string{"--rule", "nope"}, wantCode: 1,
+			wantErr: "rebound: no alert rule named \"nope\" and no history under that name (11 rules: see `rebound alerts list`)\n"},
+		{name: "no rules", setup: `DELETE FROM job_alert_config`, args: []string{"--rule", "nope", "--json"}, wantCode: 1,
+			wantErr: "rebound: no alert rule named \"nope\" and no history under that name (there are no rules)\n"},
+		{name: "no rules, deleted rule with history", args: []string{"--rule", "old-rule", "--json"}, wantRows: 2},
+	}
+	for _, tt := range tests {
+		if tt.setup != "" {
+			_, err := db.Pool.Exec(ctx, tt.setup)
+			require.NoError(t, err, tt.name)
+		}
+		before := db.RowCounts(t)
+		out, errOut, code := runRebound(bin, db.URL, append([]string{"alerts", "history"}, tt.args...)...)
+		require.Equal(t, tt.wantCode, code, tt.name)
+		require.Equal(t, tt.wantErr, errOut, tt.name)
+		require.Equal(t, before, db.RowCounts(t), tt.name)
+		switch {
+		case tt.wantCode != 0:
+			require.Empty(t, out, tt.name)
+		case tt.wantRows == -1:
+			require.Equal(t, header, strings.Join(strings.Fields(out), "  "), tt.name)
+		default:
+			var events []map[string]any
+			require.NoError(t, json.Unmarshal([]byte(out), &events), tt.name)
+			require.Len(t, events, tt.wantRows, tt.name)
+		}
+	}
 }

@@ -35,7 +35,6 @@ import (
 	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/internal/config"
 	"github.com/rebound-queue/rebound/jobs"
-	"github.com/rebound-queue/rebound/monitor/alert"
 	"github.com/rebound-queue/rebound/monitor/tracing"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
@@ -287,16 +286,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return flagError(o, err)
 	}
-	err = pod.Run(ctx)
-	if uc, ok := errors.AsType[*alert.UnknownChannelError](err); ok {
-		// The pod names its Config field; the worker's user wrote a file.
-		where := "give the worker a --config whose alerts.channels defines it"
-		if o.configPath != "" {
-			where = "define it under alerts.channels in " + o.configPath
-		}
-		return fmt.Errorf("%v: %s, or change the rule (rebound alerts set %s --channels ...) or disable it (rebound alerts disable %s)", uc, where, uc.Rule, uc.Rule)
-	}
-	return err
+	return pod.Run(ctx)
 }
 
 // tracingShutdownTimeout bounds the export of the last spans on stop.

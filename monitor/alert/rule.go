@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -286,9 +287,9 @@ func ParseSeconds(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// UnknownChannelError is returned by CheckChannels for an enabled rule that
-// names a channel the configuration does not define: its delivery could
-// only fail.
+// UnknownChannelError is an enabled rule naming a channel the
+// configuration does not define (see UnknownChannels): its notifications
+// through that channel can only fail.
 type UnknownChannelError struct {
 	// Rule is the rule's name, Channel the channel it names.
 	Rule, Channel string
@@ -306,25 +307,29 @@ func (e *UnknownChannelError) Error() string {
 	return fmt.Sprintf("alert rule %q names channel %q, which is not configured (%s)", e.Rule, e.Channel, have)
 }
 
-// CheckChannels returns an *UnknownChannelError for the first enabled rule
-// (in the order given; Rules.List sorts by name) naming a channel that is
-// not a key of configured, or nil. A disabled rule notifies no one and is
-// not checked, so disabling a rule is a way out until its channel exists.
-func CheckChannels[C any](rules []Rule, configured map[string]C) error {
+// UnknownChannels returns one *UnknownChannelError per enabled rule and
+// channel it names that is not a key of configured: rules in the order
+// given (Rules.List sorts by name), each rule's channels in its order; nil
+// when there is none. A disabled rule notifies no one and is not checked.
+func UnknownChannels[C any](rules []Rule, configured map[string]C) []*UnknownChannelError {
+	var out []*UnknownChannelError
+	var names []string
 	for _, r := range rules {
 		if !r.Enabled {
 			continue
 		}
 		for _, c := range r.Channels {
-			if _, ok := configured[c]; !ok {
-				names := make([]string, 0, len(configured))
-				for name := range configured {
-					names = append(names, name)
-				}
-				slices.Sort(names)
-				return &UnknownChannelError{Rule: r.Name, Channel: c, Configured: names}
+			if _, ok := configured[c]; ok {
+				continue
 			}
+			if names == nil {
+				names = slices.Sorted(maps.Keys(configured))
+				if names == nil {
+					names = []string{}
+				}
+			}
+			out = append(out, &UnknownChannelError{Rule: r.Name, Channel: c, Configured: names})
 		}
 	}
-	return nil
+	return out
 }
