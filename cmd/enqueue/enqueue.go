@@ -322,7 +322,8 @@ func printResult(stdout io.Writer, res result, elapsed time.Duration) error {
 	case len(res.IDs) == 1:
 		msg += fmt.Sprintf(" (id %d)", res.IDs[0])
 	case len(res.IDs) > 1:
-		msg += fmt.Sprintf(" (ids %d..%d)", res.IDs[0], res.IDs[len(res.IDs)-1])
+		// Not a range: another session's inserts may take IDs in between.
+		msg += fmt.Sprintf(" (first id %d, last id %d)", res.IDs[0], res.IDs[len(res.IDs)-1])
 	}
 	if res.SkippedDuplicates > 0 {
 		msg += fmt.Sprintf("; skipped %d duplicate(s) still waiting or running", res.SkippedDuplicates)

@@ -216,8 +216,16 @@ func TestEnqueueOptions(t *testing.T) {
 	twin := `{"url": "http://127.0.0.1:9/u"}`
 	res = proctest.RunStdin(t, env, twin+"\n"+twin+"\n", "enqueue", "http_request", "--file", "-", "--unique")
 	require.Equal(t, 0, res.ExitCode, res.Stderr)
-	require.Contains(t, res.Stdout, "inserted 1 http_request job(s)")
-	require.Contains(t, res.Stdout, "skipped 1 duplicate(s) still waiting or running")
+	var twinID int64
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT id FROM river_job WHERE args->>'url' = 'http://127.0.0.1:9/u'").Scan(&twinID))
+	require.Equal(t, fmt.Sprintf("inserted 1 http_request job(s) into queue default (id %d); skipped 1 duplicate(s) still waiting or running\n", twinID), res.Stdout)
+	// Several jobs: their first and last IDs (not a range: other sessions'
+	// inserts may take IDs in between).
+	res = proctest.RunStdin(t, env, `{"url": "http://127.0.0.1:9/u1"}`+"\n"+`{"url": "http://127.0.0.1:9/u2"}`+"\n"+`{"url": "http://127.0.0.1:9/u3"}`+"\n", "enqueue", "http_request", "--file", "-", "--unique")
+	require.Equal(t, 0, res.ExitCode, res.Stderr)
+	var firstID, lastID int64
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT min(id), max(id) FROM river_job WHERE args->>'url' IN ('http://127.0.0.1:9/u1', 'http://127.0.0.1:9/u3')").Scan(&firstID, &lastID))
+	require.Equal(t, fmt.Sprintf("inserted 3 http_request job(s) into queue default (first id %d, last id %d)\n", firstID, lastID), res.Stdout)
 	res = proctest.Run(t, env, "enqueue", "http_request", "--args", twin, "--unique", "--json")
 	require.Equal(t, 0, res.ExitCode, res.Stderr)
 	require.Contains(t, res.Stdout, `"skipped_duplicates": 1`)

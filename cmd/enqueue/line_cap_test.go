@@ -40,6 +40,11 @@ func TestLineCapIsTenMiBWithoutTheLineEnding(t *testing.T) {
 			wantErr: "stdin line 2: longer than 10 MiB (nothing inserted)"},
 		{name: "far over", input: good + "\n" + line(3*maxLineBytes) + "\n",
 			wantErr: "stdin line 2: longer than 10 MiB (nothing inserted)"},
+		// Bad lines before it are named and counted; reading stops at it.
+		{name: "a bad line, then one over", input: good + "\n" + `{"body": 1}` + "\n" + line(maxLineBytes+1) + "\n" + `{"body": 2}` + "\n",
+			wantErr: "stdin line 2: invalid args: url is required (and line 3: longer than 10 MiB, where reading stopped; nothing inserted)"},
+		{name: "two bad lines, then one over", input: `{"body": 1}` + "\n" + "{\n" + line(maxLineBytes+1),
+			wantErr: "stdin line 1: invalid args: url is required (and 1 more bad lines, then line 3: longer than 10 MiB, where reading stopped; nothing inserted)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

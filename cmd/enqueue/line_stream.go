@@ -48,6 +48,9 @@ type lineStream struct {
 	// readErr is the reading error (set before ordered is closed): a line
 	// longer than maxLineBytes, or the file's or stdin's error.
 	readErr error
+	// tooLong is the number of the line longer than maxLineBytes, where
+	// reading stopped (0 when none was).
+	tooLong int
 	// total is the number of non-blank lines, set (and totalKnown) when
 	// the whole input has been read.
 	total      atomic.Int64
@@ -117,12 +120,14 @@ func (s *lineStream) read(path string, r io.Reader, emit func(*lineChunk)) {
 		emit(c)
 	}
 	if tooLong {
+		s.tooLong = number
 		s.readErr = fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", s.name, number, maxLineBytes>>20)
 		return
 	}
 	if err := sc.Err(); err != nil {
 		switch {
 		case errors.Is(err, bufio.ErrTooLong):
+			s.tooLong = number + 1
 			s.readErr = fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", s.name, number+1, maxLineBytes>>20)
 		case path == "-":
 			s.readErr = fmt.Errorf("read stdin: %w", err)
@@ -177,10 +182,17 @@ func (t *linesTally) add(c *lineChunk) {
 	t.bad += c.bad
 }
 
-// err is the stream's verdict once next has returned nil: the reading
-// error, else the first bad line (and how many more are bad), else nil.
+// err is the stream's verdict once next has returned nil: the first bad
+// line (and how many more are bad, then the line too long to read, if
+// reading stopped at one), else the reading error, else nil.
 func (s *lineStream) err(t *linesTally) error {
 	switch {
+	case s.tooLong > 0 && t.bad > 0:
+		more := ""
+		if t.bad > 1 {
+			more = fmt.Sprintf("%d more bad lines, then ", t.bad-1)
+		}
+		return fmt.Errorf("%w (and %sline %d: longer than %d MiB, where reading stopped; nothing inserted)", t.firstErr, more, s.tooLong, maxLineBytes>>20)
 	case s.readErr != nil:
 		return s.readErr
 	case t.bad > 1:

@@ -176,7 +176,10 @@ func (c *checkpointer) run(ctx context.Context, pool *pgxpool.Pool) error {
 
 // dbCPUColumns appends the PostgreSQL CPU columns to a report's header
 // and, for each of rows (one per side, in sides' order), that side's
-// median and spread, when any round of sides measured it.
+// median and spread, when any round of sides measured it. /proc counts in
+// 10 ms ticks, so a short round may read no CPU at all and is left out:
+// a side with some rounds left out says how many were measured ("(2 of 3
+// rounds)"), and a side with none shows "-".
 func dbCPUColumns(rounds []Round, sides []Side, header []string, rows [][]string) ([]string, [][]string) {
 	measured := false
 	for _, side := range sides {
@@ -189,8 +192,31 @@ func dbCPUColumns(rounds []Round, sides []Side, header []string, rows [][]string
 	}
 	header = append(header, "POSTGRESQL CPU µS/JOB (MEDIAN)", "POSTGRESQL CPU µS/JOB (MIN-MAX)")
 	for i, side := range sides {
-		db, _ := DBOf(rounds, side)
-		rows[i] = append(rows[i], fmt.Sprintf("%.1f", db.Median), fmt.Sprintf("%.1f-%.1f", db.Min, db.Max))
+		db, ok := DBOf(rounds, side)
+		if !ok {
+			rows[i] = append(rows[i], "-", "-")
+			continue
+		}
+		median := fmt.Sprintf("%.1f", db.Median)
+		if k, n := dbMeasured(rounds, side); k < n {
+			median += fmt.Sprintf(" (%d of %d rounds)", k, n)
+		}
+		rows[i] = append(rows[i], median, fmt.Sprintf("%.1f-%.1f", db.Min, db.Max))
 	}
 	return header, rows
+}
+
+// dbMeasured returns how many of side's rounds measured PostgreSQL's CPU
+// (k) and how many rounds side ran (n).
+func dbMeasured(rounds []Round, side Side) (k, n int) {
+	for _, r := range rounds {
+		if r.Side != side {
+			continue
+		}
+		n++
+		if r.DBCPU > 0 {
+			k++
+		}
+	}
+	return k, n
 }

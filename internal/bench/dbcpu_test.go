@@ -82,3 +82,31 @@ func TestDBCPUNeverDropsAReapedBackend(t *testing.T) {
 	wg.Wait()
 	require.GreaterOrEqual(t, backends, 4, "backends came and went during %d readings", readings)
 }
+
+// A side whose rounds all read PostgreSQL's CPU shows its median and
+// spread; one with rounds that read none (a 10 ms tick is a short round's
+// whole CPU) says how many were measured; one with none shows "-".
+func TestDBCPUColumnsSayWhatWasMeasured(t *testing.T) {
+	t.Parallel()
+	round := func(side Side, dbCPU time.Duration) Round {
+		return Round{Side: side, Jobs: 1000, DBCPU: dbCPU}
+	}
+	rounds := []Round{
+		round(SideInsertManyFast, 10*time.Millisecond), round(SideInsertManyFast, 30*time.Millisecond), round(SideInsertManyFast, 20*time.Millisecond),
+		round(SideInsertManyFastKeyed, 0), round(SideInsertManyFastKeyed, 40*time.Millisecond), round(SideInsertManyFastKeyed, 0),
+		round(SideEnqueue, 0), round(SideEnqueue, 0), round(SideEnqueue, 0),
+	}
+	sides := []Side{SideInsertManyFast, SideInsertManyFastKeyed, SideEnqueue}
+	header, rows := dbCPUColumns(rounds, sides, []string{"SIDE"}, [][]string{{"a"}, {"b"}, {"c"}})
+	require.Equal(t, []string{"SIDE", "POSTGRESQL CPU µS/JOB (MEDIAN)", "POSTGRESQL CPU µS/JOB (MIN-MAX)"}, header)
+	require.Equal(t, [][]string{
+		{"a", "20.0", "10.0-30.0"},
+		{"b", "40.0 (1 of 3 rounds)", "40.0-40.0"},
+		{"c", "-", "-"},
+	}, rows)
+
+	// No side measured: no columns.
+	header, rows = dbCPUColumns(rounds[6:], sides[2:], []string{"SIDE"}, [][]string{{"c"}})
+	require.Equal(t, []string{"SIDE"}, header)
+	require.Equal(t, [][]string{{"c"}}, rows)
+}
