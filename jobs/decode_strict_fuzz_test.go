@@ -15,6 +15,9 @@ import (
 // FuzzDecodeStrictMatchesChecksFirst compares it with.
 func decodeStrictChecksFirst(raw []byte, v any) error {
 	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	if err := checkNotNull(raw); err != nil {
+		return err
+	}
 	if err := checkKeys(raw, reflect.TypeOf(v)); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidArgs, err)
 	}
@@ -60,6 +63,9 @@ func FuzzDecodeStrictMatchesChecksFirst(f *testing.F) {
 		`{"n": 1.5, "items": [{"id": 1, "ID": 2}]}`,
 		`[1, 2]`,
 		`"text"`,
+		`null`,
+		" null\n",
+		`null x`,
 		``,
 		`  `,
 	} {

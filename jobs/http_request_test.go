@@ -56,6 +56,8 @@ func TestParseHTTPRequestArgs(t *testing.T) {
 		{name: "wrong type", raw: `{"url": "http://h", "headers": ["a"]}`, wantErr: "invalid args: headers must be an object, not an array"},
 		{name: "url not a string", raw: `{"url": 5}`, wantErr: "invalid args: url must be a string, not a number"},
 		{name: "args an array", raw: `[]`, wantErr: "invalid args: the args must be a JSON object, not an array"},
+		{name: "args null", raw: ` null `, wantErr: "invalid args: the args must be a JSON object, not null"},
+		{name: "args null after a byte order mark", raw: "\xef\xbb\xbfnull", wantErr: "invalid args: the args must be a JSON object, not null"},
 		{name: "blank operation key", raw: `{"url": "http://a/", "operation_key": "  "}`, wantErr: `invalid args: operation_key: invalid operation key "  ": blank`},
 		{name: "url in invalid UTF-8", raw: "{\"url\": \"http://a/caf\xe9\"}", wantErr: "invalid args: args.url: contains invalid UTF-8 (byte 0xe9), which PostgreSQL cannot store"},
 		{name: "url with a lone surrogate", raw: `{"url": "http://a/\ud800"}`, wantErr: `invalid args: args.url: contains an unpaired UTF-16 surrogate (\ud800), which PostgreSQL cannot store`},

@@ -268,6 +268,9 @@ func NormalizeOperationKey(key string) string {
 // it) needs no second syntax check (json.Valid) before it.
 func decodeStrict(raw []byte, v any) error {
 	raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+	if err := checkNotNull(raw); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -343,6 +346,17 @@ func quoteArgs(raw []byte) string {
 		cut--
 	}
 	return strconv.Quote(redact.Text(string(raw[:cut]))) + "…"
+}
+
+// checkNotNull refuses args that are the JSON literal null (with JSON
+// whitespace around it), which encoding/json decodes into a struct as
+// nothing at all: they would then be refused for a missing field ("url is
+// required") instead of for what they are.
+func checkNotNull(raw []byte) error {
+	if string(bytes.Trim(raw, " \t\r\n")) == "null" {
+		return fmt.Errorf("%w: the args must be a JSON object, not null", ErrInvalidArgs)
+	}
+	return nil
 }
 
 // jsonKind names the JSON value kind encoding/json reports ("array",
