@@ -139,9 +139,10 @@ func (r *Result) count(ev string) {
 	}
 }
 
-// decide settles one (rule, subject) under its row lock. c.Message == ""
-// means the condition no longer holds. It returns the event recorded, or
-// "".
+// decide settles one (rule, subject) under its row lock. rule is c's rule
+// as job_alert_config has it, the zero Rule when it was removed. c.Message
+// == "" means the condition no longer holds (or the rule was disabled or
+// removed). It returns the event recorded, or "".
 func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now time.Time) (string, error) {
 	holds := c.Message != ""
 	tx, err := e.DB.Begin(ctx)
@@ -197,11 +198,18 @@ func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now tim
 	if event == "" {
 		return "", tx.Commit(ctx)
 	}
-	msg := c.Message
+	msg, channels := c.Message, rule.Channels
 	if event == EventResolved {
-		msg = fmt.Sprintf("%s on %s no longer holds (last value %g, threshold %g)", c.Rule, c.Subject, c.Value, c.Threshold)
+		msg = resolvedMessage(rule, c)
+		if rule.Name == "" {
+			// The rule was removed: its resolved notice goes to the
+			// channels this firing was last notified through.
+			if channels, err = firedChannels(ctx, tx, c, *firingSince); err != nil {
+				return "", err
+			}
+		}
 	}
-	if err := e.record(ctx, tx, rule, c, event, msg, *firingSince, now); err != nil {
+	if err := e.record(ctx, tx, channels, c, event, msg, *firingSince, now); err != nil {
 		return "", err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -213,9 +221,36 @@ func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now tim
 	return event, nil
 }
 
-// record inserts the history row and its delivery jobs in tx.
-func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, rule Rule, c *Condition, event, msg string, since, now time.Time) error {
-	channels := slices.Clone(rule.Channels)
+// resolvedMessage says why the firing (rule, subject) c resolved: rule is
+// the rule as job_alert_config has it now, zero when it was removed.
+func resolvedMessage(rule Rule, c *Condition) string {
+	why := "no longer holds"
+	switch {
+	case rule.Name == "":
+		why = "resolved: the rule was removed"
+	case !rule.Enabled:
+		why = "resolved: the rule was disabled"
+	}
+	return fmt.Sprintf("%s on %s %s (last value %g, threshold %g)", c.Rule, c.Subject, why, c.Value, c.Threshold)
+}
+
+// firedChannels returns the channels of the latest firing or repeat event
+// of c's firing since since, from job_alert_history (job_alert_state keeps
+// no channels): none when that history is gone.
+func firedChannels(ctx context.Context, tx pgx.Tx, c *Condition, since time.Time) ([]string, error) {
+	var channels []string
+	err := tx.QueryRow(ctx, `SELECT channels FROM job_alert_history WHERE rule = $1 AND subject = $2 AND event IN ('firing', 'repeat')
+		AND firing_since = $3 ORDER BY id DESC LIMIT 1`, c.Rule, storable(redact.Text(c.Subject)), since).Scan(&channels)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("alert %s/%s: read fired channels: %w", c.Rule, c.Subject, err)
+	}
+	return channels, nil
+}
+
+// record inserts the history row and its delivery jobs (one per channel)
+// in tx.
+func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, channels []string, c *Condition, event, msg string, since, now time.Time) error {
+	channels = slices.Clone(channels)
 	if channels == nil {
 		channels = []string{}
 	}

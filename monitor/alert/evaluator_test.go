@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -144,9 +146,109 @@ type webhookBody struct {
 	Version string `json:"version"`
 	Status  string `json:"status"`
 	Alerts  []struct {
-		Status string            `json:"status"`
-		Labels map[string]string `json:"labels"`
+		Status      string            `json:"status"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
 	} `json:"alerts"`
+}
+
+// TestResolvedReason: a firing rule whose condition clears, whose rule is
+// disabled, or whose rule is removed from job_alert_config resolves once
+// between two evaluators, through the channels it fired through (hook,
+// delivered; pager, not configured in this pod, failed), with a message
+// saying why.
+func TestResolvedReason(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// end ends the firing; the evaluation is at t0+20m.
+		end     func(t *testing.T, f *fixture, t0 time.Time)
+		message string
+	}{
+		{"condition cleared", func(t *testing.T, f *fixture, t0 time.Time) {
+			f.counts(t, t0.Add(16*time.Minute), 50, 0)
+		}, "failure-rate-error on mail no longer holds (last value 100, threshold 50)"},
+		{"rule disabled", func(t *testing.T, f *fixture, _ time.Time) {
+			require.NoError(t, alert.NewRules(f.pool).SetEnabled(context.Background(), "failure-rate-error", false))
+		}, "failure-rate-error on mail resolved: the rule was disabled (last value 100, threshold 50)"},
+		{"rule removed", func(t *testing.T, f *fixture, _ time.Time) {
+			_, err := f.pool.Exec(context.Background(), `DELETE FROM job_alert_config WHERE name = 'failure-rate-error'`)
+			require.NoError(t, err)
+		}, "failure-rate-error on mail resolved: the rule was removed (last value 100, threshold 50)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := setup(t, 0)
+			_, err := f.pool.Exec(ctx, `UPDATE job_alert_config SET channels = '{hook,pager}' WHERE name = 'failure-rate-error'`)
+			require.NoError(t, err)
+			t0 := time.Now().UTC().Truncate(time.Minute)
+			f.counts(t, t0, 0, 30)
+			res, err := f.evaluator(&t0).Run(ctx)
+			require.NoError(t, err)
+			require.Equal(t, alert.Result{Firing: 1}, res)
+
+			tt.end(t, f, t0)
+			end := t0.Add(20 * time.Minute)
+			var wg sync.WaitGroup
+			results := make([]alert.Result, 2)
+			for j := range 2 {
+				wg.Go(func() {
+					res, err := f.evaluator(&end).Run(ctx)
+					require.NoError(t, err)
+					results[j] = res
+				})
+			}
+			wg.Wait()
+			require.Equal(t, 1, results[0].Resolved+results[1].Resolved, "one resolution between two evaluators")
+			require.Zero(t, results[0].Firing+results[1].Firing+results[0].Repeat+results[1].Repeat)
+
+			waitFor(t, "the firing and resolved POSTs", func() bool { return len(f.hook.received()) == 2 })
+			time.Sleep(300 * time.Millisecond) // nothing more arrives
+			bodies := f.hook.received()
+			require.Len(t, bodies, 2)
+			var statuses []string
+			var resolved webhookBody
+			for _, body := range bodies {
+				var wb webhookBody
+				require.NoError(t, json.Unmarshal(body, &wb))
+				statuses = append(statuses, wb.Status)
+				if wb.Status == "resolved" {
+					resolved = wb
+				}
+			}
+			require.ElementsMatch(t, []string{"firing", "resolved"}, statuses)
+			require.Equal(t, "resolved", resolved.Alerts[0].Status)
+			require.Equal(t, map[string]string{"alertname": "failure-rate-error", "subject": "mail", "severity": "error"}, resolved.Alerts[0].Labels)
+			require.Equal(t, map[string]string{"summary": tt.message, "value": "100", "threshold": "50", "event": "resolved"}, resolved.Alerts[0].Annotations)
+			require.Empty(t, f.slack.received())
+
+			var events []alert.Event
+			waitFor(t, "the resolved delivery recorded", func() bool {
+				events, err = f.history.List(ctx, "failure-rate-error", 10)
+				require.NoError(t, err)
+				return len(events) == 2 && events[0].Delivery["hook"].Outcome == notify.OutcomeDelivered
+			})
+			got := events[0]
+			require.Equal(t, "resolved", got.Event)
+			require.Equal(t, tt.message, got.Message)
+			require.Equal(t, []string{"hook", "pager"}, got.Channels)
+			require.Equal(t, 100.0, got.Value)
+			require.Equal(t, 50.0, got.Threshold)
+			require.True(t, got.Since.Equal(t0), "firing since %s", got.Since)
+			require.True(t, got.CreatedAt.Equal(end), "created at %s", got.CreatedAt)
+			require.Equal(t, []string{"hook", "pager"}, mapsKeys(got.Delivery))
+			require.Equal(t, 1, got.Delivery["hook"].Attempts)
+			pager := got.Delivery["pager"]
+			require.True(t, pager.At.Equal(end), "pager recorded at %s", pager.At)
+			require.Equal(t, notify.Delivery{Outcome: notify.OutcomeFailed, Error: "channel pager is not configured in this pod", At: pager.At}, pager)
+		})
+	}
+}
+
+func mapsKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 // TestCooldownOneNotificationPerChannel: 300 failing jobs evaluated every
