@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +85,9 @@ func alertsHistoryCmd(a *app) *cobra.Command {
 		Short: "Show what fired, repeated and resolved, newest first, with each channel's delivery",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("rule") && rule == "" {
+				return errors.New("--rule is empty: give a rule name, or leave --rule out for every rule's events")
+			}
 			if limit < 1 || limit > 1000 {
 				return fmt.Errorf("--limit %d: must be from 1 to 1000", limit)
 			}
@@ -111,7 +116,7 @@ func alertsHistoryCmd(a *app) *cobra.Command {
 						del = append(del, ch+": pending")
 						continue
 					}
-					del = append(del, fmt.Sprintf("%s: %s (%d attempts)", ch, d.Outcome, d.Attempts))
+					del = append(del, ch+": "+deliveryText(d))
 				}
 				rows[i] = []string{strconv.FormatInt(e.ID, 10), e.CreatedAt.UTC().Format(time.RFC3339), e.Event, e.Rule, e.Subject, string(e.Severity), e.Message, strings.Join(del, "; ")}
 			}
@@ -123,6 +128,20 @@ func alertsHistoryCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&rule, "rule", "", "only this rule's events (a name that is neither a rule nor in the history is an error)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "at most this many events (1 to 1000)")
 	return cmd
+}
+
+// deliveryText is a channel's delivery as the history table shows it:
+// "delivered (1 attempt)", "failed (3 attempts)", or, for a delivery that
+// failed without an attempt (a channel the pod does not define), its error:
+// "failed (channel pagr is not configured in this pod)".
+func deliveryText(d notify.Delivery) string {
+	switch {
+	case d.Attempts == 0 && d.Error != "":
+		return fmt.Sprintf("%s (%s)", d.Outcome, d.Error)
+	case d.Attempts == 1:
+		return fmt.Sprintf("%s (1 attempt)", d.Outcome)
+	}
+	return fmt.Sprintf("%s (%d attempts)", d.Outcome, d.Attempts)
 }
 
 // maxNamesShown is how many rule names an unknown-rule error lists.
@@ -166,21 +185,31 @@ func alertsSetCmd(a *app) *cobra.Command {
 changes only the flags given of an existing one. Metrics: failure_rate (percent
 per kind, judged with at least --min-jobs finished jobs in --window),
 breaker_open, dlq_unresolved, dlq_growth (dead letters in --window),
-dlq_oldest_age (seconds). Durations: 15m or seconds (900). --channels names
-channels of the workers' configuration file, comma-separated ("" for none);
-with --config (that file) each must be defined under its alerts.channels, or
-nothing changes. Without --config the names are not checked (a note on stderr
+dlq_oldest_age (seconds). Durations: 15m or seconds (900). Rule and channel
+names: lower-case letters, digits, '-' and '_', at most 63 characters, starting
+with a letter or digit. --channels names channels of the workers' configuration
+file, comma-separated ("" for none). --config (that file) is read and validated
+as the worker reads it (a file the worker would refuse is refused, with its
+message; a ${NAME} secret unset here is not needed) and each channel must be
+defined under its alerts.channels, or nothing changes. Without --config the names are not checked (a note on stderr
 says so): a worker whose configuration does not define a channel of an enabled
 rule still starts, logs a warning naming the rule and the channel, and records
 each notification of the rule through that channel as failed.`,
 		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var defined []string
+			if cmd.Flags().Changed("config") && configPath == "" {
+				return errors.New("--config is empty: give the workers' configuration file, or leave --config out")
+			}
 			if configPath != "" {
-				var err error
-				if defined, err = config.AlertChannelNames(configPath); err != nil {
+				// Read and validated as the worker reads it (but its ${NAME}
+				// secrets need not be set here), so a file the worker would
+				// refuse is refused here too, with the worker's message.
+				settings, err := config.LoadWithoutSecrets(configPath)
+				if err != nil {
 					return err
 				}
+				defined = slices.Sorted(maps.Keys(settings.Alerts.Channels))
 			}
 			ctx := cmd.Context()
 			pool, err := a.connectMigrated(ctx)
@@ -269,11 +298,11 @@ each notification of the rule through that channel as failed.`,
 			}
 			if configPath == "" && flags.Changed("channels") && len(r.Channels) > 0 {
 				// Only the workers' files know their channels: say so, once.
-				what := "channel " + r.Channels[0] + " was"
+				what, each := "channel "+r.Channels[0]+" was", "it"
 				if len(r.Channels) > 1 {
-					what = "channels " + strings.Join(r.Channels, ",") + " were"
+					what, each = "channels "+strings.Join(r.Channels, ",")+" were", "each"
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: note: %s not checked (no --config): each must be defined under alerts.channels in the workers' YAML, or its notifications fail; check with --config FILE\n", cmd.Root().Name(), what)
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: note: %s not checked (no --config): %s must be defined under alerts.channels in the workers' YAML, or its notifications fail; check with --config FILE\n", cmd.Root().Name(), what, each)
 			}
 			return a.print(ruleView{Rule: r, WindowSeconds: r.WindowSeconds(), CooldownSeconds: r.CooldownSeconds()}, func(w io.Writer) error {
 				verb := "changed"
@@ -294,7 +323,7 @@ each notification of the rule through that channel as failed.`,
 	f.IntVar(&minJobs, "min-jobs", 0, "failure_rate: least finished jobs in the window")
 	f.StringVar(&cooldown, "cooldown", "", "quiet time before a still-firing alert repeats (0 to 720h; default 1h)")
 	f.StringVar(&channels, "channels", "", "comma-separated channel names")
-	f.StringVar(&configPath, "config", "", "the workers' YAML configuration file: the rule's channels must be defined under its alerts.channels (its ${NAME} secrets are not needed)")
+	f.StringVar(&configPath, "config", "", "the workers' YAML configuration file, validated as the worker does: the rule's channels must be defined under its alerts.channels (its ${NAME} secrets need not be set here)")
 	f.BoolVar(&enabled, "enabled", true, "whether the rule is evaluated")
 	return cmd
 }

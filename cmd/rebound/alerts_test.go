@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -77,6 +78,10 @@ func TestAlertsCommands(t *testing.T) {
 	cfg := filepath.Join(dir, "worker.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte("alerts:\n  channels:\n    ops: {type: slack, url: \"${TEST_SLACK_URL}\"}\n"), 0o600))
 	slackEnv := "TEST_SLACK_URL=" + slack.URL + "/services/T/B/secret"
+	badName := filepath.Join(dir, "bad-name.yaml")
+	require.NoError(t, os.WriteFile(badName, []byte("alerts:\n  channels:\n    ops: {type: slack, url: \"${TEST_SLACK_URL}\"}\n    Ops: {type: slack, url: \"https://hooks.example.com/x\"}\n"), 0o600))
+	badKey := filepath.Join(dir, "bad-key.yaml")
+	require.NoError(t, os.WriteFile(badKey, []byte("retyr: {}\nalerts:\n  channels:\n    ops: {type: slack, url: \"https://hooks.example.com/x\"}\n"), 0o600))
 	noChannels := filepath.Join(dir, "retry-only.yaml")
 	require.NoError(t, os.WriteFile(noChannels, []byte("retry:\n  default: {max_attempts: 3}\n"), 0o600))
 	run := func(args ...string) (string, string, int) {
@@ -113,8 +118,11 @@ func TestAlertsCommands(t *testing.T) {
 		{"bad window", []string{"alerts", "set", "failure-rate-error", "--window", "soon"}, "rebound: invalid --window \"soon\": a duration like 15m or 900 (seconds)\n"},
 		{"short window", []string{"alerts", "set", "failure-rate-error", "--window", "10s"}, "rebound: invalid --window \"10s\": whole seconds from 1m to 720h\n"},
 		{"bad cooldown", []string{"alerts", "set", "failure-rate-error", "--cooldown", "-5"}, "rebound: invalid --cooldown \"-5\": out of range\n"},
-		{"bad channel", []string{"alerts", "set", "failure-rate-error", "--channels", "Ops Team"}, "rebound: rule \"failure-rate-error\": channel \"Ops Team\": channel names use lower-case letters, digits, '-' and '_'\n"},
-		{"bad name", []string{"alerts", "set", "Bad Name", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"Bad Name\": name \"Bad Name\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
+		{"bad channel", []string{"alerts", "set", "failure-rate-error", "--channels", "Ops Team"}, "rebound: rule \"failure-rate-error\": channel \"Ops Team\": " + nameRule + "\n"},
+		{"channel of 64 characters", []string{"alerts", "set", "failure-rate-error", "--channels", strings.Repeat("c", 64)}, "rebound: rule \"failure-rate-error\": channel \"" + strings.Repeat("c", 64) + "\": " + nameRule + "\n"},
+		{"channel starting with '-'", []string{"alerts", "set", "failure-rate-error", "--channels", "-x"}, "rebound: rule \"failure-rate-error\": channel \"-x\": " + nameRule + "\n"},
+		{"bad name", []string{"alerts", "set", "Bad Name", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"Bad Name\": name \"Bad Name\": " + nameRule + "\n"},
+		{"name of 64 characters", []string{"alerts", "set", strings.Repeat("r", 64), "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"" + strings.Repeat("r", 64) + "\": name \"" + strings.Repeat("r", 64) + "\": " + nameRule + "\n"},
 		{"enable unknown", []string{"alerts", "enable", "nope"}, "rebound: no alert rule \"nope\" (see `rebound alerts list`)\n"},
 		{"channel listed twice", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,pager,ops"}, "rebound: rule \"failure-rate-error\": channel \"ops\" is listed twice\n"},
 		// With --config, a channel the workers' file does not define is refused.
@@ -124,11 +132,22 @@ func TestAlertsCommands(t *testing.T) {
 			"rebound: rule \"new-rule\": channel \"pagr\" is not defined under alerts.channels in " + cfg + " (it defines ops); nothing changed\n"},
 		{"channel, --config without channels", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", noChannels},
 			"rebound: rule \"failure-rate-error\": channel \"ops\" is not defined under alerts.channels in " + noChannels + " (it defines none); nothing changed\n"},
+		// --config is read as the worker reads it: a file the worker refuses is refused, with its message.
+		{"--config with an invalid channel name", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", badName},
+			"rebound: " + badName + ": alerts.channels: name \"Ops\": " + nameRule + "\n"},
+		{"--config with an unknown setting", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", badKey},
+			"rebound: " + badKey + ": invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)\n"},
+		{"--config with an invalid channel, no --channels", []string{"alerts", "set", "failure-rate-error", "--threshold", "30", "--config", badName},
+			"rebound: " + badName + ": alerts.channels: name \"Ops\": " + nameRule + "\n"},
+		{"--config empty", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", ""},
+			"rebound: --config is empty: give the workers' configuration file, or leave --config out\n"},
 		{"--config missing", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", filepath.Join(dir, "missing.yaml")},
 			"rebound: config: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory\n"},
 		{"set name not UTF-8", []string{"alerts", "set", "x\xff", "--threshold", "3"}, "rebound: rule \"x\\xff\" does not exist: --metric is required to create it\n"},
 		{"create name not UTF-8", []string{"alerts", "set", "x\xff", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"enable name not UTF-8", []string{"alerts", "enable", "x\xff"}, "rebound: no alert rule \"x\\xff\" (see `rebound alerts list`)\n"},
+		{"history --rule empty", []string{"alerts", "history", "--rule", ""}, "rebound: --rule is empty: give a rule name, or leave --rule out for every rule's events\n"},
+		{"history --rule empty, --json", []string{"alerts", "history", "--rule=", "--json"}, "rebound: --rule is empty: give a rule name, or leave --rule out for every rule's events\n"},
 		{"history limit", []string{"alerts", "history", "--limit", "0"}, "rebound: --limit 0: must be from 1 to 1000\n"},
 		// A rule name that is not valid UTF-8 is no rule (not a database error).
 		{"history of a name not UTF-8", []string{"alerts", "history", "--rule", "x\xff", "--json"}, "rebound: no alert rule named \"x\\xff\" and no history under that name (" + defaultRuleNames + ")\n"},
@@ -194,9 +213,17 @@ func TestAlertsCommands(t *testing.T) {
 // error lists them.
 const defaultRuleNames = "rules: breaker-open, dlq-growth, dlq-oldest-age, dlq-unresolved-critical, dlq-unresolved-error, failure-rate-error, failure-rate-warning"
 
-// noteUnchecked is the note of `alerts set --channels` without --config.
+// nameRule is how errors state the rule for rule and channel names.
+const nameRule = "use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)"
+
+// noteUnchecked is the note of `alerts set --channels` without --config,
+// for one channel ("channel pagr was") or more ("channels a,b were").
 func noteUnchecked(what string) string {
-	return "rebound: note: " + what + " not checked (no --config): each must be defined under alerts.channels in the workers' YAML, or its notifications fail; check with --config FILE\n"
+	each := "each"
+	if strings.HasPrefix(what, "channel ") {
+		each = "it"
+	}
+	return "rebound: note: " + what + " not checked (no --config): " + each + " must be defined under alerts.channels in the workers' YAML, or its notifications fail; check with --config FILE\n"
 }
 
 // TestAlertsSetChannelsWithoutConfig: without --config, `alerts set
@@ -225,6 +252,7 @@ func TestAlertsSetChannelsWithoutConfig(t *testing.T) {
 		{"one channel", []string{"--channels", " pagr "}, 0, fmt.Sprintf(changed, "pagr", true), noteUnchecked("channel pagr was"), []string{"pagr"}},
 		{"one channel, rule disabled", []string{"--channels", "pagr", "--enabled=false"}, 0, fmt.Sprintf(changed, "pagr", false), noteUnchecked("channel pagr was"), []string{"pagr"}},
 		{"--json", []string{"--channels", "nope", "--enabled", "--json"}, 0, "", noteUnchecked("channel nope was"), []string{"nope"}},
+		{"channel of 63 characters", []string{"--channels", strings.Repeat("c", 63)}, 0, fmt.Sprintf(changed, strings.Repeat("c", 63), true), noteUnchecked("channel " + strings.Repeat("c", 63) + " was"), []string{strings.Repeat("c", 63)}},
 		{"no channel", []string{"--channels", ""}, 0, fmt.Sprintf(changed, "", true), "", []string{}},
 		{"checked with --config", []string{"--channels", "ops", "--config", cfg}, 0, fmt.Sprintf(changed, "ops", true), "", []string{"ops"}},
 		{"channels not given", []string{"--threshold", "0"}, 0, fmt.Sprintf(changed, "ops", true), "", []string{"ops"}},
@@ -272,7 +300,8 @@ func TestAlertsHistoryUnknownRule(t *testing.T) {
 		args     []string
 		wantCode int
 		wantErr  string
-		wantRows int // events printed (with --json), -1 for the table
+		wantRows int    // events printed (with --json), -1 for the table
+		wantOut  string // the table's one row, fields joined by two spaces
 	}{
 		{name: "typo", args: []string{"--rule", "breaker-opne"}, wantCode: 1,
 			wantErr: "rebound: no alert rule named \"breaker-opne\" and no history under that name (" + defaultRuleNames + ")\n"},
@@ -292,6 +321,14 @@ func TestAlertsHistoryUnknownRule(t *testing.T) {
 		{name: "no rules", setup: `DELETE FROM job_alert_config`, args: []string{"--rule", "nope", "--json"}, wantCode: 1,
 			wantErr: "rebound: no alert rule named \"nope\" and no history under that name (there are no rules)\n"},
 		{name: "no rules, deleted rule with history", args: []string{"--rule", "old-rule", "--json"}, wantRows: 2},
+		// The table's delivery column: attempts in the singular for one, and
+		// the error of a delivery that failed without an attempt.
+		{name: "delivery column", setup: `INSERT INTO job_alert_history (id, rule, subject, event, severity, value, threshold, message, channels, delivery, firing_since, created_at)
+			VALUES (100, 'gone-rule', 'dlq', 'firing', 'error', 60, 50, '60 unresolved', '{ops,pagr,mail,slack}',
+			        '{"ops": {"outcome": "delivered", "attempts": 1}, "pagr": {"outcome": "failed", "attempts": 0, "error": "channel pagr is not configured in this pod"},
+			          "mail": {"outcome": "failed", "attempts": 3, "error": "smtp: 554"}}', '2026-01-02T03:04:05Z', '2026-01-02T03:04:05Z')`,
+			args:    []string{"--rule", "gone-rule"},
+			wantOut: "100  2026-01-02T03:04:05Z  firing  gone-rule  dlq  error  60 unresolved  ops: delivered (1 attempt); pagr: failed (channel pagr is not configured in this pod); mail: failed (3 attempts); slack: pending"},
 	}
 	for _, tt := range tests {
 		if tt.setup != "" {
@@ -308,6 +345,11 @@ func TestAlertsHistoryUnknownRule(t *testing.T) {
 			require.Empty(t, out, tt.name)
 		case tt.wantRows == -1:
 			require.Equal(t, header, strings.Join(strings.Fields(out), "  "), tt.name)
+		case tt.wantOut != "":
+			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			require.Len(t, lines, 2, tt.name)
+			require.Equal(t, header, strings.Join(strings.Fields(lines[0]), "  "), tt.name)
+			require.Equal(t, tt.wantOut, strings.Join(regexp.MustCompile(`\s{2,}`).Split(lines[1], -1), "  "), tt.name)
 		default:
 			var events []map[string]any
 			require.NoError(t, json.Unmarshal([]byte(out), &events), tt.name)

@@ -18,7 +18,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -129,11 +128,17 @@ func load(path string, keep func([]byte) []byte) (*Settings, error) {
 	return s, nil
 }
 
-// AlertChannelNames returns the names under alerts.channels of the file at
-// path, sorted: the channels an alert rule may name. It neither expands
-// ${NAME} references nor validates the channels (Load does both), so it
-// needs none of their secrets. Errors name the file.
-func AlertChannelNames(path string) ([]string, error) {
+// LoadWithoutSecrets is Load for a program that checks the file but
+// sends no notification (rebound alerts set --config): it reads and
+// validates the file as Load does, with the same errors, except that a
+// ${NAME} reference to a variable unset or empty here is not an error (the
+// worker's environment, not this one, must set it) and stands for
+// [UnsetSecret], which any text setting accepts (a URL, an address, a
+// secret); a variable that holds a number (smtp.port) must be set.
+func LoadWithoutSecrets(path string) (*Settings, error) {
+	if path == "" {
+		return Parse(nil)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -141,21 +146,21 @@ func AlertChannelNames(path string) ([]string, error) {
 	if err := checkUTF8(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var f struct {
-		Alerts struct {
-			Channels map[string]yaml.Node `yaml:"channels"`
-		} `yaml:"alerts"`
+	s, err := parse(b, func(name string) string {
+		if v := os.Getenv(name); v != "" {
+			return v
+		}
+		return UnsetSecret
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := yaml.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: invalid YAML: %w", path, err)
-	}
-	names := make([]string, 0, len(f.Alerts.Channels))
-	for name := range f.Alerts.Channels {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names, nil
+	return s, nil
 }
+
+// UnsetSecret is what LoadWithoutSecrets reads for a ${NAME} whose
+// variable is unset: an http URL that is also an email address.
+const UnsetSecret = "https://unset@unset.invalid/"
 
 // checkUTF8 refuses content that is not UTF-8 with one message saying so
 // and where: a UTF-16 file (which the YAML library would decode, but in
@@ -220,12 +225,17 @@ func withoutTopLevelKey(content []byte, key string) []byte {
 // Parse validates a configuration file's content (nil or empty: all
 // defaults), which must be UTF-8.
 func Parse(content []byte) (*Settings, error) {
+	return parse(content, nil)
+}
+
+// parse is Parse with ${NAME} read by getenv (nil: os.Getenv).
+func parse(content []byte, getenv func(string) string) (*Settings, error) {
 	var f File
 	if err := checkUTF8(content); err != nil {
 		return nil, err
 	}
 	refs := notify.EnvRefs(content)
-	content, err := notify.ExpandEnv(content, nil)
+	content, err := notify.ExpandEnv(content, getenv)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,10 @@
 package config_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,18 +178,18 @@ func TestNotUTF8Refused(t *testing.T) {
 			require.NoError(t, os.WriteFile(path, tt.content, 0o600))
 			s, err := config.Load(path)
 			_, errWithout := config.LoadWithoutAlerts(path)
-			names, errNames := config.AlertChannelNames(path)
+			checked, errChecked := config.LoadWithoutSecrets(path)
 			if tt.wantErr == "" {
 				require.NoError(t, err)
 				require.NoError(t, errWithout)
-				require.NoError(t, errNames)
+				require.NoError(t, errChecked)
 				require.Equal(t, 3, s.Retry.Lookup("http_request").MaxAttempts)
-				require.Equal(t, []string{"ops"}, names)
+				require.Equal(t, []string{"ops"}, slices.Collect(maps.Keys(checked.Alerts.Channels)))
 				return
 			}
 			require.EqualError(t, err, path+": "+tt.wantErr)
 			require.EqualError(t, errWithout, path+": "+tt.wantErr)
-			require.EqualError(t, errNames, path+": "+tt.wantErr)
+			require.EqualError(t, errChecked, path+": "+tt.wantErr)
 		})
 	}
 }
@@ -201,4 +203,47 @@ func TestEnvRefs(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"REBOUND_TEST_ENVREFS_SECRET", "REBOUND_TEST_ENVREFS_URL"}, s.EnvRefs)
 	require.Equal(t, "s3cret", s.Alerts.Channels["ops"].Secret)
+}
+
+// LoadWithoutSecrets (rebound alerts set --config) refuses what Load
+// refuses, with Load's message, but not a ${NAME} unset here: it reads
+// config.UnsetSecret for it, and the variable's value when set.
+func TestLoadWithoutSecrets(t *testing.T) {
+	t.Setenv("REBOUND_TEST_LWS_URL", "https://hooks.example.com/set")
+	tests := []struct {
+		name    string
+		yaml    string
+		wantErr string // after "PATH: "; "" means accepted
+		wantURL string // channel ops's url when accepted
+	}{
+		{name: "secret unset here", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"${REBOUND_TEST_LWS_UNSET}\"}\n", wantURL: config.UnsetSecret},
+		{name: "secret set here", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"${REBOUND_TEST_LWS_URL}\"}\n", wantURL: "https://hooks.example.com/set"},
+		{name: "unset secrets of an email channel", yaml: "alerts:\n  channels:\n    ops: {type: email, smtp: {host: \"${REBOUND_TEST_LWS_HOST}\", password: \"${REBOUND_TEST_LWS_PW}\", from: \"${REBOUND_TEST_LWS_FROM}\", to: [\"${REBOUND_TEST_LWS_TO}\"]}}\n"},
+		{name: "channel name not valid", yaml: "alerts:\n  channels:\n    Ops: {type: slack, url: \"${REBOUND_TEST_LWS_UNSET}\"}\n",
+			wantErr: `alerts.channels: name "Ops": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)`},
+		{name: "channel type not valid", yaml: "alerts:\n  channels:\n    ops: {type: sms, url: \"https://x\"}\n", wantErr: `alerts.channels.ops.type: "sms" is not slack, webhook or email`},
+		{name: "unknown top-level key", yaml: "retyr: {}\n", wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},
+		{name: "not YAML", yaml: "alerts: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "worker.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o600))
+			s, err := config.LoadWithoutSecrets(path)
+			if tt.wantErr != "" {
+				require.EqualError(t, err, path+": "+tt.wantErr)
+				// The worker's loader says the same (with its secrets set).
+				if !strings.Contains(tt.yaml, "${") {
+					_, err = config.Load(path)
+					require.EqualError(t, err, path+": "+tt.wantErr)
+				}
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, []string{"ops"}, slices.Collect(maps.Keys(s.Alerts.Channels)))
+			if tt.wantURL != "" {
+				require.Equal(t, tt.wantURL, s.Alerts.Channels["ops"].URL)
+			}
+		})
+	}
 }

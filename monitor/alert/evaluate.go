@@ -114,7 +114,7 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 			}
 			if n > r.Threshold {
 				out = append(out, Condition{Rule: r.Name, Metric: r.Metric, Subject: SubjectDLQ, Severity: r.Severity, Value: n, Threshold: r.Threshold,
-					Message: fmt.Sprintf("%.0f unresolved dead-letter queue entries (threshold %g)", n, r.Threshold)})
+					Message: fmt.Sprintf("%.0f unresolved dead-letter queue %s (threshold %g)", n, plural(n, "entry", "entries"), r.Threshold)})
 			}
 		case MetricDLQGrowth:
 			var n float64
@@ -124,7 +124,7 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 			}
 			if n > r.Threshold {
 				out = append(out, Condition{Rule: r.Name, Metric: r.Metric, Subject: SubjectDLQ, Severity: r.Severity, Value: n, Threshold: r.Threshold,
-					Message: fmt.Sprintf("%.0f jobs dead-lettered in the last %s (threshold %g)", n, r.Window, r.Threshold)})
+					Message: fmt.Sprintf("%.0f %s dead-lettered in the last %s (threshold %g)", n, plural(n, "job", "jobs"), r.Window, r.Threshold)})
 			}
 		case MetricDLQOldestAge:
 			var age *float64
@@ -161,4 +161,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// plural returns one when n is 1, else many.
+func plural(n float64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

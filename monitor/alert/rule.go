@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rebound-queue/rebound/monitor/notify"
 )
 
 // Severity is how bad a firing rule is: warning, error or critical. Job
@@ -108,7 +110,6 @@ func (r Rule) WindowSeconds() int64   { return int64(r.Window / time.Second) }
 func (r Rule) CooldownSeconds() int64 { return int64(r.Cooldown / time.Second) }
 
 var ruleNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-var channelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // Validate returns an error naming the first field of r that is wrong: a
 // [*FieldError] for the name, metric, threshold, window, min_jobs, severity
@@ -133,8 +134,8 @@ func (r *Rule) Validate() error {
 		return &FieldError{"cooldown", r.Cooldown.String(), "whole seconds from 0 to 720h"}
 	}
 	for i, c := range r.Channels {
-		if !channelNameRE.MatchString(c) {
-			return fmt.Errorf("channel %q: channel names use lower-case letters, digits, '-' and '_'", c)
+		if !notify.ValidChannelName(c) {
+			return fmt.Errorf("channel %q: %s", c, notify.ChannelNameRule)
 		}
 		// Each channel listed gets its own delivery job: a name listed
 		// twice would notify that channel twice per event.

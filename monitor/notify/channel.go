@@ -72,6 +72,14 @@ type SMTP struct {
 
 var channelNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// ChannelNameRule says what a channel name must be, as the errors about
+// one say it (the configuration file's alerts.channels keys and the
+// channels of an alert rule).
+const ChannelNameRule = "use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)"
+
+// ValidChannelName reports whether name follows [ChannelNameRule].
+func ValidChannelName(name string) bool { return channelNameRE.MatchString(name) }
+
 // Host is the host the channel delivers to, its circuit breaker's key
 // after "notify:".
 func (c Channel) Host() string {
@@ -88,8 +96,8 @@ func (c Channel) Host() string {
 // Validate returns an error naming the first setting of the channel that
 // is wrong (name is its key in the channels map).
 func (c *Channel) Validate(name string) error {
-	if !channelNameRE.MatchString(name) {
-		return fmt.Errorf("channels: name %q: use lower-case letters, digits, '-' and '_'", name)
+	if !ValidChannelName(name) {
+		return fmt.Errorf("channels: name %q: %s", name, ChannelNameRule)
 	}
 	switch c.Type {
 	case TypeSlack, TypeWebhook:
