@@ -36,8 +36,8 @@ type copyOutcome struct {
 // already being copied (River's InsertManyFastTx, firstCopyBatchSize jobs
 // in the first COPY, up to copyBatchSize in the next ones) into one
 // transaction, opened once the first batch is full (or the input has
-// ended). The transaction commits only once the whole
-// input has been read and every line is valid; a bad line, an empty input
+// ended). The transaction commits only once the whole input has been read
+// and every line is valid; a bad line, an empty input
 // or a reading error rolls it back, so, as when validating first, nothing
 // is inserted and the error (the first bad line, and how many more are
 // bad) is the same. A bad input wins over a database error, as it did when

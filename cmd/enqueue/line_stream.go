@@ -38,10 +38,10 @@ type rawLine struct {
 }
 
 // lineStream reads NDJSON input and parses its lines on several goroutines
-// (parseChunkLines lines at a time) while it is still being read. Chunks come out of next in input order, so a consumer
-// can insert the first lines while later ones are still being read and
-// validated; the lines and errors are the same as parsing them one after
-// the other.
+// (parseChunkLines lines at a time) while it is still being read. Chunks
+// come out of next in input order, so a consumer can insert the first
+// lines while later ones are still being read and validated; the lines and
+// errors are the same as parsing them one after the other.
 type lineStream struct {
 	name    string
 	ordered chan *lineChunk
