@@ -45,12 +45,11 @@ type rawLine struct {
 type lineStream struct {
 	name    string
 	ordered chan *lineChunk
-	// readErr is the reading error (set before ordered is closed): a line
-	// longer than maxLineBytes, or the file's or stdin's error.
-	readErr error
 	// tooLong is the number of the line longer than maxLineBytes, where
-	// reading stopped (0 when none was).
+	// reading stopped (0 when none was), and readErr the file's or
+	// stdin's error; both are set before ordered is closed.
 	tooLong int
+	readErr error
 	// total is the number of non-blank lines, set (and totalKnown) when
 	// the whole input has been read.
 	total      atomic.Int64
@@ -84,7 +83,7 @@ func streamLines(kind jobs.Kind, path string, r io.Reader, parsers int) *lineStr
 }
 
 // read scans r into chunks of parseChunkLines non-blank lines, handing each
-// to emit, and sets readErr and total.
+// to emit, and sets tooLong or readErr, or total.
 func (s *lineStream) read(path string, r io.Reader, emit func(*lineChunk)) {
 	sc := bufio.NewScanner(r)
 	// The buffer holds a line of maxLineBytes and its "\r\n" (a line
@@ -93,12 +92,11 @@ func (s *lineStream) read(path string, r io.Reader, emit func(*lineChunk)) {
 	var (
 		c              *lineChunk
 		number, nLines int
-		tooLong        bool
 	)
 	for sc.Scan() {
 		number++
 		if len(sc.Bytes()) > maxLineBytes { // the line, its ending not counted
-			tooLong = true
+			s.tooLong = number
 			break
 		}
 		raw := bytes.TrimSpace(sc.Bytes())
@@ -119,16 +117,13 @@ func (s *lineStream) read(path string, r io.Reader, emit func(*lineChunk)) {
 	if c != nil {
 		emit(c)
 	}
-	if tooLong {
-		s.tooLong = number
-		s.readErr = fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", s.name, number, maxLineBytes>>20)
+	if s.tooLong > 0 {
 		return
 	}
 	if err := sc.Err(); err != nil {
 		switch {
 		case errors.Is(err, bufio.ErrTooLong):
 			s.tooLong = number + 1
-			s.readErr = fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", s.name, number+1, maxLineBytes>>20)
 		case path == "-":
 			s.readErr = fmt.Errorf("read stdin: %w", err)
 		default:
@@ -184,7 +179,8 @@ func (t *linesTally) add(c *lineChunk) {
 
 // err is the stream's verdict once next has returned nil: the first bad
 // line (and how many more are bad, then the line too long to read, if
-// reading stopped at one), else the reading error, else nil.
+// reading stopped at one), else the line too long to read, else the
+// reading error, else nil.
 func (s *lineStream) err(t *linesTally) error {
 	switch {
 	case s.tooLong > 0 && t.bad > 0:
@@ -193,6 +189,8 @@ func (s *lineStream) err(t *linesTally) error {
 			more = fmt.Sprintf("%d more bad lines, then ", t.bad-1)
 		}
 		return fmt.Errorf("%w (and %sline %d: longer than %d MiB, where reading stopped; nothing inserted)", t.firstErr, more, s.tooLong, maxLineBytes>>20)
+	case s.tooLong > 0:
+		return fmt.Errorf("%s line %d: longer than %d MiB (nothing inserted)", s.name, s.tooLong, maxLineBytes>>20)
 	case s.readErr != nil:
 		return s.readErr
 	case t.bad > 1:
