@@ -94,7 +94,7 @@ var unknownTopKey = regexp.MustCompile(`^(line \d+): field (.+) not found in typ
 // defaults). Errors name the file and, for a bad value, its key, e.g.
 // "worker.yaml: retry.kinds.http_request.max_delay: must be >= initial_delay".
 func Load(path string) (*Settings, error) {
-	return load(path, func(b []byte) []byte { return b })
+	return load(path, Parse)
 }
 
 // LoadWithoutAlerts is Load for a program that never sends alerts
@@ -105,12 +105,13 @@ func Load(path string) (*Settings, error) {
 // zero. The other sections are read as strictly as Load reads them, and
 // errors give the same line numbers.
 func LoadWithoutAlerts(path string) (*Settings, error) {
-	return load(path, func(b []byte) []byte { return withoutTopLevelKey(b, "alerts") })
+	return load(path, func(b []byte) (*Settings, error) { return Parse(withoutTopLevelKey(b, "alerts")) })
 }
 
-// load reads the file at path, passes its bytes through keep, and parses
-// them; "" means no file.
-func load(path string, keep func([]byte) []byte) (*Settings, error) {
+// load reads the file at path, checks that it is UTF-8, and parses its
+// bytes with parse, errors naming the file; "" means no file (all
+// defaults).
+func load(path string, parse func([]byte) (*Settings, error)) (*Settings, error) {
 	if path == "" {
 		return Parse(nil)
 	}
@@ -121,7 +122,7 @@ func load(path string, keep func([]byte) []byte) (*Settings, error) {
 	if err := checkUTF8(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	s, err := Parse(keep(b))
+	s, err := parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -136,26 +137,14 @@ func load(path string, keep func([]byte) []byte) (*Settings, error) {
 // [UnsetSecret], which any text setting accepts (a URL, an address, a
 // secret); a variable that holds a number (smtp.port) must be set.
 func LoadWithoutSecrets(path string) (*Settings, error) {
-	if path == "" {
-		return Parse(nil)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	if err := checkUTF8(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	s, err := parse(b, func(name string) string {
-		if v := os.Getenv(name); v != "" {
-			return v
-		}
-		return UnsetSecret
+	return load(path, func(b []byte) (*Settings, error) {
+		return parse(b, func(name string) string {
+			if v := os.Getenv(name); v != "" {
+				return v
+			}
+			return UnsetSecret
+		})
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
 }
 
 // UnsetSecret is what LoadWithoutSecrets reads for a ${NAME} whose
