@@ -240,12 +240,16 @@ func resolvedMessage(rule Rule, c *Condition) string {
 func firedChannels(ctx context.Context, tx pgx.Tx, c *Condition, since time.Time) ([]string, error) {
 	var channels []string
 	err := tx.QueryRow(ctx, `SELECT channels FROM job_alert_history WHERE rule = $1 AND subject = $2 AND event IN ('firing', 'repeat')
-		AND firing_since = $3 ORDER BY id DESC LIMIT 1`, c.Rule, storable(redact.Text(c.Subject)), since).Scan(&channels)
+		AND firing_since = $3 ORDER BY id DESC LIMIT 1`, c.Rule, historySubject(c), since).Scan(&channels)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("alert %s/%s: read fired channels: %w", c.Rule, c.Subject, err)
 	}
 	return channels, nil
 }
+
+// historySubject is c's subject as job_alert_history stores it: redacted
+// and storable. firedChannels looks rows up by it, so both must agree.
+func historySubject(c *Condition) string { return storable(redact.Text(c.Subject)) }
 
 // record inserts the history row and its delivery jobs (one per channel)
 // in tx.
@@ -260,7 +264,7 @@ func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, channels []string, c 
 	// The history row first, for its ID.
 	if err := tx.QueryRow(ctx, `INSERT INTO job_alert_history (rule, subject, event, severity, value, threshold, message, channels, created_at, firing_since)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-		c.Rule, storable(redact.Text(c.Subject)), event, string(c.Severity), c.Value, c.Threshold, storable(redact.Text(msg)), channels, now, since).Scan(&id); err != nil {
+		c.Rule, historySubject(c), event, string(c.Severity), c.Value, c.Threshold, storable(redact.Text(msg)), channels, now, since).Scan(&id); err != nil {
 		return fmt.Errorf("alert %s/%s: record history: %w", c.Rule, c.Subject, err)
 	}
 	for _, name := range channels {
