@@ -3,6 +3,7 @@ package alert_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"maps"
 	"net/http"
@@ -125,6 +126,23 @@ func (f *fixture) evaluator(now *time.Time) *alert.Evaluator {
 	}, ExcludeKinds: []string{notify.Kind}, Now: func() time.Time { return *now }}
 }
 
+// runTwoAtOnce runs two evaluators at the same time, both at now, as two
+// pods would, and returns their results.
+func (f *fixture) runTwoAtOnce(t *testing.T, now time.Time) [2]alert.Result {
+	t.Helper()
+	var (
+		wg      sync.WaitGroup
+		results [2]alert.Result
+		errs    [2]error
+	)
+	for j := range 2 {
+		wg.Go(func() { results[j], errs[j] = f.evaluator(&now).Run(context.Background()) })
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs[:]...))
+	return results
+}
+
 // failing adds counts of kind "mail" at minute at: completed and dead-lettered.
 func (f *fixture) counts(t *testing.T, at time.Time, completed, dead int64) {
 	t.Helper()
@@ -191,16 +209,7 @@ func TestResolvedReason(t *testing.T) {
 
 			tt.end(t, f, t0)
 			end := t0.Add(20 * time.Minute)
-			var wg sync.WaitGroup
-			results := make([]alert.Result, 2)
-			for j := range 2 {
-				wg.Go(func() {
-					res, err := f.evaluator(&end).Run(ctx)
-					require.NoError(t, err)
-					results[j] = res
-				})
-			}
-			wg.Wait()
+			results := f.runTwoAtOnce(t, end)
 			require.Equal(t, 1, results[0].Resolved+results[1].Resolved, "one resolution between two evaluators")
 			require.Zero(t, results[0].Firing+results[1].Firing+results[0].Repeat+results[1].Repeat)
 
@@ -263,17 +272,7 @@ func TestCooldownOneNotificationPerChannel(t *testing.T) {
 	f.counts(t, t0, 0, 300)
 
 	for i := range 10 {
-		now := t0.Add(time.Duration(i) * time.Minute)
-		var wg sync.WaitGroup
-		results := make([]alert.Result, 2)
-		for j := range 2 {
-			wg.Go(func() {
-				res, err := f.evaluator(&now).Run(ctx)
-				require.NoError(t, err)
-				results[j] = res
-			})
-		}
-		wg.Wait()
+		results := f.runTwoAtOnce(t, t0.Add(time.Duration(i)*time.Minute))
 		fired := results[0].Firing + results[1].Firing
 		if i == 0 {
 			require.Equal(t, 1, fired, "the first evaluation fires once between two evaluators")
