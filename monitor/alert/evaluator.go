@@ -200,13 +200,17 @@ func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now tim
 	}
 	msg, channels := c.Message, rule.Channels
 	if event == EventResolved {
+		// The resolved notice goes where the firing went: the channels it
+		// was last notified through, whatever the rule names now (it may
+		// have been changed, disabled or removed since). Without that
+		// history, the rule's channels.
 		msg = resolvedMessage(rule, c)
-		if rule.Name == "" {
-			// The rule was removed: its resolved notice goes to the
-			// channels this firing was last notified through.
-			if channels, err = firedChannels(ctx, tx, c, *firingSince); err != nil {
-				return "", err
-			}
+		fired, found, err := firedChannels(ctx, tx, c, *firingSince)
+		if err != nil {
+			return "", err
+		}
+		if found {
+			channels = fired
 		}
 	}
 	if err := e.record(ctx, tx, channels, c, event, msg, *firingSince, now); err != nil {
@@ -236,15 +240,17 @@ func resolvedMessage(rule Rule, c *Condition) string {
 
 // firedChannels returns the channels of the latest firing or repeat event
 // of c's firing since since, from job_alert_history (job_alert_state keeps
-// no channels): none when that history is gone.
-func firedChannels(ctx context.Context, tx pgx.Tx, c *Condition, since time.Time) ([]string, error) {
-	var channels []string
-	err := tx.QueryRow(ctx, `SELECT channels FROM job_alert_history WHERE rule = $1 AND subject = $2 AND event IN ('firing', 'repeat')
+// no channels); found is false when that history is gone.
+func firedChannels(ctx context.Context, tx pgx.Tx, c *Condition, since time.Time) (channels []string, found bool, err error) {
+	err = tx.QueryRow(ctx, `SELECT channels FROM job_alert_history WHERE rule = $1 AND subject = $2 AND event IN ('firing', 'repeat')
 		AND firing_since = $3 ORDER BY id DESC LIMIT 1`, c.Rule, historySubject(c), since).Scan(&channels)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("alert %s/%s: read fired channels: %w", c.Rule, c.Subject, err)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
 	}
-	return channels, nil
+	if err != nil {
+		return nil, false, fmt.Errorf("alert %s/%s: read fired channels: %w", c.Rule, c.Subject, err)
+	}
+	return channels, true, nil
 }
 
 // historySubject is c's subject as job_alert_history stores it: redacted

@@ -170,9 +170,10 @@ type webhookBody struct {
 	} `json:"alerts"`
 }
 
-// TestResolvedReason: a firing rule whose condition clears, whose rule is
-// disabled, or whose rule is removed from job_alert_config resolves once
-// between two evaluators, through the channels it fired through (hook,
+// TestResolvedReason: a firing rule whose condition clears (also after its
+// channels changed), whose rule is disabled, or whose rule is removed from
+// job_alert_config resolves once between two evaluators, through the
+// channels it fired through (hook,
 // delivered; pager, not configured in this pod, failed), with a message
 // saying why.
 func TestResolvedReason(t *testing.T) {
@@ -184,6 +185,13 @@ func TestResolvedReason(t *testing.T) {
 		message string
 	}{
 		{"condition cleared", func(t *testing.T, f *fixture, t0 time.Time) {
+			f.counts(t, t0.Add(16*time.Minute), 50, 0)
+		}, "failure-rate-error on mail no longer holds (last value 100, threshold 50)"},
+		// The rule now names slack only: the resolved notice still goes
+		// where the firing went (slack never heard of it).
+		{"channels changed, then cleared", func(t *testing.T, f *fixture, t0 time.Time) {
+			_, err := f.pool.Exec(context.Background(), `UPDATE job_alert_config SET channels = '{slack}' WHERE name = 'failure-rate-error'`)
+			require.NoError(t, err)
 			f.counts(t, t0.Add(16*time.Minute), 50, 0)
 		}, "failure-rate-error on mail no longer holds (last value 100, threshold 50)"},
 		{"rule disabled", func(t *testing.T, f *fixture, _ time.Time) {
