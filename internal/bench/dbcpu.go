@@ -54,18 +54,25 @@ func newDBCPU(ctx context.Context, pool *pgxpool.Pool) *dbCPU {
 		return nil
 	}
 	d := &dbCPU{fs: fs, postmaster: st.PPID}
-	if _, ok := d.read(); !ok {
+	if _, _, ok := d.postmasterTicks(); !ok {
+		return nil
+	}
+	if _, ok := d.childrenTicks(); !ok {
 		return nil
 	}
 	return d
 }
 
 // readAttempts is how many times read scans /proc before it gives up on a
-// server that reaps a child during every scan.
-const readAttempts = 10
+// server that reaps a child during every scan (a scan takes about a
+// millisecond; a server opening and closing connections many times a
+// second, as the test suite's does, may need a few dozen).
+const readAttempts = 100
 
 // read returns the server's CPU time so far (user + system), false when
-// /proc could not be read. A nil d reads nothing.
+// /proc could not be read or a child was reaped during each of
+// readAttempts scans (the round then reports no PostgreSQL CPU). A nil d
+// reads nothing.
 //
 // A child the postmaster reaps while the children are being scanned would
 // be counted twice or not at all (its CPU moves from its own /proc entry

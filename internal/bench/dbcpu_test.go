@@ -34,8 +34,14 @@ func TestDBCPUNeverDropsAReapedBackend(t *testing.T) {
 		t.Skip("the server is not a local process whose /proc entries this test can read")
 	}
 
+	// The burners stop before dbtest drops the database (cleanups run last
+	// registered first), also when the test fails early.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		close(stop)
+		wg.Wait()
+	})
 	burned := make(chan struct{}, 64)
 	for range 2 {
 		wg.Go(func() {
@@ -61,15 +67,23 @@ func TestDBCPUNeverDropsAReapedBackend(t *testing.T) {
 		})
 	}
 
+	// A reading that gives up (a child reaped during each of its scans: the
+	// suite's other packages open and close connections all the time on
+	// CI's one server) is not a wrong reading; only readings that succeed
+	// are compared.
 	const slack = 50 * time.Millisecond
-	prev, ok := d.read()
-	require.True(t, ok)
-	deadline := time.Now().Add(6 * time.Second)
-	readings, backends := 0, 0
-	for time.Now().Before(deadline) && backends < 16 {
+	var prev time.Duration
+	readings, gaveUp, backends := 0, 0, 0
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && (backends < 16 || readings < 16) {
 		now, ok := d.read()
-		require.True(t, ok, "after %d readings", readings)
-		require.GreaterOrEqual(t, now, prev-slack, "reading %d fell from %v to %v: a reaped backend's CPU was dropped", readings, prev, now)
+		if !ok {
+			gaveUp++
+			continue
+		}
+		if readings > 0 {
+			require.GreaterOrEqual(t, now, prev-slack, "reading %d fell from %v to %v: a reaped backend's CPU was dropped", readings, prev, now)
+		}
 		prev = max(prev, now)
 		readings++
 		select {
@@ -78,8 +92,7 @@ func TestDBCPUNeverDropsAReapedBackend(t *testing.T) {
 		default:
 		}
 	}
-	close(stop)
-	wg.Wait()
+	require.GreaterOrEqual(t, readings, 16, "readings that succeeded (%d gave up)", gaveUp)
 	require.GreaterOrEqual(t, backends, 4, "backends came and went during %d readings", readings)
 }
 
