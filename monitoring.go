@@ -117,13 +117,13 @@ func (f *monitoringFeature) setup(a *assembly) error {
 	// failing channel never raises alerts sent through itself (its final
 	// failures are logged).
 	history := alert.NewHistory(c.Pool)
-	f.evaluator = &alert.Evaluator{DB: c.Pool, Queue: c.MaintenanceQueue, Channels: c.Monitoring.Channels,
-		ExcludeKinds: []string{notify.Kind}, Link: c.Monitoring.Link, Logger: c.Logger}
-	addWorker(a, &alert.EvaluateWorker{Evaluator: f.evaluator})
 	nm, err := notify.NewMetrics(a.registerer, slices.Sorted(maps.Keys(c.Monitoring.Channels))...)
 	if err != nil {
 		return &ConfigError{Field: "Registerer", Problem: err.Error()}
 	}
+	f.evaluator = &alert.Evaluator{DB: c.Pool, Queue: c.MaintenanceQueue, Channels: c.Monitoring.Channels,
+		ExcludeKinds: []string{notify.Kind}, Link: c.Monitoring.Link, Metrics: nm, Logger: c.Logger}
+	addWorker(a, &alert.EvaluateWorker{Evaluator: f.evaluator})
 	addWorker(a, &notify.Worker{
 		Channels: c.Monitoring.Channels,
 		Load: func(ctx context.Context, id int64) (*notify.Message, error) {

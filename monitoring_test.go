@@ -281,7 +281,8 @@ func TestMonitoringConfigErrors(t *testing.T) {
 // name still starts and works jobs: Start logs one warning per (rule,
 // channel) naming the configured channels and the ways out (none for a
 // disabled rule), and a firing rule records its delivery through the
-// missing channel as failed while the configured one delivers.
+// missing channel as failed, counted in rebound_notifications_total, while
+// the configured one delivers.
 func TestStartWarnsOfAlertRuleWithUnknownChannel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -300,7 +301,8 @@ func TestStartWarnsOfAlertRuleWithUnknownChannel(t *testing.T) {
 	logs := &proctest.SyncBuffer{}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &healthWorker{})
-	pod, err := rebound.New(rebound.Config{Pool: db.Pool, Workers: workers, Registerer: prometheus.NewPedanticRegistry(),
+	reg := prometheus.NewPedanticRegistry()
+	pod, err := rebound.New(rebound.Config{Pool: db.Pool, Workers: workers, Registerer: reg,
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
 		FetchPollInterval: 50 * time.Millisecond,
 		Logger:            slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -356,4 +358,15 @@ func TestStartWarnsOfAlertRuleWithUnknownChannel(t *testing.T) {
 		{"pager", "failed", "channel pager is not configured in this pod"},
 	}, got)
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM job_alert_history`))
+	// The failures through the channels the pod does not define are
+	// counted too (Grafana's "Notifications by channel and outcome").
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP rebound_notifications_total Alert notification delivery attempts, by channel and outcome (delivered, retrying, failed).
+# TYPE rebound_notifications_total counter
+rebound_notifications_total{channel="hook",outcome="delivered"} 1
+rebound_notifications_total{channel="hook",outcome="failed"} 0
+rebound_notifications_total{channel="hook",outcome="retrying"} 0
+rebound_notifications_total{channel="mail",outcome="failed"} 1
+rebound_notifications_total{channel="pager",outcome="failed"} 1
+`), "rebound_notifications_total"))
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -67,8 +68,16 @@ func alertsListCmd(a *app) *cobra.Command {
 				if !r.Enabled {
 					enabled = "no"
 				}
-				rows[i] = []string{r.Name, r.Metric, "> " + strconv.FormatFloat(r.Threshold, 'f', -1, 64), r.Window.String(), strconv.Itoa(r.MinJobs),
-					string(r.Severity), r.Cooldown.String(), strings.Join(r.Channels, ","), enabled}
+				window := "-" // a state now: the window is ignored
+				if alert.UsesWindow(r.Metric) {
+					window = r.Window.String()
+				}
+				channels := make([]string, len(r.Channels))
+				for j, c := range r.Channels {
+					channels[j] = termText(c)
+				}
+				rows[i] = []string{termText(r.Name), termText(r.Metric), "> " + strconv.FormatFloat(r.Threshold, 'f', -1, 64), window, strconv.Itoa(r.MinJobs),
+					termText(string(r.Severity)), r.Cooldown.String(), strings.Join(channels, ","), enabled}
 			}
 			return a.print(views, func(w io.Writer) error {
 				return cli.Table(w, []string{"NAME", "METRIC", "THRESHOLD", "WINDOW", "MIN JOBS", "SEVERITY", "COOLDOWN", "CHANNELS", "ENABLED"}, rows)
@@ -113,12 +122,13 @@ func alertsHistoryCmd(a *app) *cobra.Command {
 				for _, ch := range e.Channels {
 					d, ok := e.Delivery[ch]
 					if !ok {
-						del = append(del, ch+": pending")
+						del = append(del, termText(ch)+": pending")
 						continue
 					}
-					del = append(del, ch+": "+deliveryText(d))
+					del = append(del, termText(ch)+": "+deliveryText(d))
 				}
-				rows[i] = []string{strconv.FormatInt(e.ID, 10), e.CreatedAt.UTC().Format(time.RFC3339), e.Event, e.Rule, e.Subject, string(e.Severity), e.Message, strings.Join(del, "; ")}
+				rows[i] = []string{strconv.FormatInt(e.ID, 10), e.CreatedAt.UTC().Format(time.RFC3339), termText(e.Event), termText(e.Rule), termText(e.Subject),
+					termText(string(e.Severity)), termText(e.Message), strings.Join(del, "; ")}
 			}
 			return a.print(events, func(w io.Writer) error {
 				return cli.Table(w, []string{"ID", "AT", "EVENT", "RULE", "SUBJECT", "SEVERITY", "MESSAGE", "DELIVERY"}, rows)
@@ -133,15 +143,29 @@ func alertsHistoryCmd(a *app) *cobra.Command {
 // deliveryText is a channel's delivery as the history table shows it:
 // "delivered (1 attempt)", "failed (3 attempts)", or, for a delivery that
 // failed without an attempt (a channel the pod does not define), its error:
-// "failed (channel pagr is not configured in this pod)".
+// "failed (channel pagr is not configured in this pod)"; the outcome and
+// error through termText.
 func deliveryText(d notify.Delivery) string {
 	switch {
 	case d.Attempts == 0 && d.Error != "":
-		return fmt.Sprintf("%s (%s)", d.Outcome, d.Error)
+		return fmt.Sprintf("%s (%s)", termText(d.Outcome), termText(d.Error))
 	case d.Attempts == 1:
-		return fmt.Sprintf("%s (1 attempt)", d.Outcome)
+		return fmt.Sprintf("%s (1 attempt)", termText(d.Outcome))
 	}
-	return fmt.Sprintf("%s (%d attempts)", d.Outcome, d.Attempts)
+	return fmt.Sprintf("%s (%d attempts)", termText(d.Outcome), d.Attempts)
+}
+
+// termText is s as the tables print it: s itself when it is valid UTF-8
+// of printable characters (strconv.IsPrint: letters, marks, numbers,
+// punctuation, symbols and the ASCII space), else quoted as strconv.Quote
+// does ("a\x1b[2Jb"), so a rule, channel, subject or message written by
+// hand in SQL cannot send control sequences to the terminal (nor a tab or
+// newline that breaks the table).
+func termText(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // maxNamesShown is how many rule names an unknown-rule error lists.
@@ -185,31 +209,34 @@ func alertsSetCmd(a *app) *cobra.Command {
 changes only the flags given of an existing one. Metrics: failure_rate (percent
 per kind, judged with at least --min-jobs finished jobs in --window),
 breaker_open, dlq_unresolved, dlq_growth (dead letters in --window),
-dlq_oldest_age (seconds). Durations: 15m or seconds (900). Rule and channel
-names: lower-case letters, digits, '-' and '_', at most 63 characters, starting
-with a letter or digit. --channels names channels of the workers' configuration
-file, comma-separated ("" for none). --config (that file) is read and validated
-as the worker reads it (a file the worker would refuse is refused, with its
-message; a ${NAME} secret unset here is not needed) and each channel must be
-defined under its alerts.channels, or nothing changes. Without --config the names are not checked (a note on stderr
+dlq_oldest_age (seconds). Only failure_rate and dlq_growth have a window:
+--window with another metric is refused (alerts list shows their window as -).
+Durations: 15m or seconds (900). Rule and channel names: lower-case letters,
+digits, '-' and '_', at most 63 characters, starting with a letter or digit.
+--channels names channels of the workers' configuration file, comma-separated
+("" for none; an empty name among others, as in "a,,b", is refused). --config
+(that file) is read and validated as the worker reads it (a file the worker
+would refuse is refused, with its message; a ${NAME} secret unset here is not
+needed) and each channel must be defined under its alerts.channels, or nothing
+changes. Without --config the names are not checked (a note on stderr
 says so): a worker whose configuration does not define a channel of an enabled
 rule still starts, logs a warning naming the rule and the channel, and records
 each notification of the rule through that channel as failed.`,
 		Args: exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var defined []string
-			if cmd.Flags().Changed("config") && configPath == "" {
-				return errors.New("--config is empty: give the workers' configuration file, or leave --config out")
+			defined, err := definedChannels(cmd, configPath)
+			if err != nil {
+				return err
 			}
-			if configPath != "" {
-				// Read and validated as the worker reads it (but its ${NAME}
-				// secrets need not be set here), so a file the worker would
-				// refuse is refused here too, with the worker's message.
-				settings, err := config.LoadWithoutSecrets(configPath)
-				if err != nil {
-					return err
+			flags := cmd.Flags()
+			if flags.Changed("channels") && strings.TrimSpace(channels) != "" {
+				// "" clears the channels; any other value lists names, none
+				// of them empty ("a,,b" or "a," is a typo, not a).
+				for c := range strings.SplitSeq(channels, ",") {
+					if strings.TrimSpace(c) == "" {
+						return fmt.Errorf("invalid --channels %q: an empty channel name: separate names with single commas (\"\" for no channel)", channels)
+					}
 				}
-				defined = slices.Sorted(maps.Keys(settings.Alerts.Channels))
 			}
 			ctx := cmd.Context()
 			pool, err := a.connectMigrated(ctx)
@@ -223,7 +250,6 @@ each notification of the rule through that channel as failed.`,
 			if err != nil && !creating {
 				return err
 			}
-			flags := cmd.Flags()
 			if creating {
 				for _, req := range []string{"metric", "threshold", "severity"} {
 					if !flags.Changed(req) {
@@ -276,41 +302,30 @@ each notification of the rule through that channel as failed.`,
 				}
 				return fmt.Errorf("rule %q: %w", r.Name, err)
 			}
-			if configPath != "" {
-				// Checked whether the rule is enabled or not: --config asks.
-				set := make(map[string]bool, len(defined))
-				for _, name := range defined {
-					set[name] = true
-				}
-				check := r
-				check.Enabled = true
-				if unknown := alert.UnknownChannels([]alert.Rule{check}, set); len(unknown) > 0 {
-					uc := unknown[0]
-					have := "it defines none"
-					if len(defined) > 0 {
-						have = "it defines " + strings.Join(defined, ", ")
-					}
-					return fmt.Errorf("rule %q: channel %q is not defined under alerts.channels in %s (%s); nothing changed", r.Name, uc.Channel, configPath, have)
-				}
+			if flags.Changed("window") && !alert.UsesWindow(r.Metric) {
+				// Saved, it would be ignored: the metric is a state now.
+				return fmt.Errorf("invalid --window %q: metric %s has no window (only failure_rate and dlq_growth use one)", window, r.Metric)
+			}
+			if err := checkChannels(configPath, defined, r); err != nil {
+				return err
 			}
 			if err := rules.Put(ctx, r); err != nil {
 				return err
 			}
-			if configPath == "" && flags.Changed("channels") && len(r.Channels) > 0 {
-				// Only the workers' files know their channels: say so, once.
-				what, each := "channel "+r.Channels[0]+" was", "it"
-				if len(r.Channels) > 1 {
-					what, each = "channels "+strings.Join(r.Channels, ",")+" were", "each"
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: note: %s not checked (no --config): %s must be defined under alerts.channels in the workers' YAML, or its notifications fail; check with --config FILE\n", cmd.Root().Name(), what, each)
+			if configPath == "" && flags.Changed("channels") {
+				noteChannelsUnchecked(cmd, r.Channels)
 			}
 			return a.print(ruleView{Rule: r, WindowSeconds: r.WindowSeconds(), CooldownSeconds: r.CooldownSeconds()}, func(w io.Writer) error {
 				verb := "changed"
 				if creating {
 					verb = "created"
 				}
-				_, err := fmt.Fprintf(w, "rule %s %s: %s > %g over %s, %s, cooldown %s, channels [%s], enabled %t\n",
-					r.Name, verb, r.Metric, r.Threshold, r.Window, r.Severity, r.Cooldown, strings.Join(r.Channels, ","), r.Enabled)
+				over := "" // a metric without a window is a state now
+				if alert.UsesWindow(r.Metric) {
+					over = " over " + r.Window.String()
+				}
+				_, err := fmt.Fprintf(w, "rule %s %s: %s > %g%s, %s, cooldown %s, channels [%s], enabled %t\n",
+					r.Name, verb, r.Metric, r.Threshold, over, r.Severity, r.Cooldown, strings.Join(r.Channels, ","), r.Enabled)
 				return err
 			})
 		},
@@ -319,7 +334,7 @@ each notification of the rule through that channel as failed.`,
 	f.StringVar(&metric, "metric", "", "failure_rate, breaker_open, dlq_unresolved, dlq_growth or dlq_oldest_age")
 	f.Float64Var(&threshold, "threshold", 0, "fires while the value is above this (percent, count or seconds)")
 	f.StringVar(&severity, "severity", "", "warning, error or critical")
-	f.StringVar(&window, "window", "", "window of the value (1m to 720h; default 15m)")
+	f.StringVar(&window, "window", "", "failure_rate and dlq_growth: window of the value (1m to 720h; default 15m)")
 	f.IntVar(&minJobs, "min-jobs", 0, "failure_rate: least finished jobs in the window")
 	f.StringVar(&cooldown, "cooldown", "", "quiet time before a still-firing alert repeats (0 to 720h; default 1h)")
 	f.StringVar(&channels, "channels", "", "comma-separated channel names")
@@ -329,25 +344,53 @@ each notification of the rule through that channel as failed.`,
 }
 
 func alertsEnableCmd(a *app, enable bool) *cobra.Command {
+	var configPath string
 	use, short := "enable NAME", "Enable a rule"
+	long := `enable makes the rule NAME evaluated again. --config (the workers'
+configuration file) is read and validated as the worker reads it, and each of
+the rule's channels must be defined under its alerts.channels, or nothing
+changes. Without --config the rule's channels are not checked (a note on stderr
+says so, as alerts set does).`
 	if !enable {
-		use, short = "disable NAME", "Disable a rule (what it fired resolves at the next evaluation)"
+		use, short, long = "disable NAME", "Disable a rule (what it fired resolves at the next evaluation)", ""
 	}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
+		Long:  long,
 		Args:  exactlyOneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, err := a.connectMigrated(cmd.Context())
+			defined, err := definedChannels(cmd, configPath)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			pool, err := a.connectMigrated(ctx)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			if err := alert.NewRules(pool).SetEnabled(cmd.Context(), args[0], enable); err != nil {
+			rules := alert.NewRules(pool)
+			var r alert.Rule
+			if enable {
+				// Its channels, to check or to note unchecked.
+				if r, err = rules.Get(ctx, args[0]); err != nil && !errors.Is(err, alert.ErrNoRule) {
+					return err
+				}
+				if err == nil {
+					if err := checkChannels(configPath, defined, r); err != nil {
+						return err
+					}
+				}
+			}
+			if err := rules.SetEnabled(ctx, args[0], enable); err != nil {
 				if errors.Is(err, alert.ErrNoRule) {
 					return fmt.Errorf("no alert rule %q (see `rebound alerts list`)", args[0])
 				}
 				return err
+			}
+			if enable && configPath == "" {
+				noteChannelsUnchecked(cmd, r.Channels)
 			}
 			state := map[bool]string{true: "enabled", false: "disabled"}[enable]
 			return a.print(map[string]any{"name": args[0], "enabled": enable}, func(w io.Writer) error {
@@ -356,6 +399,79 @@ func alertsEnableCmd(a *app, enable bool) *cobra.Command {
 			})
 		},
 	}
+	if enable {
+		cmd.Flags().StringVar(&configPath, "config", "", "the workers' YAML configuration file, validated as the worker does: the rule's channels must be defined under its alerts.channels (its ${NAME} secrets need not be set here)")
+	}
+	return cmd
+}
+
+// definedChannels returns the channels the workers' configuration file
+// configPath defines under alerts.channels, sorted; nil when configPath is
+// "" and --config was not given. The file is read and validated as the
+// worker reads it (but its ${NAME} secrets need not be set here), so a
+// file the worker would refuse is refused here too, with the worker's
+// message. An empty --config is an error.
+func definedChannels(cmd *cobra.Command, configPath string) ([]string, error) {
+	if cmd.Flags().Changed("config") && configPath == "" {
+		return nil, errors.New("--config is empty: give the workers' configuration file, or leave --config out")
+	}
+	if configPath == "" {
+		return nil, nil
+	}
+	settings, err := config.LoadWithoutSecrets(configPath)
+	if err != nil {
+		return nil, err
+	}
+	names := slices.Sorted(maps.Keys(settings.Alerts.Channels))
+	if names == nil {
+		names = []string{}
+	}
+	return names, nil
+}
+
+// checkChannels returns an error naming the first channel of r that
+// defined (definedChannels of configPath) lacks, ending "nothing changed";
+// nil when configPath is "" (nothing to check against). The rule is checked
+// whether it is enabled or not: --config asks.
+func checkChannels(configPath string, defined []string, r alert.Rule) error {
+	if configPath == "" {
+		return nil
+	}
+	set := make(map[string]bool, len(defined))
+	for _, name := range defined {
+		set[name] = true
+	}
+	check := r
+	check.Enabled = true
+	if unknown := alert.UnknownChannels([]alert.Rule{check}, set); len(unknown) > 0 {
+		uc := unknown[0]
+		have := "it defines none"
+		if len(defined) > 0 {
+			have = "it defines " + strings.Join(defined, ", ")
+		}
+		return fmt.Errorf("rule %q: channel %q is not defined under alerts.channels in %s (%s); nothing changed", r.Name, uc.Channel, configPath, have)
+	}
+	return nil
+}
+
+// noteChannelsUnchecked writes, when channels is not empty, one note on stderr
+// that they were not checked against a workers' configuration file (no
+// --config): "PROGRAM: note: channel a was not checked (no --config): it
+// must be defined ..." or "channels a,b were ... each must be ...". Only
+// the workers' files know their channels.
+func noteChannelsUnchecked(cmd *cobra.Command, channels []string) {
+	if len(channels) == 0 {
+		return
+	}
+	what, each := "channel "+termText(channels[0])+" was", "it"
+	if len(channels) > 1 {
+		quoted := make([]string, len(channels))
+		for i, c := range channels {
+			quoted[i] = termText(c)
+		}
+		what, each = "channels "+strings.Join(quoted, ",")+" were", "each"
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s: note: %s not checked (no --config): %s must be defined under alerts.channels in the workers' YAML, or its notifications fail; check with --config FILE\n", cmd.Root().Name(), what, each)
 }
 
 func alertsTestCmd(a *app) *cobra.Command {

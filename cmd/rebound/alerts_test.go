@@ -125,6 +125,19 @@ func TestAlertsCommands(t *testing.T) {
 		{"name of 64 characters", []string{"alerts", "set", strings.Repeat("r", 64), "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"" + strings.Repeat("r", 64) + "\": name \"" + strings.Repeat("r", 64) + "\": " + nameRule + "\n"},
 		{"enable unknown", []string{"alerts", "enable", "nope"}, "rebound: no alert rule \"nope\" (see `rebound alerts list`)\n"},
 		{"channel listed twice", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,pager,ops"}, "rebound: rule \"failure-rate-error\": channel \"ops\" is listed twice\n"},
+		// An empty name among others is a typo, not a name left out ("" alone clears the channels).
+		{"empty channel between two", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,,pager"}, "rebound: invalid --channels \"ops,,pager\": " + emptyChannel + "\n"},
+		{"empty channel at the end", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,"}, "rebound: invalid --channels \"ops,\": " + emptyChannel + "\n"},
+		{"blank channel at the start", []string{"alerts", "set", "failure-rate-error", "--channels", " ,ops"}, "rebound: invalid --channels \" ,ops\": " + emptyChannel + "\n"},
+		{"empty channels only", []string{"alerts", "set", "failure-rate-error", "--channels", ","}, "rebound: invalid --channels \",\": " + emptyChannel + "\n"},
+		{"empty channel, --config", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,,", "--config", cfg}, "rebound: invalid --channels \"ops,,\": " + emptyChannel + "\n"},
+		// A window on a metric that has none would be ignored.
+		{"window of dlq_unresolved", []string{"alerts", "set", "dlq-unresolved-error", "--window", "30m"}, "rebound: invalid --window \"30m\": metric dlq_unresolved has no window (only failure_rate and dlq_growth use one)\n"},
+		{"window of breaker_open", []string{"alerts", "set", "breaker-open", "--window", "900"}, "rebound: invalid --window \"900\": metric breaker_open has no window (only failure_rate and dlq_growth use one)\n"},
+		{"window of a new dlq_oldest_age rule", []string{"alerts", "set", "new-rule", "--metric", "dlq_oldest_age", "--threshold", "60", "--severity", "error", "--window", "1h"},
+			"rebound: invalid --window \"1h\": metric dlq_oldest_age has no window (only failure_rate and dlq_growth use one)\n"},
+		{"window with a switch to dlq_unresolved", []string{"alerts", "set", "failure-rate-error", "--metric", "dlq_unresolved", "--window", "1h"},
+			"rebound: invalid --window \"1h\": metric dlq_unresolved has no window (only failure_rate and dlq_growth use one)\n"},
 		// With --config, a channel the workers' file does not define is refused.
 		{"channel not in --config", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,pager", "--config", cfg},
 			"rebound: rule \"failure-rate-error\": channel \"pager\" is not defined under alerts.channels in " + cfg + " (it defines ops); nothing changed\n"},
@@ -213,6 +226,9 @@ func TestAlertsCommands(t *testing.T) {
 // error lists them.
 const defaultRuleNames = "rules: breaker-open, dlq-growth, dlq-oldest-age, dlq-unresolved-critical, dlq-unresolved-error, failure-rate-error, failure-rate-warning"
 
+// emptyChannel is the problem of a --channels value with an empty name.
+const emptyChannel = `an empty channel name: separate names with single commas ("" for no channel)`
+
 // nameRule is how errors state the rule for rule and channel names.
 const nameRule = "use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)"
 
@@ -239,7 +255,7 @@ func TestAlertsSetChannelsWithoutConfig(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "worker.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte("alerts:\n  channels:\n    ops: {type: webhook, url: \"https://hooks.example.com/x\"}\n"), 0o600))
 	before := db.RowCounts(t)
-	const changed = "rule breaker-open changed: breaker_open > 0 over 1m0s, critical, cooldown 1h0m0s, channels [%s], enabled %t\n"
+	const changed = "rule breaker-open changed: breaker_open > 0, critical, cooldown 1h0m0s, channels [%s], enabled %t\n"
 	tests := []struct {
 		name         string
 		args         []string
@@ -254,6 +270,7 @@ func TestAlertsSetChannelsWithoutConfig(t *testing.T) {
 		{"--json", []string{"--channels", "nope", "--enabled", "--json"}, 0, "", noteUnchecked("channel nope was"), []string{"nope"}},
 		{"channel of 63 characters", []string{"--channels", strings.Repeat("c", 63)}, 0, fmt.Sprintf(changed, strings.Repeat("c", 63), true), noteUnchecked("channel " + strings.Repeat("c", 63) + " was"), []string{strings.Repeat("c", 63)}},
 		{"no channel", []string{"--channels", ""}, 0, fmt.Sprintf(changed, "", true), "", []string{}},
+		{"no channel, blank", []string{"--channels", " "}, 0, fmt.Sprintf(changed, "", true), "", []string{}},
 		{"checked with --config", []string{"--channels", "ops", "--config", cfg}, 0, fmt.Sprintf(changed, "ops", true), "", []string{"ops"}},
 		{"channels not given", []string{"--threshold", "0"}, 0, fmt.Sprintf(changed, "ops", true), "", []string{"ops"}},
 		{"--config checks", []string{"--channels", "nope", "--config", cfg}, 1, "",
@@ -329,6 +346,13 @@ func TestAlertsHistoryUnknownRule(t *testing.T) {
 			          "mail": {"outcome": "failed", "attempts": 3, "error": "smtp: 554"}}', '2026-01-02T03:04:05Z', '2026-01-02T03:04:05Z')`,
 			args:    []string{"--rule", "gone-rule"},
 			wantOut: "100  2026-01-02T03:04:05Z  firing  gone-rule  dlq  error  60 unresolved  ops: delivered (1 attempt); pagr: failed (channel pagr is not configured in this pod); mail: failed (3 attempts); slack: pending"},
+		// Control characters (rows written in SQL) are quoted as Go does:
+		// the terminal gets none.
+		{name: "control characters", setup: `INSERT INTO job_alert_history (id, rule, subject, event, severity, value, threshold, message, channels, delivery, firing_since, created_at)
+			VALUES (101, 'ctl-rule', E'api\x1b]0;pwned\x07', 'firing', 'error', 1, 0, E'open\r\x1b[2K', ARRAY[E'p\x1bx', 'ops'],
+			        jsonb_build_object(E'p\x1bx', jsonb_build_object('outcome', 'failed', 'attempts', 0, 'error', E'bad\x1b[31m')), '2026-01-02T03:04:05Z', '2026-01-02T03:04:05Z')`,
+			args:    []string{"--rule", "ctl-rule"},
+			wantOut: `101  2026-01-02T03:04:05Z  firing  ctl-rule  "api\x1b]0;pwned\a"  error  "open\r\x1b[2K"  "p\x1bx": failed ("bad\x1b[31m"); ops: pending`},
 	}
 	for _, tt := range tests {
 		if tt.setup != "" {
@@ -356,4 +380,87 @@ func TestAlertsHistoryUnknownRule(t *testing.T) {
 			require.Len(t, events, tt.wantRows, tt.name)
 		}
 	}
+}
+
+// TestAlertsEnableChannels: `alerts enable` of a rule with channels notes
+// on stderr, as `alerts set --channels` does, that they were not checked
+// without --config; with --config each must be defined there, or it exits
+// 1 and the rule stays disabled. No note for a rule without channels, nor
+// for disable.
+func TestAlertsEnableChannels(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	cfg := filepath.Join(t.TempDir(), "worker.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("alerts:\n  channels:\n    ops: {type: webhook, url: \"https://hooks.example.com/x\"}\n"), 0o600))
+	_, err := db.Pool.Exec(ctx, `UPDATE job_alert_config SET enabled = false, channels = CASE name
+		WHEN 'breaker-open' THEN '{ops,nope}'::text[] WHEN 'dlq-growth' THEN '{ops}'::text[] ELSE '{}' END`)
+	require.NoError(t, err)
+	before := db.RowCounts(t)
+	tests := []struct {
+		name, rule  string
+		args        []string
+		wantCode    int
+		wantOut     string
+		wantErr     string
+		wantEnabled bool
+	}{
+		{"a channel not in --config", "breaker-open", []string{"--config", cfg}, 1, "",
+			"rebound: rule \"breaker-open\": channel \"nope\" is not defined under alerts.channels in " + cfg + " (it defines ops); nothing changed\n", false},
+		{"--config empty", "breaker-open", []string{"--config", ""}, 1, "", "rebound: --config is empty: give the workers' configuration file, or leave --config out\n", false},
+		{"unknown rule, --config", "nope", []string{"--config", cfg}, 1, "", "rebound: no alert rule \"nope\" (see `rebound alerts list`)\n", false},
+		{"two channels, no --config", "breaker-open", nil, 0, "rule breaker-open enabled\n", noteUnchecked("channels ops,nope were"), true},
+		{"checked with --config", "dlq-growth", []string{"--config", cfg}, 0, "rule dlq-growth enabled\n", "", true},
+		{"no channel", "dlq-oldest-age", nil, 0, "rule dlq-oldest-age enabled\n", "", true},
+		{"one channel, --json", "dlq-growth", []string{"--json"}, 0, "{\n  \"enabled\": true,\n  \"name\": \"dlq-growth\"\n}\n", noteUnchecked("channel ops was"), true},
+	}
+	for _, tt := range tests {
+		out, errOut, code := runRebound(bin, db.URL, append([]string{"alerts", "enable", tt.rule}, tt.args...)...)
+		require.Equal(t, tt.wantCode, code, tt.name)
+		require.Equal(t, tt.wantErr, errOut, tt.name)
+		require.Equal(t, tt.wantOut, out, tt.name)
+		if tt.rule != "nope" {
+			var enabled bool
+			require.NoError(t, db.Pool.QueryRow(ctx, `SELECT enabled FROM job_alert_config WHERE name = $1`, tt.rule).Scan(&enabled))
+			require.Equal(t, tt.wantEnabled, enabled, tt.name)
+		}
+	}
+	out, errOut, code := runRebound(bin, db.URL, "alerts", "disable", "breaker-open")
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "rule breaker-open disabled\n", out)
+	require.Empty(t, errOut, "no note for disable")
+	require.Equal(t, before, db.RowCounts(t), "no row added or removed")
+}
+
+// TestAlertsListTable: `alerts list` shows the window of failure_rate and
+// dlq_growth rules and "-" for the metrics that have none, and quotes a
+// channel name with control characters (written in SQL, past alerts set's
+// checks) as Go does, so the terminal gets no control byte.
+func TestAlertsListTable(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	_, err := db.Pool.Exec(context.Background(), `UPDATE job_alert_config SET channels = ARRAY['ops', E'a\x1b[2Jb', E'tab\there', E'csi\u009b31m', E'cr\rnl\n'] WHERE name = 'breaker-open'`)
+	require.NoError(t, err)
+	out, errOut, code := runRebound(bin, db.URL, "alerts", "list")
+	require.Equal(t, 0, code, errOut)
+	require.Empty(t, errOut)
+	require.False(t, strings.ContainsFunc(out, func(r rune) bool { return r != '\n' && (r < 0x20 || r >= 0x7f && r < 0xa0) }), "no control character but newlines: %q", out)
+	var rows []string
+	for line := range strings.Lines(out) {
+		// Split at runs of spaces: a rule without channels shows nothing
+		// between its cooldown and "yes".
+		rows = append(rows, strings.Join(regexp.MustCompile(`\s{2,}`).Split(strings.TrimSuffix(line, "\n"), -1), "  "))
+	}
+	require.Equal(t, []string{
+		"NAME  METRIC  THRESHOLD  WINDOW  MIN JOBS  SEVERITY  COOLDOWN  CHANNELS  ENABLED",
+		`breaker-open  breaker_open  > 0  -  0  critical  1h0m0s  ops,"a\x1b[2Jb","tab\there","csi\u009b31m","cr\rnl\n"  yes`,
+		"dlq-growth  dlq_growth  > 20  1h0m0s  0  warning  1h0m0s  yes",
+		"dlq-oldest-age  dlq_oldest_age  > 86400  -  0  warning  1h0m0s  yes",
+		"dlq-unresolved-critical  dlq_unresolved  > 100  -  0  critical  1h0m0s  yes",
+		"dlq-unresolved-error  dlq_unresolved  > 50  -  0  error  1h0m0s  yes",
+		"failure-rate-error  failure_rate  > 50  15m0s  10  error  1h0m0s  yes",
+		"failure-rate-warning  failure_rate  > 20  15m0s  10  warning  1h0m0s  yes",
+	}, rows)
 }

@@ -43,6 +43,11 @@ type Evaluator struct {
 	ExcludeKinds []string
 	// Link is put in every message (e.g. the job-health URL); "" for none.
 	Link string
+	// Metrics, when set, counts each delivery the evaluator records failed
+	// itself (a channel of the rule that Channels does not define) in
+	// rebound_notifications_total{channel,outcome="failed"}, once its event
+	// is committed; see notify.Metrics.CountUndefined for the channel label.
+	Metrics *notify.Metrics
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one info line per firing and resolution.
@@ -158,6 +163,8 @@ func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now tim
 		}
 	}
 	var firingSince, lastNotified *time.Time
+	// updatedAt is the last evaluation that decided the pair: while it
+	// fires, the last one at which it held.
 	var updatedAt time.Time
 	err = tx.QueryRow(ctx, `SELECT firing_since, last_notified, updated_at FROM job_alert_state WHERE rule = $1 AND subject = $2 FOR UPDATE`,
 		c.Rule, c.Subject).Scan(&firingSince, &lastNotified, &updatedAt)
@@ -204,7 +211,11 @@ func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now tim
 		// was last notified through, whatever the rule names now (it may
 		// have been changed, disabled or removed since). Without that
 		// history, the rule's channels.
-		msg = resolvedMessage(rule, c)
+		changed, err := ruleChangedSince(ctx, tx, rule, c, updatedAt)
+		if err != nil {
+			return "", err
+		}
+		msg = resolvedMessage(rule, c, changed)
 		fired, found, err := firedChannels(ctx, tx, c, *firingSince)
 		if err != nil {
 			return "", err
@@ -213,11 +224,17 @@ func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now tim
 			channels = fired
 		}
 	}
-	if err := e.record(ctx, tx, channels, c, event, msg, *firingSince, now); err != nil {
+	undefined, err := e.record(ctx, tx, channels, c, event, msg, *firingSince, now)
+	if err != nil {
 		return "", err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return "", fmt.Errorf("alert %s/%s: %w", c.Rule, c.Subject, err)
+	}
+	if e.Metrics != nil {
+		for _, name := range undefined {
+			e.Metrics.CountUndefined(name)
+		}
 	}
 	if e.Logger != nil {
 		e.Logger.Info("alert "+event, "rule", c.Rule, "subject", redact.Text(c.Subject), "severity", string(c.Severity), "value", c.Value, "threshold", c.Threshold)
@@ -226,16 +243,50 @@ func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now tim
 }
 
 // resolvedMessage says why the firing (rule, subject) c resolved: rule is
-// the rule as job_alert_config has it now, zero when it was removed.
-func resolvedMessage(rule Rule, c *Condition) string {
+// the rule as job_alert_config has it now, zero when it was removed;
+// changed is whether it was changed after the last evaluation at which c
+// held (c's value and threshold are that evaluation's, under the rule as it
+// was then).
+func resolvedMessage(rule Rule, c *Condition, changed bool) string {
 	why := "no longer holds"
 	switch {
 	case rule.Name == "":
 		why = "resolved: the rule was removed"
 	case !rule.Enabled:
 		why = "resolved: the rule was disabled"
+	case changed:
+		now := fmt.Sprintf("%s > %g", rule.Metric, rule.Threshold)
+		if UsesWindow(rule.Metric) {
+			now += " over " + rule.Window.String()
+		}
+		if rule.Metric == MetricFailureRate {
+			now += fmt.Sprintf(" with at least %d finished jobs", rule.MinJobs)
+		}
+		return fmt.Sprintf("%s on %s resolved after the rule was changed (now %s; it last held with value %g, threshold %g)", c.Rule, c.Subject, now, c.Value, c.Threshold)
 	}
 	return fmt.Sprintf("%s on %s %s (last value %g, threshold %g)", c.Rule, c.Subject, why, c.Value, c.Threshold)
+}
+
+// ruleChangedSince reports whether rule (as Run read it; zero when removed)
+// was changed after lastHeld, the last evaluation at which c held: its
+// threshold is not c's, or its job_alert_config row was saved since
+// (updated_at, set by Rules.Put and SetEnabled).
+func ruleChangedSince(ctx context.Context, tx pgx.Tx, rule Rule, c *Condition, lastHeld time.Time) (bool, error) {
+	if rule.Name == "" {
+		return false, nil
+	}
+	if rule.Threshold != c.Threshold {
+		return true, nil
+	}
+	var changed bool
+	err := tx.QueryRow(ctx, `SELECT updated_at > $2 FROM job_alert_config WHERE name = $1`, rule.Name, lastHeld).Scan(&changed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("alert %s/%s: read the rule's last change: %w", c.Rule, c.Subject, err)
+	}
+	return changed, nil
 }
 
 // firedChannels returns the channels of the latest firing or repeat event
@@ -258,25 +309,28 @@ func firedChannels(ctx context.Context, tx pgx.Tx, c *Condition, since time.Time
 func historySubject(c *Condition) string { return storable(redact.Text(c.Subject)) }
 
 // record inserts the history row and its delivery jobs (one per channel)
-// in tx.
-func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, channels []string, c *Condition, event, msg string, since, now time.Time) error {
+// in tx. It returns the channels recorded failed at once (not defined in
+// e.Channels, or no Inserter), for the caller to count once tx commits.
+func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, channels []string, c *Condition, event, msg string, since, now time.Time) ([]string, error) {
 	channels = slices.Clone(channels)
 	if channels == nil {
 		channels = []string{}
 	}
 	delivery := map[string]notify.Delivery{}
 	var jobs []river.InsertManyParams
+	var failed []string
 	var id int64
 	// The history row first, for its ID.
 	if err := tx.QueryRow(ctx, `INSERT INTO job_alert_history (rule, subject, event, severity, value, threshold, message, channels, created_at, firing_since)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
 		c.Rule, historySubject(c), event, string(c.Severity), c.Value, c.Threshold, storable(redact.Text(msg)), channels, now, since).Scan(&id); err != nil {
-		return fmt.Errorf("alert %s/%s: record history: %w", c.Rule, c.Subject, err)
+		return nil, fmt.Errorf("alert %s/%s: record history: %w", c.Rule, c.Subject, err)
 	}
 	for _, name := range channels {
 		ch, ok := e.Channels[name]
 		if !ok || e.Inserter == nil {
 			delivery[name] = notify.Delivery{Outcome: notify.OutcomeFailed, Error: "channel " + name + " is not configured in this pod", At: now}
+			failed = append(failed, name)
 			continue
 		}
 		var opts *river.InsertOpts
@@ -290,15 +344,15 @@ func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, channels []string, c 
 		// A string, not []byte: jsonb cannot read bytea text (exec and
 		// simple_protocol modes).
 		if _, err := tx.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1::bigint`, id, string(b)); err != nil {
-			return fmt.Errorf("alert %s/%s: record delivery: %w", c.Rule, c.Subject, err)
+			return nil, fmt.Errorf("alert %s/%s: record delivery: %w", c.Rule, c.Subject, err)
 		}
 	}
 	if len(jobs) > 0 {
 		if _, err := e.Inserter.InsertManyTx(ctx, tx, jobs); err != nil {
-			return fmt.Errorf("alert %s/%s: insert delivery jobs: %w", c.Rule, c.Subject, err)
+			return nil, fmt.Errorf("alert %s/%s: insert delivery jobs: %w", c.Rule, c.Subject, err)
 		}
 	}
-	return nil
+	return failed, nil
 }
 
 // storable drops NUL and invalid UTF-8, which text columns refuse.

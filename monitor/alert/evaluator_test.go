@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
@@ -73,6 +75,9 @@ type fixture struct {
 	slack   *receiver
 	hook    *receiver
 	history *alert.History
+	// metrics are the evaluators' (every evaluator of the fixture shares
+	// them), counting the deliveries they record failed.
+	metrics *notify.Metrics
 }
 
 const hookSecret = "whsec-0123456789"
@@ -85,6 +90,9 @@ func setup(t *testing.T, slackFailFirst int32) *fixture {
 	ctx := context.Background()
 	pool := dbtest.Pool(t)
 	f := &fixture{pool: pool, slack: newReceiver(t, slackFailFirst), hook: newReceiver(t, 0), history: alert.NewHistory(pool)}
+	var err error
+	f.metrics, err = notify.NewMetrics(prometheus.NewRegistry(), "slack", "hook")
+	require.NoError(t, err)
 	channels := map[string]notify.Channel{
 		"slack": {Type: notify.TypeSlack, URL: f.slack.srv.URL + "/services/T000/B000/XXXX"},
 		"hook":  {Type: notify.TypeWebhook, URL: f.hook.srv.URL + "/alerts", Secret: hookSecret},
@@ -108,7 +116,8 @@ func setup(t *testing.T, slackFailFirst int32) *fixture {
 	require.NoError(t, client.Start(ctx))
 	t.Cleanup(func() { _ = client.Stop(context.Background()) })
 	f.client = client
-	_, err = pool.Exec(ctx, `UPDATE job_alert_config SET enabled = (name = 'failure-rate-error'), channels = '{slack,hook}'`)
+	// The rules were saved an hour ago, before any evaluation of the test.
+	_, err = pool.Exec(ctx, `UPDATE job_alert_config SET enabled = (name = 'failure-rate-error'), channels = '{slack,hook}', updated_at = now() - interval '1 hour'`)
 	require.NoError(t, err)
 	return f
 }
@@ -123,7 +132,7 @@ func (fixedRetry) NextRetry(*rivertype.JobRow) time.Time {
 func (f *fixture) evaluator(now *time.Time) *alert.Evaluator {
 	return &alert.Evaluator{DB: f.pool, Inserter: f.client, Channels: map[string]notify.Channel{
 		"slack": {Type: notify.TypeSlack, URL: f.slack.srv.URL}, "hook": {Type: notify.TypeWebhook, URL: f.hook.srv.URL},
-	}, ExcludeKinds: []string{notify.Kind}, Now: func() time.Time { return *now }}
+	}, ExcludeKinds: []string{notify.Kind}, Metrics: f.metrics, Now: func() time.Time { return *now }}
 }
 
 // runTwoAtOnce runs two evaluators at the same time, both at now, as two
@@ -171,36 +180,72 @@ type webhookBody struct {
 }
 
 // TestResolvedReason: a firing rule whose condition clears (also after its
-// channels changed), whose rule is disabled, or whose rule is removed from
+// channels changed), whose rule is changed so that it no longer holds
+// (threshold raised, also by SQL without updated_at; min jobs, window or
+// metric switched), whose rule is disabled, or whose rule is removed from
 // job_alert_config resolves once between two evaluators, through the
-// channels it fired through (hook,
-// delivered; pager, not configured in this pod, failed), with a message
-// saying why.
+// channels it fired through (hook, delivered; pager, not configured in
+// this pod, failed and counted in rebound_notifications_total), with a
+// message saying why: after a change, the rule as it is now and the
+// figures of the last evaluation at which it held.
 func TestResolvedReason(t *testing.T) {
 	t.Parallel()
+	// change saves failure-rate-error changed by edit, as alerts set does.
+	change := func(t *testing.T, f *fixture, edit func(r *alert.Rule)) {
+		t.Helper()
+		rules := alert.NewRules(f.pool)
+		r, err := rules.Get(context.Background(), "failure-rate-error")
+		require.NoError(t, err)
+		edit(&r)
+		require.NoError(t, rules.Put(context.Background(), r))
+	}
 	tests := []struct {
 		name string
-		// end ends the firing; the evaluation is at t0+20m.
+		// end ends the firing; the evaluation is at t0+20m. Jobs of t0
+		// (60 % failed) are out of the 15m window by then: the cases that
+		// change the rule add the same again at t0+16m, so that the rule
+		// as it was would still hold.
 		end     func(t *testing.T, f *fixture, t0 time.Time)
 		message string
 	}{
 		{"condition cleared", func(t *testing.T, f *fixture, t0 time.Time) {
 			f.counts(t, t0.Add(16*time.Minute), 50, 0)
-		}, "failure-rate-error on mail no longer holds (last value 100, threshold 50)"},
+		}, "failure-rate-error on mail no longer holds (last value 60, threshold 50)"},
 		// The rule now names slack only: the resolved notice still goes
 		// where the firing went (slack never heard of it).
 		{"channels changed, then cleared", func(t *testing.T, f *fixture, t0 time.Time) {
 			_, err := f.pool.Exec(context.Background(), `UPDATE job_alert_config SET channels = '{slack}' WHERE name = 'failure-rate-error'`)
 			require.NoError(t, err)
 			f.counts(t, t0.Add(16*time.Minute), 50, 0)
-		}, "failure-rate-error on mail no longer holds (last value 100, threshold 50)"},
+		}, "failure-rate-error on mail no longer holds (last value 60, threshold 50)"},
+		{"threshold raised", func(t *testing.T, f *fixture, t0 time.Time) {
+			f.counts(t, t0.Add(16*time.Minute), 20, 30)
+			change(t, f, func(r *alert.Rule) { r.Threshold = 70 })
+		}, "failure-rate-error on mail resolved after the rule was changed (now failure_rate > 70 over 15m0s with at least 10 finished jobs; it last held with value 60, threshold 50)"},
+		{"threshold raised by SQL, updated_at kept", func(t *testing.T, f *fixture, t0 time.Time) {
+			f.counts(t, t0.Add(16*time.Minute), 20, 30)
+			_, err := f.pool.Exec(context.Background(), `UPDATE job_alert_config SET threshold = 70 WHERE name = 'failure-rate-error'`)
+			require.NoError(t, err)
+		}, "failure-rate-error on mail resolved after the rule was changed (now failure_rate > 70 over 15m0s with at least 10 finished jobs; it last held with value 60, threshold 50)"},
+		{"min jobs raised", func(t *testing.T, f *fixture, t0 time.Time) {
+			f.counts(t, t0.Add(16*time.Minute), 20, 30)
+			change(t, f, func(r *alert.Rule) { r.MinJobs = 100 })
+		}, "failure-rate-error on mail resolved after the rule was changed (now failure_rate > 50 over 15m0s with at least 100 finished jobs; it last held with value 60, threshold 50)"},
+		{"window switched", func(t *testing.T, f *fixture, t0 time.Time) {
+			f.counts(t, t0.Add(16*time.Minute), 20, 30)
+			change(t, f, func(r *alert.Rule) { r.Window = time.Minute })
+		}, "failure-rate-error on mail resolved after the rule was changed (now failure_rate > 50 over 1m0s with at least 10 finished jobs; it last held with value 60, threshold 50)"},
+		{"metric switched", func(t *testing.T, f *fixture, t0 time.Time) {
+			f.counts(t, t0.Add(16*time.Minute), 20, 30)
+			change(t, f, func(r *alert.Rule) { r.Metric, r.Threshold = alert.MetricDLQUnresolved, 10 })
+		}, "failure-rate-error on mail resolved after the rule was changed (now dlq_unresolved > 10; it last held with value 60, threshold 50)"},
 		{"rule disabled", func(t *testing.T, f *fixture, _ time.Time) {
 			require.NoError(t, alert.NewRules(f.pool).SetEnabled(context.Background(), "failure-rate-error", false))
-		}, "failure-rate-error on mail resolved: the rule was disabled (last value 100, threshold 50)"},
+		}, "failure-rate-error on mail resolved: the rule was disabled (last value 60, threshold 50)"},
 		{"rule removed", func(t *testing.T, f *fixture, _ time.Time) {
 			_, err := f.pool.Exec(context.Background(), `DELETE FROM job_alert_config WHERE name = 'failure-rate-error'`)
 			require.NoError(t, err)
-		}, "failure-rate-error on mail resolved: the rule was removed (last value 100, threshold 50)"},
+		}, "failure-rate-error on mail resolved: the rule was removed (last value 60, threshold 50)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,7 +255,7 @@ func TestResolvedReason(t *testing.T) {
 			_, err := f.pool.Exec(ctx, `UPDATE job_alert_config SET channels = '{hook,pager}' WHERE name = 'failure-rate-error'`)
 			require.NoError(t, err)
 			t0 := time.Now().UTC().Truncate(time.Minute)
-			f.counts(t, t0, 0, 30)
+			f.counts(t, t0, 20, 30)
 			res, err := f.evaluator(&t0).Run(ctx)
 			require.NoError(t, err)
 			require.Equal(t, alert.Result{Firing: 1}, res)
@@ -238,7 +283,7 @@ func TestResolvedReason(t *testing.T) {
 			require.ElementsMatch(t, []string{"firing", "resolved"}, statuses)
 			require.Equal(t, "resolved", resolved.Alerts[0].Status)
 			require.Equal(t, map[string]string{"alertname": "failure-rate-error", "subject": "mail", "severity": "error"}, resolved.Alerts[0].Labels)
-			require.Equal(t, map[string]string{"summary": tt.message, "value": "100", "threshold": "50", "event": "resolved"}, resolved.Alerts[0].Annotations)
+			require.Equal(t, map[string]string{"summary": tt.message, "value": "60", "threshold": "50", "event": "resolved"}, resolved.Alerts[0].Annotations)
 			require.Empty(t, f.slack.received())
 
 			var events []alert.Event
@@ -251,7 +296,7 @@ func TestResolvedReason(t *testing.T) {
 			require.Equal(t, "resolved", got.Event)
 			require.Equal(t, tt.message, got.Message)
 			require.Equal(t, []string{"hook", "pager"}, got.Channels)
-			require.Equal(t, 100.0, got.Value)
+			require.Equal(t, 60.0, got.Value)
 			require.Equal(t, 50.0, got.Threshold)
 			require.True(t, got.Since.Equal(t0), "firing since %s", got.Since)
 			require.True(t, got.CreatedAt.Equal(end), "created at %s", got.CreatedAt)
@@ -260,6 +305,12 @@ func TestResolvedReason(t *testing.T) {
 			pager := got.Delivery["pager"]
 			require.True(t, pager.At.Equal(end), "pager recorded at %s", pager.At)
 			require.Equal(t, notify.Delivery{Outcome: notify.OutcomeFailed, Error: "channel pager is not configured in this pod", At: pager.At}, pager)
+			// The firing's and the resolved notice's failures through pager,
+			// counted once each between the two evaluators; hook's
+			// deliveries are the delivery worker's to count.
+			require.Equal(t, 2.0, testutil.ToFloat64(f.metrics.Notifications.WithLabelValues("pager", notify.OutcomeFailed)))
+			require.Equal(t, 0.0, testutil.ToFloat64(f.metrics.Notifications.WithLabelValues("hook", notify.OutcomeFailed)))
+			require.Equal(t, 7, testutil.CollectAndCount(f.metrics.Notifications), "hook and slack × 3 outcomes, pager failed")
 		})
 	}
 }

@@ -69,6 +69,11 @@ const (
 // Metrics lists every metric a rule may watch.
 var Metrics = []string{MetricFailureRate, MetricBreakerOpen, MetricDLQUnresolved, MetricDLQGrowth, MetricDLQOldestAge}
 
+// UsesWindow reports whether metric is computed over a rule's Window:
+// true for failure_rate and dlq_growth; the other metrics are a state now
+// and ignore it.
+func UsesWindow(metric string) bool { return metric == MetricFailureRate || metric == MetricDLQGrowth }
+
 // DefaultCooldown is a rule's cooldown when none is given: 1 hour
 // (Alertmanager's repeat_interval).
 const DefaultCooldown = time.Hour
@@ -85,7 +90,8 @@ type Rule struct {
 	// (percent for failure_rate, a count, or seconds for dlq_oldest_age).
 	Threshold float64 `json:"threshold"`
 	// Window is the period the value is computed over (failure_rate,
-	// dlq_growth); 1 minute to 30 days.
+	// dlq_growth; see UsesWindow); 1 minute to 30 days. The other metrics
+	// ignore it (job_alert_config still stores one).
 	Window time.Duration `json:"-"`
 	// MinJobs is, for failure_rate, the least number of finished jobs in
 	// the window for a kind to be judged (so 1 failure in 2 jobs is not an

@@ -59,9 +59,28 @@ const (
 type Metrics struct {
 	// Notifications is rebound_notifications_total{channel,outcome}:
 	// attempts to deliver, by channel name and outcome (delivered,
-	// retrying, failed). Channels are configured names: the series stay
-	// bounded.
+	// retrying, failed). Channels are configured names, and (outcome
+	// failed only, see CountUndefined) the names alert rules list that the
+	// pod does not define: the series stay bounded by the channels and
+	// the rules.
 	Notifications *prometheus.CounterVec
+}
+
+// InvalidChannelLabel is the channel label CountUndefined gives a name
+// that breaks [ChannelNameRule] (a rule row written by hand in SQL), so a
+// row cannot add series of any text or length.
+const InvalidChannelLabel = "(invalid name)"
+
+// CountUndefined counts one failed notification through channel, a name
+// an alert rule lists that the pod does not define (the delivery is
+// recorded failed without an attempt): rebound_notifications_total{
+// channel=name, outcome="failed"}, or channel=InvalidChannelLabel for a
+// name that breaks ChannelNameRule.
+func (m *Metrics) CountUndefined(channel string) {
+	if !ValidChannelName(channel) {
+		channel = InvalidChannelLabel
+	}
+	m.Notifications.WithLabelValues(channel, OutcomeFailed).Inc()
 }
 
 // Outcomes lists every value of the outcome label of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/monitor/notify"
@@ -244,4 +247,31 @@ func FuzzExpandEnv(f *testing.F) {
 			t.Fatalf("expansion created a reference: %q -> %q", s, out)
 		}
 	})
+}
+
+// TestCountUndefined: a failure through a channel the pod does not define
+// is counted under its name with outcome failed; a name that breaks the
+// channel name rule (a rule row written in SQL) under one fixed label, so
+// rule rows cannot add series of any text.
+func TestCountUndefined(t *testing.T) {
+	t.Parallel()
+	m, err := notify.NewMetrics(prometheus.NewRegistry(), "ops")
+	require.NoError(t, err)
+	for _, name := range []string{"pagr", "pagr", "Bad Name", strings.Repeat("c", 64), "x\x1b[2J"} {
+		m.CountUndefined(name)
+	}
+	var got []string
+	ch := make(chan prometheus.Metric, 20)
+	m.Notifications.Collect(ch)
+	close(ch)
+	for metric := range ch {
+		var d dto.Metric
+		require.NoError(t, metric.Write(&d))
+		labels := map[string]string{}
+		for _, l := range d.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		got = append(got, fmt.Sprintf("%s/%s %g", labels["channel"], labels["outcome"], d.GetCounter().GetValue()))
+	}
+	require.ElementsMatch(t, []string{"ops/delivered 0", "ops/retrying 0", "ops/failed 0", "pagr/failed 2", notify.InvalidChannelLabel + "/failed 3"}, got)
 }
