@@ -65,9 +65,9 @@ func TestUnsetDatabaseURLNamesTheDatabase(t *testing.T) {
 		want string
 	}{
 		{"unreachable", []string{"PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=nobody", "PGDATABASE=app", "PGCONNECT_TIMEOUT=2", "PGPASSWORD=" + password},
-			"rebound: database unreachable (DATABASE_URL is not set: libpq's PG* variables and defaults gave database app on 127.0.0.1:1 as user nobody): failed to connect to `user=nobody database=app`: "},
+			"rebound: database unreachable (DATABASE_URL is not set: libpq's PG* variables and defaults gave database app on 127.0.0.1:1 as user nobody): dial error: dial tcp 127.0.0.1:1: connect: connection refused\n"},
 		{"no database named", []string{"PGHOST=127.0.0.1", "PGPORT=1", "PGUSER=nobody", "PGCONNECT_TIMEOUT=2"},
-			"rebound: database unreachable (DATABASE_URL is not set: libpq's PG* variables and defaults gave database nobody on 127.0.0.1:1 as user nobody): failed to connect to `user=nobody database=`: "},
+			"rebound: database unreachable (DATABASE_URL is not set: libpq's PG* variables and defaults gave database nobody on 127.0.0.1:1 as user nobody): dial error: dial tcp 127.0.0.1:1: connect: connection refused\n"},
 		{"bad PGPORT", []string{"PGPORT=abc"}, "rebound: DATABASE_URL is not set, and libpq's PG* variables are invalid: invalid port\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,7 +34,8 @@ const DefaultConnectTimeout = 10 * time.Second
 
 // Connect opens a pool on DATABASE_URL (libpq's PG* variables and defaults
 // when it is unset) and checks that the database answers. Errors say which:
-// "invalid DATABASE_URL: ..." or "database unreachable at HOST:PORT/DB: ...".
+// "invalid DATABASE_URL: ..." or "database unreachable at HOST:PORT/DB as
+// user U: ..." (the reason once; see [ConnectErrorDetail]).
 // When DATABASE_URL is unset they say so and name the database, host, port
 // and user the PG* variables and defaults gave (never the password), and
 // once connected [Execute] adds the same to any error the program ends with
@@ -70,9 +71,10 @@ func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Poo
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		if unset {
-			return nil, fmt.Errorf("database unreachable (%s): %s", unsetNote(cfg), oneLine(err))
+			return nil, fmt.Errorf("database unreachable (%s): %s", unsetNote(cfg), ConnectErrorDetail(err))
 		}
-		return nil, fmt.Errorf("database unreachable at %s: %s", describeTarget(cfg), oneLine(err))
+		cc := cfg.ConnConfig
+		return nil, fmt.Errorf("database unreachable at %s:%d/%s as user %s: %s", cc.Host, cc.Port, cc.Database, cc.User, ConnectErrorDetail(err))
 	}
 	if unset {
 		note := unsetNote(cfg)
@@ -145,8 +147,43 @@ func parseErrorMessage(err error) string {
 	return err.Error()
 }
 
-func describeTarget(cfg *pgxpool.Config) string {
-	return fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+// ConnectErrorDetail is the reason a connection attempt failed, on one
+// line, for a message that already names the host, port, database and
+// user: pgx's "failed to connect to `user=U database=D`:" prefix is left
+// out, and each attempt's reason is given once. pgx tries each address
+// twice under sslmode=prefer or allow (with TLS, then without), failing
+// the same way: "dial error: dial tcp 127.0.0.1:1: connect: connection
+// refused", not that twice behind "127.0.0.1:1 (127.0.0.1): ". Attempts
+// that failed at different addresses (several hosts, a name resolving to
+// several) keep theirs: "ADDR (HOST): REASON; ADDR (HOST): REASON". An
+// error that is not pgx's connect error is returned whole, on one line.
+func ConnectErrorDetail(err error) string {
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) || ce.Unwrap() == nil {
+		return oneLine(err)
+	}
+	attempts := []error{ce.Unwrap()}
+	if joined, ok := attempts[0].(interface{ Unwrap() []error }); ok {
+		attempts = joined.Unwrap()
+	}
+	var whole []string // each attempt's "ADDR (HOST): REASON", once
+	reasons := map[string]bool{}
+	for _, a := range attempts {
+		if text := oneLine(a); !slices.Contains(whole, text) {
+			whole = append(whole, text)
+		}
+		if r := errors.Unwrap(a); r != nil {
+			reasons[oneLine(r)] = true
+		} else {
+			reasons[oneLine(a)] = true
+		}
+	}
+	if len(whole) == 1 && len(reasons) == 1 {
+		for r := range reasons {
+			return r
+		}
+	}
+	return strings.Join(whole, "; ")
 }
 
 func oneLine(err error) string {
