@@ -172,7 +172,7 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 
 	pool, client, err := connectForInsert(ctx, registry)
 	if err != nil {
-		return err
+		return insertFailed(err) // as enqueue KIND says it
 	}
 	defer pool.Close()
 	p, err := batch.New(pool, client, &batch.Config{BatchSize: o.batchSize, DelayBetweenBatches: o.delay})

@@ -261,7 +261,7 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 
 	pool, client, err := connectForInsert(ctx, registry)
 	if err != nil {
-		return err
+		return insertFailed(err) // as --file's COPY says it
 	}
 	defer pool.Close()
 
