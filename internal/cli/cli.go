@@ -272,6 +272,44 @@ func FlagRef(cmd *cobra.Command, flag string) string {
 	return "--" + flag
 }
 
+// RefuseRepeats makes each named flag of fs refuse a second use on the
+// command line, where pflag's rule for a single-value flag (the last one
+// wins) would silently drop the first: `--file a --file b` fails, through
+// [Execute], with "--file given twice: give it once" (the values are not
+// echoed: --args may hold a secret). Call it once the flags are defined;
+// an unknown name panics (a programming error).
+func RefuseRepeats(fs *pflag.FlagSet, names ...string) {
+	for _, name := range names {
+		f := fs.Lookup(name)
+		if f == nil {
+			panic("cli.RefuseRepeats: no flag --" + name)
+		}
+		f.Value = &onceValue{Value: f.Value, name: name}
+	}
+}
+
+// onceValue is a flag value that refuses a second Set.
+type onceValue struct {
+	pflag.Value
+	name string
+	set  bool
+}
+
+func (v *onceValue) Set(s string) error {
+	if v.set {
+		return &repeatedFlagError{flag: v.name}
+	}
+	v.set = true
+	return v.Value.Set(s)
+}
+
+// repeatedFlagError is onceValue's refusal of a second Set.
+type repeatedFlagError struct{ flag string }
+
+func (e *repeatedFlagError) Error() string {
+	return "--" + e.flag + " given twice: give it once"
+}
+
 // EnvName is the environment variable that sets flag name under prefix.
 func EnvName(prefix, flag string) string {
 	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
@@ -320,7 +358,9 @@ func Execute(root *cobra.Command) {
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	if err := root.Execute(); err != nil {
-		if ive, ok := errors.AsType[*pflag.InvalidValueError](err); ok {
+		if rep, ok := errors.AsType[*repeatedFlagError](err); ok {
+			err = rep // "--file given twice: give it once", not "invalid --file ..."
+		} else if ive, ok := errors.AsType[*pflag.InvalidValueError](err); ok {
 			// pflag's text quotes strconv ("strconv.ParseInt: parsing ...").
 			err = fmt.Errorf("invalid --%s %q: %s", ive.GetFlag().Name, ive.GetValue(), valueProblem(ive.GetFlag(), ive.Unwrap()))
 		}
