@@ -29,6 +29,7 @@ func TestBadInputEnqueueLimitsAndNumbers(t *testing.T) {
 	bigRow := writeNamed(t, "big.csv", "url,body\nhttp://127.0.0.1:9/a,\"\"\""+over+"\"\"\"\n")
 	bigBadCell := writeNamed(t, "cell.csv", "url,timeout_seconds\nhttp://127.0.0.1:9/a,"+strings.Repeat("9x", 1<<20)+"\n")
 	goodCSV := writeNamed(t, "good.csv", "url\nhttp://127.0.0.1:9/a\n")
+	goodNDJSON := writeFile(t, good+"\n")
 	batch := func(args ...string) []string {
 		return append([]string{"batch", "--kind", "http_request", "--name", "b", "--file", goodCSV}, args...)
 	}
@@ -60,6 +61,15 @@ func TestBadInputEnqueueLimitsAndNumbers(t *testing.T) {
 		{"batch kind SQL-looking", []string{"batch", "--kind", sqlLooking[0], "--name", "b", "--file", goodCSV}, `enqueue: invalid --kind: unknown job kind "'); DROP TABLE river_job; --"`},
 		{"kind SQL-looking", []string{sqlLooking[1], "--args", good}, `enqueue: unknown job kind "' OR 1=1 --"`},
 		{"queue SQL-looking", []string{"http_request", "--args", good, "--queue", sqlLooking[0]}, `enqueue: invalid --queue "'); DROP TABLE river_job; --": use lower-case letters and digits separated by '_' or '-', at most 64 characters`},
+		// A single-value flag given twice is refused (pflag would keep the
+		// last one silently).
+		{"two --file", []string{"http_request", "--file", goodNDJSON, "--file=" + goodNDJSON}, "enqueue: --file given twice: give it once\n"},
+		{"two --args", []string{"http_request", "--args", good, "--args", good}, "enqueue: --args given twice: give it once\n"},
+		{"two --queue", []string{"http_request", "--args", good, "--queue", "a", "--queue", "b"}, "enqueue: --queue given twice: give it once\n"},
+		{"batch two --file", batch("--file", goodCSV), "enqueue: --file given twice: give it once\n"},
+		{"batch two --name", batch("--name", "c"), "enqueue: --name given twice: give it once\n"},
+		{"batch two --kind", batch("--kind", "synthetic"), "enqueue: --kind given twice: give it once\n"},
+		{"batch two --queue", batch("--queue", "a", "--queue", "b"), "enqueue: --queue given twice: give it once\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

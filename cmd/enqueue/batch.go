@@ -102,6 +102,7 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	f.BoolVar(&o.wait, "wait", false, "follow the batch to completion with a progress bar on stderr, then print its summary (exit 3 if some job did not succeed)")
 	f.DurationVar(&o.waitInterval, "wait-interval", time.Second, "with --wait, how often to read the batch's counts")
 	f.BoolVar(&o.json, "json", false, "print JSON: what was enqueued, or with --wait the summary")
+	cli.RefuseRepeats(f, "kind", "name", "file", "queue") // as enqueue KIND's --file
 	return cmd
 }
 
@@ -172,7 +173,7 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 
 	pool, client, err := connectForInsert(ctx, registry)
 	if err != nil {
-		return err
+		return insertFailed(err) // as enqueue KIND says it
 	}
 	defer pool.Close()
 	p, err := batch.New(pool, client, &batch.Config{BatchSize: o.batchSize, DelayBetweenBatches: o.delay})

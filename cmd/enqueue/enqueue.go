@@ -163,6 +163,9 @@ Known kinds: ` + strings.Join(registry.Names(), ", ") + `; ` + "`enqueue KIND --
 	f.DurationVar(&o.scheduleIn, "schedule-in", 0, "run the jobs this long from now (e.g. 10m, at most 8760h = 365 days) instead of at once")
 	f.BoolVar(&o.unique, "unique", false, "skip a job when a twin (same kind, queue and args) enqueued with --unique is still waiting or running")
 	f.BoolVar(&o.json, "json", false, "print the result (inserted IDs) as JSON")
+	// A second --file or --args would silently drop the first one's jobs,
+	// a second --queue leave in doubt where they went.
+	cli.RefuseRepeats(f, "args", "file", "queue")
 	return cmd
 }
 
@@ -261,7 +264,7 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 
 	pool, client, err := connectForInsert(ctx, registry)
 	if err != nil {
-		return err
+		return insertFailed(err) // as --file's COPY says it
 	}
 	defer pool.Close()
 

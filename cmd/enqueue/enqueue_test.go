@@ -99,8 +99,14 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "bad config", args: []string{"http_request", "--args", good, "--config", writeFile(t, "retry:\n  kinds:\n    http_request:\n      max_attempts: 0\n")}, wantErr: "retry.kinds.http_request.max_attempts: must be >= 1 (got 0)"},
 		{name: "unknown flag", args: []string{"http_request", "--args", good, "--nope"}, wantErr: "enqueue: unknown flag: --nope"},
 		{name: "malformed DATABASE_URL", url: "postgres://%zz", args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid DATABASE_URL"},
-		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"http_request", "--args", good}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x"},
-		{name: "migrations behind", url: behind.URL, args: []string{"http_request", "--args", good}, wantErr: "enqueue: database migrations are behind: 1 migration pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
+		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"http_request", "--args", good}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x as user postgres: dial error: dial tcp 127.0.0.1:1: connect: connection refused (nothing inserted)\n"},
+		// Every way in says the same when the database fails it: --args,
+		// --file by COPY, --file --json (INSERT) and batch.
+		{name: "unreachable database, --file", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"http_request", "--file", writeFile(t, good+"\n")}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x as user postgres: dial error: dial tcp 127.0.0.1:1: connect: connection refused (nothing inserted)\n"},
+		{name: "unreachable database, --file --json", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"http_request", "--file", writeFile(t, good+"\n"), "--json"}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x as user postgres: dial error: dial tcp 127.0.0.1:1: connect: connection refused (nothing inserted)\n"},
+		{name: "unreachable database, batch", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"batch", "--kind", "http_request", "--name", "b", "--file", writeFile(t, good+"\n")}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x as user postgres: dial error: dial tcp 127.0.0.1:1: connect: connection refused (nothing inserted)\n"},
+		{name: "migrations behind", url: behind.URL, args: []string{"http_request", "--args", good}, wantErr: "enqueue: database migrations are behind: 1 migration pending (rebound 004_metric_snapshot); run `rebound migrate up` (nothing inserted)\n"},
+		{name: "migrations behind, --file", url: behind.URL, args: []string{"http_request", "--file", writeFile(t, good+"\n")}, wantErr: "enqueue: database migrations are behind: 1 migration pending (rebound 004_metric_snapshot); run `rebound migrate up` (nothing inserted)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

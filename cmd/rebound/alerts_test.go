@@ -186,6 +186,13 @@ func TestAlertsCommands(t *testing.T) {
 	out, errOut, code = runRebound(bin, db.URL, "alerts", "set", "failure-rate-warning", "--channels", "ops", "--config", cfg)
 	require.Equal(t, 0, code, errOut)
 	require.Equal(t, "rule failure-rate-warning changed: failure_rate > 20 over 15m0s, warning, cooldown 1h0m0s, channels [ops], enabled true\n", out)
+	// So is a file where a number is a ${NAME} unset here (the worker, where
+	// it is set, reads and checks it).
+	withPort := filepath.Join(dir, "smtp-port.yaml")
+	require.NoError(t, os.WriteFile(withPort, []byte("alerts:\n  channels:\n    ops: {type: slack, url: \"${TEST_SLACK_URL}\"}\n    mail:\n      type: email\n      smtp: {host: smtp.example.com, port: ${TEST_SMTP_PORT}, from: rebound@example.com, to: [ops@example.com]}\n"), 0o600))
+	out, errOut, code = runRebound(bin, db.URL, "alerts", "set", "failure-rate-warning", "--channels", "ops", "--config", withPort)
+	require.Equal(t, 0, code, errOut)
+	require.Equal(t, "rule failure-rate-warning changed: failure_rate > 20 over 15m0s, warning, cooldown 1h0m0s, channels [ops], enabled true\n", out)
 	out, _, code = runRebound(bin, db.URL, "alerts", "disable", "dlq-growth")
 	require.Equal(t, 0, code)
 	require.Equal(t, "rule dlq-growth disabled\n", out)

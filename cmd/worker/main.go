@@ -204,7 +204,7 @@ func run(ctx context.Context, o *options) error {
 		}
 		conn, err := pgx.ConnectConfig(ctx, cc)
 		if err != nil {
-			return fmt.Errorf("DATABASE_DIRECT_URL unreachable at %s:%d/%s: %s", cc.Host, cc.Port, cc.Database, strings.Join(strings.Fields(err.Error()), " "))
+			return fmt.Errorf("DATABASE_DIRECT_URL unreachable at %s:%d/%s as user %s: %s", cc.Host, cc.Port, cc.Database, cc.User, cli.ConnectErrorDetail(err))
 		}
 		_ = conn.Close(ctx)
 		breakerConfig.ListenConfig = cc

@@ -255,7 +255,7 @@ func TestStartupErrors(t *testing.T) {
 		wantErr string
 	}{
 		{name: "malformed DATABASE_URL", url: "postgres://%zz", wantErr: "worker: invalid DATABASE_URL"},
-		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", wantErr: "worker: database unreachable at 127.0.0.1:1/x"},
+		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", wantErr: "worker: database unreachable at 127.0.0.1:1/x as user postgres: dial error: dial tcp 127.0.0.1:1: connect: connection refused\n"},
 		{name: "migrations behind", url: behind.URL, wantErr: "worker: database migrations are behind: 1 migration pending (rebound 004_metric_snapshot); run `rebound migrate up`"},
 		{name: "unknown flag", url: db.URL, args: []string{"--nope"}, wantErr: "worker: unknown flag: --nope"},
 		{name: "bad queues", url: db.URL, args: []string{"--queues", "default=0"}, wantErr: `queue "default": workers must be a number from 1 to 10000, got "0"`},
@@ -271,7 +271,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},
-		{name: "unreachable DATABASE_DIRECT_URL", url: db.URL, args: []string{"--poll-only"}, env: []string{"DATABASE_DIRECT_URL=postgres://postgres@127.0.0.1:1/x?connect_timeout=2"}, wantErr: "worker: DATABASE_DIRECT_URL unreachable at 127.0.0.1:1/x: failed to connect to"},
+		{name: "unreachable DATABASE_DIRECT_URL", url: db.URL, args: []string{"--poll-only"}, env: []string{"DATABASE_DIRECT_URL=postgres://postgres@127.0.0.1:1/x?connect_timeout=2"}, wantErr: "worker: DATABASE_DIRECT_URL unreachable at 127.0.0.1:1/x as user postgres: dial error: dial tcp 127.0.0.1:1: connect: connection refused\n"},
 		{name: "rescue before the job timeout", url: db.URL, args: []string{"--rescue-stuck-jobs-after", "15s"}, wantErr: "worker: --rescue-stuck-jobs-after (15s) must be at least --job-timeout plus --rescue-grace (1m0s + 15s = 1m15s)"},
 		{name: "rescue inside the grace", url: db.URL, args: []string{"--job-timeout", "10s", "--rescue-stuck-jobs-after", "20s"}, wantErr: "worker: --rescue-stuck-jobs-after (20s) must be at least --job-timeout plus --rescue-grace (10s + 15s = 25s)"},
 		{name: "negative rescue grace", url: db.URL, args: []string{"--rescue-grace", "-1s"}, wantErr: "worker: invalid --rescue-grace -1s: must not be negative"},

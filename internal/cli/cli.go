@@ -34,7 +34,8 @@ const DefaultConnectTimeout = 10 * time.Second
 
 // Connect opens a pool on DATABASE_URL (libpq's PG* variables and defaults
 // when it is unset) and checks that the database answers. Errors say which:
-// "invalid DATABASE_URL: ..." or "database unreachable at HOST:PORT/DB: ...".
+// "invalid DATABASE_URL: ..." or "database unreachable at HOST:PORT/DB as
+// user U: ..." (the reason once; see [ConnectErrorDetail]).
 // When DATABASE_URL is unset they say so and name the database, host, port
 // and user the PG* variables and defaults gave (never the password), and
 // once connected [Execute] adds the same to any error the program ends with
@@ -70,9 +71,10 @@ func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Poo
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		if unset {
-			return nil, fmt.Errorf("database unreachable (%s): %s", unsetNote(cfg), oneLine(err))
+			return nil, fmt.Errorf("database unreachable (%s): %s", unsetNote(cfg), ConnectErrorDetail(err))
 		}
-		return nil, fmt.Errorf("database unreachable at %s: %s", describeTarget(cfg), oneLine(err))
+		cc := cfg.ConnConfig
+		return nil, fmt.Errorf("database unreachable at %s:%d/%s as user %s: %s", cc.Host, cc.Port, cc.Database, cc.User, ConnectErrorDetail(err))
 	}
 	if unset {
 		note := unsetNote(cfg)
@@ -145,8 +147,43 @@ func parseErrorMessage(err error) string {
 	return err.Error()
 }
 
-func describeTarget(cfg *pgxpool.Config) string {
-	return fmt.Sprintf("%s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+// ConnectErrorDetail is the reason a connection attempt failed, on one
+// line, for a message that already names the host, port, database and
+// user: pgx's "failed to connect to `user=U database=D`:" prefix is left
+// out, and each attempt's reason is given once. pgx tries each address
+// twice under sslmode=prefer or allow (with TLS, then without), failing
+// the same way: "dial error: dial tcp 127.0.0.1:1: connect: connection
+// refused", not that twice behind "127.0.0.1:1 (127.0.0.1): ". Attempts
+// that failed at different addresses (several hosts, a name resolving to
+// several) keep theirs: "ADDR (HOST): REASON; ADDR (HOST): REASON". An
+// error that is not pgx's connect error is returned whole, on one line.
+func ConnectErrorDetail(err error) string {
+	var ce *pgconn.ConnectError
+	if !errors.As(err, &ce) || ce.Unwrap() == nil {
+		return oneLine(err)
+	}
+	attempts := []error{ce.Unwrap()}
+	if joined, ok := attempts[0].(interface{ Unwrap() []error }); ok {
+		attempts = joined.Unwrap()
+	}
+	var whole []string // each attempt's "ADDR (HOST): REASON", once
+	reasons := map[string]bool{}
+	for _, a := range attempts {
+		if text := oneLine(a); !slices.Contains(whole, text) {
+			whole = append(whole, text)
+		}
+		if r := errors.Unwrap(a); r != nil {
+			reasons[oneLine(r)] = true
+		} else {
+			reasons[oneLine(a)] = true
+		}
+	}
+	if len(whole) == 1 && len(reasons) == 1 {
+		for r := range reasons {
+			return r
+		}
+	}
+	return strings.Join(whole, "; ")
 }
 
 func oneLine(err error) string {
@@ -235,6 +272,44 @@ func FlagRef(cmd *cobra.Command, flag string) string {
 	return "--" + flag
 }
 
+// RefuseRepeats makes each named flag of fs refuse a second use on the
+// command line, where pflag's rule for a single-value flag (the last one
+// wins) would silently drop the first: `--file a --file b` fails, through
+// [Execute], with "--file given twice: give it once" (the values are not
+// echoed: --args may hold a secret). Call it once the flags are defined;
+// an unknown name panics (a programming error).
+func RefuseRepeats(fs *pflag.FlagSet, names ...string) {
+	for _, name := range names {
+		f := fs.Lookup(name)
+		if f == nil {
+			panic("cli.RefuseRepeats: no flag --" + name)
+		}
+		f.Value = &onceValue{Value: f.Value, name: name}
+	}
+}
+
+// onceValue is a flag value that refuses a second Set.
+type onceValue struct {
+	pflag.Value
+	name string
+	set  bool
+}
+
+func (v *onceValue) Set(s string) error {
+	if v.set {
+		return &repeatedFlagError{flag: v.name}
+	}
+	v.set = true
+	return v.Value.Set(s)
+}
+
+// repeatedFlagError is onceValue's refusal of a second Set.
+type repeatedFlagError struct{ flag string }
+
+func (e *repeatedFlagError) Error() string {
+	return "--" + e.flag + " given twice: give it once"
+}
+
 // EnvName is the environment variable that sets flag name under prefix.
 func EnvName(prefix, flag string) string {
 	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
@@ -283,7 +358,9 @@ func Execute(root *cobra.Command) {
 	root.SilenceUsage = true
 	root.SilenceErrors = true
 	if err := root.Execute(); err != nil {
-		if ive, ok := errors.AsType[*pflag.InvalidValueError](err); ok {
+		if rep, ok := errors.AsType[*repeatedFlagError](err); ok {
+			err = rep // "--file given twice: give it once", not "invalid --file ..."
+		} else if ive, ok := errors.AsType[*pflag.InvalidValueError](err); ok {
 			// pflag's text quotes strconv ("strconv.ParseInt: parsing ...").
 			err = fmt.Errorf("invalid --%s %q: %s", ive.GetFlag().Name, ive.GetValue(), valueProblem(ive.GetFlag(), ive.Unwrap()))
 		}

@@ -91,7 +91,7 @@ func TestConnectNamesBadURLs(t *testing.T) {
 		{"mysql://u@h/db", `invalid DATABASE_URL: scheme "mysql": want postgres:// or postgresql://`},
 		{"notaurl", `invalid DATABASE_URL: want a postgres://user@host:5432/db URL or a key=value string such as "host=localhost dbname=app"`},
 		{"postgres://%zz", "invalid DATABASE_URL: "},
-		{"postgres://postgres@127.0.0.1:1/x?connect_timeout=1", "database unreachable at 127.0.0.1:1/x: "},
+		{"postgres://postgres@127.0.0.1:1/x?connect_timeout=1", "database unreachable at 127.0.0.1:1/x as user postgres: dial error: dial tcp 127.0.0.1:1: connect: connection refused"},
 	}
 	for _, tt := range tests {
 		t.Setenv("DATABASE_URL", tt.url)

@@ -7,17 +7,18 @@
 //	    http_request: {max_attempts: 8}
 //
 // Unknown keys are refused (a typo must not silently fall back to a
-// default), and every invalid value is reported with the key that holds it.
+// default), and every invalid value is reported with the key path that
+// holds it, and its line: "alerts.channels.ops.colour: unknown setting
+// (known: type, url, secret, smtp; line 5)".
 package config
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
-	"regexp"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -87,9 +88,6 @@ type Settings struct {
 	EnvRefs []string
 }
 
-// unknownTopKey matches yaml.v3's message for a top-level key File lacks.
-var unknownTopKey = regexp.MustCompile(`^(line \d+): field (.+) not found in type config\.File$`)
-
 // Load reads and validates the file at path; "" means no file (all
 // defaults). Errors name the file and, for a bad value, its key, e.g.
 // "worker.yaml: retry.kinds.http_request.max_delay: must be >= initial_delay".
@@ -135,7 +133,9 @@ func load(path string, parse func([]byte) (*Settings, error)) (*Settings, error)
 // ${NAME} reference to a variable unset or empty here is not an error (the
 // worker's environment, not this one, must set it) and stands for
 // [UnsetSecret], which any text setting accepts (a URL, an address, a
-// secret); a variable that holds a number (smtp.port) must be set.
+// secret), and which a number setting (port: ${SMTP_PORT}) reads as 0, its
+// default. A variable set here is read and checked as Load checks it, and
+// so is every value written in the file.
 func LoadWithoutSecrets(path string) (*Settings, error) {
 	return load(path, func(b []byte) (*Settings, error) {
 		return parse(b, func(name string) string {
@@ -143,7 +143,7 @@ func LoadWithoutSecrets(path string) (*Settings, error) {
 				return v
 			}
 			return UnsetSecret
-		})
+		}, UnsetSecret)
 	})
 }
 
@@ -214,11 +214,13 @@ func withoutTopLevelKey(content []byte, key string) []byte {
 // Parse validates a configuration file's content (nil or empty: all
 // defaults), which must be UTF-8.
 func Parse(content []byte) (*Settings, error) {
-	return parse(content, nil)
+	return parse(content, nil, "")
 }
 
-// parse is Parse with ${NAME} read by getenv (nil: os.Getenv).
-func parse(content []byte, getenv func(string) string) (*Settings, error) {
+// parse is Parse with ${NAME} read by getenv (nil: os.Getenv). unset,
+// when not "", is what getenv returns for a variable unset here
+// (LoadWithoutSecrets'): a number setting holding it reads as 0.
+func parse(content []byte, getenv func(string) string, unset string) (*Settings, error) {
 	var f File
 	if err := checkUTF8(content); err != nil {
 		return nil, err
@@ -228,10 +230,19 @@ func parse(content []byte, getenv func(string) string) (*Settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(bytes.TrimSpace(content)) > 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(content))
-		dec.KnownFields(true)
-		if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(content, &doc); err != nil {
+		return nil, fmt.Errorf("invalid YAML: %w", err)
+	}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		// Every key and value is checked against File first, so that each
+		// problem names its key path, in the config's terms rather than
+		// Go's type names (yaml.v3's KnownFields would say "field colour
+		// not found in type notify.Channel"): all of them, on one line.
+		if problems := checkNode(doc.Content[0], reflect.TypeFor[File](), "", unset); len(problems) > 0 {
+			return nil, fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
+		}
+		if err := doc.Content[0].Decode(&f); err != nil {
 			var ce *retrypolicy.ConfigError
 			if errors.As(err, &ce) {
 				return nil, ce // already names its key
@@ -240,20 +251,7 @@ func parse(content []byte, getenv func(string) string) (*Settings, error) {
 			if errors.As(err, &bce) {
 				return nil, bce
 			}
-			var te *yaml.TypeError
-			if errors.As(err, &te) {
-				// One message per bad key, on one line, in the config's
-				// terms rather than Go's type names.
-				msgs := make([]string, len(te.Errors))
-				for i, e := range te.Errors {
-					if m := unknownTopKey.FindStringSubmatch(e); m != nil {
-						e = fmt.Sprintf("%s: unknown setting (known: retry, breaker, alerts, weekly_intelligence; %s)", m[2], m[1])
-					}
-					msgs[i] = e
-				}
-				return nil, fmt.Errorf("invalid configuration: %s", strings.Join(msgs, "; "))
-			}
-			return nil, fmt.Errorf("invalid YAML: %w", err)
+			return nil, fmt.Errorf("invalid configuration: %w", err)
 		}
 	}
 	retry, err := f.Retry.Policies()

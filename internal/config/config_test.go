@@ -33,11 +33,28 @@ func TestParse(t *testing.T) {
 		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content"},
 		{name: "weekly_intelligence base URL", yaml: "weekly_intelligence:\n  base_url: https://reports.example.com/api\n"},
 		{name: "relative weekly_intelligence base URL", yaml: "weekly_intelligence:\n  base_url: /api\n", wantErr: `weekly_intelligence.base_url "/api": want an absolute http or https URL without query or fragment`},
-		{name: "unknown weekly_intelligence key", yaml: "weekly_intelligence:\n  url: https://x\n", wantErr: "invalid configuration: line 2: field url not found in type jobs.WeeklyIntelligenceConfig"},
+		{name: "unknown weekly_intelligence key", yaml: "weekly_intelligence:\n  url: https://x\n", wantErr: "invalid configuration: weekly_intelligence.url: unknown setting (known: base_url; line 2)"},
 		{name: "alerts", yaml: "alerts:\n  interval: 15m\n  channels:\n    ops: {type: webhook, url: \"https://hooks.example.com/x\", secret: abc}\n"},
 		{name: "alert interval too short", yaml: "alerts:\n  interval: 100ms\n", wantErr: "alerts.interval: 100ms is not between 1s and 1h"},
-		{name: "alert interval not a duration", yaml: "alerts:\n  interval: soon\n", wantErr: "invalid configuration: line 2: cannot unmarshal !!str `soon` into time.Duration"},
-		{name: "unknown alerts key", yaml: "alerts:\n  channel: {}\n", wantErr: "invalid configuration: line 2: field channel not found in type config.AlertsFile"},
+		{name: "alert interval not a duration", yaml: "alerts:\n  interval: soon\n", wantErr: `invalid configuration: alerts.interval: "soon" is not a duration, e.g. 30s, 15m or 1h (line 2)`},
+		{name: "unknown alerts key", yaml: "alerts:\n  channel: {}\n", wantErr: "invalid configuration: alerts.channel: unknown setting (known: interval, link, channels; line 2)"},
+		// Every key of the file is named by its path, whatever its section,
+		// and every problem is said, on one line.
+		{name: "unknown channel key", yaml: "alerts:\n  channels:\n    ops:\n      type: slack\n      colour: red\n", wantErr: "invalid configuration: alerts.channels.ops.colour: unknown setting (known: type, url, secret, smtp; line 5)"},
+		{name: "unknown smtp key, flow style", yaml: "alerts:\n  channels:\n    mail: {type: email, smtp: {host: h, prot: 25}}\n", wantErr: "invalid configuration: alerts.channels.mail.smtp.prot: unknown setting (known: host, port, username, password, tls, from, to; line 3)"},
+		{name: "smtp port not a number", yaml: "alerts:\n  channels:\n    mail:\n      type: email\n      smtp: {host: h, port: smtp}\n", wantErr: `invalid configuration: alerts.channels.mail.smtp.port: "smtp" is not a whole number (line 5)`},
+		{name: "smtp port a fraction", yaml: "alerts:\n  channels:\n    mail:\n      type: email\n      smtp: {host: h, port: 25.5}\n", wantErr: `invalid configuration: alerts.channels.mail.smtp.port: "25.5" is not a whole number (line 5)`},
+		{name: "smtp to not a list", yaml: "alerts:\n  channels:\n    mail:\n      type: email\n      smtp:\n        to: {a: b}\n", wantErr: "invalid configuration: alerts.channels.mail.smtp.to: must be a list, not a mapping (line 6)"},
+		{name: "smtp to item a list", yaml: "alerts:\n  channels:\n    mail:\n      type: email\n      smtp:\n        to: [a@example.com, [b@example.com]]\n", wantErr: "invalid configuration: alerts.channels.mail.smtp.to[1]: must be a single value, not a list (line 6)"},
+		{name: "channels a list", yaml: "alerts:\n  channels:\n    - ops\n", wantErr: "invalid configuration: alerts.channels: must be a mapping, not a list (line 3)"},
+		{name: "alerts a value", yaml: "alerts: on\n", wantErr: `invalid configuration: alerts: must be a mapping of settings, not "on" (line 1)`},
+		{name: "file a list", yaml: "- retry\n", wantErr: "invalid configuration: the file must be a mapping of settings, not a list (line 1)"},
+		{name: "channel key twice", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"https://x\", url: \"https://y\"}\n", wantErr: "invalid configuration: alerts.channels.ops.url: set twice (lines 3 and 3)"},
+		{name: "several problems", yaml: "alerts:\n  interval: soon\n  channels:\n    ops: {type: slack, colour: red}\nweekly_intelligence:\n  url: https://x\n",
+			wantErr: `invalid configuration: alerts.interval: "soon" is not a duration, e.g. 30s, 15m or 1h (line 2); alerts.channels.ops.colour: unknown setting (known: type, url, secret, smtp; line 4); weekly_intelligence.url: unknown setting (known: base_url; line 6)`},
+		{name: "an anchor outside the settings", yaml: "base: &base {type: webhook}\n", wantErr: "invalid configuration: base: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},
+		{name: "merge key brings known keys", yaml: "alerts:\n  channels:\n    a: &a {type: webhook, url: \"https://hooks.example.com/a\"}\n    b: {<<: *a, url: \"https://hooks.example.com/b\"}\n"},
+		{name: "merge key brings an unknown key", yaml: "alerts:\n  channels:\n    a: &a {type: webhook, url: \"https://hooks.example.com/a\"}\n    b: {<<: {colour: red}, type: slack, url: \"https://hooks.example.com/b\"}\n", wantErr: "invalid configuration: alerts.channels.b.colour: unknown setting (known: type, url, secret, smtp; line 4)"},
 		{name: "alerts link", yaml: "alerts:\n  link: https://ops.example.com/api/admin/job-health\n"},
 		{name: "alerts link not a URL", yaml: "alerts:\n  link: not a url\n", wantErr: `alerts.link "not a url": want an absolute http or https URL (it is the link in every notification)`},
 		{name: "alerts link relative", yaml: "alerts:\n  link: /api/admin/job-health\n", wantErr: `alerts.link "/api/admin/job-health": want an absolute http or https URL (it is the link in every notification)`},
@@ -210,12 +227,28 @@ func TestEnvRefs(t *testing.T) {
 // config.UnsetSecret for it, and the variable's value when set.
 func TestLoadWithoutSecrets(t *testing.T) {
 	t.Setenv("REBOUND_TEST_LWS_URL", "https://hooks.example.com/set")
+	t.Setenv("REBOUND_TEST_LWS_PORT", "2525")
+	t.Setenv("REBOUND_TEST_LWS_BAD_PORT", "smtp")
+	mail := func(port string) string {
+		return "alerts:\n  channels:\n    ops:\n      type: email\n      smtp: {host: smtp.example.com, port: " + port + ", password: \"${REBOUND_TEST_LWS_PW}\", from: a@example.com, to: [b@example.com]}\n"
+	}
 	tests := []struct {
-		name    string
-		yaml    string
-		wantErr string // after "PATH: "; "" means accepted
-		wantURL string // channel ops's url when accepted
+		name     string
+		yaml     string
+		wantErr  string // after "PATH: "; "" means accepted
+		wantURL  string // channel ops's url when accepted
+		wantPort int    // channel ops's smtp.port when accepted
 	}{
+		// A number unset here is checked where it is set (the worker, which
+		// refuses it unset); its text is not a number, and reads as 0.
+		{name: "port unset here", yaml: mail("${REBOUND_TEST_LWS_UNSET_PORT}"), wantPort: 0},
+		{name: "port set here", yaml: mail("${REBOUND_TEST_LWS_PORT}"), wantPort: 2525},
+		{name: "interval unset here", yaml: strings.Replace(mail("25"), "alerts:\n", "alerts:\n  interval: ${REBOUND_TEST_LWS_UNSET_INTERVAL}\n", 1), wantPort: 25},
+		{name: "quoted port not a number", yaml: mail(`"smtp"`), wantErr: `invalid configuration: alerts.channels.ops.smtp.port: "smtp" is not a whole number (line 5)`},
+		{name: "port set here, not a number", yaml: mail("${REBOUND_TEST_LWS_BAD_PORT}"), wantErr: `invalid configuration: alerts.channels.ops.smtp.port: "smtp" is not a whole number (line 5)`},
+		{name: "literal port not a number", yaml: mail("smtp"), wantErr: `invalid configuration: alerts.channels.ops.smtp.port: "smtp" is not a whole number (line 5)`},
+		{name: "literal port out of range", yaml: mail("70000"), wantErr: "alerts.channels.ops.smtp.port: 70000 is not a port"},
+		{name: "quoted port", yaml: mail(`"25"`), wantErr: `invalid configuration: alerts.channels.ops.smtp.port: "25" is not a whole number: write it without quotes (line 5)`},
 		{name: "secret unset here", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"${REBOUND_TEST_LWS_UNSET}\"}\n", wantURL: config.UnsetSecret},
 		{name: "secret set here", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"${REBOUND_TEST_LWS_URL}\"}\n", wantURL: "https://hooks.example.com/set"},
 		{name: "unset secrets of an email channel", yaml: "alerts:\n  channels:\n    ops: {type: email, smtp: {host: \"${REBOUND_TEST_LWS_HOST}\", password: \"${REBOUND_TEST_LWS_PW}\", from: \"${REBOUND_TEST_LWS_FROM}\", to: [\"${REBOUND_TEST_LWS_TO}\"]}}\n"},
@@ -244,6 +277,7 @@ func TestLoadWithoutSecrets(t *testing.T) {
 			if tt.wantURL != "" {
 				require.Equal(t, tt.wantURL, s.Alerts.Channels["ops"].URL)
 			}
+			require.Equal(t, tt.wantPort, s.Alerts.Channels["ops"].SMTP.Port)
 		})
 	}
 }
