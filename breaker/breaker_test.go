@@ -627,3 +627,48 @@ func TestRowProbeDue(t *testing.T) {
 	require.False(t, row.ProbeDue)
 	p.Done(ctx, nil)
 }
+
+// TestOpenGaugeCountsLikeHealth: rebound_breaker_open is 1 for a key that
+// counts as open for health and alerts (CountsAsOpen) and 0 for one that
+// does not, while rebound_breaker_state still shows the row's state: an
+// expired hold set by hand and a probe untaken for longer than the grace
+// read 2 and 0.
+func TestOpenGaugeCountsLikeHealth(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{})
+	ctx := context.Background()
+	_, err := tb.db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key, state, trip_count, opened_at, next_probe_at, changed_by, changed_at) VALUES
+		('hold-expired', 'open', 0, now() - interval '80 seconds', now() - interval '40 seconds', 'ops', now() - interval '80 seconds'),
+		('probe-due-after-failures', 'open', 2, now() - interval '40 seconds', now() - interval '10 seconds', NULL, NULL),
+		('probe-due-idle', 'open', 1, now() - interval '90 seconds', now() - interval '61 seconds', NULL, NULL),
+		('half-open', 'half_open', 1, now() - interval '90 seconds', now() - interval '60 seconds', NULL, NULL),
+		('closed', 'closed', 0, NULL, NULL, NULL, NULL)`)
+	require.NoError(t, err)
+	_, err = tb.store.Open(ctx, OpenParams{Key: "held", For: time.Hour, By: "ops"})
+	require.NoError(t, err)
+	want := `
+# HELP rebound_breaker_open 1 while the operation key's circuit breaker counts as open for health and alerts, as this pod sees it: half-open, open with its probe not yet due, or open by failures with its probe due for less than that open's timeout (at least 1m); else 0.
+# TYPE rebound_breaker_open gauge
+rebound_breaker_open{key="closed"} 0
+rebound_breaker_open{key="half-open"} 1
+rebound_breaker_open{key="held"} 1
+rebound_breaker_open{key="hold-expired"} 0
+rebound_breaker_open{key="probe-due-after-failures"} 1
+rebound_breaker_open{key="probe-due-idle"} 0
+# HELP rebound_breaker_state State of the operation key's circuit breaker as this pod sees it: 0 closed, 1 half-open, 2 open.
+# TYPE rebound_breaker_state gauge
+rebound_breaker_state{key="closed"} 0
+rebound_breaker_state{key="half-open"} 1
+rebound_breaker_state{key="held"} 2
+rebound_breaker_state{key="hold-expired"} 2
+rebound_breaker_state{key="probe-due-after-failures"} 2
+rebound_breaker_state{key="probe-due-idle"} 2
+`
+	var last error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if last = testutil.CollectAndCompare(tb.reg, stringsReader(want), "rebound_breaker_open", "rebound_breaker_state"); last == nil {
+			break
+		}
+	}
+	require.NoError(t, last)
+}

@@ -22,6 +22,9 @@ import (
 
 // TestHealthExitCodes: rebound health exits 0 healthy, 2 degraded or
 // unhealthy, 3 critical, 1 on a bad flag; --json is the endpoint's document.
+// A breaker held open by hand is critical while the hold lasts, not once it
+// has expired with no job to take the probe (`rebound breaker open maint1
+// --for 40s`, 80 s later).
 func TestHealthExitCodes(t *testing.T) {
 	t.Parallel()
 	bin := buildRebound(t)
@@ -29,14 +32,16 @@ func TestHealthExitCodes(t *testing.T) {
 		name      string
 		completed int
 		dead      int
-		openKey   bool
+		breaker   string // a circuit_breaker_state row's values, or ""
 		wantCode  int
 		wantState string
 	}{
-		{"healthy", 10, 0, false, 0, "healthy"},
-		{"degraded", 7, 3, false, 2, "degraded"},
-		{"unhealthy", 4, 6, false, 2, "unhealthy"},
-		{"critical", 10, 0, true, 3, "critical"},
+		{"healthy", 10, 0, "", 0, "healthy"},
+		{"degraded", 7, 3, "", 2, "degraded"},
+		{"unhealthy", 4, 6, "", 2, "unhealthy"},
+		{"critical", 10, 0, `('api.example.com', 'open', now(), now() + interval '1 minute', NULL, NULL)`, 3, "critical"},
+		{"maintenance hold", 10, 0, `('maint1', 'open', now() - interval '10 seconds', now() + interval '30 seconds', 'ops', now() - interval '10 seconds')`, 3, "critical"},
+		{"maintenance hold expired", 10, 0, `('maint1', 'open', now() - interval '80 seconds', now() - interval '40 seconds', 'ops', now() - interval '80 seconds')`, 0, "healthy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,8 +51,8 @@ func TestHealthExitCodes(t *testing.T) {
 			_, err := db.Pool.Exec(ctx, `INSERT INTO job_retry_metrics (kind, period_start, period_seconds, attempts, completed, dead_lettered, last_attempt_at)
 				VALUES ('mail', date_trunc('minute', now()), 60, $1, $2, $3, now())`, tt.completed+tt.dead, tt.completed, tt.dead)
 			require.NoError(t, err)
-			if tt.openKey {
-				_, err = db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key, state, opened_at, next_probe_at) VALUES ('api.example.com', 'open', now(), now() + interval '1 minute')`)
+			if tt.breaker != "" {
+				_, err = db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key, state, opened_at, next_probe_at, changed_by, changed_at) VALUES `+tt.breaker)
 				require.NoError(t, err)
 			}
 			out, errOut, code := runRebound(bin, db.URL, "health", "--json")
