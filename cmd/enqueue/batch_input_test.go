@@ -88,24 +88,41 @@ func FuzzReadCSV(f *testing.F) {
 
 // The enqueued line names the last sub-batch's time, and its date when it
 // falls on another day than the first (a time of day alone would read as
-// today).
+// today); it counts jobs, sub-batches and duplicates in the singular or
+// plural and gives the sub-batches' true sizes (3 items in sub-batches of
+// 10 are one sub-batch of 3; the last of several may be smaller).
 func TestEnqueuedTextLastSubBatch(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.Local)
 	tests := []struct {
-		name  string
-		delay time.Duration
-		want  string
+		name        string
+		total, dups int
+		size        int
+		delay       time.Duration
+		want        string
 	}{
-		{"same day", time.Hour, `enqueued batch 7 "b": 3 synthetic job(s) in 3 sub-batch(es) of 1, 1h0m0s apart (last at 12:00:00) in 5ms`},
-		{"another day", 20 * time.Hour, `enqueued batch 7 "b": 3 synthetic job(s) in 3 sub-batch(es) of 1, 20h0m0s apart (last at 2026-12-04 02:00:00) in 5ms`},
+		{"same day", 3, 0, 1, time.Hour, `enqueued batch 7 "b": 3 synthetic jobs in 3 sub-batches of 1 job, 1h0m0s apart (last at 12:00:00) in 5ms`},
+		{"another day", 3, 0, 1, 20 * time.Hour, `enqueued batch 7 "b": 3 synthetic jobs in 3 sub-batches of 1 job, 20h0m0s apart (last at 2026-12-04 02:00:00) in 5ms`},
+		{"fewer items than a sub-batch", 3, 0, 10, 5 * time.Second, `enqueued batch 7 "b": 3 synthetic jobs in 1 sub-batch of 3 jobs in 5ms`},
+		{"one item", 1, 0, 10, 5 * time.Second, `enqueued batch 7 "b": 1 synthetic job in 1 sub-batch of 1 job in 5ms`},
+		{"a smaller last sub-batch", 25, 0, 10, time.Hour, `enqueued batch 7 "b": 25 synthetic jobs in 3 sub-batches of 10 jobs (the last of 5), 1h0m0s apart (last at 12:00:00) in 5ms`},
+		{"even sub-batches", 20, 0, 10, time.Hour, `enqueued batch 7 "b": 20 synthetic jobs in 2 sub-batches of 10 jobs, 1h0m0s apart (last at 11:00:00) in 5ms`},
+		{"one duplicate", 2, 1, 10, 0, `enqueued batch 7 "b": 2 synthetic jobs in 1 sub-batch of 3 jobs; skipped 1 duplicate in 5ms`},
+		{"two duplicates", 1, 2, 10, 0, `enqueued batch 7 "b": 1 synthetic job in 1 sub-batch of 3 jobs; skipped 2 duplicates in 5ms`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res := &batch.Enqueued{ID: 7, Name: "b", Kind: "synthetic", Total: 3,
-				ScheduledAt: []time.Time{t0, t0.Add(tt.delay), t0.Add(2 * tt.delay)}}
-			got := enqueuedText(res, &batchOptions{batchSize: 1, delay: tt.delay}, 5*time.Millisecond)
+			subs := (tt.total + tt.dups + tt.size - 1) / tt.size
+			var at []time.Time
+			for k := range subs {
+				at = append(at, t0.Add(time.Duration(k)*tt.delay))
+			}
+			if tt.delay == 0 {
+				at = at[:1]
+			}
+			res := &batch.Enqueued{ID: 7, Name: "b", Kind: "synthetic", Total: tt.total, SkippedDuplicates: tt.dups, ScheduledAt: at}
+			got := enqueuedText(res, &batchOptions{batchSize: tt.size, delay: tt.delay}, 5*time.Millisecond)
 			require.Equal(t, tt.want, got)
 		})
 	}
