@@ -62,7 +62,7 @@ func WriteText(w io.Writer, s *Summary) error {
 	fmt.Fprintf(&b, "  failed:        %d (dead-lettered)\n", s.Failed)
 	fmt.Fprintf(&b, "  cancelled:     %d\n", s.Cancelled)
 	fmt.Fprintf(&b, "  pending:       %d\n", s.Pending)
-	fmt.Fprintf(&b, "  retried:       %d (needed more than one attempt)\n", s.Retried)
+	fmt.Fprintf(&b, "  retried:       %d (needed more than one attempt, dead-letter replays included)\n", s.Retried)
 	fmt.Fprintf(&b, "  success rate:  %s\n", RateText(s.SuccessRate))
 	if len(s.FailuresByClass) > 0 {
 		parts := make([]string, 0, len(s.FailuresByClass))

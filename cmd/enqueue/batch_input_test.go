@@ -37,15 +37,19 @@ func TestReadCSV(t *testing.T) {
 		{name: "bad week", kind: weekly, csv: "user_id,week\n1,2026-W60\n", wantErr: `users.csv line 2: invalid args: week "2026-W60": 2026 has no week 60 (nothing inserted)`},
 		{name: "missing column", kind: weekly, csv: "user_id\n1\n2\n", wantErr: `users.csv line 2: invalid args: week "": want an ISO week such as 2026-W49 (and 1 more bad lines; nothing inserted)`},
 		{name: "ragged row", kind: weekly, csv: "user_id,week\n1,2026-W49,x\n", wantErr: "users.csv line 2: 3 fields, but the header has 2 (nothing inserted)"},
-		{name: "duplicate column", kind: weekly, csv: "user_id,user_id\n1,2\n", wantErr: `users.csv line 1: column "user_id" appears twice`},
-		{name: "unnamed column", kind: weekly, csv: "user_id,\n1,2\n", wantErr: "users.csv line 1: column 2 has no name"},
+		{name: "duplicate column", kind: weekly, csv: "user_id,user_id\n1,2\n", wantErr: `users.csv line 1: column "user_id" appears twice (nothing inserted)`},
+		{name: "unnamed column", kind: weekly, csv: "user_id,\n1,2\n", wantErr: "users.csv line 1: column 2 has no name (nothing inserted)"},
 		{name: "invalid UTF-8", kind: weekly, csv: "user_id,week\n1,2026-W49\xff\n", wantErr: "users.csv line 2: column week: not valid UTF-8 (nothing inserted)"},
-		{name: "empty", kind: weekly, csv: "", wantErr: "users.csv: empty (want a header row naming the args fields)"},
+		{name: "empty", kind: weekly, csv: "", wantErr: "users.csv: empty (want a header row naming the args fields; nothing inserted)"},
+		{name: "bare quote", kind: weekly, csv: "user_id,week\n1,20\"26\n", wantErr: `users.csv line 2: a " inside a cell that does not start with " (quote the whole cell and double each " in it: "say ""hi""") (nothing inserted)`},
+		{name: "unclosed quote", kind: weekly, csv: "user_id,week\n1,\"2026-W49\n", wantErr: `users.csv line 2: a quoted cell is not closed, or a " inside it is not doubled (nothing inserted)`},
+		{name: "NDJSON read as CSV", kind: weekly, csv: `{"user_id": 1, "week": "2026-W49"}` + "\n", wantErr: `users.csv line 1: a " inside a cell that does not start with " (quote the whole cell and double each " in it: "say ""hi"""); it looks like NDJSON (it starts with {): give --format ndjson (nothing inserted)`},
+		{name: "NDJSON without quotes read as CSV", kind: weekly, csv: "{}\n", wantErr: `users.csv line 1: column "{}" is not a field of weekly_intelligence args (fields: user_id, week); it looks like NDJSON (it starts with {): give --format ndjson (nothing inserted)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			lines, err := readCSV(tt.kind, "users.csv", strings.NewReader(tt.csv))
+			lines, err := readCSV(tt.kind, "users.csv", strings.NewReader(tt.csv), strings.HasPrefix(tt.csv, "{"))
 			if tt.wantErr != "" {
 				require.ErrorContains(t, err, tt.wantErr)
 				return
@@ -73,7 +77,7 @@ func FuzzReadCSV(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		lines, err := readCSV(weekly, "f.csv", strings.NewReader(in))
+		lines, err := readCSV(weekly, "f.csv", strings.NewReader(in), false)
 		if err != nil {
 			return
 		}
