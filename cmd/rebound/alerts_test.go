@@ -116,6 +116,12 @@ func TestAlertsCommands(t *testing.T) {
 	}{
 		{"set without a name", []string{"alerts", "set"}, "rebound: missing NAME\n"},
 		{"create without metric", []string{"alerts", "set", "new-rule", "--threshold", "1", "--severity", "error"}, "rebound: rule \"new-rule\" does not exist: --metric is required to create it\n"},
+		// The values given are checked before the missing ones are asked for.
+		{"create with a bad metric, without severity", []string{"alerts", "set", "newrule", "--metric", "bogus", "--threshold", "1"}, "rebound: invalid --metric \"bogus\": one of failure_rate, breaker_open, dlq_unresolved, dlq_growth, dlq_oldest_age\n"},
+		{"create with a bad threshold, without metric", []string{"alerts", "set", "newrule", "--threshold", "-3"}, "rebound: invalid --threshold \"-3\": a number from 0 up\n"},
+		{"create with a bad window, without the rest", []string{"alerts", "set", "newrule", "--window", "5s"}, "rebound: invalid --window \"5s\": whole seconds from 1m to 720h\n"},
+		{"create without threshold and severity", []string{"alerts", "set", "newrule", "--metric", "dlq_growth"}, "rebound: rule \"newrule\" does not exist: --threshold and --severity are required to create it\n"},
+		{"create with nothing", []string{"alerts", "set", "newrule", "--channels", ""}, "rebound: rule \"newrule\" does not exist: --metric, --threshold and --severity are required to create it\n"},
 		{"bad metric", []string{"alerts", "set", "failure-rate-error", "--metric", "cpu"}, "rebound: invalid --metric \"cpu\": one of failure_rate, breaker_open, dlq_unresolved, dlq_growth, dlq_oldest_age\n"},
 		{"bad severity", []string{"alerts", "set", "failure-rate-error", "--severity", "page"}, "rebound: invalid --severity \"page\": warning, error or critical\n"},
 		{"negative threshold", []string{"alerts", "set", "failure-rate-error", "--threshold", "-1"}, "rebound: invalid --threshold \"-1\": a number from 0 up\n"},
@@ -161,7 +167,7 @@ func TestAlertsCommands(t *testing.T) {
 			"rebound: --config is empty: give the workers' configuration file, or leave --config out\n"},
 		{"--config missing", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", filepath.Join(dir, "missing.yaml")},
 			"rebound: config: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory\n"},
-		{"set name not UTF-8", []string{"alerts", "set", "x\xff", "--threshold", "3"}, "rebound: rule \"x\\xff\" does not exist: --metric is required to create it\n"},
+		{"set name not UTF-8", []string{"alerts", "set", "x\xff", "--threshold", "3"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"create name not UTF-8", []string{"alerts", "set", "x\xff", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"enable name not UTF-8", []string{"alerts", "enable", "x\xff"}, "rebound: no alert rule \"x\\xff\" (see `rebound alerts list`)\n"},
 		{"history --rule empty", []string{"alerts", "history", "--rule", ""}, "rebound: --rule is empty: give a rule name, or leave --rule out for every rule's events\n"},
