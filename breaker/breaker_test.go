@@ -672,3 +672,82 @@ rebound_breaker_state{key="probe-due-idle"} 2
 	}
 	require.NoError(t, last)
 }
+
+// TestOpenSinceSpansAnOutage: open_since is the first open of an outage,
+// kept through failed probes (which move opened_at) and holds set by hand
+// while open, and cleared by every close (a probe's success, a reset, SQL);
+// a row that leaves closed, whoever opens it, takes its opened_at.
+func TestOpenSinceSpansAnOutage(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{Settings: Settings{FailureThreshold: 1, OpenTimeout: time.Hour}})
+	ctx := context.Background()
+	get := func() *Row {
+		t.Helper()
+		row, err := tb.store.Get(ctx, "k")
+		require.NoError(t, err)
+		return row
+	}
+	// probe makes the probe due and runs one call as the probe, once this
+	// pod sees it due.
+	probe := func(outcome error) {
+		t.Helper()
+		_, err := tb.db.Pool.Exec(ctx, `UPDATE circuit_breaker_state SET next_probe_at = now() - interval '1 second' WHERE breaker_key = 'k'`)
+		require.NoError(t, err)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			p, err := tb.b.Allow(ctx, "k")
+			if err == nil {
+				require.True(t, p.Probe())
+				p.Done(ctx, outcome)
+				return
+			}
+			require.ErrorIs(t, err, ErrOpenState)
+			require.True(t, time.Now().Before(deadline), "the probe never came due in this pod's view")
+		}
+	}
+	sql := func(stmt string) {
+		t.Helper()
+		_, err := tb.db.Pool.Exec(ctx, stmt)
+		require.NoError(t, err)
+	}
+
+	require.ErrorIs(t, tb.b.Execute(ctx, "k", fail), errDown)
+	tripped := get()
+	require.Equal(t, StateOpen, tripped.State)
+	require.NotNil(t, tripped.OpenSince)
+	require.Equal(t, *tripped.OpenedAt, *tripped.OpenSince, "a trip from closed starts the outage")
+
+	probe(errDown)
+	reopened := get()
+	require.Equal(t, StateOpen, reopened.State)
+	require.Equal(t, 2, reopened.TripCount)
+	require.True(t, reopened.OpenedAt.After(*tripped.OpenedAt), "a failed probe sets opened_at again")
+	require.Equal(t, *tripped.OpenSince, *reopened.OpenSince, "and keeps open_since")
+
+	_, err := tb.store.Open(ctx, OpenParams{Key: "k", For: time.Hour, By: "ops"})
+	require.NoError(t, err)
+	held := get()
+	require.True(t, held.OpenedAt.After(*reopened.OpenedAt))
+	require.Equal(t, *tripped.OpenSince, *held.OpenSince, "a hold set during an outage keeps its start")
+
+	probe(nil)
+	closed := get()
+	require.Equal(t, StateClosed, closed.State)
+	require.Nil(t, closed.OpenSince, "a probe's success closes: no outage")
+
+	_, err = tb.store.Open(ctx, OpenParams{Key: "k", For: time.Hour, By: "ops"})
+	require.NoError(t, err)
+	hold := get()
+	require.Equal(t, *hold.OpenedAt, *hold.OpenSince, "a hold set on a closed breaker starts an outage")
+
+	sql(`UPDATE circuit_breaker_state SET state = 'closed' WHERE breaker_key = 'k'`)
+	require.Nil(t, get().OpenSince, "a close by SQL clears it")
+
+	sql(`UPDATE circuit_breaker_state SET state = 'open' WHERE breaker_key = 'k'`)
+	bySQL := get()
+	require.NotNil(t, bySQL.OpenSince)
+	require.Equal(t, *bySQL.OpenedAt, *bySQL.OpenSince, "an open by SQL starts an outage")
+
+	_, err = tb.store.Reset(ctx, ResetParams{Key: "k", By: "ops"})
+	require.NoError(t, err)
+	require.Nil(t, get().OpenSince, "a reset clears it")
+}

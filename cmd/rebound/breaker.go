@@ -253,6 +253,7 @@ func printRow(w io.Writer, r *breaker.Row) error {
 		{"probe successes", fmt.Sprint(r.SuccessCount)},
 		{"window", fmt.Sprintf("%d calls, %d failures since %s", r.WindowCalls, r.WindowFailures, timeOrDash(r.WindowStartedAt))},
 		{"trips", fmt.Sprint(r.TripCount)},
+		{"open since", timeOrDash(r.OpenSince)},
 		{"opened at", timeOrDash(r.OpenedAt)},
 		{"next probe at", timeOrDash(r.NextProbeAt)},
 		{"probes", orDash(strings.Join(probes, "; "))},

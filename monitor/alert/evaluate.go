@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rebound-queue/rebound/breaker"
@@ -87,7 +88,7 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 			// recovered (judging only 'open' resolved the alert at every
 			// probe and fired it again at the probe's failure), and a
 			// probe-due breaker nobody calls stops counting.
-			rows, err := db.Query(ctx, `SELECT breaker_key, state, opened_at, next_probe_at, changed_at, trip_count
+			rows, err := db.Query(ctx, `SELECT breaker_key, state, opened_at, next_probe_at, changed_at, trip_count, open_since
 			                              FROM circuit_breaker_state WHERE state IN ('open', 'half_open') ORDER BY breaker_key`)
 			if err != nil {
 				return nil, fmt.Errorf("read circuit breakers: %w", err)
@@ -95,8 +96,8 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 			for rows.Next() {
 				var b openBreaker
 				var state string
-				var opened, next, changed *time.Time
-				if err := rows.Scan(&b.key, &state, &opened, &next, &changed, &b.trips); err != nil {
+				var opened, next, changed, since *time.Time
+				if err := rows.Scan(&b.key, &state, &opened, &next, &changed, &b.trips, &since); err != nil {
 					rows.Close()
 					return nil, fmt.Errorf("read circuit breakers: %w", err)
 				}
@@ -104,7 +105,7 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 					rows.Close()
 					return nil, fmt.Errorf("read circuit breakers: %w", err)
 				}
-				b.openedAt, b.nextProbeAt, b.changedAt = finite(opened), finite(next), finite(changed)
+				b.openedAt, b.nextProbeAt, b.changedAt, b.openSince = finite(opened), finite(next), finite(changed), finite(since)
 				if breaker.CountsAsOpen(b.state, b.openedAt, b.nextProbeAt, b.changedAt, now) && 1 > r.Threshold {
 					out = append(out, Condition{Rule: r.Name, Metric: r.Metric, Subject: b.key, Severity: r.Severity, Value: 1, Threshold: r.Threshold,
 						Message: b.message(now)})
@@ -162,10 +163,10 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 // openBreaker is a row of circuit_breaker_state as the breaker_open rule
 // reads it (zero times: NULL columns).
 type openBreaker struct {
-	key                              string
-	state                            breaker.State
-	openedAt, nextProbeAt, changedAt time.Time
-	trips                            int
+	key                                         string
+	state                                       breaker.State
+	openedAt, nextProbeAt, changedAt, openSince time.Time
+	trips                                       int
 }
 
 // finite is *t, zero for NULL.
@@ -176,33 +177,48 @@ func finite(t *time.Time) time.Time {
 	return *t
 }
 
-// message describes a breaker that counts as open at now. The row keeps
-// only the last open's time (a failed probe sets opened_at again), so an
-// outage of several opens is told by their number and the last one's age:
-// "open (opened 7 times since it was last closed, last 2s ago)".
+// message describes a breaker that counts as open at now: how long it has
+// been out of closed (open_since, the first open of this outage; opened_at
+// restarts at every re-open), how many times it opened in that time and
+// the last one's age when more than once, or that an operator holds it
+// open:
+//
+//	circuit breaker "api" is open (for 5m3s; opened 7 times, last 0s ago): its jobs are parked
+//	circuit breaker "maint1" is open (for 10s; held open by hand 10s ago, for another 30s): its jobs are parked
 func (b openBreaker) message(now time.Time) string {
 	ago := func(t time.Time) string { return max(now.Sub(t), 0).Round(time.Second).String() }
-	var since string
+	since := b.openSince
+	if since.IsZero() {
+		since = b.openedAt
+	}
+	var parts []string
+	switch {
+	case since.IsZero():
+		parts = append(parts, "since an unknown time")
+	case b.state == breaker.StateHalfOpen:
+		parts = append(parts, "out of closed for "+ago(since))
+	default:
+		parts = append(parts, "for "+ago(since))
+	}
 	switch {
 	case b.openedAt.IsZero():
-		since = "since an unknown time"
 	case !b.changedAt.IsZero() && !b.changedAt.Before(b.openedAt):
-		since = "held open by hand " + ago(b.openedAt) + " ago"
+		hold := "held open by hand " + ago(b.openedAt) + " ago"
 		if b.state == breaker.StateOpen && b.nextProbeAt.After(now) {
-			since += ", for another " + b.nextProbeAt.Sub(now).Round(time.Second).String()
+			hold += ", for another " + b.nextProbeAt.Sub(now).Round(time.Second).String()
 		}
+		parts = append(parts, hold)
 	case b.trips > 1:
-		since = fmt.Sprintf("opened %d times since it was last closed, last %s ago", b.trips, ago(b.openedAt))
-	default:
-		since = "opened " + ago(b.openedAt) + " ago"
+		parts = append(parts, fmt.Sprintf("opened %d times, last %s ago", b.trips, ago(b.openedAt)))
 	}
+	detail := strings.Join(parts, "; ")
 	switch {
 	case b.state == breaker.StateHalfOpen:
-		return fmt.Sprintf("circuit breaker %q is half-open (%s): probing, its other jobs are parked", b.key, since)
+		return fmt.Sprintf("circuit breaker %q is half-open (%s): probing, its other jobs are parked", b.key, detail)
 	case !b.nextProbeAt.IsZero() && !b.nextProbeAt.After(now):
-		return fmt.Sprintf("circuit breaker %q is open (%s): its probe has been due for %s and no job has taken it yet", b.key, since, ago(b.nextProbeAt))
+		return fmt.Sprintf("circuit breaker %q is open (%s): its probe has been due for %s and no job has taken it yet", b.key, detail, ago(b.nextProbeAt))
 	}
-	return fmt.Sprintf("circuit breaker %q is open (%s): its jobs are parked", b.key, since)
+	return fmt.Sprintf("circuit breaker %q is open (%s): its jobs are parked", b.key, detail)
 }
 
 // round1 rounds to one decimal, as job health shows rates.

@@ -26,26 +26,30 @@ func TestBreakerOpenFiresWhileItHoldsJobsOff(t *testing.T) {
 	pool := dbtest.Pool(t)
 	now := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
 	tests := []struct {
-		key                string
-		state              string
-		trips              int
-		opened, next, hand string // seconds relative to now as an interval, or NULL
-		want               string // "" when the rule must not hold
+		key                       string
+		state                     string
+		trips                     int
+		since, opened, next, hand string // seconds relative to now as an interval, or NULL
+		want                      string // "" when the rule must not hold
 	}{
-		{"closed", "closed", 0, "NULL", "NULL", "NULL", ""},
-		{"half-open", "half_open", 1, "-90", "-60", "NULL", `circuit breaker "half-open" is half-open (opened 1m30s ago): probing, its other jobs are parked`},
-		{"open-no-probe-time", "open", 1, "-30", "NULL", "NULL", `circuit breaker "open-no-probe-time" is open (opened 30s ago): its jobs are parked`},
-		{"open", "open", 1, "-20", "10", "NULL", `circuit breaker "open" is open (opened 20s ago): its jobs are parked`},
-		{"reopened", "open", 7, "-0.2", "30", "-3600", `circuit breaker "reopened" is open (opened 7 times since it was last closed, last 0s ago): its jobs are parked`},
-		{"probe-due-recently", "open", 2, "-40", "-10", "NULL", `circuit breaker "probe-due-recently" is open (opened 2 times since it was last closed, last 40s ago): its probe has been due for 10s and no job has taken it yet`},
-		{"probe-due-59s", "open", 1, "-89", "-59", "NULL", `circuit breaker "probe-due-59s" is open (opened 1m29s ago): its probe has been due for 59s and no job has taken it yet`},
-		{"probe-due-60s", "open", 1, "-90", "-60", "NULL", ""},
-		{"probe-due-long-open", "open", 3, "-400", "-100", "NULL", `circuit breaker "probe-due-long-open" is open (opened 3 times since it was last closed, last 6m40s ago): its probe has been due for 1m40s and no job has taken it yet`},
-		{"probe-due-past-long-open", "open", 3, "-601", "-301", "NULL", ""},
-		{"hold", "open", 0, "-10", "30", "-10", `circuit breaker "hold" is open (held open by hand 10s ago, for another 30s): its jobs are parked`},
-		{"hold-expired", "open", 0, "-80", "-40", "-80", ""},
-		{"hold-expired-just-now", "open", 0, "-40", "-0.001", "-40", ""},
-		{"reopened-after-hold", "open", 1, "-5", "25", "-100", `circuit breaker "reopened-after-hold" is open (opened 5s ago): its jobs are parked`},
+		{"closed", "closed", 0, "NULL", "NULL", "NULL", "NULL", ""},
+		{"half-open", "half_open", 1, "-90", "-90", "-60", "NULL", `circuit breaker "half-open" is half-open (out of closed for 1m30s): probing, its other jobs are parked`},
+		{"half-open-again", "half_open", 3, "-300", "-40", "-10", "NULL", `circuit breaker "half-open-again" is half-open (out of closed for 5m0s; opened 3 times, last 40s ago): probing, its other jobs are parked`},
+		{"open-no-probe-time", "open", 1, "-30", "-30", "NULL", "NULL", `circuit breaker "open-no-probe-time" is open (for 30s): its jobs are parked`},
+		{"open", "open", 1, "-20", "-20", "10", "NULL", `circuit breaker "open" is open (for 20s): its jobs are parked`},
+		// 20 s of failed probes: the outage's length, not the last open's 0s.
+		{"reopened", "open", 7, "-20", "-0.2", "30", "-3600", `circuit breaker "reopened" is open (for 20s; opened 7 times, last 0s ago): its jobs are parked`},
+		{"open-since-unknown", "open", 2, "NULL", "-12", "30", "NULL", `circuit breaker "open-since-unknown" is open (for 12s; opened 2 times, last 12s ago): its jobs are parked`},
+		{"probe-due-recently", "open", 2, "-100", "-40", "-10", "NULL", `circuit breaker "probe-due-recently" is open (for 1m40s; opened 2 times, last 40s ago): its probe has been due for 10s and no job has taken it yet`},
+		{"probe-due-59s", "open", 1, "-89", "-89", "-59", "NULL", `circuit breaker "probe-due-59s" is open (for 1m29s): its probe has been due for 59s and no job has taken it yet`},
+		{"probe-due-60s", "open", 1, "-90", "-90", "-60", "NULL", ""},
+		{"probe-due-long-open", "open", 3, "-900", "-400", "-100", "NULL", `circuit breaker "probe-due-long-open" is open (for 15m0s; opened 3 times, last 6m40s ago): its probe has been due for 1m40s and no job has taken it yet`},
+		{"probe-due-past-long-open", "open", 3, "-900", "-601", "-301", "NULL", ""},
+		{"hold", "open", 0, "-10", "-10", "30", "-10", `circuit breaker "hold" is open (for 10s; held open by hand 10s ago, for another 30s): its jobs are parked`},
+		{"hold-in-an-outage", "open", 4, "-600", "-10", "30", "-10", `circuit breaker "hold-in-an-outage" is open (for 10m0s; held open by hand 10s ago, for another 30s): its jobs are parked`},
+		{"hold-expired", "open", 0, "-80", "-80", "-40", "-80", ""},
+		{"hold-expired-just-now", "open", 0, "-40", "-40", "-0.001", "-40", ""},
+		{"reopened-after-hold", "open", 1, "-100", "-5", "25", "-100", `circuit breaker "reopened-after-hold" is open (for 1m40s): its jobs are parked`},
 	}
 	interval := func(v string) string {
 		if v == "NULL" {
@@ -54,9 +58,11 @@ func TestBreakerOpenFiresWhileItHoldsJobsOff(t *testing.T) {
 		return "n.t + interval '" + v + " seconds'"
 	}
 	for _, tt := range tests {
+		// A NULL open_since out of closed takes opened_at (the trigger of
+		// migration 015), as the rule's fallback would.
 		_, err := pool.Exec(ctx, `WITH n AS (SELECT $1::timestamptz AS t)
-			INSERT INTO circuit_breaker_state (breaker_key, state, trip_count, opened_at, next_probe_at, changed_by, changed_at)
-			SELECT $2, $3, $4, `+interval(tt.opened)+`, `+interval(tt.next)+`, CASE WHEN `+interval(tt.hand)+` IS NULL THEN NULL ELSE 'ops' END, `+interval(tt.hand)+` FROM n`,
+			INSERT INTO circuit_breaker_state (breaker_key, state, trip_count, open_since, opened_at, next_probe_at, changed_by, changed_at)
+			SELECT $2, $3, $4, `+interval(tt.since)+`, `+interval(tt.opened)+`, `+interval(tt.next)+`, CASE WHEN `+interval(tt.hand)+` IS NULL THEN NULL ELSE 'ops' END, `+interval(tt.hand)+` FROM n`,
 			now, tt.key, tt.state, tt.trips)
 		require.NoError(t, err, tt.key)
 	}
@@ -78,7 +84,7 @@ func TestBreakerOpenFiresWhileItHoldsJobsOff(t *testing.T) {
 	for _, tt := range tests {
 		require.Equal(t, tt.want, got[tt.key], tt.key)
 	}
-	require.Len(t, got, 9)
+	require.Len(t, got, 12)
 }
 
 // TestDLQMessagesCountNouns: the dead-letter rules' messages say "1
