@@ -184,15 +184,18 @@ func finite(t *time.Time) time.Time {
 // open:
 //
 //	circuit breaker "api" is open (for 5m3s; opened 7 times, last 0s ago): its jobs are parked
-//	circuit breaker "maint1" is open (for 10s; held open by hand 10s ago, for another 30s): its jobs are parked
+//	circuit breaker "maint1" is open (held open by hand 10s ago, for another 30s): its jobs are parked
 func (b openBreaker) message(now time.Time) string {
 	ago := func(t time.Time) string { return max(now.Sub(t), 0).Round(time.Second).String() }
 	since := b.openSince
 	if since.IsZero() {
 		since = b.openedAt
 	}
+	byHand := !b.openedAt.IsZero() && !b.changedAt.IsZero() && !b.changedAt.Before(b.openedAt)
 	var parts []string
 	switch {
+	case byHand && since.Equal(b.openedAt):
+		// The hold started the time out of closed: said once, below.
 	case since.IsZero():
 		parts = append(parts, "since an unknown time")
 	case b.state == breaker.StateHalfOpen:
@@ -202,7 +205,7 @@ func (b openBreaker) message(now time.Time) string {
 	}
 	switch {
 	case b.openedAt.IsZero():
-	case !b.changedAt.IsZero() && !b.changedAt.Before(b.openedAt):
+	case byHand:
 		hold := "held open by hand " + ago(b.openedAt) + " ago"
 		if b.state == breaker.StateOpen && b.nextProbeAt.After(now) {
 			hold += ", for another " + b.nextProbeAt.Sub(now).Round(time.Second).String()

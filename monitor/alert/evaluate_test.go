@@ -45,7 +45,7 @@ func TestBreakerOpenFiresWhileItHoldsJobsOff(t *testing.T) {
 		{"probe-due-60s", "open", 1, "-90", "-90", "-60", "NULL", ""},
 		{"probe-due-long-open", "open", 3, "-900", "-400", "-100", "NULL", `circuit breaker "probe-due-long-open" is open (for 15m0s; opened 3 times, last 6m40s ago): its probe has been due for 1m40s and no job has taken it yet`},
 		{"probe-due-past-long-open", "open", 3, "-900", "-601", "-301", "NULL", ""},
-		{"hold", "open", 0, "-10", "-10", "30", "-10", `circuit breaker "hold" is open (for 10s; held open by hand 10s ago, for another 30s): its jobs are parked`},
+		{"hold", "open", 0, "-10", "-10", "30", "-10", `circuit breaker "hold" is open (held open by hand 10s ago, for another 30s): its jobs are parked`},
 		{"hold-in-an-outage", "open", 4, "-600", "-10", "30", "-10", `circuit breaker "hold-in-an-outage" is open (for 10m0s; held open by hand 10s ago, for another 30s): its jobs are parked`},
 		{"hold-expired", "open", 0, "-80", "-80", "-40", "-80", ""},
 		{"hold-expired-just-now", "open", 0, "-40", "-40", "-0.001", "-40", ""},
