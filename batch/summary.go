@@ -39,7 +39,10 @@ type Summary struct {
 	// Pending is Total minus the finished jobs (never below 0).
 	Pending int64 `json:"pending"`
 	// Retried is the number of succeeded or failed jobs that needed more
-	// than one attempt (included in those counts, not added to them).
+	// than one attempt (included in those counts, not added to them). A
+	// job replayed from the dead-letter queue counts by its replay, which
+	// always needed more than one attempt (the dead-lettered run and the
+	// replay's): replaying a job dead-lettered at its first attempt adds 1.
 	Retried int64 `json:"retried"`
 	// SuccessRate is Succeeded / (Succeeded + Failed) x 100, rounded to one
 	// decimal; nil (JSON null, "n/a") while both are 0.

@@ -19,6 +19,34 @@ func RateText(rate *float64) string {
 	return strconv.FormatFloat(*rate, 'f', 1, 64) + "%"
 }
 
+// SubBatchesText describes how items jobs split into sub-batches of size:
+// "1 sub-batch of 3 jobs", "3 sub-batches of 10 jobs", "3 sub-batches of
+// 10 jobs (the last of 5)", "1 sub-batch of 1 job"; "no sub-batch" for 0
+// items. A size below 1 is taken as 1.
+func SubBatchesText(items, size int64) string {
+	size = max(size, 1)
+	if items <= 0 {
+		return "no sub-batch"
+	}
+	subs := (items + size - 1) / size
+	if subs == 1 {
+		return fmt.Sprintf("1 sub-batch of %d %s", items, plural(items, "job", "jobs"))
+	}
+	s := fmt.Sprintf("%d sub-batches of %d %s", subs, size, plural(size, "job", "jobs"))
+	if last := items - (subs-1)*size; last != size {
+		s += fmt.Sprintf(" (the last of %d)", last)
+	}
+	return s
+}
+
+// plural is one for n == 1, else many.
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // WriteText writes s for people, one "field: value" per line, as `rebound
 // batch show` and `enqueue batch --wait` print it.
 func WriteText(w io.Writer, s *Summary) error {
@@ -34,7 +62,7 @@ func WriteText(w io.Writer, s *Summary) error {
 	fmt.Fprintf(&b, "  failed:        %d (dead-lettered)\n", s.Failed)
 	fmt.Fprintf(&b, "  cancelled:     %d\n", s.Cancelled)
 	fmt.Fprintf(&b, "  pending:       %d\n", s.Pending)
-	fmt.Fprintf(&b, "  retried:       %d (needed more than one attempt)\n", s.Retried)
+	fmt.Fprintf(&b, "  retried:       %d (needed more than one attempt, dead-letter replays included)\n", s.Retried)
 	fmt.Fprintf(&b, "  success rate:  %s\n", RateText(s.SuccessRate))
 	if len(s.FailuresByClass) > 0 {
 		parts := make([]string, 0, len(s.FailuresByClass))
@@ -54,8 +82,11 @@ func WriteText(w io.Writer, s *Summary) error {
 		}
 		fmt.Fprintf(&b, "  dead letters:  %s%s (rebound dlq show ID)\n", strings.Join(ids, " "), more)
 	}
-	fmt.Fprintf(&b, "  sub-batches:   %d jobs, %s apart, from %s\n", s.BatchSize,
-		time.Duration(s.DelayBetweenBatchesMS)*time.Millisecond, s.StartsAt.UTC().Format(time.RFC3339))
+	subs := SubBatchesText(s.Total, int64(s.BatchSize))
+	if s.Total > int64(s.BatchSize) {
+		subs += ", " + (time.Duration(s.DelayBetweenBatchesMS) * time.Millisecond).String() + " apart"
+	}
+	fmt.Fprintf(&b, "  sub-batches:   %s, from %s\n", subs, s.StartsAt.UTC().Format(time.RFC3339))
 	if s.CallbackKind != "" {
 		cb := "pending"
 		switch {

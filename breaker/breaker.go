@@ -150,6 +150,8 @@ type snapshot struct {
 	failureCount   int
 	windowFailures int64
 	nextProbeAt    time.Time
+	openedAt       time.Time // zero: NULL
+	changedAt      time.Time // zero: NULL
 	probes         []time.Time
 	updatedAt      time.Time
 }
@@ -664,6 +666,7 @@ func (b *Breaker) apply(row *Row) {
 	if row.NextProbeAt != nil {
 		ns.nextProbeAt = *row.NextProbeAt
 	}
+	ns.openedAt, ns.changedAt = deref(row.OpenedAt), deref(row.ChangedAt)
 	for _, t := range row.Probes {
 		ns.probes = append(ns.probes, t)
 	}

@@ -627,3 +627,127 @@ func TestRowProbeDue(t *testing.T) {
 	require.False(t, row.ProbeDue)
 	p.Done(ctx, nil)
 }
+
+// TestOpenGaugeCountsLikeHealth: rebound_breaker_open is 1 for a key that
+// counts as open for health and alerts (CountsAsOpen) and 0 for one that
+// does not, while rebound_breaker_state still shows the row's state: an
+// expired hold set by hand and a probe untaken for longer than the grace
+// read 2 and 0.
+func TestOpenGaugeCountsLikeHealth(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{})
+	ctx := context.Background()
+	_, err := tb.db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key, state, trip_count, opened_at, next_probe_at, changed_by, changed_at) VALUES
+		('hold-expired', 'open', 0, now() - interval '80 seconds', now() - interval '40 seconds', 'ops', now() - interval '80 seconds'),
+		('probe-due-after-failures', 'open', 2, now() - interval '40 seconds', now() - interval '10 seconds', NULL, NULL),
+		('probe-due-idle', 'open', 1, now() - interval '90 seconds', now() - interval '61 seconds', NULL, NULL),
+		('half-open', 'half_open', 1, now() - interval '90 seconds', now() - interval '60 seconds', NULL, NULL),
+		('closed', 'closed', 0, NULL, NULL, NULL, NULL)`)
+	require.NoError(t, err)
+	_, err = tb.store.Open(ctx, OpenParams{Key: "held", For: time.Hour, By: "ops"})
+	require.NoError(t, err)
+	want := `
+# HELP rebound_breaker_open 1 while the operation key's circuit breaker counts as open for health and alerts, as this pod sees it: half-open, open with its probe not yet due, or open by failures with its probe due for less than that open's timeout (at least 1m); else 0.
+# TYPE rebound_breaker_open gauge
+rebound_breaker_open{key="closed"} 0
+rebound_breaker_open{key="half-open"} 1
+rebound_breaker_open{key="held"} 1
+rebound_breaker_open{key="hold-expired"} 0
+rebound_breaker_open{key="probe-due-after-failures"} 1
+rebound_breaker_open{key="probe-due-idle"} 0
+# HELP rebound_breaker_state State of the operation key's circuit breaker as this pod sees it: 0 closed, 1 half-open, 2 open.
+# TYPE rebound_breaker_state gauge
+rebound_breaker_state{key="closed"} 0
+rebound_breaker_state{key="half-open"} 1
+rebound_breaker_state{key="held"} 2
+rebound_breaker_state{key="hold-expired"} 2
+rebound_breaker_state{key="probe-due-after-failures"} 2
+rebound_breaker_state{key="probe-due-idle"} 2
+`
+	var last error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if last = testutil.CollectAndCompare(tb.reg, stringsReader(want), "rebound_breaker_open", "rebound_breaker_state"); last == nil {
+			break
+		}
+	}
+	require.NoError(t, last)
+}
+
+// TestOpenSinceSpansAnOutage: open_since is the first open of an outage,
+// kept through failed probes (which move opened_at) and holds set by hand
+// while open, and cleared by every close (a probe's success, a reset, SQL);
+// a row that leaves closed, whoever opens it, takes its opened_at.
+func TestOpenSinceSpansAnOutage(t *testing.T) {
+	t.Parallel()
+	tb := setup(t, Config{Settings: Settings{FailureThreshold: 1, OpenTimeout: time.Hour}})
+	ctx := context.Background()
+	get := func() *Row {
+		t.Helper()
+		row, err := tb.store.Get(ctx, "k")
+		require.NoError(t, err)
+		return row
+	}
+	// probe makes the probe due and runs one call as the probe, once this
+	// pod sees it due.
+	probe := func(outcome error) {
+		t.Helper()
+		_, err := tb.db.Pool.Exec(ctx, `UPDATE circuit_breaker_state SET next_probe_at = now() - interval '1 second' WHERE breaker_key = 'k'`)
+		require.NoError(t, err)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			p, err := tb.b.Allow(ctx, "k")
+			if err == nil {
+				require.True(t, p.Probe())
+				p.Done(ctx, outcome)
+				return
+			}
+			require.ErrorIs(t, err, ErrOpenState)
+			require.True(t, time.Now().Before(deadline), "the probe never came due in this pod's view")
+		}
+	}
+	sql := func(stmt string) {
+		t.Helper()
+		_, err := tb.db.Pool.Exec(ctx, stmt)
+		require.NoError(t, err)
+	}
+
+	require.ErrorIs(t, tb.b.Execute(ctx, "k", fail), errDown)
+	tripped := get()
+	require.Equal(t, StateOpen, tripped.State)
+	require.NotNil(t, tripped.OpenSince)
+	require.Equal(t, *tripped.OpenedAt, *tripped.OpenSince, "a trip from closed starts the outage")
+
+	probe(errDown)
+	reopened := get()
+	require.Equal(t, StateOpen, reopened.State)
+	require.Equal(t, 2, reopened.TripCount)
+	require.True(t, reopened.OpenedAt.After(*tripped.OpenedAt), "a failed probe sets opened_at again")
+	require.Equal(t, *tripped.OpenSince, *reopened.OpenSince, "and keeps open_since")
+
+	_, err := tb.store.Open(ctx, OpenParams{Key: "k", For: time.Hour, By: "ops"})
+	require.NoError(t, err)
+	held := get()
+	require.True(t, held.OpenedAt.After(*reopened.OpenedAt))
+	require.Equal(t, *tripped.OpenSince, *held.OpenSince, "a hold set during an outage keeps its start")
+
+	probe(nil)
+	closed := get()
+	require.Equal(t, StateClosed, closed.State)
+	require.Nil(t, closed.OpenSince, "a probe's success closes: no outage")
+
+	_, err = tb.store.Open(ctx, OpenParams{Key: "k", For: time.Hour, By: "ops"})
+	require.NoError(t, err)
+	hold := get()
+	require.Equal(t, *hold.OpenedAt, *hold.OpenSince, "a hold set on a closed breaker starts an outage")
+
+	sql(`UPDATE circuit_breaker_state SET state = 'closed' WHERE breaker_key = 'k'`)
+	require.Nil(t, get().OpenSince, "a close by SQL clears it")
+
+	sql(`UPDATE circuit_breaker_state SET state = 'open' WHERE breaker_key = 'k'`)
+	bySQL := get()
+	require.NotNil(t, bySQL.OpenSince)
+	require.Equal(t, *bySQL.OpenedAt, *bySQL.OpenSince, "an open by SQL starts an outage")
+
+	_, err = tb.store.Reset(ctx, ResetParams{Key: "k", By: "ops"})
+	require.NoError(t, err)
+	require.Nil(t, get().OpenSince, "a reset clears it")
+}

@@ -26,6 +26,12 @@
 // "open (probe due)" in `rebound breaker list`): the breaker no longer holds
 // calls off.
 //
+// Health, the breaker_open alert rule and the rebound_breaker_open gauge
+// judge a breaker by CountsAsOpen: half-open, open before its probe time,
+// or opened by failures with its probe due for less than that open's
+// timeout (at least ProbeDueGrace) count as open; an expired hold set by
+// hand and a probe untaken for longer do not.
+//
 // # Operation keys
 //
 // A key is 1 to MaxKeyLength (255) characters of UTF-8, not blank, without

@@ -21,6 +21,7 @@ const OtherKey = "_other"
 // Metrics are the breaker's Prometheus metrics for one pod:
 //
 //	rebound_breaker_state{key}                       gauge: 0 closed, 1 half-open, 2 open (this pod's view)
+//	rebound_breaker_open{key}                        gauge: 1 while the breaker counts as open (CountsAsOpen), else 0
 //	rebound_breaker_transitions_total{key,from,to}   transitions this pod made (statements it ran)
 //	rebound_breaker_short_circuited_total{key}       calls this pod refused
 //	rebound_breaker_stale_results_total{key}         outcomes that belonged to an older generation and changed nothing
@@ -37,6 +38,7 @@ type Metrics struct {
 	shortCircuits *prometheus.CounterVec
 	staleResults  *prometheus.CounterVec
 	stateDesc     *prometheus.Desc
+	openDesc      *prometheus.Desc
 	mu            sync.Mutex
 	keys          map[string]struct{}
 	breakers      []*Breaker
@@ -60,6 +62,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"key"}),
 		stateDesc: prometheus.NewDesc("rebound_breaker_state",
 			"State of the operation key's circuit breaker as this pod sees it: 0 closed, 1 half-open, 2 open.",
+			[]string{"key"}, nil),
+		openDesc: prometheus.NewDesc("rebound_breaker_open",
+			"1 while the operation key's circuit breaker counts as open for health and alerts, as this pod sees it: half-open, open with its probe not yet due, or open by failures with its probe due for less than that open's timeout (at least 1m); else 0.",
 			[]string{"key"}, nil),
 		keys: map[string]struct{}{},
 	}
@@ -141,11 +146,14 @@ func (m *Metrics) staleN(key string, n int64) {
 	m.staleResults.WithLabelValues(m.label(key)).Add(float64(n))
 }
 
-// stateCollector exports rebound_breaker_state from the attached breakers'
-// local views at scrape time.
+// stateCollector exports rebound_breaker_state and rebound_breaker_open
+// from the attached breakers' local views at scrape time.
 type stateCollector struct{ m *Metrics }
 
-func (c stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.stateDesc }
+func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.m.stateDesc
+	ch <- c.m.openDesc
+}
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
@@ -153,7 +161,9 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	breakers := m.breakers
 	m.mu.Unlock()
 	states := map[string]State{}
+	open := map[string]bool{}
 	for _, b := range breakers {
+		dbNow := b.dbNow()
 		var keys []string
 		b.views.Range(func(k, val any) bool {
 			if val.(*keyView).snap.Load().exists {
@@ -165,14 +175,23 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		m.mu.Lock()
 		for _, k := range keys {
 			l := m.labelLocked(k)
-			s := b.State(k)
-			if old, ok := states[l]; !ok || s > old {
-				states[l] = s
+			snap := absent
+			if v, ok := b.views.Load(k); ok {
+				snap = v.(*keyView).snap.Load()
 			}
+			if old, ok := states[l]; !ok || snap.state > old {
+				states[l] = snap.state
+			}
+			open[l] = open[l] || CountsAsOpen(snap.state, snap.openedAt, snap.nextProbeAt, snap.changedAt, dbNow)
 		}
 		m.mu.Unlock()
 	}
 	for l, s := range states {
 		ch <- prometheus.MustNewConstMetric(m.stateDesc, prometheus.GaugeValue, float64(s), l)
+		v := 0.0
+		if open[l] {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.openDesc, prometheus.GaugeValue, v, l)
 	}
 }

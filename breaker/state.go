@@ -111,3 +111,63 @@ func (e *OpenError) Error() string {
 func (e *OpenError) Is(target error) bool {
 	return target == ErrOpenState || (target == ErrTooManyProbes && e.State == StateHalfOpen)
 }
+
+// ProbeDueGrace is the least time a breaker opened by failures still counts
+// as open (see CountsAsOpen) after its probe came due with no call to take
+// it: 1 minute. Pods wake a job parked behind a key within about a second
+// of its probe time (their refresh) and River's scheduler makes snoozed
+// jobs runnable every 5 seconds, so a probe due this long and untaken means
+// no job for the key is waiting on a running pod.
+const ProbeDueGrace = time.Minute
+
+// CountsAsOpen reports whether a breaker in state, last opened at openedAt,
+// probe-due at nextProbeAt and last changed by hand at changedAt (zero
+// times: NULL columns) counts as open at now (database clock) for `rebound
+// health`, the breaker_open alert rule and the rebound_breaker_open gauge:
+//
+//   - half-open: yes (probing; a failed probe re-opens it).
+//   - open, probe not yet due (or no next_probe_at): yes, it holds the
+//     key's calls and jobs off.
+//   - open, probe due, the open made by hand (changedAt >= openedAt: rebound
+//     breaker open, the admin API, SQL): no. The hold has expired and
+//     nothing proved the downstream down; if it still is, the first job
+//     probes, fails and re-opens it, and it counts again.
+//   - open, probe due, opened by failures: yes while the probe has been due
+//     for less than the open's own timeout (nextProbeAt - openedAt), at
+//     least ProbeDueGrace; then no. While jobs wait, a failing probe
+//     re-opens the breaker within milliseconds of the probe time, so an
+//     outage never stops counting between re-opens; a key nobody calls
+//     stops counting once the probe has gone untaken that long.
+//   - closed (or any other state): no.
+func CountsAsOpen(state State, openedAt, nextProbeAt, changedAt, now time.Time) bool {
+	switch state {
+	case StateHalfOpen:
+		return true
+	case StateOpen:
+		if nextProbeAt.IsZero() || nextProbeAt.After(now) {
+			return true
+		}
+		if !changedAt.IsZero() && !openedAt.IsZero() && !changedAt.Before(openedAt) {
+			return false
+		}
+		grace := ProbeDueGrace
+		if !openedAt.IsZero() {
+			grace = max(grace, nextProbeAt.Sub(openedAt))
+		}
+		return now.Sub(nextProbeAt) < grace
+	}
+	return false
+}
+
+// CountsAsOpen reports whether the row's breaker counts as open at now
+// (database clock); see the function CountsAsOpen.
+func (r *Row) CountsAsOpen(now time.Time) bool {
+	return CountsAsOpen(r.State, deref(r.OpenedAt), deref(r.NextProbeAt), deref(r.ChangedAt), now)
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}

@@ -43,6 +43,12 @@ type Row struct {
 	OpenedAt *time.Time `json:"opened_at"`
 	// NextProbeAt is when an open breaker may admit its first probe.
 	NextProbeAt *time.Time `json:"next_probe_at"`
+	// OpenSince is when the breaker last left closed: the first open of
+	// the outage it is in, kept through its re-opens and probes (OpenedAt
+	// is the last open); nil while closed. Kept by a trigger on every
+	// write (migration 015); rows out of closed when 015 was applied took
+	// their OpenedAt.
+	OpenSince *time.Time `json:"open_since"`
 	// ProbeDue reports that the breaker is open and NextProbeAt had passed,
 	// by the database clock, when the row was read: the next call for the
 	// key is admitted as a probe (and moves the row to half_open). The row
@@ -77,7 +83,7 @@ func (r *Row) setProbeDue(dbNow time.Time) {
 // columns is the select list every statement returns, in scanRow's order.
 // The last column is the database clock at the statement.
 const columns = `breaker_key, state, generation, failure_count, success_count,
-	window_started_at, window_calls, window_failures, trip_count, opened_at, next_probe_at,
+	window_started_at, window_calls, window_failures, trip_count, opened_at, next_probe_at, open_since,
 	coalesce(last_error, ''), last_failure_at, last_success_at,
 	coalesce(changed_by, ''), coalesce(change_reason, ''), changed_at, probes, created_at, updated_at, now()`
 
@@ -88,7 +94,7 @@ func scanRow(r pgx.Row) (*Row, time.Time, error) {
 		now   time.Time
 	)
 	err := r.Scan(&row.Key, &state, &row.Generation, &row.FailureCount, &row.SuccessCount,
-		&row.WindowStartedAt, &row.WindowCalls, &row.WindowFailures, &row.TripCount, &row.OpenedAt, &row.NextProbeAt,
+		&row.WindowStartedAt, &row.WindowCalls, &row.WindowFailures, &row.TripCount, &row.OpenedAt, &row.NextProbeAt, &row.OpenSince,
 		&row.LastError, &row.LastFailureAt, &row.LastSuccessAt,
 		&row.ChangedBy, &row.ChangeReason, &row.ChangedAt, &row.Probes, &row.CreatedAt, &row.UpdatedAt, &now)
 	if err != nil {
@@ -295,7 +301,7 @@ func (s *Store) cas(ctx context.Context, update string, args ...any) (casResult,
 	var state string
 	err := s.db.QueryRow(ctx, sql, args...).Scan(&res.applied, &res.tripped,
 		&row.Key, &state, &row.Generation, &row.FailureCount, &row.SuccessCount,
-		&row.WindowStartedAt, &row.WindowCalls, &row.WindowFailures, &row.TripCount, &row.OpenedAt, &row.NextProbeAt,
+		&row.WindowStartedAt, &row.WindowCalls, &row.WindowFailures, &row.TripCount, &row.OpenedAt, &row.NextProbeAt, &row.OpenSince,
 		&row.LastError, &row.LastFailureAt, &row.LastSuccessAt,
 		&row.ChangedBy, &row.ChangeReason, &row.ChangedAt, &row.Probes, &row.CreatedAt, &row.UpdatedAt, &res.dbNow)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -318,7 +324,7 @@ func (s *Store) cas(ctx context.Context, update string, args ...any) (casResult,
 // updReturning is the RETURNING list of every CAS update: the row's
 // columns (without now(), which cas adds) plus the tripped flag.
 const updReturning = `RETURNING s.breaker_key, s.state, s.generation, s.failure_count, s.success_count,
-	s.window_started_at, s.window_calls, s.window_failures, s.trip_count, s.opened_at, s.next_probe_at,
+	s.window_started_at, s.window_calls, s.window_failures, s.trip_count, s.opened_at, s.next_probe_at, s.open_since,
 	s.last_error, s.last_failure_at, s.last_success_at, s.changed_by, s.change_reason, s.changed_at,
 	s.probes, s.created_at, s.updated_at`
 

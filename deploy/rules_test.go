@@ -32,7 +32,7 @@ func TestPrometheusRules(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"check rules", []string{"check", "rules", "rebound.rules.yml"}, "SUCCESS: 19 rules found"},
+		{"check rules", []string{"check", "rules", "rebound.rules.yml"}, "SUCCESS: 20 rules found"},
 		{"test rules", []string{"test", "rules", filepath.Join("tests", "rebound.rules.test.yml")}, "SUCCESS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

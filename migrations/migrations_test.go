@@ -256,3 +256,40 @@ func TestVersionNumbersAreIdentities(t *testing.T) {
 		require.True(t, seen[v], "version %d is applied in the field: keep its file", v)
 	}
 }
+
+// TestBreakerOpenSinceBackfill: migration 015 gives a breaker out of closed
+// its opened_at as open_since (the first open of its outage is not known),
+// leaves a closed one's NULL, and stamps nothing else: updated_at (the
+// pods' refresh, the idle cleanup) stays.
+func TestBreakerOpenSinceBackfill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	var sql string
+	for _, m := range migrations.All() {
+		if m.Version == 15 {
+			sql = m.SQL
+		}
+	}
+	require.NotEmpty(t, sql)
+	// The database as 014 left it, with a breaker open for a while and a
+	// closed one.
+	_, err := db.Pool.Exec(ctx, `DROP TRIGGER circuit_breaker_state_open_since ON circuit_breaker_state;
+		DROP FUNCTION circuit_breaker_state_open_since();
+		ALTER TABLE circuit_breaker_state DROP COLUMN open_since;
+		INSERT INTO circuit_breaker_state (breaker_key, state, trip_count, opened_at, next_probe_at, updated_at) VALUES
+			('down', 'open', 4, now() - interval '20 seconds', now() + interval '10 seconds', now() - interval '20 seconds'),
+			('fine', 'closed', 0, NULL, NULL, now() - interval '1 hour')`)
+	require.NoError(t, err)
+	var before string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT string_agg(breaker_key || ' ' || updated_at::text, ', ' ORDER BY breaker_key) FROM circuit_breaker_state`).Scan(&before))
+	_, err = db.Pool.Exec(ctx, sql)
+	require.NoError(t, err)
+	var after string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT string_agg(breaker_key || ' ' || updated_at::text, ', ' ORDER BY breaker_key) FROM circuit_breaker_state`).Scan(&after))
+	require.Equal(t, before, after)
+	var got string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT string_agg(breaker_key || ': ' || CASE WHEN open_since IS NULL THEN 'NULL' WHEN open_since = opened_at THEN 'opened_at' ELSE open_since::text END, ', ' ORDER BY breaker_key)
+		FROM circuit_breaker_state`).Scan(&got))
+	require.Equal(t, "down: opened_at, fine: NULL", got)
+}

@@ -234,8 +234,16 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 }
 
 func enqueuedText(res *batch.Enqueued, o *batchOptions, took time.Duration) string {
-	subs := (res.Total + o.batchSize - 1) / o.batchSize
-	msg := fmt.Sprintf("enqueued batch %d %q: %d %s job(s) in %d sub-batch(es) of %d", res.ID, res.Name, res.Total, res.Kind, subs, o.batchSize)
+	// Items are split by their position in the input, duplicates skipped
+	// included.
+	items := res.Total + res.SkippedDuplicates
+	subs := (items + o.batchSize - 1) / o.batchSize
+	jobs := "jobs"
+	if res.Total == 1 {
+		jobs = "job"
+	}
+	msg := fmt.Sprintf("enqueued batch %d %q: %d %s %s in %s", res.ID, res.Name, res.Total, res.Kind, jobs,
+		batch.SubBatchesText(int64(items), int64(o.batchSize)))
 	if subs > 1 && o.delay > 0 {
 		first, last := res.ScheduledAt[0].Local(), res.ScheduledAt[len(res.ScheduledAt)-1].Local()
 		layout := time.TimeOnly
@@ -245,7 +253,11 @@ func enqueuedText(res *batch.Enqueued, o *batchOptions, took time.Duration) stri
 		msg += fmt.Sprintf(", %s apart (last at %s)", o.delay, last.Format(layout))
 	}
 	if res.SkippedDuplicates > 0 {
-		msg += fmt.Sprintf("; skipped %d duplicate(s)", res.SkippedDuplicates)
+		dups := "duplicates"
+		if res.SkippedDuplicates == 1 {
+			dups = "duplicate"
+		}
+		msg += fmt.Sprintf("; skipped %d %s", res.SkippedDuplicates, dups)
 	}
 	return msg + fmt.Sprintf(" in %s", took.Round(time.Millisecond))
 }

@@ -67,7 +67,8 @@ func readItems(kind jobs.Kind, path, format string, stdin io.Reader) ([]line, st
 		lines, err := readFile(kind, path, br)
 		return lines, format, err
 	}
-	lines, err := readCSV(kind, displayName(path), br)
+	trimmed := bytes.TrimLeft(bytes.TrimPrefix(peek, []byte("\xef\xbb\xbf")), " \t\r\n")
+	lines, err := readCSV(kind, displayName(path), br, len(trimmed) > 0 && trimmed[0] == '{')
 	return lines, format, err
 }
 
@@ -76,16 +77,22 @@ func readItems(kind jobs.Kind, path, format string, stdin io.Reader) ([]line, st
 // number fields become JSON numbers, "true or false" fields booleans,
 // object, array and "any JSON" fields must hold JSON; an empty cell leaves
 // the field out (its default applies). Every row is checked by the kind's
-// Parse.
-func readCSV(kind jobs.Kind, name string, r io.Reader) ([]line, error) {
+// Parse. Every error ends in "(nothing inserted)"; when looksNDJSON (the
+// input starts with '{'), an error of the header row or of the CSV syntax
+// says that the input looks like NDJSON and how to read it so.
+func readCSV(kind jobs.Kind, name string, r io.Reader, looksNDJSON bool) ([]line, error) {
+	hint := ""
+	if looksNDJSON {
+		hint = "; it looks like NDJSON (it starts with {): give --format ndjson"
+	}
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: empty (want a header row naming the args fields)", name)
+		return nil, fmt.Errorf("%s: empty (want a header row naming the args fields; nothing inserted)", name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", name, csvError(err))
+		return nil, fmt.Errorf("%s %s%s (nothing inserted)", name, csvError(err), hint)
 	}
 	header = slices.Clone(header)
 	if len(header) > 0 {
@@ -104,13 +111,13 @@ func readCSV(kind jobs.Kind, name string, r io.Reader) ([]line, error) {
 		header[i] = h
 		switch {
 		case !utf8.ValidString(h) || strings.ContainsFunc(h, unicode.IsControl):
-			return nil, fmt.Errorf("%s line 1: column %d: name %s is not valid UTF-8 or holds a control character", name, i+1, quoteCell(h))
+			return nil, fmt.Errorf("%s line 1: column %d: name %s is not valid UTF-8 or holds a control character%s (nothing inserted)", name, i+1, quoteCell(h), hint)
 		case h == "":
-			return nil, fmt.Errorf("%s line 1: column %d has no name", name, i+1)
+			return nil, fmt.Errorf("%s line 1: column %d has no name%s (nothing inserted)", name, i+1, hint)
 		case seen[h]:
-			return nil, fmt.Errorf("%s line 1: column %s appears twice", name, quoteCell(h))
+			return nil, fmt.Errorf("%s line 1: column %s appears twice%s (nothing inserted)", name, quoteCell(h), hint)
 		case len(fields) > 0 && types[h] == "":
-			return nil, fmt.Errorf("%s line 1: column %s is not a field of %s args (fields: %s)", name, quoteCell(h), kind.Name, strings.Join(known, ", "))
+			return nil, fmt.Errorf("%s line 1: column %s is not a field of %s args (fields: %s)%s (nothing inserted)", name, quoteCell(h), kind.Name, strings.Join(known, ", "), hint)
 		}
 		seen[h] = true
 	}
@@ -138,7 +145,7 @@ func readCSV(kind jobs.Kind, name string, r io.Reader) ([]line, error) {
 				continue
 			}
 			// A malformed quote stops the reader: report it now.
-			return nil, fmt.Errorf("%s: %s (nothing inserted)", name, csvError(err))
+			return nil, fmt.Errorf("%s %s%s (nothing inserted)", name, csvError(err), hint)
 		}
 		row, _ := cr.FieldPos(0)
 		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" && len(header) > 1 {
@@ -246,11 +253,23 @@ func quoteCell(cell string) string {
 	return strconv.Quote(cell[:cut]) + "…"
 }
 
-// csvError says a CSV reader error without Go's "record on line" wording.
+// csvError says a CSV reader error as "line N: what is wrong", in words
+// rather than the CSV reader's ("bare \" in non-quoted-field").
 func csvError(err error) string {
 	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return fmt.Sprintf("line %d: %v", pe.StartLine, pe.Err)
+	if !errors.As(err, &pe) {
+		return err.Error()
 	}
-	return err.Error()
+	what := pe.Err.Error()
+	switch {
+	case errors.Is(pe.Err, csv.ErrBareQuote):
+		what = `a " inside a cell that does not start with " (quote the whole cell and double each " in it: "say ""hi""")`
+	case errors.Is(pe.Err, csv.ErrQuote):
+		what = `a quoted cell is not closed, or a " inside it is not doubled`
+	}
+	line := pe.StartLine
+	if pe.Line > 0 && errors.Is(pe.Err, csv.ErrBareQuote) {
+		line = pe.Line
+	}
+	return fmt.Sprintf("line %d: %s", line, what)
 }

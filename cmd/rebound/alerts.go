@@ -206,7 +206,8 @@ func alertsSetCmd(a *app) *cobra.Command {
 		Use:   "set NAME",
 		Short: "Create a rule, or change the given settings of one",
 		Long: `set creates the rule NAME (--metric, --threshold and --severity required) or
-changes only the flags given of an existing one. Metrics: failure_rate (percent
+changes only the flags given of an existing one. Creating, the name and the
+values given are checked first; then every missing required flag is named. Metrics: failure_rate (percent
 per kind, judged with at least --min-jobs finished jobs in --window),
 breaker_open, dlq_unresolved, dlq_growth (dead letters in --window),
 dlq_oldest_age (seconds). Only failure_rate and dlq_growth have a window:
@@ -250,13 +251,18 @@ each notification of the rule through that channel as failed.`,
 			if err != nil && !creating {
 				return err
 			}
+			// The values given are checked before the missing ones are
+			// asked for: a missing required flag stands in as a valid
+			// placeholder until then.
+			var missing []string
 			if creating {
 				for _, req := range []string{"metric", "threshold", "severity"} {
 					if !flags.Changed(req) {
-						return fmt.Errorf("rule %q does not exist: --%s is required to create it", args[0], req)
+						missing = append(missing, "--"+req)
 					}
 				}
-				r = alert.Rule{Name: args[0], Window: 15 * time.Minute, Cooldown: alert.DefaultCooldown, Enabled: true, Channels: []string{}}
+				r = alert.Rule{Name: args[0], Metric: alert.MetricDLQUnresolved, Severity: alert.SeverityWarning,
+					Window: 15 * time.Minute, Cooldown: alert.DefaultCooldown, Enabled: true, Channels: []string{}}
 			}
 			if flags.Changed("metric") {
 				r.Metric = metric
@@ -295,12 +301,22 @@ each notification of the rule through that channel as failed.`,
 				// A value this command was given is refused as its flag; one
 				// the rule already had (a threshold of 500 that a new
 				// --metric failure_rate makes wrong) in the rule's terms.
-				if fe, ok := errors.AsType[*alert.FieldError](err); ok {
+				fe, ok := errors.AsType[*alert.FieldError](err)
+				if ok {
 					if flag := strings.ReplaceAll(fe.Field, "_", "-"); fe.Field != "name" && flags.Changed(flag) {
 						return fmt.Errorf("invalid --%s %q: %s", flag, flags.Lookup(flag).Value.String(), fe.Problem)
 					}
 				}
-				return fmt.Errorf("rule %q: %w", r.Name, err)
+				if len(missing) == 0 || (ok && fe.Field == "name") {
+					return fmt.Errorf("rule %q: %w", r.Name, err)
+				}
+			}
+			if len(missing) > 0 {
+				verb := "is"
+				if len(missing) > 1 {
+					verb = "are"
+				}
+				return fmt.Errorf("rule %q does not exist: %s %s required to create it", args[0], andList(missing), verb)
 			}
 			if flags.Changed("window") && !alert.UsesWindow(r.Metric) {
 				// Saved, it would be ignored: the metric is a state now.
@@ -543,4 +559,12 @@ func exactlyOneName(_ *cobra.Command, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("one NAME expected, got %d arguments", len(args))
+}
+
+// andList joins items as people list them: "a", "a and b", "a, b and c".
+func andList(items []string) string {
+	if len(items) <= 1 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
 }

@@ -22,6 +22,9 @@ import (
 
 // TestHealthExitCodes: rebound health exits 0 healthy, 2 degraded or
 // unhealthy, 3 critical, 1 on a bad flag; --json is the endpoint's document.
+// A breaker held open by hand is critical while the hold lasts, not once it
+// has expired with no job to take the probe (`rebound breaker open maint1
+// --for 40s`, 80 s later).
 func TestHealthExitCodes(t *testing.T) {
 	t.Parallel()
 	bin := buildRebound(t)
@@ -29,14 +32,16 @@ func TestHealthExitCodes(t *testing.T) {
 		name      string
 		completed int
 		dead      int
-		openKey   bool
+		breaker   string // a circuit_breaker_state row's values, or ""
 		wantCode  int
 		wantState string
 	}{
-		{"healthy", 10, 0, false, 0, "healthy"},
-		{"degraded", 7, 3, false, 2, "degraded"},
-		{"unhealthy", 4, 6, false, 2, "unhealthy"},
-		{"critical", 10, 0, true, 3, "critical"},
+		{"healthy", 10, 0, "", 0, "healthy"},
+		{"degraded", 7, 3, "", 2, "degraded"},
+		{"unhealthy", 4, 6, "", 2, "unhealthy"},
+		{"critical", 10, 0, `('api.example.com', 'open', now(), now() + interval '1 minute', NULL, NULL)`, 3, "critical"},
+		{"maintenance hold", 10, 0, `('maint1', 'open', now() - interval '10 seconds', now() + interval '30 seconds', 'ops', now() - interval '10 seconds')`, 3, "critical"},
+		{"maintenance hold expired", 10, 0, `('maint1', 'open', now() - interval '80 seconds', now() - interval '40 seconds', 'ops', now() - interval '80 seconds')`, 0, "healthy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,8 +51,8 @@ func TestHealthExitCodes(t *testing.T) {
 			_, err := db.Pool.Exec(ctx, `INSERT INTO job_retry_metrics (kind, period_start, period_seconds, attempts, completed, dead_lettered, last_attempt_at)
 				VALUES ('mail', date_trunc('minute', now()), 60, $1, $2, $3, now())`, tt.completed+tt.dead, tt.completed, tt.dead)
 			require.NoError(t, err)
-			if tt.openKey {
-				_, err = db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key, state, opened_at, next_probe_at) VALUES ('api.example.com', 'open', now(), now() + interval '1 minute')`)
+			if tt.breaker != "" {
+				_, err = db.Pool.Exec(ctx, `INSERT INTO circuit_breaker_state (breaker_key, state, opened_at, next_probe_at, changed_by, changed_at) VALUES `+tt.breaker)
 				require.NoError(t, err)
 			}
 			out, errOut, code := runRebound(bin, db.URL, "health", "--json")
@@ -111,6 +116,12 @@ func TestAlertsCommands(t *testing.T) {
 	}{
 		{"set without a name", []string{"alerts", "set"}, "rebound: missing NAME\n"},
 		{"create without metric", []string{"alerts", "set", "new-rule", "--threshold", "1", "--severity", "error"}, "rebound: rule \"new-rule\" does not exist: --metric is required to create it\n"},
+		// The values given are checked before the missing ones are asked for.
+		{"create with a bad metric, without severity", []string{"alerts", "set", "newrule", "--metric", "bogus", "--threshold", "1"}, "rebound: invalid --metric \"bogus\": one of failure_rate, breaker_open, dlq_unresolved, dlq_growth, dlq_oldest_age\n"},
+		{"create with a bad threshold, without metric", []string{"alerts", "set", "newrule", "--threshold", "-3"}, "rebound: invalid --threshold \"-3\": a number from 0 up\n"},
+		{"create with a bad window, without the rest", []string{"alerts", "set", "newrule", "--window", "5s"}, "rebound: invalid --window \"5s\": whole seconds from 1m to 720h\n"},
+		{"create without threshold and severity", []string{"alerts", "set", "newrule", "--metric", "dlq_growth"}, "rebound: rule \"newrule\" does not exist: --threshold and --severity are required to create it\n"},
+		{"create with nothing", []string{"alerts", "set", "newrule", "--channels", ""}, "rebound: rule \"newrule\" does not exist: --metric, --threshold and --severity are required to create it\n"},
 		{"bad metric", []string{"alerts", "set", "failure-rate-error", "--metric", "cpu"}, "rebound: invalid --metric \"cpu\": one of failure_rate, breaker_open, dlq_unresolved, dlq_growth, dlq_oldest_age\n"},
 		{"bad severity", []string{"alerts", "set", "failure-rate-error", "--severity", "page"}, "rebound: invalid --severity \"page\": warning, error or critical\n"},
 		{"negative threshold", []string{"alerts", "set", "failure-rate-error", "--threshold", "-1"}, "rebound: invalid --threshold \"-1\": a number from 0 up\n"},
@@ -156,7 +167,7 @@ func TestAlertsCommands(t *testing.T) {
 			"rebound: --config is empty: give the workers' configuration file, or leave --config out\n"},
 		{"--config missing", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", filepath.Join(dir, "missing.yaml")},
 			"rebound: config: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory\n"},
-		{"set name not UTF-8", []string{"alerts", "set", "x\xff", "--threshold", "3"}, "rebound: rule \"x\\xff\" does not exist: --metric is required to create it\n"},
+		{"set name not UTF-8", []string{"alerts", "set", "x\xff", "--threshold", "3"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"create name not UTF-8", []string{"alerts", "set", "x\xff", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"enable name not UTF-8", []string{"alerts", "enable", "x\xff"}, "rebound: no alert rule \"x\\xff\" (see `rebound alerts list`)\n"},
 		{"history --rule empty", []string{"alerts", "history", "--rule", ""}, "rebound: --rule is empty: give a rule name, or leave --rule out for every rule's events\n"},

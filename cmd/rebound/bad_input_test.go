@@ -96,7 +96,7 @@ func TestBadInputReboundCommands(t *testing.T) {
 		{"breaker reset unknown key", []string{"breaker", "reset", "nope"}, `no circuit breaker state for key "nope"`},
 		{"breaker reset reason over the cap", []string{"breaker", "reset", "api.example.com", "--reason", long}, "--reason: 2000 bytes, longer than 1024"},
 		{"alerts set no name", []string{"alerts", "set"}, "missing NAME"},
-		{"alerts set new without metric", []string{"alerts", "set", "x"}, `rule "x" does not exist: --metric is required`},
+		{"alerts set new without metric", []string{"alerts", "set", "x"}, `rule "x" does not exist: --metric, --threshold and --severity are required to create it`},
 		{"alerts set threshold negative", []string{"alerts", "set", "x", "--metric", "failure_rate", "--threshold", "-5", "--severity", "error"}, `invalid --threshold "-5": a number from 0 up`},
 		{"alerts set threshold NaN", []string{"alerts", "set", "x", "--metric", "failure_rate", "--threshold", "NaN", "--severity", "error"}, `invalid --threshold "NaN": a number from 0 up`},
 		{"alerts set threshold infinite", []string{"alerts", "set", "x", "--metric", "failure_rate", "--threshold", "Inf", "--severity", "error"}, `invalid --threshold "+Inf": a number from 0 up`},

@@ -27,7 +27,10 @@ right after River's cleaner deletes finished jobs.
   failed      jobs dead-lettered (and not replayed from the DLQ)
   cancelled   jobs an operator cancelled or deleted before they finished
   pending     jobs not finished yet
-  retried     succeeded or failed jobs that needed more than one attempt
+  retried     succeeded or failed jobs that needed more than one attempt; a job
+              replayed from the dead-letter queue (rebound dlq retry) counts
+              (its dead-lettered run and the replay are two), so replaying a
+              job dead-lettered at its first attempt adds one
   success     succeeded / (succeeded + failed) x 100; n/a while both are 0`,
 	})
 	var limit int

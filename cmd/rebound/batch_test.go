@@ -53,7 +53,7 @@ func TestBatchCommands(t *testing.T) {
 
 	out, errOut, code = runRebound(bin, db.URL, "batch", "show", fmt.Sprint(res.ID))
 	require.Equal(t, 0, code, errOut)
-	require.Contains(t, out, fmt.Sprintf("batch %d \"notes\" (note)\n  status:        running\n  total:         4\n  succeeded:     2\n  failed:        1 (dead-lettered)\n  cancelled:     0\n  pending:       1\n  retried:       2 (needed more than one attempt)\n  success rate:  66.7%%\n  failures:      server_error 1\n  dead letters:  %d (rebound dlq show ID)\n  sub-batches:   2 jobs, 0s apart, from ", res.ID, entry))
+	require.Contains(t, out, fmt.Sprintf("batch %d \"notes\" (note)\n  status:        running\n  total:         4\n  succeeded:     2\n  failed:        1 (dead-lettered)\n  cancelled:     0\n  pending:       1\n  retried:       2 (needed more than one attempt, dead-letter replays included)\n  success rate:  66.7%%\n  failures:      server_error 1\n  dead letters:  %d (rebound dlq show ID)\n  sub-batches:   2 sub-batches of 2 jobs, 0s apart, from ", res.ID, entry))
 
 	out, errOut, code = runRebound(bin, db.URL, "batch", "show", fmt.Sprint(res.ID), "--json")
 	require.Equal(t, 0, code, errOut)

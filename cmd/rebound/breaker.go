@@ -37,7 +37,9 @@ Secrets in the last error (X-Api-Key: ..., token=..., Bearer ...) show as
 An open breaker whose NEXT PROBE AT has passed (database clock) shows as
 "open (probe due)" ("probe_due": true in JSON): it no longer holds calls off,
 and the next job for the key runs as its probe. It stays open in the table
-until that job comes.`,
+until that job comes. rebound health and the breaker-open alert stop counting
+it at once if the open was a hold set by hand, else once its probe has been
+due for as long as that open lasted (at least 1m) (docs/circuit-breakers.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pool, err := a.connectMigrated(cmd.Context())
@@ -253,6 +255,7 @@ func printRow(w io.Writer, r *breaker.Row) error {
 		{"probe successes", fmt.Sprint(r.SuccessCount)},
 		{"window", fmt.Sprintf("%d calls, %d failures since %s", r.WindowCalls, r.WindowFailures, timeOrDash(r.WindowStartedAt))},
 		{"trips", fmt.Sprint(r.TripCount)},
+		{"open since", timeOrDash(r.OpenSince)},
 		{"opened at", timeOrDash(r.OpenedAt)},
 		{"next probe at", timeOrDash(r.NextProbeAt)},
 		{"probes", orDash(strings.Join(probes, "; "))},

@@ -73,6 +73,11 @@ func TestBreakerCommands(t *testing.T) {
 	require.Equal(t, breaker.StateOpen, row.State)
 	require.Equal(t, 10*time.Minute, row.NextProbeAt.Sub(*row.OpenedAt))
 	require.Equal(t, "alice", row.ChangedBy)
+	require.NotNil(t, row.OpenSince)
+	require.Equal(t, *row.OpenedAt, *row.OpenSince, "a hold on a closed breaker starts its time out of closed")
+	out, _, code = runRebound(bin, db.URL, "breaker", "show", "api.example.com")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "open since:      "+row.OpenSince.Local().Format(time.RFC3339))
 
 	out, _, code = runRebound(bin, db.URL, "breaker", "list")
 	require.Equal(t, 0, code)
@@ -92,6 +97,7 @@ func TestBreakerCommands(t *testing.T) {
 	require.Equal(t, 0, code)
 	require.Contains(t, out, "state:           closed\n")
 	require.Contains(t, out, "changed by:      bob\n")
+	require.Contains(t, out, "open since:      -\n")
 }
 
 // The list table shortens long keys and errors; --json and show give them

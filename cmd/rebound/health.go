@@ -25,6 +25,11 @@ func newHealthCmd(a *app) *cobra.Command {
 its status, success rate (completed / finished, in percent, over --window; "-"
 when no job finished), time since its last attempt and issues, then the alert
 rules that hold now. --json prints the same document as the endpoint.
+A circuit breaker counts (the breaker-open rule, critical) while it is
+half-open, open before its probe time, or opened by failures with its probe
+due for less than that open's timeout (at least 1m); not once a hold set by
+hand (rebound breaker open --for) has expired, nor once a probe has gone
+untaken that long (docs/circuit-breakers.md).
 
 Exit code: 0 healthy, 2 degraded or unhealthy, 3 critical; 1 means the command
 itself failed (bad flag, database unreachable).`,

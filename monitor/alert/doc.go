@@ -9,7 +9,7 @@
 // its metric's value is strictly above its threshold. The seeded rules are
 // the seed's thresholds: failure rate above 20 % (warning) and above 50 %
 // (error) per kind over 15 minutes with at least 10 finished jobs; any
-// circuit breaker open (critical); more than 50 (error) and 100 (critical)
+// circuit breaker that counts as open (critical; see MetricBreakerOpen); more than 50 (error) and 100 (critical)
 // unresolved dead-letter entries; more than 20 jobs dead-lettered in an
 // hour (warning); an unresolved entry older than a day (warning).
 //

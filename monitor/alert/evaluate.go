@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/monitor/metricstore"
 )
 
@@ -81,25 +83,32 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 				}
 			}
 		case MetricBreakerOpen:
-			// Half-open is not recovered: the breaker is probing after
-			// opening, and goes back to open if the probe fails. Judging
-			// only 'open' resolved the alert at every probe and fired it
-			// again at the probe's failure.
-			rows, err := db.Query(ctx, `SELECT breaker_key, state, extract(epoch FROM $1::timestamptz - coalesce(opened_at, $1::timestamptz))::float8
-			                              FROM circuit_breaker_state WHERE state IN ('open', 'half_open') ORDER BY breaker_key`, now)
+			// A breaker counts while breaker.CountsAsOpen says so (the
+			// rebound_breaker_open gauge's rule): half-open is not
+			// recovered (judging only 'open' resolved the alert at every
+			// probe and fired it again at the probe's failure), and a
+			// probe-due breaker nobody calls stops counting.
+			rows, err := db.Query(ctx, `SELECT breaker_key, state, opened_at, next_probe_at, changed_at, trip_count, open_since
+			                              FROM circuit_breaker_state WHERE state IN ('open', 'half_open') ORDER BY breaker_key`)
 			if err != nil {
 				return nil, fmt.Errorf("read circuit breakers: %w", err)
 			}
 			for rows.Next() {
-				var key, state string
-				var openFor float64
-				if err := rows.Scan(&key, &state, &openFor); err != nil {
+				var b openBreaker
+				var state string
+				var opened, next, changed, since *time.Time
+				if err := rows.Scan(&b.key, &state, &opened, &next, &changed, &b.trips, &since); err != nil {
 					rows.Close()
 					return nil, fmt.Errorf("read circuit breakers: %w", err)
 				}
-				if 1 > r.Threshold {
-					out = append(out, Condition{Rule: r.Name, Metric: r.Metric, Subject: key, Severity: r.Severity, Value: 1, Threshold: r.Threshold,
-						Message: breakerMessage(key, state, time.Duration(openFor)*time.Second)})
+				if b.state, err = breaker.ParseState(state); err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("read circuit breakers: %w", err)
+				}
+				b.openedAt, b.nextProbeAt, b.changedAt, b.openSince = finite(opened), finite(next), finite(changed), finite(since)
+				if breaker.CountsAsOpen(b.state, b.openedAt, b.nextProbeAt, b.changedAt, now) && 1 > r.Threshold {
+					out = append(out, Condition{Rule: r.Name, Metric: r.Metric, Subject: b.key, Severity: r.Severity, Value: 1, Threshold: r.Threshold,
+						Message: b.message(now)})
 				}
 			}
 			rows.Close()
@@ -117,9 +126,19 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 					Message: fmt.Sprintf("%.0f unresolved dead-letter queue %s (threshold %g)", n, plural(n, "entry", "entries"), r.Threshold)})
 			}
 		case MetricDLQGrowth:
+			// Jobs dead-lettered in the window, whatever became of their
+			// entries since: a purge deletes handled entries, and counting
+			// the rows still there resolved the alert at every purge. The
+			// pods' job counts (job_retry_metrics.dead_lettered, whole
+			// minutes as metricstore.Window counts them) outlive a purge
+			// but miss jobs River's rescuer discards; the entries miss
+			// purged ones. Each can only undercount, so the larger is
+			// taken.
 			var n float64
-			if err := db.QueryRow(ctx, `SELECT count(*)::float8 FROM job_dead_letter_queue
-			                              WHERE dead_lettered_at >= $1 AND NOT kind = ANY($2)`, now.Add(-r.Window), excluded).Scan(&n); err != nil {
+			if err := db.QueryRow(ctx, `SELECT greatest(
+			        (SELECT coalesce(sum(dead_lettered), 0) FROM job_retry_metrics WHERE period_start >= $1 AND NOT kind = ANY($3)),
+			        (SELECT count(*) FROM job_dead_letter_queue WHERE dead_lettered_at >= $2 AND NOT kind = ANY($3)))::float8`,
+				now.Add(-r.Window).UTC().Truncate(time.Minute), now.Add(-r.Window), excluded).Scan(&n); err != nil {
 				return nil, fmt.Errorf("read dead-letter queue growth: %w", err)
 			}
 			if n > r.Threshold {
@@ -141,17 +160,71 @@ func Evaluate(ctx context.Context, db DBTX, rules []Rule, now time.Time, opts *E
 	return out, nil
 }
 
-// round1 rounds to one decimal, as job health shows rates.
-// breakerMessage describes an open or half-open breaker; opened is how
-// long ago it last opened (circuit_breaker_state.opened_at, which a failed
-// probe sets again when it re-opens the breaker).
-func breakerMessage(key, state string, opened time.Duration) string {
-	if state == "half_open" {
-		return fmt.Sprintf("circuit breaker %q is half-open (opened %s ago): probing, its other jobs are parked", key, opened.Round(time.Second))
-	}
-	return fmt.Sprintf("circuit breaker %q is open (for %s): its jobs are parked", key, opened.Round(time.Second))
+// openBreaker is a row of circuit_breaker_state as the breaker_open rule
+// reads it (zero times: NULL columns).
+type openBreaker struct {
+	key                                         string
+	state                                       breaker.State
+	openedAt, nextProbeAt, changedAt, openSince time.Time
+	trips                                       int
 }
 
+// finite is *t, zero for NULL.
+func finite(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// message describes a breaker that counts as open at now: how long it has
+// been out of closed (open_since, the first open of this outage; opened_at
+// restarts at every re-open), how many times it opened in that time and
+// the last one's age when more than once, or that an operator holds it
+// open:
+//
+//	circuit breaker "api" is open (for 5m3s; opened 7 times, last 0s ago): its jobs are parked
+//	circuit breaker "maint1" is open (held open by hand 10s ago, for another 30s): its jobs are parked
+func (b openBreaker) message(now time.Time) string {
+	ago := func(t time.Time) string { return max(now.Sub(t), 0).Round(time.Second).String() }
+	since := b.openSince
+	if since.IsZero() {
+		since = b.openedAt
+	}
+	byHand := !b.openedAt.IsZero() && !b.changedAt.IsZero() && !b.changedAt.Before(b.openedAt)
+	var parts []string
+	switch {
+	case byHand && since.Equal(b.openedAt):
+		// The hold started the time out of closed: said once, below.
+	case since.IsZero():
+		parts = append(parts, "since an unknown time")
+	case b.state == breaker.StateHalfOpen:
+		parts = append(parts, "out of closed for "+ago(since))
+	default:
+		parts = append(parts, "for "+ago(since))
+	}
+	switch {
+	case b.openedAt.IsZero():
+	case byHand:
+		hold := "held open by hand " + ago(b.openedAt) + " ago"
+		if b.state == breaker.StateOpen && b.nextProbeAt.After(now) {
+			hold += ", for another " + b.nextProbeAt.Sub(now).Round(time.Second).String()
+		}
+		parts = append(parts, hold)
+	case b.trips > 1:
+		parts = append(parts, fmt.Sprintf("opened %d times, last %s ago", b.trips, ago(b.openedAt)))
+	}
+	detail := strings.Join(parts, "; ")
+	switch {
+	case b.state == breaker.StateHalfOpen:
+		return fmt.Sprintf("circuit breaker %q is half-open (%s): probing, its other jobs are parked", b.key, detail)
+	case !b.nextProbeAt.IsZero() && !b.nextProbeAt.After(now):
+		return fmt.Sprintf("circuit breaker %q is open (%s): its probe has been due for %s and no job has taken it yet", b.key, detail, ago(b.nextProbeAt))
+	}
+	return fmt.Sprintf("circuit breaker %q is open (%s): its jobs are parked", b.key, detail)
+}
+
+// round1 rounds to one decimal, as job health shows rates.
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
 func sortedKeys[V any](m map[string]V) []string {

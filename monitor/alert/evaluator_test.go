@@ -421,7 +421,7 @@ func TestSlackDownThenDelivered(t *testing.T) {
 }
 
 // TestNotifierKindIsExcluded: dead-lettered deliveries raise no
-// failure-rate alert.
+// failure-rate or dead-letter growth alert.
 func TestNotifierKindIsExcluded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -435,7 +435,12 @@ func TestNotifierKindIsExcluded(t *testing.T) {
 	require.Empty(t, conds)
 	conds, err = alert.Evaluate(ctx, pool, rules, now, nil)
 	require.NoError(t, err)
-	require.Len(t, conds, 2, "without the exclusion both failure-rate rules fire")
+	var fired []string
+	for _, c := range conds {
+		fired = append(fired, c.Rule)
+	}
+	require.Equal(t, []string{"dlq-growth", "failure-rate-error", "failure-rate-warning"}, fired,
+		"without the exclusion both failure-rate rules fire, and dlq-growth counts the 100 dead-lettered jobs")
 }
 
 // TestSlackHookGoneFailsAtOnce: a 404 from Slack (a removed hook) will not

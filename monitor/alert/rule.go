@@ -48,18 +48,24 @@ const (
 	// in percent; only kinds with at least MinJobs finished jobs in the
 	// window are judged.
 	MetricFailureRate = "failure_rate"
-	// MetricBreakerOpen: per circuit breaker key, 1 while the breaker is
-	// open or half-open, that is from its opening until it closes
-	// (threshold 0: any such breaker fires). Half-open counts: a breaker
-	// probing after an outage has not recovered, and judging only open
-	// resolved the alert at each probe and fired it again when the probe
-	// failed.
+	// MetricBreakerOpen: per circuit breaker key, 1 while the breaker
+	// counts as open (breaker.CountsAsOpen; threshold 0: any such breaker
+	// fires): half-open, open before its probe time, or opened by failures
+	// with its probe due for less than that open's timeout (at least
+	// breaker.ProbeDueGrace). Half-open counts: a breaker probing after an
+	// outage has not recovered, and judging only open resolved the alert
+	// at each probe and fired it again when the probe failed. An expired
+	// hold set by hand, and a probe nobody has taken for that long, do
+	// not: nothing is held off.
 	MetricBreakerOpen = "breaker_open"
 	// MetricDLQUnresolved: the number of unresolved dead-letter queue
 	// entries (subject "dlq").
 	MetricDLQUnresolved = "dlq_unresolved"
 	// MetricDLQGrowth: the number of jobs dead-lettered within the window
-	// (subject "dlq").
+	// (subject "dlq"), whatever became of their entries since: the larger
+	// of the pods' counts (job_retry_metrics.dead_lettered, whole minutes,
+	// which a purge never touches) and the entries still in the queue
+	// dead-lettered in the window.
 	MetricDLQGrowth = "dlq_growth"
 	// MetricDLQOldestAge: the age of the oldest unresolved entry, in
 	// seconds (subject "dlq").

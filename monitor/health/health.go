@@ -17,7 +17,10 @@
 // last_run_ago is whole seconds since the kind's latest attempt, null if
 // none is recorded. alerts are the rules that hold now (evaluated at the
 // request, so the report never lags the evaluation interval; counts lag a
-// pod's flush interval).
+// pod's flush interval). A circuit breaker takes part while it counts as
+// open (breaker.CountsAsOpen): half-open, open before its probe time, or
+// opened by failures with its probe due for less than that open's timeout
+// (at least breaker.ProbeDueGrace); an expired hold set by hand does not.
 package health
 
 import (
