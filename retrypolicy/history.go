@@ -134,7 +134,9 @@ func ParseOutput(metadata []byte) (Output, error) {
 // LostAttempts returns, sorted, the numbers of the job's attempts that were
 // lost: attempts River recorded an error for (job.Errors) with no entry in
 // the history, plus history entries of class lost (lost attempts the
-// recorder back-filled earlier).
+// recorder back-filled earlier). Errors and entries are matched one to one
+// per attempt number, because an attempt given back after an unknown_kind
+// failure (see [AttemptRecorder.UnknownKind]) is numbered again.
 //
 // Why absence and not the rescuer's message: River's rescuer appends an
 // error ("Stuck job rescued by JobRescuer") with no middleware, hook or
@@ -147,19 +149,20 @@ func ParseOutput(metadata []byte) (Output, error) {
 // the recorder that does not record (see [CancelWithClass]) also counts as
 // lost.
 func LostAttempts(job *rivertype.JobRow, out Output) []int {
-	recorded := make(map[int]bool, len(out.Attempts))
+	entries := make(map[int]int, len(out.Attempts))
 	var lost []int
 	for _, a := range out.Attempts {
-		recorded[a.Attempt] = true
+		entries[a.Attempt]++
 		if a.Class == ClassLost {
 			lost = append(lost, a.Attempt)
 		}
 	}
 	for _, e := range job.Errors {
-		if !recorded[e.Attempt] {
-			recorded[e.Attempt] = true // count each attempt once
-			lost = append(lost, e.Attempt)
+		if entries[e.Attempt] > 0 {
+			entries[e.Attempt]--
+			continue
 		}
+		lost = append(lost, e.Attempt)
 	}
 	slices.Sort(lost)
 	return slices.Compact(lost)
@@ -169,16 +172,16 @@ func LostAttempts(job *rivertype.JobRow, out Output) []int {
 // The wait River gave the most recent one (job.ScheduledAt minus the time it
 // was rescued) is known; older ones' are not and stay 0.
 func lostEntries(job *rivertype.JobRow, out Output, rule Rule) []Attempt {
-	recorded := make(map[int]bool, len(out.Attempts))
+	recorded := make(map[int]int, len(out.Attempts))
 	for _, a := range out.Attempts {
-		recorded[a.Attempt] = true
+		recorded[a.Attempt]++
 	}
 	var entries []Attempt
 	for i, e := range job.Errors {
-		if recorded[e.Attempt] {
+		if recorded[e.Attempt] > 0 {
+			recorded[e.Attempt]--
 			continue
 		}
-		recorded[e.Attempt] = true
 		entry := Attempt{
 			Attempt: e.Attempt,
 			At:      e.At.UTC(),

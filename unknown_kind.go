@@ -1,0 +1,71 @@
+package rebound
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/rebound-queue/rebound/retrypolicy"
+)
+
+// unknownKindHandler is the pod's river.ErrorHandler. River runs it after an
+// attempt fails and before it stores the failure; the pod uses it for one
+// case only: a job of a kind this pod has no worker for
+// (retrypolicy.IsUnknownKind), which River fails before any middleware runs,
+// so the attempt recorder never sees it. Without this the attempt would be
+// back-filled as class lost and retried on the kind's short schedule, so a
+// kind registered only by another service, or only by the new build during
+// a rolling deploy, would be dead-lettered within seconds.
+//
+// It records the attempt with class unknown_kind (retrypolicy.AttemptRecorder
+// .UnknownKind: history entry, metrics, the "job dead-lettered" line when
+// final) and stores the history itself. When the job is retried it also
+// gives the attempt back (river_job.attempt - 1, while the job is still
+// running this attempt), so fetches by pods without the kind never use up
+// the attempts the job's own worker gets; when final it cancels the job
+// into the dead-letter queue. Every other error and every panic is left to
+// River and the recorder (nil result).
+type unknownKindHandler struct {
+	pool     *pgxpool.Pool
+	recorder *retrypolicy.AttemptRecorder
+	logger   *slog.Logger
+}
+
+var _ river.ErrorHandler = unknownKindHandler{}
+
+// HandleError implements river.ErrorHandler.
+func (h unknownKindHandler) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
+	if !retrypolicy.IsUnknownKind(job, err) {
+		return nil
+	}
+	res := h.recorder.UnknownKind(job, err)
+	out := res.Output
+	if out.Attempts == nil {
+		out.Attempts = []retrypolicy.Attempt{}
+	}
+	raw, merr := json.Marshal(out)
+	if merr == nil {
+		_, merr = h.pool.Exec(context.WithoutCancel(ctx), `
+UPDATE river_job
+   SET metadata = jsonb_set(CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{}'::jsonb END, '{output}', $2::jsonb),
+       attempt  = CASE WHEN $4 THEN attempt ELSE attempt - 1 END
+ WHERE id = $1 AND state = 'running' AND attempt = $3`, job.ID, raw, job.Attempt, res.Final)
+	}
+	if merr != nil {
+		h.logger.Warn("rebound: could not record the history of a job whose kind this pod has no worker for",
+			slog.Int64("job_id", job.ID), slog.String("kind", job.Kind), slog.String("error", merr.Error()))
+	}
+	if res.Final {
+		return &river.ErrorHandlerResult{SetCancelled: true}
+	}
+	return nil
+}
+
+// HandlePanic implements river.ErrorHandler: panics are the recorder's.
+func (unknownKindHandler) HandlePanic(context.Context, *rivertype.JobRow, any, string) *river.ErrorHandlerResult {
+	return nil
+}
