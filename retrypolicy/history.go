@@ -144,9 +144,11 @@ func ParseOutput(metadata []byte) (Output, error) {
 // not an API and could change in any River release. Absence catches every
 // attempt that ended without the recorder finishing it — a worker killed by
 // the OOM killer, a pod deleted mid-job, a hung worker — whatever River
-// writes. Consequence: an attempt that fails before the middleware runs (an
-// unknown job kind, a job row River cannot decode) or in a middleware outside
-// the recorder that does not record (see [CancelWithClass]) also counts as
+// writes. Consequence: an attempt that fails before the middleware runs (a
+// job row River cannot decode; a job of a kind the client has no worker
+// for, unless a rebound pod records it as unknown_kind, see
+// [AttemptRecorder.UnknownKind]) or in a middleware outside the recorder
+// that does not record (see [CancelWithClass]) also counts as
 // lost.
 func LostAttempts(job *rivertype.JobRow, out Output) []int {
 	entries := make(map[int]int, len(out.Attempts))
