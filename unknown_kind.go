@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/rebound-queue/rebound/monitor"
+	"github.com/rebound-queue/rebound/monitor/metricstore"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -22,8 +25,10 @@ import (
 // a rolling deploy, would be dead-lettered within seconds.
 //
 // It records the attempt with class unknown_kind (retrypolicy.AttemptRecorder
-// .UnknownKind: history entry, metrics, the "job dead-lettered" line when
-// final) and stores the history itself. When the job is retried it also
+// .UnknownKind: history entry, failures by class, the "job dead-lettered"
+// line when final), counts it as an attempt in job_retry_metrics and
+// rebound_job_attempts_total (errored, or cancelled when final), and stores
+// the history itself. When the job is retried it also
 // gives the attempt back (river_job.attempt - 1, while the job is still
 // running this attempt), so fetches by pods without the kind never use up
 // the attempts the job's own worker gets; when final it cancels the job
@@ -32,6 +37,8 @@ import (
 type unknownKindHandler struct {
 	pool     *pgxpool.Pool
 	recorder *retrypolicy.AttemptRecorder
+	counts   *metricstore.Recorder
+	metrics  *monitor.JobMiddleware
 	logger   *slog.Logger
 }
 
@@ -42,7 +49,16 @@ func (h unknownKindHandler) HandleError(ctx context.Context, job *rivertype.JobR
 	if !retrypolicy.IsUnknownKind(job, err) {
 		return nil
 	}
+	start := time.Now()
 	res := h.recorder.UnknownKind(job, err)
+	// Counted as an attempt that failed (errored), or that ended the job
+	// (cancelled, dead-lettered), as the attempt middleware counts others.
+	counted := err
+	if res.Final {
+		counted = river.JobCancel(err)
+	}
+	h.counts.ObserveAttempt(ctx, job, start, true, counted)
+	h.metrics.Observe(ctx, job, start, counted)
 	out := res.Output
 	if out.Attempts == nil {
 		out.Attempts = []retrypolicy.Attempt{}

@@ -7,9 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebound-queue/rebound"
+	"github.com/rebound-queue/rebound/internal/dbtest"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -87,6 +91,15 @@ VALUES ('h3job', '{}', 'default', $1, 1, 'available', $2::jsonb) RETURNING id`, 
 			n, ok := b.metric(t, "rebound_job_errors_total", labels("kind", "h3job", "class", "unknown_kind"))
 			require.True(t, ok)
 			require.Equal(t, 1.0, n)
+			outcome := "errored"
+			if tt.wantFinal {
+				outcome = "cancelled"
+			}
+			n, ok = b.metric(t, "rebound_job_attempts_total", labels("kind", "h3job", "queue", "default", "outcome", outcome))
+			require.True(t, ok)
+			require.Equal(t, 1.0, n)
+			_, ok = b.metric(t, "rebound_job_errors_total", labels("kind", "h3job", "class", "lost"))
+			require.False(t, ok, "never lost")
 
 			wantRows := 0
 			if tt.wantDLQ {
@@ -101,4 +114,68 @@ VALUES ('h3job', '{}', 'default', $1, 1, 'available', $2::jsonb) RETURNING id`, 
 			require.Equal(t, wantRows, b.count(t, "SELECT count(*) FROM job_dead_letter_queue WHERE river_job_id = $1", id))
 		})
 	}
+}
+
+type h3Args struct{}
+
+func (h3Args) Kind() string { return "h3job" }
+
+type h3Worker struct {
+	river.WorkerDefaults[h3Args]
+	attempts chan int
+}
+
+func (w *h3Worker) Work(_ context.Context, job *river.Job[h3Args]) error {
+	w.attempts <- job.Attempt
+	return nil
+}
+
+// The rolling deploy: a pod of the old build (no h3job worker) fetches the
+// job first; a pod of the new build then runs it, on the job's first
+// attempt, because the old pod gave its attempt back.
+func TestUnknownKindRunsOnAPodThatRegistersIt(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	newPod := func(workers *river.Workers) *rebound.Pod {
+		pod, err := rebound.New(rebound.Config{
+			Pool: db.Pool, Workers: workers, Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+			FetchPollInterval: 50 * time.Millisecond, RetryPolicy: fastPolicy, Registerer: prometheus.NewPedanticRegistry(),
+		})
+		require.NoError(t, err)
+		require.NoError(t, pod.Start(ctx))
+		return pod
+	}
+	old := river.NewWorkers()
+	river.AddWorker(old, &quoteWorker{})
+	oldPod := newPod(old)
+	var id int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `
+INSERT INTO river_job (kind, args, queue, max_attempts, priority, state) VALUES ('h3job', '{}', 'default', 3, 1, 'available') RETURNING id`).Scan(&id))
+	waitFor(t, 10*time.Second, "the old pod's unknown_kind attempt", func() bool {
+		var state string
+		require.NoError(t, db.Pool.QueryRow(ctx, "SELECT state::text FROM river_job WHERE id = $1", id).Scan(&state))
+		return state == "retryable"
+	})
+	require.NoError(t, oldPod.Stop(ctx))
+
+	w := &h3Worker{attempts: make(chan int, 1)}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, w)
+	newBuild := newPod(workers)
+	t.Cleanup(func() { require.NoError(t, newBuild.Stop(ctx)) })
+	_, err := db.Pool.Exec(ctx, "UPDATE river_job SET state = 'available', scheduled_at = now() WHERE id = $1", id) // skip the minute
+	require.NoError(t, err)
+	select {
+	case attempt := <-w.attempts:
+		require.Equal(t, 1, attempt)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the new build's pod did not run the job")
+	}
+	job := (&bundle{db: db, pod: newBuild}).waitForState(t, id, rivertype.JobStateCompleted)
+	require.Equal(t, 1, job.Attempt)
+	got := history(t, job)
+	require.Len(t, got, 1)
+	require.Equal(t, retrypolicy.ClassUnknownKind, got[0].Class)
+	require.Zero(t, (&bundle{db: db}).count(t, "SELECT count(*) FROM job_dead_letter_queue"))
 }
