@@ -99,7 +99,7 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	f.IntVar(&o.priority, "priority", river.PriorityDefault, "priority from 1 (first) to 4 (last)")
 	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts before a job is dead-lettered (default: the kind's max_attempts in --config, else 5)")
 	f.StringVar(&o.configPath, "config", "", "the workers' YAML config file: jobs get their kind's retry.max_attempts from it (env REBOUND_CONFIG)")
-	f.StringVar(&o.callbackKind, "callback-kind", "", "kind of a job inserted once the batch completes, with the summary as args (a kind your pods work)")
+	f.StringVar(&o.callbackKind, "callback-kind", "", "kind of a job inserted once the batch completes, with the summary as args: a kind the workers run whose args a summary can be (of rebound's own, synthetic; other kinds are refused)")
 	f.BoolVar(&o.wait, "wait", false, "follow the batch to completion with a progress bar on stderr, then print its summary (exit 3 if some job did not succeed)")
 	f.DurationVar(&o.waitInterval, "wait-interval", time.Second, "with --wait, how often to read the batch's counts")
 	f.BoolVar(&o.json, "json", false, "print JSON: what was enqueued, or with --wait the summary")
