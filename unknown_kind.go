@@ -44,6 +44,11 @@ type unknownKindHandler struct {
 
 var _ river.ErrorHandler = unknownKindHandler{}
 
+// unknownKindWriteTimeout bounds unknownKindHandler's write of the history
+// and the attempt given back; past it the attempt is left as River stores
+// it (it then counts as used) and the failure is logged.
+const unknownKindWriteTimeout = 5 * time.Second
+
 // HandleError implements river.ErrorHandler.
 func (h unknownKindHandler) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
 	if !retrypolicy.IsUnknownKind(job, err) {
@@ -65,7 +70,10 @@ func (h unknownKindHandler) HandleError(ctx context.Context, job *rivertype.JobR
 	}
 	raw, merr := json.Marshal(out)
 	if merr == nil {
-		_, merr = h.pool.Exec(context.WithoutCancel(ctx), `
+		// River waits for the handler: bound the write.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unknownKindWriteTimeout)
+		defer cancel()
+		_, merr = h.pool.Exec(wctx, `
 UPDATE river_job
    SET metadata = jsonb_set(CASE WHEN jsonb_typeof(metadata) = 'object' THEN metadata ELSE '{}'::jsonb END, '{output}', $2::jsonb),
        attempt  = CASE WHEN $4 THEN attempt ELSE attempt - 1 END

@@ -52,7 +52,9 @@ const (
 	// deploy). Nothing died and the worker never ran. Retried on its own
 	// long, capped schedule without using up the job's attempts, and
 	// dead-lettered when no pod has run it for a day; see
-	// [UnknownKindFor] and [AttemptRecorder.UnknownKind].
+	// [UnknownKindFor] and [AttemptRecorder.UnknownKind]. Only River's
+	// error gets that schedule: a worker's error that names this class
+	// (FailureClass) is an ordinary failure, retried by the rule's strategy.
 	ClassUnknownKind Class = "unknown_kind"
 
 	// ClassUnknown: nothing recognised. Retried with the exponential strategy.
