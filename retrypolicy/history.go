@@ -60,7 +60,9 @@ type Output struct {
 //	 "stack": "goroutine 7 [running]: ...", // panics only: runtime/debug.Stack(), ≤ 16 KiB
 //	 "final": true}                        // present when the recorder knew no attempt follows
 type Attempt struct {
-	// Attempt is River's attempt number, 1-based.
+	// Attempt is River's attempt number, 1-based. unknown_kind attempts
+	// are given back (see [AttemptRecorder.UnknownKind]), so their entries
+	// share the number of the attempt that follows them.
 	Attempt int `json:"attempt"`
 	// At is when the failure was recorded (UTC); for a back-filled lost
 	// attempt, when River's rescuer recorded it.
