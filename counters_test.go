@@ -78,7 +78,7 @@ func TestCountersExistAtZeroOnStart(t *testing.T) {
 	}
 	errorsZero := []string{}
 	for _, class := range []string{"bad_request", "breaker_open", "cancelled", "decode", "lost", "misconfigured", "network", "not_found",
-		"out_of_memory", "panic", "rate_limited", "server_error", "timeout", "unauthorized", "unknown"} {
+		"out_of_memory", "panic", "rate_limited", "server_error", "timeout", "unauthorized", "unknown", "unknown_kind"} {
 		errorsZero = append(errorsZero, fmt.Sprintf(`rebound_job_errors_total{class=%q,kind="test_quote"} 0`, class))
 	}
 	// The default matrix retries these classes, with these strategies.
@@ -92,6 +92,7 @@ func TestCountersExistAtZeroOnStart(t *testing.T) {
 		`rebound_retries_scheduled_total{class="server_error",kind="test_quote",strategy="exponential"} 0`,
 		`rebound_retries_scheduled_total{class="timeout",kind="test_quote",strategy="linear"} 0`,
 		`rebound_retries_scheduled_total{class="unknown",kind="test_quote",strategy="exponential"} 0`,
+		`rebound_retries_scheduled_total{class="unknown_kind",kind="test_quote",strategy="exponential"} 0`,
 	}
 	kindFamilies := []string{"rebound_job_attempts_total", "rebound_job_errors_total", "rebound_retries_scheduled_total", "rebound_batches_completed_total"}
 	wantStart := slices.Concat(attempts(0), errorsZero, retriesZero, []string{`rebound_batches_completed_total{kind="test_quote"} 0`})
@@ -111,7 +112,7 @@ func TestCountersExistAtZeroOnStart(t *testing.T) {
 	}
 	require.Equal(t, durations(0), scrapeSeries(t, srv, []string{"rebound_job_duration_seconds_count"}, `kind="test_quote"`))
 	delays := scrapeSeries(t, srv, []string{"rebound_retry_delay_seconds_count"})
-	require.Len(t, delays, 15, "one series per failure class")
+	require.Len(t, delays, 16, "one series per failure class")
 	require.Contains(t, delays, `rebound_retry_delay_seconds_count{class="server_error"} 0`)
 	breakerFamilies := []string{"rebound_breaker_transitions_total", "rebound_breaker_short_circuited_total", "rebound_breaker_stale_results_total"}
 	require.Empty(t, scrapeSeries(t, srv, breakerFamilies, `key="quotes:acme"`), "no series for a key not seen yet")

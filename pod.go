@@ -195,6 +195,7 @@ func assemble(cp *Config, policies *retrypolicy.Policies, migrator *migrations.M
 		// this, which they replace with the kind's policy's.
 		MaxAttempts:  unsetMaxAttempts,
 		RetryPolicy:  rescueLogPolicy{ClientRetryPolicy: recorder.ClientRetryPolicy(), log: dlLog},
+		ErrorHandler: unknownKindHandler{pool: c.Pool, recorder: recorder, counts: a.counts, metrics: attempt.metrics, logger: c.Logger},
 		Middleware:   middleware,
 		PeriodicJobs: append(a.periodicJobs, c.PeriodicJobs...),
 	})

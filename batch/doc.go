@@ -59,4 +59,16 @@
 // OnComplete hook (the pod counts rebound_batches_completed_total) and, if
 // the batch names a callback kind, inserts one job of that kind in the
 // same transaction with the batch's [Summary] as its args.
+//
+// # Callback kinds
+//
+// Any pod whose Completer folds the batch may insert its callback, through
+// its own River client, which refuses a kind it has no worker for (the
+// batch then records callback_error); so register the callback kind's
+// worker on every pod that works the batch's queue, with args that decode
+// a [Summary] (for example type ReportDoneArgs Summary, with its Kind
+// method). [Processor.Enqueue] checks only the kind's form
+// ([ValidateCallbackKind]); the enqueue CLI also refuses a kind the stock
+// workers do not run or whose worker cannot run on a summary (of rebound's
+// own kinds only synthetic can be a callback).
 package batch

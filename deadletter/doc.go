@@ -14,14 +14,15 @@
 // definition of a row, also used by the [Reconciler]:
 //
 //   - Captured: state discarded (attempts used up, River's rescuer after a
-//     crash, an unknown kind) or cancelled by the job itself (a permanent
+//     crash) or cancelled by the job itself (a permanent
 //     error, river.JobCancel). Not captured: a cancelled job whose metadata
 //     has cancel_attempted_at (client.JobCancel, the River UI): an
 //     operator's decision.
 //   - failure_class: the class of the final attempt in the history (River's
 //     errors merged by attempt number with rebound's metadata.output.attempts);
 //     an attempt River has an error for and the history has not is "lost"
-//     (the worker died or hung; retrypolicy.LostAttempts' rule).
+//     (the worker died or hung; retrypolicy.LostAttempts' rule). A job of a
+//     kind no pod registers is "unknown_kind" (a rebound pod records it).
 //   - failure_reason: River's last error without "JobCancelError: ".
 //   - failure_fingerprint: the reason with numbers, IDs, quoted values,
 //     timestamps, addresses and query strings replaced by placeholders

@@ -119,7 +119,7 @@ func TestAdminAPIRedactsAndValidates(t *testing.T) {
 		{"unknown id", "GET", "/999999", "", 404, "no entry 999999"},
 		{"bad status", "GET", "?status=open", "", 400, `status "open" is not one of`},
 		{"bad since", "GET", "?since=yesterday", "", 400, `since: "yesterday" is neither`},
-		{"bad class", "GET", "?class=nope", "", 400, `failure class "nope" is not one of rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled`},
+		{"bad class", "GET", "?class=nope", "", 400, `failure class "nope" is not one of rate_limited, server_error, timeout, network, decode, panic, lost, unknown_kind, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled`},
 		{"bad class in stats", "GET", "/stats?class=timeout&class=nope", "", 400, `failure class "nope" is not one of rate_limited,`},
 		{"bad class in bulk retry", "POST", "/retry", `{"all":true,"classes":["nope"]}`, 400, `failure class "nope" is not one of rate_limited,`},
 		{"bad class in bulk resolve", "POST", "/resolve", `{"all":true,"classes":["nope"],"note":"x"}`, 400, `failure class "nope" is not one of rate_limited,`},

@@ -66,7 +66,7 @@ func TestListFilters(t *testing.T) {
 		{name: "time range", params: deadletter.ListParams{Filter: deadletter.Filter{Since: time.Now().Add(-24 * time.Hour), Until: time.Now().Add(-time.Hour)}}, wantJob: []int64{}},
 		{name: "bad status", params: deadletter.ListParams{Filter: deadletter.Filter{Statuses: []deadletter.Status{"gone"}}}, wantErr: `status "gone" is not one of`},
 		{name: "bad class", params: deadletter.ListParams{Filter: deadletter.Filter{Classes: []string{"server_error", "bogus"}}},
-			wantErr: `failure class "bogus" is not one of rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled`},
+			wantErr: `failure class "bogus" is not one of rate_limited, server_error, timeout, network, decode, panic, lost, unknown_kind, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled`},
 		{name: "bad cursor", params: deadletter.ListParams{After: "12"}, wantErr: `cursor "12" is not one this API returned`},
 		{name: "bad limit", params: deadletter.ListParams{Limit: 1001}, wantErr: "limit 1001 is not between 1 and 1000"},
 		{name: "reversed range", params: deadletter.ListParams{Filter: deadletter.Filter{Since: time.Now(), Until: time.Now().Add(-time.Hour)}}, wantErr: "until"},

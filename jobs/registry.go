@@ -627,3 +627,29 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 	}
 	return out
 }
+
+// ParseKnownFields is [Kind.Parse] of raw (a JSON object) with the keys
+// that are not among k.Args left out: the args the kind's worker gets
+// from a JSON object with fields of its own, since River decodes args with
+// encoding/json, which ignores fields the args struct does not have —
+// checked as Parse checks them. It tells whether the kind can run on args
+// written for something else, such as a batch's summary handed to a
+// callback job (see package batch). raw that is not a JSON object, or a
+// kind without Args, is parsed as it is.
+func (k Kind) ParseKnownFields(raw []byte) (river.JobArgs, error) {
+	var obj map[string]json.RawMessage
+	if len(k.Args) == 0 || json.Unmarshal(raw, &obj) != nil || obj == nil {
+		return k.Parse(raw)
+	}
+	known := make(map[string]json.RawMessage, len(k.Args))
+	for _, a := range k.Args {
+		if v, ok := obj[a.Name]; ok {
+			known[a.Name] = v
+		}
+	}
+	filtered, err := json.Marshal(known)
+	if err != nil {
+		return nil, err
+	}
+	return k.Parse(filtered)
+}

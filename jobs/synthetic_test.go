@@ -34,7 +34,7 @@ func TestParseSyntheticArgs(t *testing.T) {
 		{name: "absurd fail attempts", raw: `{"fail_attempts": 40000}`, wantErr: "invalid args: fail_attempts must be between 0 and 32767, got 40000"},
 		{name: "negative panic attempt", raw: `{"panic_on_attempt": -1}`, wantErr: "invalid args: panic_on_attempt must be between 0 (never) and 32767, got -1"},
 		{name: "class and status", raw: `{"fail_class": "timeout", "fail_status": 503}`, wantErr: "invalid args: give fail_class or fail_status, not both"},
-		{name: "unknown class", raw: `{"fail_class": "boom"}`, wantErr: `invalid args: fail_class "boom" is not a failure class (known: rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled)`},
+		{name: "unknown class", raw: `{"fail_class": "boom"}`, wantErr: `invalid args: fail_class "boom" is not a failure class (known: rate_limited, server_error, timeout, network, decode, panic, lost, unknown_kind, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled)`},
 		{name: "status out of range", raw: `{"fail_status": 99}`, wantErr: "invalid args: fail_status must be an HTTP status from 100 to 599, got 99"},
 		{name: "bad escape", raw: `{"fail_message": "a\\qb"}`, wantErr: `invalid args: fail_message: a backslash at byte 1 must start \xHH or \\`},
 		{name: "bad hex", raw: `{"fail_message": "a\\xZZ"}`, wantErr: `invalid args: fail_message: \x at byte 1 needs two hex digits, got "ZZ"`},

@@ -46,6 +46,17 @@ const (
 	// queue.
 	ClassLost Class = "lost"
 
+	// ClassUnknownKind: the client that fetched the job has no worker for
+	// its kind (River's *rivertype.UnknownJobKindError: a kind registered
+	// only by another service, or only by the new build during a rolling
+	// deploy). Nothing died and the worker never ran. Retried on its own
+	// long, capped schedule without using up the job's attempts, and
+	// dead-lettered when no pod has run it for a day; see
+	// [UnknownKindFor] and [AttemptRecorder.UnknownKind]. Only River's
+	// error gets that schedule: a worker's error that names this class
+	// (FailureClass) is an ordinary failure, retried by the rule's strategy.
+	ClassUnknownKind Class = "unknown_kind"
+
 	// ClassUnknown: nothing recognised. Retried with the exponential strategy.
 	ClassUnknown Class = "unknown"
 
@@ -98,7 +109,7 @@ const (
 // "What happens when a job fails").
 var allClasses = [...]Class{
 	ClassRateLimited, ClassServerError, ClassTimeout, ClassNetwork, ClassDecode,
-	ClassPanic, ClassLost, ClassUnknown, ClassBadRequest, ClassUnauthorized,
+	ClassPanic, ClassLost, ClassUnknownKind, ClassUnknown, ClassBadRequest, ClassUnauthorized,
 	ClassNotFound, ClassMisconfigured, ClassOutOfMemory, ClassBreakerOpen, ClassCancelled,
 }
 
@@ -114,7 +125,7 @@ func Classes() []Class {
 func (c Class) Valid() bool {
 	switch c {
 	case ClassRateLimited, ClassServerError, ClassTimeout, ClassNetwork, ClassDecode,
-		ClassPanic, ClassLost, ClassUnknown, ClassBadRequest, ClassUnauthorized,
+		ClassPanic, ClassLost, ClassUnknownKind, ClassUnknown, ClassBadRequest, ClassUnauthorized,
 		ClassNotFound, ClassMisconfigured, ClassOutOfMemory, ClassBreakerOpen, ClassCancelled:
 		return true
 	}

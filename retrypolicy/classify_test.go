@@ -340,7 +340,7 @@ func TestClassDownstreamUnhealthy(t *testing.T) {
 		retrypolicy.ClassTimeout:     true,
 		retrypolicy.ClassNetwork:     true,
 	}
-	require.Len(t, retrypolicy.Classes(), 15)
+	require.Len(t, retrypolicy.Classes(), 16)
 	for _, c := range retrypolicy.Classes() {
 		require.True(t, c.Valid(), c)
 		require.Equal(t, unhealthy[c], c.DownstreamUnhealthy(), c)

@@ -136,7 +136,7 @@ retry:
 retry:
   default:
     classes:
-      teapot: {retry: true}`, "retry.default.classes.teapot: unknown class (known: rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled)"},
+      teapot: {retry: true}`, "retry.default.classes.teapot: unknown class (known: rate_limited, server_error, timeout, network, decode, panic, lost, unknown_kind, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled)"},
 		{"unknown strategy", `
 retry:
   kinds:

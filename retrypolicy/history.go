@@ -60,7 +60,9 @@ type Output struct {
 //	 "stack": "goroutine 7 [running]: ...", // panics only: runtime/debug.Stack(), ≤ 16 KiB
 //	 "final": true}                        // present when the recorder knew no attempt follows
 type Attempt struct {
-	// Attempt is River's attempt number, 1-based.
+	// Attempt is River's attempt number, 1-based. unknown_kind attempts
+	// are given back (see [AttemptRecorder.UnknownKind]), so their entries
+	// share the number of the attempt that follows them.
 	Attempt int `json:"attempt"`
 	// At is when the failure was recorded (UTC); for a back-filled lost
 	// attempt, when River's rescuer recorded it.
@@ -134,7 +136,9 @@ func ParseOutput(metadata []byte) (Output, error) {
 // LostAttempts returns, sorted, the numbers of the job's attempts that were
 // lost: attempts River recorded an error for (job.Errors) with no entry in
 // the history, plus history entries of class lost (lost attempts the
-// recorder back-filled earlier).
+// recorder back-filled earlier). Errors and entries are matched one to one
+// per attempt number, because an attempt given back after an unknown_kind
+// failure (see [AttemptRecorder.UnknownKind]) is numbered again.
 //
 // Why absence and not the rescuer's message: River's rescuer appends an
 // error ("Stuck job rescued by JobRescuer") with no middleware, hook or
@@ -142,24 +146,27 @@ func ParseOutput(metadata []byte) (Output, error) {
 // not an API and could change in any River release. Absence catches every
 // attempt that ended without the recorder finishing it — a worker killed by
 // the OOM killer, a pod deleted mid-job, a hung worker — whatever River
-// writes. Consequence: an attempt that fails before the middleware runs (an
-// unknown job kind, a job row River cannot decode) or in a middleware outside
-// the recorder that does not record (see [CancelWithClass]) also counts as
+// writes. Consequence: an attempt that fails before the middleware runs (a
+// job row River cannot decode; a job of a kind the client has no worker
+// for, unless a rebound pod records it as unknown_kind, see
+// [AttemptRecorder.UnknownKind]) or in a middleware outside the recorder
+// that does not record (see [CancelWithClass]) also counts as
 // lost.
 func LostAttempts(job *rivertype.JobRow, out Output) []int {
-	recorded := make(map[int]bool, len(out.Attempts))
+	entries := make(map[int]int, len(out.Attempts))
 	var lost []int
 	for _, a := range out.Attempts {
-		recorded[a.Attempt] = true
+		entries[a.Attempt]++
 		if a.Class == ClassLost {
 			lost = append(lost, a.Attempt)
 		}
 	}
 	for _, e := range job.Errors {
-		if !recorded[e.Attempt] {
-			recorded[e.Attempt] = true // count each attempt once
-			lost = append(lost, e.Attempt)
+		if entries[e.Attempt] > 0 {
+			entries[e.Attempt]--
+			continue
 		}
+		lost = append(lost, e.Attempt)
 	}
 	slices.Sort(lost)
 	return slices.Compact(lost)
@@ -169,16 +176,16 @@ func LostAttempts(job *rivertype.JobRow, out Output) []int {
 // The wait River gave the most recent one (job.ScheduledAt minus the time it
 // was rescued) is known; older ones' are not and stay 0.
 func lostEntries(job *rivertype.JobRow, out Output, rule Rule) []Attempt {
-	recorded := make(map[int]bool, len(out.Attempts))
+	recorded := make(map[int]int, len(out.Attempts))
 	for _, a := range out.Attempts {
-		recorded[a.Attempt] = true
+		recorded[a.Attempt]++
 	}
 	var entries []Attempt
 	for i, e := range job.Errors {
-		if recorded[e.Attempt] {
+		if recorded[e.Attempt] > 0 {
+			recorded[e.Attempt]--
 			continue
 		}
-		recorded[e.Attempt] = true
 		entry := Attempt{
 			Attempt: e.Attempt,
 			At:      e.At.UTC(),

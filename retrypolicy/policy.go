@@ -60,6 +60,7 @@ var defaultRules = map[Class]Rule{
 	ClassDecode:        {Retry: true, Strategy: StrategyExponential},
 	ClassPanic:         {Retry: true, Strategy: StrategyExponential},
 	ClassLost:          {Retry: true, Strategy: StrategyExponential},
+	ClassUnknownKind:   {Retry: true, Strategy: StrategyExponential},
 	ClassUnknown:       {Retry: true, Strategy: StrategyExponential},
 	ClassCancelled:     {Retry: true, Strategy: StrategyExponential},
 	ClassBadRequest:    {Retry: false},
@@ -73,7 +74,8 @@ var defaultRules = map[Class]Rule{
 // DefaultRule returns the seed's decision matrix entry for c
 // (docs/architecture.md, "The default decision matrix"):
 // rate_limited aggressive; server_error exponential; timeout linear; network,
-// decode, panic, lost, unknown exponential; cancelled exponential (a
+// decode, panic, lost, unknown exponential; unknown_kind retried on its own
+// schedule (see [UnknownKindDelay]); cancelled exponential (a
 // context.Canceled outside a shutdown; shutdowns are never failures);
 // bad_request, unauthorized, not_found, misconfigured, out_of_memory,
 // breaker_open not retried. An unknown class gets unknown's rule.

@@ -20,7 +20,7 @@ func TestPolicyWithDefaults(t *testing.T) {
 	require.Equal(t, retrypolicy.JitterProportional, p.Jitter)
 	require.Equal(t, time.Hour, p.RetryAfterMax)
 	require.Equal(t, 2, p.RescueLimit)
-	require.Len(t, p.Rules, 15)
+	require.Len(t, p.Rules, 16)
 
 	// The decision matrix (README, "What happens when a job fails").
 	matrix := map[retrypolicy.Class]retrypolicy.Rule{
@@ -28,6 +28,7 @@ func TestPolicyWithDefaults(t *testing.T) {
 		retrypolicy.ClassServerError:   {Retry: true, Strategy: retrypolicy.StrategyExponential},
 		retrypolicy.ClassTimeout:       {Retry: true, Strategy: retrypolicy.StrategyLinear},
 		retrypolicy.ClassNetwork:       {Retry: true, Strategy: retrypolicy.StrategyExponential},
+		retrypolicy.ClassUnknownKind:   {Retry: true, Strategy: retrypolicy.StrategyExponential},
 		retrypolicy.ClassDecode:        {Retry: true, Strategy: retrypolicy.StrategyExponential},
 		retrypolicy.ClassPanic:         {Retry: true, Strategy: retrypolicy.StrategyExponential},
 		retrypolicy.ClassLost:          {Retry: true, Strategy: retrypolicy.StrategyExponential},
@@ -115,7 +116,7 @@ func TestNewPoliciesRefusesInvalid(t *testing.T) {
 		{"unknown jitter", retrypolicy.Policy{Jitter: "lots"}, nil, `retry.default.jitter: unknown jitter mode "lots" (known: none, full, equal, proportional, decorrelated)`},
 		{"negative retry after max", retrypolicy.Policy{RetryAfterMax: -time.Hour}, nil, "retry.default.retry_after_max: must be > 0 (got -1h0m0s)"},
 		{"negative rescue limit", retrypolicy.Policy{RescueLimit: -2}, nil, "retry.default.rescue_limit: must be >= 1 (got -2)"},
-		{"unknown class", retrypolicy.Policy{Rules: map[retrypolicy.Class]retrypolicy.Rule{"teapot": {Retry: true}}}, nil, "retry.default.classes.teapot: unknown class (known: rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled)"},
+		{"unknown class", retrypolicy.Policy{Rules: map[retrypolicy.Class]retrypolicy.Rule{"teapot": {Retry: true}}}, nil, "retry.default.classes.teapot: unknown class (known: rate_limited, server_error, timeout, network, decode, panic, lost, unknown_kind, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled)"},
 		{"unknown strategy", retrypolicy.Policy{}, map[string]retrypolicy.Policy{"k1": {Rules: map[retrypolicy.Class]retrypolicy.Rule{retrypolicy.ClassTimeout: {Retry: true, Strategy: "quadratic"}}}}, `retry.kinds.k1.classes.timeout.strategy: unknown strategy "quadratic" (known: exponential, linear, fibonacci, aggressive)`},
 		{"empty kind", retrypolicy.Policy{}, map[string]retrypolicy.Policy{"": {}}, "retry.kinds: empty job kind"},
 	}

@@ -54,7 +54,7 @@ func TestBadInputEnqueueLimitsAndNumbers(t *testing.T) {
 		{"batch wait interval negative", batch("--wait", "--wait-interval", "-1s"), "enqueue: invalid --wait-interval -1s"},
 		{"batch name in invalid UTF-8", []string{"batch", "--kind", "http_request", "--name", "caf\xe9", "--file", goodCSV}, "enqueue: invalid --name"},
 		{"batch name over 200 characters", []string{"batch", "--kind", "http_request", "--name", strings.Repeat("n", 201), "--file", goodCSV}, "enqueue: invalid --name"},
-		// A callback kind may be one only the user's pods know: its form is checked.
+		// A callback kind's form is checked first, then whether it can work.
 		{"batch callback kind over 200 characters", batch("--callback-kind", strings.Repeat("k", 201)), "want 1 to 200 printable characters of valid UTF-8"},
 		{"batch callback kind with a tab", batch("--callback-kind", "a\tb"), "want 1 to 200 printable characters of valid UTF-8"},
 		{"batch unknown format", batch("--format", "xml"), `enqueue: invalid --format "xml": want auto, ndjson or csv`},
@@ -133,7 +133,7 @@ func TestSQLLookingInputStoredVerbatim(t *testing.T) {
 }
 
 // A queue name River would refuse, or a batch's callback kind no one can
-// read, is refused before the input is read: the message is about the flag
+// read or that cannot work, is refused before the input is read: the message is about the flag
 // even when the input is bad too (a bad line, or a file that does not
 // exist), it is the whole of stderr, and nothing is inserted.
 func TestBadQueueRefusedBeforeInput(t *testing.T) {
@@ -171,6 +171,18 @@ func TestBadQueueRefusedBeforeInput(t *testing.T) {
 			`enqueue: invalid --callback-kind "a\tb": want 1 to 200 printable characters of valid UTF-8` + "\n"},
 		{"batch callback kind from REBOUND_CALLBACK_KIND, missing file", []string{"REBOUND_CALLBACK_KIND=" + strings.Repeat("k", 201)}, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", missing},
 			`enqueue: invalid REBOUND_CALLBACK_KIND "` + strings.Repeat("k", 201) + `": want 1 to 200 printable characters of valid UTF-8` + "\n"},
+		// A callback kind that cannot work: no pod of rebound's has its
+		// worker (the completing pod's insert would be refused), or its
+		// worker cannot run on a batch summary (it would be dead-lettered).
+		{"batch callback kind unknown, bad stdin line", nil, "url\nnot a url\n", []string{"batch", "--kind", "http_request", "--name", "b", "--file", "-", "--format", "csv", "--callback-kind", "nope"},
+			`enqueue: invalid --callback-kind "nope": unknown job kind (known kinds: http_request, synthetic, weekly_intelligence); ` +
+				"a kind of your own can be a callback only in a batch enqueued from Go (batch.Batch.CallbackKind), with its worker on every pod\n"},
+		{"batch callback kind http_request, good CSV", nil, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", goodCSV, "--callback-kind", "http_request"},
+			`enqueue: invalid --callback-kind "http_request": a callback job gets the batch's summary as its args (id, name, kind, total, succeeded, failed, ...), ` +
+				"and http_request cannot run on them: invalid args: url is required\n"},
+		{"batch callback kind weekly_intelligence from REBOUND_CALLBACK_KIND, missing file", []string{"REBOUND_CALLBACK_KIND=weekly_intelligence"}, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", missing},
+			`enqueue: invalid REBOUND_CALLBACK_KIND "weekly_intelligence": a callback job gets the batch's summary as its args (id, name, kind, total, succeeded, failed, ...), ` +
+				"and weekly_intelligence cannot run on them: invalid args: user_id must be a positive integer, got 0\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

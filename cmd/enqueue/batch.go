@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -98,7 +99,7 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	f.IntVar(&o.priority, "priority", river.PriorityDefault, "priority from 1 (first) to 4 (last)")
 	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts before a job is dead-lettered (default: the kind's max_attempts in --config, else 5)")
 	f.StringVar(&o.configPath, "config", "", "the workers' YAML config file: jobs get their kind's retry.max_attempts from it (env REBOUND_CONFIG)")
-	f.StringVar(&o.callbackKind, "callback-kind", "", "kind of a job inserted once the batch completes, with the summary as args (a kind your pods work)")
+	f.StringVar(&o.callbackKind, "callback-kind", "", "kind of a job inserted once the batch completes, with the summary as args: a kind the workers run whose args a summary can be (of rebound's own, synthetic; other kinds are refused)")
 	f.BoolVar(&o.wait, "wait", false, "follow the batch to completion with a progress bar on stderr, then print its summary (exit 3 if some job did not succeed)")
 	f.DurationVar(&o.waitInterval, "wait-interval", time.Second, "with --wait, how often to read the batch's counts")
 	f.BoolVar(&o.json, "json", false, "print JSON: what was enqueued, or with --wait the summary")
@@ -134,7 +135,39 @@ func (o *batchOptions) check(registry *jobs.Registry) (jobs.Kind, error) {
 	if err != nil {
 		return jobs.Kind{}, fmt.Errorf("invalid --kind: %w", err)
 	}
+	if o.callbackKind != "" {
+		if err := checkCallbackKind(registry, o.callbackKind, o.kind, o.name); err != nil {
+			return jobs.Kind{}, fmt.Errorf("invalid %s %q: %w", o.ref("callback-kind"), o.callbackKind, err)
+		}
+	}
 	return kind, nil
+}
+
+// checkCallbackKind refuses a callback kind that cannot work: the pod that
+// completes the batch inserts the callback job through its River client,
+// which refuses a kind it has no worker for, so the kind must be one the
+// workers run — one of registry's — and its worker gets the batch's
+// summary (batch.Summary) as args, so the kind must accept those as its
+// worker decodes them (jobs.Kind.ParseKnownFields). Of rebound's own kinds
+// only synthetic does (it ignores the summary and succeeds).
+func checkCallbackKind(registry *jobs.Registry, name, itemKind, batchName string) error {
+	k, err := registry.Lookup(name)
+	if err != nil {
+		var uk *jobs.UnknownKindError
+		if errors.As(err, &uk) {
+			return fmt.Errorf("unknown job kind (known kinds: %s); a kind of your own can be a callback only in a batch enqueued from Go (batch.Batch.CallbackKind), with its worker on every pod",
+				strings.Join(uk.Known, ", "))
+		}
+		return err
+	}
+	sample, err := json.Marshal(batch.Summary{Name: batchName, Kind: itemKind, FailuresByClass: map[string]int64{}, DeadLetterIDs: []int64{}})
+	if err != nil {
+		return err
+	}
+	if _, err := k.ParseKnownFields(sample); err != nil {
+		return fmt.Errorf("a callback job gets the batch's summary as its args (id, name, kind, total, succeeded, failed, ...), and %s cannot run on them: %w", name, err)
+	}
+	return nil
 }
 
 func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, maxAttemptsSet bool, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -176,8 +176,23 @@ func TestBatchWaitExitCodes(t *testing.T) {
 		fmt.Fprintf(&some, `{"url": "%s/%s/%d"}`+"\n", up.URL, path, i)
 	}
 	ok := proctest.Run(t, env, "enqueue", "batch", "--kind", "http_request", "--name", "all-good",
-		"--file", writeNamed(t, "all.ndjson", all.String()), "--batch-size", "3", "--delay-between-batches", "1s", "--wait", "--wait-interval", "200ms")
+		"--file", writeNamed(t, "all.ndjson", all.String()), "--batch-size", "3", "--delay-between-batches", "1s", "--wait", "--wait-interval", "200ms",
+		"--callback-kind", "synthetic")
 	require.Equal(t, 0, ok.ExitCode, ok.Stderr)
+	// synthetic, the one kind of rebound's that runs on a summary, is
+	// inserted when the batch completes and succeeds.
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var state string
+		err := db.Pool.QueryRow(ctx, `SELECT j.state::text FROM job_batch b JOIN river_job j ON j.id = b.callback_job_id
+			WHERE b.name = 'all-good' AND j.kind = 'synthetic'`).Scan(&state)
+		if err == nil && state == "completed" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "callback job not completed: %v %s", err, state)
+		time.Sleep(100 * time.Millisecond)
+	}
 	require.Contains(t, ok.Stdout, "succeeded:     6\n")
 	require.Contains(t, ok.Stdout, "success rate:  100.0%\n")
 	require.Contains(t, ok.Stderr, "/6 finished")

@@ -19,6 +19,7 @@ import (
 	"github.com/rebound-queue/rebound/breaker"
 	"github.com/rebound-queue/rebound/deadletter"
 	"github.com/rebound-queue/rebound/internal/cli"
+	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -342,6 +343,7 @@ same entries at once create each job once.`,
 					} else {
 						return fmt.Errorf("entry %d is %s; add --force to retry it again", e.ID, e.Status)
 					}
+					warnForeignKinds(cmd.ErrOrStderr(), res)
 					return a.print(res, func(w io.Writer) error { return printRetry(w, res) })
 				}
 				r, err := store.Retry(cmd.Context(), deadletter.RetryParams{ID: id, Force: force, By: by})
@@ -349,15 +351,18 @@ same entries at once create each job once.`,
 					return forceHint(err)
 				}
 				res := &deadletter.RetryManyResult{Retried: []deadletter.RetryResult{*r}, Skipped: []deadletter.SkippedEntry{}}
+				warnForeignKinds(cmd.ErrOrStderr(), res)
 				return a.print(r, func(w io.Writer) error { return printRetry(w, res) })
 			}
 			res, err := store.RetryMany(cmd.Context(), deadletter.RetryManyParams{Filter: filter, Force: force, DryRun: dryRun, By: by})
 			if err != nil {
 				if res != nil && len(res.Retried) > 0 {
 					_ = printRetry(cmd.ErrOrStderr(), res)
+					warnForeignKinds(cmd.ErrOrStderr(), res)
 				}
 				return forceHint(err)
 			}
+			warnForeignKinds(cmd.ErrOrStderr(), res)
 			return a.print(res, func(w io.Writer) error { return printRetry(w, res) })
 		},
 	}
@@ -367,6 +372,33 @@ same entries at once create each job once.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be retried; change nothing")
 	cmd.Flags().StringVar(&by, "by", defaultActor(), "who is retrying (recorded as retried_by)")
 	return cmd
+}
+
+// warnForeignKinds writes one warning line to w per kind of res's retried
+// entries that is not one of rebound's own (jobs.Builtin, or a pod's
+// internal rebound_* kinds): the stock worker does not run it, so the new
+// job runs only where a service registers the kind; a pod without it
+// retries it as unknown_kind and dead-letters it again after
+// retrypolicy.UnknownKindFor. Nothing is refused: the kind is usually a
+// service's own.
+func warnForeignKinds(w io.Writer, res *deadletter.RetryManyResult) {
+	own := jobs.Builtin().Names()
+	entries := map[string][]string{}
+	var kinds []string
+	for _, r := range res.Retried {
+		if slices.Contains(own, r.Kind) || strings.HasPrefix(r.Kind, "rebound_") {
+			continue
+		}
+		if _, ok := entries[r.Kind]; !ok {
+			kinds = append(kinds, r.Kind)
+		}
+		entries[r.Kind] = append(entries[r.Kind], strconv.FormatInt(r.EntryID, 10))
+	}
+	for _, k := range kinds {
+		fmt.Fprintf(w, "warning: kind %s (entry %s) is not one of rebound's own kinds (%s): the stock worker does not run it; "+
+			"only a pod that registers %s will, and pods without it retry it as unknown_kind for up to %s, then dead-letter it again\n",
+			k, strings.Join(entries[k], ", "), strings.Join(own, ", "), k, strconv.Itoa(int(retrypolicy.UnknownKindFor.Hours()))+"h")
+	}
 }
 
 func forceHint(err error) error {

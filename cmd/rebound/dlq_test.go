@@ -137,7 +137,7 @@ func TestDLQRetryAllTwoProcesses(t *testing.T) {
 }
 
 // allClasses is how messages list the failure classes.
-const allClasses = "rate_limited, server_error, timeout, network, decode, panic, lost, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled"
+const allClasses = "rate_limited, server_error, timeout, network, decode, panic, lost, unknown_kind, unknown, bad_request, unauthorized, not_found, misconfigured, out_of_memory, breaker_open, cancelled"
 
 func jsonNumber(n int64) string {
 	b, _ := json.Marshal(n)
@@ -285,4 +285,45 @@ func TestDLQFreeTextRules(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT resolution_note, resolved_by FROM job_dead_letter_queue WHERE id = $1", id).Scan(&stored, &by))
 	require.Equal(t, note, stored)
 	require.Equal(t, "dana", by)
+}
+
+// Replaying an entry whose kind is not one of rebound's own warns on stderr
+// (one line per kind, naming its entries) and still retries it: the stock
+// worker does not run that kind. rebound's own kinds replay silently.
+func TestDLQRetryWarnsOnKindsReboundDoesNotRun(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `INSERT INTO job_dead_letter_queue
+		(river_job_id, attempt, max_attempts, kind, queue, priority, final_state, args, failure_class, failure_reason, operation_key)
+		SELECT g, 1, 3, k, 'default', 1, 'discarded', '{}', 'unknown_kind', 'job kind is not registered', 'op'
+		  FROM unnest(ARRAY[1, 2, 3, 4]::bigint[], ARRAY['h3job', 'http_request', 'h3job', 'rebound_notify']) AS x(g, k)`)
+	require.NoError(t, err)
+	const warn = "warning: kind h3job (entry %s) is not one of rebound's own kinds (http_request, synthetic, weekly_intelligence): " +
+		"the stock worker does not run it; only a pod that registers h3job will, and pods without it retry it as unknown_kind for up to 24h, then dead-letter it again\n"
+	id := func(n int64) string {
+		var id int64
+		require.NoError(t, db.Pool.QueryRow(ctx, "SELECT id FROM job_dead_letter_queue WHERE river_job_id = $1", n+1).Scan(&id))
+		return jsonNumber(id)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		wantStderr string
+	}{
+		{"one foreign entry", []string{"dlq", "retry", id(0)}, strings.Replace(warn, "%s", id(0), 1)},
+		{"one own entry", []string{"dlq", "retry", id(1)}, ""},
+		{"an internal kind", []string{"dlq", "retry", id(3)}, ""},
+		{"all, dry run", []string{"dlq", "retry", "--all", "--force", "--dry-run"}, strings.Replace(warn, "%s", id(0)+", "+id(2), 1)},
+		{"dry run of one", []string{"dlq", "retry", id(2), "--dry-run"}, strings.Replace(warn, "%s", id(2), 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runRebound(bin, db.URL, tt.args...)
+			require.Equal(t, 0, code, stderr)
+			require.Equal(t, tt.wantStderr, stderr)
+			require.Contains(t, stdout, "retr")
+		})
+	}
 }

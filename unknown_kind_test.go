@@ -1,0 +1,181 @@
+package rebound_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebound-queue/rebound"
+	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/retrypolicy"
+)
+
+// A job of a kind no worker of the pod registers (another service's kind, a
+// new kind during a rolling deploy) is not "lost": it is recorded as
+// unknown_kind, waits about a minute (not the kind's short schedule), does
+// not use up an attempt, and is counted with its class. It is dead-lettered
+// as unknown_kind only when a day has passed since its first such attempt,
+// or on its last attempt.
+func TestUnknownKindWaitsForAPodThatRegistersIt(t *testing.T) {
+	t.Parallel()
+	const riverMsg = "job kind is not registered in the client's Workers bundle: h3job"
+	tests := []struct {
+		name        string
+		maxAttempts int
+		// earlier is the unknown_kind entry already in the history, its At
+		// this long ago; 0 for none.
+		earlier       time.Duration
+		wantState     rivertype.JobState
+		wantAttempt   int
+		wantEntries   int
+		wantFinal     bool
+		wantErrorHas  string
+		wantDLQ       bool
+		wantDelayNear time.Duration // 0 when final
+	}{
+		{name: "first fetch: retried in about a minute, attempt given back", maxAttempts: 5,
+			wantState: rivertype.JobStateRetryable, wantAttempt: 0, wantEntries: 1, wantErrorHas: riverMsg, wantDelayNear: time.Minute},
+		{name: "second fetch: the wait doubles", maxAttempts: 5, earlier: 3 * time.Minute,
+			wantState: rivertype.JobStateRetryable, wantAttempt: 0, wantEntries: 2, wantErrorHas: riverMsg, wantDelayNear: 2 * time.Minute},
+		{name: "a day after the first: dead-lettered", maxAttempts: 5, earlier: 25 * time.Hour,
+			wantState: rivertype.JobStateCancelled, wantAttempt: 1, wantEntries: 2, wantFinal: true, wantDLQ: true,
+			wantErrorHas: riverMsg + "; no pod registered the kind in 24h0m0s"},
+		{name: "its last attempt: dead-lettered", maxAttempts: 1,
+			wantState: rivertype.JobStateCancelled, wantAttempt: 1, wantEntries: 1, wantFinal: true, wantDLQ: true, wantErrorHas: riverMsg},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := startPod(t, nil)
+			ctx := context.Background()
+			metadata := `{}`
+			if tt.earlier > 0 {
+				at := time.Now().Add(-tt.earlier).UTC()
+				out := retrypolicy.Output{Attempts: []retrypolicy.Attempt{{Attempt: 1, At: at, Class: retrypolicy.ClassUnknownKind,
+					Strategy: retrypolicy.StrategyExponential, DelayMS: 60000, Error: riverMsg}}}
+				raw, err := json.Marshal(map[string]any{"output": out})
+				require.NoError(t, err)
+				metadata = string(raw)
+			}
+			var id int64
+			require.NoError(t, b.db.Pool.QueryRow(ctx, `
+INSERT INTO river_job (kind, args, queue, max_attempts, priority, state, metadata)
+VALUES ('h3job', '{}', 'default', $1, 1, 'available', $2::jsonb) RETURNING id`, tt.maxAttempts, metadata).Scan(&id))
+
+			job := b.waitForState(t, id, tt.wantState)
+			require.Equal(t, tt.wantAttempt, job.Attempt)
+			require.Len(t, job.Errors, 1)
+			require.Equal(t, riverMsg, job.Errors[0].Error)
+			got := history(t, job)
+			require.Len(t, got, tt.wantEntries)
+			last := got[len(got)-1]
+			require.Equal(t, 1, last.Attempt)
+			require.Equal(t, retrypolicy.ClassUnknownKind, last.Class)
+			require.Equal(t, tt.wantFinal, last.Final)
+			require.True(t, strings.HasPrefix(last.Error, tt.wantErrorHas), last.Error)
+			if tt.wantDelayNear > 0 {
+				d := time.Duration(last.DelayMS) * time.Millisecond
+				require.InDelta(t, tt.wantDelayNear.Seconds(), d.Seconds(), tt.wantDelayNear.Seconds()/5+0.001, "delay %s", d)
+				require.WithinDuration(t, last.At.Add(d), job.ScheduledAt, time.Second)
+				require.Equal(t, retrypolicy.StrategyExponential, last.Strategy)
+			} else {
+				require.Zero(t, last.DelayMS)
+			}
+			n, ok := b.metric(t, "rebound_job_errors_total", labels("kind", "h3job", "class", "unknown_kind"))
+			require.True(t, ok)
+			require.Equal(t, 1.0, n)
+			outcome := "errored"
+			if tt.wantFinal {
+				outcome = "cancelled"
+			}
+			n, ok = b.metric(t, "rebound_job_attempts_total", labels("kind", "h3job", "queue", "default", "outcome", outcome))
+			require.True(t, ok)
+			require.Equal(t, 1.0, n)
+			_, ok = b.metric(t, "rebound_job_errors_total", labels("kind", "h3job", "class", "lost"))
+			require.False(t, ok, "never lost")
+
+			wantRows := 0
+			if tt.wantDLQ {
+				wantRows = 1
+				waitFor(t, 10*time.Second, "the dead letter", func() bool {
+					return b.count(t, "SELECT count(*) FROM job_dead_letter_queue WHERE river_job_id = $1", id) == 1
+				})
+				var class string
+				require.NoError(t, b.db.Pool.QueryRow(ctx, "SELECT failure_class FROM job_dead_letter_queue WHERE river_job_id = $1", id).Scan(&class))
+				require.Equal(t, "unknown_kind", class)
+			}
+			require.Equal(t, wantRows, b.count(t, "SELECT count(*) FROM job_dead_letter_queue WHERE river_job_id = $1", id))
+		})
+	}
+}
+
+type h3Args struct{}
+
+func (h3Args) Kind() string { return "h3job" }
+
+type h3Worker struct {
+	river.WorkerDefaults[h3Args]
+	attempts chan int
+}
+
+func (w *h3Worker) Work(_ context.Context, job *river.Job[h3Args]) error {
+	w.attempts <- job.Attempt
+	return nil
+}
+
+// The rolling deploy: a pod of the old build (no h3job worker) fetches the
+// job first; a pod of the new build then runs it, on the job's first
+// attempt, because the old pod gave its attempt back.
+func TestUnknownKindRunsOnAPodThatRegistersIt(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	ctx := context.Background()
+	newPod := func(workers *river.Workers) *rebound.Pod {
+		pod, err := rebound.New(rebound.Config{
+			Pool: db.Pool, Workers: workers, Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 2}},
+			FetchPollInterval: 50 * time.Millisecond, RetryPolicy: fastPolicy, Registerer: prometheus.NewPedanticRegistry(),
+		})
+		require.NoError(t, err)
+		require.NoError(t, pod.Start(ctx))
+		return pod
+	}
+	old := river.NewWorkers()
+	river.AddWorker(old, &quoteWorker{})
+	oldPod := newPod(old)
+	var id int64
+	require.NoError(t, db.Pool.QueryRow(ctx, `
+INSERT INTO river_job (kind, args, queue, max_attempts, priority, state) VALUES ('h3job', '{}', 'default', 3, 1, 'available') RETURNING id`).Scan(&id))
+	waitFor(t, 10*time.Second, "the old pod's unknown_kind attempt", func() bool {
+		var state string
+		require.NoError(t, db.Pool.QueryRow(ctx, "SELECT state::text FROM river_job WHERE id = $1", id).Scan(&state))
+		return state == "retryable"
+	})
+	require.NoError(t, oldPod.Stop(ctx))
+
+	w := &h3Worker{attempts: make(chan int, 1)}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, w)
+	newBuild := newPod(workers)
+	t.Cleanup(func() { require.NoError(t, newBuild.Stop(ctx)) })
+	_, err := db.Pool.Exec(ctx, "UPDATE river_job SET state = 'available', scheduled_at = now() WHERE id = $1", id) // skip the minute
+	require.NoError(t, err)
+	select {
+	case attempt := <-w.attempts:
+		require.Equal(t, 1, attempt)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the new build's pod did not run the job")
+	}
+	job := (&bundle{db: db, pod: newBuild}).waitForState(t, id, rivertype.JobStateCompleted)
+	require.Equal(t, 1, job.Attempt)
+	got := history(t, job)
+	require.Len(t, got, 1)
+	require.Equal(t, retrypolicy.ClassUnknownKind, got[0].Class)
+	require.Zero(t, (&bundle{db: db}).count(t, "SELECT count(*) FROM job_dead_letter_queue"))
+}
