@@ -338,7 +338,7 @@ func loadRules(t *testing.T) []rule {
 	for _, g := range f.Groups {
 		out = append(out, g.Rules...)
 	}
-	require.Len(t, out, 19)
+	require.Len(t, out, 20)
 	return out
 }
 
