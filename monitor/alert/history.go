@@ -121,3 +121,49 @@ func (h *History) RecordTest(ctx context.Context, channel string, now time.Time)
 		channel, now).Scan(&id)
 	return id, err
 }
+
+// InOrder runs send, one delivery attempt of history row id through
+// channel, unless a newer event of the row's (rule, subject) lists channel
+// (a resolved notice or a repeat written after it; test events take no
+// part): then it returns superseded true without calling send, and the
+// receiver gets the newer event only. It holds a transaction-level
+// PostgreSQL advisory lock on (rule, subject, channel) from that check
+// until send returns, so two deliveries of one (rule, subject) through
+// one channel never overlap, on any pod: a newer event written while an
+// older one is being sent is sent after it. err is send's error, or the
+// database's (wrapped); a row that no longer exists is ErrNoEvent.
+// For notify.Worker's InOrder.
+func (h *History) InOrder(ctx context.Context, id int64, channel string, send func(context.Context) error) (superseded bool, err error) {
+	tx, err := h.db.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("alert history %d: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var rule, subject, event string
+	err = tx.QueryRow(ctx, `SELECT rule, subject, event FROM job_alert_history WHERE id = $1`, id).Scan(&rule, &subject, &event)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("%w: %d", ErrNoEvent, id)
+	}
+	if err != nil {
+		return false, fmt.Errorf("read alert history %d: %w", id, err)
+	}
+	if event != EventTest {
+		// The lock's key: a 64-bit hash of (rule, subject, channel); a
+		// collision only serialises two unrelated deliveries.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('rebound_notify' || chr(31) || $1 || chr(31) || $2 || chr(31) || $3, 0))`,
+			rule, subject, channel); err != nil {
+			return false, fmt.Errorf("alert history %d: lock (rule, subject, channel): %w", id, err)
+		}
+		var newer bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM job_alert_history WHERE rule = $1 AND subject = $2 AND id > $3
+			AND event <> 'test' AND $4 = ANY(channels))`, rule, subject, id, channel).Scan(&newer); err != nil {
+			return false, fmt.Errorf("alert history %d: look for a newer event: %w", id, err)
+		}
+		if newer {
+			return true, nil
+		}
+	}
+	// The transaction writes nothing: the deferred rollback ends it and
+	// releases the lock.
+	return false, send(ctx)
+}
