@@ -122,18 +122,21 @@ func (h *History) RecordTest(ctx context.Context, channel string, now time.Time)
 	return id, err
 }
 
-// InOrder runs send, one delivery attempt of history row id through
-// channel, unless a newer event of the row's (rule, subject) lists channel
-// (a resolved notice or a repeat written after it; test events take no
-// part): then it returns superseded true without calling send, and the
-// receiver gets the newer event only. It holds a transaction-level
+// InOrder runs attempt, one delivery attempt of history row id through
+// channel (the send and the record of its outcome), and returns its error,
+// unless a newer event of the row's (rule, subject) that lists channel
+// already has a final outcome there (delivered, failed, skipped or
+// superseded: a resolved notice or a repeat written and settled after it;
+// test events take no part). Then it returns superseded true without
+// calling attempt, so the receiver never gets an older event after a
+// newer one. A newer event still pending does not stop it: the older one
+// goes first and the newer follows. InOrder holds a transaction-level
 // PostgreSQL advisory lock on (rule, subject, channel) from that check
-// until send returns, so two deliveries of one (rule, subject) through
-// one channel never overlap, on any pod: a newer event written while an
-// older one is being sent is sent after it. err is send's error, or the
-// database's (wrapped); a row that no longer exists is ErrNoEvent.
-// For notify.Worker's InOrder.
-func (h *History) InOrder(ctx context.Context, id int64, channel string, send func(context.Context) error) (superseded bool, err error) {
+// until attempt returns, so two deliveries of one (rule, subject) through
+// one channel never overlap, on any pod. err is attempt's error, or the
+// database's (wrapped); a row that no longer exists is ErrNoEvent. For
+// notify.Worker's InOrder.
+func (h *History) InOrder(ctx context.Context, id int64, channel string, attempt func(context.Context) error) (superseded bool, err error) {
 	tx, err := h.db.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("alert history %d: %w", id, err)
@@ -156,14 +159,16 @@ func (h *History) InOrder(ctx context.Context, id int64, channel string, send fu
 		}
 		var newer bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM job_alert_history WHERE rule = $1 AND subject = $2 AND id > $3
-			AND event <> 'test' AND $4 = ANY(channels))`, rule, subject, id, channel).Scan(&newer); err != nil {
+			AND event <> 'test' AND $4 = ANY(channels) AND delivery -> $4 ->> 'outcome' IN ('delivered', 'failed', 'skipped', 'superseded'))`,
+			rule, subject, id, channel).Scan(&newer); err != nil {
 			return false, fmt.Errorf("alert history %d: look for a newer event: %w", id, err)
 		}
 		if newer {
 			return true, nil
 		}
 	}
-	// The transaction writes nothing: the deferred rollback ends it and
-	// releases the lock.
-	return false, send(ctx)
+	// attempt records its outcome through the pool, committed before the
+	// lock is released. The transaction writes nothing: the deferred
+	// rollback ends it and releases the lock.
+	return false, attempt(ctx)
 }

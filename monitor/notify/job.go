@@ -115,9 +115,10 @@ const (
 	// would wait behind or fail on. No delivery job is inserted.
 	OutcomeSkipped = "skipped"
 	// OutcomeSuperseded: not sent because a newer event of the same
-	// (rule, subject) through the same channel exists (a firing whose
-	// resolved notice came after it): the receiver gets the newer one
-	// only, never a stale firing after its resolution.
+	// (rule, subject) through the same channel already has a final outcome
+	// (a firing whose resolved notice was delivered first, or was
+	// dead-lettered): the receiver never gets a stale firing after its
+	// resolution.
 	OutcomeSuperseded = "superseded"
 )
 
@@ -192,14 +193,16 @@ type Worker struct {
 	Load func(ctx context.Context, historyID int64) (*Message, error)
 	// Record stores a channel's delivery outcome on a history row. Required.
 	Record func(ctx context.Context, historyID int64, channel string, d Delivery) error
-	// InOrder, when set, runs send (one attempt) unless the history row is
-	// no longer the latest event of its (rule, subject) through channel, in
-	// which case it returns superseded true without calling send. It must
-	// keep two deliveries of one (rule, subject) through one channel from
-	// overlapping, across pods (alert.History.InOrder holds a PostgreSQL
-	// advisory lock while send runs), so an older event is never sent after
-	// a newer one. nil sends every delivery.
-	InOrder func(ctx context.Context, historyID int64, channel string, send func(context.Context) error) (superseded bool, err error)
+	// InOrder, when set, runs attempt (one send and the Record of its
+	// outcome) and returns its error, unless a newer event of the history
+	// row's (rule, subject) through channel already has a final outcome
+	// (delivered, failed, skipped, superseded): then it returns superseded
+	// true without calling attempt. It must keep two deliveries of one
+	// (rule, subject) through one channel from overlapping, across pods
+	// (alert.History.InOrder holds a PostgreSQL advisory lock while attempt
+	// runs), so an older event is never sent after a newer one. nil sends
+	// every delivery.
+	InOrder func(ctx context.Context, historyID int64, channel string, attempt func(context.Context) error) (superseded bool, err error)
 	// Redact hides secrets in an error before it is recorded; nil keeps it.
 	Redact func(string) string
 	// HTTPClient sends Slack and webhook requests; nil means one with a
@@ -217,8 +220,8 @@ func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return 30 * time.Seco
 // Work sends the history row's message through the channel and records
 // the outcome. A channel no longer configured fails for good (the
 // configuration changed); a row superseded by a newer event of its (rule,
-// subject) through the channel (see InOrder) is not sent and is recorded
-// superseded; other failures are returned for rebound's retry policy to
+// subject) through the channel (see InOrder) is not sent, is recorded
+// superseded and completes; other failures are returned for rebound's retry policy to
 // classify.
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	ch, ok := w.Channels[job.Args.Channel]
@@ -238,35 +241,38 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	send := func(ctx context.Context) error { return Send(ctx, client, job.Args.Channel, &ch, msg) }
-	var sendErr error
-	if w.InOrder != nil {
-		superseded, err := w.InOrder(ctx, job.Args.HistoryID, job.Args.Channel, send)
-		if superseded {
-			w.record(ctx, job, OutcomeSuperseded, nil)
+	// attempt sends once and records the outcome (inside InOrder, so the
+	// next delivery of the pair through the channel sees it); it returns
+	// the job's result.
+	attempt := func(ctx context.Context) error {
+		sendErr := Send(ctx, client, job.Args.Channel, &ch, msg)
+		if sendErr == nil {
+			w.record(ctx, job, OutcomeDelivered, nil)
 			return nil
 		}
-		sendErr = err
-	} else {
-		sendErr = send(ctx)
+		// A 4xx other than 408 and 429 (a removed Slack hook, a bad URL)
+		// will not heal by retrying: the delivery fails now, to the
+		// dead-letter queue.
+		if he, ok := errors.AsType[*HTTPError](sendErr); ok && he.Status/100 == 4 && he.Status != 408 && he.Status != 429 {
+			w.record(ctx, job, OutcomeFailed, sendErr)
+			return river.JobCancel(sendErr)
+		}
+		outcome := OutcomeRetrying
+		if job.Attempt >= job.MaxAttempts {
+			outcome = OutcomeFailed
+		}
+		w.record(ctx, job, outcome, sendErr)
+		return sendErr
 	}
-	if sendErr == nil {
-		w.record(ctx, job, OutcomeDelivered, nil)
+	if w.InOrder == nil {
+		return attempt(ctx)
+	}
+	superseded, err := w.InOrder(ctx, job.Args.HistoryID, job.Args.Channel, attempt)
+	if superseded {
+		w.record(ctx, job, OutcomeSuperseded, nil)
 		return nil
 	}
-	// A 4xx other than 408 and 429 (a removed Slack hook, a bad URL) will
-	// not heal by retrying: the delivery fails now, to the dead-letter
-	// queue.
-	if he, ok := errors.AsType[*HTTPError](sendErr); ok && he.Status/100 == 4 && he.Status != 408 && he.Status != 429 {
-		w.record(ctx, job, OutcomeFailed, sendErr)
-		return river.JobCancel(sendErr)
-	}
-	outcome := OutcomeRetrying
-	if job.Attempt >= job.MaxAttempts {
-		outcome = OutcomeFailed
-	}
-	w.record(ctx, job, outcome, sendErr)
-	return sendErr
+	return err
 }
 
 // ErrNoMessage is what Load returns (wrapped) for a history row that no
