@@ -363,11 +363,13 @@ func TestStartWarnsOfAlertRuleWithUnknownChannel(t *testing.T) {
 	// The failures through the channels the pod does not define are
 	// counted too (Grafana's "Notifications by channel and outcome").
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP rebound_notifications_total Alert notification delivery attempts, by channel and outcome (delivered, retrying, failed).
+# HELP rebound_notifications_total Alert notification delivery attempts and skipped or superseded deliveries, by channel and outcome (delivered, retrying, failed, skipped, superseded).
 # TYPE rebound_notifications_total counter
 rebound_notifications_total{channel="hook",outcome="delivered"} 1
 rebound_notifications_total{channel="hook",outcome="failed"} 0
 rebound_notifications_total{channel="hook",outcome="retrying"} 0
+rebound_notifications_total{channel="hook",outcome="skipped"} 0
+rebound_notifications_total{channel="hook",outcome="superseded"} 0
 rebound_notifications_total{channel="mail",outcome="failed"} 1
 rebound_notifications_total{channel="pager",outcome="failed"} 1
 `), "rebound_notifications_total"))
