@@ -100,17 +100,27 @@ func (h *History) Message(ctx context.Context, id int64, link string) (*notify.M
 }
 
 // RecordDelivery stores a channel's outcome on row id (for notify.Worker's
-// Record).
+// Record). Called within InOrder's attempt, it writes in InOrder's
+// transaction (one connection per delivery, committed with the lock's
+// release).
 func (h *History) RecordDelivery(ctx context.Context, id int64, channel string, d notify.Delivery) error {
 	b, err := json.Marshal(map[string]notify.Delivery{channel: d})
 	if err != nil {
 		return err
 	}
+	var db DBTX = h.db
+	if tx, ok := ctx.Value(inOrderTx{}).(pgx.Tx); ok {
+		db = tx // inside InOrder's attempt: in its transaction
+	}
 	// A string, not []byte: in the exec and simple_protocol modes pgx
 	// sends []byte as bytea text, which jsonb cannot read.
-	_, err = h.db.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1::bigint`, id, string(b))
+	_, err = db.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1::bigint`, id, string(b))
 	return err
 }
+
+// inOrderTx is the context key under which InOrder hands its transaction
+// to the RecordDelivery its attempt calls.
+type inOrderTx struct{}
 
 // RecordTest inserts a test event for `rebound alerts test` and returns
 // its ID.
@@ -132,10 +142,12 @@ func (h *History) RecordTest(ctx context.Context, channel string, now time.Time)
 // newer one. A newer event still pending does not stop it: the older one
 // goes first and the newer follows. InOrder holds a transaction-level
 // PostgreSQL advisory lock on (rule, subject, channel) from that check
-// until attempt returns, so two deliveries of one (rule, subject) through
-// one channel never overlap, on any pod. err is attempt's error, or the
-// database's (wrapped); a row that no longer exists is ErrNoEvent. For
-// notify.Worker's InOrder.
+// until attempt's outcome is committed, so two deliveries of one (rule,
+// subject) through one channel never overlap, on any pod. The transaction
+// holds one database connection for the attempt's length (bounded by the
+// send's timeouts); RecordDelivery called with attempt's context writes in
+// it. err is attempt's error, or the database's (wrapped); a row that no
+// longer exists is ErrNoEvent. For notify.Worker's InOrder.
 func (h *History) InOrder(ctx context.Context, id int64, channel string, attempt func(context.Context) error) (superseded bool, err error) {
 	tx, err := h.db.Begin(ctx)
 	if err != nil {
@@ -167,8 +179,13 @@ func (h *History) InOrder(ctx context.Context, id int64, channel string, attempt
 			return true, nil
 		}
 	}
-	// attempt records its outcome through the pool, committed before the
-	// lock is released. The transaction writes nothing: the deferred
-	// rollback ends it and releases the lock.
-	return false, attempt(ctx)
+	// attempt records its outcome (RecordDelivery) in tx, committed as the
+	// lock is released: the next delivery of the pair sees it. A commit
+	// that fails after a successful send is returned: the delivery is
+	// retried (at least once, never lost).
+	attemptErr := attempt(context.WithValue(ctx, inOrderTx{}, tx))
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil && attemptErr == nil {
+		return false, fmt.Errorf("alert history %d: record the delivery: %w", id, err)
+	}
+	return false, attemptErr
 }
