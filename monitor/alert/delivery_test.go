@@ -180,7 +180,8 @@ func TestStaleFiringIsSuperseded(t *testing.T) {
 	})
 	require.Equal(t, alert.EventFiring, events[1].Event)
 	for _, ch := range []string{"slack", "hook"} {
-		require.Equal(t, notify.Delivery{Outcome: notify.OutcomeSuperseded, Attempts: 1, At: events[1].Delivery[ch].At}, events[1].Delivery[ch], ch)
+		require.Equal(t, notify.Delivery{Outcome: notify.OutcomeSuperseded, Attempts: 1,
+			Error: "not sent: a newer event of this rule and subject was already settled through the channel", At: events[1].Delivery[ch].At}, events[1].Delivery[ch], ch)
 		require.Equal(t, notify.OutcomeDelivered, events[0].Delivery[ch].Outcome, ch)
 		require.Equal(t, 1.0, testutil.ToFloat64(f.metrics.Notifications.WithLabelValues(ch, notify.OutcomeSuperseded)), ch)
 	}

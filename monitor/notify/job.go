@@ -269,11 +269,15 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	}
 	superseded, err := w.InOrder(ctx, job.Args.HistoryID, job.Args.Channel, attempt)
 	if superseded {
-		w.record(ctx, job, OutcomeSuperseded, nil)
+		w.record(ctx, job, OutcomeSuperseded, errSuperseded)
 		return nil
 	}
 	return err
 }
+
+// errSuperseded is the error a superseded delivery records: why it was
+// not sent.
+var errSuperseded = errors.New("not sent: a newer event of this rule and subject was already settled through the channel")
 
 // ErrNoMessage is what Load returns (wrapped) for a history row that no
 // longer exists; the delivery then ends without a retry.
