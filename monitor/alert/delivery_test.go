@@ -1,9 +1,12 @@
 package alert_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,11 +60,14 @@ func TestOwnBreakerAlertSkipsItsChannel(t *testing.T) {
 		// wantSlack, wantHook: the statuses each receiver gets.
 		wantSlack, wantHook []string
 		wantJobs            int
+		wantLog             string // the warning of each event, "" for none
 	}{
 		{name: "own breaker, another channel left", channels: "{slack,hook}", ownHook: true,
-			wantSlack: []string{"firing", "resolved"}, wantHook: []string{}, wantJobs: 2},
+			wantSlack: []string{"firing", "resolved"}, wantHook: []string{}, wantJobs: 2,
+			wantLog: "alert not sent through the channels on the host whose breaker it is about; the other channels of the rule get it"},
 		{name: "own breaker, no channel left", channels: "{hook}", ownHook: true,
-			wantSlack: []string{}, wantHook: []string{}, wantJobs: 0},
+			wantSlack: []string{}, wantHook: []string{}, wantJobs: 0,
+			wantLog: "alert not sent: every channel of the rule is on the host whose breaker it is about (recorded in the alert history only)"},
 		{name: "another host's breaker", channels: "{hook}", ownHook: false,
 			wantSlack: []string{}, wantHook: []string{"firing", "resolved"}, wantJobs: 2},
 	}
@@ -80,16 +86,38 @@ func TestOwnBreakerAlertSkipsItsChannel(t *testing.T) {
 			store := breaker.NewStore(f.pool)
 			_, err = store.Open(ctx, breaker.OpenParams{Key: key, For: time.Hour, By: "test"})
 			require.NoError(t, err)
+			var logs bytes.Buffer // the evaluations run on this goroutine
+			logged := func(now *time.Time) *alert.Evaluator {
+				e := f.evaluator(now)
+				e.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+				return e
+			}
 			now := time.Now().UTC()
-			res, err := f.evaluator(&now).Run(ctx)
+			res, err := logged(&now).Run(ctx)
 			require.NoError(t, err)
 			require.Equal(t, alert.Result{Firing: 1}, res)
 			_, err = store.Reset(ctx, breaker.ResetParams{Key: key, By: "test"})
 			require.NoError(t, err)
 			later := now.Add(time.Minute)
-			res, err = f.evaluator(&later).Run(ctx)
+			res, err = logged(&later).Run(ctx)
 			require.NoError(t, err)
 			require.Equal(t, alert.Result{Resolved: 1}, res)
+			var msgs []string
+			for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+				if line == "" {
+					continue
+				}
+				var rec struct{ Msg, Subject, Event, Channels string }
+				require.NoError(t, json.Unmarshal([]byte(line), &rec))
+				require.Equal(t, key, rec.Subject)
+				require.Equal(t, "hook", rec.Channels)
+				msgs = append(msgs, rec.Event+": "+rec.Msg)
+			}
+			if tt.wantLog == "" {
+				require.Empty(t, msgs)
+			} else {
+				require.Equal(t, []string{"firing: " + tt.wantLog, "resolved: " + tt.wantLog}, msgs)
+			}
 
 			waitFor(t, "every delivery job finished", func() bool {
 				var open int
