@@ -151,6 +151,9 @@ type Config struct {
 	// Kinds: max attempts, backoff per failure class, jitter (see
 	// retrypolicy.Policy). Zero fields mean retrypolicy's defaults (5
 	// attempts, 2 s initial delay, 300 s cap, the seed's decision matrix).
+	// It does not apply to alert deliveries (kind rebound_notify), which
+	// have their own policy, notify.RetryPolicy (150 attempts, 5 s doubling
+	// to 5 min: about 12 h of retries).
 	RetryPolicy retrypolicy.Policy
 
 	// Kinds holds per-kind settings: retry policy, operation key, timeout.
@@ -263,7 +266,9 @@ type Config struct {
 // KindConfig holds the settings of one job kind (Config.Kinds).
 type KindConfig struct {
 	// RetryPolicy is the kind's retry policy. Zero fields inherit
-	// Config.RetryPolicy's; Rules are layered over its rules.
+	// Config.RetryPolicy's; Rules are layered over its rules. For
+	// rebound_notify (alert deliveries) they inherit notify.RetryPolicy's
+	// instead.
 	RetryPolicy retrypolicy.Policy
 
 	// OperationKey names the circuit breaker of a job of this kind whose
@@ -473,11 +478,24 @@ func (c *Config) policies() (*retrypolicy.Policies, error) {
 		if kind == "" {
 			return nil, configErr("Kinds", `a kind named "" (kinds have at least 2 characters)`)
 		}
+		if kind == notify.Kind {
+			continue
+		}
 		if _, err := retrypolicy.NewPolicies(c.RetryPolicy, map[string]retrypolicy.Policy{kind: c.Kinds[kind].RetryPolicy}); err != nil {
 			return nil, policyError(fmt.Sprintf("Kinds[%q].RetryPolicy", kind), retrypolicy.ConfigKey+".kinds."+kind+".", err)
 		}
 		kinds[kind] = c.Kinds[kind].RetryPolicy
 	}
+	// Alert deliveries have a policy of their own (notify.RetryPolicy: 150
+	// attempts, 5 s doubling to 5 min, about 12 h), not RetryPolicy's: a
+	// receiver outage of an hour must not lose a notification.
+	// Kinds[notify.Kind].RetryPolicy is layered over it. Resolved here, the
+	// policy has every field set, so NewPolicies below keeps it as is.
+	own, err := retrypolicy.NewPolicies(notify.RetryPolicy(), map[string]retrypolicy.Policy{notify.Kind: c.Kinds[notify.Kind].RetryPolicy})
+	if err != nil {
+		return nil, policyError(fmt.Sprintf("Kinds[%q].RetryPolicy", notify.Kind), retrypolicy.ConfigKey+".kinds."+notify.Kind+".", err)
+	}
+	kinds[notify.Kind] = own.Lookup(notify.Kind)
 	return retrypolicy.NewPolicies(c.RetryPolicy, kinds)
 }
 

@@ -69,6 +69,10 @@ func TestNewRefusesMisconfiguration(t *testing.T) {
 				retrypolicy.ClassTimeout: {Retry: true, Strategy: "sideways"},
 			}}}}
 		}, `rebound: Config.Kinds["test_quote"].RetryPolicy.Rules["timeout"].Strategy: unknown strategy "sideways" (known: exponential, linear, fibonacci, aggressive)`},
+		{"bad policy of alert deliveries: checked against their own policy", func(c *rebound.Config) {
+			c.RetryPolicy = retrypolicy.Policy{InitialDelay: time.Second}
+			c.Kinds = map[string]rebound.KindConfig{"rebound_notify": {RetryPolicy: retrypolicy.Policy{MaxDelay: 2 * time.Second}}}
+		}, `rebound: Config.Kinds["rebound_notify"].RetryPolicy.MaxDelay: must be >= initial_delay (5s)`},
 		{"bad policy: max attempts over River's column", func(c *rebound.Config) { c.RetryPolicy.MaxAttempts = 40000 },
 			"rebound: Config.RetryPolicy.MaxAttempts: must be <= 32767, the most River's max_attempts column holds (got 40000)"},
 		{"negative kind timeout", func(c *rebound.Config) {

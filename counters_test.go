@@ -102,6 +102,8 @@ func TestCountersExistAtZeroOnStart(t *testing.T) {
 		`rebound_notifications_total{channel="hook",outcome="delivered"} 0`,
 		`rebound_notifications_total{channel="hook",outcome="failed"} 0`,
 		`rebound_notifications_total{channel="hook",outcome="retrying"} 0`,
+		`rebound_notifications_total{channel="hook",outcome="skipped"} 0`,
+		`rebound_notifications_total{channel="hook",outcome="superseded"} 0`,
 	}, scrapeSeries(t, srv, []string{"rebound_notifications_total"}))
 	durations := func(completed int) []string {
 		var want []string

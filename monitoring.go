@@ -130,6 +130,7 @@ func (f *monitoringFeature) setup(a *assembly) error {
 			return history.Message(ctx, id, c.Monitoring.Link)
 		},
 		Record:  history.RecordDelivery,
+		InOrder: history.InOrder,
 		Redact:  redact.Text,
 		Metrics: nm,
 		Logger:  c.Logger,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/rebound-queue/rebound/internal/proctest"
 	"github.com/rebound-queue/rebound/monitor/health"
 	"github.com/rebound-queue/rebound/monitor/notify"
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 type healthArgs struct {
@@ -361,12 +363,71 @@ func TestStartWarnsOfAlertRuleWithUnknownChannel(t *testing.T) {
 	// The failures through the channels the pod does not define are
 	// counted too (Grafana's "Notifications by channel and outcome").
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP rebound_notifications_total Alert notification delivery attempts, by channel and outcome (delivered, retrying, failed).
+# HELP rebound_notifications_total Alert notification delivery attempts and skipped or superseded deliveries, by channel and outcome (delivered, retrying, failed, skipped, superseded).
 # TYPE rebound_notifications_total counter
 rebound_notifications_total{channel="hook",outcome="delivered"} 1
 rebound_notifications_total{channel="hook",outcome="failed"} 0
 rebound_notifications_total{channel="hook",outcome="retrying"} 0
+rebound_notifications_total{channel="hook",outcome="skipped"} 0
+rebound_notifications_total{channel="hook",outcome="superseded"} 0
 rebound_notifications_total{channel="mail",outcome="failed"} 1
 rebound_notifications_total{channel="pager",outcome="failed"} 1
 `), "rebound_notifications_total"))
+}
+
+// TestAlertDeliveryOutlastsReceiverOutage: with the pod-wide policy at 5
+// attempts, an alert delivery to a webhook that answers 503 eight times
+// is not dead-lettered: rebound_notify has its own policy (150 attempts;
+// here its delays shortened through Config.Kinds, which inherits the rest
+// from it, not from Config.RetryPolicy). The channel's breaker opens
+// after 3 failures, parks the delivery, probes, and closes on the
+// delivery that gets through.
+func TestAlertDeliveryOutlastsReceiverOutage(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 8 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(hook.Close)
+	key := "notify:" + strings.TrimPrefix(hook.URL, "http://")
+	b := startPod(t, func(c *rebound.Config) {
+		c.Monitoring.AlertInterval = time.Hour
+		c.Monitoring.Channels = map[string]notify.Channel{"hook": {Type: notify.TypeWebhook, URL: hook.URL}}
+		c.Kinds = map[string]rebound.KindConfig{notify.Kind: {RetryPolicy: retrypolicy.Policy{
+			InitialDelay: 50 * time.Millisecond, MaxDelay: 100 * time.Millisecond, Jitter: retrypolicy.JitterNone}}}
+		c.Breaker.Keys = map[string]breaker.Settings{key: {FailureThreshold: 3, OpenTimeout: 300 * time.Millisecond, ParkSpread: 100 * time.Millisecond}}
+	})
+	ctx := context.Background()
+	_, err := b.db.Pool.Exec(ctx, `UPDATE job_alert_config SET channels = '{hook}' WHERE name = 'breaker-open'`)
+	require.NoError(t, err)
+	_, err = b.pod.Breaker().Store().Open(ctx, breaker.OpenParams{Key: "payments.example.com", For: 10 * time.Minute, By: "test"})
+	require.NoError(t, err)
+
+	var delivery notify.Delivery
+	waitFor(t, 60*time.Second, "the delivery after the outage", func() bool {
+		var raw []byte
+		err := b.db.Pool.QueryRow(ctx, `SELECT delivery -> 'hook' FROM job_alert_history WHERE rule = 'breaker-open' AND subject = 'payments.example.com'`).Scan(&raw)
+		if errors.Is(err, pgx.ErrNoRows) || raw == nil {
+			return false
+		}
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(raw, &delivery))
+		return delivery.Outcome == notify.OutcomeDelivered || delivery.Outcome == notify.OutcomeFailed
+	})
+	require.Equal(t, notify.OutcomeDelivered, delivery.Outcome, delivery.Error)
+	require.Equal(t, int32(9), calls.Load(), "8 failures, then the delivery")
+	require.Equal(t, 150, b.count(t, `SELECT max_attempts FROM river_job WHERE kind = $1`, notify.Kind), "rebound_notify's own max attempts, not Config.RetryPolicy's 5")
+	require.Zero(t, b.count(t, `SELECT count(*) FROM job_dead_letter_queue`))
+
+	// The breaker held the delivery while the receiver was down, and
+	// closed on the delivery that got through.
+	parked, _ := b.metric(t, "rebound_breaker_short_circuited_total", labels("key", key))
+	require.Positive(t, parked, "the open breaker parked the delivery")
+	closed, _ := b.metric(t, "rebound_breaker_transitions_total", labels("key", key, "from", "half_open", "to", "closed"))
+	require.Equal(t, 1.0, closed)
+	row, err := b.pod.Breaker().Store().Get(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, breaker.StateClosed, row.State)
 }

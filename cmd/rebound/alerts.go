@@ -142,12 +142,13 @@ func alertsHistoryCmd(a *app) *cobra.Command {
 
 // deliveryText is a channel's delivery as the history table shows it:
 // "delivered (1 attempt)", "failed (3 attempts)", or, for a delivery that
-// failed without an attempt (a channel the pod does not define), its error:
-// "failed (channel pagr is not configured in this pod)"; the outcome and
-// error through termText.
+// failed without an attempt (a channel the pod does not define), or was
+// skipped or superseded, its error: "failed (channel pagr is not
+// configured in this pod)", "superseded (not sent: a newer event ...)";
+// the outcome and error through termText.
 func deliveryText(d notify.Delivery) string {
 	switch {
-	case d.Attempts == 0 && d.Error != "":
+	case (d.Attempts == 0 || d.Outcome == notify.OutcomeSuperseded || d.Outcome == notify.OutcomeSkipped) && d.Error != "":
 		return fmt.Sprintf("%s (%s)", termText(d.Outcome), termText(d.Error))
 	case d.Attempts == 1:
 		return fmt.Sprintf("%s (1 attempt)", termText(d.Outcome))

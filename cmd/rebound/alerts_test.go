@@ -364,6 +364,14 @@ func TestAlertsHistoryUnknownRule(t *testing.T) {
 			          "mail": {"outcome": "failed", "attempts": 3, "error": "smtp: 554"}}', '2026-01-02T03:04:05Z', '2026-01-02T03:04:05Z')`,
 			args:    []string{"--rule", "gone-rule"},
 			wantOut: "100  2026-01-02T03:04:05Z  firing  gone-rule  dlq  error  60 unresolved  ops: delivered (1 attempt); pagr: failed (channel pagr is not configured in this pod); mail: failed (3 attempts); slack: pending"},
+		// Skipped and superseded deliveries say why they were not sent.
+		{name: "delivery column, not sent", setup: `INSERT INTO job_alert_history (id, rule, subject, event, severity, value, threshold, message, channels, delivery, firing_since, created_at)
+			VALUES (102, 'gone-breaker-rule', 'notify:hooks.example.com', 'firing', 'critical', 1, 0, 'open', '{hook,ops}',
+			        '{"hook": {"outcome": "skipped", "attempts": 0, "error": "not sent through hook: the event is about its own host''s circuit breaker (notify:hooks.example.com)"},
+			          "ops": {"outcome": "superseded", "attempts": 2, "error": "not sent: a newer event of this rule and subject was already settled through the channel"}}',
+			        '2026-01-02T03:04:05Z', '2026-01-02T03:04:05Z')`,
+			args:    []string{"--rule", "gone-breaker-rule"},
+			wantOut: "102  2026-01-02T03:04:05Z  firing  gone-breaker-rule  notify:hooks.example.com  critical  open  hook: skipped (not sent through hook: the event is about its own host's circuit breaker (notify:hooks.example.com)); ops: superseded (not sent: a newer event of this rule and subject was already settled through the channel)"},
 		// Control characters (rows written in SQL) are quoted as Go does:
 		// the terminal gets none.
 		{name: "control characters", setup: `INSERT INTO job_alert_history (id, rule, subject, event, severity, value, threshold, message, channels, delivery, firing_since, created_at)

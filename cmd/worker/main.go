@@ -35,6 +35,7 @@ import (
 	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/internal/config"
 	"github.com/rebound-queue/rebound/jobs"
+	"github.com/rebound-queue/rebound/monitor/notify"
 	"github.com/rebound-queue/rebound/monitor/tracing"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
@@ -244,6 +245,8 @@ func run(ctx context.Context, o *options) error {
 		}
 		kinds[kind] = rebound.KindConfig{RetryPolicy: settings.Retry.Lookup(kind)}
 	}
+	// Alert deliveries: their own policy, with retry.kinds.rebound_notify.
+	kinds[notify.Kind] = rebound.KindConfig{RetryPolicy: settings.NotifyRetry}
 	// weekly_intelligence jobs inserted without an operation key (by a
 	// producer without the config) get the reports API's host.
 	if key := settings.WeeklyIntelligence.OperationKey(); key != "" {

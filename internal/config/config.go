@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"reflect"
@@ -72,8 +73,13 @@ type AlertsFile struct {
 
 // Settings are what File becomes once validated.
 type Settings struct {
-	// Retry is the set of retry policies, one per kind plus the default.
+	// Retry is the set of retry policies, one per kind plus the default
+	// (retry.default, retry.kinds; rebound_notify is not among them).
 	Retry *retrypolicy.Policies
+	// NotifyRetry is the resolved retry policy of alert deliveries (kind
+	// rebound_notify): retry.kinds.rebound_notify over
+	// notify.RetryPolicy, never retry.default.
+	NotifyRetry retrypolicy.Policy
 	// Breaker is the circuit breaker configuration (settings per key).
 	Breaker breaker.Config
 	// BreakerIdleTTL is how long a key's row may stay idle before the
@@ -254,7 +260,19 @@ func parse(content []byte, getenv func(string) string, unset string) (*Settings,
 			return nil, fmt.Errorf("invalid configuration: %w", err)
 		}
 	}
-	retry, err := f.Retry.Policies()
+	// retry.kinds.rebound_notify is layered over the alert deliveries' own
+	// policy, not over retry.default.
+	retryFile := f.Retry
+	notifyFile := retryFile.Kinds[notify.Kind]
+	if _, ok := retryFile.Kinds[notify.Kind]; ok {
+		retryFile.Kinds = maps.Clone(retryFile.Kinds)
+		delete(retryFile.Kinds, notify.Kind)
+	}
+	retry, err := retryFile.Policies()
+	if err != nil {
+		return nil, err
+	}
+	notifyRetry, err := notify.ResolveRetryPolicy(notifyFile)
 	if err != nil {
 		return nil, err
 	}
@@ -276,5 +294,5 @@ func parse(content []byte, getenv func(string) string, unset string) (*Settings,
 	if err := f.WeeklyIntelligence.Validate(); err != nil {
 		return nil, err
 	}
-	return &Settings{Retry: retry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), Alerts: f.Alerts, WeeklyIntelligence: f.WeeklyIntelligence, EnvRefs: refs}, nil
+	return &Settings{Retry: retry, NotifyRetry: notifyRetry, Breaker: br, BreakerIdleTTL: f.Breaker.IdleTTLOrDefault(), Alerts: f.Alerts, WeeklyIntelligence: f.WeeklyIntelligence, EnvRefs: refs}, nil
 }

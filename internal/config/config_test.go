@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/config"
+	"github.com/rebound-queue/rebound/monitor/notify"
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 func TestParse(t *testing.T) {
@@ -278,6 +280,50 @@ func TestLoadWithoutSecrets(t *testing.T) {
 				require.Equal(t, tt.wantURL, s.Alerts.Channels["ops"].URL)
 			}
 			require.Equal(t, tt.wantPort, s.Alerts.Channels["ops"].SMTP.Port)
+		})
+	}
+}
+
+// TestLoadNotifyRetry: alert deliveries (rebound_notify) have a retry
+// policy of their own; retry.default does not reach it, and
+// retry.kinds.rebound_notify is layered over it, with errors named by its
+// key.
+func TestLoadNotifyRetry(t *testing.T) {
+	t.Parallel()
+	own := notify.RetryPolicy()
+	tests := []struct {
+		name    string
+		yaml    string
+		want    func(p *retrypolicy.Policy)
+		wantErr string
+	}{
+		{name: "no retry section", yaml: "", want: func(*retrypolicy.Policy) {}},
+		{name: "retry.default does not apply", yaml: "retry:\n  default:\n    max_attempts: 3\n    initial_delay: 1s\n    max_delay: 10s\n    classes:\n      server_error: {retry: false}\n",
+			want: func(*retrypolicy.Policy) {}},
+		{name: "its own section, over its own policy", yaml: "retry:\n  default:\n    max_attempts: 3\n  kinds:\n    rebound_notify:\n      max_attempts: 300\n      classes:\n        timeout: {strategy: exponential}\n",
+			want: func(p *retrypolicy.Policy) {
+				p.MaxAttempts = 300
+				p.Rules[retrypolicy.ClassTimeout] = retrypolicy.Rule{Retry: true, Strategy: retrypolicy.StrategyExponential}
+			}},
+		{name: "checked against its own policy", yaml: "retry:\n  kinds:\n    rebound_notify:\n      max_delay: 1s\n",
+			wantErr: "retry.kinds.rebound_notify.max_delay: must be >= initial_delay (5s)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "worker.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tt.yaml), 0o600))
+			s, err := config.Load(path)
+			if tt.wantErr != "" {
+				require.EqualError(t, err, path+": "+tt.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			want := own
+			want.Rules = maps.Clone(own.Rules)
+			tt.want(&want)
+			require.Equal(t, want, s.NotifyRetry)
+			require.NotContains(t, s.Retry.Kinds(), notify.Kind, "not among the kinds retry.default reaches")
 		})
 	}
 }

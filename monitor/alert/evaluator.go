@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -224,7 +225,8 @@ func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now tim
 			channels = fired
 		}
 	}
-	undefined, err := e.record(ctx, tx, channels, c, event, msg, *firingSince, now)
+	metric := cmp.Or(c.Metric, rule.Metric)
+	undefined, skipped, err := e.record(ctx, tx, channels, c, metric, event, msg, *firingSince, now)
 	if err != nil {
 		return "", err
 	}
@@ -235,9 +237,19 @@ func (e *Evaluator) decide(ctx context.Context, rule Rule, c *Condition, now tim
 		for _, name := range undefined {
 			e.Metrics.CountUndefined(name)
 		}
+		for _, name := range skipped {
+			e.Metrics.CountSkipped(name)
+		}
 	}
 	if e.Logger != nil {
 		e.Logger.Info("alert "+event, "rule", c.Rule, "subject", redact.Text(c.Subject), "severity", string(c.Severity), "value", c.Value, "threshold", c.Threshold)
+		if len(skipped) > 0 {
+			msg := "alert not sent through the channels on the host whose breaker it is about; the other channels of the rule get it"
+			if len(skipped) == len(channels) {
+				msg = "alert not sent: every channel of the rule is on the host whose breaker it is about (recorded in the alert history only)"
+			}
+			e.Logger.Warn(msg, "rule", c.Rule, "subject", redact.Text(c.Subject), "event", event, "channels", strings.Join(skipped, ","))
+		}
 	}
 	return event, nil
 }
@@ -308,29 +320,45 @@ func firedChannels(ctx context.Context, tx pgx.Tx, c *Condition, since time.Time
 // and storable. firedChannels looks rows up by it, so both must agree.
 func historySubject(c *Condition) string { return storable(redact.Text(c.Subject)) }
 
+// OwnBreaker reports whether an event of a rule on metric about subject
+// is about the circuit breaker of the channel whose host is host: metric
+// breaker_open (or "" for a rule since removed) and subject
+// "notify:<host>". Such an event is not sent through that channel: the
+// delivery would wait behind, or fail on, the very breaker it reports.
+func OwnBreaker(metric, subject, host string) bool {
+	return (metric == MetricBreakerOpen || metric == "") && host != "" && subject == notify.Args{Host: host}.OperationKey()
+}
+
 // record inserts the history row and its delivery jobs (one per channel)
-// in tx. It returns the channels recorded failed at once (not defined in
-// e.Channels, or no Inserter), for the caller to count once tx commits.
-func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, channels []string, c *Condition, event, msg string, since, now time.Time) ([]string, error) {
+// in tx; metric is the rule's metric ("" when the rule was removed). It
+// returns the channels recorded failed at once (not defined in
+// e.Channels, or no Inserter) and those skipped (OwnBreaker), for the
+// caller to count once tx commits.
+func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, channels []string, c *Condition, metric, event, msg string, since, now time.Time) (failed, skipped []string, err error) {
 	channels = slices.Clone(channels)
 	if channels == nil {
 		channels = []string{}
 	}
 	delivery := map[string]notify.Delivery{}
 	var jobs []river.InsertManyParams
-	var failed []string
 	var id int64
 	// The history row first, for its ID.
 	if err := tx.QueryRow(ctx, `INSERT INTO job_alert_history (rule, subject, event, severity, value, threshold, message, channels, created_at, firing_since)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
 		c.Rule, historySubject(c), event, string(c.Severity), c.Value, c.Threshold, storable(redact.Text(msg)), channels, now, since).Scan(&id); err != nil {
-		return nil, fmt.Errorf("alert %s/%s: record history: %w", c.Rule, c.Subject, err)
+		return nil, nil, fmt.Errorf("alert %s/%s: record history: %w", c.Rule, c.Subject, err)
 	}
 	for _, name := range channels {
 		ch, ok := e.Channels[name]
 		if !ok || e.Inserter == nil {
 			delivery[name] = notify.Delivery{Outcome: notify.OutcomeFailed, Error: "channel " + name + " is not configured in this pod", At: now}
 			failed = append(failed, name)
+			continue
+		}
+		if OwnBreaker(metric, c.Subject, ch.Host()) {
+			delivery[name] = notify.Delivery{Outcome: notify.OutcomeSkipped,
+				Error: "not sent through " + name + ": the event is about its own host's circuit breaker (" + notify.Args{Host: ch.Host()}.OperationKey() + ")", At: now}
+			skipped = append(skipped, name)
 			continue
 		}
 		var opts *river.InsertOpts
@@ -344,15 +372,15 @@ func (e *Evaluator) record(ctx context.Context, tx pgx.Tx, channels []string, c 
 		// A string, not []byte: jsonb cannot read bytea text (exec and
 		// simple_protocol modes).
 		if _, err := tx.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1::bigint`, id, string(b)); err != nil {
-			return nil, fmt.Errorf("alert %s/%s: record delivery: %w", c.Rule, c.Subject, err)
+			return nil, nil, fmt.Errorf("alert %s/%s: record delivery: %w", c.Rule, c.Subject, err)
 		}
 	}
 	if len(jobs) > 0 {
 		if _, err := e.Inserter.InsertManyTx(ctx, tx, jobs); err != nil {
-			return nil, fmt.Errorf("alert %s/%s: insert delivery jobs: %w", c.Rule, c.Subject, err)
+			return nil, nil, fmt.Errorf("alert %s/%s: insert delivery jobs: %w", c.Rule, c.Subject, err)
 		}
 	}
-	return failed, nil
+	return failed, skipped, nil
 }
 
 // storable drops NUL and invalid UTF-8, which text columns refuse.

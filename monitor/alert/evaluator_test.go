@@ -39,6 +39,9 @@ type receiver struct {
 	failFirst  int32
 	failStatus int
 	calls      atomic.Int32
+	// hold, when set (under mu), is called with each body it accepts
+	// before recording it, and may block the answer.
+	hold func(body []byte)
 }
 
 func newReceiver(t *testing.T, failFirst int32) *receiver {
@@ -54,6 +57,12 @@ func newReceiver(t *testing.T, failFirst int32) *receiver {
 			return
 		}
 		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		hold := r.hold
+		r.mu.Unlock()
+		if hold != nil {
+			hold(b)
+		}
 		r.mu.Lock()
 		r.bodies = append(r.bodies, b)
 		r.sigs = append(r.sigs, req.Header.Get(notify.SignatureHeader))
@@ -103,7 +112,9 @@ func setup(t *testing.T, slackFailFirst int32) *fixture {
 		Load: func(ctx context.Context, id int64) (*notify.Message, error) {
 			return f.history.Message(ctx, id, "http://console/job-health")
 		},
-		Record: f.history.RecordDelivery,
+		Record:  f.history.RecordDelivery,
+		InOrder: f.history.InOrder,
+		Metrics: f.metrics,
 	})
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
@@ -259,6 +270,10 @@ func TestResolvedReason(t *testing.T) {
 			res, err := f.evaluator(&t0).Run(ctx)
 			require.NoError(t, err)
 			require.Equal(t, alert.Result{Firing: 1}, res)
+			// Evaluations are a minute apart: the firing is out before the
+			// resolution (a resolved notice settled first would supersede
+			// it).
+			waitFor(t, "the firing POST", func() bool { return len(f.hook.received()) == 1 })
 
 			tt.end(t, f, t0)
 			end := t0.Add(20 * time.Minute)
@@ -310,7 +325,7 @@ func TestResolvedReason(t *testing.T) {
 			// deliveries are the delivery worker's to count.
 			require.Equal(t, 2.0, testutil.ToFloat64(f.metrics.Notifications.WithLabelValues("pager", notify.OutcomeFailed)))
 			require.Equal(t, 0.0, testutil.ToFloat64(f.metrics.Notifications.WithLabelValues("hook", notify.OutcomeFailed)))
-			require.Equal(t, 7, testutil.CollectAndCount(f.metrics.Notifications), "hook and slack × 3 outcomes, pager failed")
+			require.Equal(t, 11, testutil.CollectAndCount(f.metrics.Notifications), "hook and slack × 5 outcomes, pager failed")
 		})
 	}
 }
@@ -347,6 +362,9 @@ func TestCooldownOneNotificationPerChannel(t *testing.T) {
 	res, err := f.evaluator(&later).Run(ctx)
 	require.NoError(t, err)
 	require.Equal(t, alert.Result{Repeat: 1}, res)
+	// Evaluations are a minute apart: the repeat is out before the
+	// resolution (a resolved notice settled first would supersede it).
+	waitFor(t, "the repeat", func() bool { return len(f.slack.received()) == 2 && len(f.hook.received()) == 2 })
 	// Recovered: the window after t0+55m holds only successes.
 	f.counts(t, t0.Add(70*time.Minute), 50, 0)
 	recovered := t0.Add(75 * time.Minute)
@@ -363,8 +381,6 @@ func TestCooldownOneNotificationPerChannel(t *testing.T) {
 	require.Len(t, f.slack.received(), 3)
 	require.Len(t, f.hook.received(), 3)
 
-	// The deliveries are River jobs worked concurrently: the repeat and the
-	// resolved notice, decided a moment apart, may arrive in either order.
 	var texts []string
 	for _, body := range f.slack.received() {
 		var slack struct{ Text string }
@@ -372,7 +388,7 @@ func TestCooldownOneNotificationPerChannel(t *testing.T) {
 		texts = append(texts, slack.Text)
 	}
 	require.Equal(t, "[ERROR] failure-rate-error on mail: mail: 100.0% of 300 jobs finished dead-lettered in the last 15m0s (threshold 50%) (value 100, threshold 50) <http://console/job-health|job health>", texts[0])
-	require.Contains(t, texts[1:], "[RESOLVED] failure-rate-error on mail: failure-rate-error on mail no longer holds (last value 100, threshold 50) <http://console/job-health|job health>")
+	require.Equal(t, "[RESOLVED] failure-rate-error on mail: failure-rate-error on mail no longer holds (last value 100, threshold 50) <http://console/job-health|job health>", texts[2])
 
 	var statuses []string
 	for i, body := range f.hook.received() {
@@ -383,8 +399,7 @@ func TestCooldownOneNotificationPerChannel(t *testing.T) {
 		statuses = append(statuses, wb.Status)
 		require.Equal(t, map[string]string{"alertname": "failure-rate-error", "subject": "mail", "severity": "error"}, wb.Alerts[0].Labels)
 	}
-	require.Equal(t, "firing", statuses[0])
-	require.ElementsMatch(t, []string{"firing", "resolved"}, statuses[1:])
+	require.Equal(t, []string{"firing", "firing", "resolved"}, statuses)
 
 	events, err := f.history.List(ctx, "", 10)
 	require.NoError(t, err)

@@ -100,17 +100,27 @@ func (h *History) Message(ctx context.Context, id int64, link string) (*notify.M
 }
 
 // RecordDelivery stores a channel's outcome on row id (for notify.Worker's
-// Record).
+// Record). Called within InOrder's attempt, it writes in InOrder's
+// transaction (one connection per delivery, committed with the lock's
+// release).
 func (h *History) RecordDelivery(ctx context.Context, id int64, channel string, d notify.Delivery) error {
 	b, err := json.Marshal(map[string]notify.Delivery{channel: d})
 	if err != nil {
 		return err
 	}
+	var db DBTX = h.db
+	if tx, ok := ctx.Value(inOrderTx{}).(pgx.Tx); ok {
+		db = tx // inside InOrder's attempt: in its transaction
+	}
 	// A string, not []byte: in the exec and simple_protocol modes pgx
 	// sends []byte as bytea text, which jsonb cannot read.
-	_, err = h.db.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1::bigint`, id, string(b))
+	_, err = db.Exec(ctx, `UPDATE job_alert_history SET delivery = delivery || $2::jsonb WHERE id = $1::bigint`, id, string(b))
 	return err
 }
+
+// inOrderTx is the context key under which InOrder hands its transaction
+// to the RecordDelivery its attempt calls.
+type inOrderTx struct{}
 
 // RecordTest inserts a test event for `rebound alerts test` and returns
 // its ID.
@@ -120,4 +130,62 @@ func (h *History) RecordTest(ctx context.Context, channel string, now time.Time)
 		VALUES ('test', $1, 'test', 'warning', 0, 0, 'a test notification from rebound alerts test: the channel works', ARRAY[$1], $2, $2) RETURNING id`,
 		channel, now).Scan(&id)
 	return id, err
+}
+
+// InOrder runs attempt, one delivery attempt of history row id through
+// channel (the send and the record of its outcome), and returns its error,
+// unless a newer event of the row's (rule, subject) that lists channel
+// already has a final outcome there (delivered, failed, skipped or
+// superseded: a resolved notice or a repeat written and settled after it;
+// test events take no part). Then it returns superseded true without
+// calling attempt, so the receiver never gets an older event after a
+// newer one. A newer event still pending does not stop it: the older one
+// goes first and the newer follows. InOrder holds a transaction-level
+// PostgreSQL advisory lock on (rule, subject, channel) from that check
+// until attempt's outcome is committed, so two deliveries of one (rule,
+// subject) through one channel never overlap, on any pod. The transaction
+// holds one database connection for the attempt's length (bounded by the
+// send's timeouts); RecordDelivery called with attempt's context writes in
+// it. err is attempt's error, or the database's (wrapped); a row that no
+// longer exists is ErrNoEvent. For notify.Worker's InOrder.
+func (h *History) InOrder(ctx context.Context, id int64, channel string, attempt func(context.Context) error) (superseded bool, err error) {
+	tx, err := h.db.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("alert history %d: %w", id, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var rule, subject, event string
+	err = tx.QueryRow(ctx, `SELECT rule, subject, event FROM job_alert_history WHERE id = $1`, id).Scan(&rule, &subject, &event)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("%w: %d", ErrNoEvent, id)
+	}
+	if err != nil {
+		return false, fmt.Errorf("read alert history %d: %w", id, err)
+	}
+	if event != EventTest {
+		// The lock's key: a 64-bit hash of (rule, subject, channel); a
+		// collision only serialises two unrelated deliveries.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('rebound_notify' || chr(31) || $1 || chr(31) || $2 || chr(31) || $3, 0))`,
+			rule, subject, channel); err != nil {
+			return false, fmt.Errorf("alert history %d: lock (rule, subject, channel): %w", id, err)
+		}
+		var newer bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM job_alert_history WHERE rule = $1 AND subject = $2 AND id > $3
+			AND event <> 'test' AND $4 = ANY(channels) AND delivery -> $4 ->> 'outcome' IN ('delivered', 'failed', 'skipped', 'superseded'))`,
+			rule, subject, id, channel).Scan(&newer); err != nil {
+			return false, fmt.Errorf("alert history %d: look for a newer event: %w", id, err)
+		}
+		if newer {
+			return true, nil
+		}
+	}
+	// attempt records its outcome (RecordDelivery) in tx, committed as the
+	// lock is released: the next delivery of the pair sees it. A commit
+	// that fails after a successful send is returned: the delivery is
+	// retried (at least once, never lost).
+	attemptErr := attempt(context.WithValue(ctx, inOrderTx{}, tx))
+	if err := tx.Commit(context.WithoutCancel(ctx)); err != nil && attemptErr == nil {
+		return false, fmt.Errorf("alert history %d: record the delivery: %w", id, err)
+	}
+	return false, attemptErr
 }

@@ -3,10 +3,11 @@
 // HMAC-SHA256) and email over SMTP (github.com/wneessen/go-mail).
 //
 // Delivery is a River job of rebound's own kind ([Args], kind
-// "rebound_notify"), so it gets rebound's failure classes, backoff, a
-// circuit breaker per host (the job's operation key is "notify:" and the
-// channel's host) and the dead-letter queue: no notification is lost while
-// a channel is down. Its args hold the history row's ID and the channel's
+// "rebound_notify"), so it gets rebound's failure classes, backoff (its
+// own policy, [RetryPolicy]: about 12 hours of retries), a circuit breaker
+// per host (the job's operation key is "notify:" and the channel's host)
+// and the dead-letter queue: no notification is lost while a channel is
+// down. Its args hold the history row's ID and the channel's
 // name only; the worker reads the message from job_alert_history and the
 // channel's URL and secrets from the configuration, never from the
 // database.

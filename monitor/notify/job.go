@@ -11,10 +11,62 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
+
+	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 // Kind is the job kind of a delivery.
 const Kind = "rebound_notify"
+
+// Retry settings of the rebound_notify kind's own policy ([RetryPolicy]):
+// pod-wide retry settings (Config.RetryPolicy, retry.default) do not apply
+// to deliveries.
+const (
+	// RetryMaxAttempts is a delivery's attempts, the first included: 150.
+	RetryMaxAttempts = 150
+	// RetryInitialDelay is the first wait: 5 s, doubling per failure
+	// (server_error, network; rate_limited triples, timeout grows linearly).
+	RetryInitialDelay = 5 * time.Second
+	// RetryMaxDelay caps a wait: 5 minutes.
+	RetryMaxDelay = 5 * time.Minute
+	// RetrySpan is the time a delivery spends waiting between its
+	// attempts before it is dead-lettered, with the exponential strategy
+	// and no jitter: 5+10+20+40+80+160 s, then 143 waits of 300 s —
+	// 43,215 s, 12 h 0 min 15 s (jitter moves each wait by up to ±20 %).
+	// Time parked behind the channel's open breaker uses no attempt and
+	// comes on top (at most the breaker's max_park, 24 h, per park).
+	RetrySpan = 43215 * time.Second
+)
+
+// RetryPolicy returns the rebound_notify kind's own retry policy, resolved
+// (every field set, Rules holding every class): RetryMaxAttempts attempts,
+// RetryInitialDelay doubling up to RetryMaxDelay, and retrypolicy's
+// defaults for the rest (100 ms floor, ±20 % jitter, Retry-After capped at
+// 1 h, 2 rescues, the decision matrix). A receiver outage of up to about
+// RetrySpan loses nothing; after a few failures the channel's breaker
+// (notify:<host>) opens and parks the host's deliveries, without using
+// attempts, until a probe succeeds.
+func RetryPolicy() retrypolicy.Policy {
+	return retrypolicy.Policy{MaxAttempts: RetryMaxAttempts, InitialDelay: RetryInitialDelay, MaxDelay: RetryMaxDelay}.WithDefaults()
+}
+
+// ResolveRetryPolicy layers the settings of the worker configuration's
+// retry.kinds.rebound_notify section (c; unset fields and classes keep
+// [RetryPolicy]'s, not retry.default's) over RetryPolicy and returns the
+// resolved policy. A refused setting is a *retrypolicy.ConfigError naming
+// its key ("retry.kinds.rebound_notify.max_delay: must be >= initial_delay
+// (5s)").
+func ResolveRetryPolicy(c retrypolicy.PolicyConfig) (retrypolicy.Policy, error) {
+	attempts, initial, maxDelay := RetryMaxAttempts, retrypolicy.Duration(RetryInitialDelay), retrypolicy.Duration(RetryMaxDelay)
+	set, err := retrypolicy.Config{
+		Default: retrypolicy.PolicyConfig{MaxAttempts: &attempts, InitialDelay: &initial, MaxDelay: &maxDelay},
+		Kinds:   map[string]retrypolicy.PolicyConfig{Kind: c},
+	}.Policies()
+	if err != nil {
+		return retrypolicy.Policy{}, err
+	}
+	return set.Lookup(Kind), nil
+}
 
 // Args are a delivery job's args: which history row to send through which
 // channel. No message text, no secret.
@@ -50,16 +102,32 @@ type Delivery struct {
 
 // Outcomes of a delivery.
 const (
+	// OutcomeDelivered: the channel accepted the message.
 	OutcomeDelivered = "delivered"
-	OutcomeRetrying  = "retrying"
-	OutcomeFailed    = "failed"
+	// OutcomeRetrying: an attempt failed; the delivery will be retried.
+	OutcomeRetrying = "retrying"
+	// OutcomeFailed: the delivery failed for good (dead-lettered, or the
+	// channel is not configured).
+	OutcomeFailed = "failed"
+	// OutcomeSkipped: not sent, by decision of the evaluator: the event is
+	// about the channel's own circuit breaker (breaker_open, subject
+	// notify:<the channel's host>), which a message through that host
+	// would wait behind or fail on. No delivery job is inserted.
+	OutcomeSkipped = "skipped"
+	// OutcomeSuperseded: not sent because a newer event of the same
+	// (rule, subject) through the same channel already has a final outcome
+	// (a firing whose resolved notice was delivered first, or was
+	// dead-lettered): the receiver never gets a stale firing after its
+	// resolution.
+	OutcomeSuperseded = "superseded"
 )
 
 // Metrics counts deliveries.
 type Metrics struct {
 	// Notifications is rebound_notifications_total{channel,outcome}:
-	// attempts to deliver, by channel name and outcome (delivered,
-	// retrying, failed). Channels are configured names, and (outcome
+	// attempts to deliver and deliveries decided without one, by channel
+	// name and outcome (delivered, retrying, failed, skipped, superseded).
+	// Channels are configured names, and (outcome
 	// failed only, see CountUndefined) the names alert rules list that the
 	// pod does not define: the series stay bounded by the channels and
 	// the rules.
@@ -85,16 +153,25 @@ func (m *Metrics) CountUndefined(channel string) {
 
 // Outcomes lists every value of the outcome label of
 // rebound_notifications_total, in a fixed order.
-func Outcomes() []string { return []string{OutcomeDelivered, OutcomeRetrying, OutcomeFailed} }
+func Outcomes() []string {
+	return []string{OutcomeDelivered, OutcomeRetrying, OutcomeFailed, OutcomeSkipped, OutcomeSuperseded}
+}
+
+// CountSkipped counts one delivery through channel (a configured channel's
+// name) that the evaluator skipped: rebound_notifications_total{
+// channel=channel, outcome="skipped"}.
+func (m *Metrics) CountSkipped(channel string) {
+	m.Notifications.WithLabelValues(channel, OutcomeSkipped).Inc()
+}
 
 // NewMetrics creates and registers the delivery metrics, with the series of
 // every channel named in channels × every outcome created at 0 (so
 // Prometheus's increase() counts a pod's first delivery of each):
-// 3·len(channels) series.
+// 5·len(channels) series.
 func NewMetrics(reg prometheus.Registerer, channels ...string) (*Metrics, error) {
 	m := &Metrics{Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "rebound", Name: "notifications_total",
-		Help: "Alert notification delivery attempts, by channel and outcome (delivered, retrying, failed).",
+		Help: "Alert notification delivery attempts and skipped or superseded deliveries, by channel and outcome (delivered, retrying, failed, skipped, superseded).",
 	}, []string{"channel", "outcome"})}
 	for _, channel := range channels {
 		for _, outcome := range Outcomes() {
@@ -116,6 +193,16 @@ type Worker struct {
 	Load func(ctx context.Context, historyID int64) (*Message, error)
 	// Record stores a channel's delivery outcome on a history row. Required.
 	Record func(ctx context.Context, historyID int64, channel string, d Delivery) error
+	// InOrder, when set, runs attempt (one send and the Record of its
+	// outcome) and returns its error, unless a newer event of the history
+	// row's (rule, subject) through channel already has a final outcome
+	// (delivered, failed, skipped, superseded): then it returns superseded
+	// true without calling attempt. It must keep two deliveries of one
+	// (rule, subject) through one channel from overlapping, across pods
+	// (alert.History.InOrder holds a PostgreSQL advisory lock while attempt
+	// runs), so an older event is never sent after a newer one. nil sends
+	// every delivery.
+	InOrder func(ctx context.Context, historyID int64, channel string, attempt func(context.Context) error) (superseded bool, err error)
 	// Redact hides secrets in an error before it is recorded; nil keeps it.
 	Redact func(string) string
 	// HTTPClient sends Slack and webhook requests; nil means one with a
@@ -132,8 +219,10 @@ func (w *Worker) Timeout(*river.Job[Args]) time.Duration { return 30 * time.Seco
 
 // Work sends the history row's message through the channel and records
 // the outcome. A channel no longer configured fails for good (the
-// configuration changed); other failures are returned for rebound's retry
-// policy to classify.
+// configuration changed); a row superseded by a newer event of its (rule,
+// subject) through the channel (see InOrder) is not sent, is recorded
+// superseded and completes; other failures are returned for rebound's retry policy to
+// classify.
 func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	ch, ok := w.Channels[job.Args.Channel]
 	if !ok {
@@ -152,25 +241,43 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	sendErr := Send(ctx, client, job.Args.Channel, &ch, msg)
-	if sendErr == nil {
-		w.record(ctx, job, OutcomeDelivered, nil)
+	// attempt sends once and records the outcome (inside InOrder, so the
+	// next delivery of the pair through the channel sees it); it returns
+	// the job's result.
+	attempt := func(ctx context.Context) error {
+		sendErr := Send(ctx, client, job.Args.Channel, &ch, msg)
+		if sendErr == nil {
+			w.record(ctx, job, OutcomeDelivered, nil)
+			return nil
+		}
+		// A 4xx other than 408 and 429 (a removed Slack hook, a bad URL)
+		// will not heal by retrying: the delivery fails now, to the
+		// dead-letter queue.
+		if he, ok := errors.AsType[*HTTPError](sendErr); ok && he.Status/100 == 4 && he.Status != 408 && he.Status != 429 {
+			w.record(ctx, job, OutcomeFailed, sendErr)
+			return river.JobCancel(sendErr)
+		}
+		outcome := OutcomeRetrying
+		if job.Attempt >= job.MaxAttempts {
+			outcome = OutcomeFailed
+		}
+		w.record(ctx, job, outcome, sendErr)
+		return sendErr
+	}
+	if w.InOrder == nil {
+		return attempt(ctx)
+	}
+	superseded, err := w.InOrder(ctx, job.Args.HistoryID, job.Args.Channel, attempt)
+	if superseded {
+		w.record(ctx, job, OutcomeSuperseded, errSuperseded)
 		return nil
 	}
-	// A 4xx other than 408 and 429 (a removed Slack hook, a bad URL) will
-	// not heal by retrying: the delivery fails now, to the dead-letter
-	// queue.
-	if he, ok := errors.AsType[*HTTPError](sendErr); ok && he.Status/100 == 4 && he.Status != 408 && he.Status != 429 {
-		w.record(ctx, job, OutcomeFailed, sendErr)
-		return river.JobCancel(sendErr)
-	}
-	outcome := OutcomeRetrying
-	if job.Attempt >= job.MaxAttempts {
-		outcome = OutcomeFailed
-	}
-	w.record(ctx, job, outcome, sendErr)
-	return sendErr
+	return err
 }
+
+// errSuperseded is the error a superseded delivery records: why it was
+// not sent.
+var errSuperseded = errors.New("not sent: a newer event of this rule and subject was already settled through the channel")
 
 // ErrNoMessage is what Load returns (wrapped) for a history row that no
 // longer exists; the delivery then ends without a retry.

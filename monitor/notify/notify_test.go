@@ -273,5 +273,5 @@ func TestCountUndefined(t *testing.T) {
 		}
 		got = append(got, fmt.Sprintf("%s/%s %g", labels["channel"], labels["outcome"], d.GetCounter().GetValue()))
 	}
-	require.ElementsMatch(t, []string{"ops/delivered 0", "ops/retrying 0", "ops/failed 0", "pagr/failed 2", notify.InvalidChannelLabel + "/failed 3"}, got)
+	require.ElementsMatch(t, []string{"ops/delivered 0", "ops/retrying 0", "ops/failed 0", "ops/skipped 0", "ops/superseded 0", "pagr/failed 2", notify.InvalidChannelLabel + "/failed 3"}, got)
 }
