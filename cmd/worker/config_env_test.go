@@ -37,7 +37,7 @@ func TestConfigErrorsNameTheFileAndKey(t *testing.T) {
 	utf16BOM := file("utf16-bom.yaml", append([]byte{0xFF, 0xFE}, utf16...))
 	utf16NoBOM := file("utf16.yaml", utf16)
 	latin1 := file("latin1.yaml", []byte("retry:\n  default: {max_attempts: 3}\n# r\xe9essais\n"))
-	const known = ` (known kinds: http_request, synthetic, weekly_intelligence)`
+	const known = ` (known kinds: http_request, rebound_notify, synthetic, weekly_intelligence)`
 
 	tests := []struct {
 		name    string

@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -240,7 +241,13 @@ func run(ctx context.Context, o *options) error {
 	}
 	for _, kind := range settings.Retry.Kinds() {
 		if _, err := registry.Lookup(kind); err != nil {
-			// Named as config.Load names its errors: the file, then the key.
+			// Named as config.Load names its errors: the file, then the key;
+			// rebound_notify (alert deliveries) is configurable too.
+			var uk *jobs.UnknownKindError
+			if errors.As(err, &uk) {
+				uk.Known = append(uk.Known, notify.Kind)
+				slices.Sort(uk.Known)
+			}
 			return fmt.Errorf("%s: %s.kinds.%s: %w", o.configPath, retrypolicy.ConfigKey, kind, err)
 		}
 		kinds[kind] = rebound.KindConfig{RetryPolicy: settings.Retry.Lookup(kind)}
