@@ -67,7 +67,7 @@ func TestInsertHarnessReportsSaneNumbers(t *testing.T) {
 	}
 	dbColumns := ""
 	if measured {
-		dbColumns = `\s+[\d.]+\s+[\d.]+-[\d.]+`
+		dbColumns = dbColumnsPattern
 	}
 	for _, side := range []string{`InsertManyFast`, `InsertManyFast, keyed`, `enqueue --file`, `enqueue --file --json`} {
 		require.Regexp(t, `(?m)^`+side+`\s+[\d.]+\s+[\d.]+-[\d.]+\s+\d+\s+\d+-\d+\s+[\d.]+\s+[\d.]+-[\d.]+`+dbColumns+`$`, table.String())
