@@ -26,6 +26,16 @@ func hostOf(t *testing.T, rawURL string) string {
 	return u.Host
 }
 
+// waitDeliveries waits until every rebound_notify job of f has completed.
+func (f *fixture) waitDeliveries(t *testing.T, what string) {
+	t.Helper()
+	waitFor(t, what, func() bool {
+		var open int
+		require.NoError(t, f.pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = $1 AND state <> 'completed'`, notify.Kind).Scan(&open))
+		return open == 0
+	})
+}
+
 func statuses(t *testing.T, bodies [][]byte) []string {
 	t.Helper()
 	out := []string{}
@@ -96,6 +106,10 @@ func TestOwnBreakerAlertSkipsItsChannel(t *testing.T) {
 			res, err := logged(&now).Run(ctx)
 			require.NoError(t, err)
 			require.Equal(t, alert.Result{Firing: 1}, res)
+			// The firing's deliveries finish before the next evaluation, as
+			// they would in the interval between two: a resolved notice
+			// delivered first would supersede the firing.
+			f.waitDeliveries(t, "the firing's deliveries finished")
 			_, err = store.Reset(ctx, breaker.ResetParams{Key: key, By: "test"})
 			require.NoError(t, err)
 			later := now.Add(time.Minute)
@@ -119,11 +133,7 @@ func TestOwnBreakerAlertSkipsItsChannel(t *testing.T) {
 				require.Equal(t, []string{"firing: " + tt.wantLog, "resolved: " + tt.wantLog}, msgs)
 			}
 
-			waitFor(t, "every delivery job finished", func() bool {
-				var open int
-				require.NoError(t, f.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1 AND state <> 'completed'`, notify.Kind).Scan(&open))
-				return open == 0
-			})
+			f.waitDeliveries(t, "every delivery job finished")
 			var jobs int
 			require.NoError(t, f.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = $1`, notify.Kind).Scan(&jobs))
 			require.Equal(t, tt.wantJobs, jobs)
