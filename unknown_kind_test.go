@@ -14,6 +14,7 @@ import (
 
 	"github.com/rebound-queue/rebound"
 	"github.com/rebound-queue/rebound/internal/dbtest"
+	"github.com/rebound-queue/rebound/monitor/health"
 	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
@@ -254,6 +255,53 @@ SELECT failure_class, failure_reason, first_attempted_at, last_attempted_at, his
 				}
 			}
 			require.Equal(t, reason, rows[tt.earlier].Error)
+		})
+	}
+}
+
+// While jobs wait for a pod that registers their kind, `rebound health`
+// (health.Checker) names the kind and how many wait; a job already
+// dead-lettered does not wait.
+func TestUnknownKindWaitsShowInHealth(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		maxAttempts []int // one job each; 1 is dead-lettered at once
+		wantIssues  []string
+	}{
+		{name: "one job waits", maxAttempts: []int{5},
+			wantIssues: []string{"1 job waits for a pod that registers kind h3job (unknown_kind)"}},
+		{name: "two jobs wait", maxAttempts: []int{5, 5},
+			wantIssues: []string{"2 jobs wait for a pod that registers kind h3job (unknown_kind)"}},
+		{name: "a dead-lettered job does not wait", maxAttempts: []int{1},
+			wantIssues: []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := startPod(t, nil)
+			ctx := context.Background()
+			for _, ma := range tt.maxAttempts {
+				var id int64
+				require.NoError(t, b.db.Pool.QueryRow(ctx, `
+INSERT INTO river_job (kind, args, queue, max_attempts, priority, state)
+VALUES ('h3job', '{}', 'default', $1, 1, 'available') RETURNING id`, ma).Scan(&id))
+				want := rivertype.JobStateRetryable
+				if ma == 1 {
+					want = rivertype.JobStateCancelled
+				}
+				b.waitForState(t, id, want)
+			}
+			rep, err := (&health.Checker{DB: b.db.Pool}).Check(ctx)
+			require.NoError(t, err)
+			require.Equal(t, health.Healthy, rep.OverallHealth)
+			k, ok := rep.Jobs["h3job"]
+			if len(tt.wantIssues) > 0 {
+				require.True(t, ok, "h3job in %v", rep.Jobs)
+			}
+			if ok {
+				require.Equal(t, tt.wantIssues, k.Issues)
+			}
 		})
 	}
 }
