@@ -305,3 +305,52 @@ VALUES ('h3job', '{}', 'default', $1, 1, 'available') RETURNING id`, ma).Scan(&i
 		})
 	}
 }
+
+// The unknown_kind schedule is its own (exponential, 1 min doubled, at most
+// 15 min) whatever strategy a rule names: the retry is counted, and its
+// series created at start, with strategy exponential.
+func TestUnknownKindRetriesAreLabelledExponential(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		strategy retrypolicy.Strategy // of the rule for unknown_kind; "" for none
+	}{
+		{name: "the default rule"},
+		{name: "a rule naming linear", strategy: retrypolicy.StrategyLinear},
+		{name: "a rule naming aggressive", strategy: retrypolicy.StrategyAggressive},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := startPod(t, func(c *rebound.Config) {
+				c.Kinds = map[string]rebound.KindConfig{"test_quote": {}}
+				if tt.strategy != "" {
+					c.RetryPolicy.Rules = map[retrypolicy.Class]retrypolicy.Rule{
+						retrypolicy.ClassUnknownKind: {Retry: true, Strategy: tt.strategy}}
+				}
+			})
+			ctx := context.Background()
+			// Created at start, for a kind of Config.Kinds.
+			n, ok := b.metric(t, "rebound_retries_scheduled_total", labels("kind", "test_quote", "class", "unknown_kind", "strategy", "exponential"))
+			require.True(t, ok)
+			require.Zero(t, n)
+			if tt.strategy != "" {
+				_, ok = b.metric(t, "rebound_retries_scheduled_total", labels("kind", "test_quote", "class", "unknown_kind", "strategy", string(tt.strategy)))
+				require.False(t, ok, "no series for the rule's strategy")
+			}
+
+			var id int64
+			require.NoError(t, b.db.Pool.QueryRow(ctx, `
+INSERT INTO river_job (kind, args, queue, max_attempts, priority, state)
+VALUES ('h3job', '{}', 'default', 5, 1, 'available') RETURNING id`).Scan(&id))
+			job := b.waitForState(t, id, rivertype.JobStateRetryable)
+			got := history(t, job)
+			require.Len(t, got, 1)
+			require.Equal(t, retrypolicy.StrategyExponential, got[0].Strategy)
+			waitFor(t, 5*time.Second, "the retry counted", func() bool {
+				n, ok := b.metric(t, "rebound_retries_scheduled_total", labels("kind", "h3job", "class", "unknown_kind", "strategy", "exponential"))
+				return ok && n == 1
+			})
+		})
+	}
+}
