@@ -17,6 +17,9 @@
 --    and on the final entry why the job was dead-lettered).
 -- 2. rebound_dead_letter_capture takes the final attempt's last entry, and
 --    when its class is unknown_kind its error as failure_reason.
+-- 3. Rows already written with class unknown_kind are rebuilt from the
+--    errors and metadata they keep: history, failure_reason (and so its
+--    fingerprint), first and last attempt times. No other row changes.
 
 CREATE OR REPLACE FUNCTION rebound_dead_letter_history(p_errors jsonb, p_metadata jsonb) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
@@ -130,3 +133,20 @@ BEGIN
     RETURNING id INTO v_id;
     RETURN v_id;
 END $$;
+
+-- 3: the unknown_kind rows written before this migration.
+UPDATE job_dead_letter_queue d
+   SET history            = n.history,
+       failure_reason     = CASE WHEN f.h ->> 'class' = 'unknown_kind' AND coalesce(f.h ->> 'error', '') <> ''
+                                 THEN f.h ->> 'error' ELSE d.failure_reason END,
+       first_attempted_at = coalesce(t.first_at, d.first_attempted_at),
+       last_attempted_at  = coalesce(t.last_at, d.last_attempted_at)
+  FROM job_dead_letter_queue q
+ CROSS JOIN LATERAL (SELECT rebound_dead_letter_history(q.errors, q.metadata) AS history) n
+ CROSS JOIN LATERAL (SELECT min(rebound_jsonb_timestamptz(h -> 'at')) AS first_at,
+                            max(rebound_jsonb_timestamptz(h -> 'at')) AS last_at
+                       FROM jsonb_array_elements(n.history) h) t
+  LEFT JOIN LATERAL (SELECT h FROM jsonb_array_elements(n.history) WITH ORDINALITY AS x(h, ord)
+                      WHERE (h ->> 'attempt')::integer = q.attempt
+                      ORDER BY ord DESC LIMIT 1) f ON true
+ WHERE d.id = q.id AND q.failure_class = 'unknown_kind';
