@@ -518,7 +518,8 @@ func (p *Pod) reportUnsaved(log *slog.Logger, done string) {
 // knownLabels are the label values the pod's job counters are created
 // with at 0 (see monitor.Metrics.Initialize): the kinds of Config.Kinds
 // (rebound's own kinds are left out), the queues of Config.Queues, every
-// failure class, and the strategy each kind's policy retries a class with.
+// failure class, and the strategy each kind's policy retries a class with
+// (unknown_kind: exponential, its own schedule's, whatever the rule says).
 func knownLabels(c *Config, policies *retrypolicy.Policies) monitor.KnownLabels {
 	classes := retrypolicy.Classes()
 	names := make([]string, len(classes))
@@ -530,10 +531,15 @@ func knownLabels(c *Config, policies *retrypolicy.Policies) monitor.KnownLabels 
 		Queues:  slices.Sorted(maps.Keys(c.Queues)),
 		Classes: names,
 		Strategy: func(kind, class string) string {
-			if rule := policies.Lookup(kind).Rule(retrypolicy.Class(class)); rule.Retry {
-				return string(rule.Strategy)
+			rule := policies.Lookup(kind).Rule(retrypolicy.Class(class))
+			switch {
+			case !rule.Retry:
+				return ""
+			case retrypolicy.Class(class) == retrypolicy.ClassUnknownKind:
+				// Its own schedule, whatever the rule's strategy.
+				return string(retrypolicy.StrategyExponential)
 			}
-			return ""
+			return string(rule.Strategy)
 		},
 	}
 }

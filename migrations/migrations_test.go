@@ -2,10 +2,12 @@ package migrations_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -292,4 +294,80 @@ func TestBreakerOpenSinceBackfill(t *testing.T) {
 	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT string_agg(breaker_key || ': ' || CASE WHEN open_since IS NULL THEN 'NULL' WHEN open_since = opened_at THEN 'opened_at' ELSE open_since::text END, ', ' ORDER BY breaker_key)
 		FROM circuit_breaker_state`).Scan(&got))
 	require.Equal(t, "down: opened_at, fine: NULL", got)
+}
+
+// TestUnknownKindDeadLetterBackfill: migration 016 rebuilds a dead-letter
+// row of class unknown_kind written before it (one history row, River's
+// reason, first attempt = last) from the errors and metadata it keeps, and
+// changes no row of another class.
+func TestUnknownKindDeadLetterBackfill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	var sql string
+	for _, m := range migrations.All() {
+		if m.Version == 16 {
+			sql = m.SQL
+		}
+	}
+	require.NotEmpty(t, sql)
+	const (
+		msg   = "job kind is not registered in the client's Workers bundle: other_svc_kind"
+		final = msg + "; no pod registered the kind in 24h0m0s (since 2026-12-01T17:08:51Z), so it is dead-lettered"
+		errs  = `[{"at": "2026-12-01T17:08:51Z", "attempt": 1, "error": "` + msg + `", "trace": ""},
+		           {"at": "2026-12-01T17:09:52Z", "attempt": 1, "error": "` + msg + `", "trace": ""},
+		           {"at": "2026-12-02T17:14:47Z", "attempt": 1, "error": "` + msg + `", "trace": ""}]`
+		output = `{"output": {"attempts": [
+		           {"attempt": 1, "at": "2026-12-01T17:08:51Z", "class": "unknown_kind", "strategy": "exponential", "delay_ms": 60000, "error": "` + msg + `"},
+		           {"attempt": 1, "at": "2026-12-01T17:09:52Z", "class": "unknown_kind", "strategy": "exponential", "delay_ms": 120000, "error": "` + msg + `"},
+		           {"attempt": 1, "at": "2026-12-02T17:14:47Z", "class": "unknown_kind", "final": true, "error": "` + final + `"}]}}`
+	)
+	// As 015's capture wrote them: one history row, River's last error.
+	_, err := db.Pool.Exec(ctx, `
+INSERT INTO job_dead_letter_queue (river_job_id, attempt, max_attempts, kind, queue, priority, final_state, args, metadata, errors,
+                                   history, failure_class, failure_reason, first_attempted_at, last_attempted_at)
+VALUES (32, 1, 25, 'other_svc_kind', 'default', 1, 'cancelled', '{}', $1::jsonb, $2::jsonb,
+        jsonb_build_array(jsonb_build_object('attempt', 1, 'at', '2026-12-02T17:14:47Z', 'class', 'unknown_kind', 'error', $3::text)),
+        'unknown_kind', $3, '2026-12-02T17:14:47Z', '2026-12-02T17:14:47Z'),
+       (33, 1, 25, 'mail', 'default', 1, 'cancelled', '{}', '{}', '[{"at": "2026-12-02T17:00:00Z", "attempt": 1, "error": "HTTP 404", "trace": ""}]',
+        '[{"attempt": 1, "at": "2026-12-02T17:00:00Z", "class": "not_found", "error": "HTTP 404"}]',
+        'not_found', 'HTTP 404', '2026-12-02T17:00:00Z', '2026-12-02T17:00:00Z')`, output, errs, msg)
+	require.NoError(t, err)
+	var otherBefore string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT to_jsonb(d)::text FROM job_dead_letter_queue d WHERE river_job_id = 33`).Scan(&otherBefore))
+
+	_, err = db.Pool.Exec(ctx, sql)
+	require.NoError(t, err)
+
+	var (
+		reason, fingerprint string
+		first, last         time.Time
+		hist                []byte
+	)
+	require.NoError(t, db.Pool.QueryRow(ctx, `
+SELECT failure_reason, failure_fingerprint, first_attempted_at, last_attempted_at, history
+  FROM job_dead_letter_queue WHERE river_job_id = 32`).Scan(&reason, &fingerprint, &first, &last, &hist))
+	require.Equal(t, final, reason)
+	require.Contains(t, fingerprint, "no pod registered the kind in")
+	require.Equal(t, "2026-12-01T17:08:51Z", first.UTC().Format(time.RFC3339))
+	require.Equal(t, "2026-12-02T17:14:47Z", last.UTC().Format(time.RFC3339))
+	var rows []struct {
+		Attempt int    `json:"attempt"`
+		At      string `json:"at"`
+		Class   string `json:"class"`
+		Error   string `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(hist, &rows))
+	require.Len(t, rows, 3)
+	for i, want := range []struct{ at, err string }{
+		{"2026-12-01T17:08:51Z", msg}, {"2026-12-01T17:09:52Z", msg}, {"2026-12-02T17:14:47Z", final},
+	} {
+		require.Equal(t, 1, rows[i].Attempt, "row %d", i)
+		require.Equal(t, want.at, rows[i].At, "row %d", i)
+		require.Equal(t, "unknown_kind", rows[i].Class, "row %d", i)
+		require.Equal(t, want.err, rows[i].Error, "row %d", i)
+	}
+	var otherAfter string
+	require.NoError(t, db.Pool.QueryRow(ctx, `SELECT to_jsonb(d)::text FROM job_dead_letter_queue d WHERE river_job_id = 33`).Scan(&otherAfter))
+	require.Equal(t, otherBefore, otherAfter)
 }

@@ -19,8 +19,11 @@ import (
 // job's attempts (see [AttemptRecorder.UnknownKind]). Once UnknownKindFor has
 // passed since the first of them and still no pod ran it, the job is
 // cancelled into the dead-letter queue with class unknown_kind. The kind's
-// policy's max_delay, strategy and jitter mode do not apply; a rule for
-// unknown_kind with retry: false dead-letters at the first such attempt.
+// policy's max_delay, strategy and jitter mode do not apply: the schedule is
+// exponential with its own base and cap, so its history entries (and
+// rebound_retries_scheduled_total) say StrategyExponential whatever the
+// rule's strategy. A rule for unknown_kind with retry: false dead-letters at
+// the first such attempt.
 const (
 	UnknownKindInitialDelay = time.Minute
 	UnknownKindMaxDelay     = 15 * time.Minute

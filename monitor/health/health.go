@@ -21,10 +21,18 @@
 // open (breaker.CountsAsOpen): half-open, open before its probe time, or
 // opened by failures with its probe due for less than that open's timeout
 // (at least breaker.ProbeDueGrace); an expired hold set by hand does not.
+//
+// A kind with jobs waiting because the pods that fetched them have no
+// worker for it (river_job state retryable, latest history entry of class
+// unknown_kind) gets the issue "N job(s) wait for a pod that registers kind
+// KIND (unknown_kind)", listed even when the kind has no counts in the
+// window. It is information, not a rule: it changes no status. Such a job,
+// dead-lettered after a day, counts as dead-lettered in success_rate.
 package health
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/rebound-queue/rebound/monitor/alert"
@@ -147,8 +155,57 @@ func (c *Checker) Check(ctx context.Context) (*Report, error) {
 		h.Issues = append(h.Issues, cond.Message)
 		rep.Jobs[cond.Subject] = h
 	}
+	if err := c.addUnknownKindWaits(ctx, rep); err != nil {
+		return nil, err
+	}
 	rep.OverallHealth = StatusOf(worst)
 	return rep, nil
+}
+
+// addUnknownKindWaits adds, to each kind with jobs retryable after an
+// unknown_kind attempt, the issue that names how many wait.
+func (c *Checker) addUnknownKindWaits(ctx context.Context, rep *Report) error {
+	rows, err := c.DB.Query(ctx, `
+SELECT kind, count(*)
+  FROM river_job
+ WHERE state = 'retryable'
+   AND jsonb_typeof(metadata -> 'output' -> 'attempts') = 'array'
+   AND metadata -> 'output' -> 'attempts' -> -1 ->> 'class' = 'unknown_kind'
+ GROUP BY kind
+ ORDER BY kind`)
+	if err != nil {
+		return fmt.Errorf("health: jobs waiting for a pod that registers their kind: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			kind string
+			n    int64
+		)
+		if err := rows.Scan(&kind, &n); err != nil {
+			return fmt.Errorf("health: jobs waiting for a pod that registers their kind: %w", err)
+		}
+		h, ok := rep.Jobs[kind]
+		if !ok {
+			h = Kind{Status: Healthy, Issues: []string{}}
+		}
+		h.Issues = append(h.Issues, UnknownKindIssue(kind, n))
+		rep.Jobs[kind] = h
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("health: jobs waiting for a pod that registers their kind: %w", err)
+	}
+	return nil
+}
+
+// UnknownKindIssue is the issue of a kind with n (>= 1) jobs retryable after
+// an attempt of class unknown_kind: "1 job waits for a pod that registers
+// kind KIND (unknown_kind)", "N jobs wait ..." for more.
+func UnknownKindIssue(kind string, n int64) string {
+	if n == 1 {
+		return fmt.Sprintf("1 job waits for a pod that registers kind %s (unknown_kind)", kind)
+	}
+	return fmt.Sprintf("%d jobs wait for a pod that registers kind %s (unknown_kind)", n, kind)
 }
 
 func rankOf(status string) int {
