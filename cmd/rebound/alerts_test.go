@@ -160,7 +160,7 @@ func TestAlertsCommands(t *testing.T) {
 		{"--config with an invalid channel name", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", badName},
 			"rebound: " + badName + ": alerts.channels: name \"Ops\": " + nameRule + "\n"},
 		{"--config with an unknown setting", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", badKey},
-			"rebound: " + badKey + ": invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)\n"},
+			"rebound: " + badKey + ": retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)\n"},
 		{"--config with an invalid channel, no --channels", []string{"alerts", "set", "failure-rate-error", "--threshold", "30", "--config", badName},
 			"rebound: " + badName + ": alerts.channels: name \"Ops\": " + nameRule + "\n"},
 		{"--config empty", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", ""},

@@ -267,7 +267,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid --log-level "loud": want debug, info, warn or error`},
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
 		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: "worker: " + unknownKind + `: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request, rebound_notify, synthetic, weekly_intelligence)`},
-		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},
+		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},
 		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},

@@ -246,7 +246,7 @@ func parse(content []byte, getenv func(string) string, unset string) (*Settings,
 		// Go's type names (yaml.v3's KnownFields would say "field colour
 		// not found in type notify.Channel"): all of them, on one line.
 		if problems := checkNode(doc.Content[0], reflect.TypeFor[File](), "", unset); len(problems) > 0 {
-			return nil, fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
+			return nil, errors.New(strings.Join(problems, "; "))
 		}
 		if err := doc.Content[0].Decode(&f); err != nil {
 			var ce *retrypolicy.ConfigError
