@@ -165,7 +165,6 @@ Known kinds: ` + strings.Join(registry.Names(), ", ") + `; ` + "`enqueue KIND --
 	f.BoolVar(&o.json, "json", false, "print the result (inserted IDs) as JSON")
 	// A second --file or --args would silently drop the first one's jobs,
 	// a second --queue leave in doubt where they went.
-	cli.RefuseRepeats(f, "args", "file", "queue")
 	return cmd
 }
 

@@ -272,19 +272,28 @@ func FlagRef(cmd *cobra.Command, flag string) string {
 	return "--" + flag
 }
 
-// RefuseRepeats makes each named flag of fs refuse a second use on the
-// command line, where pflag's rule for a single-value flag (the last one
-// wins) would silently drop the first: `--file a --file b` fails, through
+// refuseRepeats makes every single-value flag of cmd and of its
+// subcommands refuse a second use on the command line, where pflag's rule
+// (the last one wins) would silently drop the first: `--file a --file b`,
+// `--channels a --channels b` and `--for 20s --for 30s` fail, through
 // [Execute], with "--file given twice: give it once" (the values are not
-// echoed: --args may hold a secret). Call it once the flags are defined;
-// an unknown name panics (a programming error).
-func RefuseRepeats(fs *pflag.FlagSet, names ...string) {
-	for _, name := range names {
-		f := fs.Lookup(name)
-		if f == nil {
-			panic("cli.RefuseRepeats: no flag --" + name)
+// echoed: --args may hold a secret). Repeatable flags (a list value such as
+// dlq list's --kind, pflag.SliceValue) and flags whose value may be left
+// out (booleans such as --json: saying it twice says the same) are left as
+// they are. A flag set from the environment ([BindEnv]) is set once.
+func refuseRepeats(cmd *cobra.Command) {
+	wrap := func(f *pflag.Flag) {
+		if _, list := f.Value.(pflag.SliceValue); list || f.NoOptDefVal != "" {
+			return
 		}
-		f.Value = &onceValue{Value: f.Value, name: name}
+		if _, done := f.Value.(*onceValue); !done {
+			f.Value = &onceValue{Value: f.Value, name: f.Name}
+		}
+	}
+	cmd.Flags().VisitAll(wrap)
+	cmd.PersistentFlags().VisitAll(wrap)
+	for _, sub := range cmd.Commands() {
+		refuseRepeats(sub)
 	}
 }
 
@@ -352,11 +361,14 @@ func RequireSubcommand(cmd *cobra.Command) *cobra.Command {
 }
 
 // Execute runs root and turns any error into one line on stderr,
-// "PROGRAM: message", and exit code 1. Cobra's own usage dump on errors is
+// "PROGRAM: message", and exit code 1. A single-value flag of any of its
+// commands given twice is such an error: "--for given twice: give it once"
+// (see refuseRepeats). Cobra's own usage dump on errors is
 // silenced; --help still prints it.
 func Execute(root *cobra.Command) {
 	root.SilenceUsage = true
 	root.SilenceErrors = true
+	refuseRepeats(root)
 	if err := root.Execute(); err != nil {
 		if rep, ok := errors.AsType[*repeatedFlagError](err); ok {
 			err = rep // "--file given twice: give it once", not "invalid --file ..."
