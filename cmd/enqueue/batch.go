@@ -182,9 +182,12 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 	// The workers' config, as for single jobs (see run).
 	settings, err := config.LoadWithoutAlerts(o.configPath)
 	if err != nil {
-		return err
+		return config.NameSource(err, o.ref("config"))
 	}
 	registry.Register(jobs.WeeklyIntelligenceKind(settings.WeeklyIntelligence))
+	if err := settings.CheckKinds(o.configPath, registry); err != nil {
+		return err
+	}
 	if kind, err = registry.Lookup(kind.Name); err != nil {
 		return err
 	}

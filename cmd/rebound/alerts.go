@@ -437,7 +437,7 @@ func definedChannels(cmd *cobra.Command, configPath string) ([]string, error) {
 	}
 	settings, err := config.LoadWithoutSecrets(configPath)
 	if err != nil {
-		return nil, err
+		return nil, config.NameSource(err, cli.FlagRef(cmd, "config"))
 	}
 	names := slices.Sorted(maps.Keys(settings.Alerts.Channels))
 	if names == nil {
@@ -507,7 +507,7 @@ channel does not accept it.`,
 			}
 			settings, err := config.Load(configPath)
 			if err != nil {
-				return err
+				return config.NameSource(err, cli.FlagRef(cmd, "config"))
 			}
 			ch, ok := settings.Alerts.Channels[args[0]]
 			if !ok {

@@ -166,7 +166,7 @@ func TestAlertsCommands(t *testing.T) {
 		{"--config empty", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", ""},
 			"rebound: --config is empty: give the workers' configuration file, or leave --config out\n"},
 		{"--config missing", []string{"alerts", "set", "failure-rate-error", "--channels", "ops", "--config", filepath.Join(dir, "missing.yaml")},
-			"rebound: config: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory\n"},
+			"rebound: --config " + filepath.Join(dir, "missing.yaml") + ": no such file or directory\n"},
 		{"set name not UTF-8", []string{"alerts", "set", "x\xff", "--threshold", "3"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"create name not UTF-8", []string{"alerts", "set", "x\xff", "--metric", "dlq_growth", "--threshold", "1", "--severity", "error"}, "rebound: rule \"x\\xff\": name \"x\\xff\": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)\n"},
 		{"enable name not UTF-8", []string{"alerts", "enable", "x\xff"}, "rebound: no alert rule \"x\\xff\" (see `rebound alerts list`)\n"},

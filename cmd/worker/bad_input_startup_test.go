@@ -75,7 +75,7 @@ func TestBadInputWorkerStartup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"--http-addr", proctest.FreeAddr(t)}, tt.args...)
+			args := proctest.WithDefaults(tt.args, "--http-addr", proctest.FreeAddr(t))
 			if slices := tt.env; len(slices) > 0 && strings.HasPrefix(slices[0], "REBOUND_HTTP_ADDR=") {
 				args = tt.args // the variable, not the flag
 			}

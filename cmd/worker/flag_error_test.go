@@ -43,7 +43,7 @@ func TestPodRefusalsNameTheFlag(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res := proctest.Run(t, append([]string{"DATABASE_URL=" + db.URL}, tt.env...), "worker", append([]string{"--http-addr", proctest.FreeAddr(t)}, tt.args...)...)
+			res := proctest.Run(t, append([]string{"DATABASE_URL=" + db.URL}, tt.env...), "worker", proctest.WithDefaults(tt.args, "--http-addr", proctest.FreeAddr(t))...)
 			require.Equal(t, 1, res.ExitCode, res.Stderr)
 			require.Equal(t, tt.wantErr, res.Stderr)
 		})

@@ -89,8 +89,10 @@ func TestLoadAppliesKindOverrides(t *testing.T) {
 	require.Equal(t, 10*time.Minute, p.MaxDelay)
 	require.Equal(t, 300*time.Second, s.Retry.Lookup("other").MaxDelay)
 
-	_, err = config.Load(filepath.Join(t.TempDir(), "missing.yaml"))
-	require.ErrorContains(t, err, "config: open ")
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	_, err = config.Load(missing)
+	require.EqualError(t, err, missing+": no such file or directory")
+	require.EqualError(t, config.NameSource(err, "--config"), "--config "+missing+": no such file or directory")
 }
 
 // LoadWithoutAlerts (enqueue's) leaves the alerts section out: its unset
