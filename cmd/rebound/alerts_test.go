@@ -149,6 +149,13 @@ func TestAlertsCommands(t *testing.T) {
 			"rebound: invalid --window \"1h\": metric dlq_oldest_age has no window (only failure_rate and dlq_growth use one)\n"},
 		{"window with a switch to dlq_unresolved", []string{"alerts", "set", "failure-rate-error", "--metric", "dlq_unresolved", "--window", "1h"},
 			"rebound: invalid --window \"1h\": metric dlq_unresolved has no window (only failure_rate and dlq_growth use one)\n"},
+		// Said first, whatever the value: not "whole seconds from 1m to 720h".
+		{"window 0s of dlq_oldest_age", []string{"alerts", "set", "dlq-oldest-age", "--window", "0s"},
+			"rebound: invalid --window \"0s\": metric dlq_oldest_age has no window (only failure_rate and dlq_growth use one)\n"},
+		{"window garbage of a new breaker_open rule", []string{"alerts", "set", "new-rule", "--metric", "breaker_open", "--threshold", "0", "--severity", "error", "--window", "soon"},
+			"rebound: invalid --window \"soon\": metric breaker_open has no window (only failure_rate and dlq_growth use one)\n"},
+		{"window 0s of a new rule without --metric", []string{"alerts", "set", "new-rule", "--window", "0s"},
+			"rebound: invalid --window \"0s\": whole seconds from 1m to 720h\n"},
 		// With --config, a channel the workers' file does not define is refused.
 		{"channel not in --config", []string{"alerts", "set", "failure-rate-error", "--channels", "ops,pager", "--config", cfg},
 			"rebound: rule \"failure-rate-error\": channel \"pager\" is not defined under alerts.channels in " + cfg + " (it defines ops); nothing changed\n"},
