@@ -21,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -35,7 +36,9 @@ const DefaultConnectTimeout = 10 * time.Second
 // Connect opens a pool on DATABASE_URL (libpq's PG* variables and defaults
 // when it is unset) and checks that the database answers. Errors say which:
 // "invalid DATABASE_URL: ..." or "database unreachable at HOST:PORT/DB as
-// user U: ..." (the reason once; see [ConnectErrorDetail]).
+// user U: ..." (the reason once; see [ConnectErrorDetail]), or, when the
+// server answered that the database does not exist, `database "DB" does
+// not exist on HOST:PORT` ([MissingDatabase]).
 // When DATABASE_URL is unset they say so and name the database, host, port
 // and user the PG* variables and defaults gave (never the password), and
 // once connected [Execute] adds the same to any error the program ends with
@@ -70,6 +73,12 @@ func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Poo
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		if missing := MissingDatabase(err, cfg.ConnConfig); missing != "" {
+			if unset {
+				return nil, fmt.Errorf("%s (%s)", missing, unsetNote(cfg))
+			}
+			return nil, errors.New(missing)
+		}
 		if unset {
 			return nil, fmt.Errorf("database unreachable (%s): %s", unsetNote(cfg), ConnectErrorDetail(err))
 		}
@@ -145,6 +154,19 @@ func parseErrorMessage(err error) string {
 		}
 	}
 	return err.Error()
+}
+
+// MissingDatabase is, when err (from connecting with cc) is the server's
+// refusal of a database that does not exist (SQLSTATE 3D000), the message
+// that says so, naming the server that answered: `database "app" does not
+// exist on db.internal:5432` (the server was reached: "unreachable" would
+// send one looking for a network problem); "" for any other error.
+func MissingDatabase(err error, cc *pgx.ConnConfig) string {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok || pe.Code != "3D000" {
+		return ""
+	}
+	return fmt.Sprintf("%s on %s:%d", pe.Message, cc.Host, cc.Port)
 }
 
 // ConnectErrorDetail is the reason a connection attempt failed, on one
