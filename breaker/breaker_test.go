@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebound-queue/rebound/internal/dbtest"
@@ -567,6 +568,8 @@ func TestFailureWithUnstorableErrorTextStillTrips(t *testing.T) {
 		{"NUL byte", errors.New("bad\x00body"), "bad\uFFFDbody"},
 		{"invalid UTF-8, one U+FFFD per byte", errors.New("bad \xff\xfe body"), "bad \uFFFD\uFFFD body"},
 		{"rune cut by the cap", errors.New(strings.Repeat("a", maxErrorText-1) + "é"), strings.Repeat("a", maxErrorText-3) + "…"},
+		// As a dead letter's failure_reason reads it.
+		{"River's cancel prefix removed", rivertype.JobCancel(errors.New("warehouse: down")), "warehouse: down"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -581,6 +584,9 @@ func TestFailureWithUnstorableErrorTextStillTrips(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, StateOpen, row.State)
 			require.Equal(t, tt.wantError, row.LastError)
+			var stored string
+			require.NoError(t, tb.db.Pool.QueryRow(ctx, "SELECT last_error FROM circuit_breaker_state WHERE breaker_key = 'k'").Scan(&stored))
+			require.Equal(t, tt.wantError, stored, "stored as read")
 		})
 	}
 }

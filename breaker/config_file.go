@@ -22,8 +22,13 @@ type ConfigError struct {
 	// Key is the full YAML key of the refused setting, e.g.
 	// "breaker.defaults.failure_threshold".
 	Key string
-	// Problem says what is wrong with it.
+	// Problem says what is wrong with it, with the line of the file that
+	// holds it where the key was read from a file, e.g. "unknown setting
+	// (known: default, kinds; line 2)".
 	Problem string
+	// unknown marks an unknown-setting problem whose key line eachKey has
+	// yet to add.
+	unknown bool
 }
 
 // Error returns "Key: Problem".
@@ -262,6 +267,10 @@ func eachKey(node *yaml.Node, path string, fn func(key string, value *yaml.Node)
 		}
 		seen[key] = true
 		if err := fn(key, node.Content[i+1]); err != nil {
+			if ce, ok := err.(*ConfigError); ok && ce.unknown {
+				ce.Problem = strings.TrimSuffix(ce.Problem, ")") + fmt.Sprintf("; line %d)", node.Content[i].Line)
+				ce.unknown = false
+			}
 			return err
 		}
 	}
@@ -275,8 +284,10 @@ func joinKey(path, key string) string {
 	return path + "." + key
 }
 
+// unknownKey is the error for a key not among known; eachKey, which
+// calls it, adds the key's line: "unknown setting (known: a, b; line 3)".
 func unknownKey(key string, known []string) error {
-	return &ConfigError{Key: key, Problem: "unknown setting (known: " + strings.Join(known, ", ") + ")"}
+	return &ConfigError{Key: key, Problem: "unknown setting (known: " + strings.Join(known, ", ") + ")", unknown: true}
 }
 
 // decodeDuration reads a duration string; errors name key.

@@ -124,7 +124,7 @@ keys:
 		{name: "bad key setting names the key", yaml: "keys:\n  api.example.com:\n    failure_ratio: 1.5\n",
 			wantErr: `breaker.keys.api.example.com.failure_ratio: must be in (0, 1], or negative to disable the ratio rule (got 1.5)`},
 		{name: "unknown field", yaml: "defaults:\n  open_timout: 30s\n",
-			wantErr: "breaker.defaults.open_timout: unknown setting (known: failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread, wake_spread, wake_wave)"},
+			wantErr: "breaker.defaults.open_timout: unknown setting (known: failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread, wake_spread, wake_wave; line 2)"},
 		{name: "not YAML", yaml: "defaults: [\n", wantErr: "breaker: invalid YAML: yaml: line 1: did not find expected node content"},
 	}
 	for _, tt := range tests {
@@ -163,11 +163,11 @@ func TestFileConfigErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"unknown setting in defaults", "breaker:\n  defaults:\n    failure_treshold: 3\n",
-			"breaker.defaults.failure_treshold: unknown setting (known: " + known + ")"},
+			"breaker.defaults.failure_treshold: unknown setting (known: " + known + "; line 3)"},
 		{"unknown setting of a key", "breaker:\n  keys:\n    api.example.com:\n      open_timout: 1s\n",
-			"breaker.keys.api.example.com.open_timout: unknown setting (known: " + known + ")"},
+			"breaker.keys.api.example.com.open_timout: unknown setting (known: " + known + "; line 4)"},
 		{"unknown top-level setting", "breaker:\n  default:\n    failure_threshold: 3\n",
-			"breaker.default: unknown setting (known: refresh_interval, idle_ttl, defaults, keys)"},
+			"breaker.default: unknown setting (known: refresh_interval, idle_ttl, defaults, keys; line 2)"},
 		{"setting set twice", "breaker:\n  defaults:\n    failure_threshold: 3\n    failure_threshold: 4\n",
 			"breaker.defaults.failure_threshold: set twice (line 4)"},
 		{"key set twice", "breaker:\n  keys:\n    a: {failure_threshold: 3}\n    a: {failure_threshold: 4}\n",

@@ -57,7 +57,10 @@ type Row struct {
 	ProbeDue bool `json:"probe_due"`
 	// LastError is the error text of the last failure ("" for none), as
 	// package storable keeps text: NUL and invalid UTF-8 as U+FFFD, at most
-	// 1024 bytes (cut at a character boundary, ending in "…").
+	// 1024 bytes (cut at a character boundary, ending in "…"); River's
+	// "JobCancelError: " prefix is removed, as from a dead letter's
+	// failure_reason (by the same SQL function, rebound_dead_letter_reason),
+	// when it is written and when it is read.
 	LastError string `json:"last_error"`
 	// LastFailureAt and LastSuccessAt are when a failure / success was
 	// last written.
@@ -84,7 +87,7 @@ func (r *Row) setProbeDue(dbNow time.Time) {
 // The last column is the database clock at the statement.
 const columns = `breaker_key, state, generation, failure_count, success_count,
 	window_started_at, window_calls, window_failures, trip_count, opened_at, next_probe_at, open_since,
-	coalesce(last_error, ''), last_failure_at, last_success_at,
+	coalesce(rebound_dead_letter_reason(last_error), ''), last_failure_at, last_success_at,
 	coalesce(changed_by, ''), coalesce(change_reason, ''), changed_at, probes, created_at, updated_at, now()`
 
 func scanRow(r pgx.Row) (*Row, time.Time, error) {
@@ -325,7 +328,7 @@ func (s *Store) cas(ctx context.Context, update string, args ...any) (casResult,
 // columns (without now(), which cas adds) plus the tripped flag.
 const updReturning = `RETURNING s.breaker_key, s.state, s.generation, s.failure_count, s.success_count,
 	s.window_started_at, s.window_calls, s.window_failures, s.trip_count, s.opened_at, s.next_probe_at, s.open_since,
-	s.last_error, s.last_failure_at, s.last_success_at, s.changed_by, s.change_reason, s.changed_at,
+	rebound_dead_letter_reason(s.last_error) AS last_error, s.last_failure_at, s.last_success_at, s.changed_by, s.change_reason, s.changed_at,
 	s.probes, s.created_at, s.updated_at`
 
 // openTimeoutSQL is the open timeout of the trip that follows trip_count
@@ -382,7 +385,7 @@ func (s *Store) record(ctx context.Context, p recordParams) (casResult, error) {
 			opened_at         = CASE WHEN d.trip THEN now() ELSE s.opened_at END,
 			next_probe_at     = CASE WHEN d.trip THEN now() + ` + openTimeoutExpr("$13", "$14", "$15") + ` ELSE s.next_probe_at END,
 			probes            = CASE WHEN d.trip THEN '{}' ELSE s.probes END,
-			last_error        = CASE WHEN $4 > 0 THEN $7 ELSE s.last_error END,
+			last_error        = CASE WHEN $4 > 0 THEN rebound_dead_letter_reason($7) ELSE s.last_error END,
 			last_failure_at   = CASE WHEN $4 > 0 THEN now() ELSE s.last_failure_at END,
 			last_success_at   = CASE WHEN $3 > $4 THEN now() ELSE s.last_success_at END
 		FROM (` + decide + `) d, cur
@@ -460,7 +463,7 @@ func (s *Store) probeFailed(ctx context.Context, key string, generation int64, l
 			state = 'open', generation = s.generation + 1, trip_count = s.trip_count + 1,
 			failure_count = s.failure_count + 1, success_count = 0, probes = '{}',
 			opened_at = now(), next_probe_at = now() + ` + openTimeoutExpr("$4", "$5", "$6") + `,
-			last_error = $3, last_failure_at = now()
+			last_error = rebound_dead_letter_reason($3), last_failure_at = now()
 		FROM cur
 		WHERE s.breaker_key = cur.breaker_key AND cur.generation = $2 AND cur.state = 'half_open'
 		` + updReturning + `, true AS tripped`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -252,6 +253,10 @@ func eachKey(node *yaml.Node, path string, fn func(key string, value *yaml.Node)
 		}
 		seen[key] = true
 		if err := fn(key, node.Content[i+1]); err != nil {
+			if ce, ok := err.(*ConfigError); ok && ce.unknown {
+				ce.Problem = strings.TrimSuffix(ce.Problem, ")") + fmt.Sprintf("; line %d)", node.Content[i].Line)
+				ce.unknown = false
+			}
 			return err
 		}
 	}
@@ -265,8 +270,10 @@ func joinKey(path, key string) string {
 	return path + "." + key
 }
 
+// unknownKey is the error for a key not among known; eachKey, which
+// calls it, adds the key's line: "unknown setting (known: a, b; line 3)".
 func unknownKey(key, known string) error {
-	return &ConfigError{Key: key, Problem: "unknown setting (known: " + known + ")"}
+	return &ConfigError{Key: key, Problem: "unknown setting (known: " + known + ")", unknown: true}
 }
 
 // decodeDuration reads a duration string; errors name key.

@@ -151,16 +151,16 @@ retry:
   default: {max_delay: 5 minutes}`, `retry.default.max_delay: "5 minutes" is not a duration (line 3): write a number with a unit, e.g. 2s, 5m, 100ms`},
 		{"unknown key", `
 retry:
-  default: {max_delay: 5m, max_retries: 3}`, "retry.default.max_retries: unknown setting (known: max_attempts, initial_delay, max_delay, min_delay, jitter, retry_after_max, rescue_limit, classes)"},
+  default: {max_delay: 5m, max_retries: 3}`, "retry.default.max_retries: unknown setting (known: max_attempts, initial_delay, max_delay, min_delay, jitter, retry_after_max, rescue_limit, classes; line 3)"},
 		{"unknown rule key", `
 retry:
   kinds:
     http_request:
       classes:
-        timeout: {retries: 3}`, "retry.kinds.http_request.classes.timeout.retries: unknown setting (known: retry, strategy)"},
+        timeout: {retries: 3}`, "retry.kinds.http_request.classes.timeout.retries: unknown setting (known: retry, strategy; line 6)"},
 		{"unknown section key", `
 retry:
-  defaults: {max_attempts: 3}`, "retry.defaults: unknown setting (known: default, kinds)"},
+  defaults: {max_attempts: 3}`, "retry.defaults: unknown setting (known: default, kinds; line 3)"},
 		{"retry not a boolean", `
 retry:
   default:

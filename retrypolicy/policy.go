@@ -246,8 +246,13 @@ func joinNames[S ~string](names []S) string {
 type ConfigError struct {
 	// Key is the full YAML key of the refused setting.
 	Key string
-	// Problem says what is wrong with it.
+	// Problem says what is wrong with it, with the line of the file that
+	// holds it where the key was read from a file, e.g. "unknown setting
+	// (known: default, kinds; line 2)".
 	Problem string
+	// unknown marks an unknown-setting problem whose key line eachKey has
+	// yet to add.
+	unknown bool
 }
 
 // Error returns "Key: Problem".

@@ -69,6 +69,8 @@ func TestBadInputEnqueueLimitsAndNumbers(t *testing.T) {
 		{"batch two --file", batch("--file", goodCSV), "enqueue: --file given twice: give it once\n"},
 		{"batch two --name", batch("--name", "c"), "enqueue: --name given twice: give it once\n"},
 		{"batch two --kind", batch("--kind", "synthetic"), "enqueue: --kind given twice: give it once\n"},
+		{"two --max-attempts", []string{"http_request", "--args", good, "--max-attempts", "3", "--max-attempts", "4"}, "enqueue: --max-attempts given twice: give it once\n"},
+		{"batch two --callback-kind", batch("--callback-kind", "A", "--callback-kind", "B"), "enqueue: --callback-kind given twice: give it once\n"},
 		{"batch two --queue", batch("--queue", "a", "--queue", "b"), "enqueue: --queue given twice: give it once\n"},
 	}
 	for _, tt := range tests {

@@ -103,7 +103,6 @@ Known kinds: ` + strings.Join(registry.Names(), ", "),
 	f.BoolVar(&o.wait, "wait", false, "follow the batch to completion with a progress bar on stderr, then print its summary (exit 3 if some job did not succeed)")
 	f.DurationVar(&o.waitInterval, "wait-interval", time.Second, "with --wait, how often to read the batch's counts")
 	f.BoolVar(&o.json, "json", false, "print JSON: what was enqueued, or with --wait the summary")
-	cli.RefuseRepeats(f, "kind", "name", "file", "queue") // as enqueue KIND's --file
 	return cmd
 }
 
@@ -183,9 +182,12 @@ func runBatch(ctx context.Context, registry *jobs.Registry, o *batchOptions, max
 	// The workers' config, as for single jobs (see run).
 	settings, err := config.LoadWithoutAlerts(o.configPath)
 	if err != nil {
-		return err
+		return config.NameSource(err, o.ref("config"))
 	}
 	registry.Register(jobs.WeeklyIntelligenceKind(settings.WeeklyIntelligence))
+	if err := settings.CheckKinds(o.configPath, registry); err != nil {
+		return err
+	}
 	if kind, err = registry.Lookup(kind.Name); err != nil {
 		return err
 	}

@@ -165,7 +165,6 @@ Known kinds: ` + strings.Join(registry.Names(), ", ") + `; ` + "`enqueue KIND --
 	f.BoolVar(&o.json, "json", false, "print the result (inserted IDs) as JSON")
 	// A second --file or --args would silently drop the first one's jobs,
 	// a second --queue leave in doubt where they went.
-	cli.RefuseRepeats(f, "args", "file", "queue")
 	return cmd
 }
 
@@ -207,9 +206,14 @@ func run(ctx context.Context, registry *jobs.Registry, kindName string, o *optio
 	// need not be set here.
 	settings, err := config.LoadWithoutAlerts(o.configPath)
 	if err != nil {
-		return err
+		return config.NameSource(err, o.ref("config"))
 	}
 	registry.Register(jobs.WeeklyIntelligenceKind(settings.WeeklyIntelligence))
+	// A file the worker would refuse (a kind it does not work under
+	// retry.kinds) is refused here too, with the worker's message.
+	if err := settings.CheckKinds(o.configPath, registry); err != nil {
+		return err
+	}
 	if kind, err = registry.Lookup(kindName); err != nil {
 		return err
 	}

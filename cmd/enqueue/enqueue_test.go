@@ -38,6 +38,7 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 	require.NoError(t, err)
 
 	good := `{"url": "http://127.0.0.1:9/a"}`
+	unknownKindConfig := writeFile(t, "retry:\n  kinds:\n    sync_stock: {max_attempts: 3}\n")
 	tests := []struct {
 		name    string
 		url     string
@@ -97,6 +98,14 @@ func TestBadInputLeavesJobTableUnchanged(t *testing.T) {
 		{name: "duplicate key", args: []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/a", "url": "http://evil/"}`}, wantErr: `enqueue: --args: invalid args: key "url" appears twice in the args`},
 		{name: "directory as file", args: []string{"http_request", "--file", t.TempDir()}, wantErr: "enqueue: --file: read /"},
 		{name: "bad config", args: []string{"http_request", "--args", good, "--config", writeFile(t, "retry:\n  kinds:\n    http_request:\n      max_attempts: 0\n")}, wantErr: "retry.kinds.http_request.max_attempts: must be >= 1 (got 0)"},
+		// A file the worker refuses is refused here, with the worker's message.
+		{name: "config with a kind no worker works", args: []string{"http_request", "--args", good, "--config", unknownKindConfig},
+			wantErr: "enqueue: " + unknownKindConfig + `: retry.kinds.sync_stock: unknown job kind "sync_stock" (known kinds: http_request, rebound_notify, synthetic, weekly_intelligence)` + "\n"},
+		{name: "batch config with a kind no worker works", args: []string{"batch", "--kind", "http_request", "--name", "b", "--file", writeFile(t, good+"\n"), "--config", unknownKindConfig},
+			wantErr: "enqueue: " + unknownKindConfig + `: retry.kinds.sync_stock: unknown job kind "sync_stock" (known kinds: http_request, rebound_notify, synthetic, weekly_intelligence)` + "\n"},
+		{name: "missing config", args: []string{"http_request", "--args", good, "--config", "/nonexistent.yaml"}, wantErr: "enqueue: --config /nonexistent.yaml: no such file or directory\n"},
+		{name: "missing config from the environment", env: []string{"REBOUND_CONFIG=/nonexistent.yaml"}, args: []string{"batch", "--kind", "http_request", "--name", "b", "--file", writeFile(t, good+"\n")},
+			wantErr: "enqueue: REBOUND_CONFIG /nonexistent.yaml: no such file or directory\n"},
 		{name: "unknown flag", args: []string{"http_request", "--args", good, "--nope"}, wantErr: "enqueue: unknown flag: --nope"},
 		{name: "malformed DATABASE_URL", url: "postgres://%zz", args: []string{"http_request", "--args", good}, wantErr: "enqueue: invalid DATABASE_URL"},
 		{name: "unreachable database", url: "postgres://postgres@127.0.0.1:1/x?connect_timeout=2", args: []string{"http_request", "--args", good}, wantErr: "enqueue: database unreachable at 127.0.0.1:1/x as user postgres: dial error: dial tcp 127.0.0.1:1: connect: connection refused (nothing inserted)\n"},

@@ -280,6 +280,13 @@ each notification of the rule through that channel as failed.`,
 			if flags.Changed("enabled") {
 				r.Enabled = enabled
 			}
+			// A window for a metric without one is refused as that, whatever
+			// its value (saved, it would be ignored: the metric is a state
+			// now); the placeholder metric of a rule being created without
+			// --metric does not count.
+			if flags.Changed("window") && (!creating || flags.Changed("metric")) && slices.Contains(alert.Metrics, r.Metric) && !alert.UsesWindow(r.Metric) {
+				return fmt.Errorf("invalid --window %q: metric %s has no window (only failure_rate and dlq_growth use one)", window, r.Metric)
+			}
 			if flags.Changed("window") {
 				if r.Window, err = alert.ParseSeconds(window); err != nil {
 					return fmt.Errorf("invalid --window %w", err)
@@ -318,10 +325,6 @@ each notification of the rule through that channel as failed.`,
 					verb = "are"
 				}
 				return fmt.Errorf("rule %q does not exist: %s %s required to create it", args[0], andList(missing), verb)
-			}
-			if flags.Changed("window") && !alert.UsesWindow(r.Metric) {
-				// Saved, it would be ignored: the metric is a state now.
-				return fmt.Errorf("invalid --window %q: metric %s has no window (only failure_rate and dlq_growth use one)", window, r.Metric)
 			}
 			if err := checkChannels(configPath, defined, r); err != nil {
 				return err
@@ -437,7 +440,7 @@ func definedChannels(cmd *cobra.Command, configPath string) ([]string, error) {
 	}
 	settings, err := config.LoadWithoutSecrets(configPath)
 	if err != nil {
-		return nil, err
+		return nil, config.NameSource(err, cli.FlagRef(cmd, "config"))
 	}
 	names := slices.Sorted(maps.Keys(settings.Alerts.Channels))
 	if names == nil {
@@ -507,7 +510,7 @@ channel does not accept it.`,
 			}
 			settings, err := config.Load(configPath)
 			if err != nil {
-				return err
+				return config.NameSource(err, cli.FlagRef(cmd, "config"))
 			}
 			ch, ok := settings.Alerts.Channels[args[0]]
 			if !ok {

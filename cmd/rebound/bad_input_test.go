@@ -117,7 +117,7 @@ func TestBadInputReboundCommands(t *testing.T) {
 		{"alerts history limit absurd", []string{"alerts", "history", "--limit", "5000"}, "--limit 5000: must be from 1 to 1000"},
 		{"alerts test no channel", []string{"alerts", "test"}, "missing NAME"},
 		{"alerts test without config", []string{"alerts", "test", "ops"}, "--config is required"},
-		{"alerts test missing config", []string{"alerts", "test", "ops", "--config", "/nonexistent.yaml"}, "config: open /nonexistent.yaml: no such file or directory"},
+		{"alerts test missing config", []string{"alerts", "test", "ops", "--config", "/nonexistent.yaml"}, "--config /nonexistent.yaml: no such file or directory"},
 		{"alerts test truncated config", []string{"alerts", "test", "ops", "--config", badConfig}, "invalid YAML"},
 		{"batch show ID not a number", []string{"batch", "show", "x"}, `invalid batch ID "x": want a positive integer`},
 		{"batch show ID zero", []string{"batch", "show", "0"}, `invalid batch ID "0"`},

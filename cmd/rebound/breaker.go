@@ -64,7 +64,7 @@ due for as long as that open lasted (at least 1m) (docs/circuit-breakers.md).`,
 				table := make([][]string, 0, len(rows))
 				for _, r := range rows {
 					table = append(table, []string{shorten(r.Key, keyCellWidth), stateText(r), fmt.Sprint(r.FailureCount),
-						timeOrDash(r.OpenedAt), timeOrDash(r.NextProbeAt), shorten(strings.TrimPrefix(r.LastError, "JobCancelError: "), errorCellWidth)})
+						timeOrDash(r.OpenedAt), timeOrDash(r.NextProbeAt), shorten(r.LastError, errorCellWidth)})
 				}
 				return cli.Table(w, []string{"KEY", "STATE", "FAILURES", "OPENED AT", "NEXT PROBE AT", "LAST ERROR"}, table)
 			})

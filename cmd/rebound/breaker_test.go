@@ -204,6 +204,33 @@ func TestBreakerCommandsRedactLastError(t *testing.T) {
 	require.Equal(t, stored, row.LastError, "the stored row keeps the original")
 }
 
+// A last error with River's "JobCancelError: " prefix (a row written before
+// the breaker removed it) reads as a dead letter's failure_reason does,
+// without it, in every view: list, show, and the row open and reset return.
+func TestBreakerLastErrorWithoutCancelPrefix(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	bin := buildRebound(t)
+	_, err := db.Pool.Exec(context.Background(), `INSERT INTO circuit_breaker_state (breaker_key, failure_count, last_error) VALUES ('k1', 1, 'JobCancelError: warehouse: down')`)
+	require.NoError(t, err)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"breaker", "list"}, "  warehouse: down\n"},
+		{[]string{"breaker", "show", "k1"}, "last error:      warehouse: down\n"},
+		{[]string{"breaker", "show", "k1", "--json"}, `"last_error": "warehouse: down"`},
+		{[]string{"breaker", "open", "k1", "--for", "1m", "--json"}, `"last_error": "warehouse: down"`},
+		{[]string{"breaker", "reset", "k1", "--json"}, `"last_error": "warehouse: down"`},
+	}
+	for _, tt := range tests {
+		out, errOut, code := runRebound(bin, db.URL, tt.args...)
+		require.Equal(t, 0, code, errOut)
+		require.Contains(t, out, tt.want, tt.args)
+		require.NotContains(t, out, "JobCancelError", tt.args)
+	}
+}
+
 // rebound reads no flag from the environment (only DATABASE_URL and, for
 // --by's default, USER): a REBOUND_ variable set for the worker or enqueue,
 // or left in a shell, never changes what an operator's command does.

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebound-queue/rebound/internal/cli"
 	"github.com/rebound-queue/rebound/internal/dbtest"
 	"github.com/rebound-queue/rebound/internal/proctest"
 )
@@ -98,4 +99,45 @@ func TestUnsetDatabaseURLNamesTheDatabase(t *testing.T) {
 		require.Equal(t, 1, strings.Count(res.Stderr, "\n"), res.Stderr)
 		require.NotContains(t, res.Stderr, password)
 	})
+}
+
+// A database the server says does not exist is named with the server that
+// answered, not reported as unreachable (the server was reached): by every
+// program, with DATABASE_URL or the PG* variables, and for the worker's
+// DATABASE_DIRECT_URL. Other connection errors are as they were (above).
+func TestMissingDatabaseNamesTheServer(t *testing.T) {
+	t.Parallel()
+	db := dbtest.New(t)
+	const name = "rebound_h9_no_such_database"
+	missingURL, err := cli.WithDatabase(db.URL, name)
+	require.NoError(t, err)
+	cc, err := pgconn.ParseConfig(db.URL)
+	require.NoError(t, err)
+	server := cc.Host + ":" + strconv.Itoa(int(cc.Port))
+	missing := `database "` + name + `" does not exist on ` + server
+	pg := []string{"PGHOST=" + cc.Host, "PGPORT=" + strconv.Itoa(int(cc.Port)), "PGUSER=" + cc.User, "PGDATABASE=" + name, "PGSSLMODE=disable", "PGPASSWORD=" + cc.Password}
+	note := " (DATABASE_URL is not set: libpq's PG* variables and defaults gave database " + name + " on " + server + " as user " + cc.User + ")"
+
+	tests := []struct {
+		name string
+		env  []string
+		bin  string
+		args []string
+		want string
+	}{
+		{"rebound", []string{"DATABASE_URL=" + missingURL}, "rebound", []string{"health"}, "rebound: " + missing + "\n"},
+		{"enqueue", []string{"DATABASE_URL=" + missingURL}, "enqueue", []string{"http_request", "--args", `{"url": "http://127.0.0.1:9/a"}`}, "enqueue: " + missing + " (nothing inserted)\n"},
+		{"worker", []string{"DATABASE_URL=" + missingURL}, "worker", []string{"--http-addr", "127.0.0.1:0"}, "worker: " + missing + "\n"},
+		{"worker DATABASE_DIRECT_URL", []string{"DATABASE_URL=" + db.URL, "DATABASE_DIRECT_URL=" + missingURL}, "worker", []string{"--http-addr", "127.0.0.1:0"}, "worker: DATABASE_DIRECT_URL: " + missing + "\n"},
+		{"rebound, PG* variables", pg, "rebound", []string{"health"}, "rebound: " + missing + note + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := proctest.Run(t, tt.env, tt.bin, tt.args...)
+			require.Equal(t, 1, res.ExitCode, res.Stderr)
+			require.Empty(t, res.Stdout)
+			require.Equal(t, tt.want, res.Stderr)
+		})
+	}
 }

@@ -68,6 +68,12 @@ func TestBadValueNamesItsFlag(t *testing.T) {
 		{"alerts set enabled not a bool", append(set, "--enabled=maybe"), `invalid --enabled "maybe": want true or false`},
 		{"alerts set metric unknown", []string{"alerts", "set", "x", "--metric", "cpu", "--threshold", "5", "--severity", "error"}, `invalid --metric "cpu": one of failure_rate, breaker_open, dlq_unresolved, dlq_growth, dlq_oldest_age`},
 		{"alerts set config in UTF-16", append(set, "--config", utf16), utf16 + ": not UTF-8 (it looks like UTF-16): the configuration file must be UTF-8"},
+		// Every single-value flag refuses a second use (pflag would keep the
+		// last, silently); list flags such as dlq list's --kind repeat.
+		{"alerts set channels twice", append(set, "--channels", "hook", "--channels", "hook2"), "--channels given twice: give it once"},
+		{"alerts set threshold twice", append(set, "--threshold", "90000"), "--threshold given twice: give it once"},
+		{"dlq resolve note twice", []string{"dlq", "resolve", "3", "--note", "a", "--note", "b"}, "--note given twice: give it once"},
+		{"breaker open for twice", []string{"breaker", "open", "k1", "--for", "20s", "--for", "30s"}, "--for given twice: give it once"},
 		{"alerts test config in Latin-1", []string{"alerts", "test", "ops", "--config", latin1}, latin1 + ": not UTF-8 (byte 0xF4 on line 3): the configuration file must be UTF-8"},
 	}
 	for _, tt := range tests {

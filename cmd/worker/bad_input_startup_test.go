@@ -35,8 +35,8 @@ func TestBadInputWorkerStartup(t *testing.T) {
 	}{
 		{"config truncated", []string{"--config", yaml("truncated", "retry:\n  default: {max_attempts: 5")}, nil, "invalid YAML: yaml: line 1: did not find expected ',' or '}'"},
 		{"config with a tab", []string{"--config", yaml("tab", "retry:\n\tdefault: {}\n")}, nil, "invalid YAML: yaml: line 2: found character that cannot start any token"},
-		{"config a list", []string{"--config", yaml("list", "[1, 2]\n")}, nil, "invalid configuration: the file must be a mapping of settings, not a list (line 1)\n"},
-		{"config channel key unknown", []string{"--config", yaml("colour", "alerts:\n  channels:\n    ops:\n      type: slack\n      colour: red\n")}, nil, "invalid configuration: alerts.channels.ops.colour: unknown setting (known: type, url, secret, smtp; line 5)\n"},
+		{"config a list", []string{"--config", yaml("list", "[1, 2]\n")}, nil, "the file must be a mapping of settings, not a list (line 1)\n"},
+		{"config channel key unknown", []string{"--config", yaml("colour", "alerts:\n  channels:\n    ops:\n      type: slack\n      colour: red\n")}, nil, "alerts.channels.ops.colour: unknown setting (known: type, url, secret, smtp; line 5)\n"},
 		{"config alert deliveries checked against their own policy", []string{"--config", yaml("notify", "retry:\n  default: {initial_delay: 100ms}\n  kinds:\n    rebound_notify: {max_delay: 1s}\n")}, nil, "retry.kinds.rebound_notify.max_delay: must be >= initial_delay (5s)\n"},
 		{"config with a NUL", []string{"--config", yaml("nul", "retry:\n  default: {max_attempts: 5}\n\x00\n")}, nil, "invalid YAML"},
 		{"config in invalid UTF-8", []string{"--config", yaml("utf8", "alerts:\n  link: \"http://x/\xff\"\n")}, nil, "not UTF-8 (byte 0xFF on line 2): the configuration file must be UTF-8"},
@@ -75,7 +75,7 @@ func TestBadInputWorkerStartup(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"--http-addr", proctest.FreeAddr(t)}, tt.args...)
+			args := proctest.WithDefaults(tt.args, "--http-addr", proctest.FreeAddr(t))
 			if slices := tt.env; len(slices) > 0 && strings.HasPrefix(slices[0], "REBOUND_HTTP_ADDR=") {
 				args = tt.args // the variable, not the flag
 			}

@@ -49,6 +49,8 @@ func TestConfigErrorsNameTheFileAndKey(t *testing.T) {
 			"worker: " + kind + `: retry.kinds.http_requset: unknown job kind "http_requset"` + known + "\n"},
 		{"unknown kind, file from the environment", nil, []string{"REBOUND_CONFIG=" + kind},
 			"worker: " + kind + `: retry.kinds.http_requset: unknown job kind "http_requset"` + known + "\n"},
+		{"missing file from the environment", nil, []string{"REBOUND_CONFIG=/nonexistent.yaml"},
+			"worker: REBOUND_CONFIG /nonexistent.yaml: no such file or directory\n"},
 		{"unset variables in a channel", []string{"--config", unset}, nil,
 			"worker: " + unset + ": alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_SLACK_URL is unset or empty; " +
 				"alerts.channels.pager.secret: environment variable REBOUND_TEST_UNSET_SECRET is unset or empty\n"},
@@ -62,7 +64,7 @@ func TestConfigErrorsNameTheFileAndKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"--http-addr", proctest.FreeAddr(t)}, tt.args...)
+			args := proctest.WithDefaults(tt.args, "--http-addr", proctest.FreeAddr(t))
 			res := proctest.Run(t, append([]string{"DATABASE_URL=" + db.URL}, tt.env...), "worker", args...)
 			require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
 			require.Equal(t, tt.wantErr, res.Stderr)

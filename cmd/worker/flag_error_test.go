@@ -35,13 +35,15 @@ func TestPodRefusalsNameTheFlag(t *testing.T) {
 		{"rescue-stuck-jobs-after below the job timeout, from the environment", []string{"--job-timeout", "1m"},
 			"worker: REBOUND_RESCUE_STUCK_JOBS_AFTER (10s) must be at least --job-timeout plus --rescue-grace (1m0s + 15s = 1m15s): a job still within its timeout would count as lost; lower the job timeout too\n",
 			[]string{"REBOUND_RESCUE_STUCK_JOBS_AFTER=10s"}},
+		{"--queues twice", []string{"--queues", "default=2", "--queues", "bulk=1"}, "worker: --queues given twice: give it once\n", nil},
+		{"--config twice", []string{"--config", "a.yaml", "--config", "b.yaml"}, "worker: --config given twice: give it once\n", nil},
 		{"fetch cooldown from the environment", nil, "worker: invalid REBOUND_FETCH_COOLDOWN: 500µs is below River's minimum of 1ms\n", []string{"REBOUND_FETCH_COOLDOWN=500us"}},
 		{"negative fetch cooldown from the environment", nil, "worker: invalid REBOUND_FETCH_COOLDOWN: -1s is below River's minimum of 1ms\n", []string{"REBOUND_FETCH_COOLDOWN=-1s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			res := proctest.Run(t, append([]string{"DATABASE_URL=" + db.URL}, tt.env...), "worker", append([]string{"--http-addr", proctest.FreeAddr(t)}, tt.args...)...)
+			res := proctest.Run(t, append([]string{"DATABASE_URL=" + db.URL}, tt.env...), "worker", proctest.WithDefaults(tt.args, "--http-addr", proctest.FreeAddr(t))...)
 			require.Equal(t, 1, res.ExitCode, res.Stderr)
 			require.Equal(t, tt.wantErr, res.Stderr)
 		})

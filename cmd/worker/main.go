@@ -18,7 +18,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,7 +37,6 @@ import (
 	"github.com/rebound-queue/rebound/jobs"
 	"github.com/rebound-queue/rebound/monitor/notify"
 	"github.com/rebound-queue/rebound/monitor/tracing"
-	"github.com/rebound-queue/rebound/retrypolicy"
 )
 
 func main() {
@@ -171,7 +169,7 @@ func run(ctx context.Context, o *options) error {
 
 	settings, err := config.Load(o.configPath)
 	if err != nil {
-		return err
+		return config.NameSource(err, o.ref("config"))
 	}
 	// A REBOUND_ variable the worker does not read is most likely a typo;
 	// the file's ${NAME} secrets may be named REBOUND_ too.
@@ -206,6 +204,9 @@ func run(ctx context.Context, o *options) error {
 		}
 		conn, err := pgx.ConnectConfig(ctx, cc)
 		if err != nil {
+			if missing := cli.MissingDatabase(err, cc); missing != "" {
+				return fmt.Errorf("DATABASE_DIRECT_URL: %s", missing)
+			}
 			return fmt.Errorf("DATABASE_DIRECT_URL unreachable at %s:%d/%s as user %s: %s", cc.Host, cc.Port, cc.Database, cc.User, cli.ConnectErrorDetail(err))
 		}
 		_ = conn.Close(ctx)
@@ -239,17 +240,10 @@ func run(ctx context.Context, o *options) error {
 	for _, kind := range registry.Names() {
 		kinds[kind] = rebound.KindConfig{}
 	}
+	if err := settings.CheckKinds(o.configPath, registry); err != nil {
+		return err
+	}
 	for _, kind := range settings.Retry.Kinds() {
-		if _, err := registry.Lookup(kind); err != nil {
-			// Named as config.Load names its errors: the file, then the key;
-			// rebound_notify (alert deliveries) is configurable too.
-			var uk *jobs.UnknownKindError
-			if errors.As(err, &uk) {
-				uk.Known = append(uk.Known, notify.Kind)
-				slices.Sort(uk.Known)
-			}
-			return fmt.Errorf("%s: %s.kinds.%s: %w", o.configPath, retrypolicy.ConfigKey, kind, err)
-		}
 		kinds[kind] = rebound.KindConfig{RetryPolicy: settings.Retry.Lookup(kind)}
 	}
 	// Alert deliveries: their own policy, with retry.kinds.rebound_notify.

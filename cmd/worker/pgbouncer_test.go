@@ -144,7 +144,7 @@ default_pool_size = 20
 func startWorkerEnv(t *testing.T, env []string, args ...string) *proctest.Process {
 	t.Helper()
 	addr := proctest.FreeAddr(t)
-	p := proctest.Start(t, env, "worker", append([]string{"--http-addr", addr, "--log-format", "json", "--log-level", "debug"}, args...)...)
+	p := proctest.Start(t, env, "worker", proctest.WithDefaults(args, "--http-addr", addr, "--log-format", "json", "--log-level", "debug")...)
 	p.HTTPAddr = addr
 	waitFor(t, 30*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")

@@ -132,7 +132,7 @@ func TestTracingExportsOnShutdown(t *testing.T) {
 				"OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.URL,
 				"OTEL_BSP_SCHEDULE_DELAY=600000", // export only when full or on shutdown
 			}, tt.env...)
-			worker := proctest.Start(t, env, "worker", append([]string{"--http-addr", addr, "--log-format", "json"}, tt.args...)...)
+			worker := proctest.Start(t, env, "worker", proctest.WithDefaults(tt.args, "--http-addr", addr, "--log-format", "json")...)
 			waitFor(t, 30*time.Second, func() bool {
 				resp, err := http.Get("http://" + addr + "/readyz")
 				if err != nil {

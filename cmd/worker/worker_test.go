@@ -267,8 +267,8 @@ func TestStartupErrors(t *testing.T) {
 		{name: "bad log level", url: db.URL, args: []string{"--log-level", "loud"}, wantErr: `worker: invalid --log-level "loud": want debug, info, warn or error`},
 		{name: "invalid config value", url: db.URL, args: []string{"--config", badConfig}, wantErr: "retry.default.max_delay"},
 		{name: "unknown kind in config", url: db.URL, args: []string{"--config", unknownKind}, wantErr: "worker: " + unknownKind + `: retry.kinds.http_requset: unknown job kind "http_requset" (known kinds: http_request, rebound_notify, synthetic, weekly_intelligence)`},
-		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "invalid configuration: retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},
-		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: config: open /nonexistent.yaml: no such file or directory"},
+		{name: "unknown config key", url: db.URL, args: []string{"--config", unknownKey}, wantErr: "retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},
+		{name: "missing config file", url: db.URL, args: []string{"--config", "/nonexistent.yaml"}, wantErr: "worker: --config /nonexistent.yaml: no such file or directory"},
 		{name: "admin routes on a public address without a token", url: db.URL, args: []string{"--http-addr", "0.0.0.0:0"}, wantErr: "worker: admin routes need REBOUND_ADMIN_TOKEN"},
 		{name: "malformed DATABASE_DIRECT_URL", url: db.URL, env: []string{"DATABASE_DIRECT_URL=postgres://%zz"}, wantErr: "worker: invalid DATABASE_DIRECT_URL"},
 		{name: "unreachable DATABASE_DIRECT_URL", url: db.URL, args: []string{"--poll-only"}, env: []string{"DATABASE_DIRECT_URL=postgres://postgres@127.0.0.1:1/x?connect_timeout=2"}, wantErr: "worker: DATABASE_DIRECT_URL unreachable at 127.0.0.1:1/x as user postgres: dial error: dial tcp 127.0.0.1:1: connect: connection refused\n"},
@@ -283,7 +283,7 @@ func TestStartupErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			args := append([]string{"--http-addr", proctest.FreeAddr(t)}, tt.args...) // a later --http-addr wins
+			args := proctest.WithDefaults(tt.args, "--http-addr", proctest.FreeAddr(t))
 			res := proctest.Run(t, append([]string{"DATABASE_URL=" + tt.url}, tt.env...), "worker", args...)
 			require.Equal(t, 1, res.ExitCode, "stdout: %s\nstderr: %s", res.Stdout, res.Stderr)
 			require.Contains(t, res.Stderr, tt.wantErr)

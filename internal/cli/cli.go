@@ -21,6 +21,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
@@ -35,7 +36,9 @@ const DefaultConnectTimeout = 10 * time.Second
 // Connect opens a pool on DATABASE_URL (libpq's PG* variables and defaults
 // when it is unset) and checks that the database answers. Errors say which:
 // "invalid DATABASE_URL: ..." or "database unreachable at HOST:PORT/DB as
-// user U: ..." (the reason once; see [ConnectErrorDetail]).
+// user U: ..." (the reason once; see [ConnectErrorDetail]), or, when the
+// server answered that the database does not exist, `database "DB" does
+// not exist on HOST:PORT` ([MissingDatabase]).
 // When DATABASE_URL is unset they say so and name the database, host, port
 // and user the PG* variables and defaults gave (never the password), and
 // once connected [Execute] adds the same to any error the program ends with
@@ -70,6 +73,12 @@ func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Poo
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		if missing := MissingDatabase(err, cfg.ConnConfig); missing != "" {
+			if unset {
+				return nil, fmt.Errorf("%s (%s)", missing, unsetNote(cfg))
+			}
+			return nil, errors.New(missing)
+		}
 		if unset {
 			return nil, fmt.Errorf("database unreachable (%s): %s", unsetNote(cfg), ConnectErrorDetail(err))
 		}
@@ -145,6 +154,19 @@ func parseErrorMessage(err error) string {
 		}
 	}
 	return err.Error()
+}
+
+// MissingDatabase is, when err (from connecting with cc) is the server's
+// refusal of a database that does not exist (SQLSTATE 3D000), the message
+// that says so, naming the server that answered: `database "app" does not
+// exist on db.internal:5432` (the server was reached: "unreachable" would
+// send one looking for a network problem); "" for any other error.
+func MissingDatabase(err error, cc *pgx.ConnConfig) string {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	if !ok || pe.Code != "3D000" {
+		return ""
+	}
+	return fmt.Sprintf("%s on %s:%d", pe.Message, cc.Host, cc.Port)
 }
 
 // ConnectErrorDetail is the reason a connection attempt failed, on one
@@ -272,19 +294,28 @@ func FlagRef(cmd *cobra.Command, flag string) string {
 	return "--" + flag
 }
 
-// RefuseRepeats makes each named flag of fs refuse a second use on the
-// command line, where pflag's rule for a single-value flag (the last one
-// wins) would silently drop the first: `--file a --file b` fails, through
+// refuseRepeats makes every single-value flag of cmd and of its
+// subcommands refuse a second use on the command line, where pflag's rule
+// (the last one wins) would silently drop the first: `--file a --file b`,
+// `--channels a --channels b` and `--for 20s --for 30s` fail, through
 // [Execute], with "--file given twice: give it once" (the values are not
-// echoed: --args may hold a secret). Call it once the flags are defined;
-// an unknown name panics (a programming error).
-func RefuseRepeats(fs *pflag.FlagSet, names ...string) {
-	for _, name := range names {
-		f := fs.Lookup(name)
-		if f == nil {
-			panic("cli.RefuseRepeats: no flag --" + name)
+// echoed: --args may hold a secret). Repeatable flags (a list value such as
+// dlq list's --kind, pflag.SliceValue) and flags whose value may be left
+// out (booleans such as --json: saying it twice says the same) are left as
+// they are. A flag set from the environment ([BindEnv]) is set once.
+func refuseRepeats(cmd *cobra.Command) {
+	wrap := func(f *pflag.Flag) {
+		if _, list := f.Value.(pflag.SliceValue); list || f.NoOptDefVal != "" {
+			return
 		}
-		f.Value = &onceValue{Value: f.Value, name: name}
+		if _, done := f.Value.(*onceValue); !done {
+			f.Value = &onceValue{Value: f.Value, name: f.Name}
+		}
+	}
+	cmd.Flags().VisitAll(wrap)
+	cmd.PersistentFlags().VisitAll(wrap)
+	for _, sub := range cmd.Commands() {
+		refuseRepeats(sub)
 	}
 }
 
@@ -352,11 +383,14 @@ func RequireSubcommand(cmd *cobra.Command) *cobra.Command {
 }
 
 // Execute runs root and turns any error into one line on stderr,
-// "PROGRAM: message", and exit code 1. Cobra's own usage dump on errors is
+// "PROGRAM: message", and exit code 1. A single-value flag of any of its
+// commands given twice is such an error: "--for given twice: give it once"
+// (see refuseRepeats). Cobra's own usage dump on errors is
 // silenced; --help still prints it.
 func Execute(root *cobra.Command) {
 	root.SilenceUsage = true
 	root.SilenceErrors = true
+	refuseRepeats(root)
 	if err := root.Execute(); err != nil {
 		if rep, ok := errors.AsType[*repeatedFlagError](err); ok {
 			err = rep // "--file given twice: give it once", not "invalid --file ..."

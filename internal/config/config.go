@@ -16,10 +16,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -121,7 +123,10 @@ func load(path string, parse func([]byte) (*Settings, error)) (*Settings, error)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		if pe, ok := errors.AsType[*fs.PathError](err); ok {
+			err = pe.Err // "open PATH: " would name the file twice
+		}
+		return nil, &ReadError{Path: path, Err: err}
 	}
 	if err := checkUTF8(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -131,6 +136,55 @@ func load(path string, parse func([]byte) (*Settings, error)) (*Settings, error)
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
+}
+
+// ReadError is Load's error for a file that cannot be read (missing, a
+// directory, not readable): "PATH: no such file or directory". The
+// programs name the flag or variable that gave the path before it, with
+// [NameSource].
+type ReadError struct {
+	// Path is the file's path as given.
+	Path string
+	// Err is the cause, e.g. fs.ErrNotExist's syscall error.
+	Err error
+}
+
+// Error returns "Path: Err".
+func (e *ReadError) Error() string { return e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// NameSource returns err, from Load or its variants, with ref (the flag
+// or environment variable that gave the file's path: "--config",
+// "REBOUND_CONFIG") before it when the file could not be read: "--config
+// /etc/w.yaml: no such file or directory". Other errors already start
+// with the file's path and are returned as they are; nil stays nil.
+func NameSource(err error, ref string) error {
+	if _, ok := errors.AsType[*ReadError](err); ok {
+		return fmt.Errorf("%s %w", ref, err)
+	}
+	return err
+}
+
+// CheckKinds refuses a kind under retry.kinds that registry, the kinds
+// the program's workers work, does not hold (rebound_notify, the alert
+// deliveries, is configurable there too), naming the file at path as
+// Load's errors do: `worker.yaml: retry.kinds.sync_stock: unknown job kind
+// "sync_stock" (known kinds: ...)`. The worker refuses such a file, and so
+// does a producer (enqueue) given the workers' file, so that the file one
+// accepts the other accepts too.
+func (s *Settings) CheckKinds(path string, registry *jobs.Registry) error {
+	for _, kind := range s.Retry.Kinds() {
+		if _, err := registry.Lookup(kind); err != nil {
+			if uk, ok := errors.AsType[*jobs.UnknownKindError](err); ok {
+				uk.Known = append(uk.Known, notify.Kind)
+				slices.Sort(uk.Known)
+			}
+			return fmt.Errorf("%s: %s.kinds.%s: %w", path, retrypolicy.ConfigKey, kind, err)
+		}
+	}
+	return nil
 }
 
 // LoadWithoutSecrets is Load for a program that checks the file but
@@ -246,7 +300,7 @@ func parse(content []byte, getenv func(string) string, unset string) (*Settings,
 		// Go's type names (yaml.v3's KnownFields would say "field colour
 		// not found in type notify.Channel"): all of them, on one line.
 		if problems := checkNode(doc.Content[0], reflect.TypeFor[File](), "", unset); len(problems) > 0 {
-			return nil, fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
+			return nil, errors.New(strings.Join(problems, "; "))
 		}
 		if err := doc.Content[0].Decode(&f); err != nil {
 			var ce *retrypolicy.ConfigError

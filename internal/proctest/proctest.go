@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -127,13 +128,32 @@ type Process struct {
 	HTTPAddr string
 }
 
+// WithDefaults returns args with each flag of defaults (pairs: "--flag",
+// "value") put before them unless args give that flag themselves
+// ("--flag" or "--flag=..."): the programs refuse a single-value flag
+// given twice, so a test's own value must replace the default, not follow
+// it.
+func WithDefaults(args []string, defaults ...string) []string {
+	var out []string
+	for i := 0; i+1 < len(defaults); i += 2 {
+		flag := defaults[i]
+		given := slices.ContainsFunc(args, func(a string) bool { return a == flag || strings.HasPrefix(a, flag+"=") })
+		if !given {
+			out = append(out, flag, defaults[i+1])
+		}
+	}
+	return append(out, args...)
+}
+
 // StartWorker starts a worker process against databaseURL with a free
 // loopback --http-addr plus args, waits until /readyz answers 200 (at most
 // 30 s), and kills it when the test ends if it is still running.
+// Its --log-format json and --log-level debug are defaults args may
+// replace.
 func StartWorker(t testing.TB, databaseURL string, args ...string) *Process {
 	t.Helper()
 	addr := FreeAddr(t)
-	all := append([]string{"--http-addr", addr, "--log-format", "json", "--log-level", "debug"}, args...)
+	all := WithDefaults(args, "--http-addr", addr, "--log-format", "json", "--log-level", "debug")
 	p := Start(t, []string{"DATABASE_URL=" + databaseURL}, "worker", all...)
 	p.HTTPAddr = addr
 	deadline := time.Now().Add(30 * time.Second)
