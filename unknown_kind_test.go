@@ -49,7 +49,8 @@ func TestUnknownKindWaitsForAPodThatRegistersIt(t *testing.T) {
 			wantState: rivertype.JobStateCancelled, wantAttempt: 1, wantEntries: 2, wantFinal: true, wantDLQ: true,
 			wantErrorHas: riverMsg + "; no pod registered the kind in 24h0m0s"},
 		{name: "its last attempt: dead-lettered", maxAttempts: 1,
-			wantState: rivertype.JobStateCancelled, wantAttempt: 1, wantEntries: 1, wantFinal: true, wantDLQ: true, wantErrorHas: riverMsg},
+			wantState: rivertype.JobStateCancelled, wantAttempt: 1, wantEntries: 1, wantFinal: true, wantDLQ: true,
+			wantErrorHas: riverMsg + "; it was the job's last attempt (max attempts 1), so it is dead-lettered"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -104,12 +104,15 @@ func (r *AttemptRecorder) UnknownKind(job *rivertype.JobRow, err error) UnknownK
 	switch {
 	case !rule.Retry:
 		entry.Final = true
+		entry.Error = storable.Text(err.Error()+"; the kind's rule for unknown_kind does not retry, so it is dead-lettered", MaxErrorBytes)
 	case waited >= UnknownKindFor:
 		entry.Final = true
 		entry.Error = storable.Text(fmt.Sprintf("%s; no pod registered the kind in %s (since %s), so it is dead-lettered",
 			err.Error(), UnknownKindFor, first.Format(time.RFC3339)), MaxErrorBytes)
 	case job.Attempt >= job.MaxAttempts:
 		entry.Final = true
+		entry.Error = storable.Text(fmt.Sprintf("%s; it was the job's last attempt (max attempts %d), so it is dead-lettered",
+			err.Error(), job.MaxAttempts), MaxErrorBytes)
 	}
 	if !entry.Final {
 		d := UnknownKindDelay(n)

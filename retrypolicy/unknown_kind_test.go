@@ -1,6 +1,7 @@
 package retrypolicy_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
@@ -48,6 +49,50 @@ func TestIsUnknownKind(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			require.Equal(t, tt.want, retrypolicy.IsUnknownKind(tt.job, tt.err))
+		})
+	}
+}
+
+// A job dead-lettered for an unknown kind says why in its last history
+// entry: the rule does not retry, a day passed, or it was the last attempt.
+func TestUnknownKindFinalReasons(t *testing.T) {
+	t.Parallel()
+	riverErr := &rivertype.UnknownJobKindError{Kind: "http_request"}
+	msg := riverErr.Error()
+	dayAgo := testNow.Add(-25 * time.Hour)
+	tests := []struct {
+		name        string
+		rules       map[retrypolicy.Class]retrypolicy.Rule
+		earlier     *time.Time
+		attempt     int
+		maxAttempts int
+		wantError   string
+		wantFinal   bool
+	}{
+		{name: "retried", attempt: 1, maxAttempts: 5, wantError: msg},
+		{name: "the rule does not retry", rules: map[retrypolicy.Class]retrypolicy.Rule{retrypolicy.ClassUnknownKind: {Retry: false}},
+			attempt: 1, maxAttempts: 5, wantFinal: true,
+			wantError: msg + "; the kind's rule for unknown_kind does not retry, so it is dead-lettered"},
+		{name: "a day since the first", earlier: &dayAgo, attempt: 1, maxAttempts: 5, wantFinal: true,
+			wantError: msg + "; no pod registered the kind in 24h0m0s (since " + dayAgo.UTC().Format(time.RFC3339) + "), so it is dead-lettered"},
+		{name: "its last attempt", attempt: 3, maxAttempts: 3, wantFinal: true,
+			wantError: msg + "; it was the job's last attempt (max attempts 3), so it is dead-lettered"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := newTestRecorder(t, retrypolicy.Policy{Rules: tt.rules}, nil)
+			job := jobRow(1, tt.attempt, tt.maxAttempts)
+			if tt.earlier != nil {
+				raw, err := json.Marshal(map[string]any{"output": retrypolicy.Output{Attempts: []retrypolicy.Attempt{
+					{Attempt: 1, At: *tt.earlier, Class: retrypolicy.ClassUnknownKind, Error: msg}}}})
+				require.NoError(t, err)
+				job.Metadata = raw
+			}
+			res := rec.UnknownKind(job, riverErr)
+			require.Equal(t, tt.wantFinal, res.Final)
+			require.Equal(t, tt.wantError, res.Entry.Error)
+			require.Equal(t, retrypolicy.ClassUnknownKind, res.Entry.Class)
 		})
 	}
 }
