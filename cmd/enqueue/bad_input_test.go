@@ -173,6 +173,15 @@ func TestBadQueueRefusedBeforeInput(t *testing.T) {
 			`enqueue: invalid --callback-kind "a\tb": want 1 to 200 printable characters of valid UTF-8` + "\n"},
 		{"batch callback kind from REBOUND_CALLBACK_KIND, missing file", []string{"REBOUND_CALLBACK_KIND=" + strings.Repeat("k", 201)}, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", missing},
 			`enqueue: invalid REBOUND_CALLBACK_KIND "` + strings.Repeat("k", 201) + `": want 1 to 200 printable characters of valid UTF-8` + "\n"},
+		// Batch settings from the environment are named by their variable.
+		{"batch size from REBOUND_BATCH_SIZE, missing file", []string{"REBOUND_BATCH_SIZE=0"}, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", missing},
+			"enqueue: invalid REBOUND_BATCH_SIZE 0: must be at least 1\n"},
+		{"batch delay from REBOUND_DELAY_BETWEEN_BATCHES, missing file", []string{"REBOUND_DELAY_BETWEEN_BATCHES=-1s"}, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", missing},
+			"enqueue: invalid REBOUND_DELAY_BETWEEN_BATCHES -1s: must not be negative\n"},
+		{"batch format from REBOUND_FORMAT, bad stdin line", []string{"REBOUND_FORMAT=xml"}, "url\nnot a url\n", []string{"batch", "--kind", "http_request", "--name", "b", "--file", "-"},
+			`enqueue: invalid REBOUND_FORMAT "xml": want auto, ndjson or csv` + "\n"},
+		{"batch format, missing file", nil, "", []string{"batch", "--kind", "http_request", "--name", "b", "--file", missing, "--format", "xml"},
+			`enqueue: invalid --format "xml": want auto, ndjson or csv` + "\n"},
 		// A callback kind that cannot work: no pod of rebound's has its
 		// worker (the completing pod's insert would be refused), or its
 		// worker cannot run on a batch summary (it would be dead-lettered).

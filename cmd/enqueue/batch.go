@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -115,11 +116,13 @@ func (o *batchOptions) check(registry *jobs.Registry) (jobs.Kind, error) {
 	case o.file == "":
 		return jobs.Kind{}, errors.New("give --file PATH (- for standard input)")
 	case o.batchSize < 1:
-		return jobs.Kind{}, fmt.Errorf("invalid --batch-size %d: must be at least 1", o.batchSize)
+		return jobs.Kind{}, fmt.Errorf("invalid %s %d: must be at least 1", o.ref("batch-size"), o.batchSize)
 	case o.delay < 0:
-		return jobs.Kind{}, fmt.Errorf("invalid --delay-between-batches %s: must not be negative", o.delay)
+		return jobs.Kind{}, fmt.Errorf("invalid %s %s: must not be negative", o.ref("delay-between-batches"), o.delay)
+	case !slices.Contains([]string{"", "auto", "ndjson", "csv"}, o.format):
+		return jobs.Kind{}, fmt.Errorf("invalid %s %q: want auto, ndjson or csv", o.ref("format"), o.format)
 	case o.wait && o.waitInterval < 10*time.Millisecond:
-		return jobs.Kind{}, fmt.Errorf("invalid --wait-interval %s: must be at least 10ms", o.waitInterval)
+		return jobs.Kind{}, fmt.Errorf("invalid %s %s: must be at least 10ms", o.ref("wait-interval"), o.waitInterval)
 	}
 	if err := batch.ValidateName(o.name); err != nil {
 		return jobs.Kind{}, fmt.Errorf("invalid --name: %s", strings.TrimPrefix(err.Error(), batch.ErrInvalidBatch.Error()+": "))
