@@ -68,7 +68,7 @@ func TestBadInputWorkerStartup(t *testing.T) {
 		{"log level unknown from the environment", nil, []string{"REBOUND_LOG_LEVEL=loud"}, `worker: invalid REBOUND_LOG_LEVEL "loud": want debug, info, warn or error`},
 		{"ID in invalid UTF-8 from the environment", nil, []string{"REBOUND_ID=pod\xff"}, `worker: invalid REBOUND_ID: "pod\xff" is not valid UTF-8 or holds a control character`},
 		{"ID with a control character", []string{"--id", "pod\x01"}, nil, `worker: invalid --id: "pod\x01" is not valid UTF-8 or holds a control character`},
-		{"HTTP address not an address from the environment", nil, []string{"REBOUND_HTTP_ADDR=nonsense"}, `worker: invalid HTTP address "nonsense"`},
+		{"HTTP address not an address from the environment", nil, []string{"REBOUND_HTTP_ADDR=nonsense"}, `worker: invalid REBOUND_HTTP_ADDR "nonsense": address nonsense: missing port in address (want host:port, e.g. :8080 or 127.0.0.1:8080)`},
 		{"admin token with a control character", nil, []string{"REBOUND_ADMIN_TOKEN=0123456789abcdef\x01"}, "REBOUND_ADMIN_TOKEN contains a control character"},
 		{"an argument", []string{"serve"}, nil, `worker: unknown command "serve" for "worker"`},
 	}

@@ -327,7 +327,7 @@ func stopTracing(logger *slog.Logger, tp *sdktrace.TracerProvider) {
 // refuse in Go terms.
 func checkFlags(o *options, adminToken string) error {
 	if _, _, err := net.SplitHostPort(o.httpAddr); err != nil {
-		return fmt.Errorf("invalid HTTP address %q: %v", o.httpAddr, err)
+		return fmt.Errorf("invalid %s %q: %v (want host:port, e.g. :8080 or 127.0.0.1:8080)", o.ref("http-addr"), o.httpAddr, err)
 	}
 	if err := adminauth.CheckListenAddr(o.httpAddr, adminToken); err != nil {
 		return err

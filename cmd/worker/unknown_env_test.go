@@ -26,7 +26,10 @@ func TestUnknownReboundVariableRefused(t *testing.T) {
 		"REBOUND_FETCH_POLL_INTERVAL, REBOUND_HTTP_ADDR, REBOUND_ID, REBOUND_JOB_TIMEOUT, REBOUND_LOG_FORMAT, REBOUND_LOG_LEVEL, " +
 		"REBOUND_POLL_ONLY, REBOUND_QUEUES, REBOUND_RESCUE_GRACE, REBOUND_RESCUE_STUCK_JOBS_AFTER, REBOUND_SHUTDOWN_TIMEOUT, " +
 		"REBOUND_TRACING, REBOUND_TRUST_FORWARDED_PROTO"
-	const started = `worker: invalid HTTP address "nonsense": address nonsense: missing port in address` + "\n"
+	// The pod got past the environment check: the bad address is what stops it.
+	started := func(ref string) string {
+		return `worker: invalid ` + ref + ` "nonsense": address nonsense: missing port in address (want host:port, e.g. :8080 or 127.0.0.1:8080)` + "\n"
+	}
 
 	tests := []struct {
 		name    string
@@ -41,11 +44,11 @@ func TestUnknownReboundVariableRefused(t *testing.T) {
 			"worker: unknown environment variables REBOUND_SHUTDOWN_TIMOUT (did you mean REBOUND_SHUTDOWN_TIMEOUT?), REBOUND_WROKERS" + list + "\n"},
 		{"a secret no --config names", nil, []string{"REBOUND_SLACK_URL=https://hooks.example.com/x"},
 			"worker: unknown environment variable REBOUND_SLACK_URL" + list + "\n"},
-		{"with --http-addr nonsense: its own", []string{}, []string{"REBOUND_HTTP_ADDR=nonsense", "REBOUND_QUEUES=default=2"}, started},
-		{"with --http-addr nonsense: enqueue's", []string{"--http-addr", "nonsense"}, []string{"REBOUND_MAX_ATTEMPTS=3", "REBOUND_ARGS={}", "REBOUND_QUEUE=mail"}, started},
-		{"with --http-addr nonsense: a secret --config names", []string{"--http-addr", "nonsense", "--config", cfg}, []string{"REBOUND_SLACK_URL=https://hooks.example.com/x"}, started},
+		{"with --http-addr nonsense: its own", []string{}, []string{"REBOUND_HTTP_ADDR=nonsense", "REBOUND_QUEUES=default=2"}, started("REBOUND_HTTP_ADDR")},
+		{"with --http-addr nonsense: enqueue's", []string{"--http-addr", "nonsense"}, []string{"REBOUND_MAX_ATTEMPTS=3", "REBOUND_ARGS={}", "REBOUND_QUEUE=mail"}, started("--http-addr")},
+		{"with --http-addr nonsense: a secret --config names", []string{"--http-addr", "nonsense", "--config", cfg}, []string{"REBOUND_SLACK_URL=https://hooks.example.com/x"}, started("--http-addr")},
 		{"with --http-addr nonsense: Kubernetes' for a Service named rebound", []string{"--http-addr", "nonsense"},
-			[]string{"REBOUND_SERVICE_HOST=10.0.0.1", "REBOUND_SERVICE_PORT=8080", "REBOUND_PORT=tcp://10.0.0.1:8080", "REBOUND_PORT_8080_TCP_ADDR=10.0.0.1"}, started},
+			[]string{"REBOUND_SERVICE_HOST=10.0.0.1", "REBOUND_SERVICE_PORT=8080", "REBOUND_PORT=tcp://10.0.0.1:8080", "REBOUND_PORT_8080_TCP_ADDR=10.0.0.1"}, started("--http-addr")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

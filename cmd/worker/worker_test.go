@@ -275,7 +275,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "rescue before the job timeout", url: db.URL, args: []string{"--rescue-stuck-jobs-after", "15s"}, wantErr: "worker: --rescue-stuck-jobs-after (15s) must be at least --job-timeout plus --rescue-grace (1m0s + 15s = 1m15s)"},
 		{name: "rescue inside the grace", url: db.URL, args: []string{"--job-timeout", "10s", "--rescue-stuck-jobs-after", "20s"}, wantErr: "worker: --rescue-stuck-jobs-after (20s) must be at least --job-timeout plus --rescue-grace (10s + 15s = 25s)"},
 		{name: "negative rescue grace", url: db.URL, args: []string{"--rescue-grace", "-1s"}, wantErr: "worker: invalid --rescue-grace -1s: must not be negative"},
-		{name: "bad HTTP address", url: db.URL, args: []string{"--http-addr", "nonsense"}, wantErr: `worker: invalid HTTP address "nonsense": address nonsense: missing port in address`},
+		{name: "bad HTTP address", url: db.URL, args: []string{"--http-addr", "nonsense"}, wantErr: `worker: invalid --http-addr "nonsense": address nonsense: missing port in address (want host:port, e.g. :8080 or 127.0.0.1:8080)`},
 		{name: "short admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=a"}, wantErr: "worker: REBOUND_ADMIN_TOKEN is too short (1 characters): use at least 16 random characters"},
 		{name: "blank admin token", url: db.URL, env: []string{"REBOUND_ADMIN_TOKEN=  "}, wantErr: "worker: REBOUND_ADMIN_TOKEN has leading or trailing white space"},
 		{name: "address in use", url: db.URL, args: []string{"--http-addr", busy}, wantErr: "worker: listen on " + busy},
