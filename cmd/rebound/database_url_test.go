@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,6 +117,10 @@ func TestMissingDatabaseNamesTheServer(t *testing.T) {
 	server := cc.Host + ":" + strconv.Itoa(int(cc.Port))
 	missing := `database "` + name + `" does not exist on ` + server
 	pg := []string{"PGHOST=" + cc.Host, "PGPORT=" + strconv.Itoa(int(cc.Port)), "PGUSER=" + cc.User, "PGDATABASE=" + name, "PGSSLMODE=disable", "PGPASSWORD=" + cc.Password}
+	u, err := url.Parse(db.URL)
+	require.NoError(t, err)
+	u.User = url.User("rebound_no_such_role")
+	noRoleURL := u.String()
 	note := " (DATABASE_URL is not set: libpq's PG* variables and defaults gave database " + name + " on " + server + " as user " + cc.User + ")"
 
 	tests := []struct {
@@ -130,6 +135,9 @@ func TestMissingDatabaseNamesTheServer(t *testing.T) {
 		{"worker", []string{"DATABASE_URL=" + missingURL}, "worker", []string{"--http-addr", "127.0.0.1:0"}, "worker: " + missing + "\n"},
 		{"worker DATABASE_DIRECT_URL", []string{"DATABASE_URL=" + db.URL, "DATABASE_DIRECT_URL=" + missingURL}, "worker", []string{"--http-addr", "127.0.0.1:0"}, "worker: DATABASE_DIRECT_URL: " + missing + "\n"},
 		{"rebound, PG* variables", pg, "rebound", []string{"health"}, "rebound: " + missing + note + "\n"},
+		// Any other refusal by the server says who refused what.
+		{"rebound, a role that does not exist", []string{"DATABASE_URL=" + noRoleURL}, "rebound", []string{"health"},
+			"rebound: " + server + ` refused user rebound_no_such_role for database ` + cc.Database + `: role "rebound_no_such_role" does not exist (SQLSTATE 28000)` + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

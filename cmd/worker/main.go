@@ -204,7 +204,7 @@ func run(ctx context.Context, o *options) error {
 		}
 		conn, err := pgx.ConnectConfig(ctx, cc)
 		if err != nil {
-			if missing := cli.MissingDatabase(err, cc); missing != "" {
+			if missing := cli.Refused(err, cc); missing != "" {
 				return fmt.Errorf("DATABASE_DIRECT_URL: %s", missing)
 			}
 			return fmt.Errorf("DATABASE_DIRECT_URL unreachable at %s:%d/%s as user %s: %s", cc.Host, cc.Port, cc.Database, cc.User, cli.ConnectErrorDetail(err))

@@ -38,7 +38,8 @@ const DefaultConnectTimeout = 10 * time.Second
 // "invalid DATABASE_URL: ..." or "database unreachable at HOST:PORT/DB as
 // user U: ..." (the reason once; see [ConnectErrorDetail]), or, when the
 // server answered that the database does not exist, `database "DB" does
-// not exist on HOST:PORT` ([MissingDatabase]).
+// not exist on HOST:PORT`, or with another refusal, `HOST:PORT refused
+// user U for database DB: REASON (SQLSTATE CODE)` ([Refused]).
 // When DATABASE_URL is unset they say so and name the database, host, port
 // and user the PG* variables and defaults gave (never the password), and
 // once connected [Execute] adds the same to any error the program ends with
@@ -73,7 +74,7 @@ func Connect(ctx context.Context, configure func(*pgxpool.Config)) (*pgxpool.Poo
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		if missing := MissingDatabase(err, cfg.ConnConfig); missing != "" {
+		if missing := Refused(err, cfg.ConnConfig); missing != "" {
 			if unset {
 				return nil, fmt.Errorf("%s (%s)", missing, unsetNote(cfg))
 			}
@@ -156,17 +157,23 @@ func parseErrorMessage(err error) string {
 	return err.Error()
 }
 
-// MissingDatabase is, when err (from connecting with cc) is the server's
-// refusal of a database that does not exist (SQLSTATE 3D000), the message
-// that says so, naming the server that answered: `database "app" does not
-// exist on db.internal:5432` (the server was reached: "unreachable" would
-// send one looking for a network problem); "" for any other error.
-func MissingDatabase(err error, cc *pgx.ConnConfig) string {
+// Refused is, when err (from connecting with cc) is the server's refusal
+// (it answered with an error: a database or role that does not exist, a
+// failed password, no pg_hba.conf entry), the message that says so, naming
+// the server that answered (the server was reached: "unreachable" would
+// send one looking for a network problem): `database "app" does not exist
+// on db.internal:5432`, or for any other refusal `db.internal:5432 refused
+// user u for database app: role "u" does not exist (SQLSTATE 28000)`; ""
+// for any other error.
+func Refused(err error, cc *pgx.ConnConfig) string {
 	pe, ok := errors.AsType[*pgconn.PgError](err)
-	if !ok || pe.Code != "3D000" {
+	if !ok {
 		return ""
 	}
-	return fmt.Sprintf("%s on %s:%d", pe.Message, cc.Host, cc.Port)
+	if pe.Code == "3D000" {
+		return fmt.Sprintf("%s on %s:%d", pe.Message, cc.Host, cc.Port)
+	}
+	return fmt.Sprintf("%s:%d refused user %s for database %s: %s (SQLSTATE %s)", cc.Host, cc.Port, cc.User, cc.Database, pe.Message, pe.Code)
 }
 
 // ConnectErrorDetail is the reason a connection attempt failed, on one
