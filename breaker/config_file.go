@@ -308,7 +308,7 @@ func ParseFileConfig(data []byte) (FileConfig, error) {
 	if len(strings.TrimSpace(string(data))) > 0 {
 		var node yaml.Node
 		if err := yaml.Unmarshal(data, &node); err != nil {
-			return FileConfig{}, fmt.Errorf("%s: invalid YAML: %w", ConfigKey, err)
+			return FileConfig{}, fmt.Errorf("%s: invalid YAML: %s", ConfigKey, strings.TrimPrefix(err.Error(), "yaml: "))
 		}
 		if err := c.UnmarshalYAML(&node); err != nil {
 			return FileConfig{}, err

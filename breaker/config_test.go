@@ -125,7 +125,7 @@ keys:
 			wantErr: `breaker.keys.api.example.com.failure_ratio: must be in (0, 1], or negative to disable the ratio rule (got 1.5)`},
 		{name: "unknown field", yaml: "defaults:\n  open_timout: 30s\n",
 			wantErr: "breaker.defaults.open_timout: unknown setting (known: failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread, wake_spread, wake_wave; line 2)"},
-		{name: "not YAML", yaml: "defaults: [\n", wantErr: "breaker: invalid YAML: yaml: line 1: did not find expected node content"},
+		{name: "not YAML", yaml: "defaults: [\n", wantErr: "breaker: invalid YAML: line 1: did not find expected node content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,7 +97,7 @@ func (c WeeklyIntelligenceConfig) Validate() error {
 	}
 	u, err := url.Parse(c.BaseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("weekly_intelligence.base_url %q: want an absolute http or https URL without query or fragment", c.BaseURL)
+		return fmt.Errorf("weekly_intelligence.base_url: %q is not an absolute http or https URL without query or fragment", c.BaseURL)
 	}
 	return nil
 }

@@ -106,5 +106,5 @@ func TestParseWeeklyIntelligenceArgs(t *testing.T) {
 	withURL := jobs.WeeklyIntelligenceKind(jobs.WeeklyIntelligenceConfig{BaseURL: "https://Reports.Example.com:8443/api"})
 	require.Equal(t, "reports.example.com:8443", withURL.OperationKey([]byte(`{"user_id": 1, "week": "2026-W49"}`)))
 	require.EqualError(t, jobs.WeeklyIntelligenceConfig{BaseURL: "reports.example.com"}.Validate(),
-		`weekly_intelligence.base_url "reports.example.com": want an absolute http or https URL without query or fragment`)
+		`weekly_intelligence.base_url: "reports.example.com" is not an absolute http or https URL without query or fragment`)
 }

@@ -33,8 +33,8 @@ func TestBadInputWorkerStartup(t *testing.T) {
 		env     []string
 		wantErr string
 	}{
-		{"config truncated", []string{"--config", yaml("truncated", "retry:\n  default: {max_attempts: 5")}, nil, "invalid YAML: yaml: line 1: did not find expected ',' or '}'"},
-		{"config with a tab", []string{"--config", yaml("tab", "retry:\n\tdefault: {}\n")}, nil, "invalid YAML: yaml: line 2: found character that cannot start any token"},
+		{"config truncated", []string{"--config", yaml("truncated", "retry:\n  default: {max_attempts: 5")}, nil, "invalid YAML: line 1: did not find expected ',' or '}'"},
+		{"config with a tab", []string{"--config", yaml("tab", "retry:\n\tdefault: {}\n")}, nil, "invalid YAML: line 2: found character that cannot start any token"},
 		{"config a list", []string{"--config", yaml("list", "[1, 2]\n")}, nil, "the file must be a mapping of settings, not a list (line 1)\n"},
 		{"config channel key unknown", []string{"--config", yaml("colour", "alerts:\n  channels:\n    ops:\n      type: slack\n      colour: red\n")}, nil, "alerts.channels.ops.colour: unknown setting (known: type, url, secret, smtp; line 5)\n"},
 		{"config alert deliveries checked against their own policy", []string{"--config", yaml("notify", "retry:\n  default: {initial_delay: 100ms}\n  kinds:\n    rebound_notify: {max_delay: 1s}\n")}, nil, "retry.kinds.rebound_notify.max_delay: must be >= initial_delay (5s)\n"},
@@ -55,7 +55,7 @@ func TestBadInputWorkerStartup(t *testing.T) {
 		{"config alerts interval negative", []string{"--config", yaml("aint", "alerts:\n  interval: -1m\n")}, nil, "alerts.interval: -1m0s is not between 1s and 1h"},
 		{"config alert channel type", []string{"--config", yaml("atype", "alerts:\n  channels:\n    ops: {type: carrier-pigeon}\n")}, nil, `alerts.channels.ops.type: "carrier-pigeon" is not slack, webhook or email`},
 		{"config alert channel URL", []string{"--config", yaml("aurl", "alerts:\n  channels:\n    ops: {type: webhook, url: \"not a url\"}\n")}, nil, "alerts.channels.ops.url: an http or https URL is required"},
-		{"config weekly intelligence URL", []string{"--config", yaml("weekly", "weekly_intelligence:\n  base_url: \"ftp://x\"\n")}, nil, `weekly_intelligence.base_url "ftp://x": want an absolute http or https URL`},
+		{"config weekly intelligence URL", []string{"--config", yaml("weekly", "weekly_intelligence:\n  base_url: \"ftp://x\"\n")}, nil, `weekly_intelligence.base_url: "ftp://x" is not an absolute http or https URL`},
 		{"config from the environment", nil, []string{"REBOUND_CONFIG=" + yaml("env", "retry:\n  default: {max_attempts: 0}\n")}, "retry.default.max_attempts: must be >= 1 (got 0)"},
 		{"queues workers absurd", []string{"--queues", "default=99999999999999999999"}, nil, `queue "default": workers must be a number from 1 to 10000`},
 		{"queues workers negative", []string{"--queues", "default=-1"}, nil, `queue "default": workers must be a number from 1 to 10000, got "-1"`},

@@ -292,7 +292,7 @@ func parse(content []byte, getenv func(string) string, unset string) (*Settings,
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(content, &doc); err != nil {
-		return nil, fmt.Errorf("invalid YAML: %w", err)
+		return nil, fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
 		// Every key and value is checked against File first, so that each
@@ -339,7 +339,7 @@ func parse(content []byte, getenv func(string) string, unset string) (*Settings,
 	}
 	if l := f.Alerts.Link; l != "" {
 		if u, err := url.Parse(l); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("alerts.link %q: want an absolute http or https URL (it is the link in every notification)", l)
+			return nil, fmt.Errorf("alerts.link: %q is not an absolute http or https URL (it is the link in every notification)", l)
 		}
 	}
 	if err := notify.ValidateChannels(f.Alerts.Channels); err != nil {

@@ -32,9 +32,9 @@ func TestParse(t *testing.T) {
 		{name: "unknown retry key", yaml: "retry:\n  default:\n    max_atempts: 3\n", wantErr: "retry.default.max_atempts: unknown setting (known: max_attempts, initial_delay, max_delay, min_delay, jitter, retry_after_max, rescue_limit, classes; line 3)"},
 		{name: "unknown breaker key", yaml: "breaker:\n  defaults:\n    failure_treshold: 3\n", wantErr: "breaker.defaults.failure_treshold: unknown setting (known: failure_threshold, failure_ratio, minimum_calls, window, open_timeout, open_timeout_multiplier, max_open_timeout, half_open_max_probes, success_threshold, probe_timeout, max_park, park_spread, wake_spread, wake_wave; line 3)"},
 		{name: "max attempts past River's column", yaml: "retry:\n  default:\n    max_attempts: 70000\n", wantErr: "retry.default.max_attempts: must be <= 32767, the most River's max_attempts column holds (got 70000)"},
-		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content"},
+		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: line 1: did not find expected node content"},
 		{name: "weekly_intelligence base URL", yaml: "weekly_intelligence:\n  base_url: https://reports.example.com/api\n"},
-		{name: "relative weekly_intelligence base URL", yaml: "weekly_intelligence:\n  base_url: /api\n", wantErr: `weekly_intelligence.base_url "/api": want an absolute http or https URL without query or fragment`},
+		{name: "relative weekly_intelligence base URL", yaml: "weekly_intelligence:\n  base_url: /api\n", wantErr: `weekly_intelligence.base_url: "/api" is not an absolute http or https URL without query or fragment`},
 		{name: "unknown weekly_intelligence key", yaml: "weekly_intelligence:\n  url: https://x\n", wantErr: "weekly_intelligence.url: unknown setting (known: base_url; line 2)"},
 		{name: "alerts", yaml: "alerts:\n  interval: 15m\n  channels:\n    ops: {type: webhook, url: \"https://hooks.example.com/x\", secret: abc}\n"},
 		{name: "alert interval too short", yaml: "alerts:\n  interval: 100ms\n", wantErr: "alerts.interval: 100ms is not between 1s and 1h"},
@@ -58,8 +58,8 @@ func TestParse(t *testing.T) {
 		{name: "merge key brings known keys", yaml: "alerts:\n  channels:\n    a: &a {type: webhook, url: \"https://hooks.example.com/a\"}\n    b: {<<: *a, url: \"https://hooks.example.com/b\"}\n"},
 		{name: "merge key brings an unknown key", yaml: "alerts:\n  channels:\n    a: &a {type: webhook, url: \"https://hooks.example.com/a\"}\n    b: {<<: {colour: red}, type: slack, url: \"https://hooks.example.com/b\"}\n", wantErr: "alerts.channels.b.colour: unknown setting (known: type, url, secret, smtp; line 4)"},
 		{name: "alerts link", yaml: "alerts:\n  link: https://ops.example.com/api/admin/job-health\n"},
-		{name: "alerts link not a URL", yaml: "alerts:\n  link: not a url\n", wantErr: `alerts.link "not a url": want an absolute http or https URL (it is the link in every notification)`},
-		{name: "alerts link relative", yaml: "alerts:\n  link: /api/admin/job-health\n", wantErr: `alerts.link "/api/admin/job-health": want an absolute http or https URL (it is the link in every notification)`},
+		{name: "alerts link not a URL", yaml: "alerts:\n  link: not a url\n", wantErr: `alerts.link: "not a url" is not an absolute http or https URL (it is the link in every notification)`},
+		{name: "alerts link relative", yaml: "alerts:\n  link: /api/admin/job-health\n", wantErr: `alerts.link: "/api/admin/job-health" is not an absolute http or https URL (it is the link in every notification)`},
 		{name: "bad channel", yaml: "alerts:\n  channels:\n    ops: {type: slack}\n", wantErr: "alerts.channels.ops.url: an http or https URL is required"},
 		{name: "unset secret", yaml: "alerts:\n  channels:\n    ops: {type: slack, url: \"${REBOUND_TEST_UNSET_VARIABLE}\"}\n", wantErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is unset or empty"},
 		{name: "Latin-1", yaml: "retry:\n  default: {max_attempts: 5}\n# caf\xe9\n", wantErr: "not UTF-8 (byte 0xE9 on line 3): the configuration file must be UTF-8"},
@@ -130,8 +130,8 @@ func TestLoadWithoutAlerts(t *testing.T) {
 		{name: "bad retry value", yaml: alerts + "retry:\n  default:\n    max_attempts: 70000\n",
 			wantErr:     "retry.default.max_attempts: must be <= 32767, the most River's max_attempts column holds (got 70000)",
 			wantLoadErr: "alerts.channels.ops.url: environment variable REBOUND_TEST_UNSET_VARIABLE is unset or empty"},
-		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content",
-			wantLoadErr: "invalid YAML: yaml: line 1: did not find expected node content"},
+		{name: "not YAML", yaml: "retry: [\n", wantErr: "invalid YAML: line 1: did not find expected node content",
+			wantLoadErr: "invalid YAML: line 1: did not find expected node content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,7 +260,7 @@ func TestLoadWithoutSecrets(t *testing.T) {
 			wantErr: `alerts.channels: name "Ops": use lower-case letters, digits, '-' and '_' (at most 63 characters, starting with a letter or digit)`},
 		{name: "channel type not valid", yaml: "alerts:\n  channels:\n    ops: {type: sms, url: \"https://x\"}\n", wantErr: `alerts.channels.ops.type: "sms" is not slack, webhook or email`},
 		{name: "unknown top-level key", yaml: "retyr: {}\n", wantErr: "retyr: unknown setting (known: retry, breaker, alerts, weekly_intelligence; line 1)"},
-		{name: "not YAML", yaml: "alerts: [\n", wantErr: "invalid YAML: yaml: line 1: did not find expected node content"},
+		{name: "not YAML", yaml: "alerts: [\n", wantErr: "invalid YAML: line 1: did not find expected node content"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
