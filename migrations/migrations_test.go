@@ -259,6 +259,18 @@ func TestVersionNumbersAreIdentities(t *testing.T) {
 	}
 }
 
+// migrationSQL is the SQL of rebound's migration version.
+func migrationSQL(t *testing.T, version int) string {
+	t.Helper()
+	for _, m := range migrations.All() {
+		if m.Version == version {
+			return m.SQL
+		}
+	}
+	t.Fatalf("no migration %d", version)
+	return ""
+}
+
 // TestBreakerOpenSinceBackfill: migration 015 gives a breaker out of closed
 // its opened_at as open_since (the first open of its outage is not known),
 // leaves a closed one's NULL, and stamps nothing else: updated_at (the
@@ -267,13 +279,7 @@ func TestBreakerOpenSinceBackfill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
-	var sql string
-	for _, m := range migrations.All() {
-		if m.Version == 15 {
-			sql = m.SQL
-		}
-	}
-	require.NotEmpty(t, sql)
+	sql := migrationSQL(t, 15)
 	// The database as 014 left it, with a breaker open for a while and a
 	// closed one.
 	_, err := db.Pool.Exec(ctx, `DROP TRIGGER circuit_breaker_state_open_since ON circuit_breaker_state;
@@ -304,13 +310,7 @@ func TestUnknownKindDeadLetterBackfill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := dbtest.New(t)
-	var sql string
-	for _, m := range migrations.All() {
-		if m.Version == 16 {
-			sql = m.SQL
-		}
-	}
-	require.NotEmpty(t, sql)
+	sql := migrationSQL(t, 16)
 	const (
 		msg   = "job kind is not registered in the client's Workers bundle: other_svc_kind"
 		final = msg + "; no pod registered the kind in 24h0m0s (since 2026-12-01T17:08:51Z), so it is dead-lettered"
